@@ -1,0 +1,77 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Layers, lowest first; a module only imports modules above it in this list.
+//   CCRC32C, CLZ4, CZstd      C: hardware CRC-32C, system liblz4 / libzstd
+//   SamsaRecords              Kafka RecordBatch v2: varints, CRC, codecs, builder, zero-copy view
+//   SamsaTool                 the `samsa` command's subcommands (a library so tests can drive them)
+//   samsa                     the executable
+let strictSwift: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "Samsa",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "SamsaRecords", targets: ["SamsaRecords"]),
+        .executable(name: "samsa", targets: ["samsa"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", exact: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", exact: "1.8.2"),
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", exact: "2.0.1"),
+    ],
+    targets: [
+        .target(name: "CCRC32C"),
+        .systemLibrary(
+            name: "CLZ4",
+            pkgConfig: "liblz4",
+            providers: [.apt(["liblz4-dev"])]
+        ),
+        .systemLibrary(
+            name: "CZstd",
+            pkgConfig: "libzstd",
+            providers: [.apt(["libzstd-dev"])]
+        ),
+        .target(
+            name: "SamsaRecords",
+            dependencies: [
+                "CCRC32C", "CLZ4", "CZstd",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .target(
+            name: "SamsaTool",
+            dependencies: [
+                "SamsaRecords",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .executableTarget(
+            name: "samsa",
+            dependencies: ["SamsaTool"],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "SamsaRecordsTests",
+            dependencies: [
+                "SamsaRecords", "CCRC32C",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            exclude: ["Golden"],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "SamsaToolTests",
+            dependencies: ["SamsaTool", "SamsaRecords", "samsa"],
+            swiftSettings: strictSwift
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,79 @@
+import Glibc
+
+/// Buffers stdout lines and writes them in large chunks (dumping a 1 GiB segment prints millions).
+struct LineWriter {
+    private var pending: [UInt8] = []
+
+    mutating func line(_ text: String) {
+        pending.append(contentsOf: text.utf8)
+        pending.append(UInt8(ascii: "\n"))
+        if pending.count >= 1 << 16 { flush() }
+    }
+
+    mutating func flush() {
+        pending.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = write(STDOUT_FILENO, raw.baseAddress! + offset, raw.count - offset)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    return  // stdout closed (e.g. piped into head): nothing more to say
+                }
+                offset += n
+            }
+        }
+        pending.removeAll(keepingCapacity: true)
+    }
+}
+
+func standardError(_ text: String) {
+    var line = text
+    line += "\n"
+    _ = line.withUTF8 { write(STDERR_FILENO, $0.baseAddress, $0.count) }
+}
+
+/// A JSON object rendered on one line, fields in the order given.
+struct JSONLine {
+    indirect enum Value {
+        case string(String), int(Int64), double(Double), bool(Bool), null
+        case array([Value])
+        case object([(String, Value)])
+    }
+
+    let fields: [(String, Value)]
+
+    init(_ fields: [(String, Value)]) { self.fields = fields }
+
+    var rendered: String { Self.render(.object(fields)) }
+
+    static func render(_ value: Value) -> String {
+        switch value {
+        case .string(let text): return quote(text)
+        case .int(let number): return String(number)
+        case .double(let number): return number.isFinite ? String(number) : "null"
+        case .bool(let flag): return flag ? "true" : "false"
+        case .null: return "null"
+        case .array(let items): return "[" + items.map(render).joined(separator: ",") + "]"
+        case .object(let members):
+            return "{" + members.map { quote($0.0) + ":" + render($0.1) }.joined(separator: ",") + "}"
+        }
+    }
+
+    static func quote(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20:
+                let digits = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - digits.count) + digits
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+}

@@ -1,0 +1,3 @@
+import SamsaTool
+
+SamsaCommand.main()
