@@ -46,7 +46,7 @@ public struct RecordBatch: Sendable, Hashable {
                 "batch of \(size) bytes is longer than the \(bytes.readableBytes) bytes available")
         }
         self.buffer = bytes.getSlice(at: bytes.readerIndex, length: size)!
-        try validateHeader()
+        // The CRC first: a damaged byte anywhere in the covered range is corruption, whatever field it hit.
         let stored = crc
         let computed = computeChecksum()
         guard stored == computed else {
@@ -54,6 +54,7 @@ public struct RecordBatch: Sendable, Hashable {
                 .checksumMismatch, at: Layout.crcOffset,
                 "stored CRC-32C \(hex(stored)) but the batch's bytes give \(hex(computed))")
         }
+        try validateHeader()
     }
 
     /// The total size of the batch that starts `bytes`, from its length field and magic, or `nil` when
