@@ -16,6 +16,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "SamsaRecords", targets: ["SamsaRecords"]),
+        .library(name: "SamsaTool", targets: ["SamsaTool"]),
         .executable(name: "samsa", targets: ["samsa"]),
     ],
     dependencies: [

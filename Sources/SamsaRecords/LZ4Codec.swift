@@ -12,10 +12,13 @@ enum LZ4Codec {
         },
         destroy: { _ = LZ4F_freeDecompressionContext($0) })
 
-    /// Independent 64 KiB blocks and no content checksum: the frame Kafka's own Java writer produces and
-    /// every Kafka client reads. The batch's CRC-32C already covers the compressed bytes.
-    private static func preferences(level: Int32) -> LZ4F_preferences_t {
+    /// Independent 64 KiB blocks and no content checksum, as Kafka's own Java writer produces; every
+    /// Kafka client reads them (the batch's CRC-32C already covers the compressed bytes). The frame
+    /// declares its content size (Kafka's reader skips it, LZ4F readers use it) so a reader can
+    /// decompress into an exactly sized buffer.
+    private static func preferences(level: Int32, contentSize: Int) -> LZ4F_preferences_t {
         var preferences = LZ4F_preferences_t()
+        preferences.frameInfo.contentSize = UInt64(contentSize)
         preferences.frameInfo.blockSizeID = LZ4F_max64KB
         preferences.frameInfo.blockMode = LZ4F_blockIndependent
         preferences.frameInfo.contentChecksumFlag = LZ4F_noContentChecksum
@@ -26,7 +29,7 @@ enum LZ4Codec {
     static func compress(_ input: UnsafeRawBufferPointer, level: Int32, into output: inout ByteBuffer)
         throws(RecordBatchError)
     {
-        var preferences = preferences(level: level)
+        var preferences = preferences(level: level, contentSize: input.count)
         let bound = LZ4F_compressFrameBound(input.count, &preferences)
         let written = output.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { destination in
             LZ4F_compressFrame(destination.baseAddress, destination.count, input.baseAddress, input.count, &preferences)

@@ -23,6 +23,11 @@ struct FuzzTests {
         } catch {
             #expect(!error.message.isEmpty)
         }
+        do {
+            try RecordBatch(validating: ByteBuffer(bytes: bytes), limits: Self.limits).forEachRecord(limits: Self.limits) { _ in }
+        } catch {
+            #expect(error is RecordBatchError)
+        }
     }
 
     @Test("random bytes")

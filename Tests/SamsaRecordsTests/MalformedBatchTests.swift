@@ -53,6 +53,16 @@ struct MalformedBatchTests {
             error = caught
         }
         #expect(error?.code == code, "got \(String(describing: error))", sourceLocation: sourceLocation)
+        // The in-place visitor applies the same checks.
+        var visitorError: RecordBatchError?
+        do {
+            try RecordBatch(validating: ByteBuffer(bytes: bytes), limits: limits).forEachRecord(limits: limits) { _ in }
+        } catch let caught as RecordBatchError {
+            visitorError = caught
+        } catch {
+            Issue.record("unexpected error type \(error)")
+        }
+        #expect(visitorError?.code == code, "visitor got \(String(describing: visitorError))", sourceLocation: sourceLocation)
     }
 
     @Test func wellFormedRawBatchDecodes() throws {

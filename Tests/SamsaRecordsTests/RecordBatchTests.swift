@@ -20,6 +20,32 @@ struct RecordBatchTests {
         #expect(decoded.map(\.offset) == (0..<Int64(records.count)).map { 500 + $0 })
     }
 
+    @Test("the in-place visitor sees what the iterator returns", arguments: CompressionCodec.supported)
+    func visitorMatchesIterator(codec: CompressionCodec) throws {
+        let batch = try makeBatch(sampleRecords(), compression: codec, baseOffset: 9)
+        var seen: [Record] = []
+        try batch.forEachRecord { view in
+            seen.append(Record(
+                offset: view.offset, timestamp: view.timestamp, key: view.key.map { ByteBuffer(bytes: $0) },
+                value: view.value.map { ByteBuffer(bytes: $0) }, headers: view.headers))
+        }
+        #expect(seen == (try batch.decodeRecords()))
+    }
+
+    @Test("an error thrown by the visitor's body ends the walk")
+    func visitorBodyError() throws {
+        struct Stop: Error {}
+        let batch = try makeBatch(sampleRecords(count: 10))
+        var visited = 0
+        #expect(throws: Stop.self) {
+            try batch.forEachRecord { _ in
+                visited += 1
+                if visited == 3 { throw Stop() }
+            }
+        }
+        #expect(visited == 3)
+    }
+
     @Test("header fields follow the records", arguments: CompressionCodec.supported)
     func headerFields(codec: CompressionCodec) throws {
         let records = sampleRecords(count: 10)

@@ -1,0 +1,33 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Benchmarks for Samsa, on ordo-one/package-benchmark. Run from this directory:
+//   swift package --allow-writing-to-directory .benchmarkBaselines/ benchmark
+// Each figure is printed next to a baseline measured in the same run (a direct C-library call, a plain
+// syscall loop); CLZ4Direct/CZstdDirect give the baselines their own, unwrapped view of the libraries.
+let package = Package(
+    name: "SamsaBenchmarks",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(name: "Samsa", path: ".."),
+        .package(url: "https://github.com/apple/swift-nio.git", exact: "2.101.3"),
+        .package(url: "https://github.com/ordo-one/benchmark.git", exact: "1.38.1", traits: ["MallocInterposer"]),
+    ],
+    targets: [
+        .systemLibrary(name: "CLZ4Direct", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
+        .systemLibrary(name: "CZstdDirect", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .executableTarget(
+            name: "RecordsBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "SamsaRecords", package: "Samsa"),
+                .product(name: "SamsaTool", package: "Samsa"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                "CLZ4Direct", "CZstdDirect",
+            ],
+            path: "Benchmarks/RecordsBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)
