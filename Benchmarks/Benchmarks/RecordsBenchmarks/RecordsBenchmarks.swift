@@ -91,28 +91,26 @@ func codecBenchmarks() {
 
         for codec in [CompressionCodec.lz4, .zstd] {
             let baseline = CodecBaseline(codec: codec, input: section)
-            Benchmark("\(codec) compress \(label) Samsa", configuration: rateConfiguration(Rate.megabytesPerSecond)) { benchmark in
+            Benchmark("\(codec) compress \(label): Samsa vs C library", configuration: Paired.configuration) { benchmark in
                 var output = ByteBuffer()
                 try section.withUnsafeBytes { raw in
-                    try measureRate(benchmark, Rate.megabytesPerSecond, unitsPerRun: megabytes) {
+                    try measurePaired(benchmark, megabytes: megabytes) {
                         output.clear()
                         try RecordCompression.compress(raw, codec: codec, into: &output)
+                    } baseline: {
+                        blackHole(baseline.compress())
                     }
                 }
-            }
-            Benchmark("\(codec) compress \(label) C direct", configuration: rateConfiguration(Rate.megabytesPerSecond)) { benchmark in
-                measureRate(benchmark, Rate.megabytesPerSecond, unitsPerRun: megabytes) { blackHole(baseline.compress()) }
             }
             let compressed = baseline.compressed
-            Benchmark("\(codec) decompress \(label) Samsa", configuration: rateConfiguration(Rate.megabytesPerSecond)) { benchmark in
+            Benchmark("\(codec) decompress \(label): Samsa vs C library", configuration: Paired.configuration) { benchmark in
                 try compressed.withUnsafeBytes { raw in
-                    try measureRate(benchmark, Rate.megabytesPerSecond, unitsPerRun: megabytes) {
+                    try measurePaired(benchmark, megabytes: megabytes) {
                         blackHole(try RecordCompression.decompress(raw, codec: codec, limit: 64 << 20))
+                    } baseline: {
+                        blackHole(baseline.decompress())
                     }
                 }
-            }
-            Benchmark("\(codec) decompress \(label) C direct", configuration: rateConfiguration(Rate.megabytesPerSecond)) { benchmark in
-                measureRate(benchmark, Rate.megabytesPerSecond, unitsPerRun: megabytes) { blackHole(baseline.decompress()) }
             }
         }
     }

@@ -1,0 +1,42 @@
+# Sourced by scripts/test.sh and scripts/run.sh: makes sure this machine has what Samsa builds and
+# tests with. As root it installs what is missing; otherwise it names the packages and stops.
+#   require_debian_packages PKG...   Debian packages (apt-get)
+#   require_python_packages          a virtualenv in .build-python with the interop tests' packages
+set -euo pipefail
+
+require_debian_packages() {
+    local missing=()
+    for package in "$@"; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -eq 0 ]; then
+        echo "setup: installing Debian packages: ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+        echo "setup: missing Debian packages: ${missing[*]}" >&2
+        echo "setup: install them with: sudo apt-get install -y ${missing[*]}" >&2
+        exit 1
+    fi
+}
+
+# kafka-python is the independent reference implementation the interop tests compare against.
+PYTHON_PACKAGES=(kafka-python==3.0.12 lz4==4.4.5 zstandard==0.25.0)
+
+require_python_packages() {
+    command -v python3 >/dev/null || require_debian_packages python3 python3-venv
+    local venv=.build-python
+    if ! "$venv/bin/python" -c "import kafka, lz4.frame, zstandard" 2>/dev/null; then
+        echo "setup: creating $venv with ${PYTHON_PACKAGES[*]}"
+        python3 -m venv "$venv" || { require_debian_packages python3-venv && python3 -m venv "$venv"; }
+        "$venv/bin/python" -m pip install -q "${PYTHON_PACKAGES[@]}"
+    fi
+    export SAMSA_PYTHON="$PWD/$venv/bin/python"
+}
+
+require_swift() {
+    command -v swift >/dev/null || { echo "setup: Swift 6.1 or later is required (swift not on PATH)" >&2; exit 1; }
+}
+
+SAMSA_DEBIAN_PACKAGES=(pkg-config liblz4-dev libzstd-dev)
