@@ -23,4 +23,16 @@ if grep -qE "^$PWD/(Sources|Tests)/.*warning:" "$log"; then
     exit 1
 fi
 
-swift test --skip-build "$@"
+# Every test is Swift Testing; skipping XCTest's empty pass keeps the real summary last.
+results=$(mktemp)
+trap 'rm -f "$log" "$results"' EXIT
+status=0
+swift test --skip-build --disable-xctest "$@" 2>&1 | tee "$results" || status=$?
+total=$(grep -oE "Test run with [0-9]+ tests?" "$results" | grep -oE "[0-9]+" | tail -n 1)
+failed=$(grep -cE "^✘ Test [^r].* failed" "$results" || true)
+if [ -z "$total" ]; then
+    echo "test.sh: swift test printed no summary" >&2
+    exit 1
+fi
+echo "swift-testing: $((total - failed)) passed, $failed failed"
+exit "$status"

@@ -114,17 +114,11 @@ struct KafkaPythonInteropTests {
         var expected: [BatchDescription] = []
         var offset: Int64 = 77
         for (index, records) in [sampleRecords(count: 60), sampleRecords(count: 1), sampleRecords(count: 25)].enumerated() {
-            var builder = RecordBatchBuilder(compression: codec)
-            builder.producerId = 1000 + Int64(index)
-            builder.producerEpoch = 2
-            builder.baseSequence = Int32(index * 100)
-            for record in records {
-                builder.append(
-                    timestamp: record.timestamp, key: record.key, value: record.value,
-                    headers: record.headers.map { RecordHeader(key: $0.key, value: $0.value) })
+            var batch = try makeBatch(records, compression: codec, baseOffset: offset) { builder in
+                builder.producerId = 1000 + Int64(index)
+                builder.producerEpoch = 2
+                builder.baseSequence = Int32(index * 100)
             }
-            var batch = try builder.build()
-            batch.setBaseOffset(offset)
             batch.setPartitionLeaderEpoch(Int32(index + 3))
             offset = batch.nextOffset
             file.writeImmutableBuffer(batch.buffer)

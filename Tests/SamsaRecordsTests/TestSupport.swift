@@ -30,11 +30,13 @@ struct TestHeader: Hashable, Sendable {
     var value: [UInt8]?
 }
 
-/// Builds one batch from test records.
+/// Builds one batch from test records; `configure` sets producer fields before the records go in.
 func makeBatch(
-    _ records: [TestRecord], compression: CompressionCodec = .none, baseOffset: Int64 = 0
+    _ records: [TestRecord], compression: CompressionCodec = .none, baseOffset: Int64 = 0,
+    configure: (inout RecordBatchBuilder) -> Void = { _ in }
 ) throws -> RecordBatch {
     var builder = RecordBatchBuilder(compression: compression)
+    configure(&builder)
     for record in records {
         builder.append(
             timestamp: record.timestamp, key: record.key, value: record.value,
