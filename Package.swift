@@ -4,6 +4,7 @@ import PackageDescription
 // Layers, lowest first; a module only imports modules above it in this list.
 //   CCRC32C, CLZ4, CZstd      C: hardware CRC-32C, system liblz4 / libzstd
 //   SamsaRecords              Kafka RecordBatch v2: varints, CRC, codecs, builder, zero-copy view
+//   SamsaStorage              segments, mmap'd indexes, the partition log, flushing, recovery
 //   SamsaTool                 the `samsa` command's subcommands (a library so tests can drive them)
 //   samsa                     the executable
 let strictSwift: [SwiftSetting] = [
@@ -16,6 +17,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "SamsaRecords", targets: ["SamsaRecords"]),
+        .library(name: "SamsaStorage", targets: ["SamsaStorage"]),
         .library(name: "SamsaTool", targets: ["SamsaTool"]),
         .executable(name: "samsa", targets: ["samsa"]),
     ],
@@ -45,6 +47,14 @@ let package = Package(
             swiftSettings: strictSwift
         ),
         .target(
+            name: "SamsaStorage",
+            dependencies: [
+                "SamsaRecords",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .target(
             name: "SamsaTool",
             dependencies: [
                 "SamsaRecords",
@@ -66,6 +76,14 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             exclude: ["Golden"],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "SamsaStorageTests",
+            dependencies: [
+                "SamsaStorage", "SamsaRecords",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: strictSwift
         ),
         .testTarget(

@@ -1,0 +1,113 @@
+import Glibc
+import Synchronization
+
+/// How one kind of index lays out its fixed-size entries.
+protocol IndexEntryLayout {
+    /// Bytes per entry.
+    static var entrySize: Int { get }
+    /// True when the slot at `index` was never written: a zero-filled, preallocated slot. (No valid
+    /// entry is all zeros: each layout rules that out.)
+    static func isUnwritten(_ region: MappedRegion, at index: Int) -> Bool
+}
+
+/// A file of fixed-size index entries, memory mapped: the shared machinery of `OffsetIndex` and
+/// `TimeIndex` (Kafka's `AbstractIndex`).
+///
+/// An index that is written to is preallocated to `maxSize` and mapped whole; its entry count is found
+/// by binary search for the first unwritten slot, so a zero-filled tail is never read as entries.
+/// `trim()` cuts the file to its entries (on roll and clean close). Indexes are not checksummed: after
+/// a crash they are sanity-checked and rebuilt from their segment, never trusted.
+///
+/// One writer; any number of readers, who see entries up to the count published after each append.
+final class IndexFile<Layout: IndexEntryLayout>: @unchecked Sendable {
+    // @unchecked: `region` is replaced only by `trim`/`close`, which callers run with no reader or writer
+    // active (the segment owns that guarantee); entries are published through the atomic count.
+    let path: String
+    private let files: any FileSystem
+    private var region: MappedRegion?
+    private let published = Atomic<Int>(0)
+    private(set) var capacity: Int
+
+    var entryCount: Int { published.load(ordering: .acquiring) }
+    var isFull: Bool { entryCount >= capacity }
+    var sizeInBytes: Int { entryCount * Layout.entrySize }
+
+    /// Opens or creates the index at `path`. `maxSize` bytes are preallocated when `writable`, so
+    /// appends never grow the file.
+    init(path: String, maxSize: Int, writable: Bool, files: any FileSystem) throws(StorageError) {
+        self.path = path
+        self.files = files
+        let fd = try files.open(path, flags: O_RDWR | O_CREAT | O_CLOEXEC, mode: 0o644)
+        defer { files.close(fd) }
+        let existing = try files.fileSize(fd, path: path)
+        var length = existing - existing % Layout.entrySize
+        if writable {
+            let preallocated = max(maxSize - maxSize % Layout.entrySize, Layout.entrySize)
+            if existing < preallocated {
+                try files.ftruncate(fd, to: preallocated, path: path)
+                length = preallocated
+            }
+        }
+        capacity = length / Layout.entrySize
+        region = length > 0 ? try MappedRegion(fd: fd, length: length, path: path) : nil
+        published.store(Self.countWrittenEntries(region, capacity: capacity), ordering: .releasing)
+    }
+
+    /// Entries are written front to back, so unwritten slots form a suffix: binary search for its start.
+    private static func countWrittenEntries(_ region: MappedRegion?, capacity: Int) -> Int {
+        guard let region, capacity > 0 else { return 0 }
+        var low = 0, high = capacity
+        while low < high {
+            let middle = (low + high) / 2
+            if Layout.isUnwritten(region, at: middle) { high = middle } else { low = middle + 1 }
+        }
+        return low
+    }
+
+    /// The mapped entries for a layout to read; nil when the index has none.
+    func withRegion<R>(_ body: (MappedRegion, Int) -> R) -> R? {
+        guard let region else { return nil }
+        return body(region, entryCount)
+    }
+
+    /// Writes the next entry with `write` and publishes it to readers.
+    func append(_ write: (MappedRegion, Int) -> Void) throws(StorageError) {
+        let count = entryCount
+        guard count < capacity, let region else {
+            throw StorageError(.indexFull, path: path, "index holds \(capacity) entries")
+        }
+        write(region, count * Layout.entrySize)
+        published.store(count + 1, ordering: .releasing)
+    }
+
+    /// Forgets entries from `count` on (used by truncation and after a failed sanity check).
+    func truncate(toEntries count: Int) {
+        precondition(count >= 0 && count <= entryCount)
+        guard let region else { return }
+        // Zero the dropped slots so a reopened, untrimmed file does not count them again.
+        region.zero(at: count * Layout.entrySize, count: (entryCount - count) * Layout.entrySize)
+        published.store(count, ordering: .releasing)
+    }
+
+    /// Flushes the mapped entries to disk.
+    func sync() throws(StorageError) {
+        try region?.sync()
+    }
+
+    /// Cuts the file to its entries and unmaps it; the index is read-only afterwards.
+    func trim() throws(StorageError) {
+        try sync()
+        let size = sizeInBytes
+        region = nil
+        let fd = try files.open(path, flags: O_RDWR | O_CLOEXEC, mode: 0)
+        defer { files.close(fd) }
+        try files.ftruncate(fd, to: size, path: path)
+        capacity = size / Layout.entrySize
+        region = size > 0 ? try MappedRegion(fd: fd, length: size, path: path) : nil
+    }
+
+    /// Unmaps the index.
+    func close() {
+        region = nil
+    }
+}
