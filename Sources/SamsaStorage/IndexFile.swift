@@ -94,9 +94,9 @@ final class IndexFile<Layout: IndexEntryLayout>: @unchecked Sendable {
         try region?.sync()
     }
 
-    /// Cuts the file to its entries and unmaps it; the index is read-only afterwards.
+    /// Cuts the file to its entries and remaps it; the index is read-only afterwards. No sync: mapped
+    /// writes are already in the page cache, and an index is rebuilt if a crash loses them.
     func trim() throws(StorageError) {
-        try sync()
         let size = sizeInBytes
         region = nil
         let fd = try files.open(path, flags: O_RDWR | O_CLOEXEC, mode: 0)

@@ -1,0 +1,336 @@
+import Glibc
+import NIOCore
+public import SamsaRecords
+import Synchronization
+
+/// Settings of a segment's files.
+public struct SegmentConfiguration: Sendable, Hashable {
+    /// Bytes of log between two index entries (Kafka's `index.interval.bytes`).
+    public var indexIntervalBytes: Int
+    /// Size each index file is preallocated to while its segment is active.
+    public var maxIndexSize: Int
+    /// Bounds on batches read back from disk.
+    public var limits: RecordBatchLimits
+
+    public init(indexIntervalBytes: Int = 4096, maxIndexSize: Int = 10 << 20, limits: RecordBatchLimits = .default) {
+        self.indexIntervalBytes = indexIntervalBytes
+        self.maxIndexSize = maxIndexSize
+        self.limits = limits
+    }
+}
+
+/// One segment of a partition log: `<base>.log` (record batches back to back), its sparse offset index
+/// and its time index.
+///
+/// Threads: one writer (the partition log serialises appends, truncation, recovery and sealing);
+/// readers may call `read` concurrently and see batches up to the published size only.
+/// Crash behaviour: the `.log` file is the truth. `recover()` validates every batch, truncates at the
+/// first invalid byte and rebuilds both indexes.
+final class Segment: @unchecked Sendable {
+    // @unchecked: writer-only state (`bytesSinceIndexEntry`, `maxTimestamp`, `sealed`) is touched only by
+    // the single writer; what readers need is published through atomics.
+    let baseOffset: Int64
+    let directory: String
+    let offsetIndex: OffsetIndex
+    let timeIndex: TimeIndex
+    let configuration: SegmentConfiguration
+    private let files: any FileSystem
+    private let fd: Int32
+    private let publishedSize = Atomic<Int>(0)
+    private let publishedNextOffset: Atomic<Int64>
+    private var bytesSinceIndexEntry = 0
+    private(set) var maxTimestamp: Int64 = -1
+    private(set) var sealed = false
+
+    var logPath: String { SegmentFiles.log(directory, baseOffset) }
+    /// Bytes of valid batches in the `.log` file.
+    var size: Int { publishedSize.load(ordering: .acquiring) }
+    /// The offset after the last batch of this segment (the base offset when empty).
+    var nextOffset: Int64 { publishedNextOffset.load(ordering: .acquiring) }
+
+    /// Opens the segment's files, creating them if absent. The end is found from the indexes and the
+    /// last index interval of the log (`loadEnd`), or by `recover()` when the caller does not trust it.
+    init(directory: String, baseOffset: Int64, configuration: SegmentConfiguration, writable: Bool, files: any FileSystem)
+        throws(StorageError)
+    {
+        self.baseOffset = baseOffset
+        self.directory = directory
+        self.configuration = configuration
+        self.files = files
+        let logPath = SegmentFiles.log(directory, baseOffset)
+        fd = try files.open(logPath, flags: (writable ? O_RDWR | O_CREAT : O_RDONLY) | O_CLOEXEC, mode: 0o644)
+        do throws(StorageError) {
+            offsetIndex = try OffsetIndex(
+                path: SegmentFiles.index(directory, baseOffset), baseOffset: baseOffset,
+                maxSize: configuration.maxIndexSize, writable: writable, files: files)
+            timeIndex = try TimeIndex(
+                path: SegmentFiles.timeIndex(directory, baseOffset), baseOffset: baseOffset,
+                maxSize: configuration.maxIndexSize, writable: writable, files: files)
+            publishedSize.store(try files.fileSize(fd, path: logPath), ordering: .releasing)
+        } catch {
+            files.close(fd)
+            throw error
+        }
+        publishedNextOffset = Atomic(baseOffset)
+        sealed = !writable
+    }
+
+    deinit {
+        files.close(fd)
+    }
+
+    // MARK: - Appending
+
+    /// Appends a batch whose base offset the log has assigned. Adds index entries every
+    /// `indexIntervalBytes`. Does not sync.
+    func append(_ batch: RecordBatch) throws(StorageError) {
+        precondition(!sealed, "append to a sealed segment")
+        guard batch.baseOffset >= nextOffset else {
+            throw StorageError(.invalidArgument, path: logPath, "batch at offset \(batch.baseOffset) is before the segment's end \(nextOffset)")
+        }
+        let position = size
+        try batch.buffer.withUnsafeReadableBytes { raw in
+            Result { () throws(StorageError) in try files.pwrite(fd, raw, at: position, path: logPath) }
+        }.get()
+        try noteAppended(batch, at: position)
+    }
+
+    /// Index bookkeeping for a batch now at `position`, then publishes the new end to readers.
+    private func noteAppended(_ batch: RecordBatch, at position: Int) throws(StorageError) {
+        if batch.maxTimestamp > maxTimestamp { maxTimestamp = batch.maxTimestamp }
+        if bytesSinceIndexEntry >= configuration.indexIntervalBytes && !offsetIndex.isFull && !timeIndex.isFull {
+            try offsetIndex.append(offset: batch.baseOffset, position: position)
+            // Every record up to this batch's last offset has a timestamp ≤ maxTimestamp.
+            try timeIndex.appendIfLarger(timestamp: maxTimestamp, offset: batch.lastOffset)
+            bytesSinceIndexEntry = 0
+        }
+        bytesSinceIndexEntry += batch.sizeInBytes
+        publishedNextOffset.store(batch.nextOffset, ordering: .releasing)
+        publishedSize.store(position + batch.sizeInBytes, ordering: .releasing)
+    }
+
+    /// True when an index has no room for another entry: the log should roll.
+    var indexIsFull: Bool { offsetIndex.isFull || timeIndex.isFull }
+
+    // MARK: - Reading
+
+    /// Whole batches starting with the one that holds `offset`, up to `maxBytes` (at least one batch,
+    /// however large) and never past `endPosition`. Nil when no batch at or after `offset` is there.
+    func read(from offset: Int64, maxBytes: Int, endPosition: Int? = nil) throws(StorageError) -> ByteBuffer? {
+        let end = min(endPosition ?? size, size)
+        guard let start = try position(of: offset, end: end) else { return nil }
+        // Take whole batches while they fit.
+        var length = 0
+        var position = start
+        while position < end {
+            guard let header = try readHeader(at: position, end: end) else { break }
+            if length > 0 && length + header.size > maxBytes { break }
+            length += header.size
+            position += header.size
+            if length >= maxBytes { break }
+        }
+        guard length > 0 else { return nil }
+        return try readBytes(at: start, count: length)
+    }
+
+    /// The file position of the batch holding `offset` (or the first after it), scanning at most one
+    /// index interval of batch headers from the index's hint.
+    func position(of offset: Int64, end: Int? = nil) throws(StorageError) -> Int? {
+        let end = min(end ?? size, size)
+        var position = offset > baseOffset ? offsetIndex.lookup(offset).position : 0
+        while position < end {
+            guard let header = try readHeader(at: position, end: end) else { return nil }
+            if header.lastOffset >= offset { return position }
+            position += header.size
+        }
+        return nil
+    }
+
+    /// What the first bytes of a batch say about it.
+    struct BatchHeader {
+        var baseOffset: Int64
+        var lastOffset: Int64
+        var size: Int
+        var maxTimestamp: Int64
+    }
+
+    private func readHeader(at position: Int, end: Int) throws(StorageError) -> BatchHeader? {
+        guard position + RecordBatchLayout.headerLength <= end else { return nil }
+        let bytes = try readBytes(at: position, count: RecordBatchLayout.headerLength)
+        let start = bytes.readerIndex
+        let baseOffset = bytes.getInteger(at: start + RecordBatchLayout.baseOffsetOffset, as: Int64.self)!
+        let length = Int(bytes.getInteger(at: start + RecordBatchLayout.batchLengthOffset, as: Int32.self)!)
+        let lastDelta = bytes.getInteger(at: start + RecordBatchLayout.lastOffsetDeltaOffset, as: Int32.self)!
+        let maxTimestamp = bytes.getInteger(at: start + RecordBatchLayout.maxTimestampOffset, as: Int64.self)!
+        let size = length + RecordBatchLayout.lengthPrefixLength
+        guard length >= RecordBatchLayout.minimumBatchLength, position + size <= end else {
+            throw StorageError(.corrupt, path: logPath, "batch header at position \(position) claims \(size) bytes")
+        }
+        return BatchHeader(baseOffset: baseOffset, lastOffset: baseOffset + Int64(lastDelta), size: size, maxTimestamp: maxTimestamp)
+    }
+
+    func readBytes(at position: Int, count: Int) throws(StorageError) -> ByteBuffer {
+        var buffer = ByteBufferAllocator().buffer(capacity: count)
+        var result: Result<Int, StorageError> = .success(0)
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { raw in
+            result = Result { () throws(StorageError) in
+                try files.pread(fd, into: UnsafeMutableRawBufferPointer(rebasing: raw[..<count]), at: position, path: logPath)
+            }
+            return (try? result.get()) ?? 0
+        }
+        let read = try result.get()
+        guard read == count else {
+            throw StorageError(.corrupt, path: logPath, "read \(read) of \(count) bytes at position \(position): file is shorter")
+        }
+        return buffer
+    }
+
+    // MARK: - Recovery, end of log, truncation
+
+    /// What a recovery scan did.
+    struct RecoveryResult: Equatable {
+        var validBytes: Int
+        var truncatedBytes: Int
+        var batches: Int
+    }
+
+    /// Validates every batch from the start (length, magic, CRC-32C, codec, offsets increasing from
+    /// `expectedBaseOffset`), truncates the file at the first invalid byte and rebuilds both indexes.
+    func recover(expectedBaseOffset: Int64? = nil) throws(StorageError) -> RecoveryResult {
+        offsetIndex.reset()
+        timeIndex.reset()
+        bytesSinceIndexEntry = 0
+        maxTimestamp = -1
+        publishedNextOffset.store(baseOffset, ordering: .releasing)
+        let fileSize = try files.fileSize(fd, path: logPath)
+        publishedSize.store(0, ordering: .releasing)
+        var scanner = BatchScanner(segment: self, fileSize: fileSize)
+        var batches = 0
+        var nextOffset = expectedBaseOffset ?? baseOffset
+        while let (batch, position) = try scanner.next() {
+            guard batch.baseOffset >= nextOffset, batch.lastOffset >= batch.baseOffset else { break }
+            try noteAppended(batch, at: position)
+            nextOffset = batch.nextOffset
+            batches += 1
+        }
+        let valid = size
+        if valid < fileSize {
+            try files.ftruncate(fd, to: valid, path: logPath)
+        }
+        return RecoveryResult(validBytes: valid, truncatedBytes: fileSize - valid, batches: batches)
+    }
+
+    /// After a clean shutdown: trusts the log's size, checks the indexes, and finds the end offset and
+    /// largest timestamp from the last index entry forward. Throws `.corrupt` when an index fails its
+    /// sanity check or the tail is not whole batches; the caller then runs `recover()`.
+    func loadEnd() throws(StorageError) {
+        let end = size
+        try offsetIndex.sanityCheck(segmentSize: end)
+        var position = offsetIndex.entryCount > 0 ? offsetIndex.entry(offsetIndex.entryCount - 1).position : 0
+        var next = baseOffset
+        var maxTimestamp = timeIndex.lastEntry?.timestamp ?? -1
+        bytesSinceIndexEntry = 0
+        while position < end {
+            guard let header = try readHeader(at: position, end: end) else {
+                throw StorageError(.corrupt, path: logPath, "the log ends inside a batch at position \(position)")
+            }
+            next = header.lastOffset + 1
+            maxTimestamp = max(maxTimestamp, header.maxTimestamp)
+            position += header.size
+            bytesSinceIndexEntry += header.size
+        }
+        try timeIndex.sanityCheck(nextOffset: next)
+        self.maxTimestamp = maxTimestamp
+        publishedNextOffset.store(next, ordering: .releasing)
+    }
+
+    /// Removes the batch holding `offset` and everything after it; returns the segment's new end offset.
+    @discardableResult
+    func truncate(from offset: Int64) throws(StorageError) -> Int64 {
+        guard let position = try position(of: offset), let removed = try readHeader(at: position, end: size) else {
+            return nextOffset
+        }
+        try files.ftruncate(fd, to: position, path: logPath)
+        // Index entries for the removed batches go too, from the first removed batch's base offset.
+        offsetIndex.truncate(from: removed.baseOffset)
+        timeIndex.truncate(from: removed.baseOffset)
+        publishedSize.store(position, ordering: .releasing)
+        // Re-derive the end and the index bookkeeping from what is left.
+        try loadEnd()
+        return nextOffset
+    }
+
+    // MARK: - Durability and lifecycle
+
+    /// fdatasync of the `.log` file. Indexes are not synced: recovery rebuilds them.
+    func flush() throws(StorageError) {
+        try files.fdatasync(fd, path: logPath)
+    }
+
+    /// The segment stops taking appends: indexes are cut to their entries.
+    func seal() throws(StorageError) {
+        guard !sealed else { return }
+        try offsetIndex.trim()
+        try timeIndex.trim()
+        sealed = true
+    }
+
+    /// Renames the segment's files to `.deleted`, so readers holding it keep their open file while the
+    /// names disappear from the directory. Returns the new paths, for deletion later.
+    func markDeleted() throws(StorageError) -> [String] {
+        var renamed: [String] = []
+        for path in [logPath, offsetIndex.path, timeIndex.path] where files.fileExists(path) {
+            try files.rename(path, to: path + SegmentFiles.deletedSuffix)
+            renamed.append(path + SegmentFiles.deletedSuffix)
+        }
+        offsetIndex.close()
+        timeIndex.close()
+        return renamed
+    }
+}
+
+/// Reads a segment front to back in large windows and yields each valid batch; stops at the first
+/// byte that does not start a valid batch (torn write, garbage, corruption).
+struct BatchScanner {
+    private let segment: Segment
+    private let fileSize: Int
+    private var window = ByteBuffer()
+    private var windowStart = 0
+    private var position = 0
+    private static let windowSize = 1 << 20
+
+    init(segment: Segment, fileSize: Int) {
+        self.segment = segment
+        self.fileSize = fileSize
+    }
+
+    mutating func next() throws(StorageError) -> (RecordBatch, position: Int)? {
+        guard position < fileSize else { return nil }
+        if try !ensureWindow(holds: RecordBatchLayout.sizeProbeLength) { return nil }
+        let size: Int
+        do {
+            guard let probed = try RecordBatch.size(ofBatchAtStartOf: view(), limits: segment.configuration.limits) else { return nil }
+            size = probed
+        } catch {
+            return nil
+        }
+        guard position + size <= fileSize, try ensureWindow(holds: size) else { return nil }
+        guard let batch = try? RecordBatch(validating: view(), limits: segment.configuration.limits) else { return nil }
+        defer { position += size }
+        return (batch, position)
+    }
+
+    private func view() -> ByteBuffer {
+        window.getSlice(at: window.readerIndex + position - windowStart, length: windowStart + window.readableBytes - position)!
+    }
+
+    /// Makes sure `count` bytes from `position` are in the window; false when the file ends first.
+    private mutating func ensureWindow(holds count: Int) throws(StorageError) -> Bool {
+        if position >= windowStart && position + count <= windowStart + window.readableBytes { return true }
+        let length = min(max(count, Self.windowSize), fileSize - position)
+        guard length >= count else { return false }
+        window = try segment.readBytes(at: position, count: length)
+        windowStart = position
+        return true
+    }
+}

@@ -1,0 +1,26 @@
+/// Names of a segment's files: the base offset as 20 zero-padded digits, as Kafka names them.
+enum SegmentFiles {
+    static let logSuffix = ".log"
+    static let indexSuffix = ".index"
+    static let timeIndexSuffix = ".timeindex"
+    static let deletedSuffix = ".deleted"
+
+    static func name(_ baseOffset: Int64) -> String {
+        let digits = String(baseOffset)
+        return String(repeating: "0", count: max(0, 20 - digits.count)) + digits
+    }
+
+    static func log(_ directory: String, _ baseOffset: Int64) -> String { "\(directory)/\(name(baseOffset))\(logSuffix)" }
+    static func index(_ directory: String, _ baseOffset: Int64) -> String { "\(directory)/\(name(baseOffset))\(indexSuffix)" }
+    static func timeIndex(_ directory: String, _ baseOffset: Int64) -> String {
+        "\(directory)/\(name(baseOffset))\(timeIndexSuffix)"
+    }
+
+    /// The base offset a `.log` file name stands for, or nil for any other name.
+    static func baseOffset(ofLogFile name: String) -> Int64? {
+        guard name.hasSuffix(logSuffix) else { return nil }
+        let stem = name.dropLast(logSuffix.count)
+        guard stem.count == 20, stem.allSatisfy(\.isASCII), stem.allSatisfy(\.isNumber) else { return nil }
+        return Int64(stem)
+    }
+}
