@@ -29,7 +29,7 @@ package final class FaultInjectingFileSystem: FileSystem {
         var faults: [Fault] = []
         var pathOfDescriptor: [Int32: String] = [:]
         var pending: [String: [Undo]] = [:]
-        var trackWrites = true
+        var syncCalls = 0
     }
 
     private let base: any FileSystem
@@ -43,6 +43,9 @@ package final class FaultInjectingFileSystem: FileSystem {
     package func inject(_ operation: Operation, errno: Int32, pathContains: String = "", times: Int = 1) {
         state.withLock { $0.faults.append(Fault(operation: operation, errno: errno, pathContains: pathContains, remaining: times)) }
     }
+
+    /// fsync and fdatasync calls that reached the disk.
+    package var syncCalls: Int { state.withLock { $0.syncCalls } }
 
     package func clearFaults() {
         state.withLock { $0.faults.removeAll() }
@@ -145,13 +148,19 @@ package final class FaultInjectingFileSystem: FileSystem {
     package func fdatasync(_ fd: Int32, path: String) throws(StorageError) {
         try check(.fdatasync, path)
         try base.fdatasync(fd, path: path)
-        state.withLock { _ = $0.pending.removeValue(forKey: path) }
+        state.withLock {
+            $0.syncCalls += 1
+            _ = $0.pending.removeValue(forKey: path)
+        }
     }
 
     package func fsync(_ fd: Int32, path: String) throws(StorageError) {
         try check(.fsync, path)
         try base.fsync(fd, path: path)
-        state.withLock { _ = $0.pending.removeValue(forKey: path) }
+        state.withLock {
+            $0.syncCalls += 1
+            _ = $0.pending.removeValue(forKey: path)
+        }
     }
 
     package func ftruncate(_ fd: Int32, to size: Int, path: String) throws(StorageError) {

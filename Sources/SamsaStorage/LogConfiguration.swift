@@ -1,0 +1,48 @@
+/// When appended bytes are forced to disk; see README "Durability guarantees".
+public enum FlushPolicy: Sendable, Hashable, CustomStringConvertible {
+    /// `append` returns once an fdatasync that started after its write has returned; concurrent
+    /// appenders share fdatasync calls (group commit). Survives power loss.
+    case everyAppend
+    /// A background flush every `milliseconds`; `append` returns once the bytes are in the file.
+    /// Survives a process crash; a power loss may take the last interval.
+    case interval(milliseconds: Int)
+    /// A background flush after every `count` records; otherwise as `.interval`.
+    case messages(count: Int)
+    /// Never flushed by Samsa (the OS writes back when it likes); survives a process crash only.
+    case never
+
+    public var description: String {
+        switch self {
+        case .everyAppend: "every-append"
+        case .interval(let ms): "interval:\(ms)"
+        case .messages(let count): "messages:\(count)"
+        case .never: "never"
+        }
+    }
+}
+
+/// A partition log's settings (Kafka's topic-level names in the comments).
+public struct LogConfiguration: Sendable, Hashable {
+    /// Roll to a new segment past this many bytes (`segment.bytes`).
+    public var segmentBytes: Int
+    /// Roll a segment this old, in milliseconds, on the next append (`segment.ms`); nil never.
+    public var segmentMilliseconds: Int64?
+    public var flushPolicy: FlushPolicy
+    /// Delete the oldest segments while the log is larger than this (`retention.bytes`); nil keeps all.
+    public var retentionBytes: Int64?
+    /// Delete segments whose newest record is older than this (`retention.ms`); nil keeps all.
+    public var retentionMilliseconds: Int64?
+    public var segment: SegmentConfiguration
+
+    public init(
+        segmentBytes: Int = 1 << 30, segmentMilliseconds: Int64? = nil, flushPolicy: FlushPolicy = .everyAppend,
+        retentionBytes: Int64? = nil, retentionMilliseconds: Int64? = nil, segment: SegmentConfiguration = SegmentConfiguration()
+    ) {
+        self.segmentBytes = segmentBytes
+        self.segmentMilliseconds = segmentMilliseconds
+        self.flushPolicy = flushPolicy
+        self.retentionBytes = retentionBytes
+        self.retentionMilliseconds = retentionMilliseconds
+        self.segment = segment
+    }
+}

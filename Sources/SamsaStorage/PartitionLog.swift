@@ -1,0 +1,346 @@
+import Dispatch
+import Glibc
+public import NIOCore
+public import SamsaRecords
+import Synchronization
+
+/// Where an appended batch landed.
+public struct AppendResult: Sendable, Hashable {
+    public var baseOffset: Int64
+    public var lastOffset: Int64
+    public var nextOffset: Int64 { lastOffset + 1 }
+}
+
+/// How far a reader may see.
+public enum ReadLimit: Sendable, Hashable {
+    /// Everything written to the file (the log end offset).
+    case logEnd
+    /// Only what a completed fsync covers (the recovery point).
+    case flushed
+    /// Only up to the high watermark (replicated logs).
+    case highWatermark
+}
+
+/// The log of one partition: segments in offset order, the last one active.
+///
+/// Three positions are published atomically to readers, as Redpanda names them: written (the log end
+/// offset), flushed (covered by a completed fdatasync: the recovery point) and the high watermark.
+/// One writer at a time (appends are serialised by a lock held only for the write itself); any number
+/// of readers, who never block the writer and never see bytes past the position they asked for.
+/// Crash behaviour: see `open` and DESIGN.md §4; nothing the flush policy acknowledged is lost.
+public final class PartitionLog: Sendable {
+    struct State {
+        var segments: [Segment]
+        var logStartOffset: Int64
+        var activeCreated: ContinuousClock.Instant
+        var recordsSinceFlush = 0
+        var closed = false
+        var pendingDeletion: [String] = []
+    }
+
+    public let directory: String
+    public let configuration: LogConfiguration
+    let files: any FileSystem
+    let state: Mutex<State>
+    private let publishedEnd: Atomic<Int64>
+    private let publishedFlushed: Atomic<Int64>
+    private let publishedHighWatermark: Atomic<Int64>
+    private let publishedStart: Atomic<Int64>
+    private let groupCommit: GroupCommit
+    private let intervalTimer: Mutex<(any DispatchSourceTimer)?>
+
+    /// The offset the next appended record gets (Kafka's log end offset).
+    public var logEndOffset: Int64 { publishedEnd.load(ordering: .acquiring) }
+    /// Every offset below this is on disk (the recovery point).
+    public var flushedOffset: Int64 { publishedFlushed.load(ordering: .acquiring) }
+    /// The first offset still retained.
+    public var logStartOffset: Int64 { publishedStart.load(ordering: .acquiring) }
+    /// Offsets below this are replicated (readers with `.highWatermark` see only these).
+    public var highWatermark: Int64 { publishedHighWatermark.load(ordering: .acquiring) }
+
+    init(directory: String, configuration: LogConfiguration, files: any FileSystem, segments: [Segment], logStartOffset: Int64, flushed: Int64) {
+        self.directory = directory
+        self.configuration = configuration
+        self.files = files
+        let end = segments.last!.nextOffset
+        state = Mutex(State(segments: segments, logStartOffset: logStartOffset, activeCreated: .now))
+        publishedEnd = Atomic(end)
+        publishedFlushed = Atomic(min(flushed, end))
+        publishedHighWatermark = Atomic(end)
+        publishedStart = Atomic(logStartOffset)
+        intervalTimer = Mutex(nil)
+        let box = WeakLog()
+        groupCommit = GroupCommit(label: directory, durableEnd: min(flushed, end)) { () throws(StorageError) -> Int64 in
+            guard let log = box.log else { return 0 }
+            return try log.syncWritten()
+        }
+        box.log = self
+        startIntervalFlushes()
+    }
+
+    deinit {
+        intervalTimer.withLock { $0?.cancel() }
+    }
+
+    // MARK: - Appending
+
+    /// Appends a batch: assigns its offsets from the log end, stamps `leaderEpoch` if given, writes it,
+    /// and returns when the flush policy is satisfied (for `.everyAppend`, once an fdatasync that began
+    /// after the write has returned).
+    @discardableResult
+    public func append(_ batch: RecordBatch, leaderEpoch: Int32? = nil) async throws -> AppendResult {
+        let result = try appendWithoutWaiting(batch, leaderEpoch: leaderEpoch)
+        if configuration.flushPolicy == .everyAppend {
+            try await groupCommit.waitUntilDurable(result.nextOffset)
+        }
+        return result
+    }
+
+    /// Writes a batch and returns without waiting for any flush.
+    public func appendWithoutWaiting(_ batch: RecordBatch, leaderEpoch: Int32? = nil) throws(StorageError) -> AppendResult {
+        if let failure = groupCommit.failure {
+            throw StorageError(.closed, path: directory, errno: failure.errno, "the log refuses writes after a failed sync: \(failure.message)")
+        }
+        var batch = batch
+        let (result, flushNow) = try state.withLock { state throws(StorageError) -> (AppendResult, Bool) in
+            guard !state.closed else { throw StorageError(.closed, path: directory, "the log is closed") }
+            let base = publishedEnd.load(ordering: .relaxed)
+            batch.setBaseOffset(base)
+            if let leaderEpoch { batch.setPartitionLeaderEpoch(leaderEpoch) }
+            try rollIfNeeded(&state, adding: batch.sizeInBytes)
+            try state.segments[state.segments.count - 1].append(batch)
+            publishedEnd.store(batch.nextOffset, ordering: .releasing)
+            if case .messages(let count) = configuration.flushPolicy {
+                state.recordsSinceFlush += Int(batch.recordCount)
+                if state.recordsSinceFlush >= count {
+                    state.recordsSinceFlush = 0
+                    return (AppendResult(baseOffset: base, lastOffset: batch.lastOffset), true)
+                }
+            }
+            return (AppendResult(baseOffset: base, lastOffset: batch.lastOffset), false)
+        }
+        if flushNow { groupCommit.flushSoon() }
+        return result
+    }
+
+    private func rollIfNeeded(_ state: inout State, adding bytes: Int) throws(StorageError) {
+        let active = state.segments[state.segments.count - 1]
+        guard active.size > 0 else { return }
+        let tooBig = active.size + bytes > configuration.segmentBytes
+        let tooOld = configuration.segmentMilliseconds.map { state.activeCreated.duration(to: .now) >= .milliseconds($0) } ?? false
+        if tooBig || tooOld || active.indexIsFull {
+            try roll(&state)
+        }
+    }
+
+    /// Seals the active segment and starts a new one at the log end. No fsync here: the old segment's
+    /// unflushed bytes are synced by the next flush, which covers every segment past the flushed offset.
+    private func roll(_ state: inout State) throws(StorageError) {
+        let end = publishedEnd.load(ordering: .relaxed)
+        try state.segments[state.segments.count - 1].seal()
+        let segment = try Segment(directory: directory, baseOffset: end, configuration: configuration.segment, writable: true, files: files)
+        state.segments.append(segment)
+        state.activeCreated = .now
+    }
+
+    /// Starts a new segment now (if the active one holds anything).
+    public func roll() throws(StorageError) {
+        try state.withLock { state throws(StorageError) in
+            guard state.segments[state.segments.count - 1].size > 0 else { return }
+            try roll(&state)
+        }
+    }
+
+    // MARK: - Flushing
+
+    /// Syncs every segment holding bytes past the flushed offset; returns the log end it covers.
+    private func syncWritten() throws(StorageError) -> Int64 {
+        let flushed = publishedFlushed.load(ordering: .acquiring)
+        let (end, unflushed) = state.withLock { state in
+            (publishedEnd.load(ordering: .acquiring), state.segments.filter { $0.nextOffset > flushed })
+        }
+        for segment in unflushed { try segment.flush() }
+        var current = publishedFlushed.load(ordering: .relaxed)
+        while current < end {
+            let (exchanged, original) = publishedFlushed.compareExchange(expected: current, desired: end, ordering: .acquiringAndReleasing)
+            if exchanged { break }
+            current = original
+        }
+        return end
+    }
+
+    /// Flushes everything written so far and waits for it.
+    public func flush() throws(StorageError) {
+        try groupCommit.flushNow()
+    }
+
+    private func startIntervalFlushes() {
+        guard case .interval(let milliseconds) = configuration.flushPolicy, milliseconds > 0 else { return }
+        let box = WeakLog()
+        box.log = self
+        intervalTimer.withLock { slot in
+            let timer = DispatchSource.makeTimerSource(queue: DispatchQueue.global(qos: .utility))
+            timer.schedule(deadline: .now() + .milliseconds(milliseconds), repeating: .milliseconds(milliseconds))
+            timer.setEventHandler {
+                guard let log = box.log, log.flushedOffset < log.logEndOffset else { return }
+                log.groupCommit.flushSoon()
+            }
+            timer.resume()
+            slot = timer
+        }
+    }
+
+    // MARK: - Reading
+
+    /// Whole batches from the one holding `offset`, up to `maxBytes` (at least one batch when any is
+    /// visible), never past `limit`. Nil when nothing is visible at `offset` yet.
+    public func read(from offset: Int64, maxBytes: Int, limit: ReadLimit = .logEnd) throws(StorageError) -> ByteBuffer? {
+        let visibleEnd = switch limit {
+        case .logEnd: logEndOffset
+        case .flushed: flushedOffset
+        case .highWatermark: highWatermark
+        }
+        let (segments, start) = state.withLock { ($0.segments, $0.logStartOffset) }
+        guard offset >= start, offset <= logEndOffset else {
+            throw StorageError(.offsetOutOfRange, path: directory, "offset \(offset) is outside \(start)..<\(logEndOffset)")
+        }
+        guard offset < visibleEnd else { return nil }
+        var index = Self.segmentIndex(holding: offset, in: segments)
+        while index < segments.count {
+            if var bytes = try segments[index].read(from: offset, maxBytes: maxBytes) {
+                Self.dropBatches(from: visibleEnd, in: &bytes)
+                return bytes.readableBytes > 0 ? bytes : nil
+            }
+            index += 1
+        }
+        return nil
+    }
+
+    /// The last segment whose base offset is at most `offset` (binary search).
+    static func segmentIndex(holding offset: Int64, in segments: [Segment]) -> Int {
+        var low = 0, high = segments.count - 1, found = 0
+        while low <= high {
+            let middle = (low + high) / 2
+            if segments[middle].baseOffset <= offset {
+                found = middle
+                low = middle + 1
+            } else {
+                high = middle - 1
+            }
+        }
+        return found
+    }
+
+    /// Cuts whole batches at and after `end` from the bytes read.
+    private static func dropBatches(from end: Int64, in bytes: inout ByteBuffer) {
+        var position = bytes.readerIndex
+        while position + RecordBatchLayout.headerLength <= bytes.writerIndex {
+            let base = bytes.getInteger(at: position + RecordBatchLayout.baseOffsetOffset, as: Int64.self)!
+            let length = Int(bytes.getInteger(at: position + RecordBatchLayout.batchLengthOffset, as: Int32.self)!)
+            if base >= end { break }
+            position += length + RecordBatchLayout.lengthPrefixLength
+        }
+        bytes.moveWriterIndex(to: min(position, bytes.writerIndex))
+    }
+
+    /// The first offset whose record has a timestamp at or after `timestamp`, or nil if none has.
+    public func offset(forTimestamp timestamp: Int64) throws -> Int64? {
+        let segments = state.withLock { $0.segments }
+        for segment in segments where segment.maxTimestamp >= timestamp {
+            let scanFrom = max(segment.timeIndex.lookup(timestamp), logStartOffset)
+            var offset = scanFrom
+            while let bytes = try segment.read(from: offset, maxBytes: 1 << 20) {
+                var remaining = bytes
+                while remaining.readableBytes > 0 {
+                    let batch = try RecordBatch(validating: remaining, limits: configuration.segment.limits)
+                    remaining.moveReaderIndex(forwardBy: batch.sizeInBytes)
+                    offset = batch.nextOffset
+                    guard batch.maxTimestamp >= timestamp else { continue }
+                    var found: Int64?
+                    try batch.forEachRecord(limits: configuration.segment.limits) { record in
+                        if found == nil && record.offset >= scanFrom && record.timestamp >= timestamp { found = record.offset }
+                    }
+                    if let found { return found }
+                }
+            }
+        }
+        return nil
+    }
+
+    // MARK: - High watermark, truncation, closing
+
+    func publishLogStart(_ offset: Int64) {
+        publishedStart.store(offset, ordering: .releasing)
+    }
+
+    /// Sets the high watermark (replication); it never passes the log end.
+    public func updateHighWatermark(_ offset: Int64) {
+        publishedHighWatermark.store(min(offset, logEndOffset), ordering: .releasing)
+    }
+
+    /// Removes every record at and after `offset` (replication truncates a follower to its leader's
+    /// epoch boundary). Whole batches go; the log end becomes the start of the batch holding `offset`.
+    public func truncate(to offset: Int64) throws(StorageError) {
+        try state.withLock { state throws(StorageError) in
+            guard offset < publishedEnd.load(ordering: .relaxed) else { return }
+            guard offset >= state.logStartOffset else {
+                throw StorageError(.offsetOutOfRange, path: directory, "cannot truncate to \(offset), before the log start \(state.logStartOffset)")
+            }
+            while state.segments.count > 1 && state.segments[state.segments.count - 1].baseOffset >= offset {
+                let removed = state.segments.removeLast()
+                state.pendingDeletion += try removed.markDeleted()
+            }
+            let active = state.segments[state.segments.count - 1]
+            if active.sealed {
+                // It becomes active again: reopen it writable, with preallocated indexes.
+                state.segments[state.segments.count - 1] = try Segment(
+                    directory: directory, baseOffset: active.baseOffset, configuration: configuration.segment, writable: true, files: files)
+                try state.segments[state.segments.count - 1].loadEnd()
+            }
+            let end = try state.segments[state.segments.count - 1].truncate(from: offset)
+            publishedEnd.store(end, ordering: .releasing)
+            if publishedFlushed.load(ordering: .relaxed) > end { publishedFlushed.store(end, ordering: .releasing) }
+            if publishedHighWatermark.load(ordering: .relaxed) > end { publishedHighWatermark.store(end, ordering: .releasing) }
+        }
+        deletePendingFiles()
+    }
+
+    /// Flushes, trims the active segment's indexes and refuses further appends.
+    public func close() throws(StorageError) {
+        intervalTimer.withLock { $0?.cancel() }
+        let alreadyClosed = state.withLock { state -> Bool in
+            defer { state.closed = true }
+            return state.closed
+        }
+        guard !alreadyClosed else { return }
+        if groupCommit.failure == nil { try flush() }
+        try state.withLock { state throws(StorageError) in try state.segments[state.segments.count - 1].seal() }
+        deletePendingFiles()
+    }
+
+    func deletePendingFiles() {
+        let paths = state.withLock { state -> [String] in
+            defer { state.pendingDeletion.removeAll() }
+            return state.pendingDeletion
+        }
+        guard !paths.isEmpty else { return }
+        // Unlinked off the caller's path; readers holding a segment keep its open file until done.
+        let files = self.files
+        DispatchQueue.global(qos: .utility).async {
+            for path in paths { try? files.unlink(path) }
+        }
+    }
+
+    /// Number of segments (for tests and tools).
+    public var segmentCount: Int { state.withLock { $0.segments.count } }
+    /// Base offsets of the segments, oldest first.
+    public var segmentBaseOffsets: [Int64] { state.withLock { $0.segments.map(\.baseOffset) } }
+    /// Bytes of all segments.
+    public var sizeInBytes: Int { state.withLock { $0.segments.reduce(0) { $0 + $1.size } } }
+}
+
+/// Lets the flusher call back into its log without keeping it alive.
+final class WeakLog: @unchecked Sendable {
+    // @unchecked: set once, in the log's initialiser, before the flusher can run.
+    weak var log: PartitionLog?
+}
