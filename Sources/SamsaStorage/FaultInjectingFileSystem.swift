@@ -200,6 +200,10 @@ package final class FaultInjectingFileSystem: FileSystem {
         try base.makeDirectory(path)
     }
 
+    package func removeDirectory(_ path: String) throws(StorageError) {
+        try base.removeDirectory(path)
+    }
+
     package func listDirectory(_ path: String) throws(StorageError) -> [String] {
         try base.listDirectory(path)
     }

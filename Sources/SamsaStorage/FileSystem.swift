@@ -17,6 +17,7 @@ public protocol FileSystem: Sendable {
     func rename(_ from: String, to: String) throws(StorageError)
     func unlink(_ path: String) throws(StorageError)
     func makeDirectory(_ path: String) throws(StorageError)
+    func removeDirectory(_ path: String) throws(StorageError)
     /// Names in a directory, without "." and "..".
     func listDirectory(_ path: String) throws(StorageError) -> [String]
     func fileExists(_ path: String) -> Bool
@@ -148,6 +149,10 @@ public struct PosixFileSystem: FileSystem {
 
     public func makeDirectory(_ path: String) throws(StorageError) {
         if mkdir(path, 0o755) != 0 && errno != EEXIST { throw fail("mkdir", path) }
+    }
+
+    public func removeDirectory(_ path: String) throws(StorageError) {
+        if rmdir(path) != 0 && errno != ENOENT { throw fail("rmdir", path) }
     }
 
     public func listDirectory(_ path: String) throws(StorageError) -> [String] {

@@ -1,0 +1,75 @@
+import Foundation
+@testable import SamsaStorage
+import Testing
+
+@Suite("Log manager")
+struct LogManagerTests {
+    let orders = TopicPartition(topic: "orders", partition: 0)
+    let events = TopicPartition(topic: "click-events", partition: 3)
+
+    @Test("close writes checkpoints and the clean-shutdown marker; a clean open scans nothing")
+    func cleanCycle() async throws {
+        let dir = try TemporaryDirectory()
+        do {
+            let (manager, report) = try LogManager.open(directory: dir.path, configuration: smallLogConfiguration())
+            #expect(!report.cleanShutdown)
+            for partition in [orders, events] {
+                let log = try manager.createLog(partition)
+                for _ in 0..<30 { try await log.append(try testBatch(offset: 0)) }
+            }
+            try manager.close()
+        }
+        #expect(FileManager.default.fileExists(atPath: dir.file(".clean-shutdown")))
+        let checkpoint = try String(contentsOfFile: dir.file("recovery-point-offset-checkpoint"), encoding: .utf8)
+        #expect(checkpoint == "0\n2\nclick-events 3 150\norders 0 150\n")
+
+        let (manager, report) = try LogManager.open(directory: dir.path, configuration: smallLogConfiguration())
+        #expect(report.cleanShutdown)
+        #expect(report.partitions.values.allSatisfy { $0.segmentsScanned == 0 })
+        #expect(manager.partitions == [events, orders])
+        #expect(manager.log(orders)?.logEndOffset == 150)
+        // The marker is gone while the directory is open: a crash now is unclean.
+        #expect(!FileManager.default.fileExists(atPath: dir.file(".clean-shutdown")))
+    }
+
+    @Test("without a clean close, open scans from each partition's recovery point")
+    func uncleanOpen() async throws {
+        let dir = try TemporaryDirectory()
+        do {
+            let (manager, _) = try LogManager.open(directory: dir.path, configuration: smallLogConfiguration())
+            let log = try manager.createLog(orders)
+            for _ in 0..<30 { try await log.append(try testBatch(offset: 0)) }
+            try log.flush()
+            try manager.checkpoint()
+            for _ in 0..<5 { try await log.append(try testBatch(offset: 0)) }
+            // No close: as if the process died here.
+        }
+        let (manager, report) = try LogManager.open(directory: dir.path, configuration: smallLogConfiguration())
+        #expect(!report.cleanShutdown)
+        let scanned = try #require(report.partitions[orders]).segmentsScanned
+        #expect(scanned >= 1 && scanned <= 2, "scans the segment holding the recovery point and later ones only")
+        #expect(manager.log(orders)?.logEndOffset == 175)
+        #expect(try readAll(try #require(manager.log(orders))) == Array(0..<175))
+    }
+
+    @Test("invalid names are refused; a deleted log's directory is gone")
+    func namesAndDeletion() throws {
+        let dir = try TemporaryDirectory()
+        let (manager, _) = try LogManager.open(directory: dir.path)
+        #expect(throws: StorageError.self) { try manager.createLog(TopicPartition(topic: "bad/name", partition: 0)) }
+        #expect(throws: StorageError.self) { try manager.createLog(TopicPartition(topic: "ok", partition: -1)) }
+        try manager.createLog(TopicPartition(topic: "a-b-c", partition: 12))
+        #expect(TopicPartition(directoryName: "a-b-c-12") == TopicPartition(topic: "a-b-c", partition: 12))
+        try manager.deleteLog(TopicPartition(topic: "a-b-c", partition: 12))
+        #expect(!FileManager.default.fileExists(atPath: dir.file("a-b-c-12")))
+        #expect(manager.partitions.isEmpty)
+    }
+
+    @Test("a malformed checkpoint is an error, not an empty file")
+    func malformedCheckpoint() throws {
+        let dir = try TemporaryDirectory()
+        try "0\n1\norders zero 5\n".write(toFile: dir.file("recovery-point-offset-checkpoint"), atomically: true, encoding: .utf8)
+        let error = #expect(throws: StorageError.self) { try LogManager.open(directory: dir.path) }
+        #expect(error?.code == .corrupt)
+    }
+}
