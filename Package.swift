@@ -57,7 +57,7 @@ let package = Package(
         .target(
             name: "SamsaTool",
             dependencies: [
-                "SamsaRecords",
+                "SamsaRecords", "SamsaStorage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
@@ -88,7 +88,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SamsaToolTests",
-            dependencies: ["SamsaTool", "SamsaRecords", "samsa"],
+            dependencies: ["SamsaTool", "SamsaRecords", "SamsaStorage", "samsa"],
             swiftSettings: strictSwift
         ),
     ],

@@ -17,6 +17,9 @@ public final class LogManager: Sendable {
     private let files: any FileSystem
     private let logs: Mutex<[TopicPartition: PartitionLog]>
     private let closed = Atomic<Bool>(false)
+    private let checkpointTimer = Mutex<(any DispatchSourceTimer)?>(nil)
+    /// Serialises checkpoint writes (the timer and `close` share the temp files).
+    private let checkpointLock = Mutex(())
 
     /// What opening found, per partition, and whether the last shutdown was clean.
     public struct OpenReport: Sendable {
@@ -31,11 +34,20 @@ public final class LogManager: Sendable {
         self.logs = Mutex(logs)
     }
 
+    deinit {
+        checkpointTimer.withLock { $0?.cancel() }
+    }
+
     /// Opens the data directory, creating it if needed, and every partition log in it.
-    /// - Parameter configurations: per-partition settings; `configuration` for the rest.
+    /// - Parameters:
+    ///   - configurations: per-partition settings; `configuration` for the rest.
+    ///   - checkpointInterval: how often the recovery points are written (Kafka's
+    ///     `log.flush.offset.checkpoint.interval.ms`); after a crash, recovery scans what was appended
+    ///     since the last one. Nil writes them only at open and close.
     public static func open(
         directory: String, configuration: LogConfiguration = LogConfiguration(),
-        configurations: [TopicPartition: LogConfiguration] = [:], files: any FileSystem = PosixFileSystem()
+        configurations: [TopicPartition: LogConfiguration] = [:], checkpointInterval: Duration? = .seconds(5),
+        files: any FileSystem = PosixFileSystem()
     ) throws(StorageError) -> (manager: LogManager, report: OpenReport) {
         try files.makeDirectory(directory)
         let marker = "\(directory)/\(cleanShutdownMarker)"
@@ -69,6 +81,7 @@ public final class LogManager: Sendable {
         let manager = LogManager(directory: directory, configuration: configuration, files: files, logs: logs)
         // Record where recovery left each partition, so the next recovery starts from here.
         try manager.checkpoint()
+        if let checkpointInterval { manager.startCheckpoints(every: checkpointInterval) }
         return (manager, OpenReport(cleanShutdown: clean, partitions: reports))
     }
 
@@ -107,18 +120,46 @@ public final class LogManager: Sendable {
         try files.syncDirectory(directory)
     }
 
+    private func startCheckpoints(every interval: Duration) {
+        let milliseconds = Int(interval.components.seconds * 1000 + interval.components.attoseconds / 1_000_000_000_000_000)
+        guard milliseconds > 0 else { return }
+        let box = WeakManager(self)
+        checkpointTimer.withLock { slot in
+            let timer = DispatchSource.makeTimerSource(queue: DispatchQueue.global(qos: .utility))
+            timer.schedule(deadline: .now() + .milliseconds(milliseconds), repeating: .milliseconds(milliseconds))
+            timer.setEventHandler {
+                // A failed checkpoint only makes the next recovery scan more; the next tick retries.
+                try? box.manager?.checkpoint()
+            }
+            timer.resume()
+            slot = timer
+        }
+    }
+
     /// Writes the recovery points (flushed offsets) and log start offsets of every partition.
     public func checkpoint() throws(StorageError) {
         let current = logs.withLock { $0 }
-        try OffsetCheckpoint.write(current.mapValues(\.flushedOffset), to: "\(directory)/\(Self.recoveryPointFile)", files: files)
-        try OffsetCheckpoint.write(current.mapValues(\.logStartOffset), to: "\(directory)/\(Self.logStartFile)", files: files)
+        try checkpointLock.withLock { _ in
+            Result { () throws(StorageError) in
+                try OffsetCheckpoint.write(current.mapValues(\.flushedOffset), to: "\(directory)/\(Self.recoveryPointFile)", files: files)
+                try OffsetCheckpoint.write(current.mapValues(\.logStartOffset), to: "\(directory)/\(Self.logStartFile)", files: files)
+            }
+        }.get()
     }
 
     /// Closes every log (flushing it), writes the checkpoints, then the clean-shutdown marker.
     public func close() throws(StorageError) {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        checkpointTimer.withLock { $0?.cancel() }
         for log in logs.withLock({ Array($0.values) }) { try log.close() }
         try checkpoint()
         try files.writeFileAtomically("\(directory)/\(Self.cleanShutdownMarker)", [])
     }
+}
+
+/// Lets the checkpoint timer reach its manager without keeping it alive.
+private final class WeakManager: @unchecked Sendable {
+    // @unchecked: set once before the timer starts.
+    weak var manager: LogManager?
+    init(_ manager: LogManager) { self.manager = manager }
 }

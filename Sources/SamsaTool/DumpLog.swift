@@ -1,4 +1,6 @@
 import ArgumentParser
+import Foundation
+import Glibc
 import NIOCore
 import SamsaRecords
 
@@ -7,11 +9,11 @@ import SamsaRecords
 struct DumpLog: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dump-log",
-        abstract: "Print the record batches of a segment file (.log: batches back to back).",
+        abstract: "Print the record batches of a segment file (.log) or of every segment of a partition directory.",
         discussion: "Exits 1 when a batch is corrupt or the file ends inside a batch; 2 on bad arguments."
     )
 
-    @Argument(help: "A segment file of record batches.")
+    @Argument(help: "A segment file of record batches, or a partition directory of them.")
     var file: String
 
     @Flag(help: "Also print one line per record.")
@@ -21,8 +23,25 @@ struct DumpLog: ParsableCommand {
     var json = false
 
     func run() throws {
-        var reader = try BatchFileReader(path: file)
         var output = LineWriter()
+        for segment in try segmentFiles() {
+            if segment != file && !json { output.line("# \(segment)") }
+            try dump(segment, into: &output)
+        }
+        output.flush()
+    }
+
+    /// The file itself, or a directory's `.log` files in offset order.
+    private func segmentFiles() throws -> [String] {
+        var info = stat()
+        guard stat(file, &info) == 0 else { throw BatchFileReader.OpenError(path: file, errno: errno) }
+        guard info.st_mode & S_IFMT == S_IFDIR else { return [file] }
+        let names = try FileManager.default.contentsOfDirectory(atPath: file).filter { $0.hasSuffix(".log") }.sorted()
+        return names.map { "\(file)/\($0)" }
+    }
+
+    private func dump(_ path: String, into output: inout LineWriter) throws {
+        var reader = try BatchFileReader(path: path)
         var batches = 0
         while let item = try reader.next() {
             switch item {
@@ -49,9 +68,8 @@ struct DumpLog: ParsableCommand {
                 fail("corrupt batch at byte position \(position): \(error)")
             }
         }
-        output.flush()
         if !json {
-            standardError("\(file): \(batches) batches, \(reader.fileSize) bytes, all valid")
+            standardError("\(path): \(batches) batches, \(reader.fileSize) bytes, all valid")
         }
     }
 

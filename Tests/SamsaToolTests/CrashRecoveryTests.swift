@@ -1,0 +1,95 @@
+import Foundation
+import Glibc
+import NIOCore
+import SamsaRecords
+import SamsaStorage
+import Testing
+
+/// A batch the crash writer saw acknowledged.
+struct Acknowledged: Hashable {
+    var baseOffset: Int64
+    var lastOffset: Int64
+    var crc: UInt32
+}
+
+@Suite("Crash recovery with a real child process killed by SIGKILL", .serialized)
+struct CrashRecoveryTests {
+    /// Starts `samsa crash-writer`, kills it with SIGKILL after `delay`, returns the batches it
+    /// acknowledged (complete lines only: the kill may cut the last one).
+    func runAndKill(directory: String, flush: String, delay: Duration) throws -> [Acknowledged] {
+        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("samsa")
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = ["crash-writer", "--dir", directory, "--flush", flush, "--segment-bytes", "65536", "--appenders", "4"]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        let collected = Collected()
+        try process.run()
+        let reader = Thread {
+            collected.data = output.fileHandleForReading.readDataToEndOfFile()
+            collected.finished.signal()
+        }
+        reader.start()
+        Thread.sleep(forTimeInterval: Double(delay.components.attoseconds) / 1e18 + Double(delay.components.seconds))
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        #expect(process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGKILL)
+        collected.finished.wait()
+        let text = String(decoding: collected.data, as: UTF8.self)
+        let complete = text.hasSuffix("\n") ? text : String(text[..<(text.lastIndex(of: "\n") ?? text.startIndex)])
+        return complete.split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: " ")
+            guard fields.count == 3, let base = Int64(fields[0]), let last = Int64(fields[1]), let crc = UInt32(fields[2]) else { return nil }
+            return Acknowledged(baseOffset: base, lastOffset: last, crc: crc)
+        }
+    }
+
+    final class Collected: @unchecked Sendable {
+        // @unchecked: `data` is written once by the reader thread before it signals `finished`, and read
+        // only after waiting for that signal.
+        var data = Data()
+        let finished = DispatchSemaphore(value: 0)
+    }
+
+    /// Reopens the directory (recovery) and checks the log is a contiguous, CRC-valid run of batches
+    /// holding every acknowledged batch unchanged.
+    func verify(directory: String, acknowledged: Set<Acknowledged>) throws {
+        let (manager, report) = try LogManager.open(directory: directory, checkpointInterval: nil)
+        #expect(!report.cleanShutdown)
+        let partition = TopicPartition(topic: "crash", partition: 0)
+        let log = try #require(manager.log(partition))
+        var found: [Int64: Acknowledged] = [:]
+        var next = log.logStartOffset
+        while let bytes = try log.read(from: next, maxBytes: 1 << 20) {
+            var remaining = bytes
+            while remaining.readableBytes > 0 {
+                let batch = try RecordBatch(validating: remaining)
+                #expect(batch.baseOffset == next, "batches are contiguous")
+                found[batch.baseOffset] = Acknowledged(baseOffset: batch.baseOffset, lastOffset: batch.lastOffset, crc: batch.crc)
+                _ = try batch.decodeRecords()
+                next = batch.nextOffset
+                remaining.moveReaderIndex(forwardBy: batch.sizeInBytes)
+            }
+        }
+        #expect(next == log.logEndOffset)
+        let missing = acknowledged.filter { found[$0.baseOffset] != $0 }
+        #expect(missing.isEmpty, "\(missing.count) of \(acknowledged.count) acknowledged batches missing or changed")
+        let verification = try LogVerifier.verifyPartition(directory: "\(directory)/\(partition.directoryName)")
+        #expect(verification.isValid, "\(verification.problems)")
+    }
+
+    @Test("every acknowledged batch survives SIGKILL at random moments", arguments: ["every-append", "interval:50", "never"])
+    func killRepeatedly(flush: String) throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-crash-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var acknowledged = Set<Acknowledged>()
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<6 {
+            let delay = Duration.milliseconds(Int.random(in: 150...600, using: &generator))
+            acknowledged.formUnion(try runAndKill(directory: directory, flush: flush, delay: delay))
+            try verify(directory: directory, acknowledged: acknowledged)
+        }
+        #expect(acknowledged.count > 0, "the writer acknowledged nothing: the test proved nothing")
+    }
+}
