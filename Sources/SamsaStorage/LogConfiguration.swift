@@ -33,11 +33,16 @@ public struct LogConfiguration: Sendable, Hashable {
     /// Delete segments whose newest record is older than this (`retention.ms`); nil keeps all.
     public var retentionMilliseconds: Int64?
     public var segment: SegmentConfiguration
+    /// How long a deleted segment's files stay (renamed `.deleted`) so reads already under way finish
+    /// (`file.delete.delay.ms`).
+    public var fileDeleteDelayMilliseconds: Int
 
     public init(
         segmentBytes: Int = 1 << 30, segmentMilliseconds: Int64? = nil, flushPolicy: FlushPolicy = .everyAppend,
-        retentionBytes: Int64? = nil, retentionMilliseconds: Int64? = nil, segment: SegmentConfiguration = SegmentConfiguration()
+        retentionBytes: Int64? = nil, retentionMilliseconds: Int64? = nil, segment: SegmentConfiguration = SegmentConfiguration(),
+        fileDeleteDelayMilliseconds: Int = 10_000
     ) {
+        self.fileDeleteDelayMilliseconds = fileDeleteDelayMilliseconds
         self.segmentBytes = segmentBytes
         self.segmentMilliseconds = segmentMilliseconds
         self.flushPolicy = flushPolicy

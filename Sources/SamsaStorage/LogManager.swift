@@ -15,6 +15,8 @@ public final class LogManager: Sendable {
     public let directory: String
     public let defaultConfiguration: LogConfiguration
     private let files: any FileSystem
+    /// Open segment files of every partition: one bounded set for the whole directory.
+    public let descriptors: DescriptorCache
     private let logs: Mutex<[TopicPartition: PartitionLog]>
     private let closed = Atomic<Bool>(false)
     private let checkpointTimer = Mutex<(any DispatchSourceTimer)?>(nil)
@@ -27,10 +29,14 @@ public final class LogManager: Sendable {
         public var partitions: [TopicPartition: RecoveryReport]
     }
 
-    private init(directory: String, configuration: LogConfiguration, files: any FileSystem, logs: [TopicPartition: PartitionLog]) {
+    private init(
+        directory: String, configuration: LogConfiguration, files: any FileSystem, descriptors: DescriptorCache,
+        logs: [TopicPartition: PartitionLog]
+    ) {
         self.directory = directory
         self.defaultConfiguration = configuration
         self.files = files
+        self.descriptors = descriptors
         self.logs = Mutex(logs)
     }
 
@@ -47,8 +53,9 @@ public final class LogManager: Sendable {
     public static func open(
         directory: String, configuration: LogConfiguration = LogConfiguration(),
         configurations: [TopicPartition: LogConfiguration] = [:], checkpointInterval: Duration? = .seconds(5),
-        files: any FileSystem = PosixFileSystem()
+        maxOpenFiles: Int = 256, files: any FileSystem = PosixFileSystem()
     ) throws(StorageError) -> (manager: LogManager, report: OpenReport) {
+        let descriptors = DescriptorCache(capacity: maxOpenFiles, files: files)
         try files.makeDirectory(directory)
         let marker = "\(directory)/\(cleanShutdownMarker)"
         let clean = files.fileExists(marker)
@@ -67,7 +74,8 @@ public final class LogManager: Sendable {
             let outcome = Result { () throws(StorageError) in
                 try PartitionLog.open(
                     directory: "\(directory)/\(partition.directoryName)", configuration: configurations[partition] ?? configuration,
-                    cleanShutdown: clean, recoveryPoint: recoveryPoints[partition] ?? 0, logStartOffset: logStarts[partition], files: files)
+                    cleanShutdown: clean, recoveryPoint: recoveryPoints[partition] ?? 0, logStartOffset: logStarts[partition], files: files,
+                    descriptors: descriptors)
             }
             results.withLock { $0[partition] = outcome.map { ($0.log, $0.report) } }
         }
@@ -78,7 +86,7 @@ public final class LogManager: Sendable {
             logs[partition] = log
             reports[partition] = report
         }
-        let manager = LogManager(directory: directory, configuration: configuration, files: files, logs: logs)
+        let manager = LogManager(directory: directory, configuration: configuration, files: files, descriptors: descriptors, logs: logs)
         // Record where recovery left each partition, so the next recovery starts from here.
         try manager.checkpoint()
         if let checkpointInterval { manager.startCheckpoints(every: checkpointInterval) }
@@ -102,7 +110,8 @@ public final class LogManager: Sendable {
         return try logs.withLock { logs throws(StorageError) -> PartitionLog in
             if let existing = logs[partition] { return existing }
             let log = try PartitionLog.open(
-                directory: "\(directory)/\(partition.directoryName)", configuration: configuration ?? defaultConfiguration, files: files
+                directory: "\(directory)/\(partition.directoryName)", configuration: configuration ?? defaultConfiguration, files: files,
+                descriptors: descriptors
             ).log
             try files.syncDirectory(directory)
             logs[partition] = log

@@ -24,15 +24,17 @@ extension PartitionLog {
     /// An index that fails its sanity check is rebuilt in either case.
     public static func open(
         directory: String, configuration: LogConfiguration = LogConfiguration(), cleanShutdown: Bool = false,
-        recoveryPoint: Int64 = 0, logStartOffset: Int64? = nil, files: any FileSystem = PosixFileSystem()
+        recoveryPoint: Int64 = 0, logStartOffset: Int64? = nil, files: any FileSystem = PosixFileSystem(),
+        descriptors: DescriptorCache? = nil
     ) throws(StorageError) -> (log: PartitionLog, report: RecoveryReport) {
+        let descriptors = descriptors ?? DescriptorCache(files: files)
         try files.makeDirectory(directory)
         let bases = try segmentBases(in: directory, files: files)
         var report = RecoveryReport()
         var segments: [Segment] = []
         let start = logStartOffset ?? bases.first ?? 0
         if bases.isEmpty {
-            segments = [try Segment(directory: directory, baseOffset: start, configuration: configuration.segment, writable: true, files: files)]
+            segments = [try Segment(directory: directory, baseOffset: start, configuration: configuration.segment, writable: true, files: files, descriptors: descriptors)]
         }
         var expected = bases.first ?? start
         for (index, base) in bases.enumerated() {
@@ -41,7 +43,7 @@ extension PartitionLog {
             let mustScan = !cleanShutdown && nextBase > recoveryPoint
             // A segment to scan opens writable (recovery may truncate it) and is sealed afterwards.
             let segment = try Segment(
-                directory: directory, baseOffset: base, configuration: configuration.segment, writable: isLast || mustScan, files: files)
+                directory: directory, baseOffset: base, configuration: configuration.segment, writable: isLast || mustScan, files: files, descriptors: descriptors)
             var truncated = false
             if mustScan {
                 let result = try segment.recover(expectedBaseOffset: max(expected, base))
@@ -75,14 +77,14 @@ extension PartitionLog {
         }
         // The last segment takes appends: reopen it writable if it was sealed above.
         if let last = segments.last, last.sealed {
-            let active = try Segment(directory: directory, baseOffset: last.baseOffset, configuration: configuration.segment, writable: true, files: files)
+            let active = try Segment(directory: directory, baseOffset: last.baseOffset, configuration: configuration.segment, writable: true, files: files, descriptors: descriptors)
             try active.loadEnd()
             segments[segments.count - 1] = active
         }
         let end = segments.last!.nextOffset
         let flushed = cleanShutdown ? end : min(max(recoveryPoint, 0), end)
         let log = PartitionLog(
-            directory: directory, configuration: configuration, files: files, segments: segments,
+            directory: directory, configuration: configuration, files: files, descriptors: descriptors, segments: segments,
             logStartOffset: min(max(start, segments.first!.baseOffset), end), flushed: flushed)
         return (log, report)
     }

@@ -41,6 +41,7 @@ public final class PartitionLog: Sendable {
     public let directory: String
     public let configuration: LogConfiguration
     let files: any FileSystem
+    let descriptors: DescriptorCache
     let state: Mutex<State>
     private let publishedEnd: Atomic<Int64>
     private let publishedFlushed: Atomic<Int64>
@@ -58,10 +59,14 @@ public final class PartitionLog: Sendable {
     /// Offsets below this are replicated (readers with `.highWatermark` see only these).
     public var highWatermark: Int64 { publishedHighWatermark.load(ordering: .acquiring) }
 
-    init(directory: String, configuration: LogConfiguration, files: any FileSystem, segments: [Segment], logStartOffset: Int64, flushed: Int64) {
+    init(
+        directory: String, configuration: LogConfiguration, files: any FileSystem, descriptors: DescriptorCache, segments: [Segment],
+        logStartOffset: Int64, flushed: Int64
+    ) {
         self.directory = directory
         self.configuration = configuration
         self.files = files
+        self.descriptors = descriptors
         let end = segments.last!.nextOffset
         state = Mutex(State(segments: segments, logStartOffset: logStartOffset, activeCreated: .now))
         publishedEnd = Atomic(end)
@@ -138,7 +143,7 @@ public final class PartitionLog: Sendable {
     private func roll(_ state: inout State) throws(StorageError) {
         let end = publishedEnd.load(ordering: .relaxed)
         try state.segments[state.segments.count - 1].seal()
-        let segment = try Segment(directory: directory, baseOffset: end, configuration: configuration.segment, writable: true, files: files)
+        let segment = try Segment(directory: directory, baseOffset: end, configuration: configuration.segment, writable: true, files: files, descriptors: descriptors)
         state.segments.append(segment)
         state.activeCreated = .now
     }
@@ -294,7 +299,7 @@ public final class PartitionLog: Sendable {
             if active.sealed {
                 // It becomes active again: reopen it writable, with preallocated indexes.
                 state.segments[state.segments.count - 1] = try Segment(
-                    directory: directory, baseOffset: active.baseOffset, configuration: configuration.segment, writable: true, files: files)
+                    directory: directory, baseOffset: active.baseOffset, configuration: configuration.segment, writable: true, files: files, descriptors: descriptors)
                 try state.segments[state.segments.count - 1].loadEnd()
             }
             let end = try state.segments[state.segments.count - 1].truncate(from: offset)
@@ -324,9 +329,9 @@ public final class PartitionLog: Sendable {
             return state.pendingDeletion
         }
         guard !paths.isEmpty else { return }
-        // Unlinked off the caller's path; readers holding a segment keep its open file until done.
+        // Unlinked off the caller's path after the delete delay, so reads under way finish.
         let files = self.files
-        DispatchQueue.global(qos: .utility).async {
+        DispatchQueue.global(qos: .utility).asyncAfter(deadline: .now() + .milliseconds(configuration.fileDeleteDelayMilliseconds)) {
             for path in paths { try? files.unlink(path) }
         }
     }

@@ -27,15 +27,18 @@ public struct SegmentConfiguration: Sendable, Hashable {
 /// Crash behaviour: the `.log` file is the truth. `recover()` validates every batch, truncates at the
 /// first invalid byte and rebuilds both indexes.
 final class Segment: @unchecked Sendable {
-    // @unchecked: writer-only state (`bytesSinceIndexEntry`, `maxTimestamp`, `sealed`) is touched only by
-    // the single writer; what readers need is published through atomics.
+    // @unchecked: writer-only state (`bytesSinceIndexEntry`, `maxTimestamp`, `sealed`, `pinned`) is
+    // touched only by the single writer; what readers need is published through atomics, and readers
+    // reach the file through the descriptor cache.
     let baseOffset: Int64
     let directory: String
     let offsetIndex: OffsetIndex
     let timeIndex: TimeIndex
     let configuration: SegmentConfiguration
     private let files: any FileSystem
-    private let fd: Int32
+    private let descriptors: DescriptorCache
+    /// The writer's descriptor, held open (pinned in the cache) while the segment takes appends.
+    private var pinned: Int32?
     private let publishedSize = Atomic<Int>(0)
     private let publishedNextOffset: Atomic<Int64>
     private var bytesSinceIndexEntry = 0
@@ -50,15 +53,18 @@ final class Segment: @unchecked Sendable {
 
     /// Opens the segment's files, creating them if absent. The end is found from the indexes and the
     /// last index interval of the log (`loadEnd`), or by `recover()` when the caller does not trust it.
-    init(directory: String, baseOffset: Int64, configuration: SegmentConfiguration, writable: Bool, files: any FileSystem)
-        throws(StorageError)
-    {
+    init(
+        directory: String, baseOffset: Int64, configuration: SegmentConfiguration, writable: Bool, files: any FileSystem,
+        descriptors: DescriptorCache
+    ) throws(StorageError) {
         self.baseOffset = baseOffset
         self.directory = directory
         self.configuration = configuration
         self.files = files
+        self.descriptors = descriptors
         let logPath = SegmentFiles.log(directory, baseOffset)
-        fd = try files.open(logPath, flags: (writable ? O_RDWR | O_CREAT : O_RDONLY) | O_CLOEXEC, mode: 0o644)
+        let pinned = writable ? try descriptors.pin(logPath, create: true) : nil
+        self.pinned = pinned
         do throws(StorageError) {
             offsetIndex = try OffsetIndex(
                 path: SegmentFiles.index(directory, baseOffset), baseOffset: baseOffset,
@@ -66,9 +72,10 @@ final class Segment: @unchecked Sendable {
             timeIndex = try TimeIndex(
                 path: SegmentFiles.timeIndex(directory, baseOffset), baseOffset: baseOffset,
                 maxSize: configuration.maxIndexSize, writable: writable, files: files)
-            publishedSize.store(try files.fileSize(fd, path: logPath), ordering: .releasing)
+            let size = try descriptors.withDescriptor(logPath) { fd throws(StorageError) in try files.fileSize(fd, path: logPath) }
+            publishedSize.store(size, ordering: .releasing)
         } catch {
-            files.close(fd)
+            if let pinned { descriptors.unpin(logPath, pinned) }
             throw error
         }
         publishedNextOffset = Atomic(baseOffset)
@@ -76,7 +83,13 @@ final class Segment: @unchecked Sendable {
     }
 
     deinit {
-        files.close(fd)
+        if let pinned { descriptors.unpin(logPath, pinned) }
+    }
+
+    /// The writer's descriptor; only the writer calls this, and only before `seal`.
+    private func writerDescriptor() -> Int32 {
+        guard let pinned else { preconditionFailure("write to a sealed segment \(logPath)") }
+        return pinned
     }
 
     // MARK: - Appending
@@ -89,6 +102,7 @@ final class Segment: @unchecked Sendable {
             throw StorageError(.invalidArgument, path: logPath, "batch at offset \(batch.baseOffset) is before the segment's end \(nextOffset)")
         }
         let position = size
+        let fd = writerDescriptor()
         try batch.buffer.withUnsafeReadableBytes { raw in
             Result { () throws(StorageError) in try files.pwrite(fd, raw, at: position, path: logPath) }
         }.get()
@@ -172,11 +186,13 @@ final class Segment: @unchecked Sendable {
     func readBytes(at position: Int, count: Int) throws(StorageError) -> ByteBuffer {
         var buffer = ByteBufferAllocator().buffer(capacity: count)
         var result: Result<Int, StorageError> = .success(0)
-        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { raw in
-            result = Result { () throws(StorageError) in
-                try files.pread(fd, into: UnsafeMutableRawBufferPointer(rebasing: raw[..<count]), at: position, path: logPath)
+        _ = try descriptors.withDescriptor(logPath) { fd throws(StorageError) in
+            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { raw in
+                result = Result { () throws(StorageError) in
+                    try files.pread(fd, into: UnsafeMutableRawBufferPointer(rebasing: raw[..<count]), at: position, path: logPath)
+                }
+                return (try? result.get()) ?? 0
             }
-            return (try? result.get()) ?? 0
         }
         let read = try result.get()
         guard read == count else {
@@ -202,6 +218,7 @@ final class Segment: @unchecked Sendable {
         bytesSinceIndexEntry = 0
         maxTimestamp = -1
         publishedNextOffset.store(baseOffset, ordering: .releasing)
+        let fd = writerDescriptor()
         let fileSize = try files.fileSize(fd, path: logPath)
         publishedSize.store(0, ordering: .releasing)
         var scanner = BatchScanner(segment: self, fileSize: fileSize)
@@ -250,7 +267,7 @@ final class Segment: @unchecked Sendable {
         guard let position = try position(of: offset), let removed = try readHeader(at: position, end: size) else {
             return nextOffset
         }
-        try files.ftruncate(fd, to: position, path: logPath)
+        try files.ftruncate(writerDescriptor(), to: position, path: logPath)
         // Index entries for the removed batches go too, from the first removed batch's base offset.
         offsetIndex.truncate(from: removed.baseOffset)
         timeIndex.truncate(from: removed.baseOffset)
@@ -264,7 +281,8 @@ final class Segment: @unchecked Sendable {
 
     /// fdatasync of the `.log` file. Indexes are not synced: recovery rebuilds them.
     func flush() throws(StorageError) {
-        try files.fdatasync(fd, path: logPath)
+        // Through the cache: a flush may run on the flusher's thread after the writer sealed the segment.
+        try descriptors.withDescriptor(logPath) { fd throws(StorageError) in try files.fdatasync(fd, path: logPath) }
     }
 
     /// The segment stops taking appends: indexes are cut to their entries.
@@ -273,16 +291,21 @@ final class Segment: @unchecked Sendable {
         try offsetIndex.trim()
         try timeIndex.trim()
         sealed = true
+        if let pinned { descriptors.unpin(logPath, pinned) }
+        pinned = nil
     }
 
     /// Renames the segment's files to `.deleted`, so readers holding it keep their open file while the
     /// names disappear from the directory. Returns the new paths, for deletion later.
     func markDeleted() throws(StorageError) -> [String] {
+        if let pinned { descriptors.unpin(logPath, pinned) }
+        pinned = nil
         var renamed: [String] = []
         for path in [logPath, offsetIndex.path, timeIndex.path] where files.fileExists(path) {
             try files.rename(path, to: path + SegmentFiles.deletedSuffix)
             renamed.append(path + SegmentFiles.deletedSuffix)
         }
+        descriptors.forget(logPath)
         offsetIndex.close()
         timeIndex.close()
         return renamed

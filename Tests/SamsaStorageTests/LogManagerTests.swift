@@ -73,3 +73,47 @@ struct LogManagerTests {
         #expect(error?.code == .corrupt)
     }
 }
+
+@Suite("Open files")
+struct OpenFilesTests {
+    @Test("a log of many segments keeps at most the cache's capacity of files open")
+    func boundedDescriptors() async throws {
+        let dir = try TemporaryDirectory()
+        var configuration = smallLogConfiguration()
+        configuration.segmentBytes = 700  // one batch per segment
+        do {
+            let (manager, _) = try LogManager.open(directory: dir.path, configuration: configuration, maxOpenFiles: 16)
+            let log = try manager.createLog(TopicPartition(topic: "many", partition: 0))
+            for _ in 0..<300 { try await log.append(try testBatch(offset: 0)) }
+            #expect(log.segmentCount == 300)
+            #expect(manager.descriptors.openCount <= 17)
+            try manager.close()
+        }
+        let (manager, _) = try LogManager.open(directory: dir.path, configuration: configuration, maxOpenFiles: 16)
+        let log = try #require(manager.log(TopicPartition(topic: "many", partition: 0)))
+        #expect(try readAll(log) == Array(0..<1500))
+        #expect(manager.descriptors.openCount <= 17, "\(manager.descriptors.openCount) open after reading every segment")
+        let processOpen = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count
+        #expect(processOpen < 300, "\(processOpen) descriptors open in the process")
+    }
+
+    @Test("a reader of a segment deleted by retention finishes its read")
+    func readerOfDeletedSegment() async throws {
+        let dir = try TemporaryDirectory()
+        var configuration = smallLogConfiguration()
+        configuration.retentionBytes = 1
+        configuration.fileDeleteDelayMilliseconds = 5_000
+        let (log, _) = try PartitionLog.open(directory: dir.path, configuration: configuration)
+        for _ in 0..<30 { try await log.append(try testBatch(offset: 0)) }
+        // Hold the oldest segment's file open as a reader would mid-read, then delete it.
+        let oldest = try #require(log.state.withLock { $0.segments.first })
+        try log.descriptors.withDescriptor(oldest.logPath) { _ throws(StorageError) in
+            try log.applyRetention(nowMilliseconds: 0)
+            // The segment's bytes are still readable through the descriptor the reader holds.
+            #expect(try oldest.readBytes(at: 0, count: 61).readableBytes == 61)
+        }
+        // A read that starts after the deletion, within the delete delay, still finds the bytes.
+        #expect(try oldest.read(from: 0, maxBytes: 100) != nil)
+        #expect(log.logStartOffset > 0)
+    }
+}

@@ -6,7 +6,9 @@ import Testing
 
 /// Small segments and a tight index interval so a few hundred records span many segments.
 func smallLogConfiguration(_ policy: FlushPolicy = .never) -> LogConfiguration {
-    LogConfiguration(segmentBytes: 4096, flushPolicy: policy, segment: SegmentConfiguration(indexIntervalBytes: 512, maxIndexSize: 1024))
+    LogConfiguration(
+        segmentBytes: 4096, flushPolicy: policy, segment: SegmentConfiguration(indexIntervalBytes: 512, maxIndexSize: 1024),
+        fileDeleteDelayMilliseconds: 0)
 }
 
 /// Every record offset readable from `start` to the log end.

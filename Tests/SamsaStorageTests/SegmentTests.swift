@@ -34,7 +34,7 @@ struct SegmentTests {
     let configuration = SegmentConfiguration(indexIntervalBytes: 1024, maxIndexSize: 4096)
 
     func makeSegment(_ dir: TemporaryDirectory, base: Int64 = 0, writable: Bool = true) throws -> Segment {
-        try Segment(directory: dir.path, baseOffset: base, configuration: configuration, writable: writable, files: files)
+        try Segment(directory: dir.path, baseOffset: base, configuration: configuration, writable: writable, files: files, descriptors: DescriptorCache(files: files))
     }
 
     /// Appends `batches` batches of 5 records; returns each batch's (base offset, position).
