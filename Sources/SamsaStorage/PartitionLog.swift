@@ -285,6 +285,7 @@ public final class PartitionLog: Sendable {
 
     /// Removes every record at and after `offset` (replication truncates a follower to its leader's
     /// epoch boundary). Whole batches go; the log end becomes the start of the batch holding `offset`.
+    /// The cut is synced before this returns.
     public func truncate(to offset: Int64) throws(StorageError) {
         try state.withLock { state throws(StorageError) in
             guard offset < publishedEnd.load(ordering: .relaxed) else { return }
@@ -303,6 +304,9 @@ public final class PartitionLog: Sendable {
                 try state.segments[state.segments.count - 1].loadEnd()
             }
             let end = try state.segments[state.segments.count - 1].truncate(from: offset)
+            // Make the cut durable now: a truncated tail that a power cut brought back would pass
+            // recovery as valid batches (replication truncates exactly such divergent tails).
+            try state.segments[state.segments.count - 1].flush()
             publishedEnd.store(end, ordering: .releasing)
             if publishedFlushed.load(ordering: .relaxed) > end { publishedFlushed.store(end, ordering: .releasing) }
             if publishedHighWatermark.load(ordering: .relaxed) > end { publishedHighWatermark.store(end, ordering: .releasing) }
