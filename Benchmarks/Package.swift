@@ -11,6 +11,7 @@ let package = Package(
     dependencies: [
         .package(name: "Samsa", path: ".."),
         .package(url: "https://github.com/apple/swift-nio.git", exact: "2.101.3"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", exact: "0.2.0"),
         .package(url: "https://github.com/ordo-one/benchmark.git", exact: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
@@ -27,6 +28,19 @@ let package = Package(
             ],
             path: "Benchmarks/RecordsBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        // Storage workloads need gigabytes of set-up, concurrent appenders and latency histograms: a
+        // plain release executable that prints each figure beside its same-run baseline.
+        //   swift run -c release StorageBenchmarks [--quick]
+        .executableTarget(
+            name: "StorageBenchmarks",
+            dependencies: [
+                .product(name: "SamsaStorage", package: "Samsa"),
+                .product(name: "SamsaRecords", package: "Samsa"),
+                .product(name: "SamsaTool", package: "Samsa"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -32,6 +32,12 @@ public final class DescriptorCache: Sendable {
         self.files = files
     }
 
+    deinit {
+        // No segment can use the cache any more (each holds a reference to it): close everything.
+        let open = state.withLock { state in state.entries.values.map(\.fd) + state.forgotten.keys }
+        for fd in open { files.close(fd) }
+    }
+
     /// Open descriptors right now (for tests and tools).
     public var openCount: Int { state.withLock { $0.entries.count + $0.forgotten.count } }
 

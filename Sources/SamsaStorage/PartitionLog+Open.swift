@@ -9,6 +9,8 @@ public struct RecoveryReport: Sendable, Hashable, CustomStringConvertible {
     /// Segments removed because they followed a truncation point.
     public var segmentsDeleted = 0
 
+    public init() {}
+
     public var description: String {
         "scanned \(segmentsScanned) segments, truncated \(bytesTruncated) bytes, rebuilt \(indexesRebuilt) indexes, deleted \(segmentsDeleted) segments"
     }

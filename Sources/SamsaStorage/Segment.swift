@@ -130,20 +130,47 @@ final class Segment: @unchecked Sendable {
 
     /// Whole batches starting with the one that holds `offset`, up to `maxBytes` (at least one batch,
     /// however large) and never past `endPosition`. Nil when no batch at or after `offset` is there.
+    ///
+    /// One pread usually does it all: it covers the index interval to scan for `offset` and the bytes
+    /// to return, and the result is a slice of it. Headers outside it, or a first batch larger than
+    /// `maxBytes`, cost one more read each.
     func read(from offset: Int64, maxBytes: Int, endPosition: Int? = nil) throws(StorageError) -> ByteBuffer? {
         let end = min(endPosition ?? size, size)
-        guard let start = try position(of: offset, end: end) else { return nil }
+        var position = offset > baseOffset ? offsetIndex.lookup(offset).position : 0
+        guard position < end else { return nil }
+        let windowStart = position
+        let window = try readBytes(
+            at: windowStart,
+            count: min(end - windowStart, configuration.indexIntervalBytes + max(maxBytes, RecordBatchLayout.headerLength) + RecordBatchLayout.headerLength))
+        func header(at position: Int) throws(StorageError) -> BatchHeader? {
+            let inWindow = position - windowStart
+            if inWindow + RecordBatchLayout.headerLength <= window.readableBytes {
+                return try parseHeader(window.getSlice(at: window.readerIndex + inWindow, length: RecordBatchLayout.headerLength)!, at: position, end: end)
+            }
+            return try readHeader(at: position, end: end)
+        }
+        // Find the batch holding `offset`: at most one index interval of headers.
+        var start: Int?
+        while position < end, let current = try header(at: position) {
+            if current.lastOffset >= offset {
+                start = position
+                break
+            }
+            position += current.size
+        }
+        guard let start else { return nil }
         // Take whole batches while they fit.
         var length = 0
-        var position = start
-        while position < end {
-            guard let header = try readHeader(at: position, end: end) else { break }
-            if length > 0 && length + header.size > maxBytes { break }
-            length += header.size
-            position += header.size
+        while position < end, let current = try header(at: position) {
+            if length > 0 && length + current.size > maxBytes { break }
+            length += current.size
+            position += current.size
             if length >= maxBytes { break }
         }
         guard length > 0 else { return nil }
+        if start + length <= windowStart + window.readableBytes {
+            return window.getSlice(at: window.readerIndex + start - windowStart, length: length)
+        }
         return try readBytes(at: start, count: length)
     }
 
@@ -170,7 +197,11 @@ final class Segment: @unchecked Sendable {
 
     private func readHeader(at position: Int, end: Int) throws(StorageError) -> BatchHeader? {
         guard position + RecordBatchLayout.headerLength <= end else { return nil }
-        let bytes = try readBytes(at: position, count: RecordBatchLayout.headerLength)
+        return try parseHeader(try readBytes(at: position, count: RecordBatchLayout.headerLength), at: position, end: end)
+    }
+
+    /// The header fields of the batch whose first bytes are `bytes`, found at file `position`.
+    private func parseHeader(_ bytes: ByteBuffer, at position: Int, end: Int) throws(StorageError) -> BatchHeader {
         let start = bytes.readerIndex
         let baseOffset = bytes.getInteger(at: start + RecordBatchLayout.baseOffsetOffset, as: Int64.self)!
         let length = Int(bytes.getInteger(at: start + RecordBatchLayout.batchLengthOffset, as: Int32.self)!)
