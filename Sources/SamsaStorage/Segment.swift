@@ -45,7 +45,8 @@ final class Segment: @unchecked Sendable {
     private(set) var maxTimestamp: Int64 = -1
     private(set) var sealed = false
 
-    var logPath: String { SegmentFiles.log(directory, baseOffset) }
+    /// The `.log` file's path, built once: it keys the descriptor cache on every read.
+    let logPath: String
     /// Bytes of valid batches in the `.log` file.
     var size: Int { publishedSize.load(ordering: .acquiring) }
     /// The offset after the last batch of this segment (the base offset when empty).
@@ -63,6 +64,7 @@ final class Segment: @unchecked Sendable {
         self.files = files
         self.descriptors = descriptors
         let logPath = SegmentFiles.log(directory, baseOffset)
+        self.logPath = logPath
         let pinned = writable ? try descriptors.pin(logPath, create: true) : nil
         self.pinned = pinned
         do throws(StorageError) {

@@ -69,6 +69,21 @@ func randomLookups() throws {
         latencies.record(now() - start)
         precondition(bytes != nil)
     }
+    // Baseline: the syscall alone, a 4 KiB pread at a random position of the same files.
+    let paths = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".log") }.map { dir + "/" + $0 }
+    let descriptors = paths.map { open($0, O_RDONLY) }
+    let sizes = descriptors.map { Int(lseek($0, 0, SEEK_END)) }
+    var raw = Latencies()
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    for _ in 0..<(quick ? 100_000 : 300_000) {
+        let file = Int.random(in: 0..<descriptors.count, using: &generator)
+        let position = Int.random(in: 0..<max(sizes[file] - 4096, 1), using: &generator)
+        let start = now()
+        _ = buffer.withUnsafeMutableBytes { pread(descriptors[file], $0.baseAddress, 4096, off_t(position)) }
+        raw.record(now() - start)
+    }
+    descriptors.forEach { close($0) }
     try log.close()
     report("lookup + read of one ~1 KiB batch, \(log.segmentCount) segments", latencies.summary, "target p99 ≤ 10 µs")
+    report("  baseline: pread of 4 KiB at a random position", raw.summary)
 }

@@ -57,7 +57,7 @@ func formatMicros(_ nanoseconds: UInt64) -> String { String(format: "%.1f µs", 
 
 /// Prints a result row: name, figure, and its comparison.
 func report(_ name: String, _ figure: String, _ comparison: String = "") {
-    print(name.padding(toLength: 58, withPad: " ", startingAt: 0) + figure.padding(toLength: 26, withPad: " ", startingAt: 0) + comparison)
+    print(name.padding(toLength: 58, withPad: " ", startingAt: 0) + figure.padding(toLength: max(26, figure.count + 2), withPad: " ", startingAt: 0) + comparison)
     fflush(nil)
 }
 
