@@ -140,6 +140,14 @@ package final class FaultInjectingFileSystem: FileSystem {
         record(.write(offset: offset, previous: previous, sizeBefore: sizeBefore), path: path)
     }
 
+    package func pwrite(_ fd: Int32, head: UnsafeRawBufferPointer, tail: UnsafeRawBufferPointer, at offset: Int, path: String)
+        throws(StorageError)
+    {
+        // Two tracked writes: the undo log restores each.
+        try pwrite(fd, head, at: offset, path: path)
+        try pwrite(fd, tail, at: offset + head.count, path: path)
+    }
+
     package func pread(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: Int, path: String) throws(StorageError) -> Int {
         try check(.read, path)
         return try base.pread(fd, into: buffer, at: offset, path: path)

@@ -7,6 +7,8 @@ public protocol FileSystem: Sendable {
     func open(_ path: String, flags: Int32, mode: mode_t) throws(StorageError) -> Int32
     func close(_ fd: Int32)
     func pwrite(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int, path: String) throws(StorageError)
+    /// Writes `head` then `tail` contiguously at `offset` in one call (pwritev).
+    func pwrite(_ fd: Int32, head: UnsafeRawBufferPointer, tail: UnsafeRawBufferPointer, at offset: Int, path: String) throws(StorageError)
     /// Reads up to `buffer.count` bytes; returns how many (fewer only at end of file).
     func pread(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: Int, path: String) throws(StorageError) -> Int
     func fdatasync(_ fd: Int32, path: String) throws(StorageError)
@@ -96,6 +98,31 @@ public struct PosixFileSystem: FileSystem {
             }
             done += n
         }
+    }
+
+    public func pwrite(_ fd: Int32, head: UnsafeRawBufferPointer, tail: UnsafeRawBufferPointer, at offset: Int, path: String)
+        throws(StorageError)
+    {
+        var vectors = [
+            iovec(iov_base: UnsafeMutableRawPointer(mutating: head.baseAddress), iov_len: head.count),
+            iovec(iov_base: UnsafeMutableRawPointer(mutating: tail.baseAddress), iov_len: tail.count),
+        ]
+        let total = head.count + tail.count
+        var written = 0
+        while true {
+            let n = vectors.withUnsafeMutableBufferPointer { Glibc.pwritev(fd, $0.baseAddress, 2, off_t(offset + written)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw fail("write", path)
+            }
+            written += n
+            if written == total { return }
+            break  // a short write: finish the rest with plain writes below
+        }
+        let headLeft = max(0, head.count - written)
+        if headLeft > 0 { try pwrite(fd, UnsafeRawBufferPointer(rebasing: head[(head.count - headLeft)...]), at: offset + written, path: path) }
+        let tailDone = max(0, written - head.count)
+        try pwrite(fd, UnsafeRawBufferPointer(rebasing: tail[tailDone...]), at: offset + head.count + tailDone, path: path)
     }
 
     public func pread(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: Int, path: String) throws(StorageError) -> Int {

@@ -106,23 +106,23 @@ public final class PartitionLog: Sendable {
         if let failure = groupCommit.failure {
             throw StorageError(.closed, path: directory, errno: failure.errno, "the log refuses writes after a failed sync: \(failure.message)")
         }
-        var batch = batch
         let (result, flushNow) = try state.withLock { state throws(StorageError) -> (AppendResult, Bool) in
             guard !state.closed else { throw StorageError(.closed, path: directory, "the log is closed") }
             let base = publishedEnd.load(ordering: .relaxed)
-            batch.setBaseOffset(base)
-            if let leaderEpoch { batch.setPartitionLeaderEpoch(leaderEpoch) }
+            let result = AppendResult(baseOffset: base, lastOffset: base + Int64(batch.lastOffsetDelta))
             try rollIfNeeded(&state, adding: batch.sizeInBytes)
-            try state.segments[state.segments.count - 1].append(batch)
-            publishedEnd.store(batch.nextOffset, ordering: .releasing)
+            // The segment writes the assigned offset and epoch without copying or changing `batch`.
+            try state.segments[state.segments.count - 1].append(
+                batch, baseOffset: base, leaderEpoch: leaderEpoch ?? batch.partitionLeaderEpoch)
+            publishedEnd.store(result.nextOffset, ordering: .releasing)
             if case .messages(let count) = configuration.flushPolicy {
                 state.recordsSinceFlush += Int(batch.recordCount)
                 if state.recordsSinceFlush >= count {
                     state.recordsSinceFlush = 0
-                    return (AppendResult(baseOffset: base, lastOffset: batch.lastOffset), true)
+                    return (result, true)
                 }
             }
-            return (AppendResult(baseOffset: base, lastOffset: batch.lastOffset), false)
+            return (result, false)
         }
         if flushNow { groupCommit.flushSoon() }
         return result

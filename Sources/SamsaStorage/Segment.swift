@@ -99,30 +99,52 @@ final class Segment: @unchecked Sendable {
     /// Appends a batch whose base offset the log has assigned. Adds index entries every
     /// `indexIntervalBytes`. Does not sync.
     func append(_ batch: RecordBatch) throws(StorageError) {
+        try append(batch, baseOffset: batch.baseOffset, leaderEpoch: batch.partitionLeaderEpoch)
+    }
+
+    /// Appends `batch` as if its base offset and leader epoch were the ones given: the 16 bytes that
+    /// hold them (outside the CRC) are written from a stamped copy and the rest straight from the
+    /// caller's buffer, in one pwritev, so appending never copies the batch.
+    func append(_ batch: RecordBatch, baseOffset: Int64, leaderEpoch: Int32) throws(StorageError) {
         precondition(!sealed, "append to a sealed segment")
-        guard batch.baseOffset >= nextOffset else {
-            throw StorageError(.invalidArgument, path: logPath, "batch at offset \(batch.baseOffset) is before the segment's end \(nextOffset)")
+        guard baseOffset >= nextOffset else {
+            throw StorageError(.invalidArgument, path: logPath, "batch at offset \(baseOffset) is before the segment's end \(nextOffset)")
         }
         let position = size
         let fd = writerDescriptor()
-        try batch.buffer.withUnsafeReadableBytes { raw in
-            Result { () throws(StorageError) in try files.pwrite(fd, raw, at: position, path: logPath) }
-        }.get()
-        try noteAppended(batch, at: position)
+        var head = (baseOffset.bigEndian, batch.batchLength.bigEndian, leaderEpoch.bigEndian)
+        let failure: StorageError? = withUnsafeBytes(of: &head) { headBytes in
+            batch.buffer.withUnsafeReadableBytes { raw in
+                do throws(StorageError) {
+                    try files.pwrite(fd, head: headBytes, tail: UnsafeRawBufferPointer(rebasing: raw[Self.stampedPrefixLength...]), at: position, path: logPath)
+                    return nil
+                } catch {
+                    return error
+                }
+            }
+        }
+        if let failure { throw failure }
+        let lastOffset = baseOffset + Int64(batch.lastOffsetDelta)
+        try noteAppended(baseOffset: baseOffset, lastOffset: lastOffset, maxTimestamp: batch.maxTimestamp, size: batch.sizeInBytes, at: position)
     }
 
+    /// Base offset, batch length and partition leader epoch: the bytes before the magic byte.
+    private static let stampedPrefixLength = RecordBatchLayout.magicOffset
+
     /// Index bookkeeping for a batch now at `position`, then publishes the new end to readers.
-    private func noteAppended(_ batch: RecordBatch, at position: Int) throws(StorageError) {
-        if batch.maxTimestamp > maxTimestamp { maxTimestamp = batch.maxTimestamp }
+    private func noteAppended(baseOffset: Int64, lastOffset: Int64, maxTimestamp batchMaxTimestamp: Int64, size: Int, at position: Int)
+        throws(StorageError)
+    {
+        if batchMaxTimestamp > maxTimestamp { maxTimestamp = batchMaxTimestamp }
         if bytesSinceIndexEntry >= configuration.indexIntervalBytes && !offsetIndex.isFull && !timeIndex.isFull {
-            try offsetIndex.append(offset: batch.baseOffset, position: position)
+            try offsetIndex.append(offset: baseOffset, position: position)
             // Every record up to this batch's last offset has a timestamp ≤ maxTimestamp.
-            try timeIndex.appendIfLarger(timestamp: maxTimestamp, offset: batch.lastOffset)
+            try timeIndex.appendIfLarger(timestamp: maxTimestamp, offset: lastOffset)
             bytesSinceIndexEntry = 0
         }
-        bytesSinceIndexEntry += batch.sizeInBytes
-        publishedNextOffset.store(batch.nextOffset, ordering: .releasing)
-        publishedSize.store(position + batch.sizeInBytes, ordering: .releasing)
+        bytesSinceIndexEntry += size
+        publishedNextOffset.store(lastOffset + 1, ordering: .releasing)
+        publishedSize.store(position + size, ordering: .releasing)
     }
 
     /// True when an index has no room for another entry: the log should roll.
@@ -259,7 +281,7 @@ final class Segment: @unchecked Sendable {
         var nextOffset = expectedBaseOffset ?? baseOffset
         while let (batch, position) = try scanner.next() {
             guard batch.baseOffset >= nextOffset, batch.lastOffset >= batch.baseOffset else { break }
-            try noteAppended(batch, at: position)
+            try noteAppended(baseOffset: batch.baseOffset, lastOffset: batch.lastOffset, maxTimestamp: batch.maxTimestamp, size: batch.sizeInBytes, at: position)
             nextOffset = batch.nextOffset
             batches += 1
         }

@@ -44,6 +44,23 @@ struct PartitionLogTests {
         try log.close()
     }
 
+    @Test("the assigned offset and leader epoch are stamped on disk; the caller's batch is not changed")
+    func stamping() async throws {
+        let dir = try TemporaryDirectory()
+        let (log, _) = try PartitionLog.open(directory: dir.path, configuration: smallLogConfiguration())
+        let batch = try testBatch(offset: 42)
+        try await log.append(batch)
+        try await log.append(batch, leaderEpoch: 7)
+        #expect(batch.baseOffset == 42 && batch.partitionLeaderEpoch == -1)
+        var bytes = try #require(try log.read(from: 0, maxBytes: 1 << 20))
+        let first = try RecordBatch(validating: bytes)
+        bytes.moveReaderIndex(forwardBy: first.sizeInBytes)
+        let second = try RecordBatch(validating: bytes)
+        #expect(first.baseOffset == 0 && first.partitionLeaderEpoch == -1)
+        #expect(second.baseOffset == 5 && second.partitionLeaderEpoch == 7)
+        #expect(try second.decodeRecords().map(\.offset) == Array(5..<10))
+    }
+
     @Test("offset for timestamp finds the first record at or after it")
     func offsetForTimestamp() async throws {
         let dir = try TemporaryDirectory()
