@@ -80,6 +80,13 @@ final class IndexFile<Layout: IndexEntryLayout>: @unchecked Sendable {
         published.store(count + 1, ordering: .releasing)
     }
 
+    /// Drops entries from the end while `isPastCut(slot)` holds for the last one.
+    func dropTrailing(while isPastCut: (Int) -> Bool) {
+        var keep = entryCount
+        while keep > 0 && isPastCut(keep - 1) { keep -= 1 }
+        truncate(toEntries: keep)
+    }
+
     /// Forgets entries from `count` on (used by truncation and after a failed sanity check).
     func truncate(toEntries count: Int) {
         precondition(count >= 0 && count <= entryCount)

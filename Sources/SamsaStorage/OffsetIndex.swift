@@ -76,9 +76,7 @@ final class OffsetIndex: Sendable {
 
     /// Drops entries for offsets at or past `offset`.
     func truncate(from offset: Int64) {
-        var keep = entryCount
-        while keep > 0 && entry(keep - 1).offset >= offset { keep -= 1 }
-        file.truncate(toEntries: keep)
+        file.dropTrailing { entry($0).offset >= offset }
     }
 
     /// Drops every entry.
