@@ -26,9 +26,12 @@ public final class DescriptorCache: Sendable {
     private let files: any FileSystem
     /// Idle descriptors kept open at most.
     public let capacity: Int
+    /// The memory mappings of sealed indexes, bounded the same way.
+    public let mappings: MappingCache
 
-    public init(capacity: Int = 256, files: any FileSystem = PosixFileSystem()) {
+    public init(capacity: Int = 256, maxMappings: Int = 2048, files: any FileSystem = PosixFileSystem()) {
         self.capacity = max(capacity, 1)
+        self.mappings = MappingCache(capacity: maxMappings)
         self.files = files
     }
 

@@ -19,24 +19,30 @@ protocol IndexEntryLayout {
 /// a crash they are sanity-checked and rebuilt from their segment, never trusted.
 ///
 /// One writer; any number of readers, who see entries up to the count published after each append.
-final class IndexFile<Layout: IndexEntryLayout>: @unchecked Sendable {
-    // @unchecked: `region` is replaced only by `trim`/`close`, which callers run with no reader or writer
-    // active (the segment owns that guarantee); entries are published through the atomic count.
+final class IndexFile<Layout: IndexEntryLayout>: EvictableMapping, @unchecked Sendable {
+    // @unchecked: the mapping is read and replaced only under `mapping`'s lock, and a reader keeps the
+    // `MappedRegion` it got alive (and mapped) until it is done; everything else is atomic.
     let path: String
     private let files: any FileSystem
-    private var region: MappedRegion?
+    private let mappings: MappingCache?
+    private let mapping = Mutex<MappedRegion?>(nil)
     private let published = Atomic<Int>(0)
-    private(set) var capacity: Int
+    private let evictable = Atomic<Bool>(false)
+    private let slots: Atomic<Int>
+    /// Entries the file has room for.
+    var capacity: Int { slots.load(ordering: .acquiring) }
 
     var entryCount: Int { published.load(ordering: .acquiring) }
     var isFull: Bool { entryCount >= capacity }
     var sizeInBytes: Int { entryCount * Layout.entrySize }
 
-    /// Opens or creates the index at `path`. `maxSize` bytes are preallocated when `writable`, so
-    /// appends never grow the file.
-    init(path: String, maxSize: Int, writable: Bool, files: any FileSystem) throws(StorageError) {
+    /// Opens or creates the index at `path`. When `writable`, `maxSize` bytes are preallocated (so
+    /// appends never grow the file) and the mapping is kept; otherwise it is mapped on demand and
+    /// `mappings` may drop it when many sealed indexes are mapped.
+    init(path: String, maxSize: Int, writable: Bool, files: any FileSystem, mappings: MappingCache?) throws(StorageError) {
         self.path = path
         self.files = files
+        self.mappings = mappings
         let fd = try files.open(path, flags: O_RDWR | O_CREAT | O_CLOEXEC, mode: 0o644)
         defer { files.close(fd) }
         let existing = try files.fileSize(fd, path: path)
@@ -48,9 +54,18 @@ final class IndexFile<Layout: IndexEntryLayout>: @unchecked Sendable {
                 length = preallocated
             }
         }
-        capacity = length / Layout.entrySize
-        region = length > 0 ? try MappedRegion(fd: fd, length: length, path: path) : nil
+        slots = Atomic(length / Layout.entrySize)
+        let capacity = length / Layout.entrySize
+        let region = length > 0 ? try MappedRegion(fd: fd, length: length, path: path) : nil
         published.store(Self.countWrittenEntries(region, capacity: capacity), ordering: .releasing)
+        if writable {
+            mapping.withLock { $0 = region }
+        }
+        // A read-only index is unmapped now (`region` goes) and mapped again on first use.
+    }
+
+    deinit {
+        mappings?.remove(self)
     }
 
     /// Entries are written front to back, so unwritten slots form a suffix: binary search for its start.
@@ -64,16 +79,39 @@ final class IndexFile<Layout: IndexEntryLayout>: @unchecked Sendable {
         return low
     }
 
-    /// The mapped entries for a layout to read; nil when the index has none.
+    /// The mapping, made on demand for a sealed index; nil when the index has no entries' room at all.
+    private func currentRegion() -> MappedRegion? {
+        guard capacity > 0 else { return nil }
+        let region = mapping.withLock { slot -> MappedRegion? in
+            if let region = slot { return region }
+            slot = try? map()
+            return slot
+        }
+        if region != nil, evictable.load(ordering: .relaxed), let mappings { mappings.touch(self) }
+        return region
+    }
+
+    private func map() throws(StorageError) -> MappedRegion {
+        let fd = try files.open(path, flags: O_RDWR | O_CLOEXEC, mode: 0)
+        defer { files.close(fd) }
+        return try MappedRegion(fd: fd, length: capacity * Layout.entrySize, path: path)
+    }
+
+    func dropMapping() {
+        mapping.withLock { $0 = nil }
+    }
+
+    /// The mapped entries for a layout to read; nil when the index has none (or cannot be mapped, in
+    /// which case lookups fall back to the segment's start: slower, never wrong).
     func withRegion<R>(_ body: (MappedRegion, Int) -> R) -> R? {
-        guard let region else { return nil }
+        guard let region = currentRegion() else { return nil }
         return body(region, entryCount)
     }
 
     /// Writes the next entry with `write` and publishes it to readers.
     func append(_ write: (MappedRegion, Int) -> Void) throws(StorageError) {
         let count = entryCount
-        guard count < capacity, let region else {
+        guard count < capacity, let region = currentRegion() else {
             throw StorageError(.indexFull, path: path, "index holds \(capacity) entries")
         }
         write(region, count * Layout.entrySize)
@@ -90,7 +128,7 @@ final class IndexFile<Layout: IndexEntryLayout>: @unchecked Sendable {
     /// Forgets entries from `count` on (used by truncation and after a failed sanity check).
     func truncate(toEntries count: Int) {
         precondition(count >= 0 && count <= entryCount)
-        guard let region else { return }
+        guard let region = currentRegion() else { return }
         // Zero the dropped slots so a reopened, untrimmed file does not count them again.
         region.zero(at: count * Layout.entrySize, count: (entryCount - count) * Layout.entrySize)
         published.store(count, ordering: .releasing)
@@ -98,23 +136,26 @@ final class IndexFile<Layout: IndexEntryLayout>: @unchecked Sendable {
 
     /// Flushes the mapped entries to disk.
     func sync() throws(StorageError) {
-        try region?.sync()
+        try currentRegion()?.sync()
     }
 
-    /// Cuts the file to its entries and remaps it; the index is read-only afterwards. No sync: mapped
-    /// writes are already in the page cache, and an index is rebuilt if a crash loses them.
+    /// Cuts the file to its entries; from now on the index is read-only, mapped on demand and may be
+    /// unmapped under pressure. No sync: mapped writes are already in the page cache, and an index is
+    /// rebuilt if a crash loses them.
     func trim() throws(StorageError) {
         let size = sizeInBytes
-        region = nil
+        // Shrink the capacity before the mapping goes, so a reader remaps only the trimmed length.
+        slots.store(size / Layout.entrySize, ordering: .releasing)
+        mapping.withLock { $0 = nil }
         let fd = try files.open(path, flags: O_RDWR | O_CLOEXEC, mode: 0)
         defer { files.close(fd) }
         try files.ftruncate(fd, to: size, path: path)
-        capacity = size / Layout.entrySize
-        region = size > 0 ? try MappedRegion(fd: fd, length: size, path: path) : nil
+        evictable.store(true, ordering: .relaxed)
     }
 
-    /// Unmaps the index.
+    /// Unmaps the index for good.
     func close() {
-        region = nil
+        mapping.withLock { $0 = nil }
+        mappings?.remove(self)
     }
 }

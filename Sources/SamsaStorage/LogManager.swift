@@ -50,12 +50,15 @@ public final class LogManager: Sendable {
     ///   - checkpointInterval: how often the recovery points are written (Kafka's
     ///     `log.flush.offset.checkpoint.interval.ms`); after a crash, recovery scans what was appended
     ///     since the last one. Nil writes them only at open and close.
+    ///   - maxOpenFiles, maxMappedIndexes: bounds on open segment files and on mapped sealed indexes
+    ///     (active segments' are always open and mapped), so many thousands of segments fit the
+    ///     process's descriptor limit and `vm.max_map_count`.
     public static func open(
         directory: String, configuration: LogConfiguration = LogConfiguration(),
         configurations: [TopicPartition: LogConfiguration] = [:], checkpointInterval: Duration? = .seconds(5),
-        maxOpenFiles: Int = 256, files: any FileSystem = PosixFileSystem()
+        maxOpenFiles: Int = 256, maxMappedIndexes: Int = 2048, files: any FileSystem = PosixFileSystem()
     ) throws(StorageError) -> (manager: LogManager, report: OpenReport) {
-        let descriptors = DescriptorCache(capacity: maxOpenFiles, files: files)
+        let descriptors = DescriptorCache(capacity: maxOpenFiles, maxMappings: maxMappedIndexes, files: files)
         try files.makeDirectory(directory)
         let marker = "\(directory)/\(cleanShutdownMarker)"
         let clean = files.fileExists(marker)

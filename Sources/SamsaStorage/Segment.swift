@@ -70,10 +70,10 @@ final class Segment: @unchecked Sendable {
         do throws(StorageError) {
             offsetIndex = try OffsetIndex(
                 path: SegmentFiles.index(directory, baseOffset), baseOffset: baseOffset,
-                maxSize: configuration.maxIndexSize, writable: writable, files: files)
+                maxSize: configuration.maxIndexSize, writable: writable, files: files, mappings: descriptors.mappings)
             timeIndex = try TimeIndex(
                 path: SegmentFiles.timeIndex(directory, baseOffset), baseOffset: baseOffset,
-                maxSize: configuration.maxIndexSize, writable: writable, files: files)
+                maxSize: configuration.maxIndexSize, writable: writable, files: files, mappings: descriptors.mappings)
             let size = try descriptors.withDescriptor(logPath) { fd throws(StorageError) in try files.fileSize(fd, path: logPath) }
             publishedSize.store(size, ordering: .releasing)
         } catch {

@@ -14,9 +14,11 @@ final class TimeIndex: Sendable {
     let baseOffset: Int64
     private let file: IndexFile<Layout>
 
-    init(path: String, baseOffset: Int64, maxSize: Int, writable: Bool, files: any FileSystem) throws(StorageError) {
+    init(path: String, baseOffset: Int64, maxSize: Int, writable: Bool, files: any FileSystem, mappings: MappingCache? = nil)
+        throws(StorageError)
+    {
         self.baseOffset = baseOffset
-        self.file = try IndexFile(path: path, maxSize: maxSize, writable: writable, files: files)
+        self.file = try IndexFile(path: path, maxSize: maxSize, writable: writable, files: files, mappings: mappings)
     }
 
     var path: String { file.path }

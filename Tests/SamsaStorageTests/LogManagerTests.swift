@@ -100,6 +100,36 @@ struct OpenFilesTests {
         #expect(mine.count <= 17, "\(mine.count) descriptors open on this log's files")
     }
 
+    @Test("10,000 segments open and read within small bounds on files and mappings")
+    func tenThousandSegments() async throws {
+        let dir = try TemporaryDirectory()
+        var configuration = smallLogConfiguration()
+        configuration.segmentBytes = 100  // every batch rolls a new segment
+        let partition = TopicPartition(topic: "many", partition: 0)
+        do {
+            let (manager, _) = try LogManager.open(directory: dir.path, configuration: configuration, maxOpenFiles: 32, maxMappedIndexes: 64)
+            let log = try manager.createLog(partition)
+            for _ in 0..<10_000 { _ = try log.appendWithoutWaiting(try testBatch(offset: 0, count: 1, valueSize: 10)) }
+            #expect(log.segmentCount == 10_000)
+            #expect(manager.descriptors.openCount <= 33)
+            #expect(manager.descriptors.mappings.mappedCount <= 64)
+            try manager.close()
+        }
+        let (manager, report) = try LogManager.open(directory: dir.path, configuration: configuration, maxOpenFiles: 32, maxMappedIndexes: 64)
+        #expect(report.cleanShutdown)
+        let log = try #require(manager.log(partition))
+        #expect(log.segmentCount == 10_000)
+        var offsets: [Int64] = []
+        for offset in stride(from: Int64(0), to: 10_000, by: 97) {
+            offsets += try SamsaStorageTests.offsets(in: log.read(from: offset, maxBytes: 1))
+        }
+        #expect(offsets == Array(stride(from: Int64(0), to: 10_000, by: 97)))
+        #expect(manager.descriptors.openCount <= 33)
+        #expect(manager.descriptors.mappings.mappedCount <= 64)
+        let maps = try String(contentsOfFile: "/proc/self/maps", encoding: .utf8).split(separator: "\n").filter { $0.contains(dir.path) }
+        #expect(maps.count <= 64 + 2, "\(maps.count) mappings of this log's files")
+    }
+
     @Test("a reader of a segment deleted by retention finishes its read")
     func readerOfDeletedSegment() async throws {
         let dir = try TemporaryDirectory()
