@@ -90,6 +90,7 @@ public final class LogManager: Sendable {
             reports[partition] = report
         }
         let manager = LogManager(directory: directory, configuration: configuration, files: files, descriptors: descriptors, logs: logs)
+        for log in logs.values { manager.watchTruncations(of: log) }
         // Record where recovery left each partition, so the next recovery starts from here.
         try manager.checkpoint()
         if let checkpointInterval { manager.startCheckpoints(every: checkpointInterval) }
@@ -118,6 +119,7 @@ public final class LogManager: Sendable {
             ).log
             try files.syncDirectory(directory)
             logs[partition] = log
+            watchTruncations(of: log)
             return log
         }
     }
@@ -130,6 +132,12 @@ public final class LogManager: Sendable {
         for name in try files.listDirectory(path) { try files.unlink("\(path)/\(name)") }
         try files.removeDirectory(path)
         try files.syncDirectory(directory)
+    }
+
+    /// A truncation lowers a log's recovery point: write it at once, so a crash before the next periodic
+    /// checkpoint cannot leave recovery starting past appends made after the truncation.
+    private func watchTruncations(of log: PartitionLog) {
+        log.observeTruncation { [weak self] () throws(StorageError) in try self?.checkpoint() }
     }
 
     private func startCheckpoints(every interval: Duration) {

@@ -49,6 +49,9 @@ public final class PartitionLog: Sendable {
     private let publishedStart: Atomic<Int64>
     private let groupCommit: GroupCommit
     private let intervalTimer: Mutex<(any DispatchSourceTimer)?>
+    /// Called after a truncation, before `truncate` returns (the log manager rewrites the recovery
+    /// points: a stale, higher one would let recovery skip appends made below it).
+    private let truncationObserver = Mutex<(@Sendable () throws(StorageError) -> Void)?>(nil)
 
     /// The offset the next appended record gets (Kafka's log end offset).
     public var logEndOffset: Int64 { publishedEnd.load(ordering: .acquiring) }
@@ -312,6 +315,11 @@ public final class PartitionLog: Sendable {
             if publishedHighWatermark.load(ordering: .relaxed) > end { publishedHighWatermark.store(end, ordering: .releasing) }
         }
         deletePendingFiles()
+        try truncationObserver.withLock { $0 }?()
+    }
+
+    func observeTruncation(_ observer: @escaping @Sendable () throws(StorageError) -> Void) {
+        truncationObserver.withLock { $0 = observer }
     }
 
     /// Flushes, trims the active segment's indexes and refuses further appends.

@@ -52,6 +52,19 @@ struct LogManagerTests {
         #expect(try readAll(try #require(manager.log(orders))) == Array(0..<175))
     }
 
+    @Test("a truncation rewrites the recovery point at once")
+    func truncationCheckpoints() async throws {
+        let dir = try TemporaryDirectory()
+        let (manager, _) = try LogManager.open(directory: dir.path, configuration: smallLogConfiguration(), checkpointInterval: nil)
+        let log = try manager.createLog(orders)
+        for _ in 0..<20 { try await log.append(try testBatch(offset: 0)) }
+        try log.flush()
+        try manager.checkpoint()
+        #expect(try String(contentsOfFile: dir.file("recovery-point-offset-checkpoint"), encoding: .utf8).contains("orders 0 100"))
+        try log.truncate(to: 42)
+        #expect(try String(contentsOfFile: dir.file("recovery-point-offset-checkpoint"), encoding: .utf8).contains("orders 0 40"))
+    }
+
     @Test("invalid names are refused; a deleted log's directory is gone")
     func namesAndDeletion() throws {
         let dir = try TemporaryDirectory()
