@@ -36,12 +36,16 @@ public struct LogConfiguration: Sendable, Hashable {
     /// How long a deleted segment's files stay (renamed `.deleted`) so reads already under way finish
     /// (`file.delete.delay.ms`).
     public var fileDeleteDelayMilliseconds: Int
+    /// Zeros kept written and synced ahead of the append position of the active segment, so durable
+    /// appends overwrite blocks instead of extending the file (0 turns it off). See `WriteAhead`.
+    public var writeAheadBytes: Int
 
     public init(
         segmentBytes: Int = 1 << 30, segmentMilliseconds: Int64? = nil, flushPolicy: FlushPolicy = .everyAppend,
         retentionBytes: Int64? = nil, retentionMilliseconds: Int64? = nil, segment: SegmentConfiguration = SegmentConfiguration(),
-        fileDeleteDelayMilliseconds: Int = 10_000
+        fileDeleteDelayMilliseconds: Int = 10_000, writeAheadBytes: Int = 0
     ) {
+        self.writeAheadBytes = writeAheadBytes
         self.fileDeleteDelayMilliseconds = fileDeleteDelayMilliseconds
         self.segmentBytes = segmentBytes
         self.segmentMilliseconds = segmentMilliseconds
@@ -49,5 +53,14 @@ public struct LogConfiguration: Sendable, Hashable {
         self.retentionBytes = retentionBytes
         self.retentionMilliseconds = retentionMilliseconds
         self.segment = segment
+    }
+}
+
+extension LogConfiguration {
+    /// The segment settings with the write-ahead this log asks for, bounded by the segment size.
+    var segmentSettings: SegmentConfiguration {
+        var settings = segment
+        settings.writeAhead = writeAheadBytes > 0 ? WriteAhead.Settings(chunkBytes: writeAheadBytes, limitBytes: segmentBytes) : nil
+        return settings
     }
 }

@@ -8,11 +8,14 @@ public struct RecoveryReport: Sendable, Hashable, CustomStringConvertible {
     public var indexesRebuilt = 0
     /// Segments removed because they followed a truncation point.
     public var segmentsDeleted = 0
+    /// Of `bytesTruncated`, bytes in tails of zeros only: write-ahead space not yet cut back, or
+    /// blocks whose data never reached the disk.
+    public var zeroTailBytes = 0
 
     public init() {}
 
     public var description: String {
-        "scanned \(segmentsScanned) segments, truncated \(bytesTruncated) bytes, rebuilt \(indexesRebuilt) indexes, deleted \(segmentsDeleted) segments"
+        "scanned \(segmentsScanned) segments, truncated \(bytesTruncated) bytes (\(zeroTailBytes) of them zeros), rebuilt \(indexesRebuilt) indexes, deleted \(segmentsDeleted) segments"
     }
 }
 
@@ -36,7 +39,7 @@ extension PartitionLog {
         var segments: [Segment] = []
         let start = logStartOffset ?? bases.first ?? 0
         if bases.isEmpty {
-            segments = [try Segment(directory: directory, baseOffset: start, configuration: configuration.segment, writable: true, files: files, descriptors: descriptors)]
+            segments = [try Segment(directory: directory, baseOffset: start, configuration: configuration.segmentSettings, writable: true, files: files, descriptors: descriptors)]
         }
         var expected = bases.first ?? start
         for (index, base) in bases.enumerated() {
@@ -44,23 +47,31 @@ extension PartitionLog {
             let nextBase = isLast ? Int64.max : bases[index + 1]
             let mustScan = !cleanShutdown && nextBase > recoveryPoint
             // A segment to scan opens writable (recovery may truncate it) and is sealed afterwards.
-            let segment = try Segment(
-                directory: directory, baseOffset: base, configuration: configuration.segment, writable: isLast || mustScan, files: files, descriptors: descriptors)
+            var segment = try Segment(
+                directory: directory, baseOffset: base, configuration: configuration.segmentSettings, writable: isLast || mustScan, files: files, descriptors: descriptors)
             var truncated = false
             if mustScan {
                 let result = try segment.recover(expectedBaseOffset: max(expected, base))
                 report.segmentsScanned += 1
                 report.indexesRebuilt += 1
                 report.bytesTruncated += result.truncatedBytes
-                truncated = result.truncatedBytes > 0
+                report.zeroTailBytes += result.zeroTailBytes
+                truncated = result.truncatedBytes > result.zeroTailBytes
             } else {
                 do throws(StorageError) {
                     try segment.loadEnd()
                 } catch where error.code == .corrupt {
+                    // Recovery may cut the file: it needs the segment writable.
+                    if segment.sealed {
+                        segment = try Segment(
+                            directory: directory, baseOffset: base, configuration: configuration.segmentSettings, writable: true, files: files,
+                            descriptors: descriptors)
+                    }
                     let result = try segment.recover(expectedBaseOffset: max(expected, base))
                     report.indexesRebuilt += 1
                     report.bytesTruncated += result.truncatedBytes
-                    truncated = result.truncatedBytes > 0
+                    report.zeroTailBytes += result.zeroTailBytes
+                    truncated = result.truncatedBytes > result.zeroTailBytes
                 }
             }
             if !isLast { try segment.seal() }
@@ -68,6 +79,8 @@ extension PartitionLog {
             expected = segment.nextOffset
             // A scanned segment that now ends before the next one begins lost its tail (a torn write,
             // or a power cut took bytes no fsync covered): what follows cannot be reached in order.
+            // (A tail of zeros only, where the segment still ends at the next one's base, is
+            // write-ahead space whose cut a power cut undid: nothing was lost.)
             let lostTail = mustScan && !isLast && segment.nextOffset != nextBase
             if (truncated || lostTail) && !isLast {
                 for later in bases[(index + 1)...] {
@@ -79,7 +92,7 @@ extension PartitionLog {
         }
         // The last segment takes appends: reopen it writable if it was sealed above.
         if let last = segments.last, last.sealed {
-            let active = try Segment(directory: directory, baseOffset: last.baseOffset, configuration: configuration.segment, writable: true, files: files, descriptors: descriptors)
+            let active = try Segment(directory: directory, baseOffset: last.baseOffset, configuration: configuration.segmentSettings, writable: true, files: files, descriptors: descriptors)
             try active.loadEnd()
             segments[segments.count - 1] = active
         }

@@ -146,7 +146,7 @@ public final class PartitionLog: Sendable {
     private func roll(_ state: inout State) throws(StorageError) {
         let end = publishedEnd.load(ordering: .relaxed)
         try state.segments[state.segments.count - 1].seal()
-        let segment = try Segment(directory: directory, baseOffset: end, configuration: configuration.segment, writable: true, files: files, descriptors: descriptors)
+        let segment = try Segment(directory: directory, baseOffset: end, configuration: configuration.segmentSettings, writable: true, files: files, descriptors: descriptors)
         state.segments.append(segment)
         state.activeCreated = .now
     }
@@ -303,7 +303,7 @@ public final class PartitionLog: Sendable {
             if active.sealed {
                 // It becomes active again: reopen it writable, with preallocated indexes.
                 state.segments[state.segments.count - 1] = try Segment(
-                    directory: directory, baseOffset: active.baseOffset, configuration: configuration.segment, writable: true, files: files, descriptors: descriptors)
+                    directory: directory, baseOffset: active.baseOffset, configuration: configuration.segmentSettings, writable: true, files: files, descriptors: descriptors)
                 try state.segments[state.segments.count - 1].loadEnd()
             }
             let end = try state.segments[state.segments.count - 1].truncate(from: offset)

@@ -11,6 +11,8 @@ public struct SegmentConfiguration: Sendable, Hashable {
     public var maxIndexSize: Int
     /// Bounds on batches read back from disk.
     public var limits: RecordBatchLimits
+    /// Zero-filling ahead of the append position (set by the partition log from its configuration).
+    var writeAhead: WriteAhead.Settings?
 
     public init(indexIntervalBytes: Int = 4096, maxIndexSize: Int = 10 << 20, limits: RecordBatchLimits = .default) {
         self.indexIntervalBytes = indexIntervalBytes
@@ -39,6 +41,8 @@ final class Segment: @unchecked Sendable {
     private let descriptors: DescriptorCache
     /// The writer's descriptor, held open (pinned in the cache) while the segment takes appends.
     private var pinned: Int32?
+    /// Zeros ahead of the append position while the segment takes appends (nil when configured off).
+    private let writeAhead: WriteAhead?
     private let publishedSize = Atomic<Int>(0)
     private let publishedNextOffset: Atomic<Int64>
     private var bytesSinceIndexEntry = 0
@@ -76,6 +80,9 @@ final class Segment: @unchecked Sendable {
                 maxSize: configuration.maxIndexSize, writable: writable, files: files, mappings: descriptors.mappings)
             let size = try descriptors.withDescriptor(logPath) { fd throws(StorageError) in try files.fileSize(fd, path: logPath) }
             publishedSize.store(size, ordering: .releasing)
+            writeAhead = writable ? configuration.writeAhead.map {
+                WriteAhead(settings: $0, files: files, descriptors: descriptors, path: logPath, fileSize: size)
+            } : nil
         } catch {
             if let pinned { descriptors.unpin(logPath, pinned) }
             throw error
@@ -85,6 +92,8 @@ final class Segment: @unchecked Sendable {
     }
 
     deinit {
+        // A fill still under way must not write into a file another instance may now own.
+        writeAhead?.stop()
         if let pinned { descriptors.unpin(logPath, pinned) }
     }
 
@@ -116,7 +125,14 @@ final class Segment: @unchecked Sendable {
         let failure: StorageError? = withUnsafeBytes(of: &head) { headBytes in
             batch.buffer.withUnsafeReadableBytes { raw in
                 do throws(StorageError) {
-                    try files.pwrite(fd, head: headBytes, tail: UnsafeRawBufferPointer(rebasing: raw[Self.stampedPrefixLength...]), at: position, path: logPath)
+                    let tail = UnsafeRawBufferPointer(rebasing: raw[Self.stampedPrefixLength...])
+                    if let writeAhead {
+                        try writeAhead.write(position..<position + raw.count) { () throws(StorageError) in
+                            try files.pwrite(fd, head: headBytes, tail: tail, at: position, path: logPath)
+                        }
+                    } else {
+                        try files.pwrite(fd, head: headBytes, tail: tail, at: position, path: logPath)
+                    }
                     return nil
                 } catch {
                     return error
@@ -262,6 +278,9 @@ final class Segment: @unchecked Sendable {
     struct RecoveryResult: Equatable {
         var validBytes: Int
         var truncatedBytes: Int
+        /// Of `truncatedBytes`, how many were a tail of zeros only (write-ahead space, or blocks whose
+        /// data never reached the disk).
+        var zeroTailBytes: Int
         var batches: Int
     }
 
@@ -286,10 +305,10 @@ final class Segment: @unchecked Sendable {
             batches += 1
         }
         let valid = size
-        if valid < fileSize {
-            try files.ftruncate(fd, to: valid, path: logPath)
-        }
-        return RecoveryResult(validBytes: valid, truncatedBytes: fileSize - valid, batches: batches)
+        var zeroTail = 0
+        if valid < fileSize, try tailIsZeros(from: valid, to: fileSize) { zeroTail = fileSize - valid }
+        try cutFile(fd, to: valid, fileSize: fileSize, restartWriteAhead: true)
+        return RecoveryResult(validBytes: valid, truncatedBytes: fileSize - valid, zeroTailBytes: zeroTail, batches: batches)
     }
 
     /// After a clean shutdown: trusts the log's size, checks the indexes, and finds the end offset and
@@ -322,7 +341,7 @@ final class Segment: @unchecked Sendable {
         guard let position = try position(of: offset), let removed = try readHeader(at: position, end: size) else {
             return nextOffset
         }
-        try files.ftruncate(writerDescriptor(), to: position, path: logPath)
+        try cutFile(writerDescriptor(), to: position, fileSize: nil, restartWriteAhead: true)
         // Index entries for the removed batches go too, from the first removed batch's base offset.
         offsetIndex.truncate(from: removed.baseOffset)
         timeIndex.truncate(from: removed.baseOffset)
@@ -330,6 +349,28 @@ final class Segment: @unchecked Sendable {
         // Re-derive the end and the index bookkeeping from what is left.
         try loadEnd()
         return nextOffset
+    }
+
+    /// Cuts the `.log` file to `size`, through the write-ahead when there is one (it must not fill
+    /// behind the cut).
+    private func cutFile(_ fd: Int32, to size: Int, fileSize: Int?, restartWriteAhead: Bool) throws(StorageError) {
+        if let writeAhead {
+            try writeAhead.cut(to: size, fd: fd, restart: restartWriteAhead)
+        } else if fileSize.map({ size < $0 }) ?? true {
+            try files.ftruncate(fd, to: size, path: logPath)
+        }
+    }
+
+    /// True when every byte of the file in `start..<end` is zero.
+    private func tailIsZeros(from start: Int, to end: Int) throws(StorageError) -> Bool {
+        var position = start
+        while position < end {
+            let chunk = try readBytes(at: position, count: min(end - position, 1 << 20))
+            let zeros = chunk.withUnsafeReadableBytes { raw in raw.allSatisfy { $0 == 0 } }
+            if !zeros { return false }
+            position += chunk.readableBytes
+        }
+        return true
     }
 
     // MARK: - Durability and lifecycle
@@ -343,6 +384,7 @@ final class Segment: @unchecked Sendable {
     /// The segment stops taking appends: indexes are cut to their entries.
     func seal() throws(StorageError) {
         guard !sealed else { return }
+        if let writeAhead, let pinned { try writeAhead.cut(to: size, fd: pinned, restart: false) }
         try offsetIndex.trim()
         try timeIndex.trim()
         sealed = true
@@ -353,6 +395,7 @@ final class Segment: @unchecked Sendable {
     /// Renames the segment's files to `.deleted`, so readers holding it keep their open file while the
     /// names disappear from the directory. Returns the new paths, for deletion later.
     func markDeleted() throws(StorageError) -> [String] {
+        if let writeAhead, let pinned { try writeAhead.cut(to: size, fd: pinned, restart: false) }
         if let pinned { descriptors.unpin(logPath, pinned) }
         pinned = nil
         var renamed: [String] = []

@@ -32,10 +32,13 @@ struct CrashWriter: AsyncParsableCommand {
     @Option(help: "Stop after this many batches per appender (default: run until killed).")
     var batches: Int?
 
+    @Option(help: "Zeros kept written ahead of the append position, in bytes (0: off).")
+    var writeAhead = 0
+
     static let partition = TopicPartition(topic: "crash", partition: 0)
 
     func run() async throws {
-        let configuration = LogConfiguration(segmentBytes: segmentBytes, flushPolicy: flush.policy)
+        let configuration = LogConfiguration(segmentBytes: segmentBytes, flushPolicy: flush.policy, writeAheadBytes: writeAhead)
         let (manager, report) = try LogManager.open(directory: dir, configuration: configuration, configurations: [Self.partition: configuration])
         if let recovery = report.partitions[Self.partition] {
             standardError("crash-writer: opened (clean: \(report.cleanShutdown)); recovery \(recovery)")

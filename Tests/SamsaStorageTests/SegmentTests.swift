@@ -119,7 +119,7 @@ struct SegmentTests {
         truncate(SegmentFiles.log(dir.path, 0), off_t(placed[7].position + 30))
         let reopened = try makeSegment(dir)
         let result = try reopened.recover()
-        #expect(result == Segment.RecoveryResult(validBytes: placed[7].position, truncatedBytes: 30, batches: 7))
+        #expect(result == Segment.RecoveryResult(validBytes: placed[7].position, truncatedBytes: 30, zeroTailBytes: 0, batches: 7))
         #expect(reopened.nextOffset == 35)
         try reopened.append(try testBatch(offset: 35))
         #expect(try offsets(in: reopened.read(from: 0, maxBytes: 1 << 20)) == Array(0..<40))

@@ -16,11 +16,13 @@ struct Acknowledged: Hashable {
 struct CrashRecoveryTests {
     /// Starts `samsa crash-writer`, kills it with SIGKILL after `delay`, returns the batches it
     /// acknowledged (complete lines only: the kill may cut the last one).
-    func runAndKill(directory: String, flush: String, delay: Duration) throws -> [Acknowledged] {
+    func runAndKill(directory: String, flush: String, writeAhead: Int, delay: Duration) throws -> [Acknowledged] {
         let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("samsa")
         let process = Process()
         process.executableURL = binary
-        process.arguments = ["crash-writer", "--dir", directory, "--flush", flush, "--segment-bytes", "65536", "--appenders", "4"]
+        process.arguments = [
+            "crash-writer", "--dir", directory, "--flush", flush, "--segment-bytes", "65536", "--appenders", "4", "--write-ahead", "\(writeAhead)",
+        ]
         let output = Pipe()
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
@@ -79,15 +81,17 @@ struct CrashRecoveryTests {
         #expect(verification.isValid, "\(verification.problems)")
     }
 
-    @Test("every acknowledged batch survives SIGKILL at random moments", arguments: ["every-append", "interval:50", "never"])
-    func killRepeatedly(flush: String) throws {
+    @Test(
+        "every acknowledged batch survives SIGKILL at random moments",
+        arguments: [("every-append", 0), ("interval:50", 0), ("never", 0), ("every-append", 16384)])
+    func killRepeatedly(flush: String, writeAhead: Int) throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-crash-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
         var acknowledged = Set<Acknowledged>()
         var generator = SystemRandomNumberGenerator()
         for _ in 0..<6 {
             let delay = Duration.milliseconds(Int.random(in: 150...600, using: &generator))
-            acknowledged.formUnion(try runAndKill(directory: directory, flush: flush, delay: delay))
+            acknowledged.formUnion(try runAndKill(directory: directory, flush: flush, writeAhead: writeAhead, delay: delay))
             try verify(directory: directory, acknowledged: acknowledged)
         }
         #expect(acknowledged.count > 0, "the writer acknowledged nothing: the test proved nothing")
