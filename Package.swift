@@ -5,6 +5,7 @@ import PackageDescription
 //   CCRC32C, CLZ4, CZstd      C: hardware CRC-32C, system liblz4 / libzstd
 //   SamsaRecords              Kafka RecordBatch v2: varints, CRC, codecs, builder, zero-copy view
 //   SamsaStorage              segments, mmap'd indexes, the partition log, flushing, recovery
+//   Samsa                     the embedded durable queue: topics, producer, consumers, groups
 //   SamsaTool                 the `samsa` command's subcommands (a library so tests can drive them)
 //   samsa                     the executable
 let strictSwift: [SwiftSetting] = [
@@ -18,6 +19,7 @@ let package = Package(
     products: [
         .library(name: "SamsaRecords", targets: ["SamsaRecords"]),
         .library(name: "SamsaStorage", targets: ["SamsaStorage"]),
+        .library(name: "Samsa", targets: ["Samsa"]),
         .library(name: "SamsaTool", targets: ["SamsaTool"]),
         .executable(name: "samsa", targets: ["samsa"]),
     ],
@@ -25,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", exact: "2.101.3"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", exact: "1.8.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", exact: "2.0.1"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", exact: "0.2.0"),
     ],
     targets: [
         .target(name: "CCRC32C"),
@@ -55,10 +58,19 @@ let package = Package(
             swiftSettings: strictSwift
         ),
         .target(
-            name: "SamsaTool",
+            name: "Samsa",
             dependencies: [
                 "SamsaRecords", "SamsaStorage",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .target(
+            name: "SamsaTool",
+            dependencies: [
+                "SamsaRecords", "SamsaStorage", "Samsa",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strictSwift
@@ -82,6 +94,14 @@ let package = Package(
             name: "SamsaStorageTests",
             dependencies: [
                 "SamsaStorage", "SamsaRecords",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "SamsaTests",
+            dependencies: [
+                "Samsa", "SamsaRecords", "SamsaStorage",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strictSwift

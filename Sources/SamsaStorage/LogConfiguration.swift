@@ -11,6 +11,18 @@ public enum FlushPolicy: Sendable, Hashable, CustomStringConvertible {
     /// Never flushed by Samsa (the OS writes back when it likes); survives a process crash only.
     case never
 
+    /// Parses `every-append`, `interval:MS`, `messages:N` or `never` (the form `description` prints).
+    public init?(_ text: String) {
+        let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
+        switch (parts.first, parts.count == 2 ? Int(parts[1]) : nil) {
+        case ("every-append", _) where parts.count == 1: self = .everyAppend
+        case ("never", _) where parts.count == 1: self = .never
+        case ("interval", let value?) where value > 0: self = .interval(milliseconds: value)
+        case ("messages", let value?) where value > 0: self = .messages(count: value)
+        default: return nil
+        }
+    }
+
     public var description: String {
         switch self {
         case .everyAppend: "every-append"

@@ -34,8 +34,8 @@ public struct TopicPartition: Hashable, Sendable, Comparable, CustomStringConver
 
 /// Kafka's offset checkpoint file: a version line (0), a count line, then `topic partition offset`
 /// lines. Written atomically (temp file, fsync, rename, fsync of the directory).
-enum OffsetCheckpoint {
-    static func write(_ offsets: [TopicPartition: Int64], to path: String, files: any FileSystem) throws(StorageError) {
+public enum OffsetCheckpoint {
+    public static func write(_ offsets: [TopicPartition: Int64], to path: String, files: any FileSystem) throws(StorageError) {
         var text = "0\n\(offsets.count)\n"
         for (partition, offset) in offsets.sorted(by: { $0.key < $1.key }) {
             text += "\(partition.topic) \(partition.partition) \(offset)\n"
@@ -45,7 +45,7 @@ enum OffsetCheckpoint {
 
     /// The offsets in `path`; empty when the file does not exist. A malformed file is an error, never
     /// silently read as empty.
-    static func read(_ path: String, files: any FileSystem) throws(StorageError) -> [TopicPartition: Int64] {
+    public static func read(_ path: String, files: any FileSystem) throws(StorageError) -> [TopicPartition: Int64] {
         guard files.fileExists(path) else { return [:] }
         let lines = String(decoding: try files.readFile(path), as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
         func malformed(_ why: String) -> StorageError { StorageError(.corrupt, path: path, "malformed checkpoint: \(why)") }

@@ -98,10 +98,17 @@ public final class PartitionLog: Sendable {
     @discardableResult
     public func append(_ batch: RecordBatch, leaderEpoch: Int32? = nil) async throws -> AppendResult {
         let result = try appendWithoutWaiting(batch, leaderEpoch: leaderEpoch)
+        try await waitForFlushPolicy(result)
+        return result
+    }
+
+    /// Returns once the flush policy is satisfied for an append made with `appendWithoutWaiting`
+    /// (at once unless the policy is `.everyAppend`). Lets a writer pipeline: append in order, wait
+    /// for durability elsewhere.
+    public func waitForFlushPolicy(_ result: AppendResult) async throws {
         if configuration.flushPolicy == .everyAppend {
             try await groupCommit.waitUntilDurable(result.nextOffset)
         }
-        return result
     }
 
     /// Writes a batch and returns without waiting for any flush.

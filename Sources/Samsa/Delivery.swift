@@ -1,0 +1,44 @@
+import Synchronization
+
+/// The outcome of one sent record: resolved once its batch is written and the topic's flush policy is
+/// satisfied (or the write failed). Await `result()` from any number of tasks.
+public final class Delivery: Sendable {
+    public let topic: String
+    public let partition: Int
+
+    private struct State {
+        var outcome: Result<RecordMetadata, SamsaError>?
+        var waiters: [CheckedContinuation<RecordMetadata, any Error>] = []
+    }
+
+    private let state = Mutex(State())
+
+    init(topic: String, partition: Int) {
+        self.topic = topic
+        self.partition = partition
+    }
+
+    /// Where the record landed, once acknowledged; throws the error that kept it from being written.
+    public func result() async throws -> RecordMetadata {
+        try await withCheckedThrowingContinuation { continuation in
+            let outcome = state.withLock { state -> Result<RecordMetadata, SamsaError>? in
+                if state.outcome == nil { state.waiters.append(continuation) }
+                return state.outcome
+            }
+            if let outcome { continuation.resume(with: outcome) }
+        }
+    }
+
+    /// True once the record is acknowledged or failed.
+    public var isResolved: Bool { state.withLock { $0.outcome != nil } }
+
+    func resolve(_ outcome: Result<RecordMetadata, SamsaError>) {
+        let waiters = state.withLock { state -> [CheckedContinuation<RecordMetadata, any Error>] in
+            guard state.outcome == nil else { return [] }
+            state.outcome = outcome
+            defer { state.waiters.removeAll() }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume(with: outcome) }
+    }
+}

@@ -1,0 +1,36 @@
+/// Kafka's key hash: MurmurHash2 (32-bit, seed 0x9747b28c) as `org.apache.kafka.common.utils.Utils.murmur2`
+/// computes it, so a key lands on the same partition number as with Kafka's default partitioner.
+public enum Murmur2 {
+    public static func hash(_ data: some Collection<UInt8>) -> Int32 {
+        let bytes = Array(data)
+        let length = bytes.count
+        let m: UInt32 = 0x5bd1_e995
+        var h: UInt32 = 0x9747_b28c ^ UInt32(truncatingIfNeeded: length)
+        var index = 0
+        while index + 4 <= length {
+            var k = UInt32(bytes[index]) | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2]) << 16 | UInt32(bytes[index + 3]) << 24
+            k = k &* m
+            k ^= k >> 24
+            k = k &* m
+            h = h &* m
+            h ^= k
+            index += 4
+        }
+        let remaining = length - index
+        if remaining == 3 { h ^= UInt32(bytes[index + 2]) << 16 }
+        if remaining >= 2 { h ^= UInt32(bytes[index + 1]) << 8 }
+        if remaining >= 1 {
+            h ^= UInt32(bytes[index])
+            h = h &* m
+        }
+        h ^= h >> 13
+        h = h &* m
+        h ^= h >> 15
+        return Int32(bitPattern: h)
+    }
+
+    /// The partition Kafka's default partitioner gives a key: `toPositive(murmur2(key)) % partitions`.
+    public static func partition(forKey key: some Collection<UInt8>, partitions: Int) -> Int {
+        Int(hash(key) & 0x7fff_ffff) % partitions
+    }
+}

@@ -1,0 +1,339 @@
+import Dispatch
+import SamsaRecords
+import SamsaStorage
+import Synchronization
+
+/// How a producer batches (Kafka's producer settings of the same meaning).
+public struct ProducerConfiguration: Sendable, Hashable {
+    /// How long a batch waits for more records before it is written (`linger.ms`); 0 writes at once.
+    public var lingerMilliseconds: Int
+    /// A batch is written once its records reach this many bytes (`batch.size`).
+    public var batchBytes: Int
+    /// Bytes of records the producer holds, unwritten or awaiting their flush, before `send` waits
+    /// for room (`buffer.memory`): back-pressure instead of growth when the disk is slower.
+    public var bufferBytes: Int
+
+    public init(lingerMilliseconds: Int = 5, batchBytes: Int = 16 * 1024, bufferBytes: Int = 32 << 20) {
+        self.lingerMilliseconds = lingerMilliseconds
+        self.batchBytes = batchBytes
+        self.bufferBytes = bufferBytes
+    }
+}
+
+extension Samsa {
+    /// A producer writing to this directory's topics.
+    public func makeProducer(_ configuration: ProducerConfiguration = ProducerConfiguration()) -> Producer {
+        Producer(samsa: self, configuration: configuration)
+    }
+}
+
+/// Sends records to topics: chooses each record's partition (by key with Kafka's murmur2, else
+/// sticky), gathers records into one batch per partition (written when full or after the linger
+/// time, compressed with the topic's codec), and resolves each record's `Delivery` once the topic's
+/// flush policy covers its batch.
+///
+/// Threads: any number of tasks may send at once; records of one partition are written in the order
+/// their sends were made. Cancelling a task waiting for buffer room throws `CancellationError` and
+/// sends nothing; a record already handed over is written regardless.
+public final class Producer: Sendable {
+    public let configuration: ProducerConfiguration
+    private let samsa: Samsa
+    private let state = Mutex(State())
+    /// Bumped when buffer room is released.
+    private let room = Signal()
+
+    private struct State {
+        var accumulators: [TopicPartition: Accumulator] = [:]
+        var sticky: [String: Int] = [:]
+        var bufferedBytes = 0
+        var unresolved: [ObjectIdentifier: Delivery] = [:]
+        var closed = false
+    }
+
+    init(samsa: Samsa, configuration: ProducerConfiguration) {
+        self.samsa = samsa
+        self.configuration = configuration
+    }
+
+    /// Sends one record and returns once it is acknowledged.
+    @discardableResult
+    public func send(_ record: ProducerRecord) async throws -> RecordMetadata {
+        try await enqueue(record).result()
+    }
+
+    /// Sends records in order and returns once all are acknowledged.
+    @discardableResult
+    public func send(_ records: [ProducerRecord]) async throws -> [RecordMetadata] {
+        var deliveries: [Delivery] = []
+        deliveries.reserveCapacity(records.count)
+        for record in records { deliveries.append(try await enqueue(record)) }
+        var results: [RecordMetadata] = []
+        results.reserveCapacity(deliveries.count)
+        for delivery in deliveries { results.append(try await delivery.result()) }
+        return results
+    }
+
+    /// Hands a record over and returns as soon as it is in a batch (waiting only for buffer room); its
+    /// `Delivery` resolves when it is acknowledged. The way to keep many records in flight.
+    public func enqueue(_ record: ProducerRecord) async throws -> Delivery {
+        if state.withLock({ $0.closed }) { throw SamsaError(.closed, "the producer is closed") }
+        try samsa.checkOpen()
+        let topic = try samsa.configuration(of: record.topic)
+        let size = Self.encodedSize(record)
+        guard size <= topic.maxRecordBytes else {
+            throw SamsaError(.recordTooLarge, "a record of \(size) bytes exceeds topic '\(record.topic)''s maximum of \(topic.maxRecordBytes)")
+        }
+        guard size <= configuration.bufferBytes else {
+            throw SamsaError(.recordTooLarge, "a record of \(size) bytes exceeds the producer's buffer of \(configuration.bufferBytes)")
+        }
+        let partition = try choosePartition(record, partitions: topic.partitions)
+        try await reserve(size)
+        let tp = TopicPartition(topic: record.topic, partition: Int32(partition))
+        let accumulator: Accumulator
+        do {
+            accumulator = try self.accumulator(for: tp, compression: topic.compression)
+        } catch {
+            release(size)
+            throw error
+        }
+        let delivery = Delivery(topic: record.topic, partition: partition)
+        state.withLock { $0.unresolved[ObjectIdentifier(delivery)] = delivery }
+        let timestamp = record.timestamp ?? WallClock.nowMilliseconds
+        let started = accumulator.add(record, size: size, timestamp: timestamp, delivery: delivery, batchBytes: configuration.batchBytes) { batch in
+            self.written(batch, to: accumulator)
+        }
+        if let batchID = started {
+            if configuration.lingerMilliseconds == 0 {
+                accumulator.sendOpen(ifBatch: batchID) { self.written($0, to: accumulator) }
+            } else {
+                DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(configuration.lingerMilliseconds)) { [weak self] in
+                    guard let self else { return }
+                    accumulator.sendOpen(ifBatch: batchID) { self.written($0, to: accumulator) }
+                }
+            }
+        }
+        return delivery
+    }
+
+    /// Writes every batch now and waits until each record sent before this call is resolved.
+    public func flush() async {
+        sendAllOpen()
+        let pending = state.withLock { Array($0.unresolved.values) }
+        for delivery in pending { _ = try? await delivery.result() }
+    }
+
+    /// Flushes, then refuses further sends.
+    public func close() async {
+        state.withLock { $0.closed = true }
+        await flush()
+    }
+
+    /// Bytes of records held (unwritten or awaiting their flush).
+    public var bufferedBytes: Int { state.withLock { $0.bufferedBytes } }
+
+    // MARK: - Partitioning
+
+    private func choosePartition(_ record: ProducerRecord, partitions: Int) throws(SamsaError) -> Int {
+        if let partition = record.partition {
+            guard (0..<partitions).contains(partition) else {
+                throw SamsaError(.unknownPartition, "topic '\(record.topic)' has no partition \(partition) (it has \(partitions))")
+            }
+            return partition
+        }
+        if let key = record.key { return Murmur2.partition(forKey: key, partitions: partitions) }
+        // Sticky: keyless records fill one partition's batch, then move on (KIP-480).
+        return state.withLock { state in
+            if let sticky = state.sticky[record.topic], sticky < partitions { return sticky }
+            let chosen = Int.random(in: 0..<partitions)
+            state.sticky[record.topic] = chosen
+            return chosen
+        }
+    }
+
+    private func batchLeft(_ partition: TopicPartition, partitions: Int) {
+        state.withLock { state in
+            guard state.sticky[partition.topic] == Int(partition.partition), partitions > 1 else { return }
+            var next = Int.random(in: 0..<(partitions - 1))
+            if next >= Int(partition.partition) { next += 1 }
+            state.sticky[partition.topic] = next
+        }
+    }
+
+    // MARK: - Batches
+
+    private func accumulator(for partition: TopicPartition, compression: CompressionCodec) throws(SamsaError) -> Accumulator {
+        if let existing = state.withLock({ $0.accumulators[partition] }) { return existing }
+        let log = try samsa.log(partition.topic, Int(partition.partition))
+        return state.withLock { state in
+            if let existing = state.accumulators[partition] { return existing }
+            let created = Accumulator(partition: partition, log: log, compression: compression)
+            state.accumulators[partition] = created
+            return created
+        }
+    }
+
+    private func sendAllOpen() {
+        for accumulator in state.withLock({ Array($0.accumulators.values) }) {
+            accumulator.sendOpen { self.written($0, to: accumulator) }
+        }
+    }
+
+    /// A batch was appended (or failed): resolve its records once the flush policy allows.
+    private func written(_ batch: Accumulator.Written, to accumulator: Accumulator) {
+        let partitions = (try? samsa.configuration(of: accumulator.partition.topic).partitions) ?? 1
+        batchLeft(accumulator.partition, partitions: partitions)
+        switch batch.outcome {
+        case .failure(let error):
+            finish(batch, .failure(error))
+        case .success(let result):
+            if accumulator.log.configuration.flushPolicy == .everyAppend {
+                Task {
+                    do {
+                        try await accumulator.log.waitForFlushPolicy(result)
+                        self.finish(batch, .success(result))
+                    } catch {
+                        self.finish(batch, .failure((error as? StorageError).map(SamsaError.init) ?? SamsaError(.storage, "\(error)")))
+                    }
+                }
+            } else {
+                finish(batch, .success(result))
+            }
+        }
+    }
+
+    private func finish(_ batch: Accumulator.Written, _ outcome: Result<AppendResult, SamsaError>) {
+        let topic = batch.partition.topic
+        let partition = Int(batch.partition.partition)
+        for (index, delivery) in batch.deliveries.enumerated() {
+            delivery.resolve(outcome.map {
+                RecordMetadata(topic: topic, partition: partition, offset: $0.baseOffset + Int64(index), timestamp: batch.timestamps[index])
+            })
+        }
+        state.withLock { state in
+            for delivery in batch.deliveries { state.unresolved.removeValue(forKey: ObjectIdentifier(delivery)) }
+        }
+        release(batch.bytes)
+        if case .success = outcome { samsa.signal(for: topic).notify() }
+    }
+
+    // MARK: - Buffer room
+
+    private func reserve(_ bytes: Int) async throws {
+        while true {
+            let seen = room.version
+            let reserved = state.withLock { state -> Bool in
+                // One record always fits an empty buffer, whatever its size.
+                guard state.bufferedBytes == 0 || state.bufferedBytes + bytes <= configuration.bufferBytes else { return false }
+                state.bufferedBytes += bytes
+                return true
+            }
+            if reserved { return }
+            // The buffer is full: lingering batches go now (Kafka's "exhausted" batches are ready).
+            sendAllOpen()
+            await Signal.wait(forAny: [(room, seen)])
+            try Task.checkCancellation()
+            try samsa.checkOpen()
+        }
+    }
+
+    private func release(_ bytes: Int) {
+        state.withLock { $0.bufferedBytes -= bytes }
+        room.notify()
+    }
+
+    /// What a record adds to a batch, at most (the length varints and attributes included).
+    static func encodedSize(_ record: ProducerRecord) -> Int {
+        var size = 21 + (record.key?.count ?? 0) + (record.value?.count ?? 0)
+        for header in record.headers { size += 10 + header.key.utf8.count + (header.value?.readableBytes ?? 0) }
+        return size
+    }
+}
+
+/// One partition's open batch. Its lock also orders the partition's appends: a batch is appended
+/// while the lock is held, so batches reach the log in the order their records were added.
+final class Accumulator: Sendable {
+    struct Open {
+        var builder: RecordBatchBuilder
+        var deliveries: [Delivery] = []
+        var timestamps: [Int64] = []
+        var bytes = 0
+        let id: UInt64
+    }
+
+    /// A batch handed to the log, and what became of it.
+    struct Written {
+        var partition: TopicPartition
+        var deliveries: [Delivery]
+        var timestamps: [Int64]
+        var bytes: Int
+        var outcome: Result<AppendResult, SamsaError>
+    }
+
+    let partition: TopicPartition
+    let log: PartitionLog
+    let compression: CompressionCodec
+    private let open = Mutex<(batch: Open?, nextID: UInt64)>((nil, 0))
+
+    init(partition: TopicPartition, log: PartitionLog, compression: CompressionCodec) {
+        self.partition = partition
+        self.log = log
+        self.compression = compression
+    }
+
+    /// Adds a record, writing the open batch first if the record would overflow it and afterwards if
+    /// the batch is full. Returns the id of a batch this record started (for its linger timer).
+    func add(
+        _ record: ProducerRecord, size: Int, timestamp: Int64, delivery: Delivery, batchBytes: Int, written: (Written) -> Void
+    ) -> UInt64? {
+        var done: [Written] = []
+        let started = open.withLock { state -> UInt64? in
+            if let current = state.batch, current.bytes + size > batchBytes {
+                done.append(write(current))
+                state.batch = nil
+            }
+            var started: UInt64?
+            if state.batch == nil {
+                state.batch = Open(builder: RecordBatchBuilder(compression: compression, capacity: max(batchBytes, size) + 64), id: state.nextID)
+                started = state.nextID
+                state.nextID += 1
+            }
+            state.batch!.builder.append(timestamp: timestamp, key: record.key, value: record.value, headers: record.headers)
+            state.batch!.deliveries.append(delivery)
+            state.batch!.timestamps.append(timestamp)
+            state.batch!.bytes += size
+            if state.batch!.bytes >= batchBytes {
+                done.append(write(state.batch!))
+                state.batch = nil
+                return nil
+            }
+            return started
+        }
+        for batch in done { written(batch) }
+        return started
+    }
+
+    /// Writes the open batch now (if it is still batch `id`, when given).
+    func sendOpen(ifBatch id: UInt64? = nil, written: (Written) -> Void) {
+        let done = open.withLock { state -> Written? in
+            guard let current = state.batch, id == nil || current.id == id else { return nil }
+            state.batch = nil
+            return write(current)
+        }
+        if let done { written(done) }
+    }
+
+    /// Builds (compressing) and appends a batch; called with the lock held, so appends keep order.
+    private func write(_ batch: Open) -> Written {
+        let outcome = Result { () throws(SamsaError) -> AppendResult in
+            let built: RecordBatch
+            var builder = batch.builder
+            do {
+                built = try builder.build()
+            } catch {
+                throw SamsaError(.invalidArgument, "cannot build a batch for \(partition): \(error)")
+            }
+            return try storage { () throws(StorageError) in try log.appendWithoutWaiting(built) }
+        }
+        return Written(partition: partition, deliveries: batch.deliveries, timestamps: batch.timestamps, bytes: batch.bytes, outcome: outcome)
+    }
+}

@@ -1,0 +1,120 @@
+import NIOCore
+import SamsaRecords
+import SamsaStorage
+
+extension Samsa {
+    /// Records of one partition from `offset` on, in whole batches up to about `maxBytes` (at least
+    /// one batch), never past what producers were told is committed. Empty at the end of the log.
+    public func read(topic: String, partition: Int, from offset: Int64, maxBytes: Int = 1 << 20) throws(SamsaError) -> [ConsumerRecord] {
+        let log = try log(topic, partition)
+        let configuration = try configuration(of: topic)
+        guard let bytes = try storage({ () throws(StorageError) in try log.read(from: offset, maxBytes: maxBytes, limit: configuration.readLimit) }) else {
+            return []
+        }
+        return try decode(bytes, topic: topic, partition: partition, from: offset)
+    }
+
+    /// The first offset whose record's timestamp is at or after `timestamp` (milliseconds since the
+    /// epoch), or nil when no record is that recent.
+    public func offset(topic: String, partition: Int, forTimestamp timestamp: Int64) throws(SamsaError) -> Int64? {
+        let log = try log(topic, partition)
+        do {
+            return try log.offset(forTimestamp: timestamp)
+        } catch let error as StorageError {
+            throw SamsaError(error)
+        } catch {
+            throw SamsaError(.corrupt, "\(topic)-\(partition): \(error)")
+        }
+    }
+
+    /// The first retained offset of a partition, and the offset after its last committed record.
+    public func offsets(topic: String, partition: Int) throws(SamsaError) -> (start: Int64, end: Int64) {
+        let log = try log(topic, partition)
+        let configuration = try configuration(of: topic)
+        let end = configuration.readLimit == .flushed ? log.flushedOffset : log.logEndOffset
+        return (log.logStartOffset, end)
+    }
+
+    /// Every record of a partition from `offset` on, then each new one as it is committed: the sequence
+    /// sleeps while there is nothing to read (no polling) and ends when Samsa closes. An offset below
+    /// the log start (retention deleted it) continues from the log start.
+    public func records(topic: String, partition: Int, from offset: Int64 = 0) -> PartitionRecords {
+        PartitionRecords(samsa: self, topic: topic, partition: partition, start: offset)
+    }
+
+    /// Reads for a consumer at `position`: moves a position that retention passed to the log start.
+    func readForConsumer(topic: String, partition: Int, position: inout Int64, maxBytes: Int) throws(SamsaError) -> [ConsumerRecord] {
+        let (start, end) = try offsets(topic: topic, partition: partition)
+        if position < start { position = start }
+        guard position < end else { return [] }
+        return try read(topic: topic, partition: partition, from: position, maxBytes: maxBytes)
+    }
+
+    private func decode(_ bytes: ByteBuffer, topic: String, partition: Int, from offset: Int64) throws(SamsaError) -> [ConsumerRecord] {
+        var remaining = bytes
+        var records: [ConsumerRecord] = []
+        do {
+            while remaining.readableBytes > 0 {
+                let batch = try RecordBatch(validating: remaining)
+                remaining.moveReaderIndex(forwardBy: batch.sizeInBytes)
+                guard batch.lastOffset >= offset else { continue }
+                var iterator = try batch.records()
+                while let record = try iterator.next() {
+                    guard record.offset >= offset else { continue }
+                    records.append(
+                        ConsumerRecord(
+                            topic: topic, partition: partition, offset: record.offset, timestamp: record.timestamp, key: record.key, value: record.value,
+                            headers: record.headers))
+                }
+            }
+        } catch {
+            throw SamsaError(.corrupt, "\(topic)-\(partition): a batch read back is invalid: \(error)")
+        }
+        return records
+    }
+}
+
+/// A partition's records from an offset on, tailing new ones as they are committed (see
+/// `Samsa.records(topic:partition:from:)`). Cancelling the iterating task ends it with
+/// `CancellationError`.
+public struct PartitionRecords: AsyncSequence, Sendable {
+    public typealias Element = ConsumerRecord
+
+    let samsa: Samsa
+    let topic: String
+    let partition: Int
+    let start: Int64
+
+    public func makeAsyncIterator() -> Iterator {
+        Iterator(samsa: samsa, topic: topic, partition: partition, position: start)
+    }
+
+    public struct Iterator: AsyncIteratorProtocol {
+        let samsa: Samsa
+        let topic: String
+        let partition: Int
+        var position: Int64
+        var buffered: [ConsumerRecord] = []
+        var index = 0
+
+        public mutating func next() async throws -> ConsumerRecord? {
+            while true {
+                if index < buffered.count {
+                    let record = buffered[index]
+                    index += 1
+                    position = record.offset + 1
+                    return record
+                }
+                try Task.checkCancellation()
+                if samsa.closed { return nil }
+                // The version is read before the log: an append after the read moves it, so the wait
+                // below cannot miss it.
+                let signal = samsa.signal(for: topic)
+                let seen = signal.version
+                buffered = try samsa.readForConsumer(topic: topic, partition: partition, position: &position, maxBytes: 1 << 20)
+                index = 0
+                if buffered.isEmpty { await Signal.wait(forAny: [(signal, seen)]) }
+            }
+        }
+    }
+}

@@ -1,0 +1,155 @@
+import Foundation
+import Samsa
+import SamsaStorage
+import Synchronization
+import Testing
+
+@Suite("Consumers")
+struct ConsumerTests {
+    @Test("a tailing sequence delivers old records, then new ones as they are committed", arguments: [FlushPolicy.everyAppend, .never])
+    func tailing(policy: FlushPolicy) async throws {
+        let dir = try TemporaryDirectory()
+        try await withSamsa(dir) { samsa in
+            try samsa.createTopic("t", TopicConfiguration(flushPolicy: policy))
+            let producer = samsa.makeProducer(ProducerConfiguration(lingerMilliseconds: 0))
+            for i in 0..<5 { try await producer.send(.text("t", "old \(i)")) }
+            let reader = Task {
+                var seen: [String] = []
+                for try await record in samsa.records(topic: "t", partition: 0, from: 2) {
+                    seen.append(record.valueString ?? "")
+                    if seen.count == 8 { break }
+                }
+                return seen
+            }
+            // The reader is asleep at the end of the log; each send must wake it.
+            try await Task.sleep(for: .milliseconds(50))
+            for i in 0..<5 {
+                try await producer.send(.text("t", "new \(i)"))
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            let seen = try await reader.value
+            #expect(seen == ["old 2", "old 3", "old 4", "new 0", "new 1", "new 2", "new 3", "new 4"])
+            await producer.close()
+        }
+    }
+
+    @Test("cancelling a task tailing an idle partition ends it promptly")
+    func cancelTailing() async throws {
+        let dir = try TemporaryDirectory()
+        try await withSamsa(dir) { samsa in
+            try samsa.createTopic("t")
+            let reader = Task {
+                for try await _ in samsa.records(topic: "t", partition: 0) {}
+            }
+            try await Task.sleep(for: .milliseconds(50))
+            let start = ContinuousClock.now
+            reader.cancel()
+            let outcome = await reader.result
+            #expect(throws: CancellationError.self) { try outcome.get() }
+            #expect(start.duration(to: .now) < .seconds(2))
+        }
+    }
+
+    @Test("closing Samsa ends tailing sequences")
+    func closeEndsTailing() async throws {
+        let dir = try TemporaryDirectory()
+        let samsa = try Samsa.open(directory: dir.path)
+        try samsa.createTopic("t")
+        let reader = Task { () -> Int in
+            var count = 0
+            for try await _ in samsa.records(topic: "t", partition: 0) { count += 1 }
+            return count
+        }
+        try await Task.sleep(for: .milliseconds(50))
+        try samsa.close()
+        #expect(try await reader.value == 0)
+    }
+
+    @Test("two members of a group split the partitions; a restarted member resumes from the committed offset")
+    func groupSplitAndResume() async throws {
+        let dir = try TemporaryDirectory()
+        let earliest = ConsumerConfiguration(startPosition: .earliest, maxPollRecords: 1000, autoCommit: false)
+        try await withSamsa(dir) { samsa in
+            try samsa.createTopic("jobs", TopicConfiguration(partitions: 4))
+            let producer = samsa.makeProducer()
+            for i in 0..<40 { try await producer.send(.text("jobs", "job \(i)", partition: i % 4)) }
+            await producer.close()
+
+            let first = try samsa.consumer(group: "workers", topics: ["jobs"], configuration: earliest)
+            let second = try samsa.consumer(group: "workers", topics: ["jobs"], configuration: earliest)
+            #expect(Set(first.assignment).isDisjoint(with: second.assignment))
+            #expect(first.assignment.count == 2 && second.assignment.count == 2)
+            let a = try await first.poll(timeout: .seconds(1))
+            let b = try await second.poll(timeout: .seconds(1))
+            #expect(a.count == 20 && b.count == 20)
+            #expect(Set(a.map(\.partition)) == Set(first.assignment.map { Int($0.partition) }))
+            #expect(Set((a + b).map(\.valueString)) == Set((0..<40).map { "job \($0)" }))
+            try first.commit()
+            try second.commit()
+
+            // The second member leaves: the first now owns every partition, from the committed offsets.
+            try second.close()
+            #expect(first.assignment.count == 4)
+            #expect(try await first.poll(timeout: .milliseconds(100)).isEmpty)
+            let producer2 = samsa.makeProducer()
+            for i in 40..<48 { try await producer2.send(.text("jobs", "job \(i)", partition: i % 4)) }
+            await producer2.close()
+            let more = try await first.poll(timeout: .seconds(1))
+            #expect(Set(more.map(\.valueString)) == Set((40..<48).map { "job \($0)" }))
+            // Processed 6 of the 8 new ones, committed that, then the process stops.
+            let kept = more.prefix(6)
+            var offsets: [TopicPartition: Int64] = [:]
+            for record in kept { offsets[TopicPartition(topic: "jobs", partition: Int32(record.partition))] = record.offset + 1 }
+            try samsa.commit(group: "workers", offsets: offsets)
+            try first.close()
+        }
+        try await withSamsa(dir) { samsa in
+            let restarted = try samsa.consumer(group: "workers", topics: ["jobs"], configuration: earliest)
+            let again = try await restarted.poll(timeout: .seconds(1))
+            // Exactly the records after the committed offsets come back.
+            #expect(again.count == 2)
+            for record in again {
+                let committed = try samsa.committedOffset(group: "workers", topic: "jobs", partition: record.partition)
+                #expect(record.offset >= committed!)
+            }
+            try restarted.close()
+        }
+    }
+
+    @Test("a member's poll wakes when records arrive and when a rebalance hands it partitions")
+    func pollWakes() async throws {
+        let dir = try TemporaryDirectory()
+        try await withSamsa(dir) { samsa in
+            try samsa.createTopic("t", TopicConfiguration(partitions: 2))
+            let member = try samsa.consumer(group: "g", topics: ["t"], configuration: ConsumerConfiguration(startPosition: .earliest))
+            let waiting = Task { try await member.poll(timeout: .seconds(30)) }
+            try await Task.sleep(for: .milliseconds(50))
+            let start = ContinuousClock.now
+            try await samsa.makeProducer().send(.text("t", "hello", partition: 1))
+            let records = try await waiting.value
+            #expect(records.map(\.valueString) == ["hello"])
+            #expect(start.duration(to: .now) < .seconds(5))
+            try member.close()
+        }
+    }
+
+    @Test("auto-commit commits what the previous poll returned: a crash redelivers only the unprocessed")
+    func autoCommit() async throws {
+        let dir = try TemporaryDirectory()
+        let configuration = ConsumerConfiguration(startPosition: .earliest, maxPollRecords: 10)
+        try await withSamsa(dir) { samsa in
+            try samsa.createTopic("t")
+            try await samsa.makeProducer().send((0..<30).map { ProducerRecord.text("t", "\($0)") })
+            let member = try samsa.consumer(group: "g", topics: ["t"], configuration: configuration)
+            #expect(try await member.poll().map(\.offset) == Array(0..<10))
+            #expect(try await member.poll().map(\.offset) == Array(10..<20))
+            // No close: as if the process died while processing 10..<20.
+        }
+        try await withSamsa(dir) { samsa in
+            #expect(try samsa.committedOffset(group: "g", topic: "t", partition: 0) == 10)
+            let member = try samsa.consumer(group: "g", topics: ["t"], configuration: configuration)
+            #expect(try await member.poll().map(\.offset) == Array(10..<20))
+            try member.close()
+        }
+    }
+}
