@@ -108,7 +108,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SamsaToolTests",
-            dependencies: ["SamsaTool", "SamsaRecords", "SamsaStorage", "samsa"],
+            dependencies: ["SamsaTool", "SamsaRecords", "SamsaStorage", "Samsa", "samsa"],
             swiftSettings: strictSwift
         ),
     ],

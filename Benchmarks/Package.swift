@@ -13,6 +13,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", exact: "2.101.3"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", exact: "0.2.0"),
         .package(url: "https://github.com/ordo-one/benchmark.git", exact: "1.38.1", traits: ["MallocInterposer"]),
+        .package(url: "https://github.com/groue/GRDB.swift.git", exact: "7.10.0"),
     ],
     targets: [
         .systemLibrary(name: "CLZ4Direct", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
@@ -40,6 +41,17 @@ let package = Package(
                 .product(name: "SamsaTool", package: "Samsa"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
+        // The embedded durable queue against SQLite (GRDB), the store a Swift app would pick instead,
+        // plus resident-memory figures. `swift run -c release QueueBenchmarks [--quick]`
+        .executableTarget(
+            name: "QueueBenchmarks",
+            dependencies: [
+                .product(name: "Samsa", package: "Samsa"),
+                .product(name: "SamsaTool", package: "Samsa"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
     ],

@@ -9,6 +9,7 @@ public final class Delivery: Sendable {
     private struct State {
         var outcome: Result<RecordMetadata, SamsaError>?
         var waiters: [CheckedContinuation<RecordMetadata, any Error>] = []
+        var callbacks: [@Sendable (Result<RecordMetadata, SamsaError>) -> Void] = []
     }
 
     private let state = Mutex(State())
@@ -19,7 +20,7 @@ public final class Delivery: Sendable {
     }
 
     /// Where the record landed, once acknowledged; throws the error that kept it from being written.
-    public func result() async throws -> RecordMetadata {
+    nonisolated(nonsending) public func result() async throws -> RecordMetadata {
         try await withCheckedThrowingContinuation { continuation in
             let outcome = state.withLock { state -> Result<RecordMetadata, SamsaError>? in
                 if state.outcome == nil { state.waiters.append(continuation) }
@@ -29,16 +30,30 @@ public final class Delivery: Sendable {
         }
     }
 
+    /// Calls `body` once the record is acknowledged or failed (at once if it already is), on the thread
+    /// that resolves it: keep it short. For callers tracking many records without a task each.
+    public func whenResolved(_ body: @escaping @Sendable (Result<RecordMetadata, SamsaError>) -> Void) {
+        let outcome = state.withLock { state -> Result<RecordMetadata, SamsaError>? in
+            if state.outcome == nil { state.callbacks.append(body) }
+            return state.outcome
+        }
+        if let outcome { body(outcome) }
+    }
+
     /// True once the record is acknowledged or failed.
     public var isResolved: Bool { state.withLock { $0.outcome != nil } }
 
     func resolve(_ outcome: Result<RecordMetadata, SamsaError>) {
-        let waiters = state.withLock { state -> [CheckedContinuation<RecordMetadata, any Error>] in
-            guard state.outcome == nil else { return [] }
+        let (waiters, callbacks) = state.withLock { state in
+            guard state.outcome == nil else { return ([CheckedContinuation<RecordMetadata, any Error>](), [@Sendable (Result<RecordMetadata, SamsaError>) -> Void]()) }
             state.outcome = outcome
-            defer { state.waiters.removeAll() }
-            return state.waiters
+            defer {
+                state.waiters.removeAll()
+                state.callbacks.removeAll()
+            }
+            return (state.waiters, state.callbacks)
         }
+        for callback in callbacks { callback(outcome) }
         for waiter in waiters { waiter.resume(with: outcome) }
     }
 }

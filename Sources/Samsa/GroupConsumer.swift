@@ -95,7 +95,7 @@ public final class GroupConsumer: Sendable {
 
     /// Records from the assigned partitions: at most `maxPollRecords`, waiting up to `timeout` for
     /// the first (empty when none came). With auto-commit, first commits what the last poll returned.
-    public func poll(timeout: Duration = .seconds(1)) async throws -> [ConsumerRecord] {
+    nonisolated(nonsending) public func poll(timeout: Duration = .seconds(1)) async throws -> [ConsumerRecord] {
         let deadline = ContinuousClock.now + timeout
         if configuration.autoCommit { try commit() }
         while true {

@@ -35,6 +35,8 @@ extension Samsa {
 /// Threads: any number of tasks may send at once; records of one partition are written in the order
 /// their sends were made. Cancelling a task waiting for buffer room throws `CancellationError` and
 /// sends nothing; a record already handed over is written regardless.
+/// The async methods run on the caller's executor (`nonisolated(nonsending)`): a send from the main
+/// actor costs no hop to another thread, since all shared state is behind locks.
 public final class Producer: Sendable {
     public let configuration: ProducerConfiguration
     private let samsa: Samsa
@@ -57,13 +59,13 @@ public final class Producer: Sendable {
 
     /// Sends one record and returns once it is acknowledged.
     @discardableResult
-    public func send(_ record: ProducerRecord) async throws -> RecordMetadata {
+    nonisolated(nonsending) public func send(_ record: ProducerRecord) async throws -> RecordMetadata {
         try await enqueue(record).result()
     }
 
     /// Sends records in order and returns once all are acknowledged.
     @discardableResult
-    public func send(_ records: [ProducerRecord]) async throws -> [RecordMetadata] {
+    nonisolated(nonsending) public func send(_ records: [ProducerRecord]) async throws -> [RecordMetadata] {
         var deliveries: [Delivery] = []
         deliveries.reserveCapacity(records.count)
         for record in records { deliveries.append(try await enqueue(record)) }
@@ -75,7 +77,7 @@ public final class Producer: Sendable {
 
     /// Hands a record over and returns as soon as it is in a batch (waiting only for buffer room); its
     /// `Delivery` resolves when it is acknowledged. The way to keep many records in flight.
-    public func enqueue(_ record: ProducerRecord) async throws -> Delivery {
+    nonisolated(nonsending) public func enqueue(_ record: ProducerRecord) async throws -> Delivery {
         if state.withLock({ $0.closed }) { throw SamsaError(.closed, "the producer is closed") }
         try samsa.checkOpen()
         let topic = try samsa.configuration(of: record.topic)
@@ -116,14 +118,14 @@ public final class Producer: Sendable {
     }
 
     /// Writes every batch now and waits until each record sent before this call is resolved.
-    public func flush() async {
+    nonisolated(nonsending) public func flush() async {
         sendAllOpen()
         let pending = state.withLock { Array($0.unresolved.values) }
         for delivery in pending { _ = try? await delivery.result() }
     }
 
     /// Flushes, then refuses further sends.
-    public func close() async {
+    nonisolated(nonsending) public func close() async {
         state.withLock { $0.closed = true }
         await flush()
     }
@@ -186,17 +188,8 @@ public final class Producer: Sendable {
         case .failure(let error):
             finish(batch, .failure(error))
         case .success(let result):
-            if accumulator.log.configuration.flushPolicy == .everyAppend {
-                Task {
-                    do {
-                        try await accumulator.log.waitForFlushPolicy(result)
-                        self.finish(batch, .success(result))
-                    } catch {
-                        self.finish(batch, .failure((error as? StorageError).map(SamsaError.init) ?? SamsaError(.storage, "\(error)")))
-                    }
-                }
-            } else {
-                finish(batch, .success(result))
+            accumulator.log.whenFlushPolicySatisfied(result) { error in
+                self.finish(batch, error.map { .failure(SamsaError($0)) } ?? .success(result))
             }
         }
     }
@@ -218,7 +211,7 @@ public final class Producer: Sendable {
 
     // MARK: - Buffer room
 
-    private func reserve(_ bytes: Int) async throws {
+    nonisolated(nonsending) private func reserve(_ bytes: Int) async throws {
         while true {
             let seen = room.version
             let reserved = state.withLock { state -> Bool in
@@ -287,13 +280,14 @@ final class Accumulator: Sendable {
     ) -> UInt64? {
         var done: [Written] = []
         let started = open.withLock { state -> UInt64? in
-            if let current = state.batch, current.bytes + size > batchBytes {
-                done.append(write(current))
-                state.batch = nil
+            if let bytes = state.batch?.bytes, bytes + size > batchBytes {
+                done.append(write(state.batch.take()!))
             }
             var started: UInt64?
             if state.batch == nil {
-                state.batch = Open(builder: RecordBatchBuilder(compression: compression, capacity: max(batchBytes, size) + 64), id: state.nextID)
+                // Capacity for a typical batch; a larger one grows its buffer.
+                let capacity = min(batchBytes, 1 << 20) + size + 64
+                state.batch = Open(builder: RecordBatchBuilder(compression: compression, capacity: capacity), id: state.nextID)
                 started = state.nextID
                 state.nextID += 1
             }
@@ -302,8 +296,7 @@ final class Accumulator: Sendable {
             state.batch!.timestamps.append(timestamp)
             state.batch!.bytes += size
             if state.batch!.bytes >= batchBytes {
-                done.append(write(state.batch!))
-                state.batch = nil
+                done.append(write(state.batch.take()!))
                 return nil
             }
             return started
@@ -315,24 +308,23 @@ final class Accumulator: Sendable {
     /// Writes the open batch now (if it is still batch `id`, when given).
     func sendOpen(ifBatch id: UInt64? = nil, written: (Written) -> Void) {
         let done = open.withLock { state -> Written? in
-            guard let current = state.batch, id == nil || current.id == id else { return nil }
-            state.batch = nil
-            return write(current)
+            guard let current = state.batch?.id, id == nil || current == id else { return nil }
+            return write(state.batch.take()!)
         }
         if let done { written(done) }
     }
 
     /// Builds (compressing) and appends a batch; called with the lock held, so appends keep order.
-    private func write(_ batch: Open) -> Written {
-        let outcome = Result { () throws(SamsaError) -> AppendResult in
-            let built: RecordBatch
-            var builder = batch.builder
-            do {
-                built = try builder.build()
-            } catch {
-                throw SamsaError(.invalidArgument, "cannot build a batch for \(partition): \(error)")
-            }
-            return try storage { () throws(StorageError) in try log.appendWithoutWaiting(built) }
+    /// Takes the batch by value, taken out of the state: its buffer is then uniquely referenced and
+    /// the header is written in place (a second reference would copy the whole batch).
+    private func write(_ batch: consuming Open) -> Written {
+        var batch = batch
+        let outcome: Result<AppendResult, SamsaError>
+        do {
+            let built = try batch.builder.build()
+            outcome = Result { () throws(SamsaError) in try storage { () throws(StorageError) in try log.appendWithoutWaiting(built) } }
+        } catch {
+            outcome = .failure(SamsaError(.invalidArgument, "cannot build a batch for \(partition): \(error)"))
         }
         return Written(partition: partition, deliveries: batch.deliveries, timestamps: batch.timestamps, bytes: batch.bytes, outcome: outcome)
     }

@@ -1,5 +1,5 @@
 import NIOCore
-import SamsaRecords
+public import SamsaRecords
 import SamsaStorage
 
 extension Samsa {
@@ -12,6 +12,39 @@ extension Samsa {
             return []
         }
         return try decode(bytes, topic: topic, partition: partition, from: offset)
+    }
+
+    /// Calls `body` with each record of one partition from `offset` on, in place (key and value point
+    /// into the bytes read and are valid only during the call; nothing is allocated per record), for
+    /// whole batches up to about `maxBytes`, never past what producers were told is committed.
+    /// Returns the offset to read from next (`offset` itself at the end of the log). The fast way to
+    /// scan a partition; `read` returns owning `ConsumerRecord`s instead.
+    public func forEachRecord(
+        topic: String, partition: Int, from offset: Int64, maxBytes: Int = 1 << 20, _ body: (RecordView) throws -> Void
+    ) throws -> Int64 {
+        let log = try log(topic, partition)
+        let configuration = try configuration(of: topic)
+        guard let bytes = try storage({ () throws(StorageError) in try log.read(from: offset, maxBytes: maxBytes, limit: configuration.readLimit) }) else {
+            return offset
+        }
+        var remaining = bytes
+        var next = offset
+        while remaining.readableBytes > 0 {
+            let batch: RecordBatch
+            do {
+                batch = try RecordBatch(validating: remaining)
+            } catch {
+                throw SamsaError(.corrupt, "\(topic)-\(partition): a batch read back is invalid: \(error)")
+            }
+            remaining.moveReaderIndex(forwardBy: batch.sizeInBytes)
+            guard batch.lastOffset >= next else { continue }
+            let from = next
+            try batch.forEachRecord { record in
+                if record.offset >= from { try body(record) }
+            }
+            next = batch.nextOffset
+        }
+        return next
     }
 
     /// The first offset whose record's timestamp is at or after `timestamp` (milliseconds since the

@@ -18,11 +18,15 @@ public struct TopicConfiguration: Sendable, Hashable, Codable {
     public var retentionBytes: Int64?
     /// Delete segments whose newest record is older than this (`retention.ms`); nil keeps all.
     public var retentionMilliseconds: Int64?
+    /// Zeros kept written and synced ahead of each partition's appends, so durable appends overwrite
+    /// blocks instead of growing the file (0: off). See README, "The durable write path, measured".
+    public var writeAheadBytes: Int
 
     public init(
         partitions: Int = 1, flushPolicy: FlushPolicy = .everyAppend, compression: CompressionCodec = .none, maxRecordBytes: Int = 1 << 20,
-        segmentBytes: Int = 1 << 30, retentionBytes: Int64? = nil, retentionMilliseconds: Int64? = nil
+        segmentBytes: Int = 1 << 30, retentionBytes: Int64? = nil, retentionMilliseconds: Int64? = nil, writeAheadBytes: Int = 0
     ) {
+        self.writeAheadBytes = writeAheadBytes
         self.partitions = partitions
         self.flushPolicy = flushPolicy
         self.compression = compression
@@ -42,19 +46,21 @@ public struct TopicConfiguration: Sendable, Hashable, Codable {
         guard maxRecordBytes + 4096 <= segmentBytes else { throw refuse("max record bytes must leave room in a segment of \(segmentBytes) bytes") }
         if let retentionBytes, retentionBytes < 0 { throw refuse("retention bytes must not be negative") }
         if let retentionMilliseconds, retentionMilliseconds < 0 { throw refuse("retention milliseconds must not be negative") }
+        guard writeAheadBytes >= 0 else { throw refuse("write-ahead bytes must not be negative") }
     }
 
     /// The partition logs' settings.
     var logConfiguration: LogConfiguration {
         LogConfiguration(
-            segmentBytes: segmentBytes, flushPolicy: flushPolicy, retentionBytes: retentionBytes, retentionMilliseconds: retentionMilliseconds)
+            segmentBytes: segmentBytes, flushPolicy: flushPolicy, retentionBytes: retentionBytes, retentionMilliseconds: retentionMilliseconds,
+            writeAheadBytes: writeAheadBytes)
     }
 
     /// How far consumers may read: never past what producers were told is committed.
     var readLimit: ReadLimit { flushPolicy == .everyAppend ? .flushed : .logEnd }
 
     private enum CodingKeys: String, CodingKey {
-        case partitions, flushPolicy = "flush", compression, maxRecordBytes, segmentBytes, retentionBytes, retentionMilliseconds
+        case partitions, flushPolicy = "flush", compression, maxRecordBytes, segmentBytes, retentionBytes, retentionMilliseconds, writeAheadBytes
     }
 
     public init(from decoder: any Decoder) throws {
@@ -74,6 +80,7 @@ public struct TopicConfiguration: Sendable, Hashable, Codable {
         segmentBytes = try container.decode(Int.self, forKey: .segmentBytes)
         retentionBytes = try container.decodeIfPresent(Int64.self, forKey: .retentionBytes)
         retentionMilliseconds = try container.decodeIfPresent(Int64.self, forKey: .retentionMilliseconds)
+        writeAheadBytes = try container.decodeIfPresent(Int.self, forKey: .writeAheadBytes) ?? 0
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -85,6 +92,7 @@ public struct TopicConfiguration: Sendable, Hashable, Codable {
         try container.encode(segmentBytes, forKey: .segmentBytes)
         try container.encodeIfPresent(retentionBytes, forKey: .retentionBytes)
         try container.encodeIfPresent(retentionMilliseconds, forKey: .retentionMilliseconds)
+        try container.encode(writeAheadBytes, forKey: .writeAheadBytes)
     }
 }
 

@@ -104,8 +104,12 @@ public struct RecordBatchBuilder: Sendable {
             throw RecordBatchError(.emptyBatch, at: 0, "a batch needs at least one record")
         }
         var batch: ByteBuffer
+        let capacity = buffer.capacity
         if compression == .none {
+            // Hand the storage over: with a second reference left here, writing the header below
+            // would copy the whole batch.
             batch = buffer
+            buffer = ByteBuffer()
         } else {
             let recordsLength = buffer.readableBytes - RecordBatchLayout.headerLength
             batch = ByteBufferAllocator().buffer(capacity: RecordBatchLayout.headerLength + recordsLength / 2)
@@ -118,7 +122,7 @@ public struct RecordBatchBuilder: Sendable {
             }
         }
         writeHeader(into: &batch)
-        reset()
+        reset(capacity: capacity)
         return RecordBatch(unchecked: batch)
     }
 
@@ -146,9 +150,9 @@ public struct RecordBatchBuilder: Sendable {
         batch.setInteger(crc, at: start + L.crcOffset)
     }
 
-    private mutating func reset() {
-        // A fresh buffer: the built batch may share the old storage.
-        buffer = ByteBufferAllocator().buffer(capacity: buffer.capacity)
+    private mutating func reset(capacity: Int) {
+        // A fresh buffer: the built batch may own the old storage.
+        buffer = ByteBufferAllocator().buffer(capacity: capacity)
         buffer.writeRepeatingByte(0, count: RecordBatchLayout.headerLength)
         recordCount = 0
         baseTimestamp = 0

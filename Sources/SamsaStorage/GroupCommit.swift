@@ -12,7 +12,8 @@ import Synchronization
 final class GroupCommit: Sendable {
     private struct Waiter {
         var offset: Int64
-        var continuation: CheckedContinuation<Void, any Error>
+        /// Called once, with nil when durable or the error that stopped flushing.
+        var complete: @Sendable (StorageError?) -> Void
     }
 
     private struct State {
@@ -42,21 +43,29 @@ final class GroupCommit: Sendable {
     /// Returns once every offset below `end` is durable.
     func waitUntilDurable(_ end: Int64) async throws {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            enum Action { case resume, fail(StorageError), wait, startFlushing }
-            let action = state.withLock { state -> Action in
-                if let failure = state.failure { return .fail(failure) }
-                if end <= state.durableEnd { return .resume }
-                state.waiters.append(Waiter(offset: end, continuation: continuation))
-                if state.flushing { return .wait }
-                state.flushing = true
-                return .startFlushing
+            whenDurable(end) { error in
+                if let error { continuation.resume(throwing: error) } else { continuation.resume() }
             }
-            switch action {
-            case .resume: continuation.resume()
-            case .fail(let error): continuation.resume(throwing: error)
-            case .wait: break
-            case .startFlushing: queue.async { self.flushWhileWaited() }
-            }
+        }
+    }
+
+    /// Calls `complete` once every offset below `end` is durable (with nil), or flushing failed (with
+    /// the error): at once, or on the flusher's queue. No task or thread waits meanwhile.
+    func whenDurable(_ end: Int64, _ complete: @escaping @Sendable (StorageError?) -> Void) {
+        enum Action { case resume, fail(StorageError), wait, startFlushing }
+        let action = state.withLock { state -> Action in
+            if let failure = state.failure { return .fail(failure) }
+            if end <= state.durableEnd { return .resume }
+            state.waiters.append(Waiter(offset: end, complete: complete))
+            if state.flushing { return .wait }
+            state.flushing = true
+            return .startFlushing
+        }
+        switch action {
+        case .resume: complete(nil)
+        case .fail(let error): complete(error)
+        case .wait: break
+        case .startFlushing: queue.async { self.flushWhileWaited() }
         }
     }
 
@@ -103,8 +112,8 @@ final class GroupCommit: Sendable {
                 state.flushing = !state.waiters.isEmpty
                 return state.flushing
             }
-            for waiter in ready { waiter.continuation.resume() }
-            if let failure { for waiter in failed { waiter.continuation.resume(throwing: failure) } }
+            for waiter in ready { waiter.complete(nil) }
+            if let failure { for waiter in failed { waiter.complete(failure) } }
             if !again { return }
         }
     }
@@ -115,6 +124,6 @@ final class GroupCommit: Sendable {
             defer { state.waiters.removeAll() }
             return state.waiters
         }
-        for waiter in failed { waiter.continuation.resume(throwing: error) }
+        for waiter in failed { waiter.complete(error) }
     }
 }

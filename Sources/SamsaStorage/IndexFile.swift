@@ -47,17 +47,23 @@ final class IndexFile<Layout: IndexEntryLayout>: EvictableMapping, @unchecked Se
         defer { files.close(fd) }
         let existing = try files.fileSize(fd, path: path)
         var length = existing - existing % Layout.entrySize
+        // A file shorter than the preallocation was trimmed (or is new): every entry in it is written,
+        // and searching the extended zero tail would only fault its pages in.
+        var knownEntries: Int?
         if writable {
             let preallocated = max(maxSize - maxSize % Layout.entrySize, Layout.entrySize)
             if existing < preallocated {
                 try files.ftruncate(fd, to: preallocated, path: path)
+                knownEntries = length / Layout.entrySize
                 length = preallocated
             }
         }
         slots = Atomic(length / Layout.entrySize)
         let capacity = length / Layout.entrySize
         let region = length > 0 ? try MappedRegion(fd: fd, length: length, path: path) : nil
-        published.store(Self.countWrittenEntries(region, capacity: capacity), ordering: .releasing)
+        // (Unless its last slot is unwritten: a file preallocated smaller by an earlier configuration.)
+        if let known = knownEntries, known > 0, let region, Layout.isUnwritten(region, at: known - 1) { knownEntries = nil }
+        published.store(knownEntries ?? Self.countWrittenEntries(region, capacity: capacity), ordering: .releasing)
         if writable {
             mapping.withLock { $0 = region }
         }

@@ -101,6 +101,9 @@ extension PartitionLog {
         let log = PartitionLog(
             directory: directory, configuration: configuration, files: files, descriptors: descriptors, segments: segments,
             logStartOffset: min(max(start, segments.first!.baseOffset), end), flushed: flushed)
+        // What recovery kept is synced now: it is the log from here on, and readers limited to the
+        // flushed offset (and the recovery point) may then cover all of it.
+        if flushed < end { try log.flush() }
         return (log, report)
     }
 

@@ -111,6 +111,18 @@ public final class PartitionLog: Sendable {
         }
     }
 
+    /// Calls `body` once the flush policy is satisfied for an append made with
+    /// `appendWithoutWaiting` (nil), or flushing failed (the error): at once unless the policy is
+    /// `.everyAppend`, else on the flusher's queue. For writers that track many appends without a
+    /// task each.
+    public func whenFlushPolicySatisfied(_ result: AppendResult, _ body: @escaping @Sendable (StorageError?) -> Void) {
+        if configuration.flushPolicy == .everyAppend {
+            groupCommit.whenDurable(result.nextOffset, body)
+        } else {
+            body(nil)
+        }
+    }
+
     /// Writes a batch and returns without waiting for any flush.
     public func appendWithoutWaiting(_ batch: RecordBatch, leaderEpoch: Int32? = nil) throws(StorageError) -> AppendResult {
         if let failure = groupCommit.failure {

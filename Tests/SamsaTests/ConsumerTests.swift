@@ -33,7 +33,7 @@ struct ConsumerTests {
         }
     }
 
-    @Test("cancelling a task tailing an idle partition ends it promptly")
+    @Test("cancelling a task tailing an idle partition ends it with CancellationError", .timeLimit(.minutes(1)))
     func cancelTailing() async throws {
         let dir = try TemporaryDirectory()
         try await withSamsa(dir) { samsa in
@@ -42,11 +42,9 @@ struct ConsumerTests {
                 for try await _ in samsa.records(topic: "t", partition: 0) {}
             }
             try await Task.sleep(for: .milliseconds(50))
-            let start = ContinuousClock.now
             reader.cancel()
             let outcome = await reader.result
             #expect(throws: CancellationError.self) { try outcome.get() }
-            #expect(start.duration(to: .now) < .seconds(2))
         }
     }
 
@@ -116,19 +114,18 @@ struct ConsumerTests {
         }
     }
 
-    @Test("a member's poll wakes when records arrive and when a rebalance hands it partitions")
+    @Test("a member's poll wakes when records arrive, long before its timeout", .timeLimit(.minutes(1)))
     func pollWakes() async throws {
         let dir = try TemporaryDirectory()
         try await withSamsa(dir) { samsa in
             try samsa.createTopic("t", TopicConfiguration(partitions: 2))
             let member = try samsa.consumer(group: "g", topics: ["t"], configuration: ConsumerConfiguration(startPosition: .earliest))
-            let waiting = Task { try await member.poll(timeout: .seconds(30)) }
+            // The timeout is longer than the test's time limit: only a wake-up can pass this test.
+            let waiting = Task { try await member.poll(timeout: .seconds(3600)) }
             try await Task.sleep(for: .milliseconds(50))
-            let start = ContinuousClock.now
             try await samsa.makeProducer().send(.text("t", "hello", partition: 1))
             let records = try await waiting.value
             #expect(records.map(\.valueString) == ["hello"])
-            #expect(start.duration(to: .now) < .seconds(5))
             try member.close()
         }
     }

@@ -73,6 +73,18 @@ struct ProducerTests {
                 #expect(record.headers == original.headers)
                 #expect(record.timestamp == original.timestamp)
             }
+            // The in-place scan sees the same records, from any offset.
+            var scanned: [(Int64, [UInt8]?)] = []
+            var position: Int64 = 37
+            while true {
+                let next = try samsa.forEachRecord(topic: "t", partition: 0, from: position, maxBytes: 256) { record in
+                    scanned.append((record.offset, record.value.map { Array($0) }))
+                }
+                if next == position { break }
+                position = next
+            }
+            #expect(scanned.map(\.0) == Array(37..<100))
+            #expect(scanned.map(\.1) == sent[37...].map(\.value))
             #expect(try samsa.offset(topic: "t", partition: 0, forTimestamp: 1_700_000_000_050) == 50)
             #expect(try samsa.offset(topic: "t", partition: 0, forTimestamp: 1_800_000_000_000) == nil)
             await producer.close()

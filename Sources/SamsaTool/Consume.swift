@@ -1,0 +1,121 @@
+import ArgumentParser
+import NIOCore
+import Samsa
+import SamsaStorage
+
+/// `samsa consume --dir DIR --topic T`: prints records.
+struct Consume: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the records of a topic.",
+        discussion: """
+            Without --group, reads every partition: from the beginning with --from-beginning, else only \
+            records that arrive from now on (as kafka-console-consumer). With --group, reads the partitions \
+            the group assigns, resuming from its committed offsets, and commits what it printed. Stops at \
+            the end of the log unless --follow is given.
+            """
+    )
+
+    @Option(help: "Data directory.")
+    var dir: String
+    @Option(help: "Topic name.")
+    var topic: String
+    @Option(help: "Consumer group: resume from its committed offsets and commit what is printed.")
+    var group: String?
+    @Flag(help: "Start at the first retained record (where nothing is committed).")
+    var fromBeginning = false
+    @Option(help: "Stop after printing this many records.")
+    var maxRecords: Int?
+    @Flag(help: "Print each record as a JSON object on one line.")
+    var json = false
+    @Flag(help: "Print each record's key before its value, separated by a tab.")
+    var printKey = false
+    @Flag(help: "Keep waiting for new records.")
+    var follow = false
+
+    func validate() throws {
+        if let maxRecords, maxRecords <= 0 { throw ValidationError("--max-records must be positive") }
+    }
+
+    func run() async throws {
+        let samsa = try openExisting(dir)
+        defer { try? samsa.close() }
+        let partitions = try samsa.describeTopic(topic).partitions.count
+        var output = LineWriter()
+        var printed = 0
+        let limit = maxRecords ?? Int.max
+        func emit(_ records: [ConsumerRecord]) -> [ConsumerRecord] {
+            let taken = Array(records.prefix(limit - printed))
+            for record in taken { output.line(render(record)) }
+            printed += taken.count
+            output.flush()
+            return taken
+        }
+        if let group {
+            let consumer = try samsa.consumer(
+                group: group, topics: [topic], configuration: ConsumerConfiguration(startPosition: fromBeginning ? .earliest : .latest, autoCommit: false))
+            defer { try? consumer.close() }
+            while printed < limit {
+                let records = try await consumer.poll(timeout: follow ? .seconds(3600) : .milliseconds(200))
+                if records.isEmpty && !follow { break }
+                // Commit exactly what was printed: the next run starts after it.
+                var offsets: [TopicPartition: Int64] = [:]
+                for record in emit(records) { offsets[TopicPartition(topic: topic, partition: Int32(record.partition))] = record.offset + 1 }
+                try samsa.commit(group: group, offsets: offsets)
+            }
+        } else {
+            var positions = try (0..<partitions).map { partition in
+                let (start, end) = try samsa.offsets(topic: topic, partition: partition)
+                return fromBeginning ? start : end
+            }
+            let ends = try (0..<partitions).map { try samsa.offsets(topic: topic, partition: $0).end }
+            // Read to the end as of now, partition by partition.
+            for partition in 0..<partitions where printed < limit {
+                while printed < limit && positions[partition] < ends[partition] {
+                    let records = try samsa.read(topic: topic, partition: partition, from: positions[partition])
+                    guard let last = records.last else { break }
+                    positions[partition] = last.offset + 1
+                    _ = emit(records.filter { $0.offset < ends[partition] })
+                }
+            }
+            if follow && printed < limit {
+                // One tailing task per partition feeds the printer; they end when it has enough.
+                await withTaskGroup(of: Void.self) { tasks in
+                    let stream = AsyncStream<[ConsumerRecord]>.makeStream()
+                    for partition in 0..<partitions {
+                        let start = positions[partition]
+                        let topic = self.topic
+                        tasks.addTask {
+                            do {
+                                for try await record in samsa.records(topic: topic, partition: partition, from: start) {
+                                    stream.continuation.yield([record])
+                                }
+                            } catch {
+                                if !(error is CancellationError) { standardError("samsa consume: partition \(partition): \(error)") }
+                            }
+                        }
+                    }
+                    for await records in stream.stream {
+                        _ = emit(records)
+                        if printed >= limit { break }
+                    }
+                    tasks.cancelAll()
+                }
+            }
+        }
+        output.flush()
+    }
+
+    private func render(_ record: ConsumerRecord) -> String {
+        if json {
+            var headers: [(String, JSONLine.Value)] = []
+            for header in record.headers { headers.append((header.key, header.value.map { .string(String(buffer: $0)) } ?? .null)) }
+            return JSONLine([
+                ("partition", .int(Int64(record.partition))), ("offset", .int(record.offset)), ("timestamp", .int(record.timestamp)),
+                ("key", record.keyString.map(JSONLine.Value.string) ?? .null), ("value", record.valueString.map(JSONLine.Value.string) ?? .null),
+                ("headers", .object(headers)),
+            ]).rendered
+        }
+        let value = record.valueString ?? ""
+        return printKey ? "\(record.keyString ?? "")\t\(value)" : value
+    }
+}

@@ -1,0 +1,124 @@
+import ArgumentParser
+import Samsa
+import SamsaRecords
+import SamsaStorage
+
+/// `samsa topics create|list|describe|delete --dir DIR ...`.
+struct Topics: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create, list, describe and delete the topics of a data directory.",
+        subcommands: [Create.self, List.self, Describe.self, Delete.self]
+    )
+
+    struct Create: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a topic.")
+
+        @Option(help: "Data directory (created if absent).")
+        var dir: String
+        @Option(help: "Topic name (1-249 of a-z A-Z 0-9 . _ -).")
+        var topic: String
+        @Option(help: "Number of partitions.")
+        var partitions = 1
+        @Option(help: "Flush policy: every-append, interval:MS, messages:N or never.")
+        var flush = FlushPolicyArgument(argument: "every-append")!
+        @Option(help: "Batch compression: none, lz4 or zstd.")
+        var compression = CompressionArgument(argument: "none")!
+        @Option(help: "Largest record a producer may send, in bytes.")
+        var maxRecordBytes = 1 << 20
+        @Option(help: "Segment size in bytes.")
+        var segmentBytes = 1 << 30
+        @Option(help: "Delete old segments while a partition is larger than this many bytes.")
+        var retentionBytes: Int64?
+        @Option(name: .customLong("retention-ms"), help: "Delete segments whose newest record is older than this many milliseconds.")
+        var retentionMilliseconds: Int64?
+        @Option(help: "Zeros kept synced ahead of appends, in bytes (0: off); speeds up small durable appends.")
+        var writeAheadBytes = 0
+
+        func run() throws {
+            let samsa = try Samsa.open(directory: dir)
+            defer { try? samsa.close() }
+            try samsa.createTopic(
+                topic,
+                TopicConfiguration(
+                    partitions: partitions, flushPolicy: flush.policy, compression: compression.codec, maxRecordBytes: maxRecordBytes,
+                    segmentBytes: segmentBytes, retentionBytes: retentionBytes, retentionMilliseconds: retentionMilliseconds,
+                    writeAheadBytes: writeAheadBytes))
+            try samsa.close()
+            print("created topic \(topic) with \(partitions) partition\(partitions == 1 ? "" : "s")")
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the topics, one per line.")
+
+        @Option(help: "Data directory.")
+        var dir: String
+
+        func run() throws {
+            let samsa = try openExisting(dir)
+            defer { try? samsa.close() }
+            for topic in samsa.topics { print(topic) }
+        }
+    }
+
+    struct Describe: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a topic's configuration and partitions.")
+
+        @Option(help: "Data directory.")
+        var dir: String
+        @Option(help: "Topic name; all topics when omitted.")
+        var topic: String?
+
+        func run() throws {
+            let samsa = try openExisting(dir)
+            defer { try? samsa.close() }
+            for name in topic.map({ [$0] }) ?? samsa.topics {
+                let description = try samsa.describeTopic(name)
+                let c = description.configuration
+                var settings = "partitions=\(c.partitions) flush=\(c.flushPolicy) compression=\(c.compression) max-record-bytes=\(c.maxRecordBytes) segment-bytes=\(c.segmentBytes)"
+                if let bytes = c.retentionBytes { settings += " retention-bytes=\(bytes)" }
+                if let ms = c.retentionMilliseconds { settings += " retention-ms=\(ms)" }
+                if c.writeAheadBytes > 0 { settings += " write-ahead-bytes=\(c.writeAheadBytes)" }
+                print("topic \(name): \(settings)")
+                for p in description.partitions {
+                    print("  partition \(p.partition): start \(p.logStartOffset), end \(p.logEndOffset), flushed \(p.flushedOffset), \(p.sizeInBytes) bytes in \(p.segments) segment\(p.segments == 1 ? "" : "s")")
+                }
+            }
+        }
+    }
+
+    struct Delete: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete a topic and its records.")
+
+        @Option(help: "Data directory.")
+        var dir: String
+        @Option(help: "Topic name.")
+        var topic: String
+
+        func run() throws {
+            let samsa = try openExisting(dir)
+            defer { try? samsa.close() }
+            try samsa.deleteTopic(topic)
+            try samsa.close()
+            print("deleted topic \(topic)")
+        }
+    }
+}
+
+/// Opens a data directory that must exist already (reading commands never create one).
+func openExisting(_ directory: String) throws -> Samsa {
+    guard PosixFileSystem().fileExists(directory) else { throw ValidationError("no such data directory: \(directory)") }
+    return try Samsa.open(directory: directory)
+}
+
+/// `--compression none|lz4|zstd`.
+struct CompressionArgument: ExpressibleByArgument {
+    let codec: CompressionCodec
+
+    init?(argument: String) {
+        guard let codec = CompressionCodec(name: argument), codec.isSupported else { return nil }
+        self.codec = codec
+    }
+
+    static var allValueStrings: [String] { ["none", "lz4", "zstd"] }
+}
