@@ -40,3 +40,5 @@ require_swift() {
 }
 
 SAMSA_DEBIAN_PACKAGES=(pkg-config liblz4-dev libzstd-dev)
+# The benchmarks also compare against SQLite (GRDB links the system library).
+SAMSA_BENCHMARK_DEBIAN_PACKAGES=(libsqlite3-dev)
