@@ -6,6 +6,7 @@ import PackageDescription
 //   SamsaRecords              Kafka RecordBatch v2: varints, CRC, codecs, builder, zero-copy view
 //   SamsaStorage              segments, mmap'd indexes, the partition log, flushing, recovery
 //   Samsa                     the embedded durable queue: topics, producer, consumers, groups
+//   SamsaCoordination         ZooKeeper-style coordination: embedded backend, ZooKeeper client, recipes
 //   SamsaTool                 the `samsa` command's subcommands (a library so tests can drive them)
 //   samsa                     the executable
 let strictSwift: [SwiftSetting] = [
@@ -20,6 +21,7 @@ let package = Package(
         .library(name: "SamsaRecords", targets: ["SamsaRecords"]),
         .library(name: "SamsaStorage", targets: ["SamsaStorage"]),
         .library(name: "Samsa", targets: ["Samsa"]),
+        .library(name: "SamsaCoordination", targets: ["SamsaCoordination"]),
         .library(name: "SamsaTool", targets: ["SamsaTool"]),
         .executable(name: "samsa", targets: ["samsa"]),
     ],
@@ -66,6 +68,15 @@ let package = Package(
             swiftSettings: strictSwift
         ),
         .target(
+            name: "SamsaCoordination",
+            dependencies: [
+                "SamsaRecords", "SamsaStorage",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .target(
             name: "SamsaTool",
             dependencies: [
                 "SamsaRecords", "SamsaStorage", "Samsa",
@@ -104,6 +115,11 @@ let package = Package(
                 "Samsa", "SamsaRecords", "SamsaStorage",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "SamsaCoordinationTests",
+            dependencies: ["SamsaCoordination"],
             swiftSettings: strictSwift
         ),
         .testTarget(

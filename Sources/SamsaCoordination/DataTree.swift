@@ -1,0 +1,110 @@
+/// The tree of nodes with ZooKeeper's rules for each change (parents must exist, ephemerals have no
+/// children, versions must match, sequential names come from the parent's child counter). Pure
+/// state: the embedded coordinator applies transactions to it under its lock, and replays its log
+/// into it at start-up, with the same results.
+struct DataTree: Sendable {
+    struct Node: Sendable, Codable {
+        var data: [UInt8]
+        var stat: NodeStat
+        var children: Set<String> = []
+    }
+
+    /// What a change did, for the watches it fires.
+    enum Change: Sendable {
+        case created(String), deleted(String), dataChanged(String), childrenChanged(String)
+    }
+
+    private(set) var nodes: [String: Node]
+
+    init() {
+        nodes = ["/": Node(data: [], stat: NodeStat(czxid: 0, mzxid: 0, ctime: 0, mtime: 0, version: 0, cversion: 0, aversion: 0, ephemeralOwner: 0, dataLength: 0, numChildren: 0, pzxid: 0))]
+    }
+
+    init(nodes: [String: Node]) { self.nodes = nodes }
+
+    func node(_ path: String) -> Node? { nodes[path] }
+
+    /// Applies one operation as transaction `zxid` of `session` at `time` (milliseconds).
+    mutating func apply(_ operation: Operation, session: Int64, zxid: Int64, time: Int64, changes: inout [Change]) throws(CoordinationError)
+        -> OperationResult
+    {
+        switch operation {
+        case .create(let requested, let data, let mode):
+            try NodePath.validate(requested, sequential: mode.isSequential)
+            guard requested != "/" || mode.isSequential else { throw CoordinationError(.nodeExists, path: requested) }
+            let parentPath = NodePath.parent(of: requested.hasSuffix("/") ? requested + "x" : requested)
+            guard var parent = nodes[parentPath] else { throw CoordinationError(.noNode, path: parentPath, "the parent does not exist") }
+            guard parent.stat.ephemeralOwner == 0 else { throw CoordinationError(.noChildrenForEphemerals, path: parentPath) }
+            let path = mode.isSequential ? requested + NodePath.sequenceSuffix(parent.stat.cversion) : requested
+            guard nodes[path] == nil else { throw CoordinationError(.nodeExists, path: path) }
+            let stat = NodeStat(
+                czxid: zxid, mzxid: zxid, ctime: time, mtime: time, version: 0, cversion: 0, aversion: 0,
+                ephemeralOwner: mode.isEphemeral ? session : 0, dataLength: Int32(data.count), numChildren: 0, pzxid: zxid)
+            nodes[path] = Node(data: data, stat: stat)
+            parent.children.insert(NodePath.name(of: path))
+            parent.stat.cversion += 1
+            parent.stat.pzxid = zxid
+            parent.stat.numChildren = Int32(parent.children.count)
+            nodes[parentPath] = parent
+            changes.append(.created(path))
+            changes.append(.childrenChanged(parentPath))
+            return .created(path: path)
+
+        case .delete(let path, let version):
+            try NodePath.validate(path)
+            guard path != "/" else { throw CoordinationError(.badArguments, path: path, "the root cannot be deleted") }
+            guard let node = nodes[path] else { throw CoordinationError(.noNode, path: path) }
+            guard version == -1 || version == node.stat.version else { throw CoordinationError(.badVersion, path: path) }
+            guard node.children.isEmpty else { throw CoordinationError(.notEmpty, path: path) }
+            remove(path, zxid: zxid, changes: &changes)
+            return .deleted
+
+        case .setData(let path, let data, let version):
+            try NodePath.validate(path)
+            guard var node = nodes[path] else { throw CoordinationError(.noNode, path: path) }
+            guard version == -1 || version == node.stat.version else { throw CoordinationError(.badVersion, path: path) }
+            node.data = data
+            node.stat.version += 1
+            node.stat.mzxid = zxid
+            node.stat.mtime = time
+            node.stat.dataLength = Int32(data.count)
+            nodes[path] = node
+            changes.append(.dataChanged(path))
+            return .set(node.stat)
+
+        case .check(let path, let version):
+            try NodePath.validate(path)
+            guard let node = nodes[path] else { throw CoordinationError(.noNode, path: path) }
+            guard version == -1 || version == node.stat.version else { throw CoordinationError(.badVersion, path: path) }
+            return .checked
+        }
+    }
+
+    /// Deletes every ephemeral node of `session` (its end), as one transaction.
+    mutating func removeEphemerals(of session: Int64, zxid: Int64, changes: inout [Change]) {
+        for path in ephemerals(of: session) { remove(path, zxid: zxid, changes: &changes) }
+    }
+
+    func ephemerals(of session: Int64) -> [String] {
+        nodes.filter { $0.value.stat.ephemeralOwner == session }.map(\.key).sorted()
+    }
+
+    /// Sessions owning ephemeral nodes.
+    var ephemeralOwners: Set<Int64> { Set(nodes.values.map(\.stat.ephemeralOwner).filter { $0 != 0 }) }
+
+    private mutating func remove(_ path: String, zxid: Int64, changes: inout [Change]) {
+        nodes[path] = nil
+        let parentPath = NodePath.parent(of: path)
+        if var parent = nodes[parentPath] {
+            parent.children.remove(NodePath.name(of: path))
+            parent.stat.cversion += 1
+            parent.stat.pzxid = zxid
+            parent.stat.numChildren = Int32(parent.children.count)
+            nodes[parentPath] = parent
+        }
+        changes.append(.deleted(path))
+        changes.append(.childrenChanged(parentPath))
+    }
+}
+
+

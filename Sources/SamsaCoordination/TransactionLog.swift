@@ -1,0 +1,156 @@
+import Foundation
+import SamsaRecords
+import SamsaStorage
+
+/// A committed transaction of the embedded coordinator, as its log keeps it.
+struct Transaction: Codable, Sendable {
+    var zxid: Int64
+    var time: Int64
+    var session: Int64
+    /// The operations (a `multi` has several); nil for the end of a session.
+    var operations: [LoggedOperation]?
+
+    struct LoggedOperation: Codable, Sendable {
+        var kind: String
+        var path: String
+        var data: [UInt8]?
+        var mode: Int32?
+        var version: Int32?
+
+        init(_ operation: Operation) {
+            switch operation {
+            case .create(let path, let data, let mode): self.init(kind: "create", path: path, data: data, mode: mode.rawValue)
+            case .delete(let path, let version): self.init(kind: "delete", path: path, version: version)
+            case .setData(let path, let data, let version): self.init(kind: "set", path: path, data: data, version: version)
+            case .check(let path, let version): self.init(kind: "check", path: path, version: version)
+            }
+        }
+
+        init(kind: String, path: String, data: [UInt8]? = nil, mode: Int32? = nil, version: Int32? = nil) {
+            self.kind = kind
+            self.path = path
+            self.data = data
+            self.mode = mode
+            self.version = version
+        }
+
+        var operation: Operation? {
+            switch kind {
+            case "create": CreateMode(rawValue: mode ?? -1).map { .create(path: path, data: data ?? [], mode: $0) }
+            case "delete": .delete(path: path, version: version ?? -1)
+            case "set": .setData(path: path, data: data ?? [], version: version ?? -1)
+            case "check": .check(path: path, version: version ?? -1)
+            default: nil
+            }
+        }
+    }
+}
+
+/// The embedded coordinator's durable state: a snapshot of the tree (`snapshot.json`, written
+/// atomically) and a transaction log after it, kept in a Samsa partition log (`txnlog/`) under the
+/// every-append policy, so a transaction acknowledged to a client is on disk. At start-up the tree is
+/// the snapshot plus the log replayed; the sessions of the previous run are gone, so their ephemeral
+/// nodes are removed (and that is logged too), then a new snapshot replaces the log.
+final class TransactionLog: Sendable {
+    private let directory: String
+    private let files = PosixFileSystem()
+    private let log: PartitionLog
+
+    private struct Snapshot: Codable {
+        var zxid: Int64
+        /// The first log offset not in the snapshot.
+        var logOffset: Int64
+        var nodes: [String: DataTree.Node]
+    }
+
+    private init(directory: String, log: PartitionLog) {
+        self.directory = directory
+        self.log = log
+    }
+
+    /// Opens (creating) the log in `directory`; returns it with the recovered tree and last zxid.
+    static func open(directory: String) throws -> (log: TransactionLog, tree: DataTree, zxid: Int64) {
+        let files = PosixFileSystem()
+        try files.makeDirectory(directory)
+        var tree = DataTree()
+        var zxid: Int64 = 0
+        var offset: Int64 = 0
+        let snapshotPath = "\(directory)/snapshot.json"
+        if files.fileExists(snapshotPath) {
+            let snapshot = try JSONDecoder().decode(Snapshot.self, from: Data(try files.readFile(snapshotPath)))
+            tree = DataTree(nodes: snapshot.nodes)
+            zxid = snapshot.zxid
+            offset = snapshot.logOffset
+        }
+        let (partitionLog, _) = try PartitionLog.open(
+            directory: "\(directory)/txnlog", configuration: LogConfiguration(segmentBytes: 64 << 20, flushPolicy: .everyAppend), recoveryPoint: 0)
+        let transactionLog = TransactionLog(directory: directory, log: partitionLog)
+        // Replay what the snapshot does not hold.
+        var position = max(offset, partitionLog.logStartOffset)
+        while let bytes = try partitionLog.read(from: position, maxBytes: 1 << 20) {
+            var remaining = bytes
+            while remaining.readableBytes > 0 {
+                let batch = try RecordBatch(validating: remaining)
+                remaining.moveReaderIndex(forwardBy: batch.sizeInBytes)
+                for record in try batch.decodeRecords() where record.offset >= position {
+                    let transaction = try JSONDecoder().decode(Transaction.self, from: Data(record.valueBytes ?? []))
+                    var changes: [DataTree.Change] = []
+                    if let operations = transaction.operations {
+                        var attempt = tree
+                        for logged in operations {
+                            guard let operation = logged.operation else { throw CoordinationError(.dataInconsistency, "unknown logged operation \(logged.kind)") }
+                            _ = try attempt.apply(operation, session: transaction.session, zxid: transaction.zxid, time: transaction.time, changes: &changes)
+                        }
+                        tree = attempt
+                    } else {
+                        tree.removeEphemerals(of: transaction.session, zxid: transaction.zxid, changes: &changes)
+                    }
+                    zxid = max(zxid, transaction.zxid)
+                }
+                position = batch.nextOffset
+            }
+        }
+        // The previous run's sessions are over: their ephemeral nodes go, durably.
+        for owner in tree.ephemeralOwners.sorted() {
+            zxid += 1
+            var changes: [DataTree.Change] = []
+            tree.removeEphemerals(of: owner, zxid: zxid, changes: &changes)
+            _ = try transactionLog.append(Transaction(zxid: zxid, time: Clock.nowMilliseconds, session: owner, operations: nil))
+        }
+        try partitionLog.flush()
+        try transactionLog.snapshot(tree, zxid: zxid)
+        return (transactionLog, tree, zxid)
+    }
+
+    /// Writes a transaction (not yet synced); `waitUntilDurable` with the result waits for the sync.
+    func append(_ transaction: Transaction) throws -> AppendResult {
+        var builder = RecordBatchBuilder(capacity: 256)
+        builder.append(timestamp: transaction.time, key: nil, value: Array(try JSONEncoder().encode(transaction)))
+        return try log.appendWithoutWaiting(try builder.build())
+    }
+
+    func waitUntilDurable(_ result: AppendResult) async throws {
+        try await log.waitForFlushPolicy(result)
+    }
+
+    /// Replaces snapshot and log with a snapshot of `tree`, then lets the log's old segments go.
+    func snapshot(_ tree: DataTree, zxid: Int64) throws {
+        let end = log.logEndOffset
+        let snapshot = Snapshot(zxid: zxid, logOffset: end, nodes: tree.nodes)
+        try files.writeFileAtomically("\(directory)/snapshot.json", Array(try JSONEncoder().encode(snapshot)))
+        try log.roll()
+        try log.advanceLogStart(to: end)
+    }
+
+    func close() throws {
+        try log.close()
+    }
+}
+
+enum Clock {
+    static var nowMilliseconds: Int64 {
+        var time = timespec()
+        clock_gettime(CLOCK_REALTIME, &time)
+        return Int64(time.tv_sec) * 1000 + Int64(time.tv_nsec) / 1_000_000
+    }
+}

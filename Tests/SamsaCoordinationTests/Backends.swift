@@ -1,0 +1,60 @@
+import Foundation
+import SamsaCoordination
+
+/// A coordination service under test: how to open sessions on it and expire one.
+protocol CoordinationBackend: Sendable {
+    var name: String { get }
+    func connect(timeout: Duration) async throws -> any CoordinationSession
+    /// Ends `session` from the service's side, as a lost client's timeout would.
+    func expire(_ session: any CoordinationSession) async throws
+    func shutdown() async throws
+}
+
+final class EmbeddedBackend: CoordinationBackend {
+    let name = "embedded"
+    let coordinator: EmbeddedCoordinator
+    let directory: String?
+
+    init(persistent: Bool = false) throws {
+        directory = persistent ? FileManager.default.temporaryDirectory.appendingPathComponent("samsa-coord-\(UUID().uuidString)").path : nil
+        coordinator = try EmbeddedCoordinator.open(directory: directory)
+    }
+
+    func connect(timeout: Duration) async throws -> any CoordinationSession {
+        try coordinator.connect(sessionTimeout: timeout)
+    }
+
+    func expire(_ session: any CoordinationSession) async throws {
+        await coordinator.expireSession(session.sessionID)
+    }
+
+    func shutdown() async throws {
+        try coordinator.close()
+        if let directory { try? FileManager.default.removeItem(atPath: directory) }
+    }
+}
+
+/// Each test runs against every backend this machine can provide.
+enum BackendKind: String, CaseIterable, Sendable, CustomStringConvertible {
+    case embedded
+    var description: String { rawValue }
+
+    func make() async throws -> any CoordinationBackend {
+        switch self {
+        case .embedded: try EmbeddedBackend()
+        }
+    }
+}
+
+/// A fresh, unique directory for one test (so tests can share a real ZooKeeper).
+func testRoot() -> String { "/samsa-test-\(UUID().uuidString.prefix(8).lowercased())" }
+
+/// Waits until `condition` holds, checking every 10 ms, for at most `timeout`.
+func eventually(_ timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+    return try await condition()
+}
