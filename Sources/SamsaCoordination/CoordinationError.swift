@@ -36,8 +36,6 @@ public struct CoordinationError: Error, Sendable, Hashable, CustomStringConverti
         public static let notReadOnly = Code(-119, "notReadOnly")
         public static let noWatcher = Code(-121, "noWatcher")
         public static let requestTimeout = Code(-122, "requestTimeout")
-        /// Not a ZooKeeper code: the session was closed by its owner.
-        public static let sessionClosed = Code(-9_999, "sessionClosed")
 
         static let all: [Code] = [
             systemError, runtimeInconsistency, dataInconsistency, connectionLoss, marshallingError, unimplemented, operationTimeout,

@@ -189,7 +189,7 @@ public final class EmbeddedCoordinator: Sendable {
 
     private static func checkAlive(_ session: Int64, in state: State) throws(CoordinationError) {
         guard !state.closed else { throw CoordinationError(.connectionLoss, "the coordinator is closed") }
-        guard state.sessions[session] != nil else { throw CoordinationError(.sessionExpired, "session 0x\(String(session, radix: 16)) has ended") }
+        guard state.sessions[session] != nil else { throw CoordinationError(.sessionExpired, "session 0x\(String(session, radix: 16)) has ended (expired or closed)") }
     }
 
     /// Removes and returns the watches `changes` fire, with their events (ZooKeeper's rules: a data

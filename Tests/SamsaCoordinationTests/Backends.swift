@@ -37,11 +37,13 @@ final class EmbeddedBackend: CoordinationBackend {
 /// Each test runs against every backend this machine can provide.
 enum BackendKind: String, CaseIterable, Sendable, CustomStringConvertible {
     case embedded
+    case zookeeper
     var description: String { rawValue }
 
     func make() async throws -> any CoordinationBackend {
         switch self {
         case .embedded: try EmbeddedBackend()
+        case .zookeeper: ZooKeeperBackend(servers: try await SharedZooKeeper.shared.servers())
         }
     }
 }

@@ -1,0 +1,213 @@
+import Foundation
+import Glibc
+import SamsaCoordination
+
+/// Apache ZooKeeper servers (Debian's `zookeeper` package, 3.8) started by the tests on 127.0.0.1
+/// from temporary directories, and stopped by PID.
+final class ZooKeeperEnsemble: @unchecked Sendable {
+    // @unchecked: `processes` is set up before the ensemble is shared and changed only by `kill`,
+    // which the tests call from one task.
+    struct Server {
+        var id: Int
+        var clientPort: Int
+        var directory: String
+        var process: Process?
+    }
+
+    private(set) var servers: [Server]
+    let root: String
+
+    var connectString: [String] { servers.map { "127.0.0.1:\($0.clientPort)" } }
+
+    static var classpath: String {
+        ["zookeeper.jar", "zookeeper-jute.jar", "slf4j-api.jar", "slf4j-simple.jar", "netty-all.jar"]
+            .map { "/usr/share/java/\($0)" }.filter { FileManager.default.fileExists(atPath: $0) }.joined(separator: ":")
+    }
+
+    static var isInstalled: Bool { FileManager.default.fileExists(atPath: "/usr/share/java/zookeeper.jar") }
+
+    /// Starts `count` servers (1: standalone; 3: a quorum on loopback) and waits until each serves.
+    init(count: Int) throws {
+        guard Self.isInstalled else {
+            throw CoordinationError(.systemError, "ZooKeeper is not installed: scripts/test.sh installs Debian's zookeeper package")
+        }
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-zk-\(UUID().uuidString)").path
+        self.root = root
+        let ports = try (0..<(count * 3)).map { _ in try freePort() }
+        servers = (0..<count).map { index in Server(id: index + 1, clientPort: ports[index * 3], directory: "\(root)/server\(index + 1)", process: nil) }
+        for index in servers.indices {
+            let server = servers[index]
+            try FileManager.default.createDirectory(atPath: server.directory + "/data", withIntermediateDirectories: true)
+            var config = """
+                tickTime=500
+                initLimit=10
+                syncLimit=5
+                dataDir=\(server.directory)/data
+                clientPort=\(server.clientPort)
+                clientPortAddress=127.0.0.1
+                admin.enableServer=false
+                4lw.commands.whitelist=*
+                minSessionTimeout=1000
+                maxSessionTimeout=60000
+
+                """
+            if count > 1 {
+                for peer in servers.indices {
+                    config += "server.\(servers[peer].id)=127.0.0.1:\(ports[peer * 3 + 1]):\(ports[peer * 3 + 2])\n"
+                }
+                try "\(server.id)\n".write(toFile: server.directory + "/data/myid", atomically: true, encoding: .utf8)
+            }
+            try config.write(toFile: server.directory + "/zoo.cfg", atomically: true, encoding: .utf8)
+        }
+        for index in servers.indices { try start(index) }
+        for index in servers.indices {
+            guard waitUntilServing(index, timeout: 30) else {
+                let log = (try? String(contentsOfFile: servers[index].directory + "/server.log", encoding: .utf8)) ?? ""
+                stopAll()
+                throw CoordinationError(.connectionLoss, "ZooKeeper server \(index + 1) did not start:\n\(log.suffix(2000))")
+            }
+        }
+    }
+
+    deinit { stopAll() }
+
+    private func start(_ index: Int) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/java")
+        process.arguments = [
+            "-Xmx128m", "-Dzookeeper.log.dir=\(servers[index].directory)", "-cp", Self.classpath,
+            "org.apache.zookeeper.server.quorum.QuorumPeerMain", servers[index].directory + "/zoo.cfg",
+        ]
+        let logPath = servers[index].directory + "/server.log"
+        if !FileManager.default.fileExists(atPath: logPath) { _ = FileManager.default.createFile(atPath: logPath, contents: nil) }
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        try log.seekToEnd()
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        servers[index].process = process
+        StartedServers.shared.add(process.processIdentifier)
+    }
+
+    /// A four-letter command's answer ("" when the server does not answer).
+    func command(_ word: String, server index: Int) -> String {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return "" }
+        defer { Glibc.close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(servers[index].clientPort).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard connected == 0 else { return "" }
+        _ = word.withCString { send(fd, $0, strlen($0), 0) }
+        var result = [UInt8]()
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = recv(fd, &chunk, chunk.count, 0)
+            if n <= 0 { break }
+            result += chunk[..<n]
+        }
+        return String(decoding: result, as: UTF8.self)
+    }
+
+    /// "leader", "follower" or "standalone" once the server serves; nil before.
+    func mode(of index: Int) -> String? {
+        for line in command("srvr", server: index).split(separator: "\n") where line.hasPrefix("Mode: ") {
+            return String(line.dropFirst(6))
+        }
+        return nil
+    }
+
+    func waitUntilServing(_ index: Int, timeout: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if mode(of: index) != nil { return true }
+            usleep(100_000)
+        }
+        return false
+    }
+
+    /// The index of the quorum's leader (or the standalone server).
+    func leaderIndex() -> Int? {
+        servers.indices.first { servers[$0].process != nil && (mode(of: $0) == "leader" || mode(of: $0) == "standalone") }
+    }
+
+    /// Kills a server with SIGKILL.
+    func kill(_ index: Int) {
+        guard let process = servers[index].process else { return }
+        Glibc.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        servers[index].process = nil
+    }
+
+    func stopAll() {
+        for index in servers.indices { kill(index) }
+        try? FileManager.default.removeItem(atPath: root)
+    }
+}
+
+/// Every JVM the tests started, killed at exit if a test could not stop it.
+final class StartedServers: @unchecked Sendable {
+    // @unchecked: guarded by `lock`.
+    static let shared = StartedServers()
+    private let lock = NSLock()
+    private var pids: [Int32] = []
+
+    private init() {
+        atexit {
+            for pid in StartedServers.shared.lock.withLock({ StartedServers.shared.pids }) { Glibc.kill(pid, SIGKILL) }
+        }
+    }
+
+    func add(_ pid: Int32) { lock.withLock { pids.append(pid) } }
+}
+
+/// A TCP port nothing listens on now.
+func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { Glibc.close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = 0
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    guard bound == 0 else { throw CoordinationError(.systemError, "no free port") }
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    withUnsafeMutablePointer(to: &address) { pointer in
+        _ = pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+    }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// One standalone ZooKeeper shared by every test of this process that runs on the ZooKeeper backend
+/// (each test works under its own root path).
+actor SharedZooKeeper {
+    static let shared = SharedZooKeeper()
+    private var ensemble: ZooKeeperEnsemble?
+
+    func servers() throws -> [String] {
+        if let ensemble { return ensemble.connectString }
+        let started = try ZooKeeperEnsemble(count: 1)
+        ensemble = started
+        return started.connectString
+    }
+}
+
+final class ZooKeeperBackend: CoordinationBackend {
+    let name = "zookeeper"
+    let servers: [String]
+
+    init(servers: [String]) { self.servers = servers }
+
+    func connect(timeout: Duration) async throws -> any CoordinationSession {
+        try await ZooKeeperSession.connect(servers: servers, sessionTimeout: timeout)
+    }
+
+    func expire(_ session: any CoordinationSession) async throws {
+        guard let session = session as? ZooKeeperSession else { return }
+        try await session.expireForTesting()
+    }
+
+    func shutdown() async throws {}
+}
