@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 require_swift
-require_debian_packages "${SAMSA_DEBIAN_PACKAGES[@]}"
+require_debian_packages "${SAMSA_DEBIAN_PACKAGES[@]}" "${SAMSA_TEST_DEBIAN_PACKAGES[@]}"
 require_python_packages
 
 # Our own code must build without a warning (dependencies' warnings are theirs).

@@ -87,6 +87,11 @@ final class ZooKeeperEnsemble: @unchecked Sendable {
         try process.run()
         servers[index].process = process
         StartedServers.shared.add(process.processIdentifier)
+        // A watchdog kills the server if this test process dies without stopping it.
+        let watchdog = Process()
+        watchdog.executableURL = URL(fileURLWithPath: "/bin/sh")
+        watchdog.arguments = ["-c", "while kill -0 \(getpid()) 2>/dev/null && kill -0 \(process.processIdentifier) 2>/dev/null; do sleep 1; done; kill -9 \(process.processIdentifier) 2>/dev/null"]
+        try watchdog.run()
     }
 
     /// A four-letter command's answer ("" when the server does not answer).
