@@ -54,6 +54,15 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
+        // Coordination latency: the embedded backend, Samsa's ZooKeeper client and kazoo against the same
+        // real ZooKeeper (started here). `swift run -c release CoordinationBenchmarks`
+        .executableTarget(
+            name: "CoordinationBenchmarks",
+            dependencies: [
+                .product(name: "SamsaCoordination", package: "Samsa"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -110,19 +110,34 @@ public final class EmbeddedCoordinator: Sendable {
     func commit(_ operations: [Operation], session: Int64) async throws -> [OperationResult] {
         let (results, fired, appended) = try state.withLock { state throws -> ([OperationResult], [(Watch, WatchEvent)], AppendResult?) in
             try Self.checkAlive(session, in: state)
-            var tree = state.tree
             var changes: [DataTree.Change] = []
             let zxid = state.zxid + 1
             let time = Clock.nowMilliseconds
             var results: [OperationResult] = []
-            for operation in operations {
-                results.append(try tree.apply(operation, session: session, zxid: zxid, time: time, changes: &changes))
+            if operations.count == 1 {
+                // One operation checks everything before it changes anything: apply it in place
+                // (copying the tree per write would cost O(nodes)).
+                results.append(try state.tree.apply(operations[0], session: session, zxid: zxid, time: time, changes: &changes))
+            } else {
+                // A multi works on a copy: all or nothing.
+                var tree = state.tree
+                for operation in operations {
+                    results.append(try tree.apply(operation, session: session, zxid: zxid, time: time, changes: &changes))
+                }
+                if !changes.isEmpty { state.tree = tree }
             }
             // Checks alone change nothing: no transaction.
             guard !changes.isEmpty else { return (results, [], nil) }
-            let appended = try log?.append(Transaction(zxid: zxid, time: time, session: session, operations: operations.map(Transaction.LoggedOperation.init)))
-            state.tree = tree
             state.zxid = zxid
+            let appended: AppendResult?
+            do {
+                appended = try log?.append(Transaction(zxid: zxid, time: time, session: session, operations: operations.map(Transaction.LoggedOperation.init)))
+            } catch {
+                // The tree holds a change the log could not take: serve nothing more (a restart
+                // recovers the logged state), never acknowledge it.
+                state.closed = true
+                throw CoordinationError(.systemError, "the transaction log failed: \(error)")
+            }
             return (results, Self.takeWatches(for: changes, in: &state), appended)
         }
         if let appended, let log { try await log.waitUntilDurable(appended) }
