@@ -56,21 +56,32 @@ public final class Watch: Sendable {
     public let path: String
     private struct State {
         var event: WatchEvent?
-        var waiters: [CheckedContinuation<WatchEvent, Never>] = []
+        var waiters: [Int: CheckedContinuation<WatchEvent, any Error>] = [:]
     }
     private let state = Mutex(State())
 
     init(path: String) { self.path = path }
 
-    /// The event that fired the watch (waits for it).
-    public func event() async -> WatchEvent {
-        await withCheckedContinuation { continuation in
-            let fired = state.withLock { state -> WatchEvent? in
-                if state.event == nil { state.waiters.append(continuation) }
-                return state.event
+    /// The event that fired the watch (waits for it). Throws `CancellationError` if the waiting task
+    /// is cancelled first (the watch stays armed for other waiters).
+    public func event() async throws -> WatchEvent {
+        let id = Waiter.next()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<WatchEvent, any Error>) in
+                let fired = state.withLock { state -> WatchEvent? in
+                    if state.event == nil { state.waiters[id] = continuation }
+                    return state.event
+                }
+                if let fired { continuation.resume(returning: fired) }
+                if Task.isCancelled { cancelWaiter(id) }
             }
-            if let fired { continuation.resume(returning: fired) }
+        } onCancel: {
+            cancelWaiter(id)
         }
+    }
+
+    private func cancelWaiter(_ id: Int) {
+        state.withLock { $0.waiters.removeValue(forKey: id) }?.resume(throwing: CancellationError())
     }
 
     /// The event, if the watch has fired.
@@ -78,14 +89,20 @@ public final class Watch: Sendable {
 
     /// Fires the watch; later calls do nothing.
     func fire(_ event: WatchEvent) {
-        let waiters = state.withLock { state -> [CheckedContinuation<WatchEvent, Never>] in
+        let waiters = state.withLock { state -> [CheckedContinuation<WatchEvent, any Error>] in
             guard state.event == nil else { return [] }
             state.event = event
             defer { state.waiters.removeAll() }
-            return state.waiters
+            return Array(state.waiters.values)
         }
         for waiter in waiters { waiter.resume(returning: event) }
     }
+}
+
+/// Ids for a watch's waiters.
+private enum Waiter {
+    private static let counter = Atomic<Int>(0)
+    static func next() -> Int { counter.add(1, ordering: .relaxed).newValue }
 }
 
 /// A session's state and the streams that follow it.

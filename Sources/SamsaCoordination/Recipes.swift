@@ -134,13 +134,13 @@ public final class LeaderElection: Sendable {
                     let (stat, watch) = try await session.exists(node, watch: true)
                     guard let stat, stat.ephemeralOwner == session.sessionID, let watch else { continue }
                     setLeading(true)
-                    _ = await watch.event()
+                    _ = try await watch.event()
                     setLeading(false)
                 } else {
                     // Watch only the predecessor; when it goes, look again.
                     let predecessor = NodePath.join(path, candidates[index - 1])
                     let (stat, watch) = try await session.exists(predecessor, watch: true)
-                    if stat != nil, let watch { _ = await watch.event() }
+                    if stat != nil, let watch { _ = try await watch.event() }
                 }
             } catch {
                 setLeading(false)
@@ -193,7 +193,7 @@ public final class Membership: Sendable {
                         let (names, _, watch) = try await session.children(path, watch: true)
                         continuation.yield(names.sorted())
                         guard let watch else { break }
-                        let event = await watch.event()
+                        let event = try await watch.event()
                         if event.type == .sessionEnded { break }
                     }
                     continuation.finish()

@@ -38,6 +38,8 @@ public final class ZooKeeperSession: CoordinationSession {
         var connectedWaiters: [CheckedContinuation<Void, any Error>] = []
         var serverIndex = 0
         var reconnecting = false
+        /// Set by `expireForTesting` while another connection closes this session on the server.
+        var holdReconnect = false
     }
 
     public let servers: [String]
@@ -79,16 +81,35 @@ public final class ZooKeeperSession: CoordinationSession {
     public var currentServer: String? { guarded.withLock { $0.connection?.server } }
 
     /// Test hook, as Curator's `KillSession`: a second connection takes over this session's id and
-    /// password and closes the session on the server, which expires it for this client.
+    /// password and closes the session on the server, which expires it for this client. Retried: if
+    /// this client reconnects first, the server drops the second connection before its close arrives.
     public func expireForTesting() async throws {
-        let (id, password, index) = guarded.withLock { ($0.sessionID, $0.password, $0.serverIndex) }
+        let (id, password, index) = guarded.withLock { state in
+            // This client must not take the session back while the impostor closes it.
+            state.holdReconnect = true
+            return (state.sessionID, state.password, state.serverIndex)
+        }
+        defer { guarded.withLock { $0.holdReconnect = false } }
         let impostor = ZooKeeperSession(servers: servers, timeout: requestedTimeout)
         impostor.guarded.withLock { state in
             state.sessionID = id
             state.password = password
         }
-        try await impostor.establish(serverIndex: index)
-        await impostor.close()
+        do {
+            try await impostor.establish(serverIndex: index)
+            await impostor.close()
+        } catch let error as CoordinationError where error.code == .sessionExpired {
+            // Already gone on the server.
+        }
+        guarded.withLock { $0.holdReconnect = false }
+        // The server dropped this client's connection when the impostor took the session; the
+        // reconnect now hears that the session expired. A connection it did not drop is closed here.
+        if broadcaster.current == .connected { guarded.withLock { $0.connection }?.close() }
+        let deadline = ContinuousClock.now + requestedTimeout + .seconds(5)
+        while ContinuousClock.now < deadline && broadcaster.current != .expired {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        if broadcaster.current != .expired { throw CoordinationError(.systemError, "the session did not expire") }
     }
 
     // MARK: - Operations
@@ -203,15 +224,19 @@ public final class ZooKeeperSession: CoordinationSession {
     public func close() async {
         guard !broadcaster.isFinal else { return }
         heartbeat.withLock { $0?.cancel() }
-        // Ask the server to end the session (its ephemeral nodes go now), but do not wait long.
-        let closing = Task { try? await request(.closeSession, waitForConnection: false) { _ in } }
-        let timer = Task {
-            try? await Task.sleep(for: .seconds(2))
-            closing.cancel()
+        // Ask the server to end the session (its ephemeral nodes go now), waiting at most 2 s for the
+        // answer; ending the session here then fails whatever is still waiting.
+        let answered = Atomic<Bool>(false)
+        let closing = Task {
+            _ = try? await request(.closeSession, waitForConnection: false) { _ in }
+            answered.store(true, ordering: .releasing)
         }
-        _ = await closing.value
-        timer.cancel()
+        let deadline = ContinuousClock.now + .seconds(2)
+        while !answered.load(ordering: .acquiring) && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
         finish(as: .closed)
+        _ = await closing.value
     }
 
     // MARK: - Requests and replies
@@ -457,6 +482,7 @@ public final class ZooKeeperSession: CoordinationSession {
         defer { guarded.withLock { $0.reconnecting = false } }
         var attempt = guarded.withLock { $0.serverIndex } + 1
         while !broadcaster.isFinal {
+            while guarded.withLock({ $0.holdReconnect }) { try? await Task.sleep(for: .milliseconds(20)) }
             let (deadline, closed) = guarded.withLock { ($0.lastHeard + $0.timeout, false) }
             if closed { return }
             do {

@@ -71,7 +71,7 @@ struct RecipeTests {
         var sessions: [any CoordinationSession] = []
         var elections: [LeaderElection] = []
         for index in 0..<3 {
-            let session = try await backend.connect(timeout: .seconds(4))
+            let session = try await backend.connect(timeout: .seconds(15))
             sessions.append(session)
             let election = LeaderElection(session: session, path: root, candidate: "candidate-\(index)")
             try await election.start()
@@ -107,12 +107,12 @@ struct RecipeTests {
     func membership(kind: BackendKind) async throws {
         let backend = try await kind.make()
         let root = testRoot() + "/members"
-        let watcherSession = try await backend.connect(timeout: .seconds(10))
+        let watcherSession = try await backend.connect(timeout: .seconds(15))
         let watcher = Membership(session: watcherSession, path: root)
         var changes = watcher.changes().makeAsyncIterator()
         #expect(try await changes.next() == [])
-        let a = try await backend.connect(timeout: .seconds(4))
-        let b = try await backend.connect(timeout: .seconds(4))
+        let a = try await backend.connect(timeout: .seconds(15))
+        let b = try await backend.connect(timeout: .seconds(15))
         try await Membership(session: a, path: root).join("broker-a", data: Array("host-a:9092".utf8))
         #expect(try await changes.next() == ["broker-a"])
         try await Membership(session: b, path: root).join("broker-b")

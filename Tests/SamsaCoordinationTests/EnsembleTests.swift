@@ -46,9 +46,9 @@ struct EnsembleTests {
         #expect(try await onLeader.exists(root + "/other")?.ephemeralOwner == other.sessionID)
         // Watches set before the failover still fire.
         try await onLeader.setData(root + "/item-0000000000", data: Array("changed".utf8))
-        #expect(await dataWatch?.event() == WatchEvent(type: .nodeDataChanged, path: root + "/item-0000000000"))
+        #expect(try await dataWatch?.event() == WatchEvent(type: .nodeDataChanged, path: root + "/item-0000000000"))
         _ = try await other.create(root + "/late")
-        #expect(await childWatch?.event() == WatchEvent(type: .nodeChildrenChanged, path: root))
+        #expect(try await childWatch?.event() == WatchEvent(type: .nodeChildrenChanged, path: root))
         await onLeader.close()
         #expect(try await other.exists(root + "/owner") == nil)
         await other.close()
@@ -63,7 +63,7 @@ struct EnsembleTests {
         var sessions: [any CoordinationSession] = []
         var elections: [LeaderElection] = []
         for index in 0..<3 {
-            let session = try await backend.connect(timeout: .seconds(4))
+            let session = try await backend.connect(timeout: .seconds(15))
             sessions.append(session)
             let election = LeaderElection(session: session, path: root, candidate: "c\(index)")
             try await election.start()
