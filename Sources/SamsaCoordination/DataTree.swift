@@ -33,7 +33,7 @@ struct DataTree: Sendable {
             try NodePath.validate(requested, sequential: mode.isSequential)
             guard requested != "/" || mode.isSequential else { throw CoordinationError(.nodeExists, path: requested) }
             let parentPath = NodePath.parent(of: requested.hasSuffix("/") ? requested + "x" : requested)
-            guard var parent = nodes[parentPath] else { throw CoordinationError(.noNode, path: parentPath, "the parent does not exist") }
+            guard let parent = nodes[parentPath] else { throw CoordinationError(.noNode, path: parentPath, "the parent does not exist") }
             guard parent.stat.ephemeralOwner == 0 else { throw CoordinationError(.noChildrenForEphemerals, path: parentPath) }
             let path = mode.isSequential ? requested + NodePath.sequenceSuffix(parent.stat.cversion) : requested
             guard nodes[path] == nil else { throw CoordinationError(.nodeExists, path: path) }
@@ -41,11 +41,8 @@ struct DataTree: Sendable {
                 czxid: zxid, mzxid: zxid, ctime: time, mtime: time, version: 0, cversion: 0, aversion: 0,
                 ephemeralOwner: mode.isEphemeral ? session : 0, dataLength: Int32(data.count), numChildren: 0, pzxid: zxid)
             nodes[path] = Node(data: data, stat: stat)
-            parent.children.insert(NodePath.name(of: path))
-            parent.stat.cversion += 1
-            parent.stat.pzxid = zxid
-            parent.stat.numChildren = Int32(parent.children.count)
-            nodes[parentPath] = parent
+            nodes[parentPath]?.children.insert(NodePath.name(of: path))
+            childrenChanged(parentPath, zxid: zxid)
             changes.append(.created(path))
             changes.append(.childrenChanged(parentPath))
             return .created(path: path)
@@ -92,16 +89,20 @@ struct DataTree: Sendable {
     /// Sessions owning ephemeral nodes.
     var ephemeralOwners: Set<Int64> { Set(nodes.values.map(\.stat.ephemeralOwner).filter { $0 != 0 }) }
 
+    /// A child of `path` came or went in transaction `zxid`: ZooKeeper's parent bookkeeping.
+    private mutating func childrenChanged(_ path: String, zxid: Int64) {
+        guard var parent = nodes[path] else { return }
+        parent.stat.cversion += 1
+        parent.stat.pzxid = zxid
+        parent.stat.numChildren = Int32(parent.children.count)
+        nodes[path] = parent
+    }
+
     private mutating func remove(_ path: String, zxid: Int64, changes: inout [Change]) {
         nodes[path] = nil
         let parentPath = NodePath.parent(of: path)
-        if var parent = nodes[parentPath] {
-            parent.children.remove(NodePath.name(of: path))
-            parent.stat.cversion += 1
-            parent.stat.pzxid = zxid
-            parent.stat.numChildren = Int32(parent.children.count)
-            nodes[parentPath] = parent
-        }
+        nodes[parentPath]?.children.remove(NodePath.name(of: path))
+        childrenChanged(parentPath, zxid: zxid)
         changes.append(.deleted(path))
         changes.append(.childrenChanged(parentPath))
     }

@@ -15,7 +15,7 @@ public final class EmbeddedSession: CoordinationSession {
         self.sessionID = id
         self.sessionTimeout = timeout
         self.broadcaster = broadcaster
-        let interval = Int(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000) / 3
+        let interval = Int(timeout.milliseconds) / 3
         heartbeats.withLock { slot in
             let timer = DispatchSource.makeTimerSource(queue: DispatchQueue.global(qos: .userInitiated))
             timer.schedule(deadline: .now() + .milliseconds(interval), repeating: .milliseconds(max(1, interval)))

@@ -99,3 +99,8 @@ public enum SessionState: Sendable, Hashable {
     /// Closed by its owner. Final.
     case closed
 }
+
+extension Duration {
+    /// Whole milliseconds (timers, and the wire's Int32 session timeout).
+    var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
+}

@@ -20,7 +20,7 @@ final class ZooKeeperConnection: Sendable {
             throw CoordinationError(.badArguments, "a ZooKeeper server is host:port, not '\(server)'")
         }
         let host = String(server[..<colon])
-        let milliseconds = Int64(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        let milliseconds = timeout.milliseconds
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.milliseconds(max(1, milliseconds)))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)

@@ -391,7 +391,7 @@ public final class ZooKeeperSession: CoordinationSession {
             var writer = JuteWriter()
             writer.int(0)
             writer.long(state.lastZxid)
-            writer.int(Int32(Self.milliseconds(requestedTimeout)))
+            writer.int(Int32(requestedTimeout.milliseconds))
             writer.long(state.sessionID)
             writer.bytes(state.password)
             writer.bool(false)
@@ -407,7 +407,7 @@ public final class ZooKeeperSession: CoordinationSession {
                 guarded.withLock { $0.handshake = continuation }
                 connection.send(request.buffer)
                 // No answer within the connect timeout: give up on this server.
-                DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int(Self.milliseconds(connectTimeout)))) { [weak self] in
+                DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int(connectTimeout.milliseconds))) { [weak self] in
                     let waiting = self?.guarded.withLock { state -> CheckedContinuation<ByteBuffer, any Error>? in
                         guard state.generation == generation else { return nil }
                         return state.handshake.take()
@@ -551,9 +551,5 @@ public final class ZooKeeperSession: CoordinationSession {
         writer.int(SpecialXid.ping)
         writer.int(OpCode.ping.rawValue)
         connection.send(writer.buffer)
-    }
-
-    private static func milliseconds(_ duration: Duration) -> Int64 {
-        duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
     }
 }
