@@ -134,10 +134,13 @@ final class IndexFile<Layout: IndexEntryLayout>: EvictableMapping, @unchecked Se
     /// Forgets entries from `count` on (used by truncation and after a failed sanity check).
     func truncate(toEntries count: Int) {
         precondition(count >= 0 && count <= entryCount)
+        let previous = entryCount
+        // Publish the shorter count first: lock-free lookups read only published entries, so none can
+        // see a slot while it is being zeroed (a half-zeroed entry would point past its target).
+        published.store(count, ordering: .releasing)
         guard let region = currentRegion() else { return }
         // Zero the dropped slots so a reopened, untrimmed file does not count them again.
-        region.zero(at: count * Layout.entrySize, count: (entryCount - count) * Layout.entrySize)
-        published.store(count, ordering: .releasing)
+        region.zero(at: count * Layout.entrySize, count: (previous - count) * Layout.entrySize)
     }
 
     /// Flushes the mapped entries to disk.

@@ -44,7 +44,6 @@ public final class PartitionLog: Sendable {
     let descriptors: DescriptorCache
     let state: Mutex<State>
     private let publishedEnd: Atomic<Int64>
-    private let publishedFlushed: Atomic<Int64>
     private let publishedHighWatermark: Atomic<Int64>
     private let publishedStart: Atomic<Int64>
     private let groupCommit: GroupCommit
@@ -56,7 +55,7 @@ public final class PartitionLog: Sendable {
     /// The offset the next appended record gets (Kafka's log end offset).
     public var logEndOffset: Int64 { publishedEnd.load(ordering: .acquiring) }
     /// Every offset below this is on disk (the recovery point).
-    public var flushedOffset: Int64 { publishedFlushed.load(ordering: .acquiring) }
+    public var flushedOffset: Int64 { groupCommit.durableEnd }
     /// The first offset still retained.
     public var logStartOffset: Int64 { publishedStart.load(ordering: .acquiring) }
     /// Offsets below this are replicated (readers with `.highWatermark` see only these).
@@ -73,13 +72,12 @@ public final class PartitionLog: Sendable {
         let end = segments.last!.nextOffset
         state = Mutex(State(segments: segments, logStartOffset: logStartOffset, activeCreated: .now))
         publishedEnd = Atomic(end)
-        publishedFlushed = Atomic(min(flushed, end))
         publishedHighWatermark = Atomic(end)
         publishedStart = Atomic(logStartOffset)
         intervalTimer = Mutex(nil)
         let box = WeakLog()
-        groupCommit = GroupCommit(label: directory, durableEnd: min(flushed, end)) { () throws(StorageError) -> Int64 in
-            guard let log = box.log else { return 0 }
+        groupCommit = GroupCommit(label: directory, durableEnd: min(flushed, end)) { () throws(StorageError) -> GroupCommit.Coverage in
+            guard let log = box.log else { return GroupCommit.Coverage(end: 0, generation: 0) }
             return try log.syncWritten()
         }
         box.log = self
@@ -180,20 +178,18 @@ public final class PartitionLog: Sendable {
 
     // MARK: - Flushing
 
-    /// Syncs every segment holding bytes past the flushed offset; returns the log end it covers.
-    private func syncWritten() throws(StorageError) -> Int64 {
-        let flushed = publishedFlushed.load(ordering: .acquiring)
-        let (end, unflushed) = state.withLock { state in
-            (publishedEnd.load(ordering: .acquiring), state.segments.filter { $0.nextOffset > flushed })
+    /// Syncs every segment holding bytes past the flushed offset; returns the log end it covers and the
+    /// truncation generation it belongs to, both read under the writer lock (a truncation holds it).
+    private func syncWritten() throws(StorageError) -> GroupCommit.Coverage {
+        let flushed = groupCommit.durableEnd
+        let (coverage, unflushed) = state.withLock { state in
+            (
+                GroupCommit.Coverage(end: publishedEnd.load(ordering: .acquiring), generation: groupCommit.generation),
+                state.segments.filter { $0.nextOffset > flushed }
+            )
         }
         for segment in unflushed { try segment.flush() }
-        var current = publishedFlushed.load(ordering: .relaxed)
-        while current < end {
-            let (exchanged, original) = publishedFlushed.compareExchange(expected: current, desired: end, ordering: .acquiringAndReleasing)
-            if exchanged { break }
-            current = original
-        }
-        return end
+        return coverage
     }
 
     /// Flushes everything written so far and waits for it.
@@ -330,7 +326,9 @@ public final class PartitionLog: Sendable {
             // recovery as valid batches (replication truncates exactly such divergent tails).
             try state.segments[state.segments.count - 1].flush()
             publishedEnd.store(end, ordering: .releasing)
-            if publishedFlushed.load(ordering: .relaxed) > end { publishedFlushed.store(end, ordering: .releasing) }
+            // Durability goes through its owner: the durable end drops to the cut, and a sync that
+            // began before it cannot raise it again.
+            groupCommit.truncated(to: end)
             if publishedHighWatermark.load(ordering: .relaxed) > end { publishedHighWatermark.store(end, ordering: .releasing) }
         }
         deletePendingFiles()

@@ -29,7 +29,7 @@ public struct SegmentConfiguration: Sendable, Hashable {
 /// Crash behaviour: the `.log` file is the truth. `recover()` validates every batch, truncates at the
 /// first invalid byte and rebuilds both indexes.
 final class Segment: @unchecked Sendable {
-    // @unchecked: writer-only state (`bytesSinceIndexEntry`, `maxTimestamp`, `sealed`, `pinned`) is
+    // @unchecked: writer-only state (`bytesSinceIndexEntry`, `sealed`, `pinned`) is
     // touched only by the single writer; what readers need is published through atomics, and readers
     // reach the file through the descriptor cache.
     let baseOffset: Int64
@@ -46,8 +46,13 @@ final class Segment: @unchecked Sendable {
     private let publishedSize = Atomic<Int>(0)
     private let publishedNextOffset: Atomic<Int64>
     private var bytesSinceIndexEntry = 0
-    private(set) var maxTimestamp: Int64 = -1
+    /// The largest timestamp in the segment; written by the writer, read by timestamp lookups.
+    private let publishedMaxTimestamp = Atomic<Int64>(-1)
+    /// Set once the files are renamed for deletion: a flush that raced with it has nothing to sync.
+    private let deleted = Atomic<Bool>(false)
     private(set) var sealed = false
+
+    var maxTimestamp: Int64 { publishedMaxTimestamp.load(ordering: .acquiring) }
 
     /// The `.log` file's path, built once: it keys the descriptor cache on every read.
     let logPath: String
@@ -151,7 +156,7 @@ final class Segment: @unchecked Sendable {
     private func noteAppended(baseOffset: Int64, lastOffset: Int64, maxTimestamp batchMaxTimestamp: Int64, size: Int, at position: Int)
         throws(StorageError)
     {
-        if batchMaxTimestamp > maxTimestamp { maxTimestamp = batchMaxTimestamp }
+        if batchMaxTimestamp > maxTimestamp { publishedMaxTimestamp.store(batchMaxTimestamp, ordering: .releasing) }
         if bytesSinceIndexEntry >= configuration.indexIntervalBytes && !offsetIndex.isFull && !timeIndex.isFull {
             try offsetIndex.append(offset: baseOffset, position: position)
             // Every record up to this batch's last offset has a timestamp ≤ maxTimestamp.
@@ -290,7 +295,7 @@ final class Segment: @unchecked Sendable {
         offsetIndex.reset()
         timeIndex.reset()
         bytesSinceIndexEntry = 0
-        maxTimestamp = -1
+        publishedMaxTimestamp.store(-1, ordering: .releasing)
         publishedNextOffset.store(baseOffset, ordering: .releasing)
         let fd = writerDescriptor()
         let fileSize = try files.fileSize(fd, path: logPath)
@@ -331,7 +336,7 @@ final class Segment: @unchecked Sendable {
             bytesSinceIndexEntry += header.size
         }
         try timeIndex.sanityCheck(nextOffset: next)
-        self.maxTimestamp = maxTimestamp
+        publishedMaxTimestamp.store(maxTimestamp, ordering: .releasing)
         publishedNextOffset.store(next, ordering: .releasing)
     }
 
@@ -377,8 +382,22 @@ final class Segment: @unchecked Sendable {
 
     /// fdatasync of the `.log` file. Indexes are not synced: recovery rebuilds them.
     func flush() throws(StorageError) {
-        // Through the cache: a flush may run on the flusher's thread after the writer sealed the segment.
-        try descriptors.withDescriptor(logPath) { fd throws(StorageError) in try files.fdatasync(fd, path: logPath) }
+        guard !deleted.load(ordering: .acquiring) else { return }
+        do throws(StorageError) {
+            // Through the cache: a flush may run on the flusher's thread after the writer sealed the segment.
+            try descriptors.withDescriptor(logPath) { fd throws(StorageError) in
+                if let writeAhead {
+                    try writeAhead.sync(fd)
+                } else {
+                    try files.fdatasync(fd, path: logPath)
+                }
+            }
+        } catch {
+            // A truncation or retention removed the segment while this flush ran: its bytes are gone
+            // on purpose, there is nothing left to make durable.
+            if deleted.load(ordering: .acquiring) { return }
+            throw error
+        }
     }
 
     /// The segment stops taking appends: indexes are cut to their entries.
@@ -395,6 +414,7 @@ final class Segment: @unchecked Sendable {
     /// Renames the segment's files to `.deleted`, so readers holding it keep their open file while the
     /// names disappear from the directory. Returns the new paths, for deletion later.
     func markDeleted() throws(StorageError) -> [String] {
+        deleted.store(true, ordering: .releasing)
         if let writeAhead, let pinned { try writeAhead.cut(to: size, fd: pinned, restart: false) }
         if let pinned { descriptors.unpin(logPath, pinned) }
         pinned = nil
