@@ -161,7 +161,7 @@ public final class LogManager: Sendable {
         let current = logs.withLock { $0 }
         try checkpointLock.withLock { _ in
             Result { () throws(StorageError) in
-                try OffsetCheckpoint.write(current.mapValues(\.flushedOffset), to: "\(directory)/\(Self.recoveryPointFile)", files: files)
+                try OffsetCheckpoint.write(current.mapValues(\.recoveryCheckpoint), to: "\(directory)/\(Self.recoveryPointFile)", files: files)
                 try OffsetCheckpoint.write(current.mapValues(\.logStartOffset), to: "\(directory)/\(Self.logStartFile)", files: files)
             }
         }.get()

@@ -61,11 +61,19 @@ public final class PartitionLog: Sendable {
     /// Offsets below this are replicated (readers with `.highWatermark` see only these).
     public var highWatermark: Int64 { publishedHighWatermark.load(ordering: .acquiring) }
 
+    /// Damage found at open: reads stop at it and writes are refused (see `LogDamage`).
+    public let damage: LogDamage?
+
+    /// The recovery point to checkpoint: the flushed offset, but never lowered below the one a damaged
+    /// log was opened with (the next open must still see that durable records are missing).
+    public var recoveryCheckpoint: Int64 { max(flushedOffset, damage?.recoveryPoint ?? 0) }
+
     init(
         directory: String, configuration: LogConfiguration, files: any FileSystem, descriptors: DescriptorCache, segments: [Segment],
-        logStartOffset: Int64, flushed: Int64
+        logStartOffset: Int64, flushed: Int64, damage: LogDamage? = nil
     ) {
         self.directory = directory
+        self.damage = damage
         self.configuration = configuration
         self.files = files
         self.descriptors = descriptors
@@ -126,6 +134,7 @@ public final class PartitionLog: Sendable {
         if let failure = groupCommit.failure {
             throw StorageError(.closed, path: directory, errno: failure.errno, "the log refuses writes after a failed sync: \(failure.message)")
         }
+        try refuseIfDamaged()
         let (result, flushNow) = try state.withLock { state throws(StorageError) -> (AppendResult, Bool) in
             guard !state.closed else { throw StorageError(.closed, path: directory, "the log is closed") }
             let base = publishedEnd.load(ordering: .relaxed)
@@ -146,6 +155,11 @@ public final class PartitionLog: Sendable {
         }
         if flushNow { groupCommit.flushSoon() }
         return result
+    }
+
+    /// Writes to a damaged log are refused: they would take offsets that records after the damage hold.
+    private func refuseIfDamaged() throws(StorageError) {
+        if let damage { throw StorageError(.corrupt, path: damage.path, "the log is \(damage)") }
     }
 
     private func rollIfNeeded(_ state: inout State, adding bytes: Int) throws(StorageError) {
@@ -170,6 +184,7 @@ public final class PartitionLog: Sendable {
 
     /// Starts a new segment now (if the active one holds anything).
     public func roll() throws(StorageError) {
+        try refuseIfDamaged()
         try state.withLock { state throws(StorageError) in
             guard state.segments[state.segments.count - 1].size > 0 else { return }
             try roll(&state)
@@ -226,6 +241,9 @@ public final class PartitionLog: Sendable {
         let (segments, start) = state.withLock { ($0.segments, $0.logStartOffset) }
         guard offset >= start, offset <= logEndOffset else {
             throw StorageError(.offsetOutOfRange, path: directory, "offset \(offset) is outside \(start)..<\(logEndOffset)")
+        }
+        if let damage, offset >= damage.offset {
+            throw StorageError(.corrupt, path: damage.path, "cannot read offset \(offset): the log is \(damage)")
         }
         guard offset < visibleEnd else { return nil }
         var index = Self.segmentIndex(holding: offset, in: segments)
@@ -305,6 +323,7 @@ public final class PartitionLog: Sendable {
     /// epoch boundary). Whole batches go; the log end becomes the start of the batch holding `offset`.
     /// The cut is synced before this returns.
     public func truncate(to offset: Int64) throws(StorageError) {
+        try refuseIfDamaged()
         try state.withLock { state throws(StorageError) in
             guard offset < publishedEnd.load(ordering: .relaxed) else { return }
             guard offset >= state.logStartOffset else {

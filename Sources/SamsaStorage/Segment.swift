@@ -51,6 +51,8 @@ final class Segment: @unchecked Sendable {
     /// Set once the files are renamed for deletion: a flush that raced with it has nothing to sync.
     private let deleted = Atomic<Bool>(false)
     private(set) var sealed = false
+    /// See `keepDamaged`.
+    private var keepsDamage = false
 
     var maxTimestamp: Int64 { publishedMaxTimestamp.load(ordering: .acquiring) }
 
@@ -292,6 +294,15 @@ final class Segment: @unchecked Sendable {
     /// Validates every batch from the start (length, magic, CRC-32C, codec, offsets increasing from
     /// `expectedBaseOffset`), truncates the file at the first invalid byte and rebuilds both indexes.
     func recover(expectedBaseOffset: Int64? = nil) throws(StorageError) -> RecoveryResult {
+        let result = try scan(expectedBaseOffset: expectedBaseOffset)
+        try cutTail(result)
+        return result
+    }
+
+    /// Validates every batch from the start and rebuilds both indexes for the valid prefix, which
+    /// becomes the segment's size; the file itself is not changed (the caller decides whether the
+    /// rest is a torn tail to `cutTail`, or damage to keep for inspection).
+    func scan(expectedBaseOffset: Int64? = nil) throws(StorageError) -> RecoveryResult {
         offsetIndex.reset()
         timeIndex.reset()
         bytesSinceIndexEntry = 0
@@ -312,8 +323,12 @@ final class Segment: @unchecked Sendable {
         let valid = size
         var zeroTail = 0
         if valid < fileSize, try tailIsZeros(from: valid, to: fileSize) { zeroTail = fileSize - valid }
-        try cutFile(fd, to: valid, fileSize: fileSize, restartWriteAhead: true)
         return RecoveryResult(validBytes: valid, truncatedBytes: fileSize - valid, zeroTailBytes: zeroTail, batches: batches)
+    }
+
+    /// Cuts the file to the valid prefix a `scan` found.
+    func cutTail(_ result: RecoveryResult) throws(StorageError) {
+        try cutFile(writerDescriptor(), to: result.validBytes, fileSize: result.validBytes + result.truncatedBytes, restartWriteAhead: true)
     }
 
     /// After a clean shutdown: trusts the log's size, checks the indexes, and finds the end offset and
@@ -400,10 +415,17 @@ final class Segment: @unchecked Sendable {
         }
     }
 
+    /// The segment holds damage that recovery keeps for inspection: from now on nothing may cut its
+    /// file (sealing and deletion cut write-ahead space back to `size`, the valid prefix).
+    func keepDamaged() {
+        writeAhead?.stop()
+        keepsDamage = true
+    }
+
     /// The segment stops taking appends: indexes are cut to their entries.
     func seal() throws(StorageError) {
         guard !sealed else { return }
-        if let writeAhead, let pinned { try writeAhead.cut(to: size, fd: pinned, restart: false) }
+        if let writeAhead, let pinned, !keepsDamage { try writeAhead.cut(to: size, fd: pinned, restart: false) }
         try offsetIndex.trim()
         try timeIndex.trim()
         sealed = true
@@ -415,7 +437,7 @@ final class Segment: @unchecked Sendable {
     /// names disappear from the directory. Returns the new paths, for deletion later.
     func markDeleted() throws(StorageError) -> [String] {
         deleted.store(true, ordering: .releasing)
-        if let writeAhead, let pinned { try writeAhead.cut(to: size, fd: pinned, restart: false) }
+        if let writeAhead, let pinned, !keepsDamage { try writeAhead.cut(to: size, fd: pinned, restart: false) }
         if let pinned { descriptors.unpin(logPath, pinned) }
         pinned = nil
         var renamed: [String] = []

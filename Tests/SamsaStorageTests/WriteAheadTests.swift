@@ -84,7 +84,7 @@ struct WriteAheadTests {
         #expect(try readAll(log) == Array(0..<100))
     }
 
-    @Test("garbage that is not all zeros still cuts the log there")
+    @Test("garbage that is not all zeros still cuts the log there (past the recovery point)")
     func garbageIsNotZeros() async throws {
         let dir = try TemporaryDirectory()
         do {
