@@ -160,7 +160,7 @@ extension PartitionLog {
     static func segmentBases(in directory: String, files: any FileSystem) throws(StorageError) -> [Int64] {
         var bases: [Int64] = []
         for name in try files.listDirectory(directory) {
-            if name.hasSuffix(SegmentFiles.deletedSuffix) || name.hasSuffix(".tmp") {
+            if (name.hasSuffix(SegmentFiles.deletedSuffix) || name.hasSuffix(".tmp")) && SegmentFiles.isSamsaFile(name) {
                 try files.unlink("\(directory)/\(name)")
             } else if let base = SegmentFiles.baseOffset(ofLogFile: name) {
                 bases.append(base)

@@ -43,7 +43,7 @@ public final class PartitionLog: Sendable {
     let files: any FileSystem
     let descriptors: DescriptorCache
     let state: Mutex<State>
-    private let publishedEnd: Atomic<Int64>
+    let publishedEnd: Atomic<Int64>
     private let publishedHighWatermark: Atomic<Int64>
     private let publishedStart: Atomic<Int64>
     private let groupCommit: GroupCommit
@@ -63,6 +63,9 @@ public final class PartitionLog: Sendable {
 
     /// Damage found at open: reads stop at it and writes are refused (see `LogDamage`).
     public let damage: LogDamage?
+    /// Opened with `openReadOnly`: every change is refused with `.readOnly`; `refresh` picks up what
+    /// a writer in another process appended.
+    public let isReadOnly: Bool
 
     /// The recovery point to checkpoint: the flushed offset, but never lowered below the one a damaged
     /// log was opened with (the next open must still see that durable records are missing).
@@ -70,10 +73,11 @@ public final class PartitionLog: Sendable {
 
     init(
         directory: String, configuration: LogConfiguration, files: any FileSystem, descriptors: DescriptorCache, segments: [Segment],
-        logStartOffset: Int64, flushed: Int64, damage: LogDamage? = nil
+        logStartOffset: Int64, flushed: Int64, damage: LogDamage? = nil, readOnly: Bool = false
     ) {
         self.directory = directory
         self.damage = damage
+        self.isReadOnly = readOnly
         self.configuration = configuration
         self.files = files
         self.descriptors = descriptors
@@ -89,7 +93,7 @@ public final class PartitionLog: Sendable {
             return try log.syncWritten()
         }
         box.log = self
-        startIntervalFlushes()
+        if !readOnly { startIntervalFlushes() }
     }
 
     deinit {
@@ -158,7 +162,9 @@ public final class PartitionLog: Sendable {
     }
 
     /// Writes to a damaged log are refused: they would take offsets that records after the damage hold.
-    private func refuseIfDamaged() throws(StorageError) {
+    /// (And every change to a read-only one.)
+    func refuseIfDamaged() throws(StorageError) {
+        if isReadOnly { throw StorageError(.readOnly, path: directory, "the log was opened read-only") }
         if let damage { throw StorageError(.corrupt, path: damage.path, "the log is \(damage)") }
     }
 
@@ -209,6 +215,7 @@ public final class PartitionLog: Sendable {
 
     /// Flushes everything written so far and waits for it.
     public func flush() throws(StorageError) {
+        try refuseIfDamaged()
         try groupCommit.flushNow()
     }
 
@@ -365,8 +372,8 @@ public final class PartitionLog: Sendable {
             defer { state.closed = true }
             return state.closed
         }
-        guard !alreadyClosed else { return }
-        if groupCommit.failure == nil { try flush() }
+        guard !alreadyClosed, !isReadOnly else { return }
+        if groupCommit.failure == nil { try groupCommit.flushNow() }
         try state.withLock { state throws(StorageError) in try state.segments[state.segments.count - 1].seal() }
         deletePendingFiles()
     }

@@ -76,6 +76,7 @@ final class Segment: @unchecked Sendable {
         self.descriptors = descriptors
         let logPath = SegmentFiles.log(directory, baseOffset)
         self.logPath = logPath
+        let isNew = writable && !files.fileExists(logPath)
         let pinned = writable ? try descriptors.pin(logPath, create: true) : nil
         self.pinned = pinned
         do throws(StorageError) {
@@ -92,6 +93,14 @@ final class Segment: @unchecked Sendable {
             } : nil
         } catch {
             if let pinned { descriptors.unpin(logPath, pinned) }
+            // A segment this call created leaves nothing behind (a full disk fails the index
+            // preallocation after the files exist).
+            if isNew {
+                descriptors.forget(logPath)
+                for path in [logPath, SegmentFiles.index(directory, baseOffset), SegmentFiles.timeIndex(directory, baseOffset)] {
+                    try? files.unlink(path)
+                }
+            }
             throw error
         }
         publishedNextOffset = Atomic(baseOffset)
@@ -353,6 +362,42 @@ final class Segment: @unchecked Sendable {
         try timeIndex.sanityCheck(nextOffset: next)
         publishedMaxTimestamp.store(maxTimestamp, ordering: .releasing)
         publishedNextOffset.store(next, ordering: .releasing)
+    }
+
+    /// For read-only opens, which may not repair anything: finds the end like `loadEnd`, but stops at
+    /// the first batch header that is incomplete or does not follow (a live writer's batch in progress,
+    /// or a crash's torn tail) instead of failing, and ignores an index that fails its sanity check.
+    /// With `continuing`, picks up from the end found before (a live writer appended meanwhile).
+    /// Returns true when the whole file was whole batches.
+    @discardableResult
+    func loadEndForReading(continuing: Bool = false) throws(StorageError) -> Bool {
+        let fileSize = try descriptors.withDescriptor(logPath) { fd throws(StorageError) in try files.fileSize(fd, path: logPath) }
+        var position: Int
+        var next: Int64
+        var maxTimestamp: Int64
+        if continuing {
+            position = size
+            next = nextOffset
+            maxTimestamp = self.maxTimestamp
+        } else {
+            if (try? offsetIndex.sanityCheck(segmentSize: fileSize)) == nil { offsetIndex.ignoreEntries() }
+            position = offsetIndex.entryCount > 0 ? offsetIndex.entry(offsetIndex.entryCount - 1).position : 0
+            next = offsetIndex.entryCount > 0 ? offsetIndex.entry(offsetIndex.entryCount - 1).offset : baseOffset
+            maxTimestamp = timeIndex.lastEntry?.timestamp ?? -1
+        }
+        while position < fileSize {
+            guard let header = try? readHeader(at: position, end: fileSize), header.baseOffset >= next, header.lastOffset >= header.baseOffset else {
+                break
+            }
+            next = header.lastOffset + 1
+            maxTimestamp = max(maxTimestamp, header.maxTimestamp)
+            position += header.size
+        }
+        if !continuing, (try? timeIndex.sanityCheck(nextOffset: next)) == nil { timeIndex.ignoreEntries() }
+        publishedMaxTimestamp.store(maxTimestamp, ordering: .releasing)
+        publishedNextOffset.store(next, ordering: .releasing)
+        publishedSize.store(position, ordering: .releasing)
+        return position == fileSize
     }
 
     /// Removes the batch holding `offset` and everything after it; returns the segment's new end offset.
