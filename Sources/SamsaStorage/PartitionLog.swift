@@ -351,22 +351,27 @@ public final class PartitionLog: Sendable {
             guard offset >= state.logStartOffset else {
                 throw StorageError(.offsetOutOfRange, path: directory, "cannot truncate to \(offset), before the log start \(state.logStartOffset)")
             }
-            truncationFloor.store(offset, ordering: .releasing)
+            // The new end: the start of the batch holding `offset` (whole batches go).
+            let keep = state.segments.lastIndex { $0.baseOffset < offset } ?? 0
+            let end = try state.segments[keep].batchBase(holding: offset) ?? offset
+            truncationFloor.store(end, ordering: .releasing)
             return true
         }
         guard needed else { return }
-        defer { truncationFloor.store(Int64.max, ordering: .releasing) }
         do throws(StorageError) {
             try truncationObserver.withLock { $0 }?()
         } catch {
+            truncationFloor.store(Int64.max, ordering: .releasing)
             throw error  // nothing cut yet
         }
         do throws(StorageError) {
             try state.withLock { state throws(StorageError) in try cut(&state, at: offset) }
         } catch {
+            // The floor stays: until a reopen recovers the log, checkpoints must not claim more.
             groupCommit.refuseWrites(after: error)
             throw error
         }
+        truncationFloor.store(Int64.max, ordering: .releasing)
         deletePendingFiles()
         try truncationObserver.withLock { $0 }?()
     }

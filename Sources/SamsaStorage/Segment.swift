@@ -243,6 +243,12 @@ final class Segment: @unchecked Sendable {
         return nil
     }
 
+    /// The base offset of the batch holding `offset` (nil when no batch at or after it is here).
+    func batchBase(holding offset: Int64) throws(StorageError) -> Int64? {
+        guard let position = try position(of: offset), let header = try readHeader(at: position, end: size) else { return nil }
+        return min(header.baseOffset, offset)
+    }
+
     /// What the first bytes of a batch say about it.
     struct BatchHeader {
         var baseOffset: Int64
