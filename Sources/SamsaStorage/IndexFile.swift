@@ -156,6 +156,15 @@ final class IndexFile<Layout: IndexEntryLayout>: EvictableMapping, @unchecked Se
         published.store(0, ordering: .releasing)
     }
 
+    /// Forgets every entry and zeroes the whole mapped file, not only the counted entries: after a
+    /// power cut the file may hold stale entries past an unwritten slot, which a later count could
+    /// take for entries of the rebuilt index (recovery, before a rebuild).
+    func reset() {
+        published.store(0, ordering: .releasing)
+        guard let region = currentRegion(), region.writable else { return }
+        region.zero(at: 0, count: capacity * Layout.entrySize)
+    }
+
     /// Forgets entries from `count` on (used by truncation and after a failed sanity check).
     func truncate(toEntries count: Int) {
         precondition(count >= 0 && count <= entryCount)

@@ -82,7 +82,7 @@ final class OffsetIndex: Sendable {
     }
 
     /// Drops every entry.
-    func reset() { file.truncate(toEntries: 0) }
+    func reset() { file.reset() }
 
     /// Checks what a crash could have damaged: entries increasing, positions inside the segment.
     func sanityCheck(segmentSize: Int) throws(StorageError) {

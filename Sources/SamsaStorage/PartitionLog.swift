@@ -394,10 +394,10 @@ public final class PartitionLog: Sendable {
         for removed in state.segments[(keep + 1)...].reversed() { state.pendingDeletion += try removed.markDeleted() }
         state.segments.removeSubrange((keep + 1)...)
         state.segments[keep] = target
-        publishedEnd.store(end, ordering: .releasing)
         // Durability goes through its owner: the durable end drops to the cut, and a sync that
-        // began before it cannot raise it again.
+        // began before it cannot raise it again. First, so the flushed offset is never past the end.
         groupCommit.truncated(to: end)
+        publishedEnd.store(end, ordering: .releasing)
         if publishedHighWatermark.load(ordering: .relaxed) > end { publishedHighWatermark.store(end, ordering: .releasing) }
     }
 

@@ -72,7 +72,7 @@ final class TimeIndex: Sendable {
         file.dropTrailing { entry($0).offset >= offset }
     }
 
-    func reset() { file.truncate(toEntries: 0) }
+    func reset() { file.reset() }
 
     /// Timestamps increasing, offsets not decreasing and inside the segment's offsets.
     func sanityCheck(nextOffset: Int64) throws(StorageError) {

@@ -1,0 +1,6 @@
+#if SAMSA_TSAN
+import SamsaRecords
+
+/// TSan builds only: see `VisibleMutex`.
+typealias Mutex<Value> = VisibleMutex<Value>
+#endif
