@@ -1,0 +1,18 @@
+/// A broken guarantee: what the check expected and what the log held.
+public struct TortureViolation: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    /// Acknowledged records found missing (0 for violations of other kinds).
+    public var lost: Int
+
+    public init(_ message: String, lost: Int = 0) {
+        self.message = message
+        self.lost = lost
+    }
+
+    public var description: String { message }
+}
+
+/// Throws a violation unless `condition` holds.
+func require(_ condition: Bool, _ message: @autoclosure () -> String, lost: @autoclosure () -> Int = 0) throws(TortureViolation) {
+    if !condition { throw TortureViolation(message(), lost: lost()) }
+}
