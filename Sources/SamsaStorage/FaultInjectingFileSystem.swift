@@ -33,6 +33,7 @@ package final class FaultInjectingFileSystem: FileSystem {
         var pending: [String: [Undo]] = [:]
         var syncCalls = 0
         var faultsFired = 0
+        var fired: [String] = []
         /// Mutating calls left before the power goes off (nil: it stays on).
         var operationsUntilPowerOff: Int?
         var powerIsOff = false
@@ -57,8 +58,14 @@ package final class FaultInjectingFileSystem: FileSystem {
     /// fsync and fdatasync calls that reached the disk.
     package var syncCalls: Int { state.withLock { $0.syncCalls } }
 
+    /// Injected failures still to come.
+    package var faultsLeft: Int { state.withLock { $0.faults.reduce(0) { $0 + $1.remaining } } }
+
     /// Injected failures returned so far.
     package var faultsFired: Int { state.withLock { $0.faultsFired } }
+
+    /// The calls that injected failures failed, as `operation path`, oldest first.
+    package var firedFaults: [String] { state.withLock { $0.fired } }
 
     /// Turns the power off after `operations` more mutating calls (writes, syncs, truncations,
     /// allocations, renames, unlinks, creations): from then on every such call fails with EIO and
@@ -87,6 +94,7 @@ package final class FaultInjectingFileSystem: FileSystem {
             $0.faults = carried.faults
             $0.syncsAreLies = carried.syncsAreLies
             $0.faultsFired = carried.faultsFired
+            $0.fired = carried.fired
         }
         return successor
     }
@@ -170,6 +178,7 @@ package final class FaultInjectingFileSystem: FileSystem {
             state.faults[index].remaining -= 1
             if state.faults[index].remaining <= 0 { state.faults.remove(at: index) }
             state.faultsFired += 1
+            state.fired.append("\(operation) \(path)")
             return errno
         }
         if let errno {

@@ -37,6 +37,9 @@ struct Torture: AsyncParsableCommand {
     @Option(help: "Print a progress line every this many rounds.")
     var progressEvery = 100
 
+    @Flag(help: "Go on after a violation (to count them); the summary names the first and lists the failed rounds.")
+    var keepGoing = false
+
     @Flag(help: "Print the summary as one JSON object.")
     var json = false
 
@@ -58,9 +61,10 @@ struct Torture: AsyncParsableCommand {
 
     func run() async throws {
         let directory = dir ?? "/tmp/samsa-torture-\(getpid())"
-        let options = TortureOptions(
+        var options = TortureOptions(
             rounds: rounds, seed: seed, startRound: startRound, policy: flush.policy, modes: mode.modes, directory: directory,
             progressEvery: progressEvery, executable: Self.executablePath())
+        options.keepGoing = keepGoing
         let json = self.json
         let summary = await TortureRunner.run(options) { progress in
             if !json { print("torture: \(progress.progressLine)") }
@@ -90,7 +94,7 @@ struct Torture: AsyncParsableCommand {
             ("injectedFailures", .int(Int64(summary.injectedFailures))), ("recordsAcknowledged", .int(Int64(summary.recordsAcknowledged))),
             ("recordsChecked", .int(Int64(summary.recordsChecked))), ("lost", .int(Int64(summary.lost))), ("failures", .int(Int64(summary.failures))),
             ("seconds", .double(summary.seconds)), ("failure", summary.failure.map { .string($0) } ?? .null),
-            ("replay", summary.replay.map { .string($0) } ?? .null),
+            ("replay", summary.replay.map { .string($0) } ?? .null), ("failedRounds", .array(summary.failedRounds.map { .string($0) })),
         ]).rendered
     }
 }

@@ -7,9 +7,17 @@ import SamsaStorage
 /// pass `LogVerifier`. Returns how many records it compared.
 enum LogCheck {
     @discardableResult
-    static func compare(_ log: PartitionLog, with model: LogModel, _ context: String, random: inout TortureRandom) throws(TortureViolation) -> Int {
+    ///   - liveTail: the log is open after a failed write: bytes past its end in the last segment may
+    ///     be what the write left (the next append overwrites them, recovery cuts them).
+    static func compare(
+        _ log: PartitionLog, with model: LogModel, _ context: String, random: inout TortureRandom, liveTail: Bool = false
+    ) throws(TortureViolation) -> Int {
         try require(log.logStartOffset == model.start, "\(context): log start \(log.logStartOffset), expected \(model.start)")
         try require(log.logEndOffset == model.end, "\(context): log end \(log.logEndOffset), expected \(model.end)")
+        // The flushed offset is the recovery point a checkpoint saves: past the end, it vouches for
+        // offsets the next appends get before any sync.
+        let flushed = log.flushedOffset
+        try require(flushed <= model.end, "\(context): flushed offset \(flushed) is past the log end \(model.end)")
         var next = model.start
         var expected = model.batches[...]
         var checked = 0
@@ -46,12 +54,12 @@ enum LogCheck {
                 let batch = try RecordBatch(validating: bytes)
                 try require(batch.baseOffset == wanted.base, "\(context): a read from \(offset) found the batch at \(batch.baseOffset), expected \(wanted.base)")
             }
-            let problems = try verifierProblems(log.directory)
+            let problems = try verifierProblems(log.directory, liveTailAt: liveTail ? model.end : nil)
             try require(problems.isEmpty, "\(context): LogVerifier: \(problems.map(\.description).joined(separator: "; "))")
         } catch let violation as TortureViolation {
             throw violation
         } catch {
-            throw TortureViolation("\(context): reading the log failed: \(error)")
+            throw TortureViolation("\(context): reading the log failed: \(error)", readFailed: true)
         }
         return checked
     }
@@ -59,7 +67,7 @@ enum LogCheck {
     /// `LogVerifier`'s problems, less the zeros ahead of the append position of the last segment
     /// (write-ahead space, which the verifier reports as a batch of length 0 while the log is open or
     /// after a crash; recovery and sealing remove it).
-    static func verifierProblems(_ directory: String) throws(StorageError) -> [LogVerifier.Problem] {
+    static func verifierProblems(_ directory: String, liveTailAt end: Int64? = nil) throws(StorageError) -> [LogVerifier.Problem] {
         let files = PosixFileSystem()
         let report = try LogVerifier.verifyPartition(directory: directory, files: files)
         guard let last = try files.listDirectory(directory).filter({ $0.hasSuffix(".log") }).max() else { return report.problems }
@@ -67,6 +75,7 @@ enum LogCheck {
         var problems: [LogVerifier.Problem] = []
         for problem in report.problems {
             if problem.path == lastPath {
+                if let end, report.nextOffset == end { continue }
                 let bytes = try files.readFile(lastPath)
                 if problem.position < bytes.count && bytes[problem.position...].allSatisfy({ $0 == 0 }) { continue }
             }

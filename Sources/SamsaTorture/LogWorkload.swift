@@ -47,7 +47,7 @@ struct LogWorkload {
     var acknowledgedRecords = 0
     /// Records compared after reopening.
     var checkedRecords = 0
-    /// A truncation that failed part way: it may have happened, whole or in part.
+    /// Where a truncation that failed part way would have cut: it may have happened, whole or in part.
     var uncertainTruncation: Int64?
     /// Retention that failed part way: some oldest segments may be gone.
     var uncertainStart = false
@@ -76,11 +76,23 @@ struct LogWorkload {
     }
 
     /// The log, reopened (recovering) if a previous reopen failed: the process would start again.
-    private mutating func openLog() throws(StorageError) -> PartitionLog {
+    private mutating func openLog() throws -> PartitionLog {
         if let log { return log }
         let reopened = try PartitionLog.open(directory: directory, configuration: configuration, recoveryPoint: 0, files: files).log
         log = reopened
+        try adoptMaybeWritten(reopened)
         return reopened
+    }
+
+    /// After a reopen, batches that failed appends wrote before failing may be back (recovery finds
+    /// them valid): the model takes them, and nothing else, past its end.
+    mutating func adoptMaybeWritten(_ log: PartitionLog) throws(TortureViolation) {
+        while log.logEndOffset > model.end, let batch = maybeWritten.first(where: { $0.base == model.end }) {
+            model.add([batch])
+            maybeWritten.removeAll { $0.base <= batch.base }
+        }
+        maybeWritten.removeAll { $0.base < model.end }
+        try require(log.logEndOffset <= model.end, "reopened, the log ends at \(log.logEndOffset), past everything written (\(model.end)): invented")
     }
 
     private mutating func nextTimestamp() -> Int64 {
@@ -116,7 +128,18 @@ struct LogWorkload {
             do {
                 try log.truncate(to: target)
             } catch {
-                uncertainTruncation = min(uncertainTruncation ?? target, target)
+                // Whole batches go: the cut falls at the start of the batch holding the target.
+                var cut = model
+                cut.truncate(to: target)
+                uncertainTruncation = min(uncertainTruncation ?? cut.end, cut.end)
+                // The log may have cut part of the way: what it now reports is where appends go on.
+                let end = log.logEndOffset
+                if end != model.end {
+                    try require(
+                        end < model.end && end >= target && model.isBoundary(end),
+                        "a failed truncation to \(target) (\(error)) left the log end at \(end), of \(model.end)")
+                    model.truncate(to: end)
+                }
                 throw error
             }
             model.truncate(to: target)
@@ -137,12 +160,16 @@ struct LogWorkload {
             self.log = nil
             try log.close()
             model.durableEnd = model.end
-            self.log = try PartitionLog.open(directory: directory, configuration: configuration, cleanShutdown: true, files: files).log
+            let reopened = try PartitionLog.open(directory: directory, configuration: configuration, cleanShutdown: true, files: files).log
+            self.log = reopened
+            try adoptMaybeWritten(reopened)
         case .crashReopen:
             self.log = nil
             let recoveryPoint = Int64(random.below(Int(log.flushedOffset) + 1))
             files = files.crashProcess()
-            self.log = try PartitionLog.open(directory: directory, configuration: configuration, recoveryPoint: recoveryPoint, files: files).log
+            let reopened = try PartitionLog.open(directory: directory, configuration: configuration, recoveryPoint: recoveryPoint, files: files).log
+            self.log = reopened
+            try adoptMaybeWritten(reopened)
             // Recovery syncs what it kept.
             model.durableEnd = model.end
         }
@@ -197,7 +224,9 @@ struct LogWorkload {
         model.add(outcomes.flatMap(\.written))
         var expected = previousEnd
         for batch in model.batches where batch.base >= previousEnd {
-            try require(batch.base == expected, "concurrent appends: a batch at \(batch.base), expected \(expected) (offsets reused or skipped)")
+            try require(
+                batch.base == expected,
+                "concurrent appends: a batch at \(batch.base), expected \(expected) (offsets reused or skipped); appenders wrote at \(outcomes.map { $0.written.map(\.base) }), failed with \(outcomes.compactMap { $0.error.map { "\($0)" } })")
             expected = batch.next
         }
         for outcome in outcomes { acknowledge(outcome.acknowledgedRecords, through: outcome.acknowledgedEnd) }
@@ -205,8 +234,8 @@ struct LogWorkload {
     }
 
     /// Compares the log with the model (the log must be open and its files reachable).
-    mutating func check(_ context: String) throws(TortureViolation) -> Int {
+    mutating func check(_ context: String, liveTail: Bool = false) throws(TortureViolation) -> Int {
         guard let log else { throw TortureViolation("\(context): no log open") }
-        return try LogCheck.compare(log, with: model, context, random: &random)
+        return try LogCheck.compare(log, with: model, context, random: &random, liveTail: liveTail)
     }
 }

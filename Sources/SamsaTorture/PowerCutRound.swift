@@ -4,7 +4,8 @@ public import SamsaStorage
 public struct RoundTally: Sendable, Hashable {
     /// Records whose append the flush policy acknowledged.
     public var acknowledged = 0
-    /// Records compared byte for byte after a crash, power cut or reopen.
+    /// Records compared byte for byte after a crash, power cut or reopen (recovery's results; the
+    /// checks between other steps are not counted).
     public var checked = 0
     /// Power cuts, kills or injected failures the round survived.
     public var events = 0
@@ -66,7 +67,9 @@ public struct PowerCutRound: Sendable {
                 guard workload.files.powerIsOff else { throw TortureViolation("step \(step) (\(action)) failed with the power on: \(error)") }
             }
             if workload.files.powerIsOff { break }
-            tally.checked += try workload.check("step \(step) (\(action))")
+            // Counted: the checks after a reopen (every step is checked; the count is what recovery kept).
+            let checked = try workload.check("step \(step) (\(action))")
+            if action == .cleanReopen || action == .crashReopen { tally.checked += checked }
         }
         // The moment has come if the steps ran out first.
         workload.files.cutPower(afterOperations: 0)

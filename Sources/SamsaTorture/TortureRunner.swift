@@ -22,6 +22,9 @@ public struct TortureOptions: Sendable {
     public var progressEvery: Int
     /// The `samsa` executable, for SIGKILL rounds.
     public var executable: String?
+    /// Run every round even after a violation (to measure how often one happens); the summary names
+    /// the first violation and the rounds that failed.
+    public var keepGoing = false
 
     public init(
         rounds: Int, seed: UInt64, startRound: Int = 0, policy: FlushPolicy, modes: [TortureMode], directory: String, progressEvery: Int = 100,
@@ -55,8 +58,10 @@ public struct TortureSummary: Sendable {
     public var failures = 0
     public var seconds = 0.0
     public var failure: String?
-    /// The command that replays the failed round alone.
+    /// The command that replays the first failed round alone.
     public var replay: String?
+    /// Every failed round, with its mode (with `keepGoing`).
+    public var failedRounds: [String] = []
 
     public var progressLine: String {
         "rounds \(rounds), acknowledged \(recordsAcknowledged), checked \(recordsChecked), failures \(failures), \(oneDecimal(seconds)) s"
@@ -70,6 +75,7 @@ public struct TortureSummary: Sendable {
             "  run time \(oneDecimal(seconds)) s",
         ]
         if let failure { lines.append("FAILED: \(failure)") }
+        if failedRounds.count > 1 { lines.append("failed rounds: \(failedRounds.joined(separator: " "))") }
         if let replay { lines.append("replay: \(replay)") }
         return lines
     }
@@ -113,12 +119,19 @@ public enum TortureRunner {
                 } catch {
                     summary.failures += 1
                     summary.lost += (error as? TortureViolation)?.lost ?? 0
-                    summary.failure = "round \(round) (\(mode.rawValue)): \(error) [files kept in \(directory)]"
-                    summary.replay =
-                        "samsa torture --seed \(options.seed) --start-round \(round) --rounds 1 --flush \(options.policy) --mode \(mode.rawValue) --dir \(options.directory)"
-                    summary.rounds = round - options.startRound + 1
-                    summary.seconds = elapsed()
-                    return summary
+                    summary.failedRounds.append("\(round)/\(mode.rawValue)")
+                    if summary.failure == nil {
+                        summary.failure = "round \(round) (\(mode.rawValue)): \(error) [files kept in \(directory)]"
+                        summary.replay =
+                            "samsa torture --seed \(options.seed) --start-round \(round) --rounds 1 --flush \(options.policy) --mode \(mode.rawValue) --dir \(options.directory)"
+                    } else {
+                        removeTree(directory)
+                    }
+                    if !options.keepGoing {
+                        summary.rounds = round - options.startRound + 1
+                        summary.seconds = elapsed()
+                        return summary
+                    }
                 }
             }
             summary.rounds = round - options.startRound + 1

@@ -3,10 +3,13 @@ public struct TortureViolation: Error, Sendable, CustomStringConvertible {
     public var message: String
     /// Acknowledged records found missing (0 for violations of other kinds).
     public var lost: Int
+    /// The check could not read the log (a storage call failed while checking).
+    public var readFailed: Bool
 
-    public init(_ message: String, lost: Int = 0) {
+    public init(_ message: String, lost: Int = 0, readFailed: Bool = false) {
         self.message = message
         self.lost = lost
+        self.readFailed = readFailed
     }
 
     public var description: String { message }
