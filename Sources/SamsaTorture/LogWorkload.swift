@@ -81,6 +81,7 @@ struct LogWorkload {
         let reopened = try PartitionLog.open(directory: directory, configuration: configuration, recoveryPoint: 0, files: files).log
         log = reopened
         try adoptMaybeWritten(reopened)
+        model.reopened()
         return reopened
     }
 
@@ -156,6 +157,7 @@ struct LogWorkload {
         case .flush:
             try log.flush()
             model.durableEnd = model.end
+            model.highestDurableEnd = max(model.highestDurableEnd, model.durableEnd)
         case .cleanReopen:
             self.log = nil
             try log.close()
@@ -163,6 +165,7 @@ struct LogWorkload {
             let reopened = try PartitionLog.open(directory: directory, configuration: configuration, cleanShutdown: true, files: files).log
             self.log = reopened
             try adoptMaybeWritten(reopened)
+            model.reopened()
         case .crashReopen:
             self.log = nil
             let recoveryPoint = Int64(random.below(Int(log.flushedOffset) + 1))
@@ -171,14 +174,18 @@ struct LogWorkload {
             self.log = reopened
             try adoptMaybeWritten(reopened)
             // Recovery syncs what it kept.
-            model.durableEnd = model.end
+            model.reopened()
         }
     }
 
     private mutating func acknowledge(_ records: Int, through end: Int64) {
         acknowledgedRecords += records
         model.acknowledgedEnd = max(model.acknowledgedEnd, end)
-        if configuration.flushPolicy == .everyAppend { model.durableEnd = max(model.durableEnd, end) }
+        if configuration.flushPolicy == .everyAppend {
+            if model.truncatedBelowDurable && end <= model.highestDurableEnd { model.suspectAcknowledgedEnd = max(model.suspectAcknowledgedEnd, end) }
+            model.durableEnd = max(model.durableEnd, end)
+        }
+        model.highestDurableEnd = max(model.highestDurableEnd, model.durableEnd)
     }
 
     private struct AppenderOutcome: Sendable {

@@ -96,7 +96,7 @@ public struct PowerCutRound: Sendable {
         let survived = log.logEndOffset
         try require(
             survived >= required,
-            "\(context): LOST acknowledged records: the log ends at \(survived), but every offset below \(required) was durable (policy \(policy))",
+            "\(context): LOST acknowledged records: the log ends at \(survived), but every offset below \(required) was durable (policy \(policy))\(workload.model.suspectAcknowledgedEnd > survived ? " " + KnownDefect.staleDurableEnd : "")",
             lost: Int(required - survived))
         try require(survived <= workload.model.end, "\(context): the log ends at \(survived), past everything written (\(workload.model.end)): invented")
         try require(workload.model.isBoundary(survived), "\(context): the log ends at \(survived), inside a batch")
@@ -106,6 +106,7 @@ public struct PowerCutRound: Sendable {
             workload.model.advanceStart(to: log.logStartOffset)
         }
         tally.checked += try workload.check(context)
+        workload.model.reopened()
 
         // The recovered log carries on: appends get the next offsets and survive a clean reopen.
         for _ in 0..<workload.random.within(1...4) {
