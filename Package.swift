@@ -71,7 +71,7 @@ let package = Package(
         .target(
             name: "SamsaTorture",
             dependencies: [
-                "SamsaRecords", "SamsaStorage",
+                "SamsaRecords", "SamsaStorage", "Samsa",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strictSwift

@@ -28,7 +28,7 @@ struct Torture: AsyncParsableCommand {
     @Option(help: "Flush policy: every-append, interval:MS, messages:N or never.")
     var flush: FlushPolicyArgument = FlushPolicyArgument(argument: "every-append")!
 
-    @Option(help: "power-cut, sigkill, io-error or all.")
+    @Option(help: "power-cut, sigkill, io-error, queue (the embedded queue under SIGKILL) or all.")
     var mode: ModeArgument = ModeArgument(argument: "power-cut")!
 
     @Option(help: "Directory for the rounds' logs (default: a new one under /tmp).")
@@ -109,8 +109,13 @@ struct TortureChildCommand: AsyncParsableCommand {
     @Option var round: Int
     @Option var life: Int
     @Option var batches = 1_000_000
+    @Flag var queue = false
 
     func run() async throws {
-        try await TortureChild.run(directory: dir, policy: flush.policy, seed: seed, round: round, life: life, batches: batches)
+        if queue {
+            try await QueueChild.run(directory: dir, policy: flush.policy, seed: seed, round: round, life: life)
+        } else {
+            try await TortureChild.run(directory: dir, policy: flush.policy, seed: seed, round: round, life: life, batches: batches)
+        }
     }
 }

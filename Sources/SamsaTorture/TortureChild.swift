@@ -46,18 +46,4 @@ public enum TortureChild {
         }
         try manager.close()
     }
-
-    /// One line to standard output at once (the process may be killed right after).
-    private static func printLine(_ line: String) {
-        var text = line + "\n"
-        text.withUTF8 { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let n = write(STDOUT_FILENO, bytes.baseAddress! + offset, bytes.count - offset)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { return }
-                offset += n
-            }
-        }
-    }
 }

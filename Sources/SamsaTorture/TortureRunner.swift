@@ -7,6 +7,7 @@ public enum TortureMode: String, CaseIterable, Sendable {
     case powerCut = "power-cut"
     case sigkill
     case ioError = "io-error"
+    case queue
 }
 
 /// What to run.
@@ -111,6 +112,10 @@ public enum TortureRunner {
                     case .sigkill:
                         guard let executable = options.executable else { throw TortureViolation("SIGKILL rounds need the samsa executable") }
                         tally = try SigkillRound(policy: options.policy, seed: options.seed, round: round, directory: directory, executable: executable).run()
+                        summary.kills += tally.events
+                    case .queue:
+                        guard let executable = options.executable else { throw TortureViolation("queue rounds need the samsa executable") }
+                        tally = try QueueRound(policy: options.policy, seed: options.seed, round: round, directory: directory, executable: executable).run()
                         summary.kills += tally.events
                     }
                     summary.recordsAcknowledged += tally.acknowledged
