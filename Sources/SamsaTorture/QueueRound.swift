@@ -72,6 +72,8 @@ public struct QueueRound: Sendable {
         sent: [Int: [Int64: String]], delivered: [Int: Int64], returnedCommits: [Int: Int64], context: String
     ) throws -> (checked: Int, committed: [Int: Int64]) {
         let samsa = try Samsa.open(directory: directory)
+        // Closed whatever happens: the next life cannot open the directory while this one holds it.
+        defer { try? samsa.close() }
         guard samsa.topics.contains(QueueChild.topic) else {
             try require(sent.isEmpty, "\(context): the topic is gone")
             return (0, [:])
@@ -104,7 +106,6 @@ public struct QueueRound: Sendable {
                     "\(context): partition \(partition) committed offset \(committed[partition] ?? -1), but a commit of \(returned) had returned: LOST commit")
             }
         }
-        try samsa.close()
         return (checked, committed)
     }
 }
