@@ -56,18 +56,19 @@ struct TortureTests {
         #expect(fired > 0, "no injected failure fired: the rounds proved nothing")
     }
 
-    /// Rounds that fail today on storage defects issue 9 fixes (replays in /work/notes/torture.md):
-    /// when a fix lands, the known issue stops occurring and this test fails, to be turned into a
-    /// plain expectation.
+    /// Rounds that fail today on storage defects issue 9 fixes (replays in /work/notes/torture.md).
+    /// The power-cut one fails every time (15 runs of 15): when the fix lands, the known issue stops
+    /// occurring and this test fails, to be turned into a plain expectation. The io-error one depends
+    /// on background timing (8 runs of 10), so it is marked intermittent.
     @Test(
         "known storage defects the torture found (issue 9)",
         arguments: [
-            ("truncation vs the group commit's durable end: appends below the old end acknowledged unsynced", 1, 4, TortureMode.powerCut),
-            ("a failed truncation leaves the log end past what it holds", 3, 12, TortureMode.ioError),
+            ("truncation vs the group commit's durable end: appends below the old end acknowledged unsynced", 1, 4, TortureMode.powerCut, false),
+            ("a failed truncation leaves the log end past what it holds", 3, 12, TortureMode.ioError, true),
         ])
-    func knownDefects(defect: String, seed: Int, round: Int, mode: TortureMode) async throws {
+    func knownDefects(defect: String, seed: Int, round: Int, mode: TortureMode, intermittent: Bool) async throws {
         let dir = RoundDirectory()
-        await withKnownIssue(Comment(rawValue: defect)) {
+        await withKnownIssue(Comment(rawValue: defect), isIntermittent: intermittent) {
             let summary = await TortureRunner.run(
                 TortureOptions(rounds: 1, seed: UInt64(seed), startRound: round, policy: .everyAppend, modes: [mode], directory: dir.path))
             #expect(summary.failure == nil, "\(summary.failure ?? "")")
