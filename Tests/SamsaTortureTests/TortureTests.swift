@@ -38,7 +38,7 @@ struct TortureTests {
 
     /// Faults on writes, file creation and allocation: the kinds the log survives today. Faults on
     /// fdatasync, ftruncate and rename meet known defects (a failed truncation, the write-ahead fill's
-    /// swallowed sync: see `knownDefects`), so CI runs those rounds there.
+    /// swallowed sync): one of them runs in `knownDefects`, the rest in long runs.
     @Test("injected EIO and ENOSPC: surfaced, nothing acknowledged lost, nothing invented", arguments: flushPolicies)
     func ioErrors(policy: FlushPolicy) async throws {
         var fired = 0
@@ -49,7 +49,8 @@ struct TortureTests {
             do {
                 fired += try await ioError.run().events
             } catch {
-                let message = "round \(round): \(error) — samsa torture --seed 7 --start-round \(round) --rounds 1 --flush \(policy) --mode io-error"
+                // (`samsa torture --mode io-error` draws from every kind of call: replay with this test.)
+                let message = "round \(round) (faults on write, open, fallocate only): \(error)"
                 recordViolation(message)
             }
         }
