@@ -6,6 +6,7 @@ import PackageDescription
 //   SamsaRecords              Kafka RecordBatch v2: varints, CRC, codecs, builder, zero-copy view
 //   SamsaStorage              segments, mmap'd indexes, the partition log, flushing, recovery
 //   Samsa                     the embedded durable queue: topics, producer, consumers, groups
+//   SamsaTorture              seeded crash, power-cut and I/O-error torture of the storage engine
 //   SamsaCoordination         ZooKeeper-style coordination: embedded backend, ZooKeeper client, recipes
 //   SamsaTool                 the `samsa` command's subcommands (a library so tests can drive them)
 //   samsa                     the executable
@@ -68,6 +69,14 @@ let package = Package(
             swiftSettings: strictSwift
         ),
         .target(
+            name: "SamsaTorture",
+            dependencies: [
+                "SamsaRecords", "SamsaStorage", "Samsa",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .target(
             name: "SamsaCoordination",
             dependencies: [
                 "SamsaRecords", "SamsaStorage",
@@ -79,7 +88,7 @@ let package = Package(
         .target(
             name: "SamsaTool",
             dependencies: [
-                "SamsaRecords", "SamsaStorage", "Samsa",
+                "SamsaRecords", "SamsaStorage", "Samsa", "SamsaTorture",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -115,6 +124,11 @@ let package = Package(
                 "Samsa", "SamsaRecords", "SamsaStorage",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "SamsaTortureTests",
+            dependencies: ["SamsaTorture", "SamsaStorage", "SamsaRecords", "samsa"],
             swiftSettings: strictSwift
         ),
         .testTarget(

@@ -5,7 +5,8 @@ import Synchronization
 /// simulate a power cut by undoing every write and truncation that no completed fsync covered.
 ///
 /// Power-cut model: bytes reach the disk only through a successful `fsync`/`fdatasync` of their file;
-/// everything else is lost. (Directory entries are treated as durable at once, and memory-mapped index
+/// everything else is lost (or, with `simulatePowerCut(tearing:)`, a prefix of it survives, the last
+/// write torn). (Directory entries are treated as durable at once, and memory-mapped index
 /// writes are not tracked: indexes are rebuilt by recovery and must never be trusted after a crash.)
 package final class FaultInjectingFileSystem: FileSystem {
     package enum Operation: Sendable, Hashable {
@@ -17,11 +18,12 @@ package final class FaultInjectingFileSystem: FileSystem {
         var errno: Int32
         var pathContains: String
         var remaining: Int
+        var skip: Int
     }
 
     /// What to restore for one write or truncation not yet covered by an fsync.
     private enum Undo {
-        case write(offset: Int, previous: [UInt8], sizeBefore: Int)
+        case write(offset: Int, count: Int, previous: [UInt8], sizeBefore: Int)
         case truncate(sizeBefore: Int, removed: [UInt8])
     }
 
@@ -30,6 +32,12 @@ package final class FaultInjectingFileSystem: FileSystem {
         var pathOfDescriptor: [Int32: String] = [:]
         var pending: [String: [Undo]] = [:]
         var syncCalls = 0
+        var faultsFired = 0
+        var fired: [String] = []
+        /// Mutating calls left before the power goes off (nil: it stays on).
+        var operationsUntilPowerOff: Int?
+        var powerIsOff = false
+        var syncsAreLies = false
     }
 
     private let base: any FileSystem
@@ -39,15 +47,64 @@ package final class FaultInjectingFileSystem: FileSystem {
         self.base = base
     }
 
-    /// Makes the next `times` calls of `operation` whose path contains `pathContains` fail with `errno`.
-    package func inject(_ operation: Operation, errno: Int32, pathContains: String = "", times: Int = 1) {
-        state.withLock { $0.faults.append(Fault(operation: operation, errno: errno, pathContains: pathContains, remaining: times)) }
+    /// Makes the next `times` calls of `operation` whose path contains `pathContains` fail with `errno`,
+    /// after letting the first `after` such calls through.
+    package func inject(_ operation: Operation, errno: Int32, pathContains: String = "", times: Int = 1, after: Int = 0) {
+        state.withLock {
+            $0.faults.append(Fault(operation: operation, errno: errno, pathContains: pathContains, remaining: times, skip: after))
+        }
     }
 
     /// fsync and fdatasync calls that reached the disk.
     package var syncCalls: Int { state.withLock { $0.syncCalls } }
     /// Injected faults not yet triggered.
     package var faultsRemaining: Int { state.withLock { $0.faults.reduce(0) { $0 + $1.remaining } } }
+
+    /// Injected failures still to come.
+    package var faultsLeft: Int { state.withLock { $0.faults.reduce(0) { $0 + $1.remaining } } }
+
+    /// Injected failures returned so far.
+    package var faultsFired: Int { state.withLock { $0.faultsFired } }
+
+    /// The calls that injected failures failed, as `operation path`, oldest first.
+    package var firedFaults: [String] { state.withLock { $0.fired } }
+
+    /// Turns the power off after `operations` more mutating calls (writes, syncs, truncations,
+    /// allocations, renames, unlinks, creations): from then on every such call fails with EIO and
+    /// reaches nothing, as if the machine had stopped. Then `simulatePowerCut` decides what the disk kept.
+    package func cutPower(afterOperations operations: Int) {
+        state.withLock { $0.operationsUntilPowerOff = max(0, operations) }
+    }
+
+    /// Whether `cutPower` has taken effect.
+    package var powerIsOff: Bool { state.withLock { $0.powerIsOff } }
+
+    /// A process crash: this instance stops (every later call fails, so stragglers of the crashed
+    /// process's log cannot touch the files) and the returned one, over the same files, carries on with
+    /// the writes no sync has covered yet (a later power cut still undoes them) and the same faults.
+    package func crashProcess() -> FaultInjectingFileSystem {
+        let successor = FaultInjectingFileSystem(base: base)
+        let carried = state.withLock { state -> State in
+            defer {
+                state.powerIsOff = true
+                state.pending.removeAll()
+            }
+            return state
+        }
+        successor.state.withLock {
+            $0.pending = carried.pending
+            $0.faults = carried.faults
+            $0.syncsAreLies = carried.syncsAreLies
+            $0.faultsFired = carried.faultsFired
+            $0.fired = carried.fired
+        }
+        return successor
+    }
+
+    /// A lying disk (to test the checkers): syncs succeed but make nothing durable.
+    package func makeSyncsLie() {
+        state.withLock { $0.syncsAreLies = true }
+    }
 
     package func clearFaults() {
         state.withLock { $0.faults.removeAll() }
@@ -56,20 +113,43 @@ package final class FaultInjectingFileSystem: FileSystem {
     /// Undoes, file by file, every write and truncation since the file's last successful sync, as if
     /// the machine had lost power. Call it after the code under test has stopped using the files.
     package func simulatePowerCut() {
+        var nothingSurvives = KeepNothing()
+        simulatePowerCut(tearing: &nothingSurvives, keepPrefixes: false)
+    }
+
+    /// A power cut after which each file kept a random prefix of its unsynced writes and truncations,
+    /// the last one kept possibly torn part way through (disks write back in no promised order across
+    /// files, but a file's pages here go in order). Deterministic for a given generator state.
+    package func simulatePowerCut<Generator: RandomNumberGenerator>(tearing generator: inout Generator) {
+        simulatePowerCut(tearing: &generator, keepPrefixes: true)
+    }
+
+    private struct KeepNothing: RandomNumberGenerator {
+        mutating func next() -> UInt64 { 0 }
+    }
+
+    private func simulatePowerCut<Generator: RandomNumberGenerator>(tearing generator: inout Generator, keepPrefixes: Bool) {
         let pending = state.withLock { state -> [String: [Undo]] in
             defer { state.pending.removeAll() }
             return state.pending
         }
-        for (path, undos) in pending {
+        // Sorted so the generator's draws do not depend on dictionary order.
+        for (path, undos) in pending.sorted(by: { $0.key < $1.key }) {
             let fd = Glibc.open(path, O_RDWR | O_CLOEXEC)
             guard fd >= 0 else { continue }
-            for undo in undos.reversed() {
+            let kept = keepPrefixes ? Int(generator.next() % UInt64(undos.count + 1)) : 0
+            for (index, undo) in undos.enumerated().reversed() where index >= kept {
                 switch undo {
-                case .write(let offset, let previous, let sizeBefore):
-                    previous.withUnsafeBytes { _ = Glibc.pwrite(fd, $0.baseAddress, $0.count, off_t(offset)) }
+                case .write(let offset, let count, let previous, let sizeBefore):
+                    // The first write undone may be torn: a prefix of it reached the disk.
+                    let torn = keepPrefixes && index == kept && count > 0 ? Int(generator.next() % UInt64(count)) : 0
+                    if torn < previous.count {
+                        previous[torn...].withUnsafeBytes { _ = Glibc.pwrite(fd, $0.baseAddress, $0.count, off_t(offset + torn)) }
+                    }
                     var info = stat()
                     fstat(fd, &info)
-                    if Int(info.st_size) > sizeBefore { _ = Glibc.ftruncate(fd, off_t(sizeBefore)) }
+                    let keptSize = max(sizeBefore, offset + torn)
+                    if Int(info.st_size) > keptSize { _ = Glibc.ftruncate(fd, off_t(keptSize)) }
                 case .truncate(let sizeBefore, let removed):
                     var info = stat()
                     fstat(fd, &info)
@@ -82,14 +162,25 @@ package final class FaultInjectingFileSystem: FileSystem {
         }
     }
 
-    private func check(_ operation: Operation, _ path: String) throws(StorageError) {
+    private func check(_ operation: Operation, _ path: String, mutating: Bool = true) throws(StorageError) {
         let errno: Int32? = state.withLock { state in
+            if mutating, let left = state.operationsUntilPowerOff {
+                if left == 0 { state.powerIsOff = true } else { state.operationsUntilPowerOff = left - 1 }
+            }
+            // Reads still see the page cache: only what would reach the disk stops.
+            if state.powerIsOff && mutating { return EIO }
             guard let index = state.faults.firstIndex(where: {
                 $0.operation == operation && ($0.pathContains.isEmpty || path.contains($0.pathContains))
             }) else { return nil }
+            if state.faults[index].skip > 0 {
+                state.faults[index].skip -= 1
+                return nil
+            }
             let errno = state.faults[index].errno
             state.faults[index].remaining -= 1
             if state.faults[index].remaining <= 0 { state.faults.remove(at: index) }
+            state.faultsFired += 1
+            state.fired.append("\(operation) \(path)")
             return errno
         }
         if let errno {
@@ -118,7 +209,7 @@ package final class FaultInjectingFileSystem: FileSystem {
     // MARK: FileSystem
 
     package func open(_ path: String, flags: Int32, mode: mode_t) throws(StorageError) -> Int32 {
-        try check(.open, path)
+        try check(.open, path, mutating: flags & O_CREAT != 0)
         let existed = base.fileExists(path)
         let fd = try base.open(path, flags: flags, mode: mode)
         state.withLock { $0.pathOfDescriptor[fd] = path }
@@ -139,7 +230,7 @@ package final class FaultInjectingFileSystem: FileSystem {
         let sizeBefore = size(of: fd)
         let previous = self.bytes(of: fd, at: offset, count: min(bytes.count, max(0, sizeBefore - offset)))
         try base.pwrite(fd, bytes, at: offset, path: path)
-        record(.write(offset: offset, previous: previous, sizeBefore: sizeBefore), path: path)
+        record(.write(offset: offset, count: bytes.count, previous: previous, sizeBefore: sizeBefore), path: path)
     }
 
     package func pwrite(_ fd: Int32, head: UnsafeRawBufferPointer, tail: UnsafeRawBufferPointer, at offset: Int, path: String)
@@ -151,7 +242,7 @@ package final class FaultInjectingFileSystem: FileSystem {
     }
 
     package func pread(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: Int, path: String) throws(StorageError) -> Int {
-        try check(.read, path)
+        try check(.read, path, mutating: false)
         return try base.pread(fd, into: buffer, at: offset, path: path)
     }
 
@@ -160,7 +251,7 @@ package final class FaultInjectingFileSystem: FileSystem {
         try base.fdatasync(fd, path: path)
         state.withLock {
             $0.syncCalls += 1
-            _ = $0.pending.removeValue(forKey: path)
+            if !$0.syncsAreLies { _ = $0.pending.removeValue(forKey: path) }
         }
     }
 
@@ -169,7 +260,7 @@ package final class FaultInjectingFileSystem: FileSystem {
         try base.fsync(fd, path: path)
         state.withLock {
             $0.syncCalls += 1
-            _ = $0.pending.removeValue(forKey: path)
+            if !$0.syncsAreLies { _ = $0.pending.removeValue(forKey: path) }
         }
     }
 
