@@ -39,10 +39,16 @@ final class IndexFile<Layout: IndexEntryLayout>: EvictableMapping, @unchecked Se
     /// Opens or creates the index at `path`. When `writable`, `maxSize` bytes are preallocated (so
     /// appends never grow the file) and the mapping is kept; otherwise it is mapped on demand and
     /// `mappings` may drop it when many sealed indexes are mapped.
-    init(path: String, maxSize: Int, writable: Bool, files: any FileSystem, mappings: MappingCache?) throws(StorageError) {
+    /// With `load` false the file is not read at all (read-only opens of a live writer's active
+    /// segment, whose index it trims on roll): no entries; lookups scan from the segment's start.
+    init(path: String, maxSize: Int, writable: Bool, load: Bool = true, files: any FileSystem, mappings: MappingCache?) throws(StorageError) {
         self.path = path
         self.files = files
         self.mappings = mappings
+        guard load else {
+            slots = Atomic(0)
+            return
+        }
         let fd: Int32
         do throws(StorageError) {
             fd = try files.open(path, flags: O_RDWR | O_CREAT | O_CLOEXEC, mode: 0o600)
@@ -79,14 +85,19 @@ final class IndexFile<Layout: IndexEntryLayout>: EvictableMapping, @unchecked Se
         }
         slots = Atomic(length / Layout.entrySize)
         let capacity = length / Layout.entrySize
-        let region = length > 0 ? try MappedRegion(fd: fd, length: length, path: path) : nil
+        // Read-only opens copy the entries instead of mapping them, and keep the copy (see
+        // `MappedRegion(copyOf:)`); everything else maps the file.
+        let copy = files.isReadOnly
+        let region =
+            length == 0 ? nil
+            : copy ? try MappedRegion(copyOf: fd, length: length, path: path, files: files) : try MappedRegion(fd: fd, length: length, path: path)
         // (Unless its last slot is unwritten: a file preallocated smaller by an earlier configuration.)
         if let known = knownEntries, known > 0, let region, Layout.isUnwritten(region, at: known - 1) { knownEntries = nil }
         published.store(knownEntries ?? Self.countWrittenEntries(region, capacity: capacity), ordering: .releasing)
-        if writable {
+        if writable || copy {
             mapping.withLock { $0 = region }
         }
-        // A read-only index is unmapped now (`region` goes) and mapped again on first use.
+        // A sealed index is unmapped now (`region` goes) and mapped again on first use.
     }
 
     deinit {

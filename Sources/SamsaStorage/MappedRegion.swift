@@ -29,6 +29,26 @@ final class MappedRegion: @unchecked Sendable {
         self.path = path
     }
 
+    /// A private, read-only copy of the first `length` bytes of `fd`, read with pread (bytes past the
+    /// end of the file stay zero). For read-only opens: a live writer in another process may trim or
+    /// cut the file, and a load from a shared mapping past its new end raises SIGBUS; a copy cannot.
+    init(copyOf fd: Int32, length: Int, path: String, files: any FileSystem) throws(StorageError) {
+        precondition(length > 0, "cannot copy an empty region")
+        guard let address = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), address != MAP_FAILED else {
+            throw StorageError(.io, path: path, errno: errno, "mmap of \(length) anonymous bytes failed")
+        }
+        do throws(StorageError) {
+            _ = try files.pread(fd, into: UnsafeMutableRawBufferPointer(start: address, count: length), at: 0, path: path)
+        } catch {
+            munmap(address, length)
+            throw error
+        }
+        self.base = address
+        self.length = length
+        self.path = path
+        self.writable = false
+    }
+
     deinit {
         munmap(base, length)
     }

@@ -16,11 +16,13 @@ final class OffsetIndex: Sendable {
     let baseOffset: Int64
     private let file: IndexFile<Layout>
 
-    init(path: String, baseOffset: Int64, maxSize: Int, writable: Bool, files: any FileSystem, mappings: MappingCache? = nil)
+    init(
+        path: String, baseOffset: Int64, maxSize: Int, writable: Bool, load: Bool = true, files: any FileSystem, mappings: MappingCache? = nil
+    )
         throws(StorageError)
     {
         self.baseOffset = baseOffset
-        self.file = try IndexFile(path: path, maxSize: maxSize, writable: writable, files: files, mappings: mappings)
+        self.file = try IndexFile(path: path, maxSize: maxSize, writable: writable, load: load, files: files, mappings: mappings)
     }
 
     var path: String { file.path }

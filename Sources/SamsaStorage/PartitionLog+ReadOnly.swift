@@ -33,9 +33,11 @@ extension PartitionLog {
         var segments: [Segment] = []
         for (index, base) in bases.enumerated() {
             if let previous = segments.last, previous.nextOffset != base { break }
+            // The last segment may be a live writer's active one, whose index it trims on roll: not
+            // read at all (lookups in it scan from its start). The others' are copied, not mapped.
             let segment = try Segment(
-                directory: directory, baseOffset: base, configuration: configuration.segmentSettings, writable: false, files: files,
-                descriptors: descriptors)
+                directory: directory, baseOffset: base, configuration: configuration.segmentSettings, writable: false,
+                loadIndexes: index < bases.count - 1, files: files, descriptors: descriptors)
             let whole = try segment.loadEndForReading()
             segments.append(segment)
             if !whole && index < bases.count - 1 { break }

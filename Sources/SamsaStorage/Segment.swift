@@ -66,7 +66,7 @@ final class Segment: @unchecked Sendable {
     /// Opens the segment's files, creating them if absent. The end is found from the indexes and the
     /// last index interval of the log (`loadEnd`), or by `recover()` when the caller does not trust it.
     init(
-        directory: String, baseOffset: Int64, configuration: SegmentConfiguration, writable: Bool, files: any FileSystem,
+        directory: String, baseOffset: Int64, configuration: SegmentConfiguration, writable: Bool, loadIndexes: Bool = true, files: any FileSystem,
         descriptors: DescriptorCache
     ) throws(StorageError) {
         self.baseOffset = baseOffset
@@ -82,10 +82,10 @@ final class Segment: @unchecked Sendable {
         do throws(StorageError) {
             offsetIndex = try OffsetIndex(
                 path: SegmentFiles.index(directory, baseOffset), baseOffset: baseOffset,
-                maxSize: configuration.maxIndexSize, writable: writable, files: files, mappings: descriptors.mappings)
+                maxSize: configuration.maxIndexSize, writable: writable, load: loadIndexes, files: files, mappings: descriptors.mappings)
             timeIndex = try TimeIndex(
                 path: SegmentFiles.timeIndex(directory, baseOffset), baseOffset: baseOffset,
-                maxSize: configuration.maxIndexSize, writable: writable, files: files, mappings: descriptors.mappings)
+                maxSize: configuration.maxIndexSize, writable: writable, load: loadIndexes, files: files, mappings: descriptors.mappings)
             let size = try descriptors.withDescriptor(logPath) { fd throws(StorageError) in try files.fileSize(fd, path: logPath) }
             publishedSize.store(size, ordering: .releasing)
             writeAhead = writable ? configuration.writeAhead.map {

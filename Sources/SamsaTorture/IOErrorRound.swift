@@ -119,7 +119,7 @@ public struct IOErrorRound: Sendable {
         }
         try require(workload.model.isBoundary(survived), "\(context): the log ends at \(survived), inside a batch")
         workload.model.truncate(to: survived)
-        if workload.uncertainStart || workload.uncertainTruncation != nil {
+        if workload.uncertainTruncation != nil {
             try require(log.logStartOffset >= workload.model.start && workload.model.isBoundary(log.logStartOffset), "\(context): log start \(log.logStartOffset)")
             workload.model.advanceStart(to: log.logStartOffset)
         }

@@ -17,7 +17,7 @@ enum LogCheck {
         // The flushed offset is the recovery point a checkpoint saves: past the end, it vouches for
         // offsets the next appends get before any sync.
         let flushed = log.flushedOffset
-        try require(flushed <= model.end, "\(context): flushed offset \(flushed) is past the log end \(model.end) \(KnownDefect.flushedPastEnd)")
+        try require(flushed <= model.end, "\(context): flushed offset \(flushed) is past the log end \(model.end)")
         var next = model.start
         var expected = model.batches[...]
         var checked = 0

@@ -15,13 +15,6 @@ struct LogModel {
     var durableEnd: Int64 = 0
     /// Every offset below this was acknowledged by the flush policy: a process crash must keep it.
     var acknowledgedEnd: Int64 = 0
-    /// The highest durable end reached so far: a truncation does not lower it (in the log's group
-    /// commit it stays too: a known defect), and acknowledgements that end below it after a
-    /// truncation may have come without a sync.
-    var highestDurableEnd: Int64 = 0
-    var truncatedBelowDurable = false
-    /// The end of the last acknowledgement the known defect could explain.
-    var suspectAcknowledgedEnd: Int64 = 0
 
     var end: Int64 { batches.last?.next ?? start }
     var recordCount: Int { batches.reduce(0) { $0 + $1.contents.count } }
@@ -40,7 +33,6 @@ struct LogModel {
     /// Keeps the batches wholly below `offset` (a truncation, or what a power cut left).
     mutating func truncate(to offset: Int64) {
         batches.removeAll { $0.next > offset }
-        if end < highestDurableEnd { truncatedBelowDurable = true }
         durableEnd = min(durableEnd, end)
         acknowledgedEnd = min(acknowledgedEnd, end)
     }
@@ -48,9 +40,6 @@ struct LogModel {
     /// A log opened (recovered): it synced what it holds, and its group commit starts afresh.
     mutating func reopened() {
         durableEnd = end
-        highestDurableEnd = end
-        truncatedBelowDurable = false
-        suspectAcknowledgedEnd = 0
     }
 
     /// Drops batches below a new log start.

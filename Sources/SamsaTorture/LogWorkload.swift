@@ -49,8 +49,6 @@ struct LogWorkload {
     var checkedRecords = 0
     /// Where a truncation that failed part way would have cut: it may have happened, whole or in part.
     var uncertainTruncation: Int64?
-    /// Retention that failed part way: some oldest segments may be gone.
-    var uncertainStart = false
     /// Batches an append wrote before failing without the log taking them (they may be on disk).
     var maybeWritten: [LogModel.Batch] = []
     /// The flushed offset the log last reported (a recovery point a checkpoint may hold).
@@ -149,7 +147,10 @@ struct LogWorkload {
             do {
                 try log.applyRetention(nowMilliseconds: 0)
             } catch {
-                uncertainStart = true
+                // The segments that went before the failure moved the log start; the one that failed
+                // stayed whole (PartitionLog.applyRetention).
+                try require(model.isBoundary(log.logStartOffset), "a failed retention (\(error)) left the log start at \(log.logStartOffset), not a batch boundary")
+                model.advanceStart(to: log.logStartOffset)
                 throw error
             }
             try require(model.isBoundary(log.logStartOffset), "retention moved the log start to \(log.logStartOffset), not a batch boundary")
@@ -157,7 +158,6 @@ struct LogWorkload {
         case .flush:
             try log.flush()
             model.durableEnd = model.end
-            model.highestDurableEnd = max(model.highestDurableEnd, model.durableEnd)
         case .cleanReopen:
             self.log = nil
             try log.close()
@@ -182,10 +182,8 @@ struct LogWorkload {
         acknowledgedRecords += records
         model.acknowledgedEnd = max(model.acknowledgedEnd, end)
         if configuration.flushPolicy == .everyAppend {
-            if model.truncatedBelowDurable && end <= model.highestDurableEnd { model.suspectAcknowledgedEnd = max(model.suspectAcknowledgedEnd, end) }
             model.durableEnd = max(model.durableEnd, end)
         }
-        model.highestDurableEnd = max(model.highestDurableEnd, model.durableEnd)
     }
 
     private struct AppenderOutcome: Sendable {

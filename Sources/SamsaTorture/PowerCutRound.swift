@@ -96,12 +96,12 @@ public struct PowerCutRound: Sendable {
         let survived = log.logEndOffset
         try require(
             survived >= required,
-            "\(context): LOST acknowledged records: the log ends at \(survived), but every offset below \(required) was durable (policy \(policy))\(workload.model.suspectAcknowledgedEnd > survived ? " " + KnownDefect.staleDurableEnd : "")",
+            "\(context): LOST acknowledged records: the log ends at \(survived), but every offset below \(required) was durable (policy \(policy))",
             lost: Int(required - survived))
         try require(survived <= workload.model.end, "\(context): the log ends at \(survived), past everything written (\(workload.model.end)): invented")
         try require(workload.model.isBoundary(survived), "\(context): the log ends at \(survived), inside a batch")
         workload.model.truncate(to: survived)
-        if workload.uncertainTruncation != nil || workload.uncertainStart {
+        if workload.uncertainTruncation != nil {
             try require(log.logStartOffset >= workload.model.start && workload.model.isBoundary(log.logStartOffset), "\(context): log start \(log.logStartOffset)")
             workload.model.advanceStart(to: log.logStartOffset)
         }

@@ -15,16 +15,6 @@ public struct TortureViolation: Error, Sendable, CustomStringConvertible {
     public var description: String { message }
 }
 
-/// Violations a known storage defect explains: their messages carry the tag, so CI can tell them from
-/// new ones (and long runs can count them). Each names the issue whose fix removes it.
-enum KnownDefect {
-    static let flushedPastEnd = "[known defect, issue 9: a flush racing a truncation publishes a flushed offset past the log end]"
-    static let staleDurableEnd =
-        "[known defect, issue 9: a truncation does not lower the group commit's durable end, so appends below the old end are acknowledged unsynced]"
-
-    static func tags(_ message: String) -> Bool { message.contains("[known defect") }
-}
-
 /// Throws a violation unless `condition` holds.
 func require(_ condition: Bool, _ message: @autoclosure () -> String, lost: @autoclosure () -> Int = 0) throws(TortureViolation) {
     if !condition { throw TortureViolation(message(), lost: lost()) }

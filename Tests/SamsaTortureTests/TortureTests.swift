@@ -28,52 +28,38 @@ struct TortureTests {
     @Test("power cuts: the log matches the model after every step and after recovery", arguments: flushPolicies)
     func powerCuts(policy: FlushPolicy) async throws {
         let dir = RoundDirectory()
-        // Seed 13: its rounds passed 20 runs of 20 in a release build; the known defects (tagged in
-        // the message, see `knownDefects`) depend on timing, so they may still show here.
         let summary = await TortureRunner.run(TortureOptions(rounds: 8, seed: 13, policy: policy, modes: [.powerCut], directory: dir.path))
         expectNoViolation(summary)
         if summary.failure == nil { #expect(summary.powerCuts == 8) }
         #expect(summary.recordsChecked > 0 && summary.recordsAcknowledged > 0)
     }
 
-    /// Faults on writes, file creation and allocation: the kinds the log survives today. Faults on
-    /// fdatasync, ftruncate and rename meet known defects (a failed truncation, the write-ahead fill's
-    /// swallowed sync): one of them runs in `knownDefects`, the rest in long runs.
     @Test("injected EIO and ENOSPC: surfaced, nothing acknowledged lost, nothing invented", arguments: flushPolicies)
     func ioErrors(policy: FlushPolicy) async throws {
         var fired = 0
         for round in 0..<6 {
             let dir = RoundDirectory()
-            var ioError = IOErrorRound(policy: policy, seed: 7, round: round, directory: dir.path + "/log")
-            ioError.operations = [.write, .open, .fallocate]
+            let ioError = IOErrorRound(policy: policy, seed: 7, round: round, directory: dir.path + "/log")
             do {
                 fired += try await ioError.run().events
             } catch {
-                // (`samsa torture --mode io-error` draws from every kind of call: replay with this test.)
-                let message = "round \(round) (faults on write, open, fallocate only): \(error)"
-                recordViolation(message)
+                Issue.record("round \(round): \(error) — samsa torture --seed 7 --start-round \(round) --rounds 1 --mode io-error")
             }
         }
         #expect(fired > 0, "no injected failure fired: the rounds proved nothing")
     }
 
-    /// Rounds that fail today on storage defects issue 9 fixes (replays in /work/notes/torture.md).
-    /// The power-cut one fails every time (15 runs of 15): when the fix lands, the known issue stops
-    /// occurring and this test fails, to be turned into a plain expectation. The io-error one depends
-    /// on background timing (8 runs of 10), so it is marked intermittent.
+    /// Rounds that failed on storage defects of issue 9 before their fixes (replays in the README):
+    /// a truncation that did not lower the group commit's durable end (power cut, every time), and a
+    /// failed truncation that left the log end past what it held (io-error, 8 runs of 10).
     @Test(
-        "known storage defects the torture found (issue 9)",
-        arguments: [
-            ("truncation vs the group commit's durable end: appends below the old end acknowledged unsynced", 1, 4, TortureMode.powerCut, false),
-            ("a failed truncation leaves the log end past what it holds", 3, 12, TortureMode.ioError, true),
-        ])
-    func knownDefects(defect: String, seed: Int, round: Int, mode: TortureMode, intermittent: Bool) async throws {
+        "regressions: rounds that lost acknowledged records or corrupted the log before issue 9's fixes",
+        arguments: [(1, 4, TortureMode.powerCut), (3, 12, TortureMode.ioError), (5, 6, TortureMode.ioError), (7, 7, TortureMode.ioError)])
+    func regressions(seed: Int, round: Int, mode: TortureMode) async throws {
         let dir = RoundDirectory()
-        await withKnownIssue(Comment(rawValue: defect), isIntermittent: intermittent) {
-            let summary = await TortureRunner.run(
-                TortureOptions(rounds: 1, seed: UInt64(seed), startRound: round, policy: .everyAppend, modes: [mode], directory: dir.path))
-            #expect(summary.failure == nil, "\(summary.failure ?? "")")
-        }
+        let summary = await TortureRunner.run(
+            TortureOptions(rounds: 1, seed: UInt64(seed), startRound: round, policy: .everyAppend, modes: [mode], directory: dir.path))
+        #expect(summary.failure == nil, "\(summary.failure ?? "") — \(summary.replay ?? "")")
     }
 
     @Test("SIGKILL of a child process: every acknowledged batch survives", arguments: flushPolicies)
@@ -125,19 +111,10 @@ struct TortureTests {
     }
 }
 
-/// Fails on a violation, except one a known storage defect explains (tagged in its message): that
-/// one is recorded as a known issue, so the suite stays green until the fix and strict for the rest.
+/// Fails on a violation, with the command that replays it.
 func expectNoViolation(_ summary: TortureSummary, sourceLocation: SourceLocation = #_sourceLocation) {
     guard let failure = summary.failure else { return }
-    recordViolation("\(failure) — \(summary.replay ?? "")", sourceLocation: sourceLocation)
-}
-
-func recordViolation(_ message: String, sourceLocation: SourceLocation = #_sourceLocation) {
-    if KnownDefect.tags(message) {
-        withKnownIssue(isIntermittent: true) { Issue.record(Comment(rawValue: message), sourceLocation: sourceLocation) }
-    } else {
-        Issue.record(Comment(rawValue: message), sourceLocation: sourceLocation)
-    }
+    Issue.record(Comment(rawValue: "\(failure) — \(summary.replay ?? "")"), sourceLocation: sourceLocation)
 }
 
 /// The `samsa` executable built next to the test bundle.
