@@ -68,6 +68,13 @@ extension Samsa {
         return (log.logStartOffset, end)
     }
 
+    /// The first retained offset of a partition and the end of everything written to it (committed
+    /// to producers or not): the range a stored position must fall in.
+    func retainedOffsets(topic: String, partition: Int) throws(SamsaError) -> (start: Int64, end: Int64) {
+        let log = try log(topic, partition)
+        return (log.logStartOffset, log.logEndOffset)
+    }
+
     /// Every record of a partition from `offset` on, then each new one as it is committed: the sequence
     /// sleeps while there is nothing to read (no polling) and ends when Samsa closes. An offset below
     /// the log start (retention deleted it) continues from the log start.

@@ -25,18 +25,32 @@ public final class Samsa: Sendable {
         public var retentionCheckInterval: Duration
         /// Bound on open segment files across all partitions.
         public var maxOpenFiles: Int
+        /// Where Samsa reports what it noticed and worked around (a partition directory no topic
+        /// owns, a committed offset past the log end that was reset): standard error by default.
+        public var warning: @Sendable (String) -> Void
 
-        public init(retentionCheckInterval: Duration = .seconds(60), maxOpenFiles: Int = 256) {
+        public init(
+            retentionCheckInterval: Duration = .seconds(60), maxOpenFiles: Int = 256,
+            warning: @escaping @Sendable (String) -> Void = Samsa.warnOnStandardError
+        ) {
             self.retentionCheckInterval = retentionCheckInterval
             self.maxOpenFiles = maxOpenFiles
+            self.warning = warning
         }
+    }
+
+    /// The default `Options.warning`: one line on standard error.
+    public static let warnOnStandardError: @Sendable (String) -> Void = { message in
+        var line = "samsa: warning: \(message)\n"
+        _ = line.withUTF8 { Glibc.write(STDERR_FILENO, $0.baseAddress, $0.count) }
     }
 
     public let directory: String
     let logs: LogManager
     let registry: TopicRegistry
     let offsets: OffsetStore
-    private let lockDescriptor: Int32
+    let options: Options
+    private let lock: DirectoryLock
     private let topicSignals = Mutex<[String: Signal]>([:])
     private let groups = Mutex<[String: GroupCoordinator]>([:])
     private let retentionTimer = Mutex<(any DispatchSourceTimer)?>(nil)
@@ -44,22 +58,35 @@ public final class Samsa: Sendable {
 
     /// What opening found: whether the last close was clean, and what recovery did per partition.
     public let openReport: LogManager.OpenReport
+    /// Partition directories of no topic, found at open and left alone (reported to
+    /// `Options.warning`): Samsa never deletes what its registry does not name.
+    public let unregisteredPartitions: [TopicPartition]
 
-    private init(directory: String, logs: LogManager, report: LogManager.OpenReport, registry: TopicRegistry, offsets: OffsetStore, lock: Int32) {
+    private init(
+        directory: String, logs: LogManager, report: LogManager.OpenReport, registry: TopicRegistry, offsets: OffsetStore, lock: DirectoryLock,
+        options: Options, unregistered: [TopicPartition]
+    ) {
         self.directory = directory
         self.logs = logs
         self.openReport = report
         self.registry = registry
         self.offsets = offsets
-        self.lockDescriptor = lock
+        self.lock = lock
+        self.options = options
+        self.unregisteredPartitions = unregistered
     }
 
     /// Opens (creating it if needed) the data directory at `directory`, recovering every partition
     /// if the last process did not close it.
+    ///
+    /// A directory that exists must be a Samsa data directory (it has a `topics.json`) or be empty:
+    /// any other is refused with `.notADataDirectory` and left exactly as it was. Nothing is ever
+    /// deleted at open; a partition directory no topic names is reported and left alone.
     public static func open(directory: String, options: Options = Options()) throws(SamsaError) -> Samsa {
         let files = PosixFileSystem()
         try storage { () throws(StorageError) in try files.makeDirectory(directory) }
-        let lock = try lockDirectory(directory)
+        let isNew = try DataDirectory.recognise(directory, files: files)
+        let lock = try DirectoryLock(directory: directory)
         do throws(SamsaError) {
             let registry = try TopicRegistry(directory: directory, files: files)
             let topics = registry.all
@@ -72,32 +99,27 @@ public final class Samsa: Sendable {
             let (logs, report) = try storage { () throws(StorageError) in
                 try LogManager.open(directory: directory, configurations: configurations, maxOpenFiles: options.maxOpenFiles, files: files)
             }
-            // A deletion interrupted after the registry was saved leaves partitions of no topic; a
-            // creation interrupted before its logs were made leaves partitions to create.
-            for partition in logs.partitions where topics[partition.topic] == nil {
-                try storage { () throws(StorageError) in try logs.deleteLog(partition) }
+            // The registry is written after the storage engine marked the directory as a data directory.
+            if isNew { try registry.save() }
+            let unregistered = logs.partitions.filter { topics[$0.topic] == nil }
+            for partition in unregistered {
+                options.warning("\(directory)/\(partition.directoryName) belongs to no topic in \(TopicRegistry.fileName); left alone")
             }
+            // A creation interrupted before its logs were made (or a deletion interrupted before the
+            // registry was saved) leaves partitions to create.
             for (partition, configuration) in configurations where logs.log(partition) == nil {
                 _ = try storage { () throws(StorageError) in try logs.createLog(partition, configuration: configuration) }
             }
             let offsets = try OffsetStore(directory: "\(directory)/groups", files: files)
-            let samsa = Samsa(directory: directory, logs: logs, report: report, registry: registry, offsets: offsets, lock: lock)
+            let samsa = Samsa(
+                directory: directory, logs: logs, report: report, registry: registry, offsets: offsets, lock: lock, options: options,
+                unregistered: unregistered)
             samsa.startRetention(every: options.retentionCheckInterval)
             return samsa
         } catch {
-            Glibc.close(lock)
+            lock.release()
             throw error
         }
-    }
-
-    private static func lockDirectory(_ directory: String) throws(SamsaError) -> Int32 {
-        let fd = Glibc.open("\(directory)/.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw SamsaError(.invalidArgument, "cannot open \(directory)/.lock: \(String(cString: strerror(errno)))") }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            Glibc.close(fd)
-            throw SamsaError(.invalidArgument, "\(directory) is open in another process (or another Samsa in this one)")
-        }
-        return fd
     }
 
     /// Flushes and closes every partition and marks the directory cleanly closed. Producers should be
@@ -107,8 +129,7 @@ public final class Samsa: Sendable {
         guard !isClosed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         retentionTimer.withLock { $0?.cancel() }
         defer {
-            flock(lockDescriptor, LOCK_UN)
-            Glibc.close(lockDescriptor)
+            lock.release()
             for signal in topicSignals.withLock({ Array($0.values) }) { signal.notify() }
             for group in groups.withLock({ Array($0.values) }) { group.signal.notify() }
         }
@@ -138,14 +159,17 @@ public final class Samsa: Sendable {
         }
     }
 
-    /// Deletes a topic, its partitions' files and its groups' committed offsets for it.
+    /// Deletes a topic, its partitions' files (through the storage engine, which renames a partition
+    /// directory aside before removing it) and its groups' committed offsets for it.
     public func deleteTopic(_ name: String) throws(SamsaError) {
         try checkOpen()
         guard let configuration = registry.configuration(of: name) else { throw SamsaError(.unknownTopic, "no topic '\(name)'") }
-        _ = try registry.remove(name)
+        // Partitions first, registry last: a crash in between leaves the topic with partitions to
+        // recreate (empty) at the next open, never partition directories that no topic names.
         for partition in 0..<configuration.partitions {
             try storage { () throws(StorageError) in try logs.deleteLog(TopicPartition(topic: name, partition: Int32(partition))) }
         }
+        _ = try registry.remove(name)
         try offsets.forget(topic: name)
         signal(for: name).notify()
     }

@@ -34,6 +34,14 @@ struct Topics: AsyncParsableCommand {
         @Option(help: "Zeros kept synced ahead of appends, in bytes (0: off); speeds up small durable appends.")
         var writeAheadBytes = 0
 
+        func validate() throws {
+            // `samsa produce` holds at most its buffer of records: a larger record could never be sent.
+            let buffer = ProducerConfiguration().bufferBytes
+            guard maxRecordBytes <= buffer else {
+                throw ValidationError("--max-record-bytes must be at most \(buffer) (the producer's buffer), not \(maxRecordBytes)")
+            }
+        }
+
         func run() throws {
             let samsa = try Samsa.open(directory: dir)
             defer { try? samsa.close() }
