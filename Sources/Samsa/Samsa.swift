@@ -28,13 +28,18 @@ public final class Samsa: Sendable {
         /// Where Samsa reports what it noticed and worked around (a partition directory no topic
         /// owns, a committed offset past the log end that was reset): standard error by default.
         public var warning: @Sendable (String) -> Void
+        /// Modes of the files and directories Samsa creates: private to the owner (0600/0700) by
+        /// default, as databases keep their data; `.group` or `.everyone` to share them. The lock file
+        /// stays 0600 whatever this says: anyone who can open it can lock the owner out.
+        public var permissions: FilePermissions
 
         public init(
-            retentionCheckInterval: Duration = .seconds(60), maxOpenFiles: Int = 256,
+            retentionCheckInterval: Duration = .seconds(60), maxOpenFiles: Int = 256, permissions: FilePermissions = .owner,
             warning: @escaping @Sendable (String) -> Void = Samsa.warnOnStandardError
         ) {
             self.retentionCheckInterval = retentionCheckInterval
             self.maxOpenFiles = maxOpenFiles
+            self.permissions = permissions
             self.warning = warning
         }
     }
@@ -58,8 +63,9 @@ public final class Samsa: Sendable {
 
     /// What opening found: whether the last close was clean, and what recovery did per partition.
     public let openReport: LogManager.OpenReport
-    /// Partition directories of no topic, found at open and left alone (reported to
-    /// `Options.warning`): Samsa never deletes what its registry does not name.
+    /// Partition logs of no topic, found at open and left alone (reported to `Options.warning`, as
+    /// are directories named like partitions that hold no segments, which are not even opened):
+    /// Samsa never deletes what its registry does not name.
     public let unregisteredPartitions: [TopicPartition]
 
     private init(
@@ -79,13 +85,18 @@ public final class Samsa: Sendable {
     /// Opens (creating it if needed) the data directory at `directory`, recovering every partition
     /// if the last process did not close it.
     ///
-    /// A directory that exists must be a Samsa data directory (it has a `topics.json`) or be empty:
-    /// any other is refused with `.notADataDirectory` and left exactly as it was. Nothing is ever
-    /// deleted at open; a partition directory no topic names is reported and left alone.
+    /// A directory that exists must be a Samsa data directory (it has `meta.properties` and a
+    /// `topics.json`) or be empty: any other is refused with `.notADataDirectory` and left exactly as
+    /// it was. Nothing is ever deleted at open but partition directories whose deletion was under way
+    /// (renamed `<topic>-<n>.<id>-delete`); a partition directory no topic names is reported to
+    /// `Options.warning` and left alone.
     public static func open(directory: String, options: Options = Options()) throws(SamsaError) -> Samsa {
-        let files = PosixFileSystem()
-        try storage { () throws(StorageError) in try files.makeDirectory(directory) }
-        let isNew = try DataDirectory.recognise(directory, files: files)
+        let files = PosixFileSystem(permissions: options.permissions)
+        // Both checks read before anything is written (the lock file included): Samsa's (its
+        // topics.json, or nothing yet), then the storage engine's (meta.properties), which also marks a
+        // new directory.
+        let isNew = try SamsaDataDirectory.recognise(directory, files: files)
+        try storage { () throws(StorageError) in try DataDirectory.prepare(directory, files: files) }
         let lock = try DirectoryLock(directory: directory)
         do throws(SamsaError) {
             let registry = try TopicRegistry(directory: directory, files: files)
@@ -102,8 +113,8 @@ public final class Samsa: Sendable {
             // The registry is written after the storage engine marked the directory as a data directory.
             if isNew { try registry.save() }
             let unregistered = logs.partitions.filter { topics[$0.topic] == nil }
-            for partition in unregistered {
-                options.warning("\(directory)/\(partition.directoryName) belongs to no topic in \(TopicRegistry.fileName); left alone")
+            for name in unregistered.map(\.directoryName) + report.ignoredDirectories {
+                options.warning("\(directory)/\(name) belongs to no topic in \(TopicRegistry.fileName); left alone")
             }
             // A creation interrupted before its logs were made (or a deletion interrupted before the
             // registry was saved) leaves partitions to create.

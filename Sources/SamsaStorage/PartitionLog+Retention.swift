@@ -6,6 +6,7 @@ extension PartitionLog {
     /// Returns how many segments went.
     @discardableResult
     public func applyRetention(nowMilliseconds now: Int64) throws(StorageError) -> Int {
+        if isReadOnly { return 0 }
         let removed = try state.withLock { state throws(StorageError) -> Int in
             var removed = 0
             var total = state.segments.reduce(0) { $0 + Int64($1.size) }
@@ -32,6 +33,7 @@ extension PartitionLog {
     /// Moves the log start forward (Kafka's DeleteRecords); whole segments below it are deleted by the
     /// next retention pass.
     public func advanceLogStart(to offset: Int64) throws(StorageError) {
+        try refuseIfDamaged()
         try state.withLock { state throws(StorageError) in
             guard offset <= logEndOffset else {
                 throw StorageError(.offsetOutOfRange, path: directory, "log start \(offset) past the log end \(logEndOffset)")

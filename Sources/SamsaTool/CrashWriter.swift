@@ -42,7 +42,7 @@ struct CrashWriter: AsyncParsableCommand {
         let configuration = LogConfiguration(segmentBytes: segmentBytes, flushPolicy: flush.policy, writeAheadBytes: writeAhead)
         // A writer like any other: it takes the directory's lock, so it cannot run beside a producer
         // (or another crash-writer) and corrupt what that one writes.
-        try PosixFileSystem().makeDirectory(dir)
+        try DataDirectory.prepare(dir, files: PosixFileSystem())
         let lock = try DirectoryLock(directory: dir)
         defer { lock.release() }
         let (manager, report) = try LogManager.open(directory: dir, configuration: configuration, configurations: [Self.partition: configuration])
