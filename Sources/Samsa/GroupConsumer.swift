@@ -33,7 +33,8 @@ extension Samsa {
     public func consumer(group: String, topics: [String], configuration: ConsumerConfiguration = ConsumerConfiguration()) throws(SamsaError)
         -> GroupConsumer
     {
-        try checkOpen()
+        // A group commits its offsets: it belongs to the process that writes the directory.
+        try checkWritable("consume as group '\(group)' (a group commits offsets; open the directory with Samsa.open)")
         guard OffsetStore.isValidGroup(group) else { throw SamsaError(.invalidArgument, "invalid group name '\(group)'") }
         guard !topics.isEmpty else { throw SamsaError(.invalidArgument, "a consumer needs at least one topic") }
         for topic in topics { _ = try self.configuration(of: topic) }
@@ -49,6 +50,7 @@ extension Samsa {
 
     /// Commits offsets for a group directly (for apps that track their own positions).
     public func commit(group: String, offsets committed: [TopicPartition: Int64]) throws(SamsaError) {
+        try checkWritable("commit offsets")
         guard OffsetStore.isValidGroup(group) else { throw SamsaError(.invalidArgument, "invalid group name '\(group)'") }
         try offsets.commit(committed, group: group)
     }

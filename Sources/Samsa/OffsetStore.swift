@@ -23,7 +23,7 @@ final class OffsetStore: Sendable {
     init(directory: String, files: any FileSystem) throws(SamsaError) {
         self.directory = directory
         self.files = files
-        try storage { () throws(StorageError) in try files.makeDirectory(directory) }
+        if !files.isReadOnly { try storage { () throws(StorageError) in try files.makeDirectory(directory) } }
     }
 
     static func isValidGroup(_ group: String) -> Bool { TopicPartition.isValidTopic(group) }
@@ -69,6 +69,7 @@ final class OffsetStore: Sendable {
 
     /// Drops every group's offsets for a deleted topic.
     func forget(topic: String) throws(SamsaError) {
+        guard files.fileExists(directory) else { return }
         let groups = try storage { () throws(StorageError) in try files.listDirectory(directory) }
             .filter { $0.hasSuffix(".offsets") }.map { String($0.dropLast(".offsets".count)) }
         for group in groups {

@@ -80,7 +80,7 @@ public final class Producer: Sendable {
     /// `Delivery` resolves when it is acknowledged. The way to keep many records in flight.
     nonisolated(nonsending) public func enqueue(_ record: ProducerRecord) async throws -> Delivery {
         if state.withLock({ $0.closed }) { throw SamsaError(.closed, "the producer is closed") }
-        try samsa.checkOpen()
+        try samsa.checkWritable("send records")
         let topic = try samsa.configuration(of: record.topic)
         let size = Self.encodedSize(record)
         guard size <= topic.maxRecordBytes else {

@@ -15,7 +15,8 @@ import Synchronization
 /// ```
 ///
 /// Threads: every method may be called from any task or thread. One process at a time may open a
-/// directory (an exclusive `flock` on `<dir>/.lock`).
+/// directory for writing (an exclusive `flock` on `<dir>/.lock`); any number may open it read-only
+/// (`openReadOnly`) beside it, in other processes, without the lock.
 /// Durability: a producer's send is acknowledged when the topic's flush policy is satisfied; consumers
 /// never see a record before its producer could have been told it is committed.
 public final class Samsa: Sendable {
@@ -32,11 +33,14 @@ public final class Samsa: Sendable {
         /// default, as databases keep their data; `.group` or `.everyone` to share them. The lock file
         /// stays 0600 whatever this says: anyone who can open it can lock the owner out.
         public var permissions: FilePermissions
+        /// How often a read-only open looks for what the writer appended (`openReadOnly`).
+        public var refreshInterval: Duration
 
         public init(
             retentionCheckInterval: Duration = .seconds(60), maxOpenFiles: Int = 256, permissions: FilePermissions = .owner,
-            warning: @escaping @Sendable (String) -> Void = Samsa.warnOnStandardError
+            refreshInterval: Duration = .milliseconds(100), warning: @escaping @Sendable (String) -> Void = Samsa.warnOnStandardError
         ) {
+            self.refreshInterval = refreshInterval
             self.retentionCheckInterval = retentionCheckInterval
             self.maxOpenFiles = maxOpenFiles
             self.permissions = permissions
@@ -55,23 +59,29 @@ public final class Samsa: Sendable {
     let registry: TopicRegistry
     let offsets: OffsetStore
     let options: Options
-    private let lock: DirectoryLock
+    /// Nil for a read-only open.
+    private let lock: DirectoryLock?
+    /// Opened with `openReadOnly`: every change is refused with `.readOnly`.
+    public let isReadOnly: Bool
     private let topicSignals = Mutex<[String: Signal]>([:])
     private let groups = Mutex<[String: GroupCoordinator]>([:])
-    private let retentionTimer = Mutex<(any DispatchSourceTimer)?>(nil)
+    /// Retention for a writer, following the writer for a read-only open.
+    let retentionTimer = Mutex<(any DispatchSourceTimer)?>(nil)
     private let isClosed = Atomic<Bool>(false)
 
-    /// What opening found: whether the last close was clean, and what recovery did per partition.
-    public let openReport: LogManager.OpenReport
+    /// What opening found: whether the last close was clean, and what recovery did per partition
+    /// (nil for a read-only open, which recovers nothing).
+    public let openReport: LogManager.OpenReport?
     /// Partition logs of no topic, found at open and left alone (reported to `Options.warning`, as
     /// are directories named like partitions that hold no segments, which are not even opened):
     /// Samsa never deletes what its registry does not name.
     public let unregisteredPartitions: [TopicPartition]
 
-    private init(
-        directory: String, logs: LogManager, report: LogManager.OpenReport, registry: TopicRegistry, offsets: OffsetStore, lock: DirectoryLock,
+    init(
+        directory: String, logs: LogManager, report: LogManager.OpenReport?, registry: TopicRegistry, offsets: OffsetStore, lock: DirectoryLock?,
         options: Options, unregistered: [TopicPartition]
     ) {
+        self.isReadOnly = lock == nil
         self.directory = directory
         self.logs = logs
         self.openReport = report
@@ -140,7 +150,7 @@ public final class Samsa: Sendable {
         guard !isClosed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         retentionTimer.withLock { $0?.cancel() }
         defer {
-            lock.release()
+            lock?.release()
             for signal in topicSignals.withLock({ Array($0.values) }) { signal.notify() }
             for group in groups.withLock({ Array($0.values) }) { group.signal.notify() }
         }
@@ -153,11 +163,17 @@ public final class Samsa: Sendable {
         if closed { throw SamsaError(.closed, "\(directory) is closed") }
     }
 
+    /// Refuses a change to a directory opened read-only.
+    func checkWritable(_ what: String) throws(SamsaError) {
+        try checkOpen()
+        if isReadOnly { throw SamsaError(.readOnly, "\(directory) was opened read-only: cannot \(what)") }
+    }
+
     // MARK: - Topics
 
     /// Creates a topic with `configuration.partitions` empty partitions.
     public func createTopic(_ name: String, _ configuration: TopicConfiguration = TopicConfiguration()) throws(SamsaError) {
-        try checkOpen()
+        try checkWritable("create a topic")
         guard TopicPartition.isValidTopic(name) else {
             throw SamsaError(.invalidArgument, "invalid topic name '\(name)': use 1-249 of a-z A-Z 0-9 . _ -")
         }
@@ -173,7 +189,7 @@ public final class Samsa: Sendable {
     /// Deletes a topic, its partitions' files (through the storage engine, which renames a partition
     /// directory aside before removing it) and its groups' committed offsets for it.
     public func deleteTopic(_ name: String) throws(SamsaError) {
-        try checkOpen()
+        try checkWritable("delete a topic")
         guard let configuration = registry.configuration(of: name) else { throw SamsaError(.unknownTopic, "no topic '\(name)'") }
         // Partitions first, registry last: a crash in between leaves the topic with partitions to
         // recreate (empty) at the next open, never partition directories that no topic names.
@@ -237,6 +253,7 @@ public final class Samsa: Sendable {
 
     /// Applies every topic's retention now (it also runs every `retentionCheckInterval`).
     public func applyRetention() throws(SamsaError) {
+        try checkWritable("apply retention")
         let now = WallClock.nowMilliseconds
         for (topic, configuration) in registry.all where configuration.retentionBytes != nil || configuration.retentionMilliseconds != nil {
             for partition in 0..<configuration.partitions {
@@ -281,8 +298,8 @@ public struct TopicDescription: Sendable, Hashable {
     public var partitions: [Partition]
 }
 
-/// Lets the retention timer reach its Samsa without keeping it alive.
-private final class WeakSamsa: @unchecked Sendable {
+/// Lets a timer reach its Samsa without keeping it alive.
+final class WeakSamsa: @unchecked Sendable {
     // @unchecked: set once before the timer starts.
     weak var samsa: Samsa?
     init(_ samsa: Samsa) { self.samsa = samsa }

@@ -49,6 +49,8 @@ public struct SamsaError: Error, Sendable, Hashable, CustomStringConvertible {
         case .offsetOutOfRange: .offsetOutOfRange
         case .closed: .closed
         case .corrupt: .corrupt
+        case .readOnly: .readOnly
+        case .notADataDirectory: .notADataDirectory
         default: .storage
         }
         self.init(code, error.description, underlying: error)

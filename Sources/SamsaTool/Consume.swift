@@ -9,9 +9,12 @@ struct Consume: AsyncParsableCommand {
         abstract: "Print the records of a topic.",
         discussion: """
             Without --group, reads every partition: from the beginning with --from-beginning, else only \
-            records that arrive from now on (as kafka-console-consumer). With --group, reads the partitions \
-            the group assigns, resuming from its committed offsets, and commits what it printed. Stops at \
-            the end of the log unless --follow is given.
+            records that arrive from now on (as kafka-console-consumer); it opens the directory read-only, \
+            so it runs beside a producer in another process (and on a read-only copy). With --group, reads \
+            the partitions the group assigns, resuming from its committed offsets, and commits what it \
+            printed; committing writes the directory, so it takes the directory's lock (one writer at a \
+            time). Stops at the end of the log unless --follow is given. Exits 1 when the output cannot be \
+            written (a group then commits only what was written); ^C or SIGTERM stops it cleanly (130/143).
             """
     )
 
@@ -38,7 +41,9 @@ struct Consume: AsyncParsableCommand {
 
     func run() async throws {
         ignoreBrokenPipes()
-        let samsa = try openExisting(dir)
+        // A group commits offsets, so it opens the directory as its writer; plain reading is
+        // read-only and runs beside a producer.
+        let samsa = try group == nil ? openForReading(dir) : openExisting(dir)
         defer { try? samsa.close() }
         let command = self
         let work = Task { try await command.consume(samsa) }

@@ -81,7 +81,7 @@ struct ProducerCrashTests {
             for ack in acks { expected[ack] = "round\(round)-line\(ack.line)" }
             // Restart: recovery, then read every partition from the start.
             let samsa = try Samsa.open(directory: directory)
-            #expect(!samsa.openReport.cleanShutdown)
+            #expect(samsa.openReport?.cleanShutdown == false)
             var values: [Int: [Int64: String]] = [:]
             for partition in 0..<3 {
                 var position: Int64 = 0
