@@ -19,6 +19,7 @@ extension Samsa {
             throw SamsaError(.notADataDirectory, "\(directory) is not a Samsa data directory: \(why)")
         }
         let registry = try TopicRegistry(directory: directory, files: files)
+        try DescriptorBudget.check(partitions: registry.all.values.reduce(0) { $0 + $1.partitions }, directory: directory)
         // A reader needs no checkpoint, but a damaged one is refused here as the writer refuses it, so
         // every command agrees (and `samsa verify` names the file).
         for name in [LogManager.recoveryPointFile, LogManager.logStartFile] {

@@ -111,6 +111,7 @@ public final class Samsa: Sendable {
         do throws(SamsaError) {
             let registry = try TopicRegistry(directory: directory, files: files)
             let topics = registry.all
+            try DescriptorBudget.check(partitions: topics.values.reduce(0) { $0 + $1.partitions }, directory: directory)
             var configurations: [TopicPartition: LogConfiguration] = [:]
             for (topic, configuration) in topics {
                 for partition in 0..<configuration.partitions {
@@ -178,6 +179,7 @@ public final class Samsa: Sendable {
             throw SamsaError(.invalidArgument, "invalid topic name '\(name)': use 1-249 of a-z A-Z 0-9 . _ -")
         }
         try configuration.validate()
+        try DescriptorBudget.check(partitions: registry.all.values.reduce(configuration.partitions) { $0 + $1.partitions }, directory: directory)
         try registry.add(name, configuration)
         for partition in 0..<configuration.partitions {
             _ = try storage { () throws(StorageError) in

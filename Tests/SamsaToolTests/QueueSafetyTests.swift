@@ -320,3 +320,32 @@ func snapshot(_ path: String) throws -> [String: String] {
     }
     return result
 }
+
+@Suite("samsa under a small descriptor limit")
+struct DescriptorLimitTests {
+    @Test("#11: more partitions than open files allow are refused up front, at create and at open")
+    func partitionsBeyondTheLimit() throws {
+        let dir = try TemporaryDirectory()
+        let data = dir.path("data")
+        let samsa = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("samsa").path
+        func limited(_ arguments: String) throws -> (status: Int32, stderr: String) {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments = ["-c", "ulimit -n 256 && exec \(samsa) \(arguments)"]
+            let err = Pipe()
+            process.standardError = err
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+            let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return (process.terminationStatus, stderr)
+        }
+        let created = try limited("topics create --dir \(data) --topic big --partitions 1000")
+        #expect(created.status == 1 && created.stderr.contains("ulimit -n"), "\(created.stderr)")
+        #expect(try runSamsa(["topics", "list", "--dir", data]).stdout == "")
+        // A registry that asks for more (written with a higher limit) is refused the same way.
+        #expect(try runSamsa(["topics", "create", "--dir", data, "--topic", "big", "--partitions", "300"]).status == 0)
+        let listed = try limited("topics list --dir \(data)")
+        #expect(listed.status == 1 && listed.stderr.contains("300 partitions"), "\(listed.stderr)")
+    }
+}

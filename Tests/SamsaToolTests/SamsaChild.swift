@@ -63,19 +63,23 @@ final class SamsaChild: Sendable {
     var stdout: String { String(decoding: output.bytes.withLock { $0 }, as: UTF8.self) }
     var stderr: String { String(decoding: errors.bytes.withLock { $0 }, as: UTF8.self) }
 
-    func write(_ bytes: [UInt8]) {
-        bytes.withUnsafeBytes { raw in
+    /// Writes to the child's standard input; false once it cannot (the child is gone).
+    @discardableResult
+    func write(_ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBytes { raw -> Bool in
             var offset = 0
             while offset < raw.count {
                 let n = Glibc.write(input.fileDescriptor, raw.baseAddress! + offset, raw.count - offset)
                 if n < 0 && errno == EINTR { continue }
-                if n <= 0 { return }
+                if n <= 0 { return false }
                 offset += n
             }
+            return true
         }
     }
 
-    func write(_ text: String) { write(Array(text.utf8)) }
+    @discardableResult
+    func write(_ text: String) -> Bool { write(Array(text.utf8)) }
 
     func closeInput() { try? input.close() }
 
