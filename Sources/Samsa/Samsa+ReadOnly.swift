@@ -1,4 +1,5 @@
 import Dispatch
+import Glibc
 import SamsaStorage
 
 extension Samsa {
@@ -14,6 +15,10 @@ extension Samsa {
     /// groups, commits, retention) throws `.readOnly`.
     public static func openReadOnly(directory: String, options: Options = Options()) throws(SamsaError) -> Samsa {
         let files = ReadOnlyFileSystem(base: PosixFileSystem())
+        // A directory this user may not enter (0700, another owner) is that, not "no topics.json".
+        if files.fileExists(directory) && access(directory, R_OK | X_OK) != 0 {
+            throw SamsaError(.invalidArgument, "cannot read \(directory): \(String(cString: strerror(errno)))")
+        }
         guard files.fileExists("\(directory)/\(TopicRegistry.fileName)") else {
             let why = files.fileExists(directory) ? "it has no \(TopicRegistry.fileName)" : "it does not exist"
             throw SamsaError(.notADataDirectory, "\(directory) is not a Samsa data directory: \(why)")
