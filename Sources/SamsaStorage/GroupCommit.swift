@@ -171,6 +171,12 @@ final class GroupCommit: Sendable {
         return ready
     }
 
+    /// Something other than a sync failed part-way through changing the files (a truncation): fail
+    /// what waits and refuse every later request, as after a failed sync.
+    func refuseWrites(after error: StorageError) {
+        fail(with: error)
+    }
+
     private func fail(with error: StorageError) {
         let failed = state.withLock { state -> [Waiter] in
             state.failure = error

@@ -70,7 +70,13 @@ public enum LogVerifier {
                 }
                 batchSize = probed
             } catch {
-                report.problems.append(Problem(path: path, position: position, message: error.description))
+                // Zeros to the end of the last segment: write-ahead space not cut back yet (live or
+                // crashed), which recovery drops.
+                if isLast, try allZeros(fd, path: path, from: position, to: size, files: files) {
+                    report.unfinishedTailBytes = size - position
+                } else {
+                    report.problems.append(Problem(path: path, position: position, message: error.description))
+                }
                 break
             }
             guard position + batchSize <= size else {
@@ -154,6 +160,16 @@ public enum LogVerifier {
             }
             previous = timestamp
         }
+    }
+
+    private static func allZeros(_ fd: Int32, path: String, from start: Int, to end: Int, files: any FileSystem) throws(StorageError) -> Bool {
+        var position = start
+        while position < end {
+            let chunk = try read(fd, path: path, at: position, count: min(end - position, 1 << 20), files: files)
+            if !chunk.readableBytesView.allSatisfy({ $0 == 0 }) { return false }
+            position += chunk.readableBytes
+        }
+        return true
     }
 
     private static func bigEndian<T: FixedWidthInteger>(_ bytes: [UInt8], _ at: Int, as: T.Type) -> T {

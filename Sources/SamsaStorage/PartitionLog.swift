@@ -69,7 +69,12 @@ public final class PartitionLog: Sendable {
 
     /// The recovery point to checkpoint: the flushed offset, but never lowered below the one a damaged
     /// log was opened with (the next open must still see that durable records are missing).
-    public var recoveryCheckpoint: Int64 { max(flushedOffset, damage?.recoveryPoint ?? 0) }
+    /// During a truncation, never above its target (see `truncate`).
+    public var recoveryCheckpoint: Int64 {
+        min(max(flushedOffset, damage?.recoveryPoint ?? 0), truncationFloor.load(ordering: .acquiring))
+    }
+    /// The offset a truncation under way cuts to (Int64.max when none is).
+    private let truncationFloor = Atomic<Int64>(Int64.max)
 
     init(
         directory: String, configuration: LogConfiguration, files: any FileSystem, descriptors: DescriptorCache, segments: [Segment],
@@ -329,36 +334,71 @@ public final class PartitionLog: Sendable {
     /// Removes every record at and after `offset` (replication truncates a follower to its leader's
     /// epoch boundary). Whole batches go; the log end becomes the start of the batch holding `offset`.
     /// The cut is synced before this returns.
+    ///
+    /// Order, for crashes and failures: (1) the recovery point is checkpointed at or below `offset`
+    /// first (the observer), so a crash part-way is recovered as a torn tail past it, never taken for
+    /// damage below it; (2) the segment that stays last is reopened writable if sealed, cut and
+    /// synced; (3) only then later segments are renamed `.deleted` and the new end is published. A
+    /// failure in (1) changes nothing; a failure after (2) began leaves the files part-way, so the log
+    /// then refuses writes like after a failed sync (reopening recovers it).
     public func truncate(to offset: Int64) throws(StorageError) {
         try refuseIfDamaged()
-        try state.withLock { state throws(StorageError) in
-            guard offset < publishedEnd.load(ordering: .relaxed) else { return }
+        if let failure = groupCommit.failure {
+            throw StorageError(.closed, path: directory, errno: failure.errno, "the log refuses writes after a failed sync: \(failure.message)")
+        }
+        let needed = try state.withLock { state throws(StorageError) -> Bool in
+            guard offset < publishedEnd.load(ordering: .relaxed) else { return false }
             guard offset >= state.logStartOffset else {
                 throw StorageError(.offsetOutOfRange, path: directory, "cannot truncate to \(offset), before the log start \(state.logStartOffset)")
             }
-            while state.segments.count > 1 && state.segments[state.segments.count - 1].baseOffset >= offset {
-                let removed = state.segments.removeLast()
-                state.pendingDeletion += try removed.markDeleted()
-            }
-            let active = state.segments[state.segments.count - 1]
-            if active.sealed {
-                // It becomes active again: reopen it writable, with preallocated indexes.
-                state.segments[state.segments.count - 1] = try Segment(
-                    directory: directory, baseOffset: active.baseOffset, configuration: configuration.segmentSettings, writable: true, files: files, descriptors: descriptors)
-                try state.segments[state.segments.count - 1].loadEnd()
-            }
-            let end = try state.segments[state.segments.count - 1].truncate(from: offset)
-            // Make the cut durable now: a truncated tail that a power cut brought back would pass
-            // recovery as valid batches (replication truncates exactly such divergent tails).
-            try state.segments[state.segments.count - 1].flush()
-            publishedEnd.store(end, ordering: .releasing)
-            // Durability goes through its owner: the durable end drops to the cut, and a sync that
-            // began before it cannot raise it again.
-            groupCommit.truncated(to: end)
-            if publishedHighWatermark.load(ordering: .relaxed) > end { publishedHighWatermark.store(end, ordering: .releasing) }
+            // The new end: the start of the batch holding `offset` (whole batches go).
+            let keep = state.segments.lastIndex { $0.baseOffset < offset } ?? 0
+            let end = try state.segments[keep].batchBase(holding: offset) ?? offset
+            truncationFloor.store(end, ordering: .releasing)
+            return true
         }
+        guard needed else { return }
+        do throws(StorageError) {
+            try truncationObserver.withLock { $0 }?()
+        } catch {
+            truncationFloor.store(Int64.max, ordering: .releasing)
+            throw error  // nothing cut yet
+        }
+        do throws(StorageError) {
+            try state.withLock { state throws(StorageError) in try cut(&state, at: offset) }
+        } catch {
+            // The floor stays: until a reopen recovers the log, checkpoints must not claim more.
+            groupCommit.refuseWrites(after: error)
+            throw error
+        }
+        truncationFloor.store(Int64.max, ordering: .releasing)
         deletePendingFiles()
         try truncationObserver.withLock { $0 }?()
+    }
+
+    /// Steps (2) and (3) of `truncate`, under the writer lock.
+    private func cut(_ state: inout State, at offset: Int64) throws(StorageError) {
+        let keep = state.segments.lastIndex { $0.baseOffset < offset } ?? 0
+        var target = state.segments[keep]
+        if target.sealed {
+            // It becomes active again: reopen it writable, with preallocated indexes.
+            target = try Segment(
+                directory: directory, baseOffset: target.baseOffset, configuration: configuration.segmentSettings, writable: true, files: files,
+                descriptors: descriptors)
+            try target.loadEnd()
+        }
+        let end = try target.truncate(from: offset)
+        // Make the cut durable now: a truncated tail that a power cut brought back would pass
+        // recovery as valid batches (replication truncates exactly such divergent tails).
+        try target.flush()
+        for removed in state.segments[(keep + 1)...].reversed() { state.pendingDeletion += try removed.markDeleted() }
+        state.segments.removeSubrange((keep + 1)...)
+        state.segments[keep] = target
+        publishedEnd.store(end, ordering: .releasing)
+        // Durability goes through its owner: the durable end drops to the cut, and a sync that
+        // began before it cannot raise it again.
+        groupCommit.truncated(to: end)
+        if publishedHighWatermark.load(ordering: .relaxed) > end { publishedHighWatermark.store(end, ordering: .releasing) }
     }
 
     func observeTruncation(_ observer: @escaping @Sendable () throws(StorageError) -> Void) {

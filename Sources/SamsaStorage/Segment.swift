@@ -243,6 +243,12 @@ final class Segment: @unchecked Sendable {
         return nil
     }
 
+    /// The base offset of the batch holding `offset` (nil when no batch at or after it is here).
+    func batchBase(holding offset: Int64) throws(StorageError) -> Int64? {
+        guard let position = try position(of: offset), let header = try readHeader(at: position, end: size) else { return nil }
+        return min(header.baseOffset, offset)
+    }
+
     /// What the first bytes of a batch say about it.
     struct BatchHeader {
         var baseOffset: Int64
@@ -481,15 +487,25 @@ final class Segment: @unchecked Sendable {
     /// Renames the segment's files to `.deleted`, so readers holding it keep their open file while the
     /// names disappear from the directory. Returns the new paths, for deletion later.
     func markDeleted() throws(StorageError) -> [String] {
-        deleted.store(true, ordering: .releasing)
         if let writeAhead, let pinned, !keepsDamage { try writeAhead.cut(to: size, fd: pinned, restart: false) }
-        if let pinned { descriptors.unpin(logPath, pinned) }
-        pinned = nil
+        // The indexes first and the `.log` last: the `.log` rename is the step that deletes the
+        // segment, so a failure before it leaves a whole, readable segment (lookups without an index
+        // scan from its start), and the next open removes the renamed leftovers.
         var renamed: [String] = []
-        for path in [logPath, offsetIndex.path, timeIndex.path] where files.fileExists(path) {
+        for path in [offsetIndex.path, timeIndex.path] where files.fileExists(path) {
             try files.rename(path, to: path + SegmentFiles.deletedSuffix)
             renamed.append(path + SegmentFiles.deletedSuffix)
         }
+        deleted.store(true, ordering: .releasing)
+        do throws(StorageError) {
+            try files.rename(logPath, to: logPath + SegmentFiles.deletedSuffix)
+        } catch {
+            deleted.store(false, ordering: .releasing)
+            throw error
+        }
+        renamed.append(logPath + SegmentFiles.deletedSuffix)
+        if let pinned { descriptors.unpin(logPath, pinned) }
+        pinned = nil
         descriptors.forget(logPath)
         offsetIndex.close()
         timeIndex.close()

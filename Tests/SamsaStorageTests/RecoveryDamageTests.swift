@@ -125,3 +125,51 @@ struct RecoveryDamageTests {
         try await log.append(try testBatch(offset: 0))
     }
 }
+
+@Suite("Failed truncation and retention", .timeLimit(.minutes(1)))
+struct FailedTruncationTests {
+    @Test("a truncation that fails part-way refuses later writes; reopening recovers a consistent log", arguments: [
+        (FaultInjectingFileSystem.Operation.fallocate, ".index"), (.ftruncate, ".log"), (.fdatasync, ".log"), (.rename, ".log"),
+    ])
+    func failedTruncation(operation: FaultInjectingFileSystem.Operation, path: String) async throws {
+        let dir = try TemporaryDirectory()
+        let files = FaultInjectingFileSystem()
+        let (manager, _) = try LogManager.open(directory: dir.path, configuration: smallLogConfiguration(.everyAppend), checkpointInterval: nil, files: files)
+        let log = try manager.createLog(TopicPartition(topic: "t", partition: 0))
+        for _ in 0..<60 { try await log.append(try testBatch(offset: 0)) }
+        let bases = log.segmentBaseOffsets
+        files.inject(operation, errno: operation == .fdatasync ? EIO : ENOSPC, pathContains: path)
+        #expect(throws: StorageError.self) { try log.truncate(to: bases[1] + 2) }
+        files.clearFaults()
+        let refused = await #expect(throws: StorageError.self) { try await log.append(try testBatch(offset: 0)) }
+        #expect(refused?.code == .closed)
+        try? manager.close()
+        let (reopened, report) = try LogManager.open(directory: dir.path, configuration: smallLogConfiguration(.everyAppend), checkpointInterval: nil, files: files)
+        let again = try #require(reopened.log(TopicPartition(topic: "t", partition: 0)))
+        #expect(report.damaged.isEmpty, "a crash or failure part-way through a truncation is not damage")
+        // Either the truncation took effect or it did not; what is there is whole and in order.
+        let offsets = try readAll(again)
+        #expect(offsets == Array(0..<again.logEndOffset))
+        #expect(again.logEndOffset == bases[1] || again.logEndOffset == 300)
+        let next = try await again.append(try testBatch(offset: 0))
+        #expect(next.baseOffset == again.logEndOffset - 5)
+        try reopened.close()
+    }
+
+    @Test("a retention pass whose rename fails keeps the segment readable and the log start where the records are")
+    func failedRetentionRename() async throws {
+        let dir = try TemporaryDirectory()
+        let files = FaultInjectingFileSystem()
+        var configuration = smallLogConfiguration()
+        configuration.retentionBytes = 4096
+        let (log, _) = try PartitionLog.open(directory: dir.path, configuration: configuration, files: files)
+        for _ in 0..<60 { try await log.append(try testBatch(offset: 0)) }
+        files.inject(.rename, errno: EIO, pathContains: ".index")
+        #expect(throws: StorageError.self) { try log.applyRetention(nowMilliseconds: 0) }
+        files.clearFaults()
+        #expect(try readAll(log) == Array(log.logStartOffset..<log.logEndOffset))
+        try log.applyRetention(nowMilliseconds: 0)
+        #expect(try readAll(log) == Array(log.logStartOffset..<log.logEndOffset))
+        #expect(log.logStartOffset > 0)
+    }
+}

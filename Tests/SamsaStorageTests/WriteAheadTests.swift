@@ -3,7 +3,7 @@ import Glibc
 @testable import SamsaStorage
 import Testing
 
-@Suite("Write-ahead zeros in the active segment")
+@Suite("Write-ahead zeros in the active segment", .timeLimit(.minutes(2)))
 struct WriteAheadTests {
     func configuration(_ policy: FlushPolicy = .everyAppend) -> LogConfiguration {
         var configuration = LogConfiguration(flushPolicy: policy, fileDeleteDelayMilliseconds: 0, writeAheadBytes: 64 << 10)
