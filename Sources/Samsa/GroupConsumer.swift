@@ -33,7 +33,8 @@ extension Samsa {
     public func consumer(group: String, topics: [String], configuration: ConsumerConfiguration = ConsumerConfiguration()) throws(SamsaError)
         -> GroupConsumer
     {
-        try checkOpen()
+        // A group commits its offsets: it belongs to the process that writes the directory.
+        try checkWritable("consume as group '\(group)' (a group commits offsets; open the directory with Samsa.open)")
         guard OffsetStore.isValidGroup(group) else { throw SamsaError(.invalidArgument, "invalid group name '\(group)'") }
         guard !topics.isEmpty else { throw SamsaError(.invalidArgument, "a consumer needs at least one topic") }
         for topic in topics { _ = try self.configuration(of: topic) }
@@ -49,6 +50,7 @@ extension Samsa {
 
     /// Commits offsets for a group directly (for apps that track their own positions).
     public func commit(group: String, offsets committed: [TopicPartition: Int64]) throws(SamsaError) {
+        try checkWritable("commit offsets")
         guard OffsetStore.isValidGroup(group) else { throw SamsaError(.invalidArgument, "invalid group name '\(group)'") }
         try offsets.commit(committed, group: group)
     }
@@ -121,9 +123,8 @@ public final class GroupConsumer: Sendable {
     public func commit() throws(SamsaError) {
         let (generation, positions) = state.withLock { ($0.generation, $0.positions) }
         guard !positions.isEmpty else { return }
-        _ = try coordinator.ifOwner(memberID, generation: generation, of: Array(positions.keys)) { () throws(SamsaError) in
-            try samsa.offsets.commit(positions, group: group)
-        }
+        let partitions = Array(positions.keys)
+        try samsa.offsets.commit(positions, group: group) { coordinator.owns(memberID, generation: generation, of: partitions) }
     }
 
     /// Commits (with auto-commit) and leaves the group; its partitions go to the other members.
@@ -140,18 +141,28 @@ public final class GroupConsumer: Sendable {
     var isFinished: Bool { state.withLock { $0.closed } || samsa.closed }
 
     /// After a rebalance: positions of newly assigned partitions start at the committed offset (or
-    /// the start position); partitions that moved away are dropped.
+    /// the start position); partitions that moved away are dropped. A committed offset outside the
+    /// log (past its end after the log lost its tail, or before its start after retention) is reset
+    /// by the start position, as Kafka's `auto.offset.reset` does, with a warning.
     private func refreshAssignment() throws(SamsaError) {
         let (generation, partitions) = coordinator.assignment(of: memberID)
         guard generation != state.withLock({ $0.generation }) else { return }
         let committed = try samsa.offsets.offsets(of: group)
         var positions: [TopicPartition: Int64] = [:]
         for partition in partitions {
-            if let offset = committed[partition] {
-                positions[partition] = offset
+            let (start, end) = try samsa.retainedOffsets(topic: partition.topic, partition: Int(partition.partition))
+            let reset = configuration.startPosition == .earliest ? start : end
+            guard let offset = committed[partition] else {
+                positions[partition] = reset
+                continue
+            }
+            if offset < start || offset > end {
+                samsa.options.warning(
+                    "group '\(group)': committed offset \(offset) of \(partition) is outside the log (\(start)..<\(end)); reset to \(reset) (\(configuration.startPosition))"
+                )
+                positions[partition] = reset
             } else {
-                let (start, end) = try samsa.offsets(topic: partition.topic, partition: Int(partition.partition))
-                positions[partition] = configuration.startPosition == .earliest ? start : end
+                positions[partition] = offset
             }
         }
         state.withLock { state in

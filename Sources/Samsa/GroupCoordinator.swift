@@ -54,14 +54,14 @@ final class GroupCoordinator: Sendable {
         state.withLock { ($0.generation, $0.assignment[member] ?? []) }
     }
 
-    /// Runs `body` if `member` still owns every partition in `partitions` in `generation`, holding the
-    /// group's lock so no rebalance interleaves (a commit from a member that lost a partition must
-    /// not overwrite the new owner's). False when it does not.
-    func ifOwner(_ member: String, generation: Int, of partitions: [TopicPartition], _ body: () throws(SamsaError) -> Void) throws(SamsaError) -> Bool {
-        try state.withLock { state throws(SamsaError) -> Bool in
-            guard state.generation == generation, let owned = state.assignment[member], partitions.allSatisfy(owned.contains) else { return false }
-            try body()
-            return true
+    /// Whether `member` owns every partition in `partitions` in `generation` (a commit from a member
+    /// that lost a partition must not overwrite the new owner's). Asked inside the group's commit
+    /// order (`OffsetStore.commit`'s `admit`), so an admitted commit is written before any commit of a
+    /// new owner; a new owner that read the offsets before it landed redelivers (at least once).
+    func owns(_ member: String, generation: Int, of partitions: [TopicPartition]) -> Bool {
+        state.withLock { state in
+            guard state.generation == generation, let owned = state.assignment[member] else { return false }
+            return partitions.allSatisfy(owned.contains)
         }
     }
 

@@ -36,7 +36,8 @@ extension Samsa {
 /// their sends were made. Cancelling a task waiting for buffer room throws `CancellationError` and
 /// sends nothing; a record already handed over is written regardless.
 /// The async methods run on the caller's executor (`nonisolated(nonsending)`): a send from the main
-/// actor costs no hop to another thread, since all shared state is behind locks.
+/// actor costs no hop to another thread, since all shared state is behind locks, and it never does
+/// I/O there: closed batches are compressed and written on each partition's writer queue.
 public final class Producer: Sendable {
     public let configuration: ProducerConfiguration
     private let samsa: Samsa
@@ -79,7 +80,7 @@ public final class Producer: Sendable {
     /// `Delivery` resolves when it is acknowledged. The way to keep many records in flight.
     nonisolated(nonsending) public func enqueue(_ record: ProducerRecord) async throws -> Delivery {
         if state.withLock({ $0.closed }) { throw SamsaError(.closed, "the producer is closed") }
-        try samsa.checkOpen()
+        try samsa.checkWritable("send records")
         let topic = try samsa.configuration(of: record.topic)
         let size = Self.encodedSize(record)
         guard size <= topic.maxRecordBytes else {
@@ -101,16 +102,19 @@ public final class Producer: Sendable {
         let delivery = Delivery(topic: record.topic, partition: partition)
         state.withLock { $0.unresolved[ObjectIdentifier(delivery)] = delivery }
         let timestamp = record.timestamp ?? WallClock.nowMilliseconds
-        let started = accumulator.add(record, size: size, timestamp: timestamp, delivery: delivery, batchBytes: configuration.batchBytes) { batch in
-            self.written(batch, to: accumulator)
-        }
+        let (started, closed) = accumulator.add(
+            record, size: size, timestamp: timestamp, delivery: delivery, batchBytes: configuration.batchBytes, for: self)
+        // A full batch moves keyless records on to another partition (KIP-480), decided here and not
+        // when the batch is written, so the switch does not depend on how fast the disk is.
+        if closed { batchLeft(tp, partitions: topic.partitions) }
         if let batchID = started {
             if configuration.lingerMilliseconds == 0 {
-                accumulator.sendOpen(ifBatch: batchID) { self.written($0, to: accumulator) }
+                if accumulator.sendOpen(ifBatch: batchID, for: self) { batchLeft(tp, partitions: topic.partitions) }
             } else {
+                let partitions = topic.partitions
                 DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(configuration.lingerMilliseconds)) { [weak self] in
                     guard let self else { return }
-                    accumulator.sendOpen(ifBatch: batchID) { self.written($0, to: accumulator) }
+                    if accumulator.sendOpen(ifBatch: batchID, for: self) { self.batchLeft(tp, partitions: partitions) }
                 }
             }
         }
@@ -176,14 +180,12 @@ public final class Producer: Sendable {
 
     private func sendAllOpen() {
         for accumulator in state.withLock({ Array($0.accumulators.values) }) {
-            accumulator.sendOpen { self.written($0, to: accumulator) }
+            accumulator.sendOpen(for: self)
         }
     }
 
     /// A batch was appended (or failed): resolve its records once the flush policy allows.
-    private func written(_ batch: Accumulator.Written, to accumulator: Accumulator) {
-        let partitions = (try? samsa.configuration(of: accumulator.partition.topic).partitions) ?? 1
-        batchLeft(accumulator.partition, partitions: partitions)
+    fileprivate func written(_ batch: Accumulator.Written, to accumulator: Accumulator) {
         switch batch.outcome {
         case .failure(let error):
             finish(batch, .failure(error))
@@ -197,6 +199,11 @@ public final class Producer: Sendable {
     private func finish(_ batch: Accumulator.Written, _ outcome: Result<AppendResult, SamsaError>) {
         let topic = batch.partition.topic
         let partition = Int(batch.partition.partition)
+        // The room is released before anyone learns of the outcome (a sender that saw its last
+        // delivery resolve finds the buffer empty); a delivery leaves `unresolved` only once resolved
+        // (its callbacks run), so `flush` waits for every callback.
+        release(batch.bytes)
+        if case .success = outcome { samsa.signal(for: topic).notify() }
         for (index, delivery) in batch.deliveries.enumerated() {
             delivery.resolve(outcome.map {
                 RecordMetadata(topic: topic, partition: partition, offset: $0.baseOffset + Int64(index), timestamp: batch.timestamps[index])
@@ -205,8 +212,6 @@ public final class Producer: Sendable {
         state.withLock { state in
             for delivery in batch.deliveries { state.unresolved.removeValue(forKey: ObjectIdentifier(delivery)) }
         }
-        release(batch.bytes)
-        if case .success = outcome { samsa.signal(for: topic).notify() }
     }
 
     // MARK: - Buffer room
@@ -242,8 +247,12 @@ public final class Producer: Sendable {
     }
 }
 
-/// One partition's open batch. Its lock also orders the partition's appends: a batch is appended
-/// while the lock is held, so batches reach the log in the order their records were added.
+/// One partition's open batch, and the queue that writes its closed batches. The lock guards only
+/// the open batch (adding a record is a copy into its buffer); a closed batch is handed, under the
+/// lock so batches queue in the order their records were added, to the partition's serial writer
+/// queue, which compresses and appends it. So no sender ever compresses, writes or rolls a segment
+/// on its own executor (the main actor included), and senders keep filling the next batch while one
+/// is written.
 final class Accumulator: Sendable {
     struct Open {
         var builder: RecordBatchBuilder
@@ -262,26 +271,39 @@ final class Accumulator: Sendable {
         var outcome: Result<AppendResult, SamsaError>
     }
 
+    /// Carries a closed batch to the writer queue as the only reference to its buffer (the header is
+    /// then written in place; a second reference would copy the whole batch).
+    private final class Handoff: Sendable {
+        let batch: Mutex<Open?>
+        init(_ batch: consuming Open) { self.batch = Mutex(batch) }
+    }
+
     let partition: TopicPartition
     let log: PartitionLog
     let compression: CompressionCodec
     private let open = Mutex<(batch: Open?, nextID: UInt64)>((nil, 0))
+    private let writer: DispatchQueue
 
     init(partition: TopicPartition, log: PartitionLog, compression: CompressionCodec) {
         self.partition = partition
         self.log = log
         self.compression = compression
+        writer = DispatchQueue(label: "samsa.producer.\(partition)", qos: .userInitiated)
     }
 
-    /// Adds a record, writing the open batch first if the record would overflow it and afterwards if
-    /// the batch is full. Returns the id of a batch this record started (for its linger timer).
+    /// Adds a record, closing the open batch first if the record would overflow it and afterwards if
+    /// the batch is full. Returns the id of a batch this record started (for its linger timer) and
+    /// whether it closed one.
+    /// The producer is told on the writer queue of each batch this closes (passed, not stored: a
+    /// queued batch keeps its producer alive, an idle accumulator does not).
     func add(
-        _ record: ProducerRecord, size: Int, timestamp: Int64, delivery: Delivery, batchBytes: Int, written: (Written) -> Void
-    ) -> UInt64? {
-        var done: [Written] = []
-        let started = open.withLock { state -> UInt64? in
+        _ record: ProducerRecord, size: Int, timestamp: Int64, delivery: Delivery, batchBytes: Int, for producer: Producer
+    ) -> (started: UInt64?, closed: Bool) {
+        open.withLock { state -> (started: UInt64?, closed: Bool) in
+            var closed = false
             if let bytes = state.batch?.bytes, bytes + size > batchBytes {
-                done.append(write(state.batch.take()!))
+                hand(state.batch.take()!, to: producer)
+                closed = true
             }
             var started: UInt64?
             if state.batch == nil {
@@ -296,27 +318,35 @@ final class Accumulator: Sendable {
             state.batch!.timestamps.append(timestamp)
             state.batch!.bytes += size
             if state.batch!.bytes >= batchBytes {
-                done.append(write(state.batch.take()!))
-                return nil
+                hand(state.batch.take()!, to: producer)
+                return (nil, true)
             }
-            return started
+            return (started, closed)
         }
-        for batch in done { written(batch) }
-        return started
     }
 
-    /// Writes the open batch now (if it is still batch `id`, when given).
-    func sendOpen(ifBatch id: UInt64? = nil, written: (Written) -> Void) {
-        let done = open.withLock { state -> Written? in
-            guard let current = state.batch?.id, id == nil || current == id else { return nil }
-            return write(state.batch.take()!)
+    /// Closes the open batch now (if it is still batch `id`, when given) and queues it for writing;
+    /// false when there was none to close.
+    @discardableResult
+    func sendOpen(ifBatch id: UInt64? = nil, for producer: Producer) -> Bool {
+        open.withLock { state in
+            guard let current = state.batch?.id, id == nil || current == id else { return false }
+            hand(state.batch.take()!, to: producer)
+            return true
         }
-        if let done { written(done) }
     }
 
-    /// Builds (compressing) and appends a batch; called with the lock held, so appends keep order.
-    /// Takes the batch by value, taken out of the state: its buffer is then uniquely referenced and
-    /// the header is written in place (a second reference would copy the whole batch).
+    /// Queues a closed batch; called with the lock held, so batches are written in the order closed.
+    /// `async` only enqueues: nothing here blocks.
+    private func hand(_ batch: consuming Open, to producer: Producer) {
+        let handoff = Handoff(batch)
+        writer.async {
+            guard let batch = handoff.batch.withLock({ $0.take() }) else { return }
+            producer.written(self.write(batch), to: self)
+        }
+    }
+
+    /// Builds (compressing) and appends a batch, on the writer queue.
     private func write(_ batch: consuming Open) -> Written {
         var batch = batch
         let outcome: Result<AppendResult, SamsaError>

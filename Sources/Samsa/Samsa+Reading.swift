@@ -8,7 +8,7 @@ extension Samsa {
     public func read(topic: String, partition: Int, from offset: Int64, maxBytes: Int = 1 << 20) throws(SamsaError) -> [ConsumerRecord] {
         let log = try log(topic, partition)
         let configuration = try configuration(of: topic)
-        guard let bytes = try storage({ () throws(StorageError) in try log.read(from: offset, maxBytes: maxBytes, limit: configuration.readLimit) }) else {
+        guard let bytes = try storage({ () throws(StorageError) in try log.read(from: offset, maxBytes: maxBytes, limit: readLimit(configuration)) }) else {
             return []
         }
         return try decode(bytes, topic: topic, partition: partition, from: offset)
@@ -24,7 +24,7 @@ extension Samsa {
     ) throws -> Int64 {
         let log = try log(topic, partition)
         let configuration = try configuration(of: topic)
-        guard let bytes = try storage({ () throws(StorageError) in try log.read(from: offset, maxBytes: maxBytes, limit: configuration.readLimit) }) else {
+        guard let bytes = try storage({ () throws(StorageError) in try log.read(from: offset, maxBytes: maxBytes, limit: readLimit(configuration)) }) else {
             return offset
         }
         var remaining = bytes
@@ -64,8 +64,22 @@ extension Samsa {
     public func offsets(topic: String, partition: Int) throws(SamsaError) -> (start: Int64, end: Int64) {
         let log = try log(topic, partition)
         let configuration = try configuration(of: topic)
-        let end = configuration.readLimit == .flushed ? log.flushedOffset : log.logEndOffset
+        let end = readLimit(configuration) == .flushed ? log.flushedOffset : log.logEndOffset
         return (log.logStartOffset, end)
+    }
+
+    /// How far this process may read a topic: never past what producers were told is committed. A
+    /// read-only open reads to the end the writer's file shows (batches whole and checksummed): the
+    /// writer's flushed position lives in its process, and what it wrote survives its crash.
+    func readLimit(_ configuration: TopicConfiguration) -> ReadLimit {
+        isReadOnly ? .logEnd : configuration.readLimit
+    }
+
+    /// The first retained offset of a partition and the end of everything written to it (committed
+    /// to producers or not): the range a stored position must fall in.
+    func retainedOffsets(topic: String, partition: Int) throws(SamsaError) -> (start: Int64, end: Int64) {
+        let log = try log(topic, partition)
+        return (log.logStartOffset, log.logEndOffset)
     }
 
     /// Every record of a partition from `offset` on, then each new one as it is committed: the sequence

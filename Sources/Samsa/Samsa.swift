@@ -15,7 +15,8 @@ import Synchronization
 /// ```
 ///
 /// Threads: every method may be called from any task or thread. One process at a time may open a
-/// directory (an exclusive `flock` on `<dir>/.lock`).
+/// directory for writing (an exclusive `flock` on `<dir>/.lock`); any number may open it read-only
+/// (`openReadOnly`) beside it, in other processes, without the lock.
 /// Durability: a producer's send is acknowledged when the topic's flush policy is satisfied; consumers
 /// never see a record before its producer could have been told it is committed.
 public final class Samsa: Sendable {
@@ -25,45 +26,92 @@ public final class Samsa: Sendable {
         public var retentionCheckInterval: Duration
         /// Bound on open segment files across all partitions.
         public var maxOpenFiles: Int
+        /// Where Samsa reports what it noticed and worked around (a partition directory no topic
+        /// owns, a committed offset past the log end that was reset): standard error by default.
+        public var warning: @Sendable (String) -> Void
+        /// Modes of the files and directories Samsa creates: private to the owner (0600/0700) by
+        /// default, as databases keep their data; `.group` or `.everyone` to share them. The lock file
+        /// stays 0600 whatever this says: anyone who can open it can lock the owner out.
+        public var permissions: FilePermissions
+        /// How often a read-only open looks for what the writer appended (`openReadOnly`).
+        public var refreshInterval: Duration
 
-        public init(retentionCheckInterval: Duration = .seconds(60), maxOpenFiles: Int = 256) {
+        public init(
+            retentionCheckInterval: Duration = .seconds(60), maxOpenFiles: Int = 256, permissions: FilePermissions = .owner,
+            refreshInterval: Duration = .milliseconds(100), warning: @escaping @Sendable (String) -> Void = Samsa.warnOnStandardError
+        ) {
+            self.refreshInterval = refreshInterval
             self.retentionCheckInterval = retentionCheckInterval
             self.maxOpenFiles = maxOpenFiles
+            self.permissions = permissions
+            self.warning = warning
         }
+    }
+
+    /// The default `Options.warning`: one line on standard error.
+    public static let warnOnStandardError: @Sendable (String) -> Void = { message in
+        var line = "samsa: warning: \(message)\n"
+        _ = line.withUTF8 { Glibc.write(STDERR_FILENO, $0.baseAddress, $0.count) }
     }
 
     public let directory: String
     let logs: LogManager
     let registry: TopicRegistry
     let offsets: OffsetStore
-    private let lockDescriptor: Int32
+    let options: Options
+    /// Nil for a read-only open.
+    private let lock: DirectoryLock?
+    /// Opened with `openReadOnly`: every change is refused with `.readOnly`.
+    public let isReadOnly: Bool
     private let topicSignals = Mutex<[String: Signal]>([:])
     private let groups = Mutex<[String: GroupCoordinator]>([:])
-    private let retentionTimer = Mutex<(any DispatchSourceTimer)?>(nil)
+    /// Retention for a writer, following the writer for a read-only open.
+    let retentionTimer = Mutex<(any DispatchSourceTimer)?>(nil)
     private let isClosed = Atomic<Bool>(false)
 
-    /// What opening found: whether the last close was clean, and what recovery did per partition.
-    public let openReport: LogManager.OpenReport
+    /// What opening found: whether the last close was clean, and what recovery did per partition
+    /// (nil for a read-only open, which recovers nothing).
+    public let openReport: LogManager.OpenReport?
+    /// Partition logs of no topic, found at open and left alone (reported to `Options.warning`, as
+    /// are directories named like partitions that hold no segments, which are not even opened):
+    /// Samsa never deletes what its registry does not name.
+    public let unregisteredPartitions: [TopicPartition]
 
-    private init(directory: String, logs: LogManager, report: LogManager.OpenReport, registry: TopicRegistry, offsets: OffsetStore, lock: Int32) {
+    init(
+        directory: String, logs: LogManager, report: LogManager.OpenReport?, registry: TopicRegistry, offsets: OffsetStore, lock: DirectoryLock?,
+        options: Options, unregistered: [TopicPartition]
+    ) {
+        self.isReadOnly = lock == nil
         self.directory = directory
         self.logs = logs
         self.openReport = report
         self.registry = registry
         self.offsets = offsets
-        self.lockDescriptor = lock
+        self.lock = lock
+        self.options = options
+        self.unregisteredPartitions = unregistered
     }
 
     /// Opens (creating it if needed) the data directory at `directory`, recovering every partition
     /// if the last process did not close it.
+    ///
+    /// A directory that exists must be a Samsa data directory (it has `meta.properties` and a
+    /// `topics.json`) or be empty: any other is refused with `.notADataDirectory` and left exactly as
+    /// it was. Nothing is ever deleted at open but partition directories whose deletion was under way
+    /// (renamed `<topic>-<n>.<id>-delete`); a partition directory no topic names is reported to
+    /// `Options.warning` and left alone.
     public static func open(directory: String, options: Options = Options()) throws(SamsaError) -> Samsa {
-        let files = PosixFileSystem()
-        // Refuses a directory that is not Samsa's before writing anything into it (the lock file too).
+        let files = PosixFileSystem(permissions: options.permissions)
+        // Both checks read before anything is written (the lock file included): Samsa's (its
+        // topics.json, or nothing yet), then the storage engine's (meta.properties), which also marks a
+        // new directory.
+        let isNew = try SamsaDataDirectory.recognise(directory, files: files)
         try storage { () throws(StorageError) in try DataDirectory.prepare(directory, files: files) }
-        let lock = try lockDirectory(directory)
+        let lock = try DirectoryLock(directory: directory)
         do throws(SamsaError) {
             let registry = try TopicRegistry(directory: directory, files: files)
             let topics = registry.all
+            try DescriptorBudget.check(partitions: topics.values.reduce(0) { $0 + $1.partitions }, directory: directory)
             var configurations: [TopicPartition: LogConfiguration] = [:]
             for (topic, configuration) in topics {
                 for partition in 0..<configuration.partitions {
@@ -73,32 +121,27 @@ public final class Samsa: Sendable {
             let (logs, report) = try storage { () throws(StorageError) in
                 try LogManager.open(directory: directory, configurations: configurations, maxOpenFiles: options.maxOpenFiles, files: files)
             }
-            // A deletion interrupted after the registry was saved leaves partitions of no topic; a
-            // creation interrupted before its logs were made leaves partitions to create.
-            for partition in logs.partitions where topics[partition.topic] == nil {
-                try storage { () throws(StorageError) in try logs.deleteLog(partition) }
+            // The registry is written after the storage engine marked the directory as a data directory.
+            if isNew { try registry.save() }
+            let unregistered = logs.partitions.filter { topics[$0.topic] == nil }
+            for name in unregistered.map(\.directoryName) + report.ignoredDirectories {
+                options.warning("\(directory)/\(name) belongs to no topic in \(TopicRegistry.fileName); left alone")
             }
+            // A creation interrupted before its logs were made (or a deletion interrupted before the
+            // registry was saved) leaves partitions to create.
             for (partition, configuration) in configurations where logs.log(partition) == nil {
                 _ = try storage { () throws(StorageError) in try logs.createLog(partition, configuration: configuration) }
             }
             let offsets = try OffsetStore(directory: "\(directory)/groups", files: files)
-            let samsa = Samsa(directory: directory, logs: logs, report: report, registry: registry, offsets: offsets, lock: lock)
+            let samsa = Samsa(
+                directory: directory, logs: logs, report: report, registry: registry, offsets: offsets, lock: lock, options: options,
+                unregistered: unregistered)
             samsa.startRetention(every: options.retentionCheckInterval)
             return samsa
         } catch {
-            Glibc.close(lock)
+            lock.release()
             throw error
         }
-    }
-
-    private static func lockDirectory(_ directory: String) throws(SamsaError) -> Int32 {
-        let fd = Glibc.open("\(directory)/.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw SamsaError(.invalidArgument, "cannot open \(directory)/.lock: \(String(cString: strerror(errno)))") }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            Glibc.close(fd)
-            throw SamsaError(.invalidArgument, "\(directory) is open in another process (or another Samsa in this one)")
-        }
-        return fd
     }
 
     /// Flushes and closes every partition and marks the directory cleanly closed. Producers should be
@@ -108,8 +151,7 @@ public final class Samsa: Sendable {
         guard !isClosed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         retentionTimer.withLock { $0?.cancel() }
         defer {
-            flock(lockDescriptor, LOCK_UN)
-            Glibc.close(lockDescriptor)
+            lock?.release()
             for signal in topicSignals.withLock({ Array($0.values) }) { signal.notify() }
             for group in groups.withLock({ Array($0.values) }) { group.signal.notify() }
         }
@@ -122,15 +164,22 @@ public final class Samsa: Sendable {
         if closed { throw SamsaError(.closed, "\(directory) is closed") }
     }
 
+    /// Refuses a change to a directory opened read-only.
+    func checkWritable(_ what: String) throws(SamsaError) {
+        try checkOpen()
+        if isReadOnly { throw SamsaError(.readOnly, "\(directory) was opened read-only: cannot \(what)") }
+    }
+
     // MARK: - Topics
 
     /// Creates a topic with `configuration.partitions` empty partitions.
     public func createTopic(_ name: String, _ configuration: TopicConfiguration = TopicConfiguration()) throws(SamsaError) {
-        try checkOpen()
+        try checkWritable("create a topic")
         guard TopicPartition.isValidTopic(name) else {
             throw SamsaError(.invalidArgument, "invalid topic name '\(name)': use 1-249 of a-z A-Z 0-9 . _ -")
         }
         try configuration.validate()
+        try DescriptorBudget.check(partitions: registry.all.values.reduce(configuration.partitions) { $0 + $1.partitions }, directory: directory)
         try registry.add(name, configuration)
         for partition in 0..<configuration.partitions {
             _ = try storage { () throws(StorageError) in
@@ -139,14 +188,17 @@ public final class Samsa: Sendable {
         }
     }
 
-    /// Deletes a topic, its partitions' files and its groups' committed offsets for it.
+    /// Deletes a topic, its partitions' files (through the storage engine, which renames a partition
+    /// directory aside before removing it) and its groups' committed offsets for it.
     public func deleteTopic(_ name: String) throws(SamsaError) {
-        try checkOpen()
+        try checkWritable("delete a topic")
         guard let configuration = registry.configuration(of: name) else { throw SamsaError(.unknownTopic, "no topic '\(name)'") }
-        _ = try registry.remove(name)
+        // Partitions first, registry last: a crash in between leaves the topic with partitions to
+        // recreate (empty) at the next open, never partition directories that no topic names.
         for partition in 0..<configuration.partitions {
             try storage { () throws(StorageError) in try logs.deleteLog(TopicPartition(topic: name, partition: Int32(partition))) }
         }
+        _ = try registry.remove(name)
         try offsets.forget(topic: name)
         signal(for: name).notify()
     }
@@ -203,6 +255,7 @@ public final class Samsa: Sendable {
 
     /// Applies every topic's retention now (it also runs every `retentionCheckInterval`).
     public func applyRetention() throws(SamsaError) {
+        try checkWritable("apply retention")
         let now = WallClock.nowMilliseconds
         for (topic, configuration) in registry.all where configuration.retentionBytes != nil || configuration.retentionMilliseconds != nil {
             for partition in 0..<configuration.partitions {
@@ -247,8 +300,8 @@ public struct TopicDescription: Sendable, Hashable {
     public var partitions: [Partition]
 }
 
-/// Lets the retention timer reach its Samsa without keeping it alive.
-private final class WeakSamsa: @unchecked Sendable {
+/// Lets a timer reach its Samsa without keeping it alive.
+final class WeakSamsa: @unchecked Sendable {
     // @unchecked: set once before the timer starts.
     weak var samsa: Samsa?
     init(_ samsa: Samsa) { self.samsa = samsa }

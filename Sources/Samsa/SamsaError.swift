@@ -23,6 +23,12 @@ public struct SamsaError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let closed = Code("closed")
         /// A file Samsa keeps (topics, committed offsets) could not be read as written.
         public static let corrupt = Code("corrupt")
+        /// Another process (or another open in this one) writes the data directory.
+        public static let locked = Code("locked")
+        /// The directory is not a Samsa data directory (it holds other files and no `topics.json`).
+        public static let notADataDirectory = Code("notADataDirectory")
+        /// The directory was opened read-only (`Samsa.openReadOnly`).
+        public static let readOnly = Code("readOnly")
         /// The storage engine failed (I/O error, failed sync); `underlying` says how.
         public static let storage = Code("storage")
     }
@@ -43,6 +49,8 @@ public struct SamsaError: Error, Sendable, Hashable, CustomStringConvertible {
         case .offsetOutOfRange: .offsetOutOfRange
         case .closed: .closed
         case .corrupt: .corrupt
+        case .readOnly: .readOnly
+        case .notADataDirectory: .notADataDirectory
         default: .storage
         }
         self.init(code, error.description, underlying: error)

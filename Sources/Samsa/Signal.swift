@@ -14,6 +14,9 @@ final class Signal: Sendable {
 
     var version: UInt64 { state.withLock { $0.version } }
 
+    /// Tasks asleep on this signal now (tests use it to know a reader is waiting before they write).
+    var sleepers: Int { state.withLock { $0.wakers.count } }
+
     func notify() {
         let wakers = state.withLock { state -> [Waker] in
             state.version &+= 1

@@ -23,8 +23,28 @@ final class TopicRegistry: Sendable {
             } catch {
                 throw SamsaError(.corrupt, "\(path) cannot be read: \(error)")
             }
+            try Self.check(loaded, path: path)
         }
         topics = Mutex(loaded)
+    }
+
+    /// Refuses a registry no Samsa could have written (edited by hand, damaged): every topic must
+    /// pass the checks `createTopic` makes, so a bad number fails here, clearly, instead of trapping
+    /// or exhausting file descriptors later.
+    static func check(_ topics: [String: TopicConfiguration], path: String) throws(SamsaError) {
+        for (name, configuration) in topics.sorted(by: { $0.key < $1.key }) {
+            guard TopicPartition.isValidTopic(name) else { throw SamsaError(.corrupt, "\(path): invalid topic name '\(name)'") }
+            do {
+                try configuration.validate()
+            } catch {
+                throw SamsaError(.corrupt, "\(path): topic '\(name)': \(error.message)")
+            }
+        }
+    }
+
+    /// Writes the registry as it is (a new directory's empty one).
+    func save() throws(SamsaError) {
+        try topics.withLock { topics throws(SamsaError) in try save(topics) }
     }
 
     var all: [String: TopicConfiguration] { topics.withLock { $0 } }

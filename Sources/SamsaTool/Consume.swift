@@ -9,9 +9,12 @@ struct Consume: AsyncParsableCommand {
         abstract: "Print the records of a topic.",
         discussion: """
             Without --group, reads every partition: from the beginning with --from-beginning, else only \
-            records that arrive from now on (as kafka-console-consumer). With --group, reads the partitions \
-            the group assigns, resuming from its committed offsets, and commits what it printed. Stops at \
-            the end of the log unless --follow is given.
+            records that arrive from now on (as kafka-console-consumer); it opens the directory read-only, \
+            so it runs beside a producer in another process (and on a read-only copy). With --group, reads \
+            the partitions the group assigns, resuming from its committed offsets, and commits what it \
+            printed; committing writes the directory, so it takes the directory's lock (one writer at a \
+            time). Stops at the end of the log unless --follow is given. Exits 1 when the output cannot be \
+            written (a group then commits only what was written); ^C or SIGTERM stops it cleanly (130/143).
             """
     )
 
@@ -37,72 +40,105 @@ struct Consume: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let samsa = try openExisting(dir)
+        ignoreBrokenPipes()
+        // A group commits offsets, so it opens the directory as its writer; plain reading is
+        // read-only and runs beside a producer.
+        let samsa = try group == nil ? openForReading(dir) : openExisting(dir)
         defer { try? samsa.close() }
+        let command = self
+        let work = Task { try await command.consume(samsa) }
+        let stop = StopSignals { work.cancel() }
+        do {
+            try await work.value
+        } catch is CancellationError {}
+        try samsa.close()
+        if let status = stop.exitStatus { throw ExitCode(status) }
+    }
+
+    /// Prints until the limit, the end of the log (without --follow) or cancellation (a stop signal:
+    /// a group then commits what was printed, as at any other end).
+    private func consume(_ samsa: Samsa) async throws {
         let partitions = try samsa.describeTopic(topic).partitions.count
         var output = LineWriter()
         var printed = 0
         let limit = maxRecords ?? Int.max
-        func emit(_ records: [ConsumerRecord]) -> [ConsumerRecord] {
-            let taken = Array(records.prefix(limit - printed))
-            for record in taken { output.line(render(record)) }
-            printed += taken.count
-            output.flush()
-            return taken
+        /// Prints records up to the limit; returns those written completely, and the write error that
+        /// stopped it, if one did.
+        func emit(_ records: [ConsumerRecord]) -> (written: ArraySlice<ConsumerRecord>, error: LineWriter.WriteError?) {
+            let taken = records.prefix(limit - printed)
+            let before = output.linesWritten
+            var failure: LineWriter.WriteError?
+            do throws(LineWriter.WriteError) {
+                for record in taken { try output.line(render(record)) }
+                try output.flush()
+            } catch {
+                failure = error
+            }
+            let written = taken.prefix(output.linesWritten - before)
+            printed += written.count
+            return (written, failure)
         }
         if let group {
             let consumer = try samsa.consumer(
                 group: group, topics: [topic], configuration: ConsumerConfiguration(startPosition: fromBeginning ? .earliest : .latest, autoCommit: false))
             defer { try? consumer.close() }
             while printed < limit {
-                let records = try await consumer.poll(timeout: follow ? .seconds(3600) : .milliseconds(200))
+                let records: [ConsumerRecord]
+                do {
+                    records = try await consumer.poll(timeout: follow ? .seconds(3600) : .milliseconds(200))
+                } catch is CancellationError {
+                    break
+                }
                 if records.isEmpty && !follow { break }
-                // Commit exactly what was printed: the next run starts after it.
+                // Commit exactly what was printed: the next run starts after it, and a record that did
+                // not reach the output (a full disk, a closed pipe) is not committed.
+                let (written, failure) = emit(records)
                 var offsets: [TopicPartition: Int64] = [:]
-                for record in emit(records) { offsets[TopicPartition(topic: topic, partition: Int32(record.partition))] = record.offset + 1 }
+                for record in written { offsets[TopicPartition(topic: topic, partition: Int32(record.partition))] = record.offset + 1 }
                 try samsa.commit(group: group, offsets: offsets)
+                if let failure { throw failure }
             }
-        } else {
-            var positions = try (0..<partitions).map { partition in
-                let (start, end) = try samsa.offsets(topic: topic, partition: partition)
-                return fromBeginning ? start : end
-            }
-            let ends = try (0..<partitions).map { try samsa.offsets(topic: topic, partition: $0).end }
-            // Read to the end as of now, partition by partition.
-            for partition in 0..<partitions where printed < limit {
-                while printed < limit && positions[partition] < ends[partition] {
-                    let records = try samsa.read(topic: topic, partition: partition, from: positions[partition])
-                    guard let last = records.last else { break }
-                    positions[partition] = last.offset + 1
-                    _ = emit(records.filter { $0.offset < ends[partition] })
-                }
-            }
-            if follow && printed < limit {
-                // One tailing task per partition feeds the printer; they end when it has enough.
-                await withTaskGroup(of: Void.self) { tasks in
-                    let stream = AsyncStream<[ConsumerRecord]>.makeStream()
-                    for partition in 0..<partitions {
-                        let start = positions[partition]
-                        let topic = self.topic
-                        tasks.addTask {
-                            do {
-                                for try await record in samsa.records(topic: topic, partition: partition, from: start) {
-                                    stream.continuation.yield([record])
-                                }
-                            } catch {
-                                if !(error is CancellationError) { standardError("samsa consume: partition \(partition): \(error)") }
-                            }
-                        }
-                    }
-                    for await records in stream.stream {
-                        _ = emit(records)
-                        if printed >= limit { break }
-                    }
-                    tasks.cancelAll()
-                }
+            try consumer.close()
+            return
+        }
+        var positions = try (0..<partitions).map { partition in
+            let (start, end) = try samsa.offsets(topic: topic, partition: partition)
+            return fromBeginning ? start : end
+        }
+        let ends = try (0..<partitions).map { try samsa.offsets(topic: topic, partition: $0).end }
+        // Read to the end as of now, partition by partition.
+        for partition in 0..<partitions where printed < limit {
+            while printed < limit && positions[partition] < ends[partition] {
+                try Task.checkCancellation()
+                let records = try samsa.read(topic: topic, partition: partition, from: positions[partition])
+                guard let last = records.last else { break }
+                positions[partition] = last.offset + 1
+                if let failure = emit(records.filter { $0.offset < ends[partition] }).error { throw failure }
             }
         }
-        output.flush()
+        guard follow && printed < limit else { return }
+        // One tailing task per partition feeds the printer; they end when it has enough or is stopped.
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            let stream = AsyncStream<[ConsumerRecord]>.makeStream()
+            for partition in 0..<partitions {
+                let start = positions[partition]
+                let topic = self.topic
+                tasks.addTask {
+                    do {
+                        for try await record in samsa.records(topic: topic, partition: partition, from: start) {
+                            stream.continuation.yield([record])
+                        }
+                    } catch {
+                        if !(error is CancellationError) { standardError("samsa consume: partition \(partition): \(error)") }
+                    }
+                }
+            }
+            defer { tasks.cancelAll() }
+            for await records in stream.stream {
+                if let failure = emit(records).error { throw failure }
+                if printed >= limit { break }
+            }
+        }
     }
 
     private func render(_ record: ConsumerRecord) -> String {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
 import NIOCore
+import Samsa
 import SamsaRecords
 import SamsaStorage
 
@@ -39,6 +40,11 @@ struct CrashWriter: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = LogConfiguration(segmentBytes: segmentBytes, flushPolicy: flush.policy, writeAheadBytes: writeAhead)
+        // A writer like any other: it takes the directory's lock, so it cannot run beside a producer
+        // (or another crash-writer) and corrupt what that one writes.
+        try DataDirectory.prepare(dir, files: PosixFileSystem())
+        let lock = try DirectoryLock(directory: dir)
+        defer { lock.release() }
         let (manager, report) = try LogManager.open(directory: dir, configuration: configuration, configurations: [Self.partition: configuration])
         if let recovery = report.partitions[Self.partition] {
             standardError("crash-writer: opened (clean: \(report.cleanShutdown)); recovery \(recovery)")

@@ -10,7 +10,7 @@ struct DumpLog: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dump-log",
         abstract: "Print the record batches of a segment file (.log) or of every segment of a partition directory.",
-        discussion: "Exits 1 when a batch is corrupt or the file ends inside a batch; 2 on bad arguments."
+        discussion: "Exits 1 when a batch is corrupt or the file ends inside a batch, or the output cannot be written; 64 on bad arguments (a FIFO or device is refused: it has no end to check against)."
     )
 
     @Argument(help: "A segment file of record batches, or a partition directory of them.")
@@ -25,17 +25,23 @@ struct DumpLog: ParsableCommand {
     func run() throws {
         var output = LineWriter()
         for segment in try segmentFiles() {
-            if segment != file && !json { output.line("# \(segment)") }
+            if segment != file && !json { try output.line("# \(segment)") }
             try dump(segment, into: &output)
         }
-        output.flush()
+        try output.flush()
     }
 
     /// The file itself, or a directory's `.log` files in offset order.
     private func segmentFiles() throws -> [String] {
         var info = stat()
         guard stat(file, &info) == 0 else { throw BatchFileReader.OpenError(path: file, errno: errno) }
-        guard info.st_mode & S_IFMT == S_IFDIR else { return [file] }
+        switch info.st_mode & S_IFMT {
+        case S_IFREG: return [file]
+        case S_IFDIR: break
+        default:
+            // A FIFO, a device or a socket has no size to scan to: "0 batches, all valid" would lie.
+            throw ValidationError("\(file) is not a regular file or a directory")
+        }
         let names = try FileManager.default.contentsOfDirectory(atPath: file).filter { $0.hasSuffix(".log") }.sorted()
         return names.map { "\(file)/\($0)" }
     }
@@ -47,24 +53,26 @@ struct DumpLog: ParsableCommand {
             switch item {
             case .batch(let batch, let position):
                 batches += 1
-                output.line(json ? BatchLine.json(batch, position: position) : BatchLine.text(batch, position: position))
+                try output.line(json ? BatchLine.json(batch, position: position) : BatchLine.text(batch, position: position))
                 if records {
+                    var lines: [String] = []
                     do {
                         var iterator = try batch.records()
                         while let record = try iterator.next() {
-                            output.line(json ? RecordLine.json(record) : RecordLine.text(record))
+                            lines.append(json ? RecordLine.json(record) : RecordLine.text(record))
                         }
                     } catch {
-                        output.flush()
+                        try? output.flush()
                         fail("corrupt records in batch at byte position \(position): \(error)")
                     }
+                    for line in lines { try output.line(line) }
                 }
             case .truncated(let position, let available, let expected):
-                output.flush()
+                try? output.flush()
                 let size = expected.map { "of \($0) bytes" } ?? "header"
                 fail("truncated batch at byte position \(position): the file ends \(available) bytes into a batch \(size)")
             case .corrupt(let position, let error):
-                output.flush()
+                try? output.flush()
                 fail("corrupt batch at byte position \(position): \(error)")
             }
         }

@@ -11,8 +11,11 @@ struct GenerateLog: ParsableCommand {
         abstract: "Write a segment file of record batches holding synthetic JSON events."
     )
 
-    @Argument(help: "The file to create (replaced if it exists).")
+    @Argument(help: "The file to create (refused if it exists, unless --force).")
     var file: String
+
+    @Flag(help: "Replace the file if it exists.")
+    var force = false
 
     @Option(help: "Number of batches.")
     var batches = 10
@@ -58,8 +61,12 @@ struct GenerateLog: ParsableCommand {
     }
 
     private func writeFile(_ contents: ByteBuffer) throws {
-        let fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw ValidationError("cannot create \(file): \(String(cString: strerror(errno)))") }
+        // O_EXCL: an existing file (a real segment, say) is never overwritten by mistake.
+        let fd = open(file, O_WRONLY | O_CREAT | O_CLOEXEC | (force ? O_TRUNC : O_EXCL), 0o644)
+        guard fd >= 0 else {
+            if errno == EEXIST { throw ValidationError("\(file) exists; use --force to replace it") }
+            throw ValidationError("cannot create \(file): \(String(cString: strerror(errno)))")
+        }
         defer { close(fd) }
         try contents.withUnsafeReadableBytes { raw in
             var offset = 0

@@ -1,28 +1,43 @@
 import Glibc
 
 /// Buffers stdout lines and writes them in large chunks (dumping a 1 GiB segment prints millions).
+/// A failed write is an error (a full disk, a closed pipe): the caller learns how many lines reached
+/// the output before it, so a consumer group commits only what was really written.
 struct LineWriter {
-    private var pending: [UInt8] = []
-
-    mutating func line(_ text: String) {
-        pending.append(contentsOf: text.utf8)
-        pending.append(UInt8(ascii: "\n"))
-        if pending.count >= 1 << 16 { flush() }
+    /// Writing standard output failed.
+    struct WriteError: Error, CustomStringConvertible {
+        let errno: Int32
+        var description: String { "cannot write the output: \(String(cString: strerror(errno)))" }
     }
 
-    mutating func flush() {
-        pending.withUnsafeBytes { raw in
+    private var pending: [UInt8] = []
+    /// Where each pending line ends in `pending`.
+    private var lineEnds: [Int] = []
+    /// Lines written completely so far.
+    private(set) var linesWritten = 0
+
+    mutating func line(_ text: String) throws(WriteError) {
+        pending.append(contentsOf: text.utf8)
+        pending.append(UInt8(ascii: "\n"))
+        lineEnds.append(pending.count)
+        if pending.count >= 1 << 16 { try flush() }
+    }
+
+    mutating func flush() throws(WriteError) {
+        let (written, error) = pending.withUnsafeBytes { raw -> (Int, Int32?) in
             var offset = 0
             while offset < raw.count {
                 let n = write(STDOUT_FILENO, raw.baseAddress! + offset, raw.count - offset)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    return  // stdout closed (e.g. piped into head): nothing more to say
-                }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { return (offset, n < 0 ? errno : EIO) }
                 offset += n
             }
+            return (offset, nil)
         }
+        linesWritten += lineEnds.prefix { $0 <= written }.count
         pending.removeAll(keepingCapacity: true)
+        lineEnds.removeAll(keepingCapacity: true)
+        if let error { throw WriteError(errno: error) }
     }
 }
 

@@ -34,6 +34,14 @@ struct Topics: AsyncParsableCommand {
         @Option(help: "Zeros kept synced ahead of appends, in bytes (0: off); speeds up small durable appends.")
         var writeAheadBytes = 0
 
+        func validate() throws {
+            // `samsa produce` holds at most its buffer of records: a larger record could never be sent.
+            let buffer = ProducerConfiguration().bufferBytes
+            guard maxRecordBytes <= buffer else {
+                throw ValidationError("--max-record-bytes must be at most \(buffer) (the producer's buffer), not \(maxRecordBytes)")
+            }
+        }
+
         func run() throws {
             let samsa = try Samsa.open(directory: dir)
             defer { try? samsa.close() }
@@ -55,7 +63,7 @@ struct Topics: AsyncParsableCommand {
         var dir: String
 
         func run() throws {
-            let samsa = try openExisting(dir)
+            let samsa = try openForReading(dir)
             defer { try? samsa.close() }
             for topic in samsa.topics { print(topic) }
         }
@@ -70,7 +78,7 @@ struct Topics: AsyncParsableCommand {
         var topic: String?
 
         func run() throws {
-            let samsa = try openExisting(dir)
+            let samsa = try openForReading(dir)
             defer { try? samsa.close() }
             for name in topic.map({ [$0] }) ?? samsa.topics {
                 let description = try samsa.describeTopic(name)
@@ -105,10 +113,17 @@ struct Topics: AsyncParsableCommand {
     }
 }
 
-/// Opens a data directory that must exist already (reading commands never create one).
+/// Opens a data directory that must exist already, for writing (takes the directory's lock).
 func openExisting(_ directory: String) throws -> Samsa {
     guard PosixFileSystem().fileExists(directory) else { throw ValidationError("no such data directory: \(directory)") }
     return try Samsa.open(directory: directory)
+}
+
+/// Opens a data directory that must exist already, read-only: no lock, nothing written, so it runs
+/// beside a producer and on a read-only copy.
+func openForReading(_ directory: String) throws -> Samsa {
+    guard PosixFileSystem().fileExists(directory) else { throw ValidationError("no such data directory: \(directory)") }
+    return try Samsa.openReadOnly(directory: directory)
 }
 
 /// `--compression none|lz4|zstd`.

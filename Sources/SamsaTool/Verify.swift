@@ -1,4 +1,5 @@
 import ArgumentParser
+import Samsa
 import SamsaStorage
 
 /// `samsa verify DIR`: checks every segment and index of a data directory (or of one partition
@@ -25,6 +26,13 @@ struct Verify: ParsableCommand {
             print("\(target): \(report.segments) segments, \(report.batches) batches, \(report.records) records, \(report.bytes) bytes, \(range): \(report.isValid ? "OK" : "CORRUPT")")
             for problem in report.problems { print("  \(problem)") }
             problems += report.problems.count
+        }
+        if targets != [directory] || files.fileExists("\(directory)/topics.json") {
+            // A data directory: also the files that are not logs (each one would make open fail).
+            let metadata = Samsa.verifyMetadata(directory: directory)
+            print("\(directory): topics, checkpoints and group offsets: \(metadata.isEmpty ? "OK" : "CORRUPT")")
+            for problem in metadata { print("  \(problem)") }
+            problems += metadata.count
         }
         if problems > 0 {
             standardError("samsa verify: \(problems) problem(s) found")

@@ -1,5 +1,5 @@
 import Foundation
-import Samsa
+@testable import Samsa
 import SamsaStorage
 import Synchronization
 import Testing
@@ -21,11 +21,10 @@ struct ConsumerTests {
                 }
                 return seen
             }
-            // The reader is asleep at the end of the log; each send must wake it.
-            try await Task.sleep(for: .milliseconds(50))
+            // The reader is asleep at the end of the log before each send: each send must wake it.
             for i in 0..<5 {
+                await samsa.untilAsleep(on: "t")
                 try await producer.send(.text("t", "new \(i)"))
-                try await Task.sleep(for: .milliseconds(5))
             }
             let seen = try await reader.value
             #expect(seen == ["old 2", "old 3", "old 4", "new 0", "new 1", "new 2", "new 3", "new 4"])
@@ -41,7 +40,7 @@ struct ConsumerTests {
             let reader = Task {
                 for try await _ in samsa.records(topic: "t", partition: 0) {}
             }
-            try await Task.sleep(for: .milliseconds(50))
+            await samsa.untilAsleep(on: "t")
             reader.cancel()
             let outcome = await reader.result
             #expect(throws: CancellationError.self) { try outcome.get() }
@@ -58,7 +57,7 @@ struct ConsumerTests {
             for try await _ in samsa.records(topic: "t", partition: 0) { count += 1 }
             return count
         }
-        try await Task.sleep(for: .milliseconds(50))
+        await samsa.untilAsleep(on: "t")
         try samsa.close()
         #expect(try await reader.value == 0)
     }
@@ -122,7 +121,7 @@ struct ConsumerTests {
             let member = try samsa.consumer(group: "g", topics: ["t"], configuration: ConsumerConfiguration(startPosition: .earliest))
             // The timeout is longer than the test's time limit: only a wake-up can pass this test.
             let waiting = Task { try await member.poll(timeout: .seconds(3600)) }
-            try await Task.sleep(for: .milliseconds(50))
+            await samsa.untilAsleep(on: "t")
             try await samsa.makeProducer().send(.text("t", "hello", partition: 1))
             let records = try await waiting.value
             #expect(records.map(\.valueString) == ["hello"])
@@ -148,5 +147,36 @@ struct ConsumerTests {
             #expect(try await member.poll().map(\.offset) == Array(10..<20))
             try member.close()
         }
+    }
+}
+
+extension Samsa {
+    /// Returns once a reader of `topic` is asleep waiting for records (the state the wake-up tests
+    /// need), instead of sleeping for a while and hoping it is.
+    func untilAsleep(on topic: String) async {
+        while signal(for: topic).sleepers == 0 { await Task.yield() }
+    }
+}
+
+@Suite("Committed offsets outside the log")
+struct OffsetResetTests {
+    @Test("a committed offset past the log end is reset by the start position, with a warning", arguments: [ConsumerConfiguration.StartPosition.earliest, .latest])
+    func pastEnd(start: ConsumerConfiguration.StartPosition) async throws {
+        let dir = try TemporaryDirectory()
+        let warnings = DataDirectoryTests.Warnings()
+        let samsa = try Samsa.open(directory: dir.path, options: warnings.options)
+        try samsa.createTopic("t")
+        try await samsa.makeProducer().send((0..<10).map { ProducerRecord.text("t", "\($0)") })
+        // As if the log lost its tail after the group committed (a power cut under a lax flush policy).
+        try samsa.commit(group: "g", offsets: [TopicPartition(topic: "t", partition: 0): 1000])
+        let member = try samsa.consumer(group: "g", topics: ["t"], configuration: ConsumerConfiguration(startPosition: start, autoCommit: false))
+        let records = try await member.poll(timeout: .milliseconds(start == .earliest ? 5000 : 10))
+        #expect(records.map(\.offset) == (start == .earliest ? Array(0..<10) : []))
+        try await samsa.makeProducer().send(.text("t", "new"))
+        let next = try await member.poll(timeout: .seconds(5))
+        #expect(next.map(\.valueString) == ["new"])
+        #expect(warnings.all.count == 1 && warnings.all[0].contains("committed offset 1000"), "\(warnings.all)")
+        try member.close()
+        try samsa.close()
     }
 }

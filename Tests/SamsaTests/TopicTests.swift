@@ -21,7 +21,7 @@ struct TopicTests {
             #expect(description.partitions.map(\.logEndOffset) == [10, 10, 10])
         }
         try await withSamsa(dir) { samsa in
-            #expect(samsa.openReport.cleanShutdown)
+            #expect(samsa.openReport?.cleanShutdown == true)
             #expect(samsa.topics == ["audit", "orders"])
             let configuration = try samsa.describeTopic("orders").configuration
             #expect(configuration.flushPolicy == .interval(milliseconds: 100))

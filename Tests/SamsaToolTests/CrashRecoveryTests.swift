@@ -60,7 +60,11 @@ struct CrashRecoveryTests {
         let (manager, report) = try LogManager.open(directory: directory, checkpointInterval: nil)
         #expect(!report.cleanShutdown)
         let partition = TopicPartition(topic: "crash", partition: 0)
-        let log = try #require(manager.log(partition))
+        guard let log = manager.log(partition) else {
+            // Killed before it created the partition (a slow start on a busy machine): nothing acknowledged yet.
+            #expect(acknowledged.isEmpty, "the partition is gone but \(acknowledged.count) batches were acknowledged")
+            return
+        }
         var found: [Int64: Acknowledged] = [:]
         var next = log.logStartOffset
         while let bytes = try log.read(from: next, maxBytes: 1 << 20) {

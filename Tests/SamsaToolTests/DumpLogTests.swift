@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import NIOCore
 import SamsaRecords
 import Testing
@@ -132,5 +133,32 @@ struct DumpLogTests {
         #expect(lines.filter { $0.hasPrefix("baseOffset") }.count == 4)
         #expect(lines.filter { $0.hasPrefix("| offset") }.count == 100)
         #expect(try runSamsa(["generate-log", dir.path("x.log"), "--compression", "gzip"]).status == 64)
+    }
+}
+
+@Suite("samsa dump-log and generate-log refuse what would mislead or destroy")
+struct SegmentToolSafetyTests {
+    @Test("#11: dump-log refuses a FIFO and a device instead of reporting 0 valid batches")
+    func nonRegularFiles() throws {
+        let dir = try TemporaryDirectory()
+        let fifo = dir.path("fifo")
+        #expect(mkfifo(fifo, 0o600) == 0)
+        for path in [fifo, "/dev/urandom"] {
+            let result = try runSamsa(["dump-log", path])
+            #expect(result.status == 64 && result.stderr.contains("not a regular file"), "\(path): \(result.stderr)")
+            #expect(!result.stderr.contains("all valid"))
+        }
+    }
+
+    @Test("#11: generate-log refuses to overwrite a file unless --force")
+    func generateRefusesOverwrite() throws {
+        let dir = try TemporaryDirectory()
+        let path = dir.path("00000000000000000000.log")
+        try Data("precious".utf8).write(to: URL(fileURLWithPath: path))
+        let refused = try runSamsa(["generate-log", path, "--batches", "2"])
+        #expect(refused.status == 64 && refused.stderr.contains("--force"), "\(refused.stderr)")
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "precious")
+        #expect(try runSamsa(["generate-log", path, "--batches", "2", "--force"]).status == 0)
+        #expect(try runSamsa(["dump-log", path]).stdout.split(separator: "\n").count == 2)
     }
 }

@@ -12,32 +12,12 @@ struct ProducerCrashTests {
         var offset: Int64
     }
 
-    final class Collected: @unchecked Sendable {
-        // @unchecked: `data` is written once by the reader thread before it signals `finished`, and read
-        // only after waiting for that signal.
-        var data = Data()
-        let finished = DispatchSemaphore(value: 0)
-    }
-
     /// Runs `samsa produce --acks-json` fed lines `key<N>:round<R>-line<N>` without pause, kills it
-    /// after `delay`, and returns the acknowledgements it printed (complete lines only).
+    /// `delay` after its first acknowledgement (a slow start on a busy machine must not make the kill
+    /// come before it even opened the directory), and returns the acknowledgements it printed
+    /// (complete lines only).
     func produceAndKill(directory: String, round: Int, delay: Duration) throws -> [Ack] {
-        signal(SIGPIPE, SIG_IGN)
-        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("samsa")
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = ["produce", "--dir", directory, "--topic", "events", "--key-separator", ":", "--acks-json"]
-        let input = Pipe(), output = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let collected = Collected()
-        Thread {
-            collected.data = output.fileHandleForReading.readDataToEndOfFile()
-            collected.finished.signal()
-        }.start()
-        let handle = input.fileHandleForWriting
+        let child = try SamsaChild(["produce", "--dir", directory, "--topic", "events", "--key-separator", ":", "--acks-json"])
         Thread {
             var line = 1
             // Write until the pipe breaks (the child is gone) or plenty is sent.
@@ -47,18 +27,15 @@ struct ProducerCrashTests {
                     chunk += "key\(line % 97):round\(round)-line\(line)\n"
                     line += 1
                 }
-                let bytes = Array(chunk.utf8)
-                let written = bytes.withUnsafeBytes { write(handle.fileDescriptor, $0.baseAddress, $0.count) }
-                if written < 0 { break }
+                if !child.write(chunk) { break }
             }
-            try? handle.close()
+            child.closeInput()
         }.start()
+        #expect(child.waitForLines(1, timeout: .seconds(60)), "no acknowledgement: \(child.stderr)")
         Thread.sleep(forTimeInterval: Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18)
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-        #expect(process.terminationReason == .uncaughtSignal)
-        collected.finished.wait()
-        let text = String(decoding: collected.data, as: UTF8.self)
+        child.send(SIGKILL)
+        #expect(child.wait() == 128 + SIGKILL)
+        let text = child.stdout
         let complete = text.hasSuffix("\n") ? text : String(text[..<(text.lastIndex(of: "\n") ?? text.startIndex)])
         return try complete.split(separator: "\n").map { line in
             let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Int])
@@ -81,7 +58,7 @@ struct ProducerCrashTests {
             for ack in acks { expected[ack] = "round\(round)-line\(ack.line)" }
             // Restart: recovery, then read every partition from the start.
             let samsa = try Samsa.open(directory: directory)
-            #expect(!samsa.openReport.cleanShutdown)
+            #expect(samsa.openReport?.cleanShutdown == false)
             var values: [Int: [Int64: String]] = [:]
             for partition in 0..<3 {
                 var position: Int64 = 0
