@@ -7,6 +7,8 @@ import PackageDescription
 //   SamsaStorage              segments, mmap'd indexes, the partition log, flushing, recovery
 //   Samsa                     the embedded durable queue: topics, producer, consumers, groups
 //   SamsaCoordination         ZooKeeper-style coordination: embedded backend, ZooKeeper client, recipes
+//   SamsaProtocol             the Kafka wire protocol as data (codecs generated from Kafka's schemas), I/O-free
+//   SamsaBroker               a Kafka-protocol broker on SwiftNIO over SamsaStorage (not on `Samsa`)
 //   SamsaTool                 the `samsa` command's subcommands (a library so tests can drive them)
 //   samsa                     the executable
 let strictSwift: [SwiftSetting] = [
@@ -22,6 +24,8 @@ let package = Package(
         .library(name: "SamsaStorage", targets: ["SamsaStorage"]),
         .library(name: "Samsa", targets: ["Samsa"]),
         .library(name: "SamsaCoordination", targets: ["SamsaCoordination"]),
+        .library(name: "SamsaProtocol", targets: ["SamsaProtocol"]),
+        .library(name: "SamsaBroker", targets: ["SamsaBroker"]),
         .library(name: "SamsaTool", targets: ["SamsaTool"]),
         .executable(name: "samsa", targets: ["samsa"]),
     ],
@@ -77,6 +81,20 @@ let package = Package(
             swiftSettings: strictSwift
         ),
         .target(
+            name: "SamsaProtocol",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strictSwift
+        ),
+        .target(
+            name: "SamsaBroker",
+            dependencies: [
+                "SamsaRecords", "SamsaStorage", "SamsaProtocol", "SamsaCoordination",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .target(
             name: "SamsaTool",
             dependencies: [
                 "SamsaRecords", "SamsaStorage", "Samsa",
@@ -120,6 +138,24 @@ let package = Package(
         .testTarget(
             name: "SamsaCoordinationTests",
             dependencies: ["SamsaCoordination"],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "SamsaProtocolTests",
+            dependencies: [
+                "SamsaProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "SamsaBrokerTests",
+            dependencies: [
+                "SamsaBroker", "SamsaProtocol", "SamsaRecords", "SamsaStorage",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
             swiftSettings: strictSwift
         ),
         .testTarget(

@@ -1,0 +1,26 @@
+import SamsaProtocol
+
+/// The APIs and versions this broker serves, as ApiVersions advertises them. Minimum versions are as
+/// low as the codecs allow, because librdkafka up to 2.11 (kcat on Debian) checks single versions
+/// (Produce 3, Fetch 4, ListOffsets 1) and silently turns features off when they fall outside.
+enum SupportedApis {
+    static let versions: [ApiKey: ClosedRange<Int16>] = [
+        .produce: 3...9,
+        .fetch: 4...12,
+        .listOffsets: 1...7,
+        .metadata: 0...12,
+        .apiVersions: 0...3,
+        .createTopics: 2...5,
+    ]
+
+    /// The ApiVersions entries, by API key.
+    static var advertised: [ApiVersionsResponse.ApiVersion] {
+        versions.sorted { $0.key.rawValue < $1.key.rawValue }.map { key, range in
+            var entry = ApiVersionsResponse.ApiVersion()
+            entry.apiKey = key.rawValue
+            entry.minVersion = range.lowerBound
+            entry.maxVersion = range.upperBound
+            return entry
+        }
+    }
+}
