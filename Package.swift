@@ -97,7 +97,7 @@ let package = Package(
         .target(
             name: "SamsaTool",
             dependencies: [
-                "SamsaRecords", "SamsaStorage", "Samsa",
+                "SamsaRecords", "SamsaStorage", "Samsa", "SamsaBroker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "NIOCore", package: "swift-nio"),

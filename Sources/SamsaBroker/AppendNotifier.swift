@@ -56,6 +56,11 @@ final class AppendNotifier: Sendable {
         }
     }
 
+    /// Fetches registered now (for tests that must act while one waits).
+    var waitingFetches: Int {
+        waiters.withLock { Set($0.values.flatMap(\.keys)).count }
+    }
+
     /// Signals every fetch waiting on the partition.
     func appended(to partition: TopicPartition) {
         let woken = waiters.withLock { $0[partition].map { Array($0.values) } ?? [] }

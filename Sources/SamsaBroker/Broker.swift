@@ -19,7 +19,7 @@ public final class Broker: Sendable {
     private let io: NIOThreadPool
     private let logs: LogManager
     private let serverChannel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
-    private let dispatcher: RequestDispatcher
+    let dispatcher: RequestDispatcher
     private let acceptLoop = Mutex<Task<Void, Never>?>(nil)
     private let stopped = Atomic<Bool>(false)
 

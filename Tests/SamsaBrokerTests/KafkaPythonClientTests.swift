@@ -1,0 +1,86 @@
+import Foundation
+import Synchronization
+import Testing
+
+/// Runs one of the Python scripts in Tests/Interop with the test virtualenv's interpreter
+/// (`SAMSA_PYTHON`, set by scripts/test.sh; kafka-python is installed by `require_python_packages`).
+enum PythonClient {
+    static let interop = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Interop")
+    static let python = ProcessInfo.processInfo.environment["SAMSA_PYTHON"] ?? "python3"
+
+    /// Runs the script on a thread of its own: waiting for it on the cooperative pool would starve the
+    /// broker's tasks of the pool's few threads.
+    static func run(_ script: String, _ arguments: [String]) async throws -> Data {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(with: Result { try runBlocking(script, arguments) })
+            }
+        }
+    }
+
+    private static func runBlocking(_ script: String, _ arguments: [String]) throws -> Data {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [python, interop.appendingPathComponent(script).path] + arguments
+        let output = Pipe(), errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        // Read stderr on its own thread so neither pipe can fill and stall the client.
+        let errorText = Mutex("")
+        let reader = Thread {
+            let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            errorText.withLock { $0 = text }
+        }
+        reader.start()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        while !reader.isFinished { Thread.sleep(forTimeInterval: 0.01) }
+        guard process.terminationStatus == 0 else {
+            throw Failure(message: "\(python) \(script) failed (exit \(process.terminationStatus)):\n\(errorText.withLock { $0 })")
+        }
+        return data
+    }
+
+    struct Failure: Error, CustomStringConvertible {
+        let message: String
+        var description: String { message }
+    }
+}
+
+
+
+/// kafka-python 3.0.12 against the broker: admin create and list, a producer with acks=all, and a
+/// consumer by assignment from the beginning.
+@Suite("Broker with kafka-python")
+struct KafkaPythonClientTests {
+    struct Outcome: Decodable {
+        struct Record: Decodable, Equatable {
+            var offset: Int64
+            var key: String?
+            var value: String
+        }
+        var topics: [String]
+        var offsets: [Int64]
+        var end: Int64
+        var records: [Record]
+    }
+
+    @Test("Produce then consume with kafka-python", arguments: ["none", "lz4", "zstd"])
+    func produceThenConsume(compression: String) async throws {
+        try await TestBroker.with(flushPolicy: .everyAppend) { broker in
+            let count = 200
+            let port = broker.port
+            let data = try await PythonClient.run("kafka_python_client.py", ["127.0.0.1:\(port)", "py-\(compression)", "\(count)", compression])
+            let outcome = try JSONDecoder().decode(Outcome.self, from: data)
+            #expect(outcome.topics.contains("py-\(compression)"))
+            #expect(outcome.offsets == (0..<Int64(count)).map { $0 })
+            #expect(outcome.end == Int64(count))
+            let expected = (0..<count).map { index in
+                Outcome.Record(offset: Int64(index), key: index % 2 == 0 ? "key-\(index % 3)" : nil, value: "value-\(index)")
+            }
+            #expect(outcome.records == expected)
+        }
+    }
+}
