@@ -41,6 +41,7 @@ require_swift() {
 
 SAMSA_DEBIAN_PACKAGES=(pkg-config liblz4-dev libzstd-dev)
 # The coordination tests start real ZooKeeper servers (Debian's 3.8, run on the JVM already present).
-SAMSA_TEST_DEBIAN_PACKAGES=(zookeeper)
+# The broker tests drive `samsa broker` with kcat (librdkafka 2.0.2).
+SAMSA_TEST_DEBIAN_PACKAGES=(zookeeper kcat)
 # The benchmarks also compare against SQLite (GRDB links the system library).
 SAMSA_BENCHMARK_DEBIAN_PACKAGES=(libsqlite3-dev)

@@ -1,44 +1,46 @@
+import Dispatch
 import Foundation
 import Synchronization
 import Testing
 
-/// Runs one of the Python scripts in Tests/Interop with the test virtualenv's interpreter
-/// (`SAMSA_PYTHON`, set by scripts/test.sh; kafka-python is installed by `require_python_packages`).
-enum PythonClient {
-    static let interop = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Interop")
-    static let python = ProcessInfo.processInfo.environment["SAMSA_PYTHON"] ?? "python3"
-
-    /// Runs the script on a thread of its own: waiting for it on the cooperative pool would starve the
-    /// broker's tasks of the pool's few threads.
-    static func run(_ script: String, _ arguments: [String]) async throws -> Data {
+/// Runs a client program on a thread of its own: waiting for it on the cooperative pool would starve
+/// the broker's tasks of the pool's few threads.
+enum ClientProcess {
+    static func run(_ arguments: [String], input: Data? = nil) async throws -> Data {
         try await withCheckedThrowingContinuation { continuation in
             Thread.detachNewThread {
-                continuation.resume(with: Result { try runBlocking(script, arguments) })
+                continuation.resume(with: Result { try runBlocking(arguments, input: input) })
             }
         }
     }
 
-    private static func runBlocking(_ script: String, _ arguments: [String]) throws -> Data {
+    private static func runBlocking(_ arguments: [String], input: Data?) throws -> Data {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [python, interop.appendingPathComponent(script).path] + arguments
-        let output = Pipe(), errors = Pipe()
+        process.arguments = arguments
+        let output = Pipe(), errors = Pipe(), standardInput = Pipe()
         process.standardOutput = output
         process.standardError = errors
+        process.standardInput = standardInput
         try process.run()
-        // Read stderr on its own thread so neither pipe can fill and stall the client.
+        // Feed stdin and drain stderr on threads of their own so no pipe can fill and stall the client.
         let errorText = Mutex("")
-        let reader = Thread {
+        let done = DispatchGroup()
+        done.enter()
+        Thread.detachNewThread {
             let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             errorText.withLock { $0 = text }
+            done.leave()
         }
-        reader.start()
+        Thread.detachNewThread {
+            if let input { standardInput.fileHandleForWriting.write(input) }
+            try? standardInput.fileHandleForWriting.close()
+        }
         let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        while !reader.isFinished { Thread.sleep(forTimeInterval: 0.01) }
+        done.wait()
         guard process.terminationStatus == 0 else {
-            throw Failure(message: "\(python) \(script) failed (exit \(process.terminationStatus)):\n\(errorText.withLock { $0 })")
+            throw Failure(message: "\(arguments.joined(separator: " ")) failed (exit \(process.terminationStatus)):\n\(errorText.withLock { $0 })")
         }
         return data
     }
@@ -49,7 +51,17 @@ enum PythonClient {
     }
 }
 
+/// The Python scripts in Tests/Interop, run with the test virtualenv's interpreter (`SAMSA_PYTHON`, set
+/// by scripts/test.sh; kafka-python is installed by `require_python_packages`).
+enum PythonClient {
+    static let interop = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Interop")
+    static let python = ProcessInfo.processInfo.environment["SAMSA_PYTHON"] ?? "python3"
 
+    static func run(_ script: String, _ arguments: [String]) async throws -> Data {
+        try await ClientProcess.run([python, interop.appendingPathComponent(script).path] + arguments)
+    }
+}
 
 /// kafka-python 3.0.12 against the broker: admin create and list, a producer with acks=all, and a
 /// consumer by assignment from the beginning.
