@@ -21,6 +21,8 @@ public final class Broker: Sendable {
     private let serverChannel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
     let dispatcher: RequestDispatcher
     private let acceptLoop = Mutex<Task<Void, Never>?>(nil)
+    /// Drops group members whose session timed out (Kafka's heartbeat purgatory, as a sweep).
+    private let expiry = Mutex<Task<Void, Never>?>(nil)
     private let stopped = Atomic<Bool>(false)
 
     /// Opens (recovering) the data directory, binds and starts accepting connections.
@@ -28,9 +30,16 @@ public final class Broker: Sendable {
         let io = NIOThreadPool(numberOfThreads: configuration.ioThreads)
         io.start()
         let logs: LogManager
+        let offsets: OffsetStore
         do {
-            logs = try await io.runIfActive {
-                try LogManager.open(directory: configuration.dataDirectory, configuration: configuration.logConfiguration).manager
+            (logs, offsets) = try await io.runIfActive {
+                let logs = try LogManager.open(directory: configuration.dataDirectory, configuration: configuration.logConfiguration).manager
+                do {
+                    return (logs, try OffsetStore.open(dataDirectory: configuration.dataDirectory))
+                } catch {
+                    try? logs.close()
+                    throw error
+                }
             }
         } catch {
             try? await io.shutdownGracefully()
@@ -51,13 +60,15 @@ public final class Broker: Sendable {
                 }
             let address = server.channel.localAddress!
             let advertised = (configuration.advertisedHost ?? configuration.host, Int32(configuration.advertisedPort ?? address.port ?? configuration.port))
-            let dispatcher = RequestDispatcher(configuration: configuration, logs: logs, io: io, advertised: advertised)
+            let dispatcher = RequestDispatcher(configuration: configuration, logs: logs, offsets: offsets, io: io, advertised: advertised)
             let broker = Broker(configuration: configuration, address: address, group: group, io: io, logs: logs, server: server, dispatcher: dispatcher)
             broker.startAccepting()
+            broker.startExpiringMembers()
             configuration.log("broker \(configuration.brokerId) listening on \(address)")
             return broker
         } catch {
             try? logs.close()
+            try? offsets.close()
             try? await group.shutdownGracefully()
             try? await io.shutdownGracefully()
             throw error
@@ -99,6 +110,17 @@ public final class Broker: Sendable {
         acceptLoop.withLock { $0 = task }
     }
 
+    private func startExpiringMembers() {
+        let groups = dispatcher.groups
+        let task = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(100))
+                await groups.expire()
+            }
+        }
+        expiry.withLock { $0 = task }
+    }
+
     /// Answers one connection's requests in order until it closes or sends something undecodable.
     private static func serve(
         _ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, dispatcher: RequestDispatcher, log: @Sendable (String) -> Void
@@ -132,8 +154,13 @@ public final class Broker: Sendable {
         try? await serverChannel.channel.close()
         let task = acceptLoop.withLock { $0 }
         await task?.value
+        expiry.withLock { $0?.cancel() }
         let logs = logs
-        try await io.runIfActive { try logs.close() }
+        let offsets = dispatcher.offsets
+        try await io.runIfActive {
+            try logs.close()
+            try offsets.close()
+        }
         try await group.shutdownGracefully()
         try await io.shutdownGracefully()
         configuration.log("broker \(configuration.brokerId) stopped")

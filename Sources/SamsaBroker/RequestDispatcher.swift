@@ -11,12 +11,17 @@ final class RequestDispatcher: Sendable {
     let logs: LogManager
     let topics: TopicTable
     let notifier = AppendNotifier()
+    let groups = GroupCoordinator()
+    let offsets: OffsetStore
     let io: NIOThreadPool
     /// Host and port that Metadata advertises.
     let advertised: (host: String, port: Int32)
 
-    init(configuration: BrokerConfiguration, logs: LogManager, io: NIOThreadPool, advertised: (host: String, port: Int32)) {
+    init(
+        configuration: BrokerConfiguration, logs: LogManager, offsets: OffsetStore, io: NIOThreadPool, advertised: (host: String, port: Int32)
+    ) {
         self.configuration = configuration
+        self.offsets = offsets
         self.logs = logs
         self.topics = TopicTable(logs: logs)
         self.io = io
@@ -29,6 +34,10 @@ final class RequestDispatcher: Sendable {
     func respond(to frame: ByteBuffer) async throws -> ByteBuffer? {
         let (header, body) = try KafkaFraming.decodeRequestHeader(frame)
         let version = header.requestApiVersion
+        if configuration.logRequests {
+            let name = ApiKey(rawValue: header.requestApiKey).map { "\($0)" } ?? "api \(header.requestApiKey)"
+            configuration.log("\(name) v\(version) #\(header.correlationId) from \(header.clientId ?? "-")")
+        }
         guard let key = ApiKey(rawValue: header.requestApiKey), let supported = SupportedApis.versions[key] else {
             return Self.unsupported(correlationId: header.correlationId)
         }
@@ -52,6 +61,25 @@ final class RequestDispatcher: Sendable {
             return encode(await listOffsets(try ListOffsetsRequest(decoding: body, version: version)), version, id)
         case .createTopics:
             return encode(await createTopics(try CreateTopicsRequest(decoding: body, version: version)), version, id)
+        case .findCoordinator:
+            return encode(findCoordinator(try FindCoordinatorRequest(decoding: body, version: version), version: version), version, id)
+        case .joinGroup:
+            let request = try JoinGroupRequest(decoding: body, version: version)
+            return encode(await joinGroup(request, version: version, clientId: header.clientId ?? ""), version, id)
+        case .syncGroup:
+            return encode(await syncGroup(try SyncGroupRequest(decoding: body, version: version)), version, id)
+        case .heartbeat:
+            return encode(await heartbeat(try HeartbeatRequest(decoding: body, version: version)), version, id)
+        case .leaveGroup:
+            return encode(await leaveGroup(try LeaveGroupRequest(decoding: body, version: version), version: version), version, id)
+        case .offsetCommit:
+            return encode(await offsetCommit(try OffsetCommitRequest(decoding: body, version: version)), version, id)
+        case .offsetFetch:
+            return encode(offsetFetch(try OffsetFetchRequest(decoding: body, version: version), version: version), version, id)
+        case .listGroups:
+            return encode(await listGroups(try ListGroupsRequest(decoding: body, version: version)), version, id)
+        case .describeGroups:
+            return encode(await describeGroups(try DescribeGroupsRequest(decoding: body, version: version)), version, id)
         default:
             return Self.unsupported(correlationId: id)
         }

@@ -11,6 +11,15 @@ enum SupportedApis {
         .metadata: 0...12,
         .apiVersions: 0...3,
         .createTopics: 2...5,
+        .findCoordinator: 0...4,
+        .joinGroup: 0...7,
+        .syncGroup: 0...5,
+        .heartbeat: 0...4,
+        .leaveGroup: 0...4,
+        .offsetCommit: 2...8,
+        .offsetFetch: 1...8,
+        .listGroups: 0...4,
+        .describeGroups: 0...5,
     ]
 
     /// The ApiVersions entries, by API key.

@@ -24,6 +24,8 @@ struct BrokerCommand: AsyncParsableCommand {
     var flush = FlushPolicyArgument(argument: "every-append")!
     @Option(help: "Segment size in bytes.")
     var segmentBytes = 1 << 30
+    @Flag(help: "Log every request (API, version, client) to stderr.")
+    var logRequests = false
 
     func run() async throws {
         let (host, port) = try Self.hostAndPort(listen)
@@ -33,7 +35,9 @@ struct BrokerCommand: AsyncParsableCommand {
             autoCreateTopics: autoCreateTopics, defaultPartitions: defaultPartitions,
             logConfiguration: LogConfiguration(segmentBytes: segmentBytes, flushPolicy: flush.policy),
             log: { line in FileHandle.standardError.write(Data("samsa broker: \(line)\n".utf8)) })
-        let broker = try await Broker.start(configuration)
+        var settings = configuration
+        settings.logRequests = logRequests
+        let broker = try await Broker.start(settings)
         // One line, written at once (not buffered): scripts wait for it before connecting.
         FileHandle.standardOutput.write(Data("listening on \(host):\(broker.localAddress.port ?? port)\n".utf8))
         await Self.waitForTermination()

@@ -95,4 +95,28 @@ struct KafkaPythonClientTests {
             #expect(outcome.records == expected)
         }
     }
+
+    struct GroupOutcome: Decodable {
+        var first: [String]
+        var committed: [String: Int64]
+        var second: [String]
+        var split: [[Int32]]
+        var afterLeave: [[Int32]]
+        var groups: [[String]]
+    }
+
+    @Test("A consumer group commits; a new member resumes at the commit; two members split and rebalance")
+    func consumerGroup() async throws {
+        try await TestBroker.with(flushPolicy: .everyAppend) { broker in
+            let data = try await PythonClient.run("kafka_python_group.py", ["127.0.0.1:\(broker.port)", "grouped"])
+            let outcome = try JSONDecoder().decode(GroupOutcome.self, from: data)
+            #expect(outcome.first == (0..<10).map { "first-\($0)" })
+            #expect(outcome.committed == ["0": 5, "1": 5])
+            // Exactly the records after the commit: nothing again, nothing skipped.
+            #expect(outcome.second == (0..<5).map { "second-\($0)" })
+            #expect(outcome.split == [[0], [1]])
+            #expect(outcome.afterLeave == [[0, 1]])
+            #expect(outcome.groups == [["readers", "Empty"]])
+        }
+    }
 }

@@ -12,17 +12,20 @@ struct TestBroker {
     let directory: String
     var port: Int { broker.localAddress.port! }
 
-    static func start(autoCreateTopics: Bool = false, flushPolicy: FlushPolicy = .never, maxRequestBytes: Int = 100 << 20) async throws -> TestBroker {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-broker-\(UUID().uuidString)").path
+    static func start(
+        autoCreateTopics: Bool = false, flushPolicy: FlushPolicy = .never, maxRequestBytes: Int = 100 << 20, directory existing: String? = nil
+    ) async throws -> TestBroker {
+        let directory = existing ?? FileManager.default.temporaryDirectory.appendingPathComponent("samsa-broker-\(UUID().uuidString)").path
         let configuration = BrokerConfiguration(
             dataDirectory: directory, port: 0, autoCreateTopics: autoCreateTopics, logConfiguration: LogConfiguration(flushPolicy: flushPolicy),
             maxRequestBytes: maxRequestBytes, eventLoopThreads: 1, ioThreads: 2)
         return TestBroker(broker: try await Broker.start(configuration), directory: directory)
     }
 
-    func stop() async throws {
+    /// Stops the broker and removes its data directory unless `keepingData`.
+    func stop(keepingData: Bool = false) async throws {
         try await broker.stop()
-        try? FileManager.default.removeItem(atPath: directory)
+        if !keepingData { try? FileManager.default.removeItem(atPath: directory) }
     }
 
     /// Runs `body` against a started broker and stops it however `body` ends.
