@@ -36,36 +36,24 @@ extension RequestDispatcher {
             result.errorCode = ErrorCode.unknownTopicOrPartition.rawValue
             return result
         }
-        let maxMessageBytes = configuration.maxMessageBytes
         let records = data.records ?? ByteBuffer()
+        let partition = TopicPartition(topic: topic, partition: data.index)
         do {
-            let outcome = try await onIOThread { () throws -> Result<(baseOffset: Int64, last: AppendResult), BatchValidation.Failure> in
-                switch BatchValidation.batches(in: records, maxMessageBytes: maxMessageBytes) {
-                case .failure(let failure): return .failure(failure)
-                case .success(let batches):
-                    var first: AppendResult?
-                    var last: AppendResult?
-                    // Offsets come from the log; the request's base offsets are ignored.
-                    for batch in batches {
-                        let appended = try log.appendWithoutWaiting(batch)
-                        first = first ?? appended
-                        last = appended
-                    }
-                    return .success((first!.baseOffset, last!))
-                }
-            }
-            switch outcome {
-            case .failure(let failure):
+            switch try await writers.writer(for: partition, log: log).append(records, maxMessageBytes: configuration.maxMessageBytes) {
+            case .rejected(let failure):
                 result.errorCode = failure.code.rawValue
                 result.errorMessage = failure.message
-            case .success(let appended):
-                notifier.appended(to: TopicPartition(topic: topic, partition: data.index))
-                if acks == -1 { try await log.waitForFlushPolicy(appended.last) }
-                result.baseOffset = appended.baseOffset
-                result.logStartOffset = log.logStartOffset
+            case .duplicate(let baseOffset):
+                // An idempotent producer's retry: the original offsets, nothing written again.
+                result.baseOffset = baseOffset
+            case .appended(let baseOffset, let last):
+                notifier.appended(to: partition)
+                if acks == -1 { try await log.waitForFlushPolicy(last) }
+                result.baseOffset = baseOffset
             }
+            result.logStartOffset = log.logStartOffset
         } catch {
-            configuration.log("produce to \(topic)-\(data.index) failed: \(error)")
+            configuration.log("produce to \(partition) failed: \(error)")
             result.errorCode = ErrorCode.kafkaStorageError.rawValue
             result.errorMessage = "\(error)"
         }

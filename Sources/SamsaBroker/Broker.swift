@@ -31,11 +31,13 @@ public final class Broker: Sendable {
         io.start()
         let logs: LogManager
         let offsets: OffsetStore
+        let producerIds: ProducerIdAllocator
         do {
-            (logs, offsets) = try await io.runIfActive {
+            (logs, offsets, producerIds) = try await io.runIfActive {
                 let logs = try LogManager.open(directory: configuration.dataDirectory, configuration: configuration.logConfiguration).manager
                 do {
-                    return (logs, try OffsetStore.open(dataDirectory: configuration.dataDirectory))
+                    let producerIds = try ProducerIdAllocator(dataDirectory: configuration.dataDirectory)
+                    return (logs, try OffsetStore.open(dataDirectory: configuration.dataDirectory), producerIds)
                 } catch {
                     try? logs.close()
                     throw error
@@ -60,7 +62,8 @@ public final class Broker: Sendable {
                 }
             let address = server.channel.localAddress!
             let advertised = (configuration.advertisedHost ?? configuration.host, Int32(configuration.advertisedPort ?? address.port ?? configuration.port))
-            let dispatcher = RequestDispatcher(configuration: configuration, logs: logs, offsets: offsets, io: io, advertised: advertised)
+            let dispatcher = RequestDispatcher(
+                configuration: configuration, logs: logs, offsets: offsets, producerIds: producerIds, io: io, advertised: advertised)
             let broker = Broker(configuration: configuration, address: address, group: group, io: io, logs: logs, server: server, dispatcher: dispatcher)
             broker.startAccepting()
             broker.startExpiringMembers()

@@ -12,15 +12,19 @@ final class RequestDispatcher: Sendable {
     let topics: TopicTable
     let notifier = AppendNotifier()
     let groups = GroupCoordinator()
+    let writers = PartitionWriters()
+    let producerIds: ProducerIdAllocator
     let offsets: OffsetStore
     let io: NIOThreadPool
     /// Host and port that Metadata advertises.
     let advertised: (host: String, port: Int32)
 
     init(
-        configuration: BrokerConfiguration, logs: LogManager, offsets: OffsetStore, io: NIOThreadPool, advertised: (host: String, port: Int32)
+        configuration: BrokerConfiguration, logs: LogManager, offsets: OffsetStore, producerIds: ProducerIdAllocator, io: NIOThreadPool,
+        advertised: (host: String, port: Int32)
     ) {
         self.configuration = configuration
+        self.producerIds = producerIds
         self.offsets = offsets
         self.logs = logs
         self.topics = TopicTable(logs: logs)
@@ -61,6 +65,8 @@ final class RequestDispatcher: Sendable {
             return encode(await listOffsets(try ListOffsetsRequest(decoding: body, version: version)), version, id)
         case .createTopics:
             return encode(await createTopics(try CreateTopicsRequest(decoding: body, version: version)), version, id)
+        case .initProducerId:
+            return encode(await initProducerId(try InitProducerIdRequest(decoding: body, version: version)), version, id)
         case .findCoordinator:
             return encode(findCoordinator(try FindCoordinatorRequest(decoding: body, version: version), version: version), version, id)
         case .joinGroup:

@@ -20,6 +20,7 @@ enum SupportedApis {
         .offsetFetch: 1...8,
         .listGroups: 0...4,
         .describeGroups: 0...5,
+        .initProducerId: 0...4,
     ]
 
     /// The ApiVersions entries, by API key.

@@ -119,4 +119,19 @@ struct KafkaPythonClientTests {
             #expect(outcome.groups == [["readers", "Empty"]])
         }
     }
+
+    struct IdempotentOutcome: Decodable {
+        var offsets: [Int64]
+        var values: [String]
+    }
+
+    @Test("kafka-python's default producer (idempotent, acks=all) writes each record once")
+    func idempotentProducer() async throws {
+        try await TestBroker.with(flushPolicy: .everyAppend) { broker in
+            let data = try await PythonClient.run("kafka_python_idempotent.py", ["127.0.0.1:\(broker.port)", "idempotent", "500"])
+            let outcome = try JSONDecoder().decode(IdempotentOutcome.self, from: data)
+            #expect(outcome.offsets == (0..<500).map { Int64($0) })
+            #expect(outcome.values == (0..<500).map { "value-\($0)" })
+        }
+    }
 }

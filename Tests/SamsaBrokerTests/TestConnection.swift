@@ -120,8 +120,15 @@ final class TestConnection: Sendable {
 }
 
 /// One record batch of `count` records `value-<n>`.
-func makeBatch(count: Int, compression: CompressionCodec = .none, startingAt first: Int = 0) throws -> RecordBatch {
+func makeBatch(
+    count: Int, compression: CompressionCodec = .none, startingAt first: Int = 0, producer: (id: Int64, epoch: Int16, sequence: Int32)? = nil
+) throws -> RecordBatch {
     var builder = RecordBatchBuilder(compression: compression)
+    if let producer {
+        builder.producerId = producer.id
+        builder.producerEpoch = producer.epoch
+        builder.baseSequence = producer.sequence
+    }
     for index in first..<(first + count) {
         builder.append(timestamp: 1_700_000_000_000 + Int64(index), key: nil, value: ByteBuffer(string: "value-\(index)"))
     }
