@@ -15,6 +15,10 @@ extension RequestDispatcher {
             } else if topic.replicationFactor != -1 && topic.replicationFactor != 1 {
                 result.errorCode = ErrorCode.invalidReplicationFactor.rawValue
                 result.errorMessage = "replication factor \(topic.replicationFactor) is larger than the 1 available broker"
+            } else if let config = topic.configs.first {
+                // Per-topic settings are not stored yet; refusing beats creating a topic that ignores them.
+                result.errorCode = ErrorCode.invalidConfig.rawValue
+                result.errorMessage = "topic config '\(config.name)' is not supported: topics take the broker's settings"
             } else {
                 do {
                     let created = try await topics.create(

@@ -65,6 +65,12 @@ final class RequestDispatcher: Sendable {
             return encode(await listOffsets(try ListOffsetsRequest(decoding: body, version: version)), version, id)
         case .createTopics:
             return encode(await createTopics(try CreateTopicsRequest(decoding: body, version: version)), version, id)
+        case .deleteTopics:
+            return encode(await deleteTopics(try DeleteTopicsRequest(decoding: body, version: version), version: version), version, id)
+        case .describeConfigs:
+            return encode(describeConfigs(try DescribeConfigsRequest(decoding: body, version: version)), version, id)
+        case .offsetForLeaderEpoch:
+            return encode(offsetForLeaderEpoch(try OffsetForLeaderEpochRequest(decoding: body, version: version)), version, id)
         case .initProducerId:
             return encode(await initProducerId(try InitProducerIdRequest(decoding: body, version: version)), version, id)
         case .findCoordinator:
@@ -86,8 +92,6 @@ final class RequestDispatcher: Sendable {
             return encode(await listGroups(try ListGroupsRequest(decoding: body, version: version)), version, id)
         case .describeGroups:
             return encode(await describeGroups(try DescribeGroupsRequest(decoding: body, version: version)), version, id)
-        default:
-            return Self.unsupported(correlationId: id)
         }
     }
 

@@ -21,6 +21,9 @@ enum SupportedApis {
         .listGroups: 0...4,
         .describeGroups: 0...5,
         .initProducerId: 0...4,
+        .deleteTopics: 1...4,
+        .describeConfigs: 1...4,
+        .offsetForLeaderEpoch: 2...4,
     ]
 
     /// The ApiVersions entries, by API key.

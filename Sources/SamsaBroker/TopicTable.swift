@@ -77,6 +77,24 @@ final class TopicTable: Sendable {
         return topic
     }
 
+    /// Deletes the topic's partition logs and files; false if there is no such topic.
+    func delete(_ name: String) async throws(StorageError) -> Bool {
+        let result: Result<Bool, StorageError> = await withCheckedContinuation { continuation in
+            administration.async { [self] in
+                continuation.resume(returning: Result { () throws(StorageError) -> Bool in
+                    guard let topic = topic(name) else { return false }
+                    // Gone from the table first, so no new request finds a log being deleted.
+                    topics.withLock { _ = $0.removeValue(forKey: name) }
+                    for partition in 0..<topic.partitionCount { try logs.deleteLog(TopicPartition(topic: name, partition: partition)) }
+                    return true
+                })
+            }
+        }
+        return try result.get()
+    }
+
+    func topic(id: KafkaUUID) -> Topic? { topics.withLock { $0.values.first { $0.id == id } } }
+
     /// A UUID derived from the name (FNV-1a, two seeds), never the zero UUID.
     static func id(for name: String) -> KafkaUUID {
         func fnv(_ seed: UInt64) -> UInt64 {
