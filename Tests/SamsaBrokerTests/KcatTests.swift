@@ -5,7 +5,7 @@ import Testing
 /// (Produce 3, Fetch 4, ListOffsets 1), so this also tests the advertised minimums.
 @Suite("Broker with kcat")
 struct KcatTests {
-    @Test("kcat produces lines and consumes them back", arguments: ["none", "zstd"])
+    @Test("kcat produces lines and consumes them back", arguments: ["none", "lz4", "zstd"])
     func produceThenConsume(compression: String) async throws {
         try await TestBroker.with(autoCreateTopics: true, flushPolicy: .everyAppend) { broker in
             let bootstrap = "127.0.0.1:\(broker.port)"
