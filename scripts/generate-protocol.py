@@ -27,6 +27,12 @@ APIS = [
 # Other schemas: headers, and the consumer protocol's embedded subscription and assignment.
 EXTRA = ["RequestHeader", "ResponseHeader", "ConsumerProtocolSubscription", "ConsumerProtocolAssignment"]
 
+# Versions Kafka 4.0 removed from these schemas, restored: their fields still carry their original
+# version ranges, so the old layouts are exact. Advertising them is what librdkafka up to 2.11 (kcat on
+# Debian) needs to enable features it checks by single versions (MsgVer1 and so LZ4: Produce 2 and Fetch
+# 2; the balanced consumer: OffsetCommit 1).
+VERSION_FLOORS = {"Produce": 0, "Fetch": 0, "OffsetCommit": 1}
+
 PRIMITIVES = {
     "bool": "Bool", "int8": "Int8", "int16": "Int16", "uint16": "UInt16", "int32": "Int32", "uint32": "UInt32",
     "int64": "Int64", "float64": "Double", "string": "String", "bytes": "ByteBuffer", "records": "ByteBuffer",
@@ -356,8 +362,14 @@ def struct_body(name, field_specs, valid, flexible, indent, top_level, message):
     return out
 
 
+def valid_versions(name, message):
+    low, high = versions(message["validVersions"])
+    api = re.sub(r"(Request|Response)$", "", name)
+    return (min(low, VERSION_FLOORS.get(api, low)), high)
+
+
 def generate(name, message):
-    valid = versions(message["validVersions"])
+    valid = valid_versions(name, message)
     flexible = versions(message.get("flexibleVersions"))
     structs = {}
     for common in message.get("commonStructs", []):
@@ -404,7 +416,7 @@ def sample_scalar(t, name):
 
 def generate_samples(name, message):
     """`sample` values for a message and its structs, every field set to a non-default value."""
-    valid = versions(message["validVersions"])
+    valid = valid_versions(name, message)
     flexible = versions(message.get("flexibleVersions"))
     structs = {}
     for common in message.get("commonStructs", []):

@@ -7,6 +7,8 @@ extension RequestDispatcher {
     /// a one-replica log). With `minBytes` not yet available it waits until an append to one of the
     /// partitions brings enough, or `maxWaitMs` passes: appends wake it, no timer loop polls.
     func fetch(_ request: FetchRequest, version: Int16) async -> FetchResponse {
+        // Before v4 a fetcher reads only message format v0/v1, which this broker does not convert to.
+        if version < 4 { return FetchResponse.failing(request, .unsupportedForMessageFormat) }
         let deadline = ContinuousClock.now + .milliseconds(max(0, Int(request.maxWaitMs)))
         let partitions = request.topics.flatMap { topic in topic.partitions.map { TopicPartition(topic: topic.topic, partition: $0.partition) } }
         while true {
@@ -72,6 +74,25 @@ extension RequestDispatcher {
 }
 
 extension FetchResponse {
+    /// Every partition of the request failing with one error.
+    static func failing(_ request: FetchRequest, _ code: ErrorCode) -> FetchResponse {
+        var response = FetchResponse()
+        response.responses = request.topics.map { topic in
+            var entry = FetchableTopicResponse()
+            entry.topic = topic.topic
+            entry.partitions = topic.partitions.map { partition in
+                var result = PartitionData()
+                result.partitionIndex = partition.partition
+                result.errorCode = code.rawValue
+                result.highWatermark = -1
+                result.abortedTransactions = nil
+                return result
+            }
+            return entry
+        }
+        return response
+    }
+
     /// Every partition has an error: waiting cannot help.
     var failedEverywhere: Bool {
         let partitions = responses.flatMap(\.partitions)

@@ -125,6 +125,29 @@ struct ProduceFetchTests {
         }
     }
 
+    @Test("Produce v2 with an old message set and Fetch v2 are UNSUPPORTED_FOR_MESSAGE_FORMAT")
+    func oldMessageFormats() async throws {
+        try await TestBroker.with { broker in
+            let connection = try await TestConnection(port: broker.port)
+            _ = try await ProduceFetchTests.createTopic("legacy", partitions: 1, on: connection)
+            var old = try makeBatch(count: 1).buffer
+            old.setInteger(UInt8(1), at: old.readerIndex + RecordBatchLayout.magicOffset)
+            var data = ProduceRequest.PartitionProduceData()
+            data.records = old
+            var topic = ProduceRequest.TopicProduceData()
+            topic.name = "legacy"
+            topic.partitionData = [data]
+            var request = ProduceRequest()
+            request.acks = 1
+            request.topicData = [topic]
+            let produced = try await connection.request(request, version: 2, expecting: ProduceResponse.self)
+            #expect(produced.responses.first?.partitionResponses.first?.errorCode == ErrorCode.unsupportedForMessageFormat.rawValue)
+            let fetched = try await connection.request(Self.fetchRequest("legacy", offset: 0), version: 2, expecting: FetchResponse.self)
+            #expect(fetched.responses.first?.partitions.first?.errorCode == ErrorCode.unsupportedForMessageFormat.rawValue)
+            try await connection.close()
+        }
+    }
+
     @Test("Fetch past the end is OFFSET_OUT_OF_RANGE; unknown topics are UNKNOWN_TOPIC_OR_PARTITION")
     func fetchErrors() async throws {
         try await TestBroker.with { broker in

@@ -14,7 +14,7 @@ struct ProtocolEdgeTests {
                 let response = try await connection.request(ApiVersionsRequest(), version: version, expecting: ApiVersionsResponse.self)
                 #expect(response.errorCode == 0)
                 let produce = try #require(response.apiKeys.first { $0.apiKey == ApiKey.produce.rawValue })
-                #expect(produce.minVersion == 3 && produce.maxVersion == 9)
+                #expect(produce.minVersion == 0 && produce.maxVersion == 9)
                 #expect(response.apiKeys.count == SupportedApis.versions.count)
             }
             try await connection.close()

@@ -3,7 +3,7 @@ public import NIOCore
 
 public struct FetchRequest: KafkaMessage {
     public static let apiKey: Int16 = 1
-    public static let validVersions: ClosedRange<Int16> = 4...18
+    public static let validVersions: ClosedRange<Int16> = 0...18
     public static let firstFlexibleVersion: Int16? = 12
     /// The clusterId if known. This is used to validate metadata fetches prior to broker registration.
     public var clusterId: String? = nil
@@ -39,8 +39,12 @@ public struct FetchRequest: KafkaMessage {
         }
         self.maxWaitMs = try buffer.readKafkaInteger(as: Int32.self)
         self.minBytes = try buffer.readKafkaInteger(as: Int32.self)
-        self.maxBytes = try buffer.readKafkaInteger(as: Int32.self)
-        self.isolationLevel = try buffer.readKafkaInteger(as: Int8.self)
+        if version >= 3 {
+            self.maxBytes = try buffer.readKafkaInteger(as: Int32.self)
+        }
+        if version >= 4 {
+            self.isolationLevel = try buffer.readKafkaInteger(as: Int8.self)
+        }
         if version >= 7 {
             self.sessionId = try buffer.readKafkaInteger(as: Int32.self)
         }
@@ -92,8 +96,12 @@ public struct FetchRequest: KafkaMessage {
         }
         buffer.writeInteger(self.maxWaitMs)
         buffer.writeInteger(self.minBytes)
-        buffer.writeInteger(self.maxBytes)
-        buffer.writeInteger(self.isolationLevel)
+        if version >= 3 {
+            buffer.writeInteger(self.maxBytes)
+        }
+        if version >= 4 {
+            buffer.writeInteger(self.isolationLevel)
+        }
         if version >= 7 {
             buffer.writeInteger(self.sessionId)
         }

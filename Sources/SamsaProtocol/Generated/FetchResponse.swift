@@ -3,7 +3,7 @@ public import NIOCore
 
 public struct FetchResponse: KafkaMessage {
     public static let apiKey: Int16 = 1
-    public static let validVersions: ClosedRange<Int16> = 4...18
+    public static let validVersions: ClosedRange<Int16> = 0...18
     public static let firstFlexibleVersion: Int16? = 12
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
     public var throttleTimeMs: Int32 = 0
@@ -20,7 +20,9 @@ public struct FetchResponse: KafkaMessage {
 
     public init(from buffer: inout ByteBuffer, version: Int16) throws(ProtocolError) {
         let flexible = version >= 12
-        self.throttleTimeMs = try buffer.readKafkaInteger(as: Int32.self)
+        if version >= 1 {
+            self.throttleTimeMs = try buffer.readKafkaInteger(as: Int32.self)
+        }
         if version >= 7 {
             self.errorCode = try buffer.readKafkaInteger(as: Int16.self)
         }
@@ -57,7 +59,9 @@ public struct FetchResponse: KafkaMessage {
 
     public func write(into buffer: inout ByteBuffer, version: Int16) {
         let flexible = version >= 12
-        buffer.writeInteger(self.throttleTimeMs)
+        if version >= 1 {
+            buffer.writeInteger(self.throttleTimeMs)
+        }
         if version >= 7 {
             buffer.writeInteger(self.errorCode)
         }
@@ -162,18 +166,22 @@ extension FetchResponse {
             self.partitionIndex = try buffer.readKafkaInteger(as: Int32.self)
             self.errorCode = try buffer.readKafkaInteger(as: Int16.self)
             self.highWatermark = try buffer.readKafkaInteger(as: Int64.self)
-            self.lastStableOffset = try buffer.readKafkaInteger(as: Int64.self)
+            if version >= 4 {
+                self.lastStableOffset = try buffer.readKafkaInteger(as: Int64.self)
+            }
             if version >= 5 {
                 self.logStartOffset = try buffer.readKafkaInteger(as: Int64.self)
             }
-            if let count = try buffer.readKafkaArrayCount(compact: flexible) {
-                var items: [AbortedTransaction] = []
-                items.reserveCapacity(Swift.min(count, 1024))
-                for _ in 0..<count { items.append(try AbortedTransaction(from: &buffer, version: version)) }
-                self.abortedTransactions = items
-            } else {
-                guard true else { throw ProtocolError("AbortedTransactions is null in a version where it cannot be") }
-                self.abortedTransactions = nil
+            if version >= 4 {
+                if let count = try buffer.readKafkaArrayCount(compact: flexible) {
+                    var items: [AbortedTransaction] = []
+                    items.reserveCapacity(Swift.min(count, 1024))
+                    for _ in 0..<count { items.append(try AbortedTransaction(from: &buffer, version: version)) }
+                    self.abortedTransactions = items
+                } else {
+                    guard version >= 4 else { throw ProtocolError("AbortedTransactions is null in a version where it cannot be") }
+                    self.abortedTransactions = nil
+                }
             }
             if version >= 11 {
                 self.preferredReadReplica = try buffer.readKafkaInteger(as: Int32.self)
@@ -203,12 +211,16 @@ extension FetchResponse {
             buffer.writeInteger(self.partitionIndex)
             buffer.writeInteger(self.errorCode)
             buffer.writeInteger(self.highWatermark)
-            buffer.writeInteger(self.lastStableOffset)
+            if version >= 4 {
+                buffer.writeInteger(self.lastStableOffset)
+            }
             if version >= 5 {
                 buffer.writeInteger(self.logStartOffset)
             }
-            buffer.writeKafkaArrayCount(self.abortedTransactions?.count, compact: flexible)
-            for item in self.abortedTransactions ?? [] { item.write(into: &buffer, version: version) }
+            if version >= 4 {
+                buffer.writeKafkaArrayCount(self.abortedTransactions?.count, compact: flexible)
+                for item in self.abortedTransactions ?? [] { item.write(into: &buffer, version: version) }
+            }
             if version >= 11 {
                 buffer.writeInteger(self.preferredReadReplica)
             }
@@ -356,8 +368,12 @@ extension FetchResponse {
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(ProtocolError) {
             let flexible = version >= 12
-            self.producerId = try buffer.readKafkaInteger(as: Int64.self)
-            self.firstOffset = try buffer.readKafkaInteger(as: Int64.self)
+            if version >= 4 {
+                self.producerId = try buffer.readKafkaInteger(as: Int64.self)
+            }
+            if version >= 4 {
+                self.firstOffset = try buffer.readKafkaInteger(as: Int64.self)
+            }
             if flexible {
                 for _ in 0..<(try buffer.readKafkaTaggedFieldCount()) {
                     _ = try buffer.readKafkaTaggedField()
@@ -367,8 +383,12 @@ extension FetchResponse {
 
         public func write(into buffer: inout ByteBuffer, version: Int16) {
             let flexible = version >= 12
-            buffer.writeInteger(self.producerId)
-            buffer.writeInteger(self.firstOffset)
+            if version >= 4 {
+                buffer.writeInteger(self.producerId)
+            }
+            if version >= 4 {
+                buffer.writeInteger(self.firstOffset)
+            }
             if flexible {
                 buffer.writeKafkaUnsignedVarint(0)
             }

@@ -3,7 +3,7 @@ public import NIOCore
 
 public struct OffsetCommitRequest: KafkaMessage {
     public static let apiKey: Int16 = 8
-    public static let validVersions: ClosedRange<Int16> = 2...10
+    public static let validVersions: ClosedRange<Int16> = 1...10
     public static let firstFlexibleVersion: Int16? = 8
     /// The unique group identifier.
     public var groupId: String = ""
@@ -29,7 +29,7 @@ public struct OffsetCommitRequest: KafkaMessage {
             self.groupInstanceId = try buffer.readKafkaNullableString(compact: flexible)
             if self.groupInstanceId == nil && !(version >= 7) { throw ProtocolError("GroupInstanceId is null in a version where it cannot be") }
         }
-        if version <= 4 {
+        if version >= 2 && version <= 4 {
             self.retentionTimeMs = try buffer.readKafkaInteger(as: Int64.self)
         }
         if let count = try buffer.readKafkaArrayCount(compact: flexible) {
@@ -55,7 +55,7 @@ public struct OffsetCommitRequest: KafkaMessage {
         if version >= 7 {
             buffer.writeKafkaNullableString(self.groupInstanceId, compact: flexible)
         }
-        if version <= 4 {
+        if version >= 2 && version <= 4 {
             buffer.writeInteger(self.retentionTimeMs)
         }
         buffer.writeKafkaArrayCount(self.topics.count, compact: flexible)

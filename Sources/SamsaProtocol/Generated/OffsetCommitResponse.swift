@@ -3,7 +3,7 @@ public import NIOCore
 
 public struct OffsetCommitResponse: KafkaMessage {
     public static let apiKey: Int16 = 8
-    public static let validVersions: ClosedRange<Int16> = 2...10
+    public static let validVersions: ClosedRange<Int16> = 1...10
     public static let firstFlexibleVersion: Int16? = 8
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
     public var throttleTimeMs: Int32 = 0

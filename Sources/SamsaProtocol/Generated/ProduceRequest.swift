@@ -3,7 +3,7 @@ public import NIOCore
 
 public struct ProduceRequest: KafkaMessage {
     public static let apiKey: Int16 = 0
-    public static let validVersions: ClosedRange<Int16> = 3...13
+    public static let validVersions: ClosedRange<Int16> = 0...13
     public static let firstFlexibleVersion: Int16? = 9
     /// The transactional ID, or null if the producer is not transactional.
     public var transactionalId: String? = nil
@@ -18,7 +18,10 @@ public struct ProduceRequest: KafkaMessage {
 
     public init(from buffer: inout ByteBuffer, version: Int16) throws(ProtocolError) {
         let flexible = version >= 9
-        self.transactionalId = try buffer.readKafkaNullableString(compact: flexible)
+        if version >= 3 {
+            self.transactionalId = try buffer.readKafkaNullableString(compact: flexible)
+            if self.transactionalId == nil && !(version >= 3) { throw ProtocolError("TransactionalId is null in a version where it cannot be") }
+        }
         self.acks = try buffer.readKafkaInteger(as: Int16.self)
         self.timeoutMs = try buffer.readKafkaInteger(as: Int32.self)
         if let count = try buffer.readKafkaArrayCount(compact: flexible) {
@@ -38,7 +41,9 @@ public struct ProduceRequest: KafkaMessage {
 
     public func write(into buffer: inout ByteBuffer, version: Int16) {
         let flexible = version >= 9
-        buffer.writeKafkaNullableString(self.transactionalId, compact: flexible)
+        if version >= 3 {
+            buffer.writeKafkaNullableString(self.transactionalId, compact: flexible)
+        }
         buffer.writeInteger(self.acks)
         buffer.writeInteger(self.timeoutMs)
         buffer.writeKafkaArrayCount(self.topicData.count, compact: flexible)

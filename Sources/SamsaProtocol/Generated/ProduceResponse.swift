@@ -3,7 +3,7 @@ public import NIOCore
 
 public struct ProduceResponse: KafkaMessage {
     public static let apiKey: Int16 = 0
-    public static let validVersions: ClosedRange<Int16> = 3...13
+    public static let validVersions: ClosedRange<Int16> = 0...13
     public static let firstFlexibleVersion: Int16? = 9
     /// Each produce response.
     public var responses: [TopicProduceResponse] = []
@@ -24,7 +24,9 @@ public struct ProduceResponse: KafkaMessage {
         } else {
             throw ProtocolError("Responses is null in a version where it cannot be")
         }
-        self.throttleTimeMs = try buffer.readKafkaInteger(as: Int32.self)
+        if version >= 1 {
+            self.throttleTimeMs = try buffer.readKafkaInteger(as: Int32.self)
+        }
         if flexible {
             for _ in 0..<(try buffer.readKafkaTaggedFieldCount()) {
                 var (tag, field) = try buffer.readKafkaTaggedField()
@@ -49,7 +51,9 @@ public struct ProduceResponse: KafkaMessage {
         let flexible = version >= 9
         buffer.writeKafkaArrayCount(self.responses.count, compact: flexible)
         for item in self.responses { item.write(into: &buffer, version: version) }
-        buffer.writeInteger(self.throttleTimeMs)
+        if version >= 1 {
+            buffer.writeInteger(self.throttleTimeMs)
+        }
         if flexible {
             var tagged = KafkaTaggedFieldsWriter()
             if version >= 10 && self.nodeEndpoints != [] {
@@ -140,7 +144,9 @@ extension ProduceResponse {
             self.index = try buffer.readKafkaInteger(as: Int32.self)
             self.errorCode = try buffer.readKafkaInteger(as: Int16.self)
             self.baseOffset = try buffer.readKafkaInteger(as: Int64.self)
-            self.logAppendTimeMs = try buffer.readKafkaInteger(as: Int64.self)
+            if version >= 2 {
+                self.logAppendTimeMs = try buffer.readKafkaInteger(as: Int64.self)
+            }
             if version >= 5 {
                 self.logStartOffset = try buffer.readKafkaInteger(as: Int64.self)
             }
@@ -176,7 +182,9 @@ extension ProduceResponse {
             buffer.writeInteger(self.index)
             buffer.writeInteger(self.errorCode)
             buffer.writeInteger(self.baseOffset)
-            buffer.writeInteger(self.logAppendTimeMs)
+            if version >= 2 {
+                buffer.writeInteger(self.logAppendTimeMs)
+            }
             if version >= 5 {
                 buffer.writeInteger(self.logStartOffset)
             }
