@@ -58,7 +58,8 @@ public final class Samsa: Sendable {
     /// if the last process did not close it.
     public static func open(directory: String, options: Options = Options()) throws(SamsaError) -> Samsa {
         let files = PosixFileSystem()
-        try storage { () throws(StorageError) in try files.makeDirectory(directory) }
+        // Refuses a directory that is not Samsa's before writing anything into it (the lock file too).
+        try storage { () throws(StorageError) in try DataDirectory.prepare(directory, files: files) }
         let lock = try lockDirectory(directory)
         do throws(SamsaError) {
             let registry = try TopicRegistry(directory: directory, files: files)

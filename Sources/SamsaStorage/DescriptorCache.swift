@@ -84,7 +84,7 @@ public final class DescriptorCache: Sendable {
         if let existing { return existing }
         let fd: Int32
         do throws(StorageError) {
-            fd = try files.open(path, flags: O_RDWR | (create ? O_CREAT : 0) | O_CLOEXEC, mode: 0o644)
+            fd = try files.open(path, flags: O_RDWR | (create ? O_CREAT : 0) | O_CLOEXEC, mode: 0o600)
         } catch where error.errno == ENOENT && !create {
             // Deleted since the caller found it: its `.deleted` file lives on for the delete delay.
             fd = try files.open(path + SegmentFiles.deletedSuffix, flags: O_RDONLY | O_CLOEXEC, mode: 0)

@@ -46,6 +46,8 @@ package final class FaultInjectingFileSystem: FileSystem {
 
     /// fsync and fdatasync calls that reached the disk.
     package var syncCalls: Int { state.withLock { $0.syncCalls } }
+    /// Injected faults not yet triggered.
+    package var faultsRemaining: Int { state.withLock { $0.faults.reduce(0) { $0 + $1.remaining } } }
 
     package func clearFaults() {
         state.withLock { $0.faults.removeAll() }

@@ -23,9 +23,20 @@ public protocol FileSystem: Sendable {
     /// Names in a directory, without "." and "..".
     func listDirectory(_ path: String) throws(StorageError) -> [String]
     func fileExists(_ path: String) -> Bool
+    /// True for a file system that refuses every change (`ReadOnlyFileSystem`).
+    var isReadOnly: Bool { get }
 }
 
 extension FileSystem {
+    public var isReadOnly: Bool { false }
+
+    /// Bytes from the start of the file up to its first hole (`SEEK_HOLE`); `size` where it has none
+    /// or the file system cannot tell.
+    public func dataLength(_ fd: Int32, size: Int) -> Int {
+        let hole = lseek(fd, 0, seekHole)
+        return hole < 0 ? size : min(Int(hole), size)
+    }
+
     /// fsyncs a directory so the names created, renamed or removed in it are durable.
     public func syncDirectory(_ path: String) throws(StorageError) {
         let fd = try open(path, flags: O_RDONLY | O_DIRECTORY | O_CLOEXEC, mode: 0)
@@ -37,7 +48,7 @@ extension FileSystem {
     /// fsync of the directory. Readers see the old contents or the new, never a mix.
     public func writeFileAtomically(_ path: String, _ bytes: [UInt8]) throws(StorageError) {
         let temporary = path + ".tmp"
-        let fd = try open(temporary, flags: O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode: 0o644)
+        let fd = try open(temporary, flags: O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode: 0o600)
         do throws(StorageError) {
             try bytes.withUnsafeBytes { raw in Result { () throws(StorageError) in try pwrite(fd, raw, at: 0, path: temporary) } }.get()
             try fsync(fd, path: temporary)
@@ -63,14 +74,42 @@ extension FileSystem {
     }
 }
 
+/// `SEEK_HOLE` (Linux; glibc declares it only under _GNU_SOURCE).
+private let seekHole: Int32 = 4
+
 func directoryName(of path: String) -> String {
     guard let slash = path.lastIndex(of: "/") else { return "." }
     return slash == path.startIndex ? "/" : String(path[..<slash])
 }
 
-/// The real file system: POSIX calls.
+/// Who may read what Samsa creates.
+public struct FilePermissions: Sendable, Hashable {
+    /// Mode of new files and of new directories.
+    public var file: mode_t
+    public var directory: mode_t
+
+    public init(file: mode_t, directory: mode_t) {
+        self.file = file
+        self.directory = directory
+    }
+
+    /// The owner only (0600 / 0700): the default, as databases keep their data directories.
+    public static let owner = FilePermissions(file: 0o600, directory: 0o700)
+    /// The owner writes, the group reads (0640 / 0750).
+    public static let group = FilePermissions(file: 0o640, directory: 0o750)
+    /// The owner writes, everyone reads (0644 / 0755).
+    public static let everyone = FilePermissions(file: 0o644, directory: 0o755)
+}
+
+/// The real file system: POSIX calls. Files and directories it creates get `permissions` (the umask
+/// may narrow them further); the mode a caller passes is not used, so one setting decides for all of
+/// Samsa's files.
 public struct PosixFileSystem: FileSystem {
-    public init() {}
+    public let permissions: FilePermissions
+
+    public init(permissions: FilePermissions = .owner) {
+        self.permissions = permissions
+    }
 
     private func fail(_ what: String, _ path: String, code: StorageError.Code = .io) -> StorageError {
         StorageError(code, path: path, errno: errno, "\(what) failed")
@@ -78,7 +117,7 @@ public struct PosixFileSystem: FileSystem {
 
     public func open(_ path: String, flags: Int32, mode: mode_t) throws(StorageError) -> Int32 {
         while true {
-            let fd = Glibc.open(path, flags, mode)
+            let fd = Glibc.open(path, flags, flags & O_CREAT != 0 ? permissions.file : 0)
             if fd >= 0 { return fd }
             if errno != EINTR { throw fail("open", path) }
         }
@@ -175,7 +214,7 @@ public struct PosixFileSystem: FileSystem {
     }
 
     public func makeDirectory(_ path: String) throws(StorageError) {
-        if mkdir(path, 0o755) != 0 && errno != EEXIST { throw fail("mkdir", path) }
+        if mkdir(path, permissions.directory) != 0 && errno != EEXIST { throw fail("mkdir", path) }
     }
 
     public func removeDirectory(_ path: String) throws(StorageError) {

@@ -43,7 +43,15 @@ final class IndexFile<Layout: IndexEntryLayout>: EvictableMapping, @unchecked Se
         self.path = path
         self.files = files
         self.mappings = mappings
-        let fd = try files.open(path, flags: O_RDWR | O_CREAT | O_CLOEXEC, mode: 0o644)
+        let fd: Int32
+        do throws(StorageError) {
+            fd = try files.open(path, flags: O_RDWR | O_CREAT | O_CLOEXEC, mode: 0o600)
+        } catch where files.isReadOnly && error.errno == ENOENT {
+            // Read-only and never written (a crash before the index was made): no entries; lookups
+            // scan from the segment's start.
+            slots = Atomic(0)
+            return
+        }
         defer { files.close(fd) }
         let existing = try files.fileSize(fd, path: path)
         var length = existing - existing % Layout.entrySize
@@ -53,10 +61,21 @@ final class IndexFile<Layout: IndexEntryLayout>: EvictableMapping, @unchecked Se
         if writable {
             let preallocated = max(maxSize - maxSize % Layout.entrySize, Layout.entrySize)
             if existing < preallocated {
-                try files.ftruncate(fd, to: preallocated, path: path)
+                // Really allocated, not a sparse extension: a store into a mapped hole that the file
+                // system cannot back (a full disk) would raise SIGBUS; fallocate fails cleanly instead.
+                do throws(StorageError) {
+                    try files.fallocate(fd, size: preallocated, path: path)
+                } catch {
+                    try? files.ftruncate(fd, to: existing, path: path)
+                    throw error
+                }
                 knownEntries = length / Layout.entrySize
                 length = preallocated
             }
+        } else {
+            // Mapped for reading only: never past the first hole (an untrimmed index written sparse by
+            // an older version), whose pages a full file system could not back either.
+            length = min(length, files.dataLength(fd, size: existing) / Layout.entrySize * Layout.entrySize)
         }
         slots = Atomic(length / Layout.entrySize)
         let capacity = length / Layout.entrySize
@@ -131,13 +150,22 @@ final class IndexFile<Layout: IndexEntryLayout>: EvictableMapping, @unchecked Se
         truncate(toEntries: keep)
     }
 
+    /// Stops using the entries without touching the file (a read-only open whose index failed its
+    /// sanity check: lookups then scan from the segment's start, slower but never wrong).
+    func ignoreEntries() {
+        published.store(0, ordering: .releasing)
+    }
+
     /// Forgets entries from `count` on (used by truncation and after a failed sanity check).
     func truncate(toEntries count: Int) {
         precondition(count >= 0 && count <= entryCount)
+        let previous = entryCount
+        // Publish the shorter count first: lock-free lookups read only published entries, so none can
+        // see a slot while it is being zeroed (a half-zeroed entry would point past its target).
+        published.store(count, ordering: .releasing)
         guard let region = currentRegion() else { return }
         // Zero the dropped slots so a reopened, untrimmed file does not count them again.
-        region.zero(at: count * Layout.entrySize, count: (entryCount - count) * Layout.entrySize)
-        published.store(count, ordering: .releasing)
+        region.zero(at: count * Layout.entrySize, count: (previous - count) * Layout.entrySize)
     }
 
     /// Flushes the mapped entries to disk.

@@ -1,3 +1,4 @@
+import Glibc
 import Dispatch
 import Synchronization
 
@@ -7,6 +8,12 @@ import Synchronization
 ///
 /// Opening removes the marker first, so a crash at any later moment is seen as unclean by the next
 /// open. Partitions are opened (and recovered) in parallel.
+///
+/// The directory must be a Samsa data directory (`meta.properties`, see `DataDirectory`); a new or
+/// empty one becomes one. Nothing in it that Samsa did not create is removed: a partition is deleted
+/// by renaming it to `<topic>-<partition>.<id>-delete` first (as Kafka does), and only such
+/// directories are removed at open; a `<name>-<n>` directory without segment files is left alone
+/// and reported (`OpenReport.ignoredDirectories`).
 public final class LogManager: Sendable {
     public static let cleanShutdownMarker = ".clean-shutdown"
     public static let recoveryPointFile = "recovery-point-offset-checkpoint"
@@ -22,17 +29,24 @@ public final class LogManager: Sendable {
     private let checkpointTimer = Mutex<(any DispatchSourceTimer)?>(nil)
     /// Serialises checkpoint writes (the timer and `close` share the temp files).
     private let checkpointLock = Mutex(())
+    /// Opened with `openReadOnly`: nothing is written; `refresh` follows a writer in another process.
+    public let isReadOnly: Bool
 
     /// What opening found, per partition, and whether the last shutdown was clean.
     public struct OpenReport: Sendable {
         public var cleanShutdown: Bool
         public var partitions: [TopicPartition: RecoveryReport]
+        /// Directories named like partitions but holding no segment files: not opened, not changed.
+        public var ignoredDirectories: [String] = []
+        /// Partitions whose recovery found damage it refused to repair (see `LogDamage`).
+        public var damaged: [TopicPartition: LogDamage] { partitions.compactMapValues(\.damage) }
     }
 
     private init(
         directory: String, configuration: LogConfiguration, files: any FileSystem, descriptors: DescriptorCache,
-        logs: [TopicPartition: PartitionLog]
+        logs: [TopicPartition: PartitionLog], readOnly: Bool = false
     ) {
+        self.isReadOnly = readOnly
         self.directory = directory
         self.defaultConfiguration = configuration
         self.files = files
@@ -59,7 +73,8 @@ public final class LogManager: Sendable {
         maxOpenFiles: Int = 256, maxMappedIndexes: Int = 2048, files: any FileSystem = PosixFileSystem()
     ) throws(StorageError) -> (manager: LogManager, report: OpenReport) {
         let descriptors = DescriptorCache(capacity: maxOpenFiles, maxMappings: maxMappedIndexes, files: files)
-        try files.makeDirectory(directory)
+        try DataDirectory.prepare(directory, files: files)
+        try finishPendingDeletes(in: directory, files: files)
         let marker = "\(directory)/\(cleanShutdownMarker)"
         let clean = files.fileExists(marker)
         let recoveryPoints = try OffsetCheckpoint.read("\(directory)/\(recoveryPointFile)", files: files)
@@ -68,7 +83,7 @@ public final class LogManager: Sendable {
             try files.unlink(marker)
             try files.syncDirectory(directory)
         }
-        let partitions = try files.listDirectory(directory).compactMap(TopicPartition.init(directoryName:)).sorted()
+        let (partitions, ignored) = try partitionDirectories(in: directory, files: files)
 
         // Recover partitions in parallel: each is independent, and recovery is disk- and CRC-bound.
         let results = Mutex<[TopicPartition: Result<(PartitionLog, RecoveryReport), StorageError>]>([:])
@@ -91,10 +106,93 @@ public final class LogManager: Sendable {
         }
         let manager = LogManager(directory: directory, configuration: configuration, files: files, descriptors: descriptors, logs: logs)
         for log in logs.values { manager.watchTruncations(of: log) }
-        // Record where recovery left each partition, so the next recovery starts from here.
-        try manager.checkpoint()
+        // Record where recovery left each partition, so the next recovery starts from here. On a full
+        // disk this may fail: the checkpoints on disk are still true (recovery only cuts past them), so
+        // the open goes on and the next checkpoint tries again.
+        do throws(StorageError) {
+            try manager.checkpoint()
+        } catch where error.errno == ENOSPC || error.errno == EDQUOT {}
         if let checkpointInterval { manager.startCheckpoints(every: checkpointInterval) }
-        return (manager, OpenReport(cleanShutdown: clean, partitions: reports))
+        return (manager, OpenReport(cleanShutdown: clean, partitions: reports, ignoredDirectories: ignored))
+    }
+
+    /// Opens the data directory for reading only: nothing is written, recovered or locked, so it works
+    /// on a read-only copy, on a full disk and beside a live writer in another process (see
+    /// `PartitionLog.openReadOnly`). Every change is refused with `.readOnly`; `refresh` follows a writer.
+    public static func openReadOnly(
+        directory: String, configuration: LogConfiguration = LogConfiguration(), configurations: [TopicPartition: LogConfiguration] = [:],
+        maxOpenFiles: Int = 256, maxMappedIndexes: Int = 2048, files: any FileSystem = PosixFileSystem()
+    ) throws(StorageError) -> LogManager {
+        let files: any FileSystem = files.isReadOnly ? files : ReadOnlyFileSystem(base: files)
+        try DataDirectory.check(directory, files: files)
+        let descriptors = DescriptorCache(capacity: maxOpenFiles, maxMappings: maxMappedIndexes, files: files)
+        // Only for where each log starts; a damaged checkpoint costs nothing but that.
+        let logStarts = (try? OffsetCheckpoint.read("\(directory)/\(logStartFile)", files: files)) ?? [:]
+        var logs: [TopicPartition: PartitionLog] = [:]
+        for partition in try partitionDirectories(in: directory, files: files).partitions {
+            logs[partition] = try PartitionLog.openReadOnly(
+                directory: "\(directory)/\(partition.directoryName)", configuration: configurations[partition] ?? configuration,
+                logStartOffset: logStarts[partition], files: files, descriptors: descriptors)
+        }
+        return LogManager(directory: directory, configuration: configuration, files: files, descriptors: descriptors, logs: logs, readOnly: true)
+    }
+
+    /// Read-only managers: picks up what a writer in another process appended, and partitions it
+    /// created. Returns true when anything moved.
+    @discardableResult
+    public func refresh() throws(StorageError) -> Bool {
+        guard isReadOnly else { return false }
+        var moved = false
+        for log in logs.withLock({ Array($0.values) }) where try log.refresh() { moved = true }
+        let known = Set(logs.withLock { $0.keys })
+        for partition in try Self.partitionDirectories(in: directory, files: files).partitions where !known.contains(partition) {
+            let path = "\(directory)/\(partition.directoryName)"
+            // A partition the writer is creating this moment may have no segment yet: next time.
+            guard let log = try? PartitionLog.openReadOnly(directory: path, configuration: defaultConfiguration, files: files, descriptors: descriptors)
+            else { continue }
+            logs.withLock { $0[partition] = log }
+            moved = true
+        }
+        return moved
+    }
+
+    /// Partition directories (`<topic>-<n>` holding segment files, or empty) and the names that look
+    /// like partitions but hold other files (left alone).
+    static func partitionDirectories(in directory: String, files: any FileSystem) throws(StorageError) -> (partitions: [TopicPartition], ignored: [String]) {
+        var partitions: [TopicPartition] = []
+        var ignored: [String] = []
+        for name in try files.listDirectory(directory) {
+            guard let partition = TopicPartition(directoryName: name), TopicPartition.isValidTopic(partition.topic), partition.partition >= 0 else { continue }
+            let path = "\(directory)/\(name)"
+            guard let contents = try? files.listDirectory(path) else { continue }  // a file, not a directory
+            if contents.isEmpty || contents.contains(where: { SegmentFiles.baseOffset(ofLogFile: $0) != nil }) {
+                partitions.append(partition)
+            } else {
+                ignored.append(name)
+            }
+        }
+        return (partitions.sorted(), ignored.sorted())
+    }
+
+    /// Suffix of a partition directory being deleted (after a random id, as Kafka names them).
+    static let deleteSuffix = "-delete"
+
+    /// Removes partition directories whose deletion was under way (renamed to `...-delete`).
+    private static func finishPendingDeletes(in directory: String, files: any FileSystem) throws(StorageError) {
+        for name in try files.listDirectory(directory) where name.hasSuffix(deleteSuffix) && name.contains(".") {
+            guard let dot = name.lastIndex(of: "."), TopicPartition(directoryName: String(name[..<dot])) != nil else { continue }
+            try removePartitionFiles("\(directory)/\(name)", files: files)
+        }
+    }
+
+    /// Removes a partition directory's segment, index and temp files, then the directory: only the
+    /// kinds of files Samsa writes there. Anything else stays, and so does the directory then.
+    private static func removePartitionFiles(_ path: String, files: any FileSystem) throws(StorageError) {
+        var foreign = false
+        for name in try files.listDirectory(path) {
+            if SegmentFiles.isSamsaFile(name) { try files.unlink("\(path)/\(name)") } else { foreign = true }
+        }
+        if !foreign { try files.removeDirectory(path) }
     }
 
     /// The log of a partition, if it exists.
@@ -108,15 +206,22 @@ public final class LogManager: Sendable {
     /// Returns the partition's log, creating it (with `configuration`, or the default) if absent.
     @discardableResult
     public func createLog(_ partition: TopicPartition, configuration: LogConfiguration? = nil) throws(StorageError) -> PartitionLog {
+        guard !isReadOnly else { throw StorageError(.readOnly, path: directory, "the data directory was opened read-only") }
         guard TopicPartition.isValidTopic(partition.topic), partition.partition >= 0 else {
             throw StorageError(.invalidArgument, path: directory, "invalid topic or partition '\(partition)'")
         }
         return try logs.withLock { logs throws(StorageError) -> PartitionLog in
             if let existing = logs[partition] { return existing }
-            let log = try PartitionLog.open(
-                directory: "\(directory)/\(partition.directoryName)", configuration: configuration ?? defaultConfiguration, files: files,
-                descriptors: descriptors
-            ).log
+            let path = "\(directory)/\(partition.directoryName)"
+            let isNew = !files.fileExists(path)
+            let log: PartitionLog
+            do throws(StorageError) {
+                log = try PartitionLog.open(directory: path, configuration: configuration ?? defaultConfiguration, files: files, descriptors: descriptors).log
+            } catch {
+                // A partition this call began to create leaves nothing behind (a full disk, say).
+                if isNew { try? Self.removePartitionFiles(path, files: files) }
+                throw error
+            }
             try files.syncDirectory(directory)
             logs[partition] = log
             watchTruncations(of: log)
@@ -125,12 +230,19 @@ public final class LogManager: Sendable {
     }
 
     /// Closes and deletes a partition's log and its files.
+    ///
+    /// The directory is first renamed to `<topic>-<n>.<id>-delete` (durably), so a crash part-way
+    /// leaves a name that the next open finishes deleting, never a half-deleted partition.
     public func deleteLog(_ partition: TopicPartition) throws(StorageError) {
+        guard !isReadOnly else { throw StorageError(.readOnly, path: directory, "the data directory was opened read-only") }
         guard let log = logs.withLock({ $0.removeValue(forKey: partition) }) else { return }
         try log.close()
         let path = "\(directory)/\(partition.directoryName)"
-        for name in try files.listDirectory(path) { try files.unlink("\(path)/\(name)") }
-        try files.removeDirectory(path)
+        let id = String(UInt64.random(in: 0...UInt64.max), radix: 16)
+        let doomed = "\(path).\(id)\(Self.deleteSuffix)"
+        try files.rename(path, to: doomed)
+        try files.syncDirectory(directory)
+        try Self.removePartitionFiles(doomed, files: files)
         try files.syncDirectory(directory)
     }
 
@@ -158,10 +270,11 @@ public final class LogManager: Sendable {
 
     /// Writes the recovery points (flushed offsets) and log start offsets of every partition.
     public func checkpoint() throws(StorageError) {
+        guard !isReadOnly else { return }
         let current = logs.withLock { $0 }
         try checkpointLock.withLock { _ in
             Result { () throws(StorageError) in
-                try OffsetCheckpoint.write(current.mapValues(\.flushedOffset), to: "\(directory)/\(Self.recoveryPointFile)", files: files)
+                try OffsetCheckpoint.write(current.mapValues(\.recoveryCheckpoint), to: "\(directory)/\(Self.recoveryPointFile)", files: files)
                 try OffsetCheckpoint.write(current.mapValues(\.logStartOffset), to: "\(directory)/\(Self.logStartFile)", files: files)
             }
         }.get()
@@ -169,7 +282,7 @@ public final class LogManager: Sendable {
 
     /// Closes every log (flushing it), writes the checkpoints, then the clean-shutdown marker.
     public func close() throws(StorageError) {
-        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing), !isReadOnly else { return }
         checkpointTimer.withLock { $0?.cancel() }
         for log in logs.withLock({ Array($0.values) }) { try log.close() }
         try checkpoint()

@@ -6,6 +6,10 @@ import SamsaRecords
 /// CRC-32C, codec, records decodable), offsets increasing and contiguous across segments, and both
 /// indexes against the log (entries increasing, pointing at batch starts inside the segment).
 /// What `samsa verify` runs; recovery is what repairs.
+///
+/// The last segment may end inside a batch: a live writer's append in progress, or a crash's torn
+/// write (recovery cuts it). That is reported as `unfinishedTailBytes`, not as a problem, and index
+/// entries a live writer added after the log was measured are not held against it.
 public enum LogVerifier {
     public struct Problem: Sendable, Hashable, CustomStringConvertible {
         public var path: String
@@ -22,19 +26,23 @@ public enum LogVerifier {
         public var firstOffset: Int64?
         public var nextOffset: Int64?
         public var problems: [Problem] = []
+        /// Bytes at the end of the last segment that are not yet (or no longer) a whole batch.
+        public var unfinishedTailBytes = 0
         public var isValid: Bool { problems.isEmpty }
     }
 
     public static func verifyPartition(directory: String, files: any FileSystem = PosixFileSystem()) throws(StorageError) -> Report {
         var report = Report()
         let bases = try files.listDirectory(directory).compactMap(SegmentFiles.baseOffset(ofLogFile:)).sorted()
-        for base in bases {
-            try verifySegment(directory: directory, baseOffset: base, files: files, report: &report)
+        for (index, base) in bases.enumerated() {
+            try verifySegment(directory: directory, baseOffset: base, isLast: index == bases.count - 1, files: files, report: &report)
         }
         return report
     }
 
-    private static func verifySegment(directory: String, baseOffset: Int64, files: any FileSystem, report: inout Report) throws(StorageError) {
+    private static func verifySegment(
+        directory: String, baseOffset: Int64, isLast: Bool, files: any FileSystem, report: inout Report
+    ) throws(StorageError) {
         let path = SegmentFiles.log(directory, baseOffset)
         let fd = try files.open(path, flags: O_RDONLY | O_CLOEXEC, mode: 0)
         defer { files.close(fd) }
@@ -53,16 +61,30 @@ public enum LogVerifier {
             let batchSize: Int
             do {
                 guard let probed = try RecordBatch.size(ofBatchAtStartOf: header) else {
-                    report.problems.append(Problem(path: path, position: position, message: "the file ends inside a batch header"))
+                    if isLast {
+                        report.unfinishedTailBytes = size - position
+                    } else {
+                        report.problems.append(Problem(path: path, position: position, message: "the file ends inside a batch header"))
+                    }
                     break
                 }
                 batchSize = probed
             } catch {
-                report.problems.append(Problem(path: path, position: position, message: error.description))
+                // Zeros to the end of the last segment: write-ahead space not cut back yet (live or
+                // crashed), which recovery drops.
+                if isLast, try allZeros(fd, path: path, from: position, to: size, files: files) {
+                    report.unfinishedTailBytes = size - position
+                } else {
+                    report.problems.append(Problem(path: path, position: position, message: error.description))
+                }
                 break
             }
             guard position + batchSize <= size else {
-                report.problems.append(Problem(path: path, position: position, message: "the file ends \(size - position) bytes into a batch of \(batchSize)"))
+                if isLast {
+                    report.unfinishedTailBytes = size - position
+                } else {
+                    report.problems.append(Problem(path: path, position: position, message: "the file ends \(size - position) bytes into a batch of \(batchSize)"))
+                }
                 break
             }
             do {
@@ -86,11 +108,16 @@ public enum LogVerifier {
             position += batchSize
         }
         report.nextOffset = expected
-        verifyOffsetIndex(directory: directory, baseOffset: baseOffset, batchStarts: batchStarts, files: files, report: &report)
-        verifyTimeIndex(directory: directory, baseOffset: baseOffset, nextOffset: expected, files: files, report: &report)
+        verifyOffsetIndex(
+            directory: directory, baseOffset: baseOffset, batchStarts: batchStarts, checkedEnd: isLast ? position : nil, files: files, report: &report)
+        verifyTimeIndex(directory: directory, baseOffset: baseOffset, nextOffset: expected, isLast: isLast, files: files, report: &report)
     }
 
-    private static func verifyOffsetIndex(directory: String, baseOffset: Int64, batchStarts: [Int: Int64], files: any FileSystem, report: inout Report) {
+    /// `checkedEnd`: for the last segment, where the check of its batches stopped; entries past it
+    /// may be a live writer's newer ones.
+    private static func verifyOffsetIndex(
+        directory: String, baseOffset: Int64, batchStarts: [Int: Int64], checkedEnd: Int?, files: any FileSystem, report: inout Report
+    ) {
         let path = SegmentFiles.index(directory, baseOffset)
         guard files.fileExists(path), let bytes = try? files.readFile(path) else { return }
         var previous: (Int64, Int)?
@@ -103,6 +130,7 @@ public enum LogVerifier {
                 report.problems.append(Problem(path: path, position: slot * 8, message: "entry \(slot) does not increase"))
                 return
             }
+            if let checkedEnd, position >= checkedEnd { return }
             if batchStarts[position] != offset {
                 report.problems.append(Problem(path: path, position: slot * 8, message: "entry \(slot) (offset \(offset), position \(position)) does not point at that batch"))
                 return
@@ -111,7 +139,9 @@ public enum LogVerifier {
         }
     }
 
-    private static func verifyTimeIndex(directory: String, baseOffset: Int64, nextOffset: Int64, files: any FileSystem, report: inout Report) {
+    private static func verifyTimeIndex(
+        directory: String, baseOffset: Int64, nextOffset: Int64, isLast: Bool, files: any FileSystem, report: inout Report
+    ) {
         let path = SegmentFiles.timeIndex(directory, baseOffset)
         guard files.fileExists(path), let bytes = try? files.readFile(path) else { return }
         var previous: Int64?
@@ -124,11 +154,22 @@ public enum LogVerifier {
                 return
             }
             if baseOffset + Int64(relative) >= max(nextOffset, baseOffset + 1) {
+                if isLast { return }  // a live writer's entry for batches appended after the check
                 report.problems.append(Problem(path: path, position: slot * 12, message: "entry \(slot) points past the segment's end"))
                 return
             }
             previous = timestamp
         }
+    }
+
+    private static func allZeros(_ fd: Int32, path: String, from start: Int, to end: Int, files: any FileSystem) throws(StorageError) -> Bool {
+        var position = start
+        while position < end {
+            let chunk = try read(fd, path: path, at: position, count: min(end - position, 1 << 20), files: files)
+            if !chunk.readableBytesView.allSatisfy({ $0 == 0 }) { return false }
+            position += chunk.readableBytes
+        }
+        return true
     }
 
     private static func bigEndian<T: FixedWidthInteger>(_ bytes: [UInt8], _ at: Int, as: T.Type) -> T {

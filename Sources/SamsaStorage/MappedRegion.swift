@@ -12,10 +12,16 @@ final class MappedRegion: @unchecked Sendable {
     let length: Int
     let path: String
 
-    /// Maps `length` bytes of `fd` (the file must already be at least that long).
+    /// Whether stores are allowed: false for a descriptor opened read-only (a read-only data directory).
+    let writable: Bool
+
+    /// Maps `length` bytes of `fd` (the file must already be at least that long), read-write when the
+    /// descriptor allows it, read-only otherwise.
     init(fd: Int32, length: Int, path: String) throws(StorageError) {
         precondition(length > 0, "cannot map an empty region")
-        guard let address = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), address != MAP_FAILED else {
+        let writable = fcntl(fd, F_GETFL) & O_ACCMODE != O_RDONLY
+        self.writable = writable
+        guard let address = mmap(nil, length, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0), address != MAP_FAILED else {
             throw StorageError(.io, path: path, errno: errno, "mmap of \(length) bytes failed")
         }
         self.base = address
@@ -44,17 +50,20 @@ final class MappedRegion: @unchecked Sendable {
 
     func store(_ value: UInt32, at offset: Int) {
         check(offset, 4)
+        precondition(writable, "store into a read-only mapping of \(path)")
         base.storeBytes(of: value.bigEndian, toByteOffset: offset, as: UInt32.self)
     }
 
     func store(_ value: Int64, at offset: Int) {
         check(offset, 8)
+        precondition(writable, "store into a read-only mapping of \(path)")
         base.storeBytes(of: value.bigEndian, toByteOffset: offset, as: Int64.self)
     }
 
     /// Sets `count` bytes from `offset` to zero.
     func zero(at offset: Int, count: Int) {
         check(offset, count)
+        precondition(writable, "store into a read-only mapping of \(path)")
         (base + offset).initializeMemory(as: UInt8.self, repeating: 0, count: count)
     }
 

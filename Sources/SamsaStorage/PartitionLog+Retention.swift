@@ -6,32 +6,43 @@ extension PartitionLog {
     /// Returns how many segments went.
     @discardableResult
     public func applyRetention(nowMilliseconds now: Int64) throws(StorageError) -> Int {
-        let removed = try state.withLock { state throws(StorageError) -> Int in
+        if isReadOnly { return 0 }
+        let (removed, failure) = state.withLock { state -> (Int, StorageError?) in
             var removed = 0
+            var failure: StorageError?
             var total = state.segments.reduce(0) { $0 + Int64($1.size) }
             while state.segments.count > 1 {
                 let oldest = state.segments[0]
                 let overSize = configuration.retentionBytes.map { total - Int64(oldest.size) >= $0 } ?? false
                 let expired = configuration.retentionMilliseconds.map { oldest.maxTimestamp < now - $0 } ?? false
                 guard overSize || expired else { break }
-                state.pendingDeletion += try oldest.markDeleted()
+                do throws(StorageError) {
+                    state.pendingDeletion += try oldest.markDeleted()
+                } catch {
+                    // The segment is still whole (see `markDeleted`): it stays, and so does the log start.
+                    failure = error
+                    break
+                }
                 state.segments.removeFirst()
                 total -= Int64(oldest.size)
                 removed += 1
             }
+            // What did go moves the log start, even when a later segment could not go.
             if removed > 0 {
                 state.logStartOffset = max(state.logStartOffset, state.segments[0].baseOffset)
                 publishLogStart(state.logStartOffset)
             }
-            return removed
+            return (removed, failure)
         }
         deletePendingFiles()
+        if let failure { throw failure }
         return removed
     }
 
     /// Moves the log start forward (Kafka's DeleteRecords); whole segments below it are deleted by the
     /// next retention pass.
     public func advanceLogStart(to offset: Int64) throws(StorageError) {
+        try refuseIfDamaged()
         try state.withLock { state throws(StorageError) in
             guard offset <= logEndOffset else {
                 throw StorageError(.offsetOutOfRange, path: directory, "log start \(offset) past the log end \(logEndOffset)")

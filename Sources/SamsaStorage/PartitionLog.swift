@@ -43,8 +43,7 @@ public final class PartitionLog: Sendable {
     let files: any FileSystem
     let descriptors: DescriptorCache
     let state: Mutex<State>
-    private let publishedEnd: Atomic<Int64>
-    private let publishedFlushed: Atomic<Int64>
+    let publishedEnd: Atomic<Int64>
     private let publishedHighWatermark: Atomic<Int64>
     private let publishedStart: Atomic<Int64>
     private let groupCommit: GroupCommit
@@ -56,34 +55,50 @@ public final class PartitionLog: Sendable {
     /// The offset the next appended record gets (Kafka's log end offset).
     public var logEndOffset: Int64 { publishedEnd.load(ordering: .acquiring) }
     /// Every offset below this is on disk (the recovery point).
-    public var flushedOffset: Int64 { publishedFlushed.load(ordering: .acquiring) }
+    public var flushedOffset: Int64 { groupCommit.durableEnd }
     /// The first offset still retained.
     public var logStartOffset: Int64 { publishedStart.load(ordering: .acquiring) }
     /// Offsets below this are replicated (readers with `.highWatermark` see only these).
     public var highWatermark: Int64 { publishedHighWatermark.load(ordering: .acquiring) }
 
+    /// Damage found at open: reads stop at it and writes are refused (see `LogDamage`).
+    public let damage: LogDamage?
+    /// Opened with `openReadOnly`: every change is refused with `.readOnly`; `refresh` picks up what
+    /// a writer in another process appended.
+    public let isReadOnly: Bool
+
+    /// The recovery point to checkpoint: the flushed offset, but never lowered below the one a damaged
+    /// log was opened with (the next open must still see that durable records are missing).
+    /// During a truncation, never above its target (see `truncate`).
+    public var recoveryCheckpoint: Int64 {
+        min(max(flushedOffset, damage?.recoveryPoint ?? 0), truncationFloor.load(ordering: .acquiring))
+    }
+    /// The offset a truncation under way cuts to (Int64.max when none is).
+    private let truncationFloor = Atomic<Int64>(Int64.max)
+
     init(
         directory: String, configuration: LogConfiguration, files: any FileSystem, descriptors: DescriptorCache, segments: [Segment],
-        logStartOffset: Int64, flushed: Int64
+        logStartOffset: Int64, flushed: Int64, damage: LogDamage? = nil, readOnly: Bool = false
     ) {
         self.directory = directory
+        self.damage = damage
+        self.isReadOnly = readOnly
         self.configuration = configuration
         self.files = files
         self.descriptors = descriptors
         let end = segments.last!.nextOffset
         state = Mutex(State(segments: segments, logStartOffset: logStartOffset, activeCreated: .now))
         publishedEnd = Atomic(end)
-        publishedFlushed = Atomic(min(flushed, end))
         publishedHighWatermark = Atomic(end)
         publishedStart = Atomic(logStartOffset)
         intervalTimer = Mutex(nil)
         let box = WeakLog()
-        groupCommit = GroupCommit(label: directory, durableEnd: min(flushed, end)) { () throws(StorageError) -> Int64 in
-            guard let log = box.log else { return 0 }
+        groupCommit = GroupCommit(label: directory, durableEnd: min(flushed, end)) { () throws(StorageError) -> GroupCommit.Coverage in
+            guard let log = box.log else { return GroupCommit.Coverage(end: 0, generation: 0) }
             return try log.syncWritten()
         }
         box.log = self
-        startIntervalFlushes()
+        if !readOnly { startIntervalFlushes() }
     }
 
     deinit {
@@ -128,6 +143,7 @@ public final class PartitionLog: Sendable {
         if let failure = groupCommit.failure {
             throw StorageError(.closed, path: directory, errno: failure.errno, "the log refuses writes after a failed sync: \(failure.message)")
         }
+        try refuseIfDamaged()
         let (result, flushNow) = try state.withLock { state throws(StorageError) -> (AppendResult, Bool) in
             guard !state.closed else { throw StorageError(.closed, path: directory, "the log is closed") }
             let base = publishedEnd.load(ordering: .relaxed)
@@ -148,6 +164,13 @@ public final class PartitionLog: Sendable {
         }
         if flushNow { groupCommit.flushSoon() }
         return result
+    }
+
+    /// Writes to a damaged log are refused: they would take offsets that records after the damage hold.
+    /// (And every change to a read-only one.)
+    func refuseIfDamaged() throws(StorageError) {
+        if isReadOnly { throw StorageError(.readOnly, path: directory, "the log was opened read-only") }
+        if let damage { throw StorageError(.corrupt, path: damage.path, "the log is \(damage)") }
     }
 
     private func rollIfNeeded(_ state: inout State, adding bytes: Int) throws(StorageError) {
@@ -172,6 +195,7 @@ public final class PartitionLog: Sendable {
 
     /// Starts a new segment now (if the active one holds anything).
     public func roll() throws(StorageError) {
+        try refuseIfDamaged()
         try state.withLock { state throws(StorageError) in
             guard state.segments[state.segments.count - 1].size > 0 else { return }
             try roll(&state)
@@ -180,24 +204,23 @@ public final class PartitionLog: Sendable {
 
     // MARK: - Flushing
 
-    /// Syncs every segment holding bytes past the flushed offset; returns the log end it covers.
-    private func syncWritten() throws(StorageError) -> Int64 {
-        let flushed = publishedFlushed.load(ordering: .acquiring)
-        let (end, unflushed) = state.withLock { state in
-            (publishedEnd.load(ordering: .acquiring), state.segments.filter { $0.nextOffset > flushed })
+    /// Syncs every segment holding bytes past the flushed offset; returns the log end it covers and the
+    /// truncation generation it belongs to, both read under the writer lock (a truncation holds it).
+    private func syncWritten() throws(StorageError) -> GroupCommit.Coverage {
+        let flushed = groupCommit.durableEnd
+        let (coverage, unflushed) = state.withLock { state in
+            (
+                GroupCommit.Coverage(end: publishedEnd.load(ordering: .acquiring), generation: groupCommit.generation),
+                state.segments.filter { $0.nextOffset > flushed }
+            )
         }
         for segment in unflushed { try segment.flush() }
-        var current = publishedFlushed.load(ordering: .relaxed)
-        while current < end {
-            let (exchanged, original) = publishedFlushed.compareExchange(expected: current, desired: end, ordering: .acquiringAndReleasing)
-            if exchanged { break }
-            current = original
-        }
-        return end
+        return coverage
     }
 
     /// Flushes everything written so far and waits for it.
     public func flush() throws(StorageError) {
+        try refuseIfDamaged()
         try groupCommit.flushNow()
     }
 
@@ -230,6 +253,9 @@ public final class PartitionLog: Sendable {
         let (segments, start) = state.withLock { ($0.segments, $0.logStartOffset) }
         guard offset >= start, offset <= logEndOffset else {
             throw StorageError(.offsetOutOfRange, path: directory, "offset \(offset) is outside \(start)..<\(logEndOffset)")
+        }
+        if let damage, offset >= damage.offset {
+            throw StorageError(.corrupt, path: damage.path, "cannot read offset \(offset): the log is \(damage)")
         }
         guard offset < visibleEnd else { return nil }
         var index = Self.segmentIndex(holding: offset, in: segments)
@@ -308,33 +334,66 @@ public final class PartitionLog: Sendable {
     /// Removes every record at and after `offset` (replication truncates a follower to its leader's
     /// epoch boundary). Whole batches go; the log end becomes the start of the batch holding `offset`.
     /// The cut is synced before this returns.
+    ///
+    /// Order, for crashes and failures: (1) the recovery point is checkpointed at or below `offset`
+    /// first (the observer), so a crash part-way is recovered as a torn tail past it, never taken for
+    /// damage below it; (2) the segment that stays last is reopened writable if sealed, cut and
+    /// synced; (3) only then later segments are renamed `.deleted` and the new end is published. A
+    /// failure in (1) changes nothing; a failure after (2) began leaves the files part-way, so the log
+    /// then refuses writes like after a failed sync (reopening recovers it).
     public func truncate(to offset: Int64) throws(StorageError) {
-        try state.withLock { state throws(StorageError) in
-            guard offset < publishedEnd.load(ordering: .relaxed) else { return }
+        try refuseIfDamaged()
+        if let failure = groupCommit.failure {
+            throw StorageError(.closed, path: directory, errno: failure.errno, "the log refuses writes after a failed sync: \(failure.message)")
+        }
+        let needed = try state.withLock { state throws(StorageError) -> Bool in
+            guard offset < publishedEnd.load(ordering: .relaxed) else { return false }
             guard offset >= state.logStartOffset else {
                 throw StorageError(.offsetOutOfRange, path: directory, "cannot truncate to \(offset), before the log start \(state.logStartOffset)")
             }
-            while state.segments.count > 1 && state.segments[state.segments.count - 1].baseOffset >= offset {
-                let removed = state.segments.removeLast()
-                state.pendingDeletion += try removed.markDeleted()
-            }
-            let active = state.segments[state.segments.count - 1]
-            if active.sealed {
-                // It becomes active again: reopen it writable, with preallocated indexes.
-                state.segments[state.segments.count - 1] = try Segment(
-                    directory: directory, baseOffset: active.baseOffset, configuration: configuration.segmentSettings, writable: true, files: files, descriptors: descriptors)
-                try state.segments[state.segments.count - 1].loadEnd()
-            }
-            let end = try state.segments[state.segments.count - 1].truncate(from: offset)
-            // Make the cut durable now: a truncated tail that a power cut brought back would pass
-            // recovery as valid batches (replication truncates exactly such divergent tails).
-            try state.segments[state.segments.count - 1].flush()
-            publishedEnd.store(end, ordering: .releasing)
-            if publishedFlushed.load(ordering: .relaxed) > end { publishedFlushed.store(end, ordering: .releasing) }
-            if publishedHighWatermark.load(ordering: .relaxed) > end { publishedHighWatermark.store(end, ordering: .releasing) }
+            truncationFloor.store(offset, ordering: .releasing)
+            return true
+        }
+        guard needed else { return }
+        defer { truncationFloor.store(Int64.max, ordering: .releasing) }
+        do throws(StorageError) {
+            try truncationObserver.withLock { $0 }?()
+        } catch {
+            throw error  // nothing cut yet
+        }
+        do throws(StorageError) {
+            try state.withLock { state throws(StorageError) in try cut(&state, at: offset) }
+        } catch {
+            groupCommit.refuseWrites(after: error)
+            throw error
         }
         deletePendingFiles()
         try truncationObserver.withLock { $0 }?()
+    }
+
+    /// Steps (2) and (3) of `truncate`, under the writer lock.
+    private func cut(_ state: inout State, at offset: Int64) throws(StorageError) {
+        let keep = state.segments.lastIndex { $0.baseOffset < offset } ?? 0
+        var target = state.segments[keep]
+        if target.sealed {
+            // It becomes active again: reopen it writable, with preallocated indexes.
+            target = try Segment(
+                directory: directory, baseOffset: target.baseOffset, configuration: configuration.segmentSettings, writable: true, files: files,
+                descriptors: descriptors)
+            try target.loadEnd()
+        }
+        let end = try target.truncate(from: offset)
+        // Make the cut durable now: a truncated tail that a power cut brought back would pass
+        // recovery as valid batches (replication truncates exactly such divergent tails).
+        try target.flush()
+        for removed in state.segments[(keep + 1)...].reversed() { state.pendingDeletion += try removed.markDeleted() }
+        state.segments.removeSubrange((keep + 1)...)
+        state.segments[keep] = target
+        publishedEnd.store(end, ordering: .releasing)
+        // Durability goes through its owner: the durable end drops to the cut, and a sync that
+        // began before it cannot raise it again.
+        groupCommit.truncated(to: end)
+        if publishedHighWatermark.load(ordering: .relaxed) > end { publishedHighWatermark.store(end, ordering: .releasing) }
     }
 
     func observeTruncation(_ observer: @escaping @Sendable () throws(StorageError) -> Void) {
@@ -348,8 +407,8 @@ public final class PartitionLog: Sendable {
             defer { state.closed = true }
             return state.closed
         }
-        guard !alreadyClosed else { return }
-        if groupCommit.failure == nil { try flush() }
+        guard !alreadyClosed, !isReadOnly else { return }
+        if groupCommit.failure == nil { try groupCommit.flushNow() }
         try state.withLock { state throws(StorageError) in try state.segments[state.segments.count - 1].seal() }
         deletePendingFiles()
     }

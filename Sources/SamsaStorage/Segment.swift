@@ -29,7 +29,7 @@ public struct SegmentConfiguration: Sendable, Hashable {
 /// Crash behaviour: the `.log` file is the truth. `recover()` validates every batch, truncates at the
 /// first invalid byte and rebuilds both indexes.
 final class Segment: @unchecked Sendable {
-    // @unchecked: writer-only state (`bytesSinceIndexEntry`, `maxTimestamp`, `sealed`, `pinned`) is
+    // @unchecked: writer-only state (`bytesSinceIndexEntry`, `sealed`, `pinned`) is
     // touched only by the single writer; what readers need is published through atomics, and readers
     // reach the file through the descriptor cache.
     let baseOffset: Int64
@@ -46,8 +46,15 @@ final class Segment: @unchecked Sendable {
     private let publishedSize = Atomic<Int>(0)
     private let publishedNextOffset: Atomic<Int64>
     private var bytesSinceIndexEntry = 0
-    private(set) var maxTimestamp: Int64 = -1
+    /// The largest timestamp in the segment; written by the writer, read by timestamp lookups.
+    private let publishedMaxTimestamp = Atomic<Int64>(-1)
+    /// Set once the files are renamed for deletion: a flush that raced with it has nothing to sync.
+    private let deleted = Atomic<Bool>(false)
     private(set) var sealed = false
+    /// See `keepDamaged`.
+    private var keepsDamage = false
+
+    var maxTimestamp: Int64 { publishedMaxTimestamp.load(ordering: .acquiring) }
 
     /// The `.log` file's path, built once: it keys the descriptor cache on every read.
     let logPath: String
@@ -69,6 +76,7 @@ final class Segment: @unchecked Sendable {
         self.descriptors = descriptors
         let logPath = SegmentFiles.log(directory, baseOffset)
         self.logPath = logPath
+        let isNew = writable && !files.fileExists(logPath)
         let pinned = writable ? try descriptors.pin(logPath, create: true) : nil
         self.pinned = pinned
         do throws(StorageError) {
@@ -85,6 +93,14 @@ final class Segment: @unchecked Sendable {
             } : nil
         } catch {
             if let pinned { descriptors.unpin(logPath, pinned) }
+            // A segment this call created leaves nothing behind (a full disk fails the index
+            // preallocation after the files exist).
+            if isNew {
+                descriptors.forget(logPath)
+                for path in [logPath, SegmentFiles.index(directory, baseOffset), SegmentFiles.timeIndex(directory, baseOffset)] {
+                    try? files.unlink(path)
+                }
+            }
             throw error
         }
         publishedNextOffset = Atomic(baseOffset)
@@ -151,7 +167,7 @@ final class Segment: @unchecked Sendable {
     private func noteAppended(baseOffset: Int64, lastOffset: Int64, maxTimestamp batchMaxTimestamp: Int64, size: Int, at position: Int)
         throws(StorageError)
     {
-        if batchMaxTimestamp > maxTimestamp { maxTimestamp = batchMaxTimestamp }
+        if batchMaxTimestamp > maxTimestamp { publishedMaxTimestamp.store(batchMaxTimestamp, ordering: .releasing) }
         if bytesSinceIndexEntry >= configuration.indexIntervalBytes && !offsetIndex.isFull && !timeIndex.isFull {
             try offsetIndex.append(offset: baseOffset, position: position)
             // Every record up to this batch's last offset has a timestamp ≤ maxTimestamp.
@@ -287,10 +303,19 @@ final class Segment: @unchecked Sendable {
     /// Validates every batch from the start (length, magic, CRC-32C, codec, offsets increasing from
     /// `expectedBaseOffset`), truncates the file at the first invalid byte and rebuilds both indexes.
     func recover(expectedBaseOffset: Int64? = nil) throws(StorageError) -> RecoveryResult {
+        let result = try scan(expectedBaseOffset: expectedBaseOffset)
+        try cutTail(result)
+        return result
+    }
+
+    /// Validates every batch from the start and rebuilds both indexes for the valid prefix, which
+    /// becomes the segment's size; the file itself is not changed (the caller decides whether the
+    /// rest is a torn tail to `cutTail`, or damage to keep for inspection).
+    func scan(expectedBaseOffset: Int64? = nil) throws(StorageError) -> RecoveryResult {
         offsetIndex.reset()
         timeIndex.reset()
         bytesSinceIndexEntry = 0
-        maxTimestamp = -1
+        publishedMaxTimestamp.store(-1, ordering: .releasing)
         publishedNextOffset.store(baseOffset, ordering: .releasing)
         let fd = writerDescriptor()
         let fileSize = try files.fileSize(fd, path: logPath)
@@ -307,8 +332,12 @@ final class Segment: @unchecked Sendable {
         let valid = size
         var zeroTail = 0
         if valid < fileSize, try tailIsZeros(from: valid, to: fileSize) { zeroTail = fileSize - valid }
-        try cutFile(fd, to: valid, fileSize: fileSize, restartWriteAhead: true)
         return RecoveryResult(validBytes: valid, truncatedBytes: fileSize - valid, zeroTailBytes: zeroTail, batches: batches)
+    }
+
+    /// Cuts the file to the valid prefix a `scan` found.
+    func cutTail(_ result: RecoveryResult) throws(StorageError) {
+        try cutFile(writerDescriptor(), to: result.validBytes, fileSize: result.validBytes + result.truncatedBytes, restartWriteAhead: true)
     }
 
     /// After a clean shutdown: trusts the log's size, checks the indexes, and finds the end offset and
@@ -331,8 +360,44 @@ final class Segment: @unchecked Sendable {
             bytesSinceIndexEntry += header.size
         }
         try timeIndex.sanityCheck(nextOffset: next)
-        self.maxTimestamp = maxTimestamp
+        publishedMaxTimestamp.store(maxTimestamp, ordering: .releasing)
         publishedNextOffset.store(next, ordering: .releasing)
+    }
+
+    /// For read-only opens, which may not repair anything: finds the end like `loadEnd`, but stops at
+    /// the first batch header that is incomplete or does not follow (a live writer's batch in progress,
+    /// or a crash's torn tail) instead of failing, and ignores an index that fails its sanity check.
+    /// With `continuing`, picks up from the end found before (a live writer appended meanwhile).
+    /// Returns true when the whole file was whole batches.
+    @discardableResult
+    func loadEndForReading(continuing: Bool = false) throws(StorageError) -> Bool {
+        let fileSize = try descriptors.withDescriptor(logPath) { fd throws(StorageError) in try files.fileSize(fd, path: logPath) }
+        var position: Int
+        var next: Int64
+        var maxTimestamp: Int64
+        if continuing {
+            position = size
+            next = nextOffset
+            maxTimestamp = self.maxTimestamp
+        } else {
+            if (try? offsetIndex.sanityCheck(segmentSize: fileSize)) == nil { offsetIndex.ignoreEntries() }
+            position = offsetIndex.entryCount > 0 ? offsetIndex.entry(offsetIndex.entryCount - 1).position : 0
+            next = offsetIndex.entryCount > 0 ? offsetIndex.entry(offsetIndex.entryCount - 1).offset : baseOffset
+            maxTimestamp = timeIndex.lastEntry?.timestamp ?? -1
+        }
+        while position < fileSize {
+            guard let header = try? readHeader(at: position, end: fileSize), header.baseOffset >= next, header.lastOffset >= header.baseOffset else {
+                break
+            }
+            next = header.lastOffset + 1
+            maxTimestamp = max(maxTimestamp, header.maxTimestamp)
+            position += header.size
+        }
+        if !continuing, (try? timeIndex.sanityCheck(nextOffset: next)) == nil { timeIndex.ignoreEntries() }
+        publishedMaxTimestamp.store(maxTimestamp, ordering: .releasing)
+        publishedNextOffset.store(next, ordering: .releasing)
+        publishedSize.store(position, ordering: .releasing)
+        return position == fileSize
     }
 
     /// Removes the batch holding `offset` and everything after it; returns the segment's new end offset.
@@ -377,14 +442,35 @@ final class Segment: @unchecked Sendable {
 
     /// fdatasync of the `.log` file. Indexes are not synced: recovery rebuilds them.
     func flush() throws(StorageError) {
-        // Through the cache: a flush may run on the flusher's thread after the writer sealed the segment.
-        try descriptors.withDescriptor(logPath) { fd throws(StorageError) in try files.fdatasync(fd, path: logPath) }
+        guard !deleted.load(ordering: .acquiring) else { return }
+        do throws(StorageError) {
+            // Through the cache: a flush may run on the flusher's thread after the writer sealed the segment.
+            try descriptors.withDescriptor(logPath) { fd throws(StorageError) in
+                if let writeAhead {
+                    try writeAhead.sync(fd)
+                } else {
+                    try files.fdatasync(fd, path: logPath)
+                }
+            }
+        } catch {
+            // A truncation or retention removed the segment while this flush ran: its bytes are gone
+            // on purpose, there is nothing left to make durable.
+            if deleted.load(ordering: .acquiring) { return }
+            throw error
+        }
+    }
+
+    /// The segment holds damage that recovery keeps for inspection: from now on nothing may cut its
+    /// file (sealing and deletion cut write-ahead space back to `size`, the valid prefix).
+    func keepDamaged() {
+        writeAhead?.stop()
+        keepsDamage = true
     }
 
     /// The segment stops taking appends: indexes are cut to their entries.
     func seal() throws(StorageError) {
         guard !sealed else { return }
-        if let writeAhead, let pinned { try writeAhead.cut(to: size, fd: pinned, restart: false) }
+        if let writeAhead, let pinned, !keepsDamage { try writeAhead.cut(to: size, fd: pinned, restart: false) }
         try offsetIndex.trim()
         try timeIndex.trim()
         sealed = true
@@ -395,14 +481,25 @@ final class Segment: @unchecked Sendable {
     /// Renames the segment's files to `.deleted`, so readers holding it keep their open file while the
     /// names disappear from the directory. Returns the new paths, for deletion later.
     func markDeleted() throws(StorageError) -> [String] {
-        if let writeAhead, let pinned { try writeAhead.cut(to: size, fd: pinned, restart: false) }
-        if let pinned { descriptors.unpin(logPath, pinned) }
-        pinned = nil
+        if let writeAhead, let pinned, !keepsDamage { try writeAhead.cut(to: size, fd: pinned, restart: false) }
+        // The indexes first and the `.log` last: the `.log` rename is the step that deletes the
+        // segment, so a failure before it leaves a whole, readable segment (lookups without an index
+        // scan from its start), and the next open removes the renamed leftovers.
         var renamed: [String] = []
-        for path in [logPath, offsetIndex.path, timeIndex.path] where files.fileExists(path) {
+        for path in [offsetIndex.path, timeIndex.path] where files.fileExists(path) {
             try files.rename(path, to: path + SegmentFiles.deletedSuffix)
             renamed.append(path + SegmentFiles.deletedSuffix)
         }
+        deleted.store(true, ordering: .releasing)
+        do throws(StorageError) {
+            try files.rename(logPath, to: logPath + SegmentFiles.deletedSuffix)
+        } catch {
+            deleted.store(false, ordering: .releasing)
+            throw error
+        }
+        renamed.append(logPath + SegmentFiles.deletedSuffix)
+        if let pinned { descriptors.unpin(logPath, pinned) }
+        pinned = nil
         descriptors.forget(logPath)
         offsetIndex.close()
         timeIndex.close()

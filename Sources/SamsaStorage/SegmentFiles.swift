@@ -23,4 +23,20 @@ enum SegmentFiles {
         guard stem.count == 20, stem.allSatisfy(\.isASCII), stem.allSatisfy(\.isNumber) else { return nil }
         return Int64(stem)
     }
+
+    /// Files the partition log itself writes in a partition directory: segment files (also renamed
+    /// `.deleted`) and checkpoint files with their `.tmp` copies. Nothing else is ever removed there.
+    static func isSamsaFile(_ name: String) -> Bool {
+        var name = Substring(name)
+        for suffix in [deletedSuffix, ".tmp"] where name.hasSuffix(suffix) { name = name.dropLast(suffix.count) }
+        if partitionFiles.contains(String(name)) { return true }
+        for suffix in [logSuffix, indexSuffix, timeIndexSuffix] where name.hasSuffix(suffix) {
+            let stem = name.dropLast(suffix.count)
+            return stem.count == 20 && stem.allSatisfy { $0.isASCII && $0.isNumber }
+        }
+        return false
+    }
+
+    /// Other files a partition directory may hold (replication's epoch cache).
+    static let partitionFiles: Set<String> = ["leader-epoch-checkpoint"]
 }

@@ -21,6 +21,14 @@ public struct StorageError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let offsetOutOfRange = Code("offsetOutOfRange")
         /// An index has no room for another entry.
         public static let indexFull = Code("indexFull")
+        /// The log was truncated below an offset before it became durable (the append is gone).
+        public static let truncated = Code("truncated")
+        /// The log or data directory was opened read-only.
+        public static let readOnly = Code("readOnly")
+        /// The directory holds files but no `meta.properties`: it is not a Samsa data directory.
+        public static let notADataDirectory = Code("notADataDirectory")
+        /// No space left on the device (ENOSPC, EDQUOT): nothing was acknowledged past what was kept.
+        public static let noSpace = Code("noSpace")
     }
 
     public let code: Code

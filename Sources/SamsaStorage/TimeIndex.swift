@@ -89,6 +89,9 @@ final class TimeIndex: Sendable {
         }
     }
 
+    /// Stops using the entries, leaving the file alone (read-only opens of a damaged index).
+    func ignoreEntries() { file.ignoreEntries() }
+
     func sync() throws(StorageError) { try file.sync() }
     func trim() throws(StorageError) { try file.trim() }
     func close() { file.close() }

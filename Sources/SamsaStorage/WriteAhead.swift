@@ -43,6 +43,8 @@ final class WriteAhead: Sendable {
     /// A failure of the background fill; appends go on without write-ahead and the next sync reports
     /// any real disk problem.
     private let failed = Atomic<Bool>(false)
+    /// The first failed fdatasync of this file, by the filler or the log; see `sync`.
+    private let syncLock = Mutex<StorageError?>(nil)
 
     init(settings: Settings, files: any FileSystem, descriptors: DescriptorCache, path: String, fileSize: Int) {
         self.settings = settings
@@ -107,10 +109,28 @@ final class WriteAhead: Sendable {
                 filledEndHint.store(end, ordering: .releasing)
                 return true
             }
-            // Synced outside the lock: the writer keeps appending meanwhile.
-            if filled { try descriptors.withDescriptor(path) { fd throws(StorageError) in try files.fdatasync(fd, path: path) } }
+            // Synced outside the state lock: the writer keeps appending meanwhile.
+            if filled { try descriptors.withDescriptor(path) { fd throws(StorageError) in try sync(fd) } }
         } catch {
             failed.store(true, ordering: .relaxed)
+        }
+    }
+
+    /// fdatasync of the file, shared by the filler and the log's flushes. On Linux a failed fdatasync
+    /// reports its error once per open file, and the filler shares the log's descriptor: if the filler's
+    /// sync took the error, the log's next sync could succeed and acknowledge data the failure lost
+    /// (fsyncgate). So every sync goes through here, one at a time (`syncLock` is held across the call
+    /// on purpose, so a failure is recorded before the next sync can begin), and once one has failed
+    /// every later one fails too.
+    func sync(_ fd: Int32) throws(StorageError) {
+        try syncLock.withLock { failure throws(StorageError) in
+            if let failure { throw failure }
+            do throws(StorageError) {
+                try files.fdatasync(fd, path: path)
+            } catch {
+                failure = error
+                throw error
+            }
         }
     }
 

@@ -17,7 +17,7 @@ func fileSize(_ path: String) throws -> Int {
     (try FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue ?? -1
 }
 
-@Suite("Offset index")
+@Suite("Offset index", .timeLimit(.minutes(1)))
 struct OffsetIndexTests {
     let files = PosixFileSystem()
 
@@ -127,7 +127,7 @@ struct OffsetIndexTests {
     }
 }
 
-@Suite("Time index")
+@Suite("Time index", .timeLimit(.minutes(1)))
 struct TimeIndexTests {
     @Test("lookup finds the last entry below a timestamp; only growing timestamps are recorded")
     func lookup() throws {
@@ -154,7 +154,7 @@ struct TimeIndexTests {
     }
 }
 
-@Suite("Fault-injecting file system")
+@Suite("Fault-injecting file system", .timeLimit(.minutes(1)))
 struct FaultInjectionTests {
     @Test("injected errors fail the chosen call with the chosen errno")
     func injectedErrors() throws {

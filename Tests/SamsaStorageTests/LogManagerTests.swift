@@ -2,7 +2,7 @@ import Foundation
 @testable import SamsaStorage
 import Testing
 
-@Suite("Log manager")
+@Suite("Log manager", .timeLimit(.minutes(2)))
 struct LogManagerTests {
     let orders = TopicPartition(topic: "orders", partition: 0)
     let events = TopicPartition(topic: "click-events", partition: 3)
@@ -87,7 +87,7 @@ struct LogManagerTests {
     }
 }
 
-@Suite("Open files")
+@Suite("Open files", .timeLimit(.minutes(5)))
 struct OpenFilesTests {
     @Test("a log of many segments keeps at most the cache's capacity of files open")
     func boundedDescriptors() async throws {

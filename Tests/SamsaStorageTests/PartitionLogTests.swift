@@ -24,7 +24,7 @@ func readAll(_ log: PartitionLog, from start: Int64? = nil, limit: ReadLimit = .
     return result
 }
 
-@Suite("Partition log")
+@Suite("Partition log", .timeLimit(.minutes(2)))
 struct PartitionLogTests {
     @Test("appends get consecutive offsets; reads cross segment boundaries")
     func appendAndReadAcrossSegments() async throws {

@@ -28,7 +28,7 @@ func offsets(in bytes: ByteBuffer?) throws -> [Int64] {
     return result
 }
 
-@Suite("Segment")
+@Suite("Segment", .timeLimit(.minutes(1)))
 struct SegmentTests {
     let files = PosixFileSystem()
     let configuration = SegmentConfiguration(indexIntervalBytes: 1024, maxIndexSize: 4096)

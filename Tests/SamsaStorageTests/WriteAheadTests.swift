@@ -3,7 +3,7 @@ import Glibc
 @testable import SamsaStorage
 import Testing
 
-@Suite("Write-ahead zeros in the active segment")
+@Suite("Write-ahead zeros in the active segment", .timeLimit(.minutes(2)))
 struct WriteAheadTests {
     func configuration(_ policy: FlushPolicy = .everyAppend) -> LogConfiguration {
         var configuration = LogConfiguration(flushPolicy: policy, fileDeleteDelayMilliseconds: 0, writeAheadBytes: 64 << 10)
@@ -84,7 +84,7 @@ struct WriteAheadTests {
         #expect(try readAll(log) == Array(0..<100))
     }
 
-    @Test("garbage that is not all zeros still cuts the log there")
+    @Test("garbage that is not all zeros still cuts the log there (past the recovery point)")
     func garbageIsNotZeros() async throws {
         let dir = try TemporaryDirectory()
         do {
@@ -119,5 +119,18 @@ struct WriteAheadTests {
         #expect(try readAll(log) == Array(0..<150))
         try log.close()
         #expect(fileSize(logFile) == log.sizeInBytes)
+    }
+
+    @Test("a failed fdatasync of the background fill fails the log's next sync too (the error is reported once per file)")
+    func fillSyncFailureIsNotSwallowed() async throws {
+        let dir = try TemporaryDirectory()
+        let files = FaultInjectingFileSystem()
+        let (log, _) = try PartitionLog.open(directory: dir.path, configuration: configuration(.never), files: files)
+        files.inject(.fdatasync, errno: EIO, pathContains: ".log")
+        try await log.append(try testBatch(offset: 0))  // starts a fill, whose sync takes the error
+        for _ in 0..<1000 where files.faultsRemaining > 0 { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(files.faultsRemaining == 0, "the fill never synced")
+        let error = #expect(throws: StorageError.self) { try log.flush() }
+        #expect(error?.code == .syncFailed)
     }
 }
