@@ -1,4 +1,5 @@
 import SamsaProtocol
+import SamsaRecords
 import SamsaStorage
 
 extension RequestDispatcher {
@@ -29,9 +30,12 @@ extension RequestDispatcher {
                 case let timestamp where timestamp >= 0:
                     do {
                         // -1 with no timestamp when no record is that recent, as Kafka answers.
-                        let found = try await onIOThread { try log.offset(forTimestamp: timestamp) }
-                        result.offset = found ?? -1
-                        result.timestamp = found == nil ? -1 : timestamp
+                        let found = try await onIOThread { () throws -> (offset: Int64, timestamp: Int64)? in
+                            guard let offset = try log.offset(forTimestamp: timestamp) else { return nil }
+                            return (offset, try Self.timestamp(of: offset, in: log) ?? timestamp)
+                        }
+                        result.offset = found?.offset ?? -1
+                        result.timestamp = found?.timestamp ?? -1
                     } catch {
                         configuration.log("list offsets of \(topic.name)-\(partition.partitionIndex) failed: \(error)")
                         result.errorCode = ErrorCode.kafkaStorageError.rawValue
@@ -44,5 +48,15 @@ extension RequestDispatcher {
             response.topics.append(entry)
         }
         return response
+    }
+
+    /// The timestamp of the record at `offset` (blocking: reads its batch).
+    static func timestamp(of offset: Int64, in log: PartitionLog) throws -> Int64? {
+        guard let bytes = try log.read(from: offset, maxBytes: 1) else { return nil }
+        var found: Int64?
+        try RecordBatch(validating: bytes).forEachRecord { record in
+            if record.offset == offset { found = record.timestamp }
+        }
+        return found
     }
 }

@@ -226,6 +226,10 @@ struct ProduceFetchTests {
                     let result = try #require(response.topics.first?.partitions.first)
                     #expect(result.errorCode == 0)
                     #expect(result.offset == expected, "timestamp \(timestamp) v\(version)")
+                    if timestamp > 0 && version > 0 {
+                        // The found record's own timestamp (makeBatch stamps record n with base + n).
+                        #expect(result.timestamp == (expected < 0 ? -1 : 1_700_000_000_000 + expected))
+                    }
                 }
             }
             try await connection.close()
