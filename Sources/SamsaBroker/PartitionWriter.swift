@@ -13,6 +13,8 @@ final class PartitionWriter: @unchecked Sendable {
     private let queue: DispatchQueue
     private let log: PartitionLog
     private var producers = ProducerState()
+    /// The producer state is rebuilt from the log before the first append (see `rebuildProducerState`).
+    private var rebuilt = false
 
     enum Outcome: Sendable {
         /// Written: the first batch's base offset and the last append, to wait on for durability.
@@ -37,6 +39,10 @@ final class PartitionWriter: @unchecked Sendable {
 
     /// Runs on `queue`.
     private func appendNow(_ records: ByteBuffer, maxMessageBytes: Int) throws -> Outcome {
+        if !rebuilt {
+            try rebuildProducerState()
+            rebuilt = true
+        }
         let batches: [RecordBatch]
         switch BatchValidation.batches(in: records, maxMessageBytes: maxMessageBytes) {
         case .failure(let failure): return .rejected(failure)
@@ -81,6 +87,26 @@ final class PartitionWriter: @unchecked Sendable {
         }
         if let lastAppend { return .appended(baseOffset: first!, last: lastAppend) }
         return .duplicate(baseOffset: first!)
+    }
+
+    /// Replays the idempotent batches of the active segment into the producer state, so a retry that
+    /// spans a broker restart is still recognised (Kafka rebuilds from `.snapshot` files plus the tail).
+    /// Only the active segment is read, bounding the cost by the segment size: a producer whose last
+    /// batches are all in older segments is then unknown and accepted at any sequence. Runs on `queue`.
+    private func rebuildProducerState() throws {
+        var offset = max(log.segmentBaseOffsets.last ?? 0, log.logStartOffset)
+        while offset < log.logEndOffset, let bytes = try log.read(from: offset, maxBytes: 1 << 20) {
+            var remaining = bytes
+            while remaining.readableBytes > 0 {
+                let batch = try RecordBatch(validating: remaining)
+                remaining.moveReaderIndex(forwardBy: batch.sizeInBytes)
+                offset = batch.nextOffset
+                guard batch.producerId >= 0, batch.baseSequence >= 0 else { continue }
+                producers.record(
+                    producerId: batch.producerId, epoch: batch.producerEpoch, firstSequence: batch.baseSequence,
+                    lastSequence: Self.lastSequence(of: batch), baseOffset: batch.baseOffset)
+            }
+        }
     }
 
     /// The batch's last sequence: base + last offset delta, wrapping past Int32.max as Kafka's do.

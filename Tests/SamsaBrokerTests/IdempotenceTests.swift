@@ -53,6 +53,30 @@ struct IdempotenceTests {
         }
     }
 
+    @Test("A retry that spans a broker restart is still recognised (state rebuilt from the log)")
+    func duplicatesAcrossRestart() async throws {
+        let broker = try await TestBroker.start()
+        var connection = try await TestConnection(port: broker.port)
+        _ = try await ProduceFetchTests.createTopic("restarts", partitions: 1, on: connection)
+        let initialised = try await connection.request(InitProducerIdRequest.nullTransaction, version: 4, expecting: InitProducerIdResponse.self)
+        let first = try makeBatch(count: 3, producer: (initialised.producerId, 0, 0))
+        #expect(try await ProduceFetchTests.produce([first], to: "restarts", on: connection).baseOffset == 0)
+        try await connection.close()
+        try await broker.stop(keepingData: true)
+
+        let restarted = try await TestBroker.start(directory: broker.directory)
+        connection = try await TestConnection(port: restarted.port)
+        let retried = try await ProduceFetchTests.produce([first], to: "restarts", on: connection)
+        #expect(retried.errorCode == 0 && retried.baseOffset == 0)
+        let gap = try await ProduceFetchTests.produce([try makeBatch(count: 1, producer: (initialised.producerId, 0, 9))], to: "restarts", on: connection)
+        #expect(gap.errorCode == ErrorCode.outOfOrderSequenceNumber.rawValue)
+        let next = try await ProduceFetchTests.produce(
+            [try makeBatch(count: 1, startingAt: 3, producer: (initialised.producerId, 0, 3))], to: "restarts", on: connection)
+        #expect(next.errorCode == 0 && next.baseOffset == 3)
+        try await connection.close()
+        try await restarted.stop()
+    }
+
     @Test("Producer ids are never reused across restarts")
     func producerIdsSurviveRestart() async throws {
         var broker = try await TestBroker.start()

@@ -89,4 +89,19 @@ struct ProtocolEdgeTests {
         try await connection.close()
         try await broker.stop()
     }
+
+    @Test("A client that disconnects mid-request leaves the broker serving others")
+    func disconnectMidRequest() async throws {
+        try await TestBroker.with { broker in
+            let leaving = try await TestConnection(port: broker.port)
+            var partial = KafkaFraming.encodeRequest(ApiVersionsRequest(), version: 3, correlationId: 1, clientId: "gone")
+            partial.moveWriterIndex(to: partial.writerIndex - 3)
+            try await leaving.send(partial)
+            try await leaving.close()
+            let staying = try await TestConnection(port: broker.port)
+            let response = try await staying.request(ApiVersionsRequest(), version: 3, expecting: ApiVersionsResponse.self)
+            #expect(response.errorCode == 0)
+            try await staying.close()
+        }
+    }
 }
