@@ -28,10 +28,14 @@ APIS = [
 EXTRA = ["RequestHeader", "ResponseHeader", "ConsumerProtocolSubscription", "ConsumerProtocolAssignment"]
 
 # Versions Kafka 4.0 removed from these schemas, restored: their fields still carry their original
-# version ranges, so the old layouts are exact. Advertising them is what librdkafka up to 2.11 (kcat on
-# Debian) needs to enable features it checks by single versions (MsgVer1 and so LZ4: Produce 2 and Fetch
-# 2; the balanced consumer: OffsetCommit 1).
-VERSION_FLOORS = {"Produce": 0, "Fetch": 0, "OffsetCommit": 1}
+# version ranges (e.g. DescribeConfigs' IsDefault "0", OffsetCommit's CommitTimestamp "1"), so the old
+# layouts are exact. Advertising them is what librdkafka up to 2.11 (kcat on Debian) needs to enable
+# features it checks by single versions (lz4: Produce 0; MsgVer1: Produce 2 and Fetch 2; the balanced
+# consumer: OffsetCommit 1), and what older clients ask for.
+VERSION_FLOORS = {
+    "Produce": 0, "Fetch": 0, "OffsetCommit": 1, "CreateTopics": 0, "DeleteTopics": 0, "DescribeConfigs": 0,
+    "OffsetForLeaderEpoch": 0,
+}
 
 PRIMITIVES = {
     "bool": "Bool", "int8": "Int8", "int16": "Int16", "uint16": "UInt16", "int32": "Int32", "uint32": "UInt32",

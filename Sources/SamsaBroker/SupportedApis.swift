@@ -13,7 +13,7 @@ enum SupportedApis {
         .listOffsets: 1...7,
         .metadata: 0...12,
         .apiVersions: 0...3,
-        .createTopics: 2...5,
+        .createTopics: 0...5,
         .findCoordinator: 0...4,
         .joinGroup: 0...7,
         .syncGroup: 0...5,
@@ -24,9 +24,9 @@ enum SupportedApis {
         .listGroups: 0...4,
         .describeGroups: 0...5,
         .initProducerId: 0...4,
-        .deleteTopics: 1...4,
-        .describeConfigs: 1...4,
-        .offsetForLeaderEpoch: 2...4,
+        .deleteTopics: 0...4,
+        .describeConfigs: 0...4,
+        .offsetForLeaderEpoch: 0...4,
     ]
 
     /// The ApiVersions entries, by API key.

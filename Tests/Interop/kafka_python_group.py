@@ -36,7 +36,7 @@ def consume(consumer, count, timeout=20):
 def member(bootstrap, topic, group, **options):
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False, auto_offset_reset="earliest",
-        session_timeout_ms=6000, heartbeat_interval_ms=500, **options)
+        session_timeout_ms=30000, heartbeat_interval_ms=500, **options)
     consumer.subscribe([topic])
     return consumer
 

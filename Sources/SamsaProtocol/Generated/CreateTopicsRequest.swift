@@ -3,7 +3,7 @@ public import NIOCore
 
 public struct CreateTopicsRequest: KafkaMessage {
     public static let apiKey: Int16 = 19
-    public static let validVersions: ClosedRange<Int16> = 2...7
+    public static let validVersions: ClosedRange<Int16> = 0...7
     public static let firstFlexibleVersion: Int16? = 5
     /// The topics to create.
     public var topics: [CreatableTopic] = []
@@ -25,7 +25,9 @@ public struct CreateTopicsRequest: KafkaMessage {
             throw ProtocolError("Topics is null in a version where it cannot be")
         }
         self.timeoutMs = try buffer.readKafkaInteger(as: Int32.self)
-        self.validateOnly = try buffer.readKafkaBool()
+        if version >= 1 {
+            self.validateOnly = try buffer.readKafkaBool()
+        }
         if flexible {
             for _ in 0..<(try buffer.readKafkaTaggedFieldCount()) {
                 _ = try buffer.readKafkaTaggedField()
@@ -38,7 +40,9 @@ public struct CreateTopicsRequest: KafkaMessage {
         buffer.writeKafkaArrayCount(self.topics.count, compact: flexible)
         for item in self.topics { item.write(into: &buffer, version: version) }
         buffer.writeInteger(self.timeoutMs)
-        buffer.writeKafkaBool(self.validateOnly)
+        if version >= 1 {
+            buffer.writeKafkaBool(self.validateOnly)
+        }
         if flexible {
             buffer.writeKafkaUnsignedVarint(0)
         }

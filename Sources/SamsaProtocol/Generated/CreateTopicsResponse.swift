@@ -3,7 +3,7 @@ public import NIOCore
 
 public struct CreateTopicsResponse: KafkaMessage {
     public static let apiKey: Int16 = 19
-    public static let validVersions: ClosedRange<Int16> = 2...7
+    public static let validVersions: ClosedRange<Int16> = 0...7
     public static let firstFlexibleVersion: Int16? = 5
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
     public var throttleTimeMs: Int32 = 0
@@ -14,7 +14,9 @@ public struct CreateTopicsResponse: KafkaMessage {
 
     public init(from buffer: inout ByteBuffer, version: Int16) throws(ProtocolError) {
         let flexible = version >= 5
-        self.throttleTimeMs = try buffer.readKafkaInteger(as: Int32.self)
+        if version >= 2 {
+            self.throttleTimeMs = try buffer.readKafkaInteger(as: Int32.self)
+        }
         if let count = try buffer.readKafkaArrayCount(compact: flexible) {
             var items: [CreatableTopicResult] = []
             items.reserveCapacity(Swift.min(count, 1024))
@@ -32,7 +34,9 @@ public struct CreateTopicsResponse: KafkaMessage {
 
     public func write(into buffer: inout ByteBuffer, version: Int16) {
         let flexible = version >= 5
-        buffer.writeInteger(self.throttleTimeMs)
+        if version >= 2 {
+            buffer.writeInteger(self.throttleTimeMs)
+        }
         buffer.writeKafkaArrayCount(self.topics.count, compact: flexible)
         for item in self.topics { item.write(into: &buffer, version: version) }
         if flexible {
@@ -69,7 +73,9 @@ extension CreateTopicsResponse {
                 self.topicId = try buffer.readKafkaUUID()
             }
             self.errorCode = try buffer.readKafkaInteger(as: Int16.self)
-            self.errorMessage = try buffer.readKafkaNullableString(compact: flexible)
+            if version >= 1 {
+                self.errorMessage = try buffer.readKafkaNullableString(compact: flexible)
+            }
             if version >= 5 {
                 self.numPartitions = try buffer.readKafkaInteger(as: Int32.self)
             }
@@ -107,7 +113,9 @@ extension CreateTopicsResponse {
                 buffer.writeKafkaUUID(self.topicId)
             }
             buffer.writeInteger(self.errorCode)
-            buffer.writeKafkaNullableString(self.errorMessage, compact: flexible)
+            if version >= 1 {
+                buffer.writeKafkaNullableString(self.errorMessage, compact: flexible)
+            }
             if version >= 5 {
                 buffer.writeInteger(self.numPartitions)
             }

@@ -3,7 +3,7 @@ public import NIOCore
 
 public struct DeleteTopicsRequest: KafkaMessage {
     public static let apiKey: Int16 = 20
-    public static let validVersions: ClosedRange<Int16> = 1...6
+    public static let validVersions: ClosedRange<Int16> = 0...6
     public static let firstFlexibleVersion: Int16? = 4
     /// The name or topic ID of the topic.
     public var topics: [DeleteTopicState] = []

@@ -3,7 +3,7 @@ public import NIOCore
 
 public struct DeleteTopicsResponse: KafkaMessage {
     public static let apiKey: Int16 = 20
-    public static let validVersions: ClosedRange<Int16> = 1...6
+    public static let validVersions: ClosedRange<Int16> = 0...6
     public static let firstFlexibleVersion: Int16? = 4
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
     public var throttleTimeMs: Int32 = 0
@@ -14,7 +14,9 @@ public struct DeleteTopicsResponse: KafkaMessage {
 
     public init(from buffer: inout ByteBuffer, version: Int16) throws(ProtocolError) {
         let flexible = version >= 4
-        self.throttleTimeMs = try buffer.readKafkaInteger(as: Int32.self)
+        if version >= 1 {
+            self.throttleTimeMs = try buffer.readKafkaInteger(as: Int32.self)
+        }
         if let count = try buffer.readKafkaArrayCount(compact: flexible) {
             var items: [DeletableTopicResult] = []
             items.reserveCapacity(Swift.min(count, 1024))
@@ -32,7 +34,9 @@ public struct DeleteTopicsResponse: KafkaMessage {
 
     public func write(into buffer: inout ByteBuffer, version: Int16) {
         let flexible = version >= 4
-        buffer.writeInteger(self.throttleTimeMs)
+        if version >= 1 {
+            buffer.writeInteger(self.throttleTimeMs)
+        }
         buffer.writeKafkaArrayCount(self.responses.count, compact: flexible)
         for item in self.responses { item.write(into: &buffer, version: version) }
         if flexible {

@@ -3,7 +3,7 @@ public import NIOCore
 
 public struct DescribeConfigsRequest: KafkaMessage {
     public static let apiKey: Int16 = 32
-    public static let validVersions: ClosedRange<Int16> = 1...4
+    public static let validVersions: ClosedRange<Int16> = 0...4
     public static let firstFlexibleVersion: Int16? = 4
     /// The resources whose configurations we want to describe.
     public var resources: [DescribeConfigsResource] = []
@@ -24,7 +24,9 @@ public struct DescribeConfigsRequest: KafkaMessage {
         } else {
             throw ProtocolError("Resources is null in a version where it cannot be")
         }
-        self.includeSynonyms = try buffer.readKafkaBool()
+        if version >= 1 {
+            self.includeSynonyms = try buffer.readKafkaBool()
+        }
         if version >= 3 {
             self.includeDocumentation = try buffer.readKafkaBool()
         }
@@ -39,7 +41,9 @@ public struct DescribeConfigsRequest: KafkaMessage {
         let flexible = version >= 4
         buffer.writeKafkaArrayCount(self.resources.count, compact: flexible)
         for item in self.resources { item.write(into: &buffer, version: version) }
-        buffer.writeKafkaBool(self.includeSynonyms)
+        if version >= 1 {
+            buffer.writeKafkaBool(self.includeSynonyms)
+        }
         if version >= 3 {
             buffer.writeKafkaBool(self.includeDocumentation)
         }

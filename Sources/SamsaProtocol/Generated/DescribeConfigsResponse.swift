@@ -3,7 +3,7 @@ public import NIOCore
 
 public struct DescribeConfigsResponse: KafkaMessage {
     public static let apiKey: Int16 = 32
-    public static let validVersions: ClosedRange<Int16> = 1...4
+    public static let validVersions: ClosedRange<Int16> = 0...4
     public static let firstFlexibleVersion: Int16? = 4
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
     public var throttleTimeMs: Int32 = 0
@@ -120,18 +120,22 @@ extension DescribeConfigsResponse {
             self.name = try buffer.readKafkaString(compact: flexible)
             self.value = try buffer.readKafkaNullableString(compact: flexible)
             self.readOnly = try buffer.readKafkaBool()
-            self.configSource = try buffer.readKafkaInteger(as: Int8.self)
+            if version >= 1 {
+                self.configSource = try buffer.readKafkaInteger(as: Int8.self)
+            }
             if version <= 0 {
                 self.isDefault = try buffer.readKafkaBool()
             }
             self.isSensitive = try buffer.readKafkaBool()
-            if let count = try buffer.readKafkaArrayCount(compact: flexible) {
-                var items: [DescribeConfigsSynonym] = []
-                items.reserveCapacity(Swift.min(count, 1024))
-                for _ in 0..<count { items.append(try DescribeConfigsSynonym(from: &buffer, version: version)) }
-                self.synonyms = items
-            } else {
-                throw ProtocolError("Synonyms is null in a version where it cannot be")
+            if version >= 1 {
+                if let count = try buffer.readKafkaArrayCount(compact: flexible) {
+                    var items: [DescribeConfigsSynonym] = []
+                    items.reserveCapacity(Swift.min(count, 1024))
+                    for _ in 0..<count { items.append(try DescribeConfigsSynonym(from: &buffer, version: version)) }
+                    self.synonyms = items
+                } else {
+                    throw ProtocolError("Synonyms is null in a version where it cannot be")
+                }
             }
             if version >= 3 {
                 self.configType = try buffer.readKafkaInteger(as: Int8.self)
@@ -151,13 +155,17 @@ extension DescribeConfigsResponse {
             buffer.writeKafkaString(self.name, compact: flexible)
             buffer.writeKafkaNullableString(self.value, compact: flexible)
             buffer.writeKafkaBool(self.readOnly)
-            buffer.writeInteger(self.configSource)
+            if version >= 1 {
+                buffer.writeInteger(self.configSource)
+            }
             if version <= 0 {
                 buffer.writeKafkaBool(self.isDefault)
             }
             buffer.writeKafkaBool(self.isSensitive)
-            buffer.writeKafkaArrayCount(self.synonyms.count, compact: flexible)
-            for item in self.synonyms { item.write(into: &buffer, version: version) }
+            if version >= 1 {
+                buffer.writeKafkaArrayCount(self.synonyms.count, compact: flexible)
+                for item in self.synonyms { item.write(into: &buffer, version: version) }
+            }
             if version >= 3 {
                 buffer.writeInteger(self.configType)
             }
@@ -184,9 +192,15 @@ extension DescribeConfigsResponse {
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(ProtocolError) {
             let flexible = version >= 4
-            self.name = try buffer.readKafkaString(compact: flexible)
-            self.value = try buffer.readKafkaNullableString(compact: flexible)
-            self.source = try buffer.readKafkaInteger(as: Int8.self)
+            if version >= 1 {
+                self.name = try buffer.readKafkaString(compact: flexible)
+            }
+            if version >= 1 {
+                self.value = try buffer.readKafkaNullableString(compact: flexible)
+            }
+            if version >= 1 {
+                self.source = try buffer.readKafkaInteger(as: Int8.self)
+            }
             if flexible {
                 for _ in 0..<(try buffer.readKafkaTaggedFieldCount()) {
                     _ = try buffer.readKafkaTaggedField()
@@ -196,9 +210,15 @@ extension DescribeConfigsResponse {
 
         public func write(into buffer: inout ByteBuffer, version: Int16) {
             let flexible = version >= 4
-            buffer.writeKafkaString(self.name, compact: flexible)
-            buffer.writeKafkaNullableString(self.value, compact: flexible)
-            buffer.writeInteger(self.source)
+            if version >= 1 {
+                buffer.writeKafkaString(self.name, compact: flexible)
+            }
+            if version >= 1 {
+                buffer.writeKafkaNullableString(self.value, compact: flexible)
+            }
+            if version >= 1 {
+                buffer.writeInteger(self.source)
+            }
             if flexible {
                 buffer.writeKafkaUnsignedVarint(0)
             }

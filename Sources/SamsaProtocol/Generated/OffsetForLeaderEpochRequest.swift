@@ -3,7 +3,7 @@ public import NIOCore
 
 public struct OffsetForLeaderEpochRequest: KafkaMessage {
     public static let apiKey: Int16 = 23
-    public static let validVersions: ClosedRange<Int16> = 2...4
+    public static let validVersions: ClosedRange<Int16> = 0...4
     public static let firstFlexibleVersion: Int16? = 4
     /// The broker ID of the follower, of -1 if this request is from a consumer.
     public var replicaId: Int32 = -2
@@ -98,7 +98,9 @@ extension OffsetForLeaderEpochRequest {
         public init(from buffer: inout ByteBuffer, version: Int16) throws(ProtocolError) {
             let flexible = version >= 4
             self.partition = try buffer.readKafkaInteger(as: Int32.self)
-            self.currentLeaderEpoch = try buffer.readKafkaInteger(as: Int32.self)
+            if version >= 2 {
+                self.currentLeaderEpoch = try buffer.readKafkaInteger(as: Int32.self)
+            }
             self.leaderEpoch = try buffer.readKafkaInteger(as: Int32.self)
             if flexible {
                 for _ in 0..<(try buffer.readKafkaTaggedFieldCount()) {
@@ -110,7 +112,9 @@ extension OffsetForLeaderEpochRequest {
         public func write(into buffer: inout ByteBuffer, version: Int16) {
             let flexible = version >= 4
             buffer.writeInteger(self.partition)
-            buffer.writeInteger(self.currentLeaderEpoch)
+            if version >= 2 {
+                buffer.writeInteger(self.currentLeaderEpoch)
+            }
             buffer.writeInteger(self.leaderEpoch)
             if flexible {
                 buffer.writeKafkaUnsignedVarint(0)

@@ -3,7 +3,7 @@ public import NIOCore
 
 public struct OffsetForLeaderEpochResponse: KafkaMessage {
     public static let apiKey: Int16 = 23
-    public static let validVersions: ClosedRange<Int16> = 2...4
+    public static let validVersions: ClosedRange<Int16> = 0...4
     public static let firstFlexibleVersion: Int16? = 4
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
     public var throttleTimeMs: Int32 = 0
@@ -14,7 +14,9 @@ public struct OffsetForLeaderEpochResponse: KafkaMessage {
 
     public init(from buffer: inout ByteBuffer, version: Int16) throws(ProtocolError) {
         let flexible = version >= 4
-        self.throttleTimeMs = try buffer.readKafkaInteger(as: Int32.self)
+        if version >= 2 {
+            self.throttleTimeMs = try buffer.readKafkaInteger(as: Int32.self)
+        }
         if let count = try buffer.readKafkaArrayCount(compact: flexible) {
             var items: [OffsetForLeaderTopicResult] = []
             items.reserveCapacity(Swift.min(count, 1024))
@@ -32,7 +34,9 @@ public struct OffsetForLeaderEpochResponse: KafkaMessage {
 
     public func write(into buffer: inout ByteBuffer, version: Int16) {
         let flexible = version >= 4
-        buffer.writeInteger(self.throttleTimeMs)
+        if version >= 2 {
+            buffer.writeInteger(self.throttleTimeMs)
+        }
         buffer.writeKafkaArrayCount(self.topics.count, compact: flexible)
         for item in self.topics { item.write(into: &buffer, version: version) }
         if flexible {
@@ -97,7 +101,9 @@ extension OffsetForLeaderEpochResponse {
             let flexible = version >= 4
             self.errorCode = try buffer.readKafkaInteger(as: Int16.self)
             self.partition = try buffer.readKafkaInteger(as: Int32.self)
-            self.leaderEpoch = try buffer.readKafkaInteger(as: Int32.self)
+            if version >= 1 {
+                self.leaderEpoch = try buffer.readKafkaInteger(as: Int32.self)
+            }
             self.endOffset = try buffer.readKafkaInteger(as: Int64.self)
             if flexible {
                 for _ in 0..<(try buffer.readKafkaTaggedFieldCount()) {
@@ -110,7 +116,9 @@ extension OffsetForLeaderEpochResponse {
             let flexible = version >= 4
             buffer.writeInteger(self.errorCode)
             buffer.writeInteger(self.partition)
-            buffer.writeInteger(self.leaderEpoch)
+            if version >= 1 {
+                buffer.writeInteger(self.leaderEpoch)
+            }
             buffer.writeInteger(self.endOffset)
             if flexible {
                 buffer.writeKafkaUnsignedVarint(0)
