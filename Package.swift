@@ -8,6 +8,8 @@ import PackageDescription
 //   Samsa                     the embedded durable queue: topics, producer, consumers, groups
 //   SamsaTorture              seeded crash, power-cut and I/O-error torture of the storage engine
 //   SamsaCoordination         ZooKeeper-style coordination: embedded backend, ZooKeeper client, recipes
+//   SamsaProtocol             the Kafka wire protocol as data (codecs generated from Kafka's schemas), I/O-free
+//   SamsaBroker               a Kafka-protocol broker on SwiftNIO over SamsaStorage (not on `Samsa`)
 //   SamsaTool                 the `samsa` command's subcommands (a library so tests can drive them)
 //   samsa                     the executable
 let strictSwift: [SwiftSetting] = [
@@ -23,6 +25,8 @@ let package = Package(
         .library(name: "SamsaStorage", targets: ["SamsaStorage"]),
         .library(name: "Samsa", targets: ["Samsa"]),
         .library(name: "SamsaCoordination", targets: ["SamsaCoordination"]),
+        .library(name: "SamsaProtocol", targets: ["SamsaProtocol"]),
+        .library(name: "SamsaBroker", targets: ["SamsaBroker"]),
         .library(name: "SamsaTool", targets: ["SamsaTool"]),
         .executable(name: "samsa", targets: ["samsa"]),
     ],
@@ -86,9 +90,23 @@ let package = Package(
             swiftSettings: strictSwift
         ),
         .target(
+            name: "SamsaProtocol",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strictSwift
+        ),
+        .target(
+            name: "SamsaBroker",
+            dependencies: [
+                "SamsaRecords", "SamsaStorage", "SamsaProtocol", "SamsaCoordination",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .target(
             name: "SamsaTool",
             dependencies: [
-                "SamsaRecords", "SamsaStorage", "Samsa", "SamsaTorture",
+                "SamsaRecords", "SamsaStorage", "Samsa", "SamsaTorture", "SamsaBroker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -134,6 +152,24 @@ let package = Package(
         .testTarget(
             name: "SamsaCoordinationTests",
             dependencies: ["SamsaCoordination"],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "SamsaProtocolTests",
+            dependencies: [
+                "SamsaProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "SamsaBrokerTests",
+            dependencies: [
+                "SamsaBroker", "SamsaProtocol", "SamsaRecords", "SamsaStorage", "samsa",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
             swiftSettings: strictSwift
         ),
         .testTarget(

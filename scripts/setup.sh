@@ -21,13 +21,13 @@ require_debian_packages() {
     fi
 }
 
-# kafka-python and kazoo are the independent implementations the interop tests compare against.
-PYTHON_PACKAGES=(kafka-python==3.0.12 lz4==4.4.5 zstandard==0.25.0 kazoo==2.11.0)
+# kafka-python, confluent-kafka (librdkafka), aiokafka and kazoo are the independent implementations the interop tests compare against.
+PYTHON_PACKAGES=(kafka-python==3.0.12 lz4==4.4.5 zstandard==0.25.0 kazoo==2.11.0 confluent-kafka==2.16.1 aiokafka==0.14.0 cramjam==2.14.0)
 
 require_python_packages() {
     command -v python3 >/dev/null || require_debian_packages python3 python3-venv
     local venv=.build-python
-    if ! "$venv/bin/python" -c "import kafka, lz4.frame, zstandard, kazoo" 2>/dev/null; then
+    if ! "$venv/bin/python" -c "import kafka, lz4.frame, zstandard, kazoo, confluent_kafka, aiokafka, cramjam" 2>/dev/null; then
         echo "setup: creating $venv with ${PYTHON_PACKAGES[*]}"
         python3 -m venv "$venv" || { require_debian_packages python3-venv && python3 -m venv "$venv"; }
         "$venv/bin/python" -m pip install -q "${PYTHON_PACKAGES[@]}"
@@ -41,6 +41,7 @@ require_swift() {
 
 SAMSA_DEBIAN_PACKAGES=(pkg-config liblz4-dev libzstd-dev)
 # The coordination tests start real ZooKeeper servers (Debian's 3.8, run on the JVM already present).
-SAMSA_TEST_DEBIAN_PACKAGES=(zookeeper)
+# The broker tests drive `samsa broker` with kcat (librdkafka 2.0.2).
+SAMSA_TEST_DEBIAN_PACKAGES=(zookeeper kcat)
 # The benchmarks also compare against SQLite (GRDB links the system library).
 SAMSA_BENCHMARK_DEBIAN_PACKAGES=(libsqlite3-dev)

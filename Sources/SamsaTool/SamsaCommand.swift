@@ -5,7 +5,10 @@ public struct SamsaCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "samsa",
         abstract: "Samsa: a performance-first commit log with Kafka's record format.",
-        subcommands: [Topics.self, Produce.self, Consume.self, Perf.self, DumpLog.self, Verify.self, GenerateLog.self, CrashWriter.self, Torture.self, TortureChildCommand.self]
+        subcommands: [
+            Topics.self, Produce.self, Consume.self, Perf.self, DumpLog.self, Verify.self, GenerateLog.self, CrashWriter.self, BrokerCommand.self,
+            Torture.self, TortureChildCommand.self,
+        ]
     )
 
     public init() {}

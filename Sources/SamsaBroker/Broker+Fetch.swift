@@ -1,0 +1,101 @@
+import NIOCore
+import SamsaProtocol
+import SamsaStorage
+
+extension RequestDispatcher {
+    /// Reads whole batches from each partition's fetch offset up to the log end (the high watermark of
+    /// a one-replica log). With `minBytes` not yet available it waits until an append to one of the
+    /// partitions brings enough, or `maxWaitMs` passes: appends wake it, no timer loop polls.
+    func fetch(_ request: FetchRequest, version: Int16) async -> FetchResponse {
+        // Before v4 a fetcher reads only message format v0/v1, which this broker does not convert to.
+        if version < 4 { return FetchResponse.failing(request, .unsupportedForMessageFormat) }
+        let deadline = ContinuousClock.now + .milliseconds(max(0, Int(request.maxWaitMs)))
+        let partitions = request.topics.flatMap { topic in topic.partitions.map { TopicPartition(topic: topic.topic, partition: $0.partition) } }
+        while true {
+            let waiter = notifier.register(partitions)
+            defer { notifier.unregister(waiter, from: partitions) }
+            let (response, bytes) = await readFetch(request)
+            if bytes >= Int(request.minBytes) || bytes > 0 && request.minBytes <= 0 || ContinuousClock.now >= deadline
+                || response.failedEverywhere
+            {
+                return response
+            }
+            await AppendNotifier.wait(waiter, until: deadline)
+            if Task.isCancelled { return response }
+        }
+    }
+
+    /// One pass over the requested partitions; returns the response and the record bytes in it.
+    private func readFetch(_ request: FetchRequest) async -> (FetchResponse, Int) {
+        var response = FetchResponse()
+        var budget = request.maxBytes > 0 ? Int(request.maxBytes) : Int(Int32.max)
+        var total = 0
+        for topic in request.topics {
+            var entry = FetchResponse.FetchableTopicResponse()
+            entry.topic = topic.topic
+            entry.topicId = topic.topicId
+            for partition in topic.partitions {
+                var result = FetchResponse.PartitionData()
+                result.partitionIndex = partition.partition
+                result.abortedTransactions = nil
+                guard let log = topics.log(topic.topic, partition.partition) else {
+                    result.errorCode = ErrorCode.unknownTopicOrPartition.rawValue
+                    result.highWatermark = -1
+                    entry.partitions.append(result)
+                    continue
+                }
+                // Read first, then the positions: the bytes never pass the high watermark reported.
+                let maxBytes = max(1, min(Int(partition.partitionMaxBytes), budget))
+                let offset = partition.fetchOffset
+                do {
+                    let bytes = try await onIOThread { try log.read(from: offset, maxBytes: maxBytes) }
+                    if let bytes {
+                        result.records = bytes
+                        total += bytes.readableBytes
+                        budget = max(0, budget - bytes.readableBytes)
+                    } else {
+                        result.records = ByteBuffer()
+                    }
+                } catch let error as StorageError where error.code == .offsetOutOfRange {
+                    result.errorCode = ErrorCode.offsetOutOfRange.rawValue
+                } catch {
+                    configuration.log("fetch from \(topic.topic)-\(partition.partition) failed: \(error)")
+                    result.errorCode = ErrorCode.kafkaStorageError.rawValue
+                }
+                result.highWatermark = log.logEndOffset
+                result.lastStableOffset = result.highWatermark
+                result.logStartOffset = log.logStartOffset
+                entry.partitions.append(result)
+            }
+            response.responses.append(entry)
+        }
+        return (response, total)
+    }
+}
+
+extension FetchResponse {
+    /// Every partition of the request failing with one error.
+    static func failing(_ request: FetchRequest, _ code: ErrorCode) -> FetchResponse {
+        var response = FetchResponse()
+        response.responses = request.topics.map { topic in
+            var entry = FetchableTopicResponse()
+            entry.topic = topic.topic
+            entry.partitions = topic.partitions.map { partition in
+                var result = PartitionData()
+                result.partitionIndex = partition.partition
+                result.errorCode = code.rawValue
+                result.highWatermark = -1
+                result.abortedTransactions = nil
+                return result
+            }
+            return entry
+        }
+        return response
+    }
+
+    /// Every partition has an error: waiting cannot help.
+    var failedEverywhere: Bool {
+        let partitions = responses.flatMap(\.partitions)
+        return !partitions.isEmpty && partitions.allSatisfy { $0.errorCode != 0 }
+    }
+}

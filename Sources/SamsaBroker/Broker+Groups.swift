@@ -1,0 +1,98 @@
+import NIOCore
+import SamsaProtocol
+
+/// FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, ListGroups and DescribeGroups: this
+/// broker coordinates every group (`GroupCoordinator`).
+extension RequestDispatcher {
+    func findCoordinator(_ request: FindCoordinatorRequest, version: Int16) -> FindCoordinatorResponse {
+        var response = FindCoordinatorResponse()
+        if version >= 4 {
+            response.coordinators = request.coordinatorKeys.map { key in
+                var coordinator = FindCoordinatorResponse.Coordinator()
+                coordinator.key = key
+                coordinator.nodeId = configuration.brokerId
+                coordinator.host = advertised.host
+                coordinator.port = advertised.port
+                coordinator.errorMessage = nil
+                return coordinator
+            }
+        } else {
+            response.nodeId = configuration.brokerId
+            response.host = advertised.host
+            response.port = advertised.port
+            response.errorMessage = nil
+        }
+        return response
+    }
+
+    func joinGroup(_ request: JoinGroupRequest, version: Int16, clientId: String) async -> JoinGroupResponse {
+        await groups.join(request, version: version, clientId: clientId)
+    }
+
+    func syncGroup(_ request: SyncGroupRequest) async -> SyncGroupResponse {
+        await groups.sync(request)
+    }
+
+    func heartbeat(_ request: HeartbeatRequest) async -> HeartbeatResponse {
+        var response = HeartbeatResponse()
+        response.errorCode = await groups.heartbeat(groupId: request.groupId, memberId: request.memberId, generation: request.generationId).rawValue
+        return response
+    }
+
+    func leaveGroup(_ request: LeaveGroupRequest, version: Int16) async -> LeaveGroupResponse {
+        var response = LeaveGroupResponse()
+        if version >= 3 {
+            let codes = await groups.leave(groupId: request.groupId, memberIds: request.members.map(\.memberId))
+            response.members = zip(request.members, codes).map { identity, code in
+                var member = LeaveGroupResponse.MemberResponse()
+                member.memberId = identity.memberId
+                member.groupInstanceId = identity.groupInstanceId
+                member.errorCode = code.rawValue
+                return member
+            }
+        } else {
+            response.errorCode = (await groups.leave(groupId: request.groupId, memberIds: [request.memberId]).first ?? .none).rawValue
+        }
+        return response
+    }
+
+    func listGroups(_ request: ListGroupsRequest) async -> ListGroupsResponse {
+        var response = ListGroupsResponse()
+        response.groups = await groups.list().filter { request.statesFilter.isEmpty || request.statesFilter.contains($0.state) }.map { group in
+            var listed = ListGroupsResponse.ListedGroup()
+            listed.groupId = group.groupId
+            listed.protocolType = group.protocolType
+            listed.groupState = group.state
+            listed.groupType = "classic"
+            return listed
+        }
+        return response
+    }
+
+    func describeGroups(_ request: DescribeGroupsRequest) async -> DescribeGroupsResponse {
+        var response = DescribeGroupsResponse()
+        for groupId in request.groups {
+            var described = DescribeGroupsResponse.DescribedGroup()
+            described.groupId = groupId
+            if let group = await groups.describe(groupId) {
+                described.groupState = group.state
+                described.protocolType = group.protocolType
+                described.protocolData = group.protocolName
+                described.members = group.members.map { member in
+                    var entry = DescribeGroupsResponse.DescribedGroupMember()
+                    entry.memberId = member.id
+                    entry.groupInstanceId = member.instanceId
+                    entry.clientId = member.clientId
+                    entry.memberMetadata = member.metadata
+                    entry.memberAssignment = member.assignment
+                    return entry
+                }
+            } else {
+                // Kafka describes an unknown group as a dead one, without an error.
+                described.groupState = "Dead"
+            }
+            response.groups.append(described)
+        }
+        return response
+    }
+}

@@ -1,0 +1,104 @@
+import SamsaProtocol
+
+/// OffsetCommit and OffsetFetch over `OffsetStore`.
+extension RequestDispatcher {
+    func offsetCommit(_ request: OffsetCommitRequest) async -> OffsetCommitResponse {
+        let check = await groups.commitCheck(groupId: request.groupId, memberId: request.memberId, generation: request.generationIdOrMemberEpoch)
+        var commits: [(OffsetStore.Key, OffsetStore.Committed)] = []
+        var response = OffsetCommitResponse()
+        for topic in request.topics {
+            var entry = OffsetCommitResponse.OffsetCommitResponseTopic()
+            entry.name = topic.name
+            entry.topicId = topic.topicId
+            for partition in topic.partitions {
+                var result = OffsetCommitResponse.OffsetCommitResponsePartition()
+                result.partitionIndex = partition.partitionIndex
+                if request.groupId.isEmpty {
+                    result.errorCode = ErrorCode.invalidGroupId.rawValue
+                } else if check != .none {
+                    result.errorCode = check.rawValue
+                } else if topics.log(topic.name, partition.partitionIndex) == nil {
+                    result.errorCode = ErrorCode.unknownTopicOrPartition.rawValue
+                } else {
+                    commits.append((
+                        OffsetStore.Key(group: request.groupId, topic: topic.name, partition: partition.partitionIndex),
+                        OffsetStore.Committed(offset: partition.committedOffset, leaderEpoch: partition.committedLeaderEpoch, metadata: partition.committedMetadata)
+                    ))
+                }
+                entry.partitions.append(result)
+            }
+            response.topics.append(entry)
+        }
+        guard !commits.isEmpty else { return response }
+        do {
+            let store = offsets
+            let pending = commits
+            let written = try await onIOThread { try store.write(pending) }
+            try await store.publish(commits, after: written)
+        } catch {
+            configuration.log("committing offsets of group \(request.groupId) failed: \(error)")
+            for topic in response.topics.indices {
+                for partition in response.topics[topic].partitions.indices where response.topics[topic].partitions[partition].errorCode == 0 {
+                    response.topics[topic].partitions[partition].errorCode = ErrorCode.kafkaStorageError.rawValue
+                }
+            }
+        }
+        return response
+    }
+
+    func offsetFetch(_ request: OffsetFetchRequest, version: Int16) -> OffsetFetchResponse {
+        var response = OffsetFetchResponse()
+        if version >= 8 {
+            response.groups = request.groups.map { group in
+                var entry = OffsetFetchResponse.OffsetFetchResponseGroup()
+                entry.groupId = group.groupId
+                let requested = group.topics?.map { ($0.name, $0.partitionIndexes) }
+                entry.topics = committed(group: group.groupId, requested: requested).map { name, partitions in
+                    var topic = OffsetFetchResponse.OffsetFetchResponseTopics()
+                    topic.name = name
+                    topic.partitions = partitions.map { index, value in
+                        var partition = OffsetFetchResponse.OffsetFetchResponsePartitions()
+                        partition.partitionIndex = index
+                        partition.committedOffset = value?.offset ?? -1
+                        partition.committedLeaderEpoch = value?.leaderEpoch ?? -1
+                        partition.metadata = value?.metadata ?? ""
+                        return partition
+                    }
+                    return topic
+                }
+                return entry
+            }
+        } else {
+            let requested = request.topics?.map { ($0.name, $0.partitionIndexes) }
+            response.topics = committed(group: request.groupId, requested: requested).map { name, partitions in
+                var topic = OffsetFetchResponse.OffsetFetchResponseTopic()
+                topic.name = name
+                topic.partitions = partitions.map { index, value in
+                    var partition = OffsetFetchResponse.OffsetFetchResponsePartition()
+                    partition.partitionIndex = index
+                    partition.committedOffset = value?.offset ?? -1
+                    partition.committedLeaderEpoch = value?.leaderEpoch ?? -1
+                    partition.metadata = value?.metadata ?? ""
+                    return partition
+                }
+                return topic
+            }
+        }
+        return response
+    }
+
+    /// The requested partitions' commits (nil where none), or every commit of the group when the
+    /// request names no topics.
+    private func committed(group: String, requested: [(String, [Int32])]?) -> [(String, [(Int32, OffsetStore.Committed?)])] {
+        if let requested {
+            return requested.map { name, partitions in
+                (name, partitions.map { ($0, offsets.committed(OffsetStore.Key(group: group, topic: name, partition: $0))) })
+            }
+        }
+        let all = offsets.committed(group: group)
+        let byTopic = Dictionary(grouping: all, by: \.key.topic)
+        return byTopic.keys.sorted().map { name in
+            (name, byTopic[name]!.sorted { $0.key.partition < $1.key.partition }.map { ($0.key.partition, $0.value) })
+        }
+    }
+}

@@ -1,0 +1,171 @@
+public import NIOCore
+import NIOPosix
+import SamsaProtocol
+import SamsaStorage
+import Synchronization
+
+/// A Kafka-protocol broker: one node, leader of every partition, serving Kafka clients from a Samsa
+/// data directory.
+///
+/// Requests on one connection are handled one at a time and answered in order, as Kafka does (it mutes
+/// a connection while its request is in flight); connections run concurrently. Event loops only frame
+/// bytes; handlers run as tasks and put file work on an I/O thread pool. A request that does not
+/// decode closes its connection (with a log line) and nothing else.
+public final class Broker: Sendable {
+    public let configuration: BrokerConfiguration
+    /// Where the broker listens (the port is the bound one when 0 was asked for).
+    public let localAddress: SocketAddress
+    private let group: MultiThreadedEventLoopGroup
+    private let io: NIOThreadPool
+    private let logs: LogManager
+    private let serverChannel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
+    let dispatcher: RequestDispatcher
+    private let acceptLoop = Mutex<Task<Void, Never>?>(nil)
+    /// Drops group members whose session timed out (Kafka's heartbeat purgatory, as a sweep).
+    private let expiry = Mutex<Task<Void, Never>?>(nil)
+    private let stopped = Atomic<Bool>(false)
+
+    /// Opens (recovering) the data directory, binds and starts accepting connections.
+    public static func start(_ configuration: BrokerConfiguration) async throws -> Broker {
+        let io = NIOThreadPool(numberOfThreads: configuration.ioThreads)
+        io.start()
+        let logs: LogManager
+        let offsets: OffsetStore
+        let producerIds: ProducerIdAllocator
+        do {
+            (logs, offsets, producerIds) = try await io.runIfActive {
+                let logs = try LogManager.open(directory: configuration.dataDirectory, configuration: configuration.logConfiguration).manager
+                do {
+                    let producerIds = try ProducerIdAllocator(dataDirectory: configuration.dataDirectory)
+                    return (logs, try OffsetStore.open(dataDirectory: configuration.dataDirectory), producerIds)
+                } catch {
+                    try? logs.close()
+                    throw error
+                }
+            }
+        } catch {
+            try? await io.shutdownGracefully()
+            throw error
+        }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads ?? System.coreCount)
+        let maxFrame = configuration.maxRequestBytes
+        do {
+            let server = try await ServerBootstrap(group: group)
+                .serverChannelOption(.backlog, value: 256)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .bind(host: configuration.host, port: configuration.port) { child in
+                    child.eventLoop.makeCompletedFuture {
+                        try child.pipeline.syncOperations.addHandler(ByteToMessageHandler(KafkaFrameDecoder(maxFrameBytes: maxFrame)))
+                        return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: child)
+                    }
+                }
+            let address = server.channel.localAddress!
+            let advertised = (configuration.advertisedHost ?? configuration.host, Int32(configuration.advertisedPort ?? address.port ?? configuration.port))
+            let dispatcher = RequestDispatcher(
+                configuration: configuration, logs: logs, offsets: offsets, producerIds: producerIds, io: io, advertised: advertised)
+            let broker = Broker(configuration: configuration, address: address, group: group, io: io, logs: logs, server: server, dispatcher: dispatcher)
+            broker.startAccepting()
+            broker.startExpiringMembers()
+            configuration.log("broker \(configuration.brokerId) listening on \(address)")
+            return broker
+        } catch {
+            try? logs.close()
+            try? offsets.close()
+            try? await group.shutdownGracefully()
+            try? await io.shutdownGracefully()
+            throw error
+        }
+    }
+
+    private init(
+        configuration: BrokerConfiguration, address: SocketAddress, group: MultiThreadedEventLoopGroup, io: NIOThreadPool, logs: LogManager,
+        server: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>, dispatcher: RequestDispatcher
+    ) {
+        self.configuration = configuration
+        self.localAddress = address
+        self.group = group
+        self.io = io
+        self.logs = logs
+        self.serverChannel = server
+        self.dispatcher = dispatcher
+    }
+
+    private func startAccepting() {
+        let server = serverChannel
+        let dispatcher = dispatcher
+        let log = configuration.log
+        let task = Task {
+            await withDiscardingTaskGroup { connections in
+                do {
+                    try await server.executeThenClose { inbound in
+                        for try await connection in inbound {
+                            connections.addTask { await Self.serve(connection, dispatcher: dispatcher, log: log) }
+                        }
+                    }
+                } catch {
+                    log("accepting connections stopped: \(error)")
+                }
+                // Stopping: close the connections still open, which ends their loops.
+                connections.cancelAll()
+            }
+        }
+        acceptLoop.withLock { $0 = task }
+    }
+
+    private func startExpiringMembers() {
+        let groups = dispatcher.groups
+        let task = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(100))
+                await groups.expire()
+            }
+        }
+        expiry.withLock { $0 = task }
+    }
+
+    /// Answers one connection's requests in order until it closes or sends something undecodable.
+    private static func serve(
+        _ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, dispatcher: RequestDispatcher, log: @Sendable (String) -> Void
+    ) async {
+        let peer = connection.channel.remoteAddress.map { "\($0)" } ?? "?"
+        do {
+            try await withTaskCancellationHandler {
+                try await connection.executeThenClose { inbound, outbound in
+                    for try await frame in inbound {
+                        if let response = try await dispatcher.respond(to: frame) {
+                            try await outbound.write(response)
+                        }
+                    }
+                }
+            } onCancel: {
+                connection.channel.close(promise: nil)
+            }
+        } catch let error as ProtocolError {
+            log("closing connection from \(peer): malformed request: \(error)")
+        } catch let error as FrameError {
+            log("closing connection from \(peer): \(error)")
+        } catch {
+            // The peer went away (reset, closed mid-request) or the broker is stopping.
+        }
+    }
+
+    /// Stops accepting, closes connections, then closes the logs (flushing them and marking the data
+    /// directory clean).
+    public func stop() async throws {
+        guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        try? await serverChannel.channel.close()
+        let task = acceptLoop.withLock { $0 }
+        await task?.value
+        expiry.withLock { $0?.cancel() }
+        let logs = logs
+        let offsets = dispatcher.offsets
+        try await io.runIfActive {
+            try logs.close()
+            try offsets.close()
+        }
+        try await group.shutdownGracefully()
+        try await io.shutdownGracefully()
+        configuration.log("broker \(configuration.brokerId) stopped")
+    }
+}

@@ -1,0 +1,55 @@
+public import SamsaStorage
+
+/// What a broker serves and how (Kafka's server property names in the comments).
+public struct BrokerConfiguration: Sendable {
+    /// The data directory (`log.dirs`).
+    public var dataDirectory: String
+    /// Where to listen; port 0 picks a free port (`listeners`).
+    public var host: String
+    public var port: Int
+    /// What Metadata tells clients to connect to (`advertised.listeners`); nil advertises the bound address.
+    public var advertisedHost: String?
+    public var advertisedPort: Int?
+    /// This broker's id (`node.id`).
+    public var brokerId: Int32
+    /// Create a topic when Metadata asks for an unknown one (`auto.create.topics.enable`).
+    public var autoCreateTopics: Bool
+    /// Partitions of an automatically created topic, or of CreateTopics with -1 (`num.partitions`).
+    public var defaultPartitions: Int32
+    /// Settings of new partition logs (segment size, flush policy, retention).
+    public var logConfiguration: LogConfiguration
+    /// The largest request accepted; a larger one closes its connection (`socket.request.max.bytes`).
+    public var maxRequestBytes: Int
+    /// The largest record batch accepted (`message.max.bytes`).
+    public var maxMessageBytes: Int
+    /// Event loop threads; nil uses one per core.
+    public var eventLoopThreads: Int?
+    /// Threads for blocking file work (appends, reads, topic creation).
+    public var ioThreads: Int
+    /// Log every request's API, version and client (for debugging clients).
+    public var logRequests = false
+    /// Where log lines go (a malformed request closing its connection, start and stop).
+    public var log: @Sendable (String) -> Void
+
+    public init(
+        dataDirectory: String, host: String = "127.0.0.1", port: Int = 9092, advertisedHost: String? = nil, advertisedPort: Int? = nil,
+        brokerId: Int32 = 0, autoCreateTopics: Bool = false, defaultPartitions: Int32 = 1,
+        logConfiguration: LogConfiguration = LogConfiguration(), maxRequestBytes: Int = 100 << 20, maxMessageBytes: Int = 1_048_588,
+        eventLoopThreads: Int? = nil, ioThreads: Int = 4, log: @escaping @Sendable (String) -> Void = { _ in }
+    ) {
+        self.dataDirectory = dataDirectory
+        self.host = host
+        self.port = port
+        self.advertisedHost = advertisedHost
+        self.advertisedPort = advertisedPort
+        self.brokerId = brokerId
+        self.autoCreateTopics = autoCreateTopics
+        self.defaultPartitions = defaultPartitions
+        self.logConfiguration = logConfiguration
+        self.maxRequestBytes = maxRequestBytes
+        self.maxMessageBytes = maxMessageBytes
+        self.eventLoopThreads = eventLoopThreads
+        self.ioThreads = ioThreads
+        self.log = log
+    }
+}

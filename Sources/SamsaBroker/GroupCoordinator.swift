@@ -1,0 +1,314 @@
+import Foundation
+import NIOCore
+import SamsaProtocol
+
+/// Consumer groups with Kafka's classic rebalance protocol, for one coordinator (this broker).
+///
+/// States as Kafka names them: Empty -> PreparingRebalance (members rejoin; JoinGroup responses wait)
+/// -> CompletingRebalance (the new generation is out; SyncGroup responses wait for the leader's
+/// assignment) -> Stable. A join, a leave or a missed session timeout starts a rebalance; a member
+/// that does not rejoin within the rebalance timeout is dropped. Heartbeats during a rebalance get
+/// REBALANCE_IN_PROGRESS, which is how members learn to rejoin. Memory only: membership is soft state
+/// (members rejoin after a restart); committed offsets are kept by `OffsetStore`.
+actor GroupCoordinator {
+    enum State: String {
+        case empty = "Empty"
+        case preparingRebalance = "PreparingRebalance"
+        case completingRebalance = "CompletingRebalance"
+        case stable = "Stable"
+    }
+
+    struct Member {
+        var id: String
+        var instanceId: String?
+        var clientId: String
+        var sessionTimeout: Duration
+        var rebalanceTimeout: Duration
+        var protocols: [(name: String, metadata: ByteBuffer)]
+        var lastHeartbeat = ContinuousClock.now
+        var assignment = ByteBuffer()
+        var joinWaiter: CheckedContinuation<JoinGroupResponse, Never>?
+        var syncWaiter: CheckedContinuation<SyncGroupResponse, Never>?
+    }
+
+    struct Group {
+        var id: String
+        var state = State.empty
+        var generation: Int32 = 0
+        var protocolType: String?
+        var protocolName: String?
+        var leader: String?
+        /// Members in the order they joined (the first is the leader of a new generation).
+        var order: [String] = []
+        var members: [String: Member] = [:]
+        /// Member ids handed out with MEMBER_ID_REQUIRED, accepted on the rejoin.
+        var pendingIds: Set<String> = []
+        var rebalanceDeadline = ContinuousClock.now
+    }
+
+    private var groups: [String: Group] = [:]
+
+    // MARK: - JoinGroup
+
+    func join(_ request: JoinGroupRequest, version: Int16, clientId: String) async -> JoinGroupResponse {
+        guard !request.groupId.isEmpty else { return .error(.invalidGroupId) }
+        guard request.sessionTimeoutMs > 0 else { return .error(.invalidSessionTimeout) }
+        var group = groups[request.groupId] ?? Group(id: request.groupId)
+        var memberId = request.memberId
+        if memberId.isEmpty {
+            memberId = "\(clientId.isEmpty ? "member" : clientId)-\(UUID().uuidString.lowercased())"
+            if version >= 4 {
+                // KIP-394: the client must come back with the id before it counts as a member.
+                group.pendingIds.insert(memberId)
+                groups[group.id] = group
+                var response = JoinGroupResponse.error(.memberIdRequired)
+                response.memberId = memberId
+                return response
+            }
+        } else if group.members[memberId] == nil && !group.pendingIds.contains(memberId) {
+            var response = JoinGroupResponse.error(.unknownMemberId)
+            response.memberId = memberId
+            return response
+        }
+        if !group.members.isEmpty {
+            let supported = Set(request.protocols.map(\.name))
+            let common = group.members.values.allSatisfy { member in member.protocols.contains { supported.contains($0.name) } }
+            guard group.protocolType == request.protocolType, common else { return .error(.inconsistentGroupProtocol) }
+        }
+        group.pendingIds.remove(memberId)
+        group.protocolType = request.protocolType
+        let rebalanceMs = request.rebalanceTimeoutMs > 0 ? request.rebalanceTimeoutMs : request.sessionTimeoutMs
+        let previous = group.members[memberId]
+        var member = Member(
+            id: memberId, instanceId: request.groupInstanceId, clientId: clientId, sessionTimeout: .milliseconds(Int(request.sessionTimeoutMs)),
+            rebalanceTimeout: .milliseconds(Int(rebalanceMs)), protocols: request.protocols.map { ($0.name, $0.metadata) })
+        member.assignment = previous?.assignment ?? ByteBuffer()
+        if previous == nil { group.order.append(memberId) }
+        // A member already waiting in a join (a client retry) gets its answer from this join instead.
+        previous?.joinWaiter?.resume(returning: .error(.unknownMemberId))
+        group.members[memberId] = member
+        groups[group.id] = group
+        if group.state != .preparingRebalance { prepareRebalance(group.id) }
+        return await withCheckedContinuation { continuation in
+            groups[request.groupId]?.members[memberId]?.joinWaiter = continuation
+            completeJoinIfReady(request.groupId)
+        }
+    }
+
+    /// Starts a rebalance: pending SyncGroups are told to rejoin; joins wait for every member.
+    private func prepareRebalance(_ groupId: String) {
+        guard var group = groups[groupId] else { return }
+        for id in group.order {
+            group.members[id]?.syncWaiter?.resume(returning: .error(.rebalanceInProgress))
+            group.members[id]?.syncWaiter = nil
+        }
+        group.state = .preparingRebalance
+        let timeout = group.members.values.map(\.rebalanceTimeout).max() ?? .zero
+        group.rebalanceDeadline = .now + timeout
+        groups[groupId] = group
+    }
+
+    /// Completes the rebalance once every member has rejoined (or, from `expire`, at the deadline,
+    /// dropping those that did not).
+    private func completeJoinIfReady(_ groupId: String, deadlinePassed: Bool = false) {
+        guard var group = groups[groupId], group.state == .preparingRebalance else { return }
+        let waiting = group.order.filter { group.members[$0]?.joinWaiter == nil }
+        guard waiting.isEmpty || deadlinePassed else { return }
+        for id in waiting { remove(id, from: &group) }
+        guard !group.members.isEmpty else {
+            group.state = .empty
+            group.generation += 1
+            group.leader = nil
+            group.protocolName = nil
+            groups[groupId] = group
+            return
+        }
+        group.generation += 1
+        if group.leader.map({ group.members[$0] == nil }) ?? true { group.leader = group.order.first }
+        let leader = group.members[group.leader!]!
+        // The leader's most preferred protocol that every member supports.
+        group.protocolName = leader.protocols.map(\.name).first { name in
+            group.members.values.allSatisfy { $0.protocols.contains { $0.name == name } }
+        }
+        group.state = .completingRebalance
+        let members = group.order.compactMap { id -> JoinGroupResponse.JoinGroupResponseMember? in
+            guard let member = group.members[id] else { return nil }
+            var entry = JoinGroupResponse.JoinGroupResponseMember()
+            entry.memberId = id
+            entry.groupInstanceId = member.instanceId
+            entry.metadata = member.protocols.first { $0.name == group.protocolName }?.metadata ?? ByteBuffer()
+            return entry
+        }
+        for id in group.order {
+            guard let waiter = group.members[id]?.joinWaiter else { continue }
+            group.members[id]?.joinWaiter = nil
+            group.members[id]?.lastHeartbeat = .now
+            var response = JoinGroupResponse()
+            response.generationId = group.generation
+            response.protocolType = group.protocolType
+            response.protocolName = group.protocolName
+            response.leader = group.leader!
+            response.memberId = id
+            response.members = id == group.leader ? members : []
+            waiter.resume(returning: response)
+        }
+        groups[groupId] = group
+    }
+
+    private func remove(_ id: String, from group: inout Group) {
+        group.members[id]?.joinWaiter?.resume(returning: .error(.unknownMemberId))
+        group.members[id]?.syncWaiter?.resume(returning: .error(.unknownMemberId))
+        group.members[id] = nil
+        group.order.removeAll { $0 == id }
+        if group.leader == id { group.leader = nil }
+    }
+
+    // MARK: - SyncGroup
+
+    func sync(_ request: SyncGroupRequest) async -> SyncGroupResponse {
+        guard var group = groups[request.groupId], group.members[request.memberId] != nil else { return .error(.unknownMemberId) }
+        guard request.generationId == group.generation else { return .error(.illegalGeneration) }
+        switch group.state {
+        case .empty, .preparingRebalance:
+            return .error(.rebalanceInProgress)
+        case .stable:
+            return group.syncResponse(for: request.memberId)
+        case .completingRebalance:
+            if request.memberId == group.leader {
+                let assignments = Dictionary(request.assignments.map { ($0.memberId, $0.assignment) }, uniquingKeysWith: { first, _ in first })
+                for id in group.order { group.members[id]?.assignment = assignments[id] ?? ByteBuffer() }
+                group.state = .stable
+                for id in group.order {
+                    guard let waiter = group.members[id]?.syncWaiter else { continue }
+                    group.members[id]?.syncWaiter = nil
+                    waiter.resume(returning: group.syncResponse(for: id))
+                }
+                groups[group.id] = group
+                return group.syncResponse(for: request.memberId)
+            }
+            return await withCheckedContinuation { continuation in
+                groups[request.groupId]?.members[request.memberId]?.syncWaiter = continuation
+            }
+        }
+    }
+
+    // MARK: - Heartbeat, LeaveGroup, expiry
+
+    func heartbeat(groupId: String, memberId: String, generation: Int32) -> ErrorCode {
+        guard let group = groups[groupId], group.members[memberId] != nil else { return .unknownMemberId }
+        groups[groupId]?.members[memberId]?.lastHeartbeat = .now
+        if group.state == .preparingRebalance { return .rebalanceInProgress }
+        guard generation == group.generation else { return .illegalGeneration }
+        return .none
+    }
+
+    /// Removes members; the rest rebalance. Returns an error per member id.
+    func leave(groupId: String, memberIds: [String]) -> [ErrorCode] {
+        guard var group = groups[groupId] else { return memberIds.map { _ in .unknownMemberId } }
+        let results = memberIds.map { group.members[$0] == nil ? ErrorCode.unknownMemberId : .none }
+        let leaving = memberIds.filter { group.members[$0] != nil }
+        guard !leaving.isEmpty else { return results }
+        for id in leaving { remove(id, from: &group) }
+        groups[groupId] = group
+        membershipChanged(groupId)
+        return results
+    }
+
+    /// Drops members whose session timed out and completes rebalances past their deadline.
+    func expire(now: ContinuousClock.Instant = .now) {
+        for groupId in Array(groups.keys) {
+            guard var group = groups[groupId] else { continue }
+            let expired = group.order.filter { id in
+                guard let member = group.members[id], member.joinWaiter == nil, member.syncWaiter == nil else { return false }
+                return now - member.lastHeartbeat > member.sessionTimeout
+            }
+            if !expired.isEmpty {
+                for id in expired { remove(id, from: &group) }
+                groups[groupId] = group
+                membershipChanged(groupId)
+            }
+            if let current = groups[groupId], current.state == .preparingRebalance, now >= current.rebalanceDeadline {
+                completeJoinIfReady(groupId, deadlinePassed: true)
+            }
+        }
+    }
+
+    private func membershipChanged(_ groupId: String) {
+        guard let group = groups[groupId] else { return }
+        if group.members.isEmpty {
+            groups[groupId]?.state = .empty
+            groups[groupId]?.generation += 1
+            groups[groupId]?.leader = nil
+            groups[groupId]?.protocolName = nil
+        } else if group.state == .preparingRebalance {
+            completeJoinIfReady(groupId)
+        } else {
+            prepareRebalance(groupId)
+        }
+    }
+
+    // MARK: - Offsets' generation check, listing
+
+    /// Whether a commit with this generation and member may write: simple consumers (generation -1, no
+    /// member) commit to empty groups; group members only within their current generation.
+    func commitCheck(groupId: String, memberId: String, generation: Int32) -> ErrorCode {
+        guard let group = groups[groupId], !group.members.isEmpty else {
+            return generation < 0 && memberId.isEmpty ? .none : .unknownMemberId
+        }
+        if generation < 0 && memberId.isEmpty { return .none }
+        guard group.members[memberId] != nil else { return .unknownMemberId }
+        guard generation == group.generation else { return .illegalGeneration }
+        if group.state == .preparingRebalance { return .rebalanceInProgress }
+        return .none
+    }
+
+    struct Description: Sendable {
+        var groupId: String
+        var state: String
+        var protocolType: String
+        var protocolName: String
+        var members: [(id: String, instanceId: String?, clientId: String, metadata: ByteBuffer, assignment: ByteBuffer)]
+    }
+
+    func describe(_ groupId: String) -> Description? {
+        guard let group = groups[groupId] else { return nil }
+        return Description(
+            groupId: groupId, state: group.state.rawValue, protocolType: group.protocolType ?? "", protocolName: group.protocolName ?? "",
+            members: group.order.compactMap { id in
+                group.members[id].map { member in
+                    (id, member.instanceId, member.clientId, member.protocols.first { $0.name == group.protocolName }?.metadata ?? ByteBuffer(),
+                     member.assignment)
+                }
+            })
+    }
+
+    func list() -> [(groupId: String, protocolType: String, state: String)] {
+        groups.values.sorted { $0.id < $1.id }.map { ($0.id, $0.protocolType ?? "", $0.state.rawValue) }
+    }
+}
+
+extension GroupCoordinator.Group {
+    func syncResponse(for memberId: String) -> SyncGroupResponse {
+        var response = SyncGroupResponse()
+        response.protocolType = protocolType
+        response.protocolName = protocolName
+        response.assignment = members[memberId]?.assignment ?? ByteBuffer()
+        return response
+    }
+}
+
+extension JoinGroupResponse {
+    static func error(_ code: ErrorCode) -> JoinGroupResponse {
+        var response = JoinGroupResponse()
+        response.errorCode = code.rawValue
+        return response
+    }
+}
+
+extension SyncGroupResponse {
+    static func error(_ code: ErrorCode) -> SyncGroupResponse {
+        var response = SyncGroupResponse()
+        response.errorCode = code.rawValue
+        return response
+    }
+}

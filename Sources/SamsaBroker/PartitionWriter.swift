@@ -1,0 +1,136 @@
+import Dispatch
+import NIOCore
+import SamsaRecords
+import SamsaStorage
+import Synchronization
+
+/// The one writer of a partition: a serial queue that validates a Produce request's batches, checks
+/// idempotent producers' sequences and appends, so check and append cannot interleave with another
+/// request's (and no lock is held across the write). Blocking file work runs here, off the event loops
+/// and the cooperative pool.
+final class PartitionWriter: @unchecked Sendable {
+    // @unchecked: `producers` is only touched on `queue`.
+    private let queue: DispatchQueue
+    private let log: PartitionLog
+    private var producers = ProducerState()
+    /// The producer state is rebuilt from the log before the first append (see `rebuildProducerState`).
+    private var rebuilt = false
+
+    enum Outcome: Sendable {
+        /// Written: the first batch's base offset and the last append, to wait on for durability.
+        case appended(baseOffset: Int64, last: AppendResult)
+        /// Every batch was a duplicate of one already written at `baseOffset`.
+        case duplicate(baseOffset: Int64)
+        case rejected(BatchValidation.Failure)
+    }
+
+    init(partition: TopicPartition, log: PartitionLog) {
+        self.queue = DispatchQueue(label: "samsa.broker.writer.\(partition)")
+        self.log = log
+    }
+
+    func append(_ records: ByteBuffer, maxMessageBytes: Int) async throws -> Outcome {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async {
+                continuation.resume(with: Result { try self.appendNow(records, maxMessageBytes: maxMessageBytes) })
+            }
+        }
+    }
+
+    /// Runs on `queue`.
+    private func appendNow(_ records: ByteBuffer, maxMessageBytes: Int) throws -> Outcome {
+        if !rebuilt {
+            try rebuildProducerState()
+            rebuilt = true
+        }
+        let batches: [RecordBatch]
+        switch BatchValidation.batches(in: records, maxMessageBytes: maxMessageBytes) {
+        case .failure(let failure): return .rejected(failure)
+        case .success(let valid): batches = valid
+        }
+        // Sequence checks for all batches first, so a rejected one leaves nothing written.
+        var simulated = producers
+        var verdicts: [ProducerState.Verdict] = []
+        for batch in batches {
+            guard batch.producerId >= 0 else {
+                verdicts.append(.append)
+                continue
+            }
+            let last = Self.lastSequence(of: batch)
+            let verdict = simulated.check(producerId: batch.producerId, epoch: batch.producerEpoch, firstSequence: batch.baseSequence, lastSequence: last)
+            if case .reject(let code) = verdict {
+                return .rejected(BatchValidation.Failure(code: code, message: "producer \(batch.producerId) epoch \(batch.producerEpoch) sequence \(batch.baseSequence)"))
+            }
+            if verdict == .append {
+                simulated.record(producerId: batch.producerId, epoch: batch.producerEpoch, firstSequence: batch.baseSequence, lastSequence: last, baseOffset: -1)
+            }
+            verdicts.append(verdict)
+        }
+        var first: Int64?
+        var lastAppend: AppendResult?
+        for (batch, verdict) in zip(batches, verdicts) {
+            switch verdict {
+            case .duplicate(let baseOffset):
+                first = first ?? baseOffset
+            case .append:
+                let appended = try log.appendWithoutWaiting(batch)
+                first = first ?? appended.baseOffset
+                lastAppend = appended
+                if batch.producerId >= 0 {
+                    producers.record(
+                        producerId: batch.producerId, epoch: batch.producerEpoch, firstSequence: batch.baseSequence,
+                        lastSequence: Self.lastSequence(of: batch), baseOffset: appended.baseOffset)
+                }
+            case .reject:
+                break
+            }
+        }
+        if let lastAppend { return .appended(baseOffset: first!, last: lastAppend) }
+        return .duplicate(baseOffset: first!)
+    }
+
+    /// Replays the idempotent batches of the active segment into the producer state, so a retry that
+    /// spans a broker restart is still recognised (Kafka rebuilds from `.snapshot` files plus the tail).
+    /// Only the active segment is read, bounding the cost by the segment size: a producer whose last
+    /// batches are all in older segments is then unknown and accepted at any sequence. Runs on `queue`.
+    private func rebuildProducerState() throws {
+        var offset = max(log.segmentBaseOffsets.last ?? 0, log.logStartOffset)
+        while offset < log.logEndOffset, let bytes = try log.read(from: offset, maxBytes: 1 << 20) {
+            var remaining = bytes
+            while remaining.readableBytes > 0 {
+                let batch = try RecordBatch(validating: remaining)
+                remaining.moveReaderIndex(forwardBy: batch.sizeInBytes)
+                offset = batch.nextOffset
+                guard batch.producerId >= 0, batch.baseSequence >= 0 else { continue }
+                producers.record(
+                    producerId: batch.producerId, epoch: batch.producerEpoch, firstSequence: batch.baseSequence,
+                    lastSequence: Self.lastSequence(of: batch), baseOffset: batch.baseOffset)
+            }
+        }
+    }
+
+    /// The batch's last sequence: base + last offset delta, wrapping past Int32.max as Kafka's do.
+    static func lastSequence(of batch: RecordBatch) -> Int32 {
+        let last = Int64(batch.baseSequence) + Int64(batch.lastOffsetDelta)
+        return Int32(truncatingIfNeeded: last > Int64(Int32.max) ? last - Int64(Int32.max) - 1 : last)
+    }
+}
+
+/// The writers of every partition, made on first use.
+final class PartitionWriters: Sendable {
+    private let writers = Mutex<[TopicPartition: PartitionWriter]>([:])
+
+    func writer(for partition: TopicPartition, log: PartitionLog) -> PartitionWriter {
+        writers.withLock { table in
+            if let existing = table[partition] { return existing }
+            let writer = PartitionWriter(partition: partition, log: log)
+            table[partition] = writer
+            return writer
+        }
+    }
+
+    /// Forgets a deleted partition's writer.
+    func remove(_ partition: TopicPartition) {
+        _ = writers.withLock { $0.removeValue(forKey: partition) }
+    }
+}

@@ -1,0 +1,115 @@
+import NIOCore
+import NIOPosix
+import SamsaProtocol
+import SamsaStorage
+
+/// Decodes one request frame, runs its API's handler and encodes the response (Kafka's `KafkaApis`).
+/// Handlers are in one file per API (`Broker+Produce.swift`, ...). Blocking file work goes to the I/O
+/// thread pool; nothing here blocks the caller's thread.
+final class RequestDispatcher: Sendable {
+    let configuration: BrokerConfiguration
+    let logs: LogManager
+    let topics: TopicTable
+    let notifier = AppendNotifier()
+    let groups = GroupCoordinator()
+    let writers = PartitionWriters()
+    let producerIds: ProducerIdAllocator
+    let offsets: OffsetStore
+    let io: NIOThreadPool
+    /// Host and port that Metadata advertises.
+    let advertised: (host: String, port: Int32)
+
+    init(
+        configuration: BrokerConfiguration, logs: LogManager, offsets: OffsetStore, producerIds: ProducerIdAllocator, io: NIOThreadPool,
+        advertised: (host: String, port: Int32)
+    ) {
+        self.configuration = configuration
+        self.producerIds = producerIds
+        self.offsets = offsets
+        self.logs = logs
+        self.topics = TopicTable(logs: logs)
+        self.io = io
+        self.advertised = advertised
+    }
+
+    /// The response frame for a request frame (without its size prefix), or nil when the request
+    /// expects none (Produce with acks 0). Throws `ProtocolError` for bytes that do not decode: the
+    /// connection is then closed.
+    func respond(to frame: ByteBuffer) async throws -> ByteBuffer? {
+        let (header, body) = try KafkaFraming.decodeRequestHeader(frame)
+        let version = header.requestApiVersion
+        if configuration.logRequests {
+            let name = ApiKey(rawValue: header.requestApiKey).map { "\($0)" } ?? "api \(header.requestApiKey)"
+            configuration.log("\(name) v\(version) #\(header.correlationId) from \(header.clientId ?? "-")")
+        }
+        guard let key = ApiKey(rawValue: header.requestApiKey), let supported = SupportedApis.versions[key] else {
+            return Self.unsupported(correlationId: header.correlationId)
+        }
+        guard supported.contains(version) else {
+            if key == .apiVersions { return apiVersionsTooNew(correlationId: header.correlationId) }
+            return Self.unsupported(correlationId: header.correlationId)
+        }
+        let id = header.correlationId
+        switch key {
+        case .apiVersions:
+            return encode(apiVersions(try ApiVersionsRequest(decoding: body, version: version)), version, id)
+        case .metadata:
+            return encode(await metadata(try MetadataRequest(decoding: body, version: version), version: version), version, id)
+        case .produce:
+            let request = try ProduceRequest(decoding: body, version: version)
+            let response = await produce(request)
+            return request.acks == 0 ? nil : encode(response, version, id)
+        case .fetch:
+            return encode(await fetch(try FetchRequest(decoding: body, version: version), version: version), version, id)
+        case .listOffsets:
+            return encode(await listOffsets(try ListOffsetsRequest(decoding: body, version: version)), version, id)
+        case .createTopics:
+            return encode(await createTopics(try CreateTopicsRequest(decoding: body, version: version)), version, id)
+        case .deleteTopics:
+            return encode(await deleteTopics(try DeleteTopicsRequest(decoding: body, version: version), version: version), version, id)
+        case .describeConfigs:
+            return encode(describeConfigs(try DescribeConfigsRequest(decoding: body, version: version)), version, id)
+        case .offsetForLeaderEpoch:
+            return encode(offsetForLeaderEpoch(try OffsetForLeaderEpochRequest(decoding: body, version: version)), version, id)
+        case .initProducerId:
+            return encode(await initProducerId(try InitProducerIdRequest(decoding: body, version: version)), version, id)
+        case .findCoordinator:
+            return encode(findCoordinator(try FindCoordinatorRequest(decoding: body, version: version), version: version), version, id)
+        case .joinGroup:
+            let request = try JoinGroupRequest(decoding: body, version: version)
+            return encode(await joinGroup(request, version: version, clientId: header.clientId ?? ""), version, id)
+        case .syncGroup:
+            return encode(await syncGroup(try SyncGroupRequest(decoding: body, version: version)), version, id)
+        case .heartbeat:
+            return encode(await heartbeat(try HeartbeatRequest(decoding: body, version: version)), version, id)
+        case .leaveGroup:
+            return encode(await leaveGroup(try LeaveGroupRequest(decoding: body, version: version), version: version), version, id)
+        case .offsetCommit:
+            return encode(await offsetCommit(try OffsetCommitRequest(decoding: body, version: version)), version, id)
+        case .offsetFetch:
+            return encode(offsetFetch(try OffsetFetchRequest(decoding: body, version: version), version: version), version, id)
+        case .listGroups:
+            return encode(await listGroups(try ListGroupsRequest(decoding: body, version: version)), version, id)
+        case .describeGroups:
+            return encode(await describeGroups(try DescribeGroupsRequest(decoding: body, version: version)), version, id)
+        }
+    }
+
+    private func encode<Response: KafkaMessage>(_ response: Response, _ version: Int16, _ correlationId: Int32) -> ByteBuffer {
+        KafkaFraming.encodeResponse(response, version: version, correlationId: correlationId)
+    }
+
+    /// For an API (or version) the broker does not serve: header v0 and the error code
+    /// UNSUPPORTED_VERSION, which is how most response bodies start.
+    static func unsupported(correlationId: Int32) -> ByteBuffer {
+        KafkaFraming.frame(allocator: ByteBufferAllocator()) { buffer in
+            buffer.writeInteger(correlationId)
+            buffer.writeInteger(ErrorCode.unsupportedVersion.rawValue)
+        }
+    }
+
+    /// Runs blocking file work on the I/O pool.
+    func onIOThread<Result: Sendable>(_ body: @escaping @Sendable () throws -> Result) async throws -> Result {
+        try await io.runIfActive(body)
+    }
+}

@@ -1,0 +1,110 @@
+import Dispatch
+import SamsaProtocol
+import SamsaStorage
+import Synchronization
+
+/// The topics the broker serves: each is the partition logs `<topic>-0 ... <topic>-(n-1)` in the data
+/// directory, so the set survives restarts with nothing else to store. Creation runs on one serial
+/// queue (it makes directories and syncs them: never on an event loop), so two creates of one name
+/// cannot interleave.
+final class TopicTable: Sendable {
+    struct Topic: Sendable, Hashable {
+        var name: String
+        /// Stable for the name (derived from it), as the data directory stores no ids.
+        var id: KafkaUUID
+        var partitionCount: Int32
+    }
+
+    enum CreateError: Error {
+        case invalidTopic(String)
+        case alreadyExists
+        case invalidPartitions
+        case storage(StorageError)
+    }
+
+    private let logs: LogManager
+    private let topics: Mutex<[String: Topic]>
+    private let administration = DispatchQueue(label: "samsa.broker.topics")
+
+    init(logs: LogManager) {
+        self.logs = logs
+        var counts: [String: Int32] = [:]
+        for partition in logs.partitions { counts[partition.topic, default: 0] = max(counts[partition.topic, default: 0], partition.partition + 1) }
+        topics = Mutex(counts.reduce(into: [:]) { table, entry in
+            table[entry.key] = Topic(name: entry.key, id: Self.id(for: entry.key), partitionCount: entry.value)
+        })
+    }
+
+    func topic(_ name: String) -> Topic? { topics.withLock { $0[name] } }
+
+    var all: [Topic] { topics.withLock { $0.values.sorted { $0.name < $1.name } } }
+
+    func log(_ topic: String, _ partition: Int32) -> PartitionLog? {
+        logs.log(TopicPartition(topic: topic, partition: partition))
+    }
+
+    /// Kafka's topic name rule, plus names the data directory layout cannot hold.
+    static func validate(_ name: String) -> String? {
+        if !TopicPartition.isValidTopic(name) { return "topic name '\(name)' is not 1-249 characters of [a-zA-Z0-9._-]" }
+        return nil
+    }
+
+    /// Creates the topic's partition logs, or throws if it exists or cannot be made.
+    func create(_ name: String, partitions: Int32, configuration: LogConfiguration? = nil, validateOnly: Bool = false) async throws(CreateError) -> Topic {
+        if let problem = Self.validate(name) { throw .invalidTopic(problem) }
+        guard partitions > 0 else { throw .invalidPartitions }
+        let result: Result<Topic, CreateError> = await withCheckedContinuation { continuation in
+            administration.async { [self] in
+                continuation.resume(returning: Result { () throws(CreateError) -> Topic in try createNow(name, partitions, configuration, validateOnly) })
+            }
+        }
+        return try result.get()
+    }
+
+    /// Runs on `administration`.
+    private func createNow(_ name: String, _ partitions: Int32, _ configuration: LogConfiguration?, _ validateOnly: Bool) throws(CreateError) -> Topic {
+        guard topic(name) == nil else { throw .alreadyExists }
+        let topic = Topic(name: name, id: Self.id(for: name), partitionCount: partitions)
+        if validateOnly { return topic }
+        do {
+            for partition in 0..<partitions {
+                try logs.createLog(TopicPartition(topic: name, partition: partition), configuration: configuration)
+            }
+        } catch {
+            throw .storage(error)
+        }
+        topics.withLock { $0[name] = topic }
+        return topic
+    }
+
+    /// Deletes the topic's partition logs and files; false if there is no such topic.
+    func delete(_ name: String) async throws(StorageError) -> Bool {
+        let result: Result<Bool, StorageError> = await withCheckedContinuation { continuation in
+            administration.async { [self] in
+                continuation.resume(returning: Result { () throws(StorageError) -> Bool in
+                    guard let topic = topic(name) else { return false }
+                    // Gone from the table first, so no new request finds a log being deleted.
+                    topics.withLock { _ = $0.removeValue(forKey: name) }
+                    for partition in 0..<topic.partitionCount { try logs.deleteLog(TopicPartition(topic: name, partition: partition)) }
+                    return true
+                })
+            }
+        }
+        return try result.get()
+    }
+
+    func topic(id: KafkaUUID) -> Topic? { topics.withLock { $0.values.first { $0.id == id } } }
+
+    /// A UUID derived from the name (FNV-1a, two seeds), never the zero UUID.
+    static func id(for name: String) -> KafkaUUID {
+        func fnv(_ seed: UInt64) -> UInt64 {
+            var hash = seed
+            for byte in name.utf8 {
+                hash ^= UInt64(byte)
+                hash = hash &* 0x0000_0100_0000_01B3
+            }
+            return hash
+        }
+        return KafkaUUID(high: fnv(0xcbf2_9ce4_8422_2325) | 1, low: fnv(0x8422_2325_cbf2_9ce4))
+    }
+}

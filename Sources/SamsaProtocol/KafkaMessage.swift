@@ -1,0 +1,44 @@
+public import NIOCore
+
+/// A structure with a Kafka message schema: a request or response body, a header, or data embedded in
+/// another message (the consumer protocol's subscription and assignment).
+public protocol KafkaSchema: Sendable, Hashable {
+    /// The versions the schema defines.
+    static var validVersions: ClosedRange<Int16> { get }
+    /// The first version using compact strings, arrays and tagged fields, or nil if none does.
+    static var firstFlexibleVersion: Int16? { get }
+    /// Every field at Kafka's default.
+    init()
+    /// Decodes the structure at `version` from the buffer's readable bytes, consuming exactly its bytes.
+    init(from buffer: inout ByteBuffer, version: Int16) throws(ProtocolError)
+    /// Encodes the structure at `version`; fields absent from that version are not written.
+    func write(into buffer: inout ByteBuffer, version: Int16)
+}
+
+/// A request or response body of one API.
+public protocol KafkaMessage: KafkaSchema {
+    static var apiKey: Int16 { get }
+}
+
+extension KafkaSchema {
+    /// Whether `version` uses the flexible (compact, tagged) encodings.
+    public static func isFlexible(_ version: Int16) -> Bool {
+        firstFlexibleVersion.map { version >= $0 } ?? false
+    }
+
+    /// Decodes the whole of `bytes`; bytes left over are an error.
+    public init(decoding bytes: ByteBuffer, version: Int16) throws(ProtocolError) {
+        var buffer = bytes
+        try self.init(from: &buffer, version: version)
+        guard buffer.readableBytes == 0 else {
+            throw ProtocolError("\(Self.self) v\(version) left \(buffer.readableBytes) bytes undecoded")
+        }
+    }
+
+    /// The structure encoded at `version` in a new buffer.
+    public func encoded(version: Int16, allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: 64)
+        write(into: &buffer, version: version)
+        return buffer
+    }
+}

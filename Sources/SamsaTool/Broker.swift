@@ -1,0 +1,83 @@
+import ArgumentParser
+import Foundation
+import SamsaBroker
+import SamsaStorage
+
+/// `samsa broker --dir DATA --listen 127.0.0.1:9092`: serves Kafka clients from a data directory.
+struct BrokerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "broker", abstract: "Serve a data directory to Kafka clients (the Kafka wire protocol).")
+
+    @Option(help: "Data directory (created if absent).")
+    var dir: String
+    @Option(help: "HOST:PORT to listen on (port 0 picks a free one).")
+    var listen = "127.0.0.1:9092"
+    @Option(help: "HOST:PORT that Metadata tells clients to connect to (default: the listening address).")
+    var advertisedListener: String?
+    @Option(help: "This broker's id.")
+    var brokerId: Int32 = 0
+    @Option(help: "Partitions of automatically created topics and of CreateTopics with -1.")
+    var defaultPartitions: Int32 = 1
+    @Option(help: "Create unknown topics that Metadata asks for: true or false.")
+    var autoCreateTopics = false
+    @Option(help: "Flush policy of new topics: every-append, interval:MS, messages:N or never.")
+    var flush = FlushPolicyArgument(argument: "every-append")!
+    @Option(help: "Segment size in bytes.")
+    var segmentBytes = 1 << 30
+    @Flag(help: "Log every request (API, version, client) to stderr.")
+    var logRequests = false
+
+    func run() async throws {
+        let (host, port) = try Self.hostAndPort(listen)
+        let advertised = try advertisedListener.map(Self.hostAndPort)
+        let configuration = BrokerConfiguration(
+            dataDirectory: dir, host: host, port: port, advertisedHost: advertised?.0, advertisedPort: advertised?.1, brokerId: brokerId,
+            autoCreateTopics: autoCreateTopics, defaultPartitions: defaultPartitions,
+            logConfiguration: LogConfiguration(segmentBytes: segmentBytes, flushPolicy: flush.policy),
+            log: { line in FileHandle.standardError.write(Data("samsa broker: \(line)\n".utf8)) })
+        var settings = configuration
+        settings.logRequests = logRequests
+        let broker = try await Broker.start(settings)
+        // One line, written at once (not buffered): scripts wait for it before connecting.
+        FileHandle.standardOutput.write(Data("listening on \(host):\(broker.localAddress.port ?? port)\n".utf8))
+        await Self.waitForTermination()
+        try await broker.stop()
+    }
+
+    static func hostAndPort(_ text: String) throws -> (String, Int) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+            throw ValidationError("expected HOST:PORT, got '\(text)'")
+        }
+        return (String(text[..<colon]), port)
+    }
+
+    /// Returns on SIGTERM or SIGINT.
+    static func waitForTermination() async {
+        signal(SIGTERM, SIG_IGN)
+        signal(SIGINT, SIG_IGN)
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let queue = DispatchQueue(label: "samsa.broker.signals")
+            let sources = [SIGTERM, SIGINT].map { DispatchSource.makeSignalSource(signal: $0, queue: queue) }
+            let once = OnceFlag()
+            for source in sources {
+                source.setEventHandler {
+                    if once.claim() {
+                        sources.forEach { $0.cancel() }
+                        continuation.resume()
+                    }
+                }
+                source.resume()
+            }
+        }
+    }
+}
+
+/// True for the first caller only.
+private final class OnceFlag: @unchecked Sendable {
+    // @unchecked: only touched on the one serial signal queue.
+    private var claimed = false
+    func claim() -> Bool {
+        defer { claimed = true }
+        return !claimed
+    }
+}

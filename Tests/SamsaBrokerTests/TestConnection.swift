@@ -1,0 +1,136 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import SamsaProtocol
+import SamsaRecords
+import SamsaStorage
+@testable import SamsaBroker
+
+/// A broker on 127.0.0.1 with an ephemeral port and a fresh data directory, stopped and removed by `stop`.
+struct TestBroker {
+    let broker: Broker
+    let directory: String
+    var port: Int { broker.localAddress.port! }
+
+    static func start(
+        autoCreateTopics: Bool = false, flushPolicy: FlushPolicy = .never, maxRequestBytes: Int = 100 << 20, directory existing: String? = nil
+    ) async throws -> TestBroker {
+        let directory = existing ?? FileManager.default.temporaryDirectory.appendingPathComponent("samsa-broker-\(UUID().uuidString)").path
+        let configuration = BrokerConfiguration(
+            dataDirectory: directory, port: 0, autoCreateTopics: autoCreateTopics, logConfiguration: LogConfiguration(flushPolicy: flushPolicy),
+            maxRequestBytes: maxRequestBytes, eventLoopThreads: 1, ioThreads: 2)
+        return TestBroker(broker: try await Broker.start(configuration), directory: directory)
+    }
+
+    /// Stops the broker and removes its data directory unless `keepingData`.
+    func stop(keepingData: Bool = false) async throws {
+        try await broker.stop()
+        if !keepingData { try? FileManager.default.removeItem(atPath: directory) }
+    }
+
+    /// Runs `body` against a started broker and stops it however `body` ends.
+    static func with(autoCreateTopics: Bool = false, flushPolicy: FlushPolicy = .never, _ body: (TestBroker) async throws -> Void) async throws {
+        let broker = try await start(autoCreateTopics: autoCreateTopics, flushPolicy: flushPolicy)
+        do {
+            try await body(broker)
+        } catch {
+            try await broker.stop()
+            throw error
+        }
+        try await broker.stop()
+    }
+}
+
+/// A raw Kafka connection for tests: sends frames, reads response frames in order.
+final class TestConnection: Sendable {
+    let channel: any Channel
+    let group: MultiThreadedEventLoopGroup
+    private let frames: AsyncStream<ByteBuffer>
+    private let iterator: IteratorBox
+
+    init(port: Int) async throws {
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let (stream, continuation) = AsyncStream<ByteBuffer>.makeStream()
+        frames = stream
+        iterator = IteratorBox(stream.makeAsyncIterator())
+        channel = try await ClientBootstrap(group: group)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(KafkaFrameDecoder(maxFrameBytes: 1 << 30)))
+                    try channel.pipeline.syncOperations.addHandler(FrameCollector(continuation: continuation))
+                }
+            }
+            .connect(host: "127.0.0.1", port: port).get()
+    }
+
+    func close() async throws {
+        try? await channel.close()
+        try await group.shutdownGracefully()
+    }
+
+    func send(_ bytes: ByteBuffer) async throws {
+        try await channel.writeAndFlush(bytes)
+    }
+
+    /// The next response frame (without its size), or nil once the broker closed the connection.
+    func receive() async throws -> ByteBuffer? {
+        await iterator.next()
+    }
+
+    /// Sends a request and decodes its response.
+    func request<Request: KafkaMessage, Response: KafkaMessage>(
+        _ request: Request, version: Int16, expecting: Response.Type, correlationId: Int32 = 1
+    ) async throws -> Response {
+        try await send(KafkaFraming.encodeRequest(request, version: version, correlationId: correlationId, clientId: "samsa-tests"))
+        guard let frame = try await receive() else { throw ConnectionClosed() }
+        let (id, body) = try KafkaFraming.decodeResponse(frame, as: Response.self, version: version)
+        guard id == correlationId else { throw WrongCorrelation(expected: correlationId, got: id) }
+        return body
+    }
+
+    struct ConnectionClosed: Error {}
+    struct WrongCorrelation: Error {
+        let expected: Int32
+        let got: Int32
+    }
+
+    /// Hands frames from the event loop to the test; the stream ends when the connection closes.
+    private final class FrameCollector: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        let continuation: AsyncStream<ByteBuffer>.Continuation
+        init(continuation: AsyncStream<ByteBuffer>.Continuation) { self.continuation = continuation }
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            continuation.yield(unwrapInboundIn(data))
+        }
+        func channelInactive(context: ChannelHandlerContext) {
+            continuation.finish()
+        }
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            context.close(promise: nil)
+        }
+    }
+
+    /// One reader at a time (tests read sequentially).
+    private final class IteratorBox: @unchecked Sendable {
+        // @unchecked: a test reads its connection from one task at a time.
+        var iterator: AsyncStream<ByteBuffer>.Iterator
+        init(_ iterator: AsyncStream<ByteBuffer>.Iterator) { self.iterator = iterator }
+        func next() async -> ByteBuffer? { await iterator.next() }
+    }
+}
+
+/// One record batch of `count` records `value-<n>`.
+func makeBatch(
+    count: Int, compression: CompressionCodec = .none, startingAt first: Int = 0, producer: (id: Int64, epoch: Int16, sequence: Int32)? = nil
+) throws -> RecordBatch {
+    var builder = RecordBatchBuilder(compression: compression)
+    if let producer {
+        builder.producerId = producer.id
+        builder.producerEpoch = producer.epoch
+        builder.baseSequence = producer.sequence
+    }
+    for index in first..<(first + count) {
+        builder.append(timestamp: 1_700_000_000_000 + Int64(index), key: nil, value: ByteBuffer(string: "value-\(index)"))
+    }
+    return try builder.build()
+}
