@@ -60,3 +60,38 @@ func eventually(_ timeout: Duration = .seconds(10), _ condition: () async throws
     }
     return try await condition()
 }
+
+/// What an operation came to within a time limit.
+enum Outcome: Sendable {
+    case succeeded
+    case failed(any Error)
+    /// Still running at the limit (it is left running).
+    case hung
+
+    var errorCode: CoordinationError.Code? {
+        if case .failed(let error) = self { return (error as? CoordinationError)?.code }
+        return nil
+    }
+}
+
+/// Runs `body`, waiting for it at most `limit`.
+func outcome(within limit: Duration, _ body: @escaping @Sendable () async throws -> Void) async -> Outcome {
+    let (stream, continuation) = AsyncStream<Outcome>.makeStream()
+    Task {
+        do {
+            try await body()
+            continuation.yield(.succeeded)
+        } catch {
+            continuation.yield(.failed(error))
+        }
+    }
+    let timer = Task {
+        try? await Task.sleep(for: limit)
+        continuation.yield(.hung)
+    }
+    var iterator = stream.makeAsyncIterator()
+    let first = await iterator.next() ?? .hung
+    timer.cancel()
+    continuation.finish()
+    return first
+}

@@ -77,4 +77,25 @@ struct EnsembleTests {
         #expect(start.duration(to: .now) < .seconds(8), "a new leader within the session timeout and a margin")
         for session in sessions { await session.close() }
     }
+
+    @Test("the ZooKeeper server restarts within the session timeout: the sessions come back and the election has a leader again")
+    func electionThroughServerRestart() async throws {
+        let ensemble = try ZooKeeperEnsemble(count: 1)
+        defer { ensemble.stopAll() }
+        let root = testRoot() + "/election"
+        var elections: [LeaderElection] = []
+        for index in 0..<3 {
+            let session = try await ZooKeeperSession.connect(servers: ensemble.connectString, sessionTimeout: .seconds(12))
+            let election = LeaderElection(session: session, path: root, candidate: "c\(index)")
+            try await election.start()
+            elections.append(election)
+        }
+        #expect(await eventually { elections.filter(\.isLeader).count == 1 })
+        let ids = elections.map(\.session.sessionID)
+        try ensemble.restart(0)
+        #expect(await eventually(.seconds(10)) { elections.allSatisfy { $0.session.state == .connected } })
+        #expect(elections.map(\.session.sessionID) == ids, "the same sessions")
+        #expect(await eventually(.seconds(5)) { elections.filter(\.isLeader).count == 1 }, "no leader after the restart")
+        for election in elections { await election.session.close() }
+    }
 }

@@ -150,6 +150,13 @@ final class ZooKeeperEnsemble: @unchecked Sendable {
         servers[index].process = nil
     }
 
+    /// Starts a killed server again on its data (sessions and nodes survive, as after a crash).
+    func restart(_ index: Int) throws {
+        kill(index)
+        try start(index)
+        guard waitUntilServing(index, timeout: 30) else { throw CoordinationError(.connectionLoss, "ZooKeeper server \(index + 1) did not restart") }
+    }
+
     func stopAll() {
         for index in servers.indices { kill(index) }
         try? FileManager.default.removeItem(atPath: root)
