@@ -13,8 +13,8 @@ enum FakeFault: Hashable, Sendable, CustomStringConvertible {
     case afterConnectResponse
     /// Closes right after the n-th reply on the connection (pings included).
     case afterReply(Int)
-    /// Answers the handshake, then reads everything and answers nothing (a hung server).
-    case silentAfterHandshake
+    /// Answers the handshake and n replies, then reads everything and answers nothing (a hung server).
+    case silentAfterReply(Int)
 
     var description: String {
         switch self {
@@ -23,7 +23,7 @@ enum FakeFault: Hashable, Sendable, CustomStringConvertible {
         case .midConnectResponse: "midConnectResponse"
         case .afterConnectResponse: "afterConnectResponse"
         case .afterReply(let n): "afterReply(\(n))"
-        case .silentAfterHandshake: "silentAfterHandshake"
+        case .silentAfterReply(let n): "silentAfterReply(\(n))"
         }
     }
 }
@@ -46,6 +46,9 @@ final class FakeZooKeeperServer: @unchecked Sendable {
 
     var server: String { "127.0.0.1:\(port)" }
     var acceptedConnections: Int { lock.withLock { accepted } }
+    private var lastReply: ContinuousClock.Instant?
+    /// When the server last answered a request (handshakes not counted).
+    var lastReplyAt: ContinuousClock.Instant? { lock.withLock { lastReply } }
 
     init(faults: [FakeFault?]) throws {
         (listener, port) = try TestSockets.listen()
@@ -115,7 +118,7 @@ final class FakeZooKeeperServer: @unchecked Sendable {
         guard TestSockets.write(fd, frame), fault != .afterConnectResponse, let session else { return }
         var replies = 0
         while let request = TestSockets.readFrame(fd) {
-            if fault == .silentAfterHandshake { continue }
+            if case .silentAfterReply(let n) = fault, replies >= n { continue }
             let xid = JuteBytes.int(request, at: 0)
             let type = JuteBytes.int(request, at: 4)
             var reply = JuteBytes()
@@ -130,6 +133,7 @@ final class FakeZooKeeperServer: @unchecked Sendable {
             default: break  // ping, setWatches, closeSession: the header alone
             }
             guard TestSockets.write(fd, reply.frame) else { return }
+            lock.withLock { lastReply = .now }
             replies += 1
             if type == -11 {
                 lock.withLock { sessions[session] = true }
