@@ -103,8 +103,8 @@ extension ZooKeeperSession {
             // Watches registered before the connection dropped are set again on this server (before
             // any request can be sent on it); it fires those whose node changed meanwhile.
             for frame in SetWatchesFrames.encode(
-                relativeZxid: state.lastZxid, data: Array(state.dataWatches.keys), exist: Array(state.existWatches.keys),
-                child: Array(state.childWatches.keys))
+                relativeZxid: state.lastZxid, data: state.dataWatches.keys.map(\.string), exist: state.existWatches.keys.map(\.string),
+                child: state.childWatches.keys.map(\.string))
             {
                 connection.send(frame)
             }

@@ -100,7 +100,7 @@ extension ZooKeeperSession {
                 }
                 let pending = state.pending.removeFirst()
                 if let (watch, kind) = pending.watch {
-                    let path = watch.path
+                    let path = PathKey(watch.path)
                     switch kind {
                     case .data where error == 0: state.dataWatches[path, default: []].append(watch)
                     case .children where error == 0: state.childWatches[path, default: []].append(watch)
@@ -123,8 +123,8 @@ extension ZooKeeperSession {
     /// ZooKeeper's rules for which client watches an event fires.
     static func takeWatches(_ type: ZooKeeperEventType, path: String, state: inout State) -> [(Watch, WatchEvent)] {
         var fired: [(Watch, WatchEvent)] = []
-        func take(_ registry: inout [String: [Watch]], _ eventType: WatchEventType) {
-            for watch in registry.removeValue(forKey: path) ?? [] { fired.append((watch, WatchEvent(type: eventType, path: path))) }
+        func take(_ registry: inout [PathKey: [Watch]], _ eventType: WatchEventType) {
+            for watch in registry.removeValue(forKey: PathKey(path)) ?? [] { fired.append((watch, WatchEvent(type: eventType, path: path))) }
         }
         switch type {
         case .nodeCreated:

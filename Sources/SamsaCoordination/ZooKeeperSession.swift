@@ -44,9 +44,10 @@ public final class ZooKeeperSession: CoordinationSession {
         var sessionID: Int64 = 0
         var password: [UInt8] = Array(repeating: 0, count: 16)
         var timeout: Duration
-        var dataWatches: [String: [Watch]] = [:]
-        var existWatches: [String: [Watch]] = [:]
-        var childWatches: [String: [Watch]] = [:]
+        /// Watches by path, compared byte by byte as the server compares them.
+        var dataWatches: [PathKey: [Watch]] = [:]
+        var existWatches: [PathKey: [Watch]] = [:]
+        var childWatches: [PathKey: [Watch]] = [:]
         /// The last frame of the current connection, handshake included: its read timeout.
         var lastHeard: ContinuousClock.Instant = .now
         /// The last frame sent: pings fill silences.
