@@ -37,12 +37,15 @@ final class EmbeddedBackend: CoordinationBackend {
 /// Each test runs against every backend this machine can provide.
 enum BackendKind: String, CaseIterable, Sendable, CustomStringConvertible {
     case embedded
+    /// Embedded with a transaction log: changes wait for their fsync.
+    case embeddedDurable
     case zookeeper
     var description: String { rawValue }
 
     func make() async throws -> any CoordinationBackend {
         switch self {
         case .embedded: try EmbeddedBackend()
+        case .embeddedDurable: try EmbeddedBackend(persistent: true)
         case .zookeeper: ZooKeeperBackend(servers: try await SharedZooKeeper.shared.servers())
         }
     }
@@ -94,4 +97,14 @@ func outcome(within limit: Duration, _ body: @escaping @Sendable () async throws
     timer.cancel()
     continuation.finish()
     return first
+}
+
+/// Runs blocking work (starting a JVM, waiting for a child process, socket probes) on a thread of
+/// its own: on the two threads of Swift's cooperative pool it would stall every other test's tasks.
+func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread {
+            continuation.resume(with: Result { try body() })
+        }
+    }
 }

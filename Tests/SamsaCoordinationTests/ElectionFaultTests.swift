@@ -127,10 +127,11 @@ struct ElectionFaultTests {
         #expect(settled, "seed \(seed): no single leader after \(schedule)")
         #expect(observations.maximum <= 1, "seed \(seed): two leaders at once during \(schedule)")
         let checker = try await ZooKeeperSession.connect(servers: try await SharedZooKeeper.shared.servers(), sessionTimeout: .seconds(10))
-        let live = Set(candidates.current.filter { $0.session.state == .connected }.compactMap(\.node).map { String($0.split(separator: "/").last!) })
         #expect(
-            await eventually(timeout * 2) { (try? await Set(checker.children(root))) == live },
-            "seed \(seed): candidate nodes without a live candidate after \(schedule)")
+            await eventually(timeout * 2) {
+                let live = Set(candidates.current.filter { $0.session.state == .connected }.compactMap(\.node).map { String($0.split(separator: "/").last!) })
+                return (try? await Set(checker.children(root))) == live
+            }, "seed \(seed): candidate nodes without a live candidate after \(schedule)")
         await candidates.closeAll()
         await checker.close()
     }

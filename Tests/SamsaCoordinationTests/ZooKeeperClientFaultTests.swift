@@ -16,9 +16,9 @@ struct ZooKeeperClientFaultTests {
     func closeAtEveryPoint(point: FakeFault, faultyConnections: Int) async throws {
         let server = try FakeZooKeeperServer(faults: Array(repeating: point, count: faultyConnections))
         defer { server.stop() }
-        let session = try await ZooKeeperSession.connect(servers: [server.server], sessionTimeout: .seconds(6))
+        let session = try await ZooKeeperSession.connect(servers: [server.server], sessionTimeout: .seconds(20))
         for _ in 0..<6 {
-            let result = await outcome(within: .seconds(4)) { _ = try await session.data("/x") }
+            let result = await outcome(within: .seconds(8)) { _ = try await session.data("/x") }
             switch result {
             case .succeeded: break
             case .failed: #expect(result.errorCode == .connectionLoss, "\(point): \(result)")
@@ -26,7 +26,7 @@ struct ZooKeeperClientFaultTests {
             }
         }
         // The faults are over: the session serves again.
-        let last = await outcome(within: .seconds(4)) { _ = try await session.data("/x") }
+        let last = await outcome(within: .seconds(8)) { _ = try await session.data("/x") }
         guard case .succeeded = last else {
             Issue.record("\(point): after the faults: \(last) (state \(session.state))")
             await session.close()
@@ -39,16 +39,23 @@ struct ZooKeeperClientFaultTests {
 
     @Test("a server that stops answering: the connection is dropped one read timeout (2/3 of the session timeout) after its last answer")
     func silentServerDetectedWithinReadTimeout() async throws {
-        // Two answered pings, then silence: the silence starts just after a ping's answer.
-        let server = try FakeZooKeeperServer(faults: [.silentAfterReply(2)])
+        // Two answered pings, then silence: the silence starts just after a ping's answer. (Three such
+        // connections: one starved of CPU before its pings were answered does not count.)
+        let server = try FakeZooKeeperServer(faults: Array(repeating: .silentAfterReply(2), count: 3))
         defer { server.stop() }
-        let timeout = Duration.seconds(3)
+        let timeout = Duration.seconds(6)
         let session = try await ZooKeeperSession.connect(servers: [server.server], sessionTimeout: timeout)
-        for await state in session.states() where state == .suspended { break }
-        let detected = try #require(server.lastReplyAt).duration(to: .now)
+        var detected: Duration?
+        for await state in session.states() where state == .suspended {
+            if let last = server.lastReplyAt {
+                detected = last.duration(to: .now)
+                break
+            }
+        }
+        let drop = try #require(detected)
         // Java's client: read timeout 2/3 of the session timeout; allow scheduling delay, not a whole ping period.
-        #expect(detected >= timeout * 6 / 10, "dropped \(detected) after the last answer")
-        #expect(detected < timeout * 8 / 10, "dropped \(detected) after the last answer")
+        #expect(drop >= timeout * 6 / 10, "dropped \(drop) after the last answer")
+        #expect(drop < timeout * 9 / 10, "dropped \(drop) after the last answer")
         #expect(await eventually { session.state == .connected })
         await session.close()
     }
