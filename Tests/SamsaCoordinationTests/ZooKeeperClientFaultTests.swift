@@ -36,7 +36,8 @@ struct ZooKeeperClientFaultTests {
             await session.close()
             return
         }
-        #expect(session.state == .connected)
+        // The connection that answered may close right after (afterReply): it comes back.
+        #expect(await eventually { session.state == .connected }, "\(point): \(session.state)")
         await session.close()
         #expect(session.state == .closed)
     }
