@@ -44,12 +44,16 @@ struct ZooKeeperClientFaultTests {
 
     @Test("a server that stops answering: the connection is dropped one read timeout (2/3 of the session timeout) after its last answer")
     func silentServerDetectedWithinReadTimeout() async throws {
-        // Two answered pings, then silence: the silence starts just after a ping's answer. (Three such
+        // Two answers (a ping's, a request's), then silence. (Three such
         // connections: one starved of CPU before its pings were answered does not count.)
         let server = try FakeZooKeeperServer(faults: Array(repeating: .silentAfterReply(2), count: 3))
         defer { server.stop() }
         let timeout = Duration.seconds(6)
         let session = try await ZooKeeperSession.connect(servers: [server.server], sessionTimeout: timeout)
+        // The last answer comes between two pings (a request's), not right after one: a heartbeat that
+        // checks silence only on its ping ticks notices it up to a tick later than the read timeout.
+        try await Task.sleep(for: timeout * 23 / 60)
+        _ = await outcome(within: timeout) { _ = try await session.data("/x") }
         var detected: Duration?
         for await state in session.states() where state == .suspended {
             if let last = server.lastReplyAt {
