@@ -1,4 +1,6 @@
 import Dispatch
+import Glibc
+import NIOCore
 import SamsaStorage
 import Synchronization
 
@@ -9,8 +11,15 @@ import Synchronization
 /// `sessionEnded`. With a directory, every transaction is logged and synced before it is
 /// acknowledged, and persistent nodes survive a restart (`TransactionLog`).
 ///
-/// Threads: any. The tree, sessions and watches live behind one lock; syncs happen outside it (group
-/// commit), and watches fire after the transaction that fired them is durable.
+/// Visibility, as on a ZooKeeper server: a change is visible to reads only once it is durable, and
+/// in the same step the watches it triggers fire, so no session reads new data before the watch it
+/// set on the old data has fired. Until then reads see the node as it was (`Shadow`); writes are
+/// checked against every change already accepted (as ZooKeeper's outstanding changes).
+///
+/// Threads: any. The tree, sessions and watches live behind one lock; log records are encoded
+/// before it is taken, syncs happen outside it (group commit). If the log fails (a write or a
+/// sync), the coordinator stops serving: every later request fails with `connectionLoss`, nothing
+/// unlogged is ever acknowledged or snapshotted, and a restart recovers the logged state.
 public final class EmbeddedCoordinator: Sendable {
     struct Registered: Sendable {
         var watch: Watch
@@ -23,14 +32,39 @@ public final class EmbeddedCoordinator: Sendable {
         let broadcaster: SessionStateBroadcaster
     }
 
+    /// What reads see of a node that changes not yet durable touched: the node as last published
+    /// (nil: absent), until the change numbered `lastZxid` is published.
+    struct Shadow: Sendable {
+        var node: DataTree.Node?
+        var lastZxid: Int64
+    }
+
+    /// A logged transaction waiting for its sync: its changes, and the nodes it left.
+    struct Unpublished: Sendable {
+        var zxid: Int64
+        var changes: [DataTree.Change]
+        var after: [PathKey: DataTree.Node?]
+    }
+
     struct State: Sendable {
+        /// Every accepted change, durable or not: writes are checked against it.
         var tree: DataTree
+        var shadows: [PathKey: Shadow] = [:]
+        var unpublished: [Unpublished] = []
         var zxid: Int64
         var sessions: [Int64: SessionRecord] = [:]
         var nextSession: Int64
-        var dataWatches: [String: [Registered]] = [:]
-        var childWatches: [String: [Registered]] = [:]
+        var dataWatches: [PathKey: [Registered]] = [:]
+        var childWatches: [PathKey: [Registered]] = [:]
         var closed = false
+        /// The log failed: the tree holds changes it does not.
+        var failed = false
+
+        func visibleNode(_ path: String) -> DataTree.Node? {
+            let key = PathKey(path)
+            if let shadow = shadows[key] { return shadow.node }
+            return tree.nodes[key]
+        }
     }
 
     let state: Mutex<State>
@@ -44,14 +78,26 @@ public final class EmbeddedCoordinator: Sendable {
     public static func open(directory: String? = nil, minimumSessionTimeout: Duration = .milliseconds(200), maximumSessionTimeout: Duration = .seconds(40))
         throws -> EmbeddedCoordinator
     {
+        try open(directory: directory, files: PosixFileSystem(), minimum: minimumSessionTimeout, maximum: maximumSessionTimeout)
+    }
+
+    /// Test hook: opens on `directory` with a log whose writes fail (EIO) from the moment
+    /// `failLogWrites` is called.
+    package static func openWithFailingLog(directory: String) throws -> (coordinator: EmbeddedCoordinator, failLogWrites: @Sendable () -> Void) {
+        let files = FaultInjectingFileSystem()
+        let coordinator = try open(directory: directory, files: files, minimum: .milliseconds(200), maximum: .seconds(40))
+        return (coordinator, { files.inject(.write, errno: EIO, pathContains: "txnlog", times: 1_000) })
+    }
+
+    private static func open(directory: String?, files: any FileSystem, minimum: Duration, maximum: Duration) throws -> EmbeddedCoordinator {
         var tree = DataTree()
         var zxid: Int64 = 0
         var log: TransactionLog?
         if let directory {
-            let opened = try TransactionLog.open(directory: directory)
+            let opened = try TransactionLog.open(directory: directory, files: files)
             (log, tree, zxid) = (opened.log, opened.tree, opened.zxid)
         }
-        let coordinator = EmbeddedCoordinator(tree: tree, zxid: zxid, log: log, minimum: minimumSessionTimeout, maximum: maximumSessionTimeout)
+        let coordinator = EmbeddedCoordinator(tree: tree, zxid: zxid, log: log, minimum: minimum, maximum: maximum)
         coordinator.startExpiry()
         return coordinator
     }
@@ -87,15 +133,23 @@ public final class EmbeddedCoordinator: Sendable {
     /// Ids of the live sessions.
     public var sessionIDs: [Int64] { state.withLock { Array($0.sessions.keys).sorted() } }
 
-    /// Ends every session, snapshots the tree and closes the log.
+    /// False once the coordinator stopped serving (closed, or its log failed).
+    public var isServing: Bool { state.withLock { !$0.closed } }
+
+    /// Ends every session, snapshots the tree and closes the log. After a log failure nothing is
+    /// snapshotted (the tree holds what the log refused).
     public func close() throws {
         expiryTimer.withLock { $0?.cancel() }
-        let (sessions, tree, zxid) = state.withLock { state -> ([SessionRecord], DataTree, Int64) in
+        let (sessions, tree, zxid, failed) = state.withLock { state -> ([SessionRecord], DataTree, Int64, Bool) in
             state.closed = true
             defer { state.sessions.removeAll() }
-            return (Array(state.sessions.values), state.tree, state.zxid)
+            return (Array(state.sessions.values), state.tree, state.zxid, state.failed)
         }
         for session in sessions { session.broadcaster.move(to: .expired) }
+        if failed {
+            try? log?.close()
+            return
+        }
         try log?.snapshot(tree, zxid: zxid)
         try log?.close()
     }
@@ -106,13 +160,21 @@ public final class EmbeddedCoordinator: Sendable {
         state.withLock { state in state.sessions[id]?.lastHeard = .now }
     }
 
-    /// Applies `operations` as one transaction of `session`, durably; fires the watches it triggers.
+    /// Applies `operations` as one transaction of `session`, durably; its changes become visible,
+    /// and the watches they trigger fire, once it is durable.
     func commit(_ operations: [Operation], session: Int64) async throws -> [OperationResult] {
-        let (results, fired, appended) = try state.withLock { state throws -> ([OperationResult], [(Watch, WatchEvent)], AppendResult?) in
+        let size = JuteLimits.requestBytes(operations)
+        guard size <= JuteLimits.maximumFrameBytes else {
+            throw CoordinationError(.badArguments, "a request of \(size) bytes exceeds ZooKeeper's jute.maxbuffer (\(JuteLimits.maximumFrameBytes))")
+        }
+        // The heavy part of the log record, before the lock.
+        let payload = log == nil ? nil : TransactionCodec.encodeOperations(operations)
+        let (results, appended) = try state.withLock { state throws -> ([OperationResult], (AppendResult, Int64)?) in
             try Self.checkAlive(session, in: state)
             var changes: [DataTree.Change] = []
             let zxid = state.zxid + 1
             let time = Clock.nowMilliseconds
+            let before = log == nil ? [:] : Self.nodes(at: operations.flatMap { [$0.path, NodePath.parent(of: $0.path)] }, in: state.tree)
             var results: [OperationResult] = []
             if operations.count == 1 {
                 // One operation checks everything before it changes anything: apply it in place
@@ -127,37 +189,40 @@ public final class EmbeddedCoordinator: Sendable {
                 if !changes.isEmpty { state.tree = tree }
             }
             // Checks alone change nothing: no transaction.
-            guard !changes.isEmpty else { return (results, [], nil) }
+            guard !changes.isEmpty else { return (results, nil) }
             state.zxid = zxid
-            let appended: AppendResult?
+            guard let log, let payload else {
+                // In memory: durable at once.
+                Self.fireWatches(for: changes, in: &state)
+                return (results, nil)
+            }
             do {
-                appended = try log?.append(Transaction(zxid: zxid, time: time, session: session, operations: operations.map(Transaction.LoggedOperation.init)))
+                let appended = try log.append(zxid: zxid, time: time, session: session, operations: payload)
+                Self.hold(changes, zxid: zxid, before: before, in: &state)
+                return (results, (appended, zxid))
             } catch {
                 // The tree holds a change the log could not take: serve nothing more (a restart
                 // recovers the logged state), never acknowledge it.
-                state.closed = true
+                Self.stopServing(&state)
                 throw CoordinationError(.systemError, "the transaction log failed: \(error)")
             }
-            return (results, Self.takeWatches(for: changes, in: &state), appended)
         }
-        if let appended, let log { try await log.waitUntilDurable(appended) }
-        for (watch, event) in fired { watch.fire(event) }
+        if let (appended, zxid) = appended { try await publishWhenDurable(appended, zxid: zxid) }
         return results
     }
 
-    /// Reads a node for `session`, registering a watch if asked.
+    /// Reads a node as published for `session`, registering a watch if asked.
     func read<T>(_ path: String, session: Int64, watch: WatchKind?, _ body: (DataTree.Node?) throws -> T) throws -> (T, Watch?) {
         try NodePath.validate(path)
         return try state.withLock { state throws -> (T, Watch?) in
             try Self.checkAlive(session, in: state)
-            let node = state.tree.node(path)
-            let result = try body(node)
+            let result = try body(state.visibleNode(path))
             var registered: Watch?
             if let watch {
                 let created = Watch(path: path)
                 switch watch {
-                case .data: state.dataWatches[path, default: []].append(Registered(watch: created, session: session))
-                case .children: state.childWatches[path, default: []].append(Registered(watch: created, session: session))
+                case .data: state.dataWatches[PathKey(path), default: []].append(Registered(watch: created, session: session))
+                case .children: state.childWatches[PathKey(path), default: []].append(Registered(watch: created, session: session))
                 }
                 registered = created
             }
@@ -168,38 +233,99 @@ public final class EmbeddedCoordinator: Sendable {
     enum WatchKind { case data, children }
 
     /// Ends a session: deletes its ephemeral nodes (one logged transaction), fires the watches that
-    /// fires, ends its own watches with `sessionEnded`, and moves it to its final state.
+    /// fires once it is durable, ends its own watches with `sessionEnded`, and moves it to its final
+    /// state. A log failure stops the coordinator, as in `commit`.
     func endSession(_ id: Int64, as final: SessionState) async {
-        let ended = state.withLock { state -> (SessionRecord, [(Watch, WatchEvent)], AppendResult?)? in
+        let ended = state.withLock { state -> (SessionRecord, (AppendResult, Int64)?)? in
             guard let record = state.sessions.removeValue(forKey: id) else { return nil }
-            var fired: [(Watch, WatchEvent)] = []
-            var appended: AppendResult?
-            if !state.tree.ephemerals(of: id).isEmpty {
+            var appended: (AppendResult, Int64)?
+            let ephemerals = state.tree.ephemerals(of: id)
+            if !ephemerals.isEmpty && !state.closed {
                 state.zxid += 1
+                let zxid = state.zxid
+                let before = log == nil ? [:] : Self.nodes(at: ephemerals.flatMap { [$0, NodePath.parent(of: $0)] }, in: state.tree)
                 var changes: [DataTree.Change] = []
-                state.tree.removeEphemerals(of: id, zxid: state.zxid, changes: &changes)
-                appended = try? log?.append(Transaction(zxid: state.zxid, time: Clock.nowMilliseconds, session: id, operations: nil))
-                fired = Self.takeWatches(for: changes, in: &state)
+                state.tree.removeEphemerals(of: id, zxid: zxid, changes: &changes)
+                if let log {
+                    do {
+                        appended = (try log.append(zxid: zxid, time: Clock.nowMilliseconds, session: id, operations: TransactionCodec.encodeOperations(nil)), zxid)
+                        Self.hold(changes, zxid: zxid, before: before, in: &state)
+                    } catch {
+                        Self.stopServing(&state)
+                    }
+                } else {
+                    Self.fireWatches(for: changes, in: &state)
+                }
             }
             // The session's own watches will never fire otherwise.
-            for path in Array(state.dataWatches.keys) {
-                for registered in state.dataWatches[path]! where registered.session == id {
-                    fired.append((registered.watch, WatchEvent(type: .sessionEnded, path: path)))
+            for registry in [\State.dataWatches, \State.childWatches] as [WritableKeyPath<State, [PathKey: [Registered]]>] {
+                for key in Array(state[keyPath: registry].keys) {
+                    for registered in state[keyPath: registry][key]! where registered.session == id {
+                        registered.watch.fire(WatchEvent(type: .sessionEnded, path: key.string))
+                    }
+                    state[keyPath: registry][key]!.removeAll { $0.session == id }
+                    if state[keyPath: registry][key]!.isEmpty { state[keyPath: registry][key] = nil }
                 }
-                state.dataWatches[path]!.removeAll { $0.session == id }
             }
-            for path in Array(state.childWatches.keys) {
-                for registered in state.childWatches[path]! where registered.session == id {
-                    fired.append((registered.watch, WatchEvent(type: .sessionEnded, path: path)))
-                }
-                state.childWatches[path]!.removeAll { $0.session == id }
-            }
-            return (record, fired, appended)
+            return (record, appended)
         }
-        guard let (record, fired, appended) = ended else { return }
-        if let appended, let log { try? await log.waitUntilDurable(appended) }
+        guard let (record, appended) = ended else { return }
+        if let (result, zxid) = appended { try? await publishWhenDurable(result, zxid: zxid) }
         record.broadcaster.move(to: final)
-        for (watch, event) in fired { watch.fire(event) }
+    }
+
+    // MARK: - Publishing durable changes
+
+    /// The nodes at `paths` now (nil: absent), before a change: what reads keep seeing until it is durable.
+    private static func nodes(at paths: [String], in tree: DataTree) -> [PathKey: DataTree.Node?] {
+        var nodes: [PathKey: DataTree.Node?] = [:]
+        for path in paths {
+            let key = PathKey(path)
+            if nodes[key] == nil { nodes[key] = .some(tree.nodes[key]) }
+        }
+        return nodes
+    }
+
+    /// Keeps reads on the published nodes until transaction `zxid` (logged, not yet synced) is published.
+    private static func hold(_ changes: [DataTree.Change], zxid: Int64, before: [PathKey: DataTree.Node?], in state: inout State) {
+        var after: [PathKey: DataTree.Node?] = [:]
+        for change in changes {
+            let key = PathKey(change.path)
+            if state.shadows[key] == nil {
+                // Not among `before`: a sequential node this transaction created (absent before).
+                state.shadows[key] = Shadow(node: before[key] ?? nil, lastZxid: zxid)
+            } else {
+                state.shadows[key]!.lastZxid = zxid
+            }
+            after[key] = .some(state.tree.nodes[key])
+        }
+        state.unpublished.append(Unpublished(zxid: zxid, changes: changes, after: after))
+    }
+
+    /// Waits for the sync of transaction `zxid`, then publishes it (and every earlier one: the log
+    /// syncs in order). A failed sync stops the coordinator.
+    private func publishWhenDurable(_ appended: AppendResult, zxid: Int64) async throws {
+        do {
+            try await log?.waitUntilDurable(appended)
+        } catch {
+            state.withLock { Self.stopServing(&$0) }
+            throw CoordinationError(.systemError, "the transaction log failed to sync: \(error)")
+        }
+        state.withLock { state in
+            while let next = state.unpublished.first, next.zxid <= zxid {
+                state.unpublished.removeFirst()
+                for (key, node) in next.after {
+                    if state.shadows[key]?.lastZxid == next.zxid { state.shadows[key] = nil } else { state.shadows[key]?.node = node }
+                }
+                // In the step that makes the change visible: no read sees it before its watches fire.
+                Self.fireWatches(for: next.changes, in: &state)
+            }
+        }
+    }
+
+    private static func stopServing(_ state: inout State) {
+        state.closed = true
+        state.failed = true
     }
 
     private static func checkAlive(_ session: Int64, in state: State) throws(CoordinationError) {
@@ -207,14 +333,13 @@ public final class EmbeddedCoordinator: Sendable {
         guard state.sessions[session] != nil else { throw CoordinationError(.sessionExpired, "session 0x\(String(session, radix: 16)) has ended (expired or closed)") }
     }
 
-    /// Removes and returns the watches `changes` fire, with their events (ZooKeeper's rules: a data
-    /// watch fires on creation, deletion and data change; a child watch on a child's creation or
-    /// deletion, and on the node's own deletion).
-    private static func takeWatches(for changes: [DataTree.Change], in state: inout State) -> [(Watch, WatchEvent)] {
-        var fired: [(Watch, WatchEvent)] = []
-        func take(_ registry: inout [String: [Registered]], _ path: String, _ type: WatchEventType) {
-            guard let watches = registry.removeValue(forKey: path) else { return }
-            for registered in watches { fired.append((registered.watch, WatchEvent(type: type, path: path))) }
+    /// Fires (under the lock, with the change's publication) the watches `changes` trigger:
+    /// ZooKeeper's rules: a data watch fires on creation, deletion and data change; a child watch on
+    /// a child's creation or deletion, and on the node's own deletion. Firing only resumes waiters.
+    private static func fireWatches(for changes: [DataTree.Change], in state: inout State) {
+        func take(_ registry: inout [PathKey: [Registered]], _ path: String, _ type: WatchEventType) {
+            guard let watches = registry.removeValue(forKey: PathKey(path)) else { return }
+            for registered in watches { registered.watch.fire(WatchEvent(type: type, path: path)) }
         }
         for change in changes {
             switch change {
@@ -226,7 +351,6 @@ public final class EmbeddedCoordinator: Sendable {
             case .childrenChanged(let path): take(&state.childWatches, path, .nodeChildrenChanged)
             }
         }
-        return fired
     }
 
     private func startExpiry() {

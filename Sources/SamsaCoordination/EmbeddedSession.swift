@@ -72,7 +72,7 @@ public final class EmbeddedSession: CoordinationSession {
     public func children(_ path: String, watch: Bool) async throws -> (names: [String], stat: NodeStat, watch: Watch?) {
         let ((names, stat), registered) = try coordinator.read(path, session: sessionID, watch: watch ? .children : nil) { node throws -> ([String], NodeStat) in
             guard let node else { throw CoordinationError(.noNode, path: path) }
-            return (Array(node.children), node.stat)
+            return (node.children.map(\.string), node.stat)
         }
         return (names, stat, registered)
     }

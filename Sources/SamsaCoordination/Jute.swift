@@ -137,3 +137,67 @@ extension Operation {
         }
     }
 }
+
+/// The types of ZooKeeper's watch notifications (`Watcher.Event.EventType`) that fire node watches.
+enum ZooKeeperEventType: Int32 {
+    case nodeCreated = 1, nodeDeleted = 2, nodeDataChanged = 3, nodeChildrenChanged = 4
+}
+
+/// ZooKeeper's size limits, the same for both backends.
+package enum JuteLimits {
+    /// A server's default `jute.maxbuffer`: a larger frame makes it drop the connection.
+    package static let maximumFrameBytes = 1_048_575
+
+    /// The encoded size of a request carrying `operations` (one alone, or a multi), as `JuteWriter`
+    /// encodes it with its 8-byte header (xid, op code) and without the frame's length prefix.
+    static func requestBytes(_ operations: [Operation]) -> Int {
+        func string(_ value: String) -> Int { 4 + value.utf8.count }
+        func body(_ operation: Operation) -> Int {
+            switch operation {
+            case .create(let path, let data, _): string(path) + 4 + data.count + openACLBytes + 4
+            case .delete(let path, _), .check(let path, _): string(path) + 4
+            case .setData(let path, let data, _): string(path) + 4 + data.count + 4
+            }
+        }
+        let header = 8
+        guard operations.count != 1 else { return header + body(operations[0]) }
+        // A multi: each operation after its 9-byte header (type, done, error), then the end header.
+        return header + operations.reduce(0) { $0 + 9 + body($1) } + 9
+    }
+
+    /// `JuteWriter.openACL()`: one ACL (perms, scheme, id).
+    static let openACLBytes = 4 + 4 + (4 + 5) + (4 + 6)
+}
+
+/// SetWatches requests re-arming a session's watches on a new server, in chunks of at most 128 KB of
+/// paths each (as the Java client sends them), so none exceeds a server's frame limit.
+enum SetWatchesFrames {
+    static let maximumPathBytes = 128 * 1024
+
+    static func encode(relativeZxid: Int64, data: [String], exist: [String], child: [String]) -> [ByteBuffer] {
+        var frames: [ByteBuffer] = []
+        var lists: [[String]] = [[], [], []]
+        var bytes = 0
+        func flush() {
+            guard !(lists[0].isEmpty && lists[1].isEmpty && lists[2].isEmpty) else { return }
+            var writer = JuteWriter(capacity: bytes + 64)
+            writer.int(SpecialXid.setWatches)
+            writer.int(OpCode.setWatches.rawValue)
+            writer.long(relativeZxid)
+            for list in lists { writer.strings(list) }
+            frames.append(writer.buffer)
+            lists = [[], [], []]
+            bytes = 0
+        }
+        for (kind, paths) in [data, exist, child].enumerated() {
+            for path in paths {
+                let size = 4 + path.utf8.count
+                if bytes + size > maximumPathBytes { flush() }
+                lists[kind].append(path)
+                bytes += size
+            }
+        }
+        flush()
+        return frames
+    }
+}

@@ -1,16 +1,17 @@
 import Foundation
+import NIOCore
 import SamsaRecords
 import SamsaStorage
 
-/// A committed transaction of the embedded coordinator, as its log keeps it.
-struct Transaction: Codable, Sendable {
+/// A committed transaction of the embedded coordinator, as earlier versions logged it (JSON).
+struct Transaction: Decodable, Sendable {
     var zxid: Int64
     var time: Int64
     var session: Int64
     /// The operations (a `multi` has several); nil for the end of a session.
     var operations: [LoggedOperation]?
 
-    struct LoggedOperation: Codable, Sendable {
+    struct LoggedOperation: Decodable, Sendable {
         var kind: String
         var path: String
         var data: [UInt8]?
@@ -46,45 +47,55 @@ struct Transaction: Codable, Sendable {
     }
 }
 
-/// The embedded coordinator's durable state: a snapshot of the tree (`snapshot.json`, written
-/// atomically) and a transaction log after it, kept in a Samsa partition log (`txnlog/`) under the
-/// every-append policy, so a transaction acknowledged to a client is on disk. At start-up the tree is
-/// the snapshot plus the log replayed; the sessions of the previous run are gone, so their ephemeral
-/// nodes are removed (and that is logged too), then a new snapshot replaces the log.
+/// The embedded coordinator's durable state: a snapshot of the tree (`snapshot.bin`, binary, written
+/// atomically; see `TransactionCodec`) and a transaction log after it, kept in a Samsa partition log
+/// (`txnlog/`) under the every-append policy, so a transaction acknowledged to a client is on disk.
+/// At start-up the tree is the snapshot plus the log replayed; the sessions of the previous run are
+/// gone, so their ephemeral nodes are removed (and that is logged too), then a new snapshot replaces
+/// the log. Snapshots and records of earlier versions (JSON) are still read.
 final class TransactionLog: Sendable {
     private let directory: String
-    private let files = PosixFileSystem()
+    private let files: any FileSystem
     private let log: PartitionLog
 
-    private struct Snapshot: Codable {
+    /// The JSON snapshot earlier versions wrote (`snapshot.json`).
+    private struct LegacySnapshot: Decodable {
+        struct Node: Decodable {
+            var data: [UInt8]
+            var stat: NodeStat
+        }
         var zxid: Int64
-        /// The first log offset not in the snapshot.
         var logOffset: Int64
-        var nodes: [String: DataTree.Node]
+        var nodes: [String: Node]
     }
 
-    private init(directory: String, log: PartitionLog) {
+    private init(directory: String, files: any FileSystem, log: PartitionLog) {
         self.directory = directory
+        self.files = files
         self.log = log
     }
 
+    private static func snapshotPath(_ directory: String) -> String { "\(directory)/snapshot.bin" }
+
     /// Opens (creating) the log in `directory`; returns it with the recovered tree and last zxid.
-    static func open(directory: String) throws -> (log: TransactionLog, tree: DataTree, zxid: Int64) {
-        let files = PosixFileSystem()
+    static func open(directory: String, files: any FileSystem = PosixFileSystem()) throws -> (log: TransactionLog, tree: DataTree, zxid: Int64) {
         try files.makeDirectory(directory)
         var tree = DataTree()
         var zxid: Int64 = 0
         var offset: Int64 = 0
-        let snapshotPath = "\(directory)/snapshot.json"
-        if files.fileExists(snapshotPath) {
-            let snapshot = try JSONDecoder().decode(Snapshot.self, from: Data(try files.readFile(snapshotPath)))
-            tree = DataTree(nodes: snapshot.nodes)
+        let legacyPath = "\(directory)/snapshot.json"
+        if files.fileExists(snapshotPath(directory)) {
+            (tree, zxid, offset) = try TransactionCodec.decodeSnapshot(try files.readFile(snapshotPath(directory)))
+        } else if files.fileExists(legacyPath) {
+            let snapshot = try JSONDecoder().decode(LegacySnapshot.self, from: Data(try files.readFile(legacyPath)))
+            tree = DataTree(nodes: snapshot.nodes.map { (path: $0.key, data: $0.value.data, stat: $0.value.stat) })
             zxid = snapshot.zxid
             offset = snapshot.logOffset
         }
         let (partitionLog, _) = try PartitionLog.open(
-            directory: "\(directory)/txnlog", configuration: LogConfiguration(segmentBytes: 64 << 20, flushPolicy: .everyAppend), recoveryPoint: 0)
-        let transactionLog = TransactionLog(directory: directory, log: partitionLog)
+            directory: "\(directory)/txnlog", configuration: LogConfiguration(segmentBytes: 64 << 20, flushPolicy: .everyAppend), recoveryPoint: 0,
+            files: files)
+        let transactionLog = TransactionLog(directory: directory, files: files, log: partitionLog)
         // Replay what the snapshot does not hold.
         var position = max(offset, partitionLog.logStartOffset)
         while let bytes = try partitionLog.read(from: position, maxBytes: 1 << 20) {
@@ -93,12 +104,11 @@ final class TransactionLog: Sendable {
                 let batch = try RecordBatch(validating: remaining)
                 remaining.moveReaderIndex(forwardBy: batch.sizeInBytes)
                 for record in try batch.decodeRecords() where record.offset >= position {
-                    let transaction = try JSONDecoder().decode(Transaction.self, from: Data(record.valueBytes ?? []))
+                    let transaction = try decode(record)
                     var changes: [DataTree.Change] = []
                     if let operations = transaction.operations {
                         var attempt = tree
-                        for logged in operations {
-                            guard let operation = logged.operation else { throw CoordinationError(.dataInconsistency, "unknown logged operation \(logged.kind)") }
+                        for operation in operations {
                             _ = try attempt.apply(operation, session: transaction.session, zxid: transaction.zxid, time: transaction.time, changes: &changes)
                         }
                         tree = attempt
@@ -115,17 +125,32 @@ final class TransactionLog: Sendable {
             zxid += 1
             var changes: [DataTree.Change] = []
             tree.removeEphemerals(of: owner, zxid: zxid, changes: &changes)
-            _ = try transactionLog.append(Transaction(zxid: zxid, time: Clock.nowMilliseconds, session: owner, operations: nil))
+            _ = try transactionLog.append(zxid: zxid, time: Clock.nowMilliseconds, session: owner, operations: TransactionCodec.encodeOperations(nil))
         }
         try partitionLog.flush()
         try transactionLog.snapshot(tree, zxid: zxid)
+        if files.fileExists(legacyPath) { try files.unlink(legacyPath) }
         return (transactionLog, tree, zxid)
     }
 
-    /// Writes a transaction (not yet synced); `waitUntilDurable` with the result waits for the sync.
-    func append(_ transaction: Transaction) throws -> AppendResult {
-        var builder = RecordBatchBuilder(capacity: 256)
-        builder.append(timestamp: transaction.time, key: nil, value: Array(try JSONEncoder().encode(transaction)))
+    private static func decode(_ record: Record) throws -> (zxid: Int64, time: Int64, session: Int64, operations: [Operation]?) {
+        guard let key = record.key else {
+            // Written by an earlier version: JSON.
+            let transaction = try JSONDecoder().decode(Transaction.self, from: Data(record.valueBytes ?? []))
+            let operations = try transaction.operations?.map { logged throws(CoordinationError) -> Operation in
+                guard let operation = logged.operation else { throw CoordinationError(.dataInconsistency, "unknown logged operation \(logged.kind)") }
+                return operation
+            }
+            return (transaction.zxid, transaction.time, transaction.session, operations)
+        }
+        return try TransactionCodec.decode(key: key, value: record.value ?? ByteBuffer())
+    }
+
+    /// Writes a transaction (not yet synced) whose operations `TransactionCodec.encodeOperations`
+    /// encoded; `waitUntilDurable` with the result waits for the sync.
+    func append(zxid: Int64, time: Int64, session: Int64, operations: ByteBuffer) throws -> AppendResult {
+        var builder = RecordBatchBuilder(capacity: operations.readableBytes + 128)
+        builder.append(timestamp: time, key: TransactionCodec.encodeHeader(zxid: zxid, time: time, session: session), value: operations)
         return try log.appendWithoutWaiting(try builder.build())
     }
 
@@ -136,8 +161,7 @@ final class TransactionLog: Sendable {
     /// Replaces snapshot and log with a snapshot of `tree`, then lets the log's old segments go.
     func snapshot(_ tree: DataTree, zxid: Int64) throws {
         let end = log.logEndOffset
-        let snapshot = Snapshot(zxid: zxid, logOffset: end, nodes: tree.nodes)
-        try files.writeFileAtomically("\(directory)/snapshot.json", Array(try JSONEncoder().encode(snapshot)))
+        try files.writeFileAtomically(Self.snapshotPath(directory), TransactionCodec.encodeSnapshot(tree, zxid: zxid, logOffset: end))
         try log.roll()
         try log.advanceLogStart(to: end)
     }

@@ -37,12 +37,15 @@ final class EmbeddedBackend: CoordinationBackend {
 /// Each test runs against every backend this machine can provide.
 enum BackendKind: String, CaseIterable, Sendable, CustomStringConvertible {
     case embedded
+    /// Embedded with a transaction log: changes wait for their fsync.
+    case embeddedDurable
     case zookeeper
     var description: String { rawValue }
 
     func make() async throws -> any CoordinationBackend {
         switch self {
         case .embedded: try EmbeddedBackend()
+        case .embeddedDurable: try EmbeddedBackend(persistent: true)
         case .zookeeper: ZooKeeperBackend(servers: try await SharedZooKeeper.shared.servers())
         }
     }
@@ -59,4 +62,49 @@ func eventually(_ timeout: Duration = .seconds(10), _ condition: () async throws
         try? await Task.sleep(for: .milliseconds(10))
     }
     return try await condition()
+}
+
+/// What an operation came to within a time limit.
+enum Outcome: Sendable {
+    case succeeded
+    case failed(any Error)
+    /// Still running at the limit (it is left running).
+    case hung
+
+    var errorCode: CoordinationError.Code? {
+        if case .failed(let error) = self { return (error as? CoordinationError)?.code }
+        return nil
+    }
+}
+
+/// Runs `body`, waiting for it at most `limit`.
+func outcome(within limit: Duration, _ body: @escaping @Sendable () async throws -> Void) async -> Outcome {
+    let (stream, continuation) = AsyncStream<Outcome>.makeStream()
+    Task {
+        do {
+            try await body()
+            continuation.yield(.succeeded)
+        } catch {
+            continuation.yield(.failed(error))
+        }
+    }
+    let timer = Task {
+        try? await Task.sleep(for: limit)
+        continuation.yield(.hung)
+    }
+    var iterator = stream.makeAsyncIterator()
+    let first = await iterator.next() ?? .hung
+    timer.cancel()
+    continuation.finish()
+    return first
+}
+
+/// Runs blocking work (starting a JVM, waiting for a child process, socket probes) on a thread of
+/// its own: on the two threads of Swift's cooperative pool it would stall every other test's tasks.
+func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread {
+            continuation.resume(with: Result { try body() })
+        }
+    }
 }

@@ -158,4 +158,92 @@ struct ConformanceTests {
             await observer.close()
         }
     }
+
+    @Test("requests over jute.maxbuffer (1,048,575 bytes) are refused with badArguments; the session and its other requests carry on", arguments: BackendKind.allCases)
+    func sizeLimit(kind: BackendKind) async throws {
+        try await withBackend(kind) { backend, root in
+            let session = try await backend.connect(timeout: .seconds(15))
+            _ = try await session.create(root)
+            _ = try await session.create(root + "/n")
+            let big = [UInt8](repeating: 7, count: 1 << 20)
+            // Unrelated requests in flight meanwhile must not be hurt.
+            let others = Task {
+                for _ in 0..<50 { _ = try await session.exists(root) }
+            }
+            await expectError(.badArguments) { try await session.setData(root + "/n", data: big) }
+            await expectError(.badArguments) { _ = try await session.create(root + "/big", data: big) }
+            let half = [UInt8](repeating: 1, count: 600_000)
+            await expectError(.badArguments) {
+                _ = try await session.multi([.setData(path: root + "/n", data: half, version: -1), .setData(path: root + "/n", data: half, version: -1)])
+            }
+            try await others.value
+            #expect(session.state == .connected)
+            // Just under the limit is fine.
+            let large = [UInt8](repeating: 3, count: 1_000_000)
+            try await session.setData(root + "/n", data: large)
+            #expect(try await session.data(root + "/n").data == large)
+            #expect(try await session.exists(root + "/big") == nil)
+            await session.close()
+        }
+    }
+
+    @Test("no session reads a change before the watch it set on the old data has fired", arguments: BackendKind.allCases)
+    func watchFiresBeforeChangeIsVisible(kind: BackendKind) async throws {
+        try await withBackend(kind) { backend, root in
+            let watcher = try await backend.connect(timeout: .seconds(15))
+            let writer = try await backend.connect(timeout: .seconds(15))
+            _ = try await writer.create(root, data: [0])
+            var early = 0
+            for round in 1...60 {
+                let value = [UInt8(round % 256)]
+                let watch = try #require(try await watcher.data(root, watch: true).watch)
+                let write = Task { _ = try await writer.setData(root, data: value) }
+                while try await watcher.data(root).data != value { try await Task.sleep(for: .milliseconds(1)) }
+                if watch.firedEvent == nil { early += 1 }
+                try await write.value
+                _ = try await watch.event()
+            }
+            #expect(early == 0, "\(early) of 60 reads saw the new data before the watch fired")
+            await watcher.close()
+            await writer.close()
+        }
+    }
+
+    @Test("paths are compared byte by byte (NFC and NFD are two nodes); emoji and other code units Java refuses are refused", arguments: BackendKind.allCases)
+    func pathBytes(kind: BackendKind) async throws {
+        try await withBackend(kind) { backend, root in
+            let session = try await backend.connect(timeout: .seconds(15))
+            _ = try await session.create(root)
+            let composed = root + "/caf\u{E9}"
+            let decomposed = root + "/cafe\u{301}"
+            #expect(composed == decomposed, "Swift calls them equal")
+            _ = try await session.create(composed, data: [1])
+            _ = try await session.create(decomposed, data: [2])
+            #expect(try await session.children(root).count == 2)
+            #expect(try await session.data(composed).data == [1])
+            #expect(try await session.data(decomposed).data == [2])
+            // A watch on one is not fired by the other.
+            let watch = try #require(try await session.data(composed, watch: true).watch)
+            try await session.setData(decomposed, data: [3])
+            try await session.setData(composed, data: [4])
+            #expect(try await watch.event() == WatchEvent(type: .nodeDataChanged, path: composed))
+            for refused in [root + "/\u{1F600}", root + "/private\u{E000}", root + "/nonchar\u{FFFE}"] {
+                await expectError(.badArguments) { _ = try await session.create(refused) }
+            }
+            // Accepted: a combining mark right after the separator is still a new name.
+            _ = try await session.create(root + "/\u{301}x")
+            #expect(try await session.children(root).count == 3)
+            await session.close()
+        }
+    }
+
+    @Test("ZooKeeper's own /zookeeper node exists", arguments: BackendKind.allCases)
+    func zookeeperNode(kind: BackendKind) async throws {
+        try await withBackend(kind) { backend, _ in
+            let session = try await backend.connect(timeout: .seconds(15))
+            #expect(try await session.children("/").contains("zookeeper"))
+            #expect(try await session.exists("/zookeeper/quota") != nil)
+            await session.close()
+        }
+    }
 }

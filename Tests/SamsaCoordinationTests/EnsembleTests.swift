@@ -6,10 +6,10 @@ import Testing
 struct EnsembleTests {
     @Test("killing the ZooKeeper leader: sessions, ephemeral nodes and watches survive; a new leader serves; nothing acknowledged is lost")
     func leaderFailover() async throws {
-        let ensemble = try ZooKeeperEnsemble(count: 3)
+        let ensemble = try await blocking { try ZooKeeperEnsemble(count: 3) }
         defer { ensemble.stopAll() }
         let servers = ensemble.connectString
-        let leader = try #require(ensemble.leaderIndex())
+        let leader = try #require(try await blocking { ensemble.leaderIndex() })
         // Clients connect to followers first (the list rotated away from the leader), and one to the
         // leader itself, so the kill cuts at least one connection.
         let onLeader = try await ZooKeeperSession.connect(servers: [servers[leader]] + servers.enumerated().filter { $0.offset != leader }.map(\.element), sessionTimeout: .seconds(10))
@@ -26,11 +26,11 @@ struct EnsembleTests {
         let childWatch = try await onLeader.children(root, watch: true).watch
         let sessionsBefore = (onLeader.sessionID, other.sessionID)
 
-        ensemble.kill(leader)
+        try await blocking { ensemble.kill(leader) }
         // A new leader is elected among the two left.
         var newLeader: Int?
         for _ in 0..<100 where newLeader == nil {
-            newLeader = ensemble.servers.indices.first { $0 != leader && ensemble.mode(of: $0) == "leader" }
+            newLeader = try await blocking { ensemble.servers.indices.first { $0 != leader && ensemble.mode(of: $0) == "leader" } }
             if newLeader == nil { try await Task.sleep(for: .milliseconds(100)) }
         }
         #expect(newLeader != nil, "no new ZooKeeper leader")
@@ -56,7 +56,7 @@ struct EnsembleTests {
 
     @Test("leader election across processes' sessions on the ensemble: exactly one leader after the leader's session expires")
     func electionOnEnsemble() async throws {
-        let ensemble = try ZooKeeperEnsemble(count: 3)
+        let ensemble = try await blocking { try ZooKeeperEnsemble(count: 3) }
         defer { ensemble.stopAll() }
         let backend = ZooKeeperBackend(servers: ensemble.connectString)
         let root = testRoot() + "/election"
@@ -76,5 +76,27 @@ struct EnsembleTests {
         #expect(await eventually(.seconds(8)) { elections.filter(\.isLeader).count == 1 && !elections[leader].isLeader })
         #expect(start.duration(to: .now) < .seconds(8), "a new leader within the session timeout and a margin")
         for session in sessions { await session.close() }
+    }
+
+    @Test("the ZooKeeper server restarts within the session timeout: the sessions come back and the election has a leader again")
+    func electionThroughServerRestart() async throws {
+        let ensemble = try await blocking { try ZooKeeperEnsemble(count: 1) }
+        defer { ensemble.stopAll() }
+        let root = testRoot() + "/election"
+        var elections: [LeaderElection] = []
+        for index in 0..<3 {
+            let session = try await ZooKeeperSession.connect(servers: ensemble.connectString, sessionTimeout: .seconds(40))
+            let election = LeaderElection(session: session, path: root, candidate: "c\(index)")
+            try await election.start()
+            elections.append(election)
+        }
+        #expect(await eventually { elections.filter(\.isLeader).count == 1 })
+        let ids = elections.map(\.session.sessionID)
+        // A long session timeout: a JVM restart on a loaded machine can take many seconds.
+        try await blocking { try ensemble.restart(0) }
+        #expect(await eventually(.seconds(20)) { elections.allSatisfy { $0.session.state == .connected } }, "\(elections.map(\.session.state))")
+        #expect(elections.map(\.session.sessionID) == ids, "the same sessions")
+        #expect(await eventually(.seconds(5)) { elections.filter(\.isLeader).count == 1 }, "no leader after the restart")
+        for election in elections { await election.session.close() }
     }
 }

@@ -9,18 +9,23 @@ struct KazooInteropTests {
     static let python = ProcessInfo.processInfo.environment["SAMSA_PYTHON"] ?? "python3"
 
     /// Runs a kazoo script with `servers` and `root` as arguments; returns its JSON output.
-    func kazoo(_ script: String, servers: [String], root: String) throws -> [String: Any] {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [Self.python, "-c", script, servers.joined(separator: ","), root]
-        let output = Pipe(), errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        let errorText = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        try #require(process.terminationStatus == 0, "kazoo (installed by scripts/test.sh) failed: \(errorText)")
+    func kazoo(_ script: String, servers: [String], root: String) async throws -> [String: Any] {
+        let arguments = [Self.python, "-c", script, servers.joined(separator: ","), root]
+        // Waiting for the child blocks: on a thread of its own, not the cooperative pool.
+        let (status, data, errorText) = try await blocking { () throws -> (Int32, Data, String) in
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = arguments
+            let output = Pipe(), errors = Pipe()
+            process.standardOutput = output
+            process.standardError = errors
+            try process.run()
+            let data = output.fileHandleForReading.readDataToEndOfFile()
+            let errorText = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return (process.terminationStatus, data, errorText)
+        }
+        try #require(status == 0, "kazoo (installed by scripts/test.sh) failed: \(errorText)")
         return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
     }
 
@@ -34,7 +39,7 @@ struct KazooInteropTests {
         try await session.setData(root + "/config", data: Array("v2".utf8))
         _ = try await session.create(root + "/alive", data: [], mode: .ephemeral)
         let sequential = try await session.create(root + "/seq-", data: [0, 255], mode: .persistentSequential)
-        let read = try kazoo(
+        let read = try await kazoo(
             """
             import sys, json
             from kazoo.client import KazooClient
@@ -61,7 +66,7 @@ struct KazooInteropTests {
         let servers = try await SharedZooKeeper.shared.servers()
         let session = try await ZooKeeperSession.connect(servers: servers, sessionTimeout: .seconds(10))
         let root = testRoot()
-        let written = try kazoo(
+        let written = try await kazoo(
             """
             import sys, json
             from kazoo.client import KazooClient

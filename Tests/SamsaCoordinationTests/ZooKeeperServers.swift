@@ -33,6 +33,7 @@ final class ZooKeeperEnsemble: @unchecked Sendable {
         }
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-zk-\(UUID().uuidString)").path
         self.root = root
+        StartedServers.shared.addDirectory(root)
         let ports = try (0..<(count * 3)).map { _ in try freePort() }
         servers = (0..<count).map { index in Server(id: index + 1, clientPort: ports[index * 3], directory: "\(root)/server\(index + 1)", process: nil) }
         for index in servers.indices {
@@ -150,26 +151,42 @@ final class ZooKeeperEnsemble: @unchecked Sendable {
         servers[index].process = nil
     }
 
+    /// Starts a killed server again on its data (sessions and nodes survive, as after a crash).
+    func restart(_ index: Int) throws {
+        kill(index)
+        try start(index)
+        guard waitUntilServing(index, timeout: 30) else { throw CoordinationError(.connectionLoss, "ZooKeeper server \(index + 1) did not restart") }
+    }
+
     func stopAll() {
         for index in servers.indices { kill(index) }
         try? FileManager.default.removeItem(atPath: root)
     }
 }
 
-/// Every JVM the tests started, killed at exit if a test could not stop it.
+/// Every JVM the tests started, killed at exit if a test could not stop it (the shared server is
+/// never stopped otherwise), and their directories, removed then.
 final class StartedServers: @unchecked Sendable {
     // @unchecked: guarded by `lock`.
     static let shared = StartedServers()
     private let lock = NSLock()
     private var pids: [Int32] = []
+    private var directories: [String] = []
 
     private init() {
         atexit {
-            for pid in StartedServers.shared.lock.withLock({ StartedServers.shared.pids }) { Glibc.kill(pid, SIGKILL) }
+            let (pids, directories) = StartedServers.shared.lock.withLock { (StartedServers.shared.pids, StartedServers.shared.directories) }
+            for pid in pids {
+                Glibc.kill(pid, SIGKILL)
+                var status: Int32 = 0
+                waitpid(pid, &status, 0)
+            }
+            for directory in directories { try? FileManager.default.removeItem(atPath: directory) }
         }
     }
 
     func add(_ pid: Int32) { lock.withLock { pids.append(pid) } }
+    func addDirectory(_ directory: String) { lock.withLock { directories.append(directory) } }
 }
 
 /// A TCP port nothing listens on now.
@@ -193,13 +210,12 @@ func freePort() throws -> Int {
 /// (each test works under its own root path).
 actor SharedZooKeeper {
     static let shared = SharedZooKeeper()
-    private var ensemble: ZooKeeperEnsemble?
+    /// One start, awaited by every caller (the actor is re-entered while the JVM starts).
+    private var starting: Task<ZooKeeperEnsemble, any Error>?
 
-    func servers() throws -> [String] {
-        if let ensemble { return ensemble.connectString }
-        let started = try ZooKeeperEnsemble(count: 1)
-        ensemble = started
-        return started.connectString
+    func servers() async throws -> [String] {
+        if starting == nil { starting = Task { try await blocking { try ZooKeeperEnsemble(count: 1) } } }
+        return try await starting!.value.connectString
     }
 }
 
