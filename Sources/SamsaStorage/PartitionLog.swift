@@ -376,7 +376,9 @@ public final class PartitionLog: Sendable {
         try truncationObserver.withLock { $0 }?()
     }
 
-    /// Steps (2) and (3) of `truncate`, under the writer lock.
+    /// Steps (2) and (3) of `truncate`, under the writer lock. The new end is published as soon as
+    /// the file is cut, so reads always match the files (even when a later step fails and the log
+    /// then refuses writes).
     private func cut(_ state: inout State, at offset: Int64) throws(StorageError) {
         let keep = state.segments.lastIndex { $0.baseOffset < offset } ?? 0
         var target = state.segments[keep]
@@ -388,10 +390,7 @@ public final class PartitionLog: Sendable {
             try target.loadEnd()
         }
         let end = try target.truncate(from: offset)
-        // Make the cut durable now: a truncated tail that a power cut brought back would pass
-        // recovery as valid batches (replication truncates exactly such divergent tails).
-        try target.flush()
-        for removed in state.segments[(keep + 1)...].reversed() { state.pendingDeletion += try removed.markDeleted() }
+        let removed = Array(state.segments[(keep + 1)...])
         state.segments.removeSubrange((keep + 1)...)
         state.segments[keep] = target
         // Durability goes through its owner: the durable end drops to the cut, and a sync that
@@ -399,6 +398,20 @@ public final class PartitionLog: Sendable {
         groupCommit.truncated(to: end)
         publishedEnd.store(end, ordering: .releasing)
         if publishedHighWatermark.load(ordering: .relaxed) > end { publishedHighWatermark.store(end, ordering: .releasing) }
+        // Make the cut durable now: a truncated tail that a power cut brought back would pass
+        // recovery as valid batches (replication truncates exactly such divergent tails).
+        try target.flush()
+        // Later segments go last. One whose rename fails stays on disk past the end; recovery
+        // removes it (the recovery point was lowered first).
+        var failure: StorageError?
+        for segment in removed.reversed() {
+            do throws(StorageError) {
+                state.pendingDeletion += try segment.markDeleted()
+            } catch {
+                failure = failure ?? error
+            }
+        }
+        if let failure { throw failure }
     }
 
     func observeTruncation(_ observer: @escaping @Sendable () throws(StorageError) -> Void) {

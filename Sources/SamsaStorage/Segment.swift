@@ -155,7 +155,12 @@ final class Segment: @unchecked Sendable {
                 }
             }
         }
-        if let failure { throw failure }
+        if let failure {
+            // A write that failed part way may have left some bytes past the end: cut them now (best
+            // effort; sealing and recovery cut them too), so nothing but whole batches stays in the file.
+            if writeAhead == nil { try? files.ftruncate(fd, to: position, path: logPath) }
+            throw failure
+        }
         let lastOffset = baseOffset + Int64(batch.lastOffsetDelta)
         try noteAppended(baseOffset: baseOffset, lastOffset: lastOffset, maxTimestamp: batch.maxTimestamp, size: batch.sizeInBytes, at: position)
     }
@@ -477,6 +482,11 @@ final class Segment: @unchecked Sendable {
     func seal() throws(StorageError) {
         guard !sealed else { return }
         if let writeAhead, let pinned, !keepsDamage { try writeAhead.cut(to: size, fd: pinned, restart: false) }
+        // Bytes of a failed write past the last batch (see `append`): a sealed segment holds whole
+        // batches only, or the next open would take them for damage below the recovery point.
+        if writeAhead == nil, let pinned, !keepsDamage, try files.fileSize(pinned, path: logPath) > size {
+            try files.ftruncate(pinned, to: size, path: logPath)
+        }
         try offsetIndex.trim()
         try timeIndex.trim()
         sealed = true

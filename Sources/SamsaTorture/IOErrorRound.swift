@@ -63,6 +63,8 @@ public struct IOErrorRound: Sendable {
             } catch let error as StorageError {
                 failures.append("step \(step) (\(action)): \(error)")
                 if error.code == .closed && (action == .append || action == .concurrentAppends) { refused = true }
+                // A reopen that failed dropped the old log too: the next one opened is new.
+                if action == .cleanReopen || action == .crashReopen { refused = false }
             }
             // Failed or not, the log must read back as the model says (what a failed step did is in
             // the model by now), unless an injected failure is still to come and met the reads.
