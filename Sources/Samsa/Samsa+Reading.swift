@@ -61,8 +61,14 @@ extension Samsa {
     }
 
     /// The first retained offset of a partition, and the offset after its last committed record.
+    /// A damaged partition (records below its recovery point missing, see `LogDamage`) throws
+    /// `.corrupt` here: its end is the damage, not the end of the log, and a reader must not take it
+    /// for one.
     public func offsets(topic: String, partition: Int) throws(SamsaError) -> (start: Int64, end: Int64) {
         let log = try log(topic, partition)
+        if let damage = log.damage {
+            throw SamsaError(StorageError(.corrupt, path: damage.path, "\(topic)-\(partition) is \(damage)"))
+        }
         let configuration = try configuration(of: topic)
         let end = readLimit(configuration) == .flushed ? log.flushedOffset : log.logEndOffset
         return (log.logStartOffset, end)

@@ -128,11 +128,13 @@ public final class LogManager: Sendable {
         let descriptors = DescriptorCache(capacity: maxOpenFiles, maxMappings: maxMappedIndexes, files: files)
         // Only for where each log starts; a damaged checkpoint costs nothing but that.
         let logStarts = (try? OffsetCheckpoint.read("\(directory)/\(logStartFile)", files: files)) ?? [:]
+        // Only to tell damage (durable records missing) from a torn tail; none read, none assumed.
+        let recoveryPoints = (try? OffsetCheckpoint.read("\(directory)/\(recoveryPointFile)", files: files)) ?? [:]
         var logs: [TopicPartition: PartitionLog] = [:]
         for partition in try partitionDirectories(in: directory, files: files).partitions {
             logs[partition] = try PartitionLog.openReadOnly(
                 directory: "\(directory)/\(partition.directoryName)", configuration: configurations[partition] ?? configuration,
-                logStartOffset: logStarts[partition], files: files, descriptors: descriptors)
+                logStartOffset: logStarts[partition], recoveryPoint: recoveryPoints[partition] ?? 0, files: files, descriptors: descriptors)
         }
         return LogManager(directory: directory, configuration: configuration, files: files, descriptors: descriptors, logs: logs, readOnly: true)
     }

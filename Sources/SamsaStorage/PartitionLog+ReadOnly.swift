@@ -7,8 +7,12 @@ extension PartitionLog {
     /// ignored (lookups scan from the segment's start), and where a segment ends early the log ends
     /// there, as recovery would leave it. Batches are validated (CRC) when they are decoded, as always.
     /// `refresh()` picks up what a writer appended since.
+    ///
+    /// Where the whole batches end before `recoveryPoint` (records that had been made durable are
+    /// missing or invalid) the log is opened damaged, as a writable open would: reads from there fail
+    /// with `.corrupt` instead of looking like the end of the log.
     public static func openReadOnly(
-        directory: String, configuration: LogConfiguration = LogConfiguration(), logStartOffset: Int64? = nil,
+        directory: String, configuration: LogConfiguration = LogConfiguration(), logStartOffset: Int64? = nil, recoveryPoint: Int64 = 0,
         files: any FileSystem = ReadOnlyFileSystem(), descriptors: DescriptorCache? = nil
     ) throws(StorageError) -> PartitionLog {
         let files: any FileSystem = files.isReadOnly ? files : ReadOnlyFileSystem(base: files)
@@ -18,11 +22,18 @@ extension PartitionLog {
             throw StorageError(.corrupt, path: directory, "the partition has no segment (.log) files")
         }
         let segments = try readableSegments(directory: directory, bases: bases, configuration: configuration, files: files, descriptors: descriptors)
-        let end = segments.last!.nextOffset
+        let last = segments.last!
+        let end = last.nextOffset
         let start = min(max(logStartOffset ?? bases[0], segments[0].baseOffset), end)
+        let damage =
+            end < recoveryPoint
+            ? LogDamage(
+                offset: end, path: last.logPath, position: last.size, recoveryPoint: recoveryPoint,
+                reason: "records from here to the recovery point \(recoveryPoint), which had been made durable, are missing or invalid")
+            : nil
         return PartitionLog(
             directory: directory, configuration: configuration, files: files, descriptors: descriptors, segments: segments,
-            logStartOffset: start, flushed: end, readOnly: true)
+            logStartOffset: start, flushed: end, damage: damage, readOnly: true)
     }
 
     /// Segments from `bases` on, each up to its last whole batch, stopping after one that ends before
@@ -50,7 +61,7 @@ extension PartitionLog {
     /// log serves shows as read errors or offsets out of range; reopen then.)
     @discardableResult
     public func refresh() throws(StorageError) -> Bool {
-        guard isReadOnly else { return false }
+        guard isReadOnly, damage == nil else { return false }
         return try state.withLock { state throws(StorageError) -> Bool in
             let before = publishedEnd.load(ordering: .relaxed)
             let last = state.segments[state.segments.count - 1]

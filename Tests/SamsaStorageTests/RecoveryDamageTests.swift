@@ -53,6 +53,12 @@ struct RecoveryDamageTests {
         let middle = SegmentFiles.log(partition(dir), bases[1])
         try cut(middle, to: 1000)  // inside a batch
         let before = try sizes(partition(dir))
+        // A reader (read-only open) sees the same damage: an error, not an early end of the log.
+        let reader = try LogManager.openReadOnly(directory: dir.path, configuration: smallLogConfiguration())
+        let readLog = try #require(reader.log(TopicPartition(topic: "t", partition: 0)))
+        let readerDamage = try #require(readLog.damage)
+        let readerError = #expect(throws: StorageError.self) { try readLog.read(from: readerDamage.offset, maxBytes: 1 << 16) }
+        #expect(readerError?.code == .corrupt)
         for round in 0..<2 {  // the damage is seen again on the next open: the checkpoint is not lowered
             let (manager, report) = try LogManager.open(directory: dir.path, configuration: smallLogConfiguration(), checkpointInterval: nil)
             let log = try #require(manager.log(TopicPartition(topic: "t", partition: 0)))
