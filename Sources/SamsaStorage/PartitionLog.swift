@@ -208,13 +208,17 @@ public final class PartitionLog: Sendable {
     /// truncation generation it belongs to, both read under the writer lock (a truncation holds it).
     private func syncWritten() throws(StorageError) -> GroupCommit.Coverage {
         let flushed = groupCommit.durableEnd
-        let (coverage, unflushed) = state.withLock { state in
+        let (coverage, unflushed, recent) = state.withLock { state in
             (
                 GroupCommit.Coverage(end: publishedEnd.load(ordering: .acquiring), generation: groupCommit.generation),
-                state.segments.filter { $0.nextOffset > flushed }
+                state.segments.filter { $0.nextOffset > flushed },
+                state.segments.suffix(2)
             )
         }
         for segment in unflushed { try segment.flush() }
+        // A write-ahead fill whose sync failed on the active (or just sealed) segment fails this flush
+        // too, even when that segment had nothing of its own to sync: the disk lost a write.
+        if let failure = recent.lazy.compactMap(\.writeAheadSyncFailure).first { throw failure }
         return coverage
     }
 

@@ -471,6 +471,10 @@ final class Segment: @unchecked Sendable {
         }
     }
 
+    /// A failed fdatasync of the write-ahead fill (see `WriteAhead.sync`): the log fails its next
+    /// flush with it even when this segment has nothing left to flush.
+    var writeAheadSyncFailure: StorageError? { writeAhead?.syncFailure }
+
     /// The segment holds damage that recovery keeps for inspection: from now on nothing may cut its
     /// file (sealing and deletion cut write-ahead space back to `size`, the valid prefix).
     func keepDamaged() {

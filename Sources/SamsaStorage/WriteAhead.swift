@@ -116,6 +116,9 @@ final class WriteAhead: Sendable {
         }
     }
 
+    /// The first failed fdatasync of this file, if any.
+    var syncFailure: StorageError? { syncLock.withLock { $0 } }
+
     /// fdatasync of the file, shared by the filler and the log's flushes. On Linux a failed fdatasync
     /// reports its error once per open file, and the filler shares the log's descriptor: if the filler's
     /// sync took the error, the log's next sync could succeed and acknowledge data the failure lost
