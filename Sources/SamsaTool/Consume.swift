@@ -40,6 +40,7 @@ struct Consume: AsyncParsableCommand {
     }
 
     func run() async throws {
+        let stop = StopSignals()
         ignoreBrokenPipes()
         // A group commits offsets, so it opens the directory as its writer; plain reading is
         // read-only and runs beside a producer.
@@ -47,7 +48,7 @@ struct Consume: AsyncParsableCommand {
         defer { try? samsa.close() }
         let command = self
         let work = Task { try await command.consume(samsa) }
-        let stop = StopSignals { work.cancel() }
+        stop.whenStopped { work.cancel() }
         do {
             try await work.value
         } catch is CancellationError {}

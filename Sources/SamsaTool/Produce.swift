@@ -42,6 +42,7 @@ struct Produce: AsyncParsableCommand {
     }
 
     func run() async throws {
+        let stop = StopSignals()
         ignoreBrokenPipes()
         let samsa = try openExisting(dir)
         defer { try? samsa.close() }
@@ -79,7 +80,7 @@ struct Produce: AsyncParsableCommand {
             }
             return (number, nil)
         }
-        let stop = StopSignals { reading.cancel() }
+        stop.whenStopped { reading.cancel() }
         tally.onOutputFailure { reading.cancel() }
         let (lines, failure) = await reading.value
         // Everything handed over is written and resolved (its ack printed) before the directory closes.
