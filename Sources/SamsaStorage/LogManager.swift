@@ -147,7 +147,7 @@ public final class LogManager: Sendable {
         var moved = false
         for log in logs.withLock({ Array($0.values) }) where try log.refresh() { moved = true }
         let known = Set(logs.withLock { $0.keys })
-        for partition in try Self.partitionDirectories(in: directory, files: files).partitions where !known.contains(partition) {
+        for partition in try Self.partitionDirectories(in: directory, files: files, skipping: known).partitions {
             let path = "\(directory)/\(partition.directoryName)"
             // A partition the writer is creating this moment may have no segment yet: next time.
             guard let log = try? PartitionLog.openReadOnly(directory: path, configuration: defaultConfiguration, files: files, descriptors: descriptors)
@@ -160,11 +160,16 @@ public final class LogManager: Sendable {
 
     /// Partition directories (`<topic>-<n>` holding segment files, or empty) and the names that look
     /// like partitions but hold other files (left alone).
-    static func partitionDirectories(in directory: String, files: any FileSystem) throws(StorageError) -> (partitions: [TopicPartition], ignored: [String]) {
+    /// `known` partitions are not looked into again (a reader's refresh looks only for new ones).
+    static func partitionDirectories(
+        in directory: String, files: any FileSystem, skipping known: Set<TopicPartition> = []
+    ) throws(StorageError) -> (partitions: [TopicPartition], ignored: [String]) {
         var partitions: [TopicPartition] = []
         var ignored: [String] = []
         for name in try files.listDirectory(directory) {
-            guard let partition = TopicPartition(directoryName: name), TopicPartition.isValidTopic(partition.topic), partition.partition >= 0 else { continue }
+            guard let partition = TopicPartition(directoryName: name), TopicPartition.isValidTopic(partition.topic), partition.partition >= 0,
+                !known.contains(partition)
+            else { continue }
             let path = "\(directory)/\(name)"
             guard let contents = try? files.listDirectory(path) else { continue }  // a file, not a directory
             if contents.isEmpty || contents.contains(where: { SegmentFiles.baseOffset(ofLogFile: $0) != nil }) {
