@@ -18,6 +18,8 @@ public final class Broker: Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let io: NIOThreadPool
     private let logs: LogManager
+    /// The data directory's writer lock: a second broker (or a `samsa produce`) on it is refused.
+    private let lock: DirectoryLock
     private let serverChannel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
     let dispatcher: RequestDispatcher
     private let acceptLoop = Mutex<Task<Void, Never>?>(nil)
@@ -29,17 +31,29 @@ public final class Broker: Sendable {
     public static func start(_ configuration: BrokerConfiguration) async throws -> Broker {
         let io = NIOThreadPool(numberOfThreads: configuration.ioThreads)
         io.start()
+        let lock: DirectoryLock
         let logs: LogManager
         let offsets: OffsetStore
         let producerIds: ProducerIdAllocator
         do {
-            (logs, offsets, producerIds) = try await io.runIfActive {
-                let logs = try LogManager.open(directory: configuration.dataDirectory, configuration: configuration.logConfiguration).manager
+            (lock, logs, offsets, producerIds) = try await io.runIfActive {
+                // Refused before anything is written: a foreign directory (no lock file made in it),
+                // then one another writer holds; recovery runs only under the lock.
+                try DataDirectory.prepare(configuration.dataDirectory, files: PosixFileSystem())
+                let lock = try DirectoryLock(directory: configuration.dataDirectory)
+                let logs: LogManager
+                do {
+                    logs = try LogManager.open(directory: configuration.dataDirectory, configuration: configuration.logConfiguration).manager
+                } catch {
+                    lock.release()
+                    throw error
+                }
                 do {
                     let producerIds = try ProducerIdAllocator(dataDirectory: configuration.dataDirectory)
-                    return (logs, try OffsetStore.open(dataDirectory: configuration.dataDirectory), producerIds)
+                    return (lock, logs, try OffsetStore.open(dataDirectory: configuration.dataDirectory), producerIds)
                 } catch {
                     try? logs.close()
+                    lock.release()
                     throw error
                 }
             }
@@ -64,7 +78,8 @@ public final class Broker: Sendable {
             let advertised = (configuration.advertisedHost ?? configuration.host, Int32(configuration.advertisedPort ?? address.port ?? configuration.port))
             let dispatcher = RequestDispatcher(
                 configuration: configuration, logs: logs, offsets: offsets, producerIds: producerIds, io: io, advertised: advertised)
-            let broker = Broker(configuration: configuration, address: address, group: group, io: io, logs: logs, server: server, dispatcher: dispatcher)
+            let broker = Broker(
+                configuration: configuration, address: address, group: group, io: io, lock: lock, logs: logs, server: server, dispatcher: dispatcher)
             broker.startAccepting()
             broker.startExpiringMembers()
             configuration.log("broker \(configuration.brokerId) listening on \(address)")
@@ -72,6 +87,7 @@ public final class Broker: Sendable {
         } catch {
             try? logs.close()
             try? offsets.close()
+            lock.release()
             try? await group.shutdownGracefully()
             try? await io.shutdownGracefully()
             throw error
@@ -79,13 +95,15 @@ public final class Broker: Sendable {
     }
 
     private init(
-        configuration: BrokerConfiguration, address: SocketAddress, group: MultiThreadedEventLoopGroup, io: NIOThreadPool, logs: LogManager,
+        configuration: BrokerConfiguration, address: SocketAddress, group: MultiThreadedEventLoopGroup, io: NIOThreadPool, lock: DirectoryLock,
+        logs: LogManager,
         server: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>, dispatcher: RequestDispatcher
     ) {
         self.configuration = configuration
         self.localAddress = address
         self.group = group
         self.io = io
+        self.lock = lock
         self.logs = logs
         self.serverChannel = server
         self.dispatcher = dispatcher
@@ -160,7 +178,9 @@ public final class Broker: Sendable {
         expiry.withLock { $0?.cancel() }
         let logs = logs
         let offsets = dispatcher.offsets
+        let lock = lock
         try await io.runIfActive {
+            defer { lock.release() }
             try logs.close()
             try offsets.close()
         }
