@@ -22,6 +22,9 @@ public final class Broker: Sendable {
     private let lock: DirectoryLock
     private let serverChannel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
     let dispatcher: RequestDispatcher
+    let metrics: BrokerMetrics
+    /// The Prometheus endpoint, when `metricsPort` was given.
+    private let metricsEndpoint: MetricsEndpoint?
     private let acceptLoop = Mutex<Task<Void, Never>?>(nil)
     /// Drops group members whose session timed out (Kafka's heartbeat purgatory, as a sweep).
     private let expiry = Mutex<Task<Void, Never>?>(nil)
@@ -78,8 +81,22 @@ public final class Broker: Sendable {
             let advertised = (configuration.advertisedHost ?? configuration.host, Int32(configuration.advertisedPort ?? address.port ?? configuration.port))
             let dispatcher = RequestDispatcher(
                 configuration: configuration, logs: logs, offsets: offsets, producerIds: producerIds, io: io, advertised: advertised)
+            let metrics = BrokerMetrics()
+            let endpoint: MetricsEndpoint?
+            if let port = configuration.metricsPort {
+                do {
+                    endpoint = try await MetricsEndpoint.bind(host: configuration.metricsHost, port: port, group: group, metrics: metrics, logs: logs)
+                } catch {
+                    try? await server.channel.close()
+                    throw error
+                }
+                configuration.log("metrics at http://\(configuration.metricsHost):\(endpoint?.localAddress?.port ?? port)/metrics")
+            } else {
+                endpoint = nil
+            }
             let broker = Broker(
-                configuration: configuration, address: address, group: group, io: io, lock: lock, logs: logs, server: server, dispatcher: dispatcher)
+                configuration: configuration, address: address, group: group, io: io, lock: lock, logs: logs, server: server, dispatcher: dispatcher,
+                metrics: metrics, metricsEndpoint: endpoint)
             broker.startAccepting()
             broker.startExpiringMembers()
             configuration.log("broker \(configuration.brokerId) listening on \(address)")
@@ -97,7 +114,8 @@ public final class Broker: Sendable {
     private init(
         configuration: BrokerConfiguration, address: SocketAddress, group: MultiThreadedEventLoopGroup, io: NIOThreadPool, lock: DirectoryLock,
         logs: LogManager,
-        server: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>, dispatcher: RequestDispatcher
+        server: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>, dispatcher: RequestDispatcher, metrics: BrokerMetrics,
+        metricsEndpoint: MetricsEndpoint?
     ) {
         self.configuration = configuration
         self.localAddress = address
@@ -107,18 +125,27 @@ public final class Broker: Sendable {
         self.logs = logs
         self.serverChannel = server
         self.dispatcher = dispatcher
+        self.metrics = metrics
+        self.metricsEndpoint = metricsEndpoint
     }
+
+    /// The port the metrics endpoint listens on (the bound one when 0 was asked for).
+    public var metricsPort: Int? { metricsEndpoint?.localAddress?.port }
+
+    /// The metrics in Prometheus' text format, as the endpoint serves them.
+    public func metricsText() -> String { String(decoding: metrics.scrape(logs), as: UTF8.self) }
 
     private func startAccepting() {
         let server = serverChannel
         let dispatcher = dispatcher
+        let metrics = metrics
         let log = configuration.log
         let task = Task {
             await withDiscardingTaskGroup { connections in
                 do {
                     try await server.executeThenClose { inbound in
                         for try await connection in inbound {
-                            connections.addTask { await Self.serve(connection, dispatcher: dispatcher, log: log) }
+                            connections.addTask { await Self.serve(connection, dispatcher: dispatcher, metrics: metrics, log: log) }
                         }
                     }
                 } catch {
@@ -144,24 +171,36 @@ public final class Broker: Sendable {
 
     /// Answers one connection's requests in order until it closes or sends something undecodable.
     private static func serve(
-        _ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, dispatcher: RequestDispatcher, log: @Sendable (String) -> Void
+        _ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, dispatcher: RequestDispatcher, metrics: BrokerMetrics, log: @Sendable (String) -> Void
     ) async {
         let peer = connection.channel.remoteAddress.map { "\($0)" } ?? "?"
+        metrics.connectionOpened()
+        defer { metrics.connectionClosed() }
         do {
             try await withTaskCancellationHandler {
                 try await connection.executeThenClose { inbound, outbound in
                     for try await frame in inbound {
+                        // The frame starts with the API key and version (the size prefix is gone).
+                        let api = frame.getInteger(at: frame.readerIndex, as: Int16.self) ?? -1
+                        let version = frame.getInteger(at: frame.readerIndex + 2, as: Int16.self) ?? -1
+                        metrics.received(bytes: 4 + frame.readableBytes)
+                        let started = ContinuousClock.now
                         if let response = try await dispatcher.respond(to: frame) {
+                            metrics.sent(bytes: response.readableBytes)
                             try await outbound.write(response)
                         }
+                        let elapsed = ContinuousClock.now - started
+                        metrics.answered(api: api, version: version, nanoseconds: elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
                     }
                 }
             } onCancel: {
                 connection.channel.close(promise: nil)
             }
         } catch let error as ProtocolError {
+            metrics.malformedRequest()
             log("closing connection from \(peer): malformed request: \(error)")
         } catch let error as FrameError {
+            metrics.malformedRequest()
             log("closing connection from \(peer): \(error)")
         } catch {
             // The peer went away (reset, closed mid-request) or the broker is stopping.
@@ -173,6 +212,7 @@ public final class Broker: Sendable {
     public func stop() async throws {
         guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
         try? await serverChannel.channel.close()
+        await metricsEndpoint?.close()
         let task = acceptLoop.withLock { $0 }
         await task?.value
         expiry.withLock { $0?.cancel() }

@@ -26,6 +26,9 @@ public struct BrokerConfiguration: Sendable {
     public var eventLoopThreads: Int?
     /// Threads for blocking file work (appends, reads, topic creation).
     public var ioThreads: Int
+    /// Where to serve Prometheus metrics (`GET /metrics`); nil serves none, 0 picks a free port.
+    public var metricsHost = "127.0.0.1"
+    public var metricsPort: Int?
     /// Log every request's API, version and client (for debugging clients).
     public var logRequests = false
     /// Where log lines go (a malformed request closing its connection, start and stop).
