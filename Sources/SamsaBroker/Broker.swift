@@ -74,7 +74,12 @@ public final class Broker: Sendable {
                 .bind(host: configuration.host, port: configuration.port) { child in
                     child.eventLoop.makeCompletedFuture {
                         try child.pipeline.syncOperations.addHandler(ByteToMessageHandler(KafkaFrameDecoder(maxFrameBytes: maxFrame)))
-                        return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: child)
+                        // Requests are answered one at a time: beyond a few decoded frames waiting
+                        // (plus the one being received) the connection stops reading, which bounds
+                        // its queued bytes at about 4 x the request size limit.
+                        return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(
+                            wrappingChannelSynchronously: child,
+                            configuration: .init(backPressureStrategy: .init(lowWatermark: 1, highWatermark: 3)))
                     }
                 }
             let address = server.channel.localAddress!
