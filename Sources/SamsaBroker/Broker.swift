@@ -1,4 +1,5 @@
 public import NIOCore
+import Logging
 import NIOPosix
 import SamsaProtocol
 import SamsaStorage
@@ -95,7 +96,7 @@ public final class Broker: Sendable {
                     try? await server.channel.close()
                     throw error
                 }
-                configuration.log("metrics at http://\(configuration.metricsHost):\(endpoint?.localAddress?.port ?? port)/metrics")
+                configuration.log("metrics at http://\(configuration.metricsHost):\(endpoint?.localAddress?.port ?? port)/metrics", level: .info)
             } else {
                 endpoint = nil
             }
@@ -104,7 +105,7 @@ public final class Broker: Sendable {
                 metrics: metrics, metricsEndpoint: endpoint)
             broker.startAccepting()
             broker.startExpiringMembers()
-            configuration.log("broker \(configuration.brokerId) listening on \(address)")
+            configuration.log("broker \(configuration.brokerId) listening on \(address)", level: .info)
             return broker
         } catch {
             try? logs.close()
@@ -144,17 +145,17 @@ public final class Broker: Sendable {
         let server = serverChannel
         let dispatcher = dispatcher
         let metrics = metrics
-        let log = configuration.log
+        let logger = configuration.logger
         let task = Task {
             await withDiscardingTaskGroup { connections in
                 do {
                     try await server.executeThenClose { inbound in
                         for try await connection in inbound {
-                            connections.addTask { await Self.serve(connection, dispatcher: dispatcher, metrics: metrics, log: log) }
+                            connections.addTask { await Self.serve(connection, dispatcher: dispatcher, metrics: metrics, logger: logger) }
                         }
                     }
                 } catch {
-                    log("accepting connections stopped: \(error)")
+                    logger.warning("accepting connections stopped: \(error)")
                 }
                 // Stopping: close the connections still open, which ends their loops.
                 connections.cancelAll()
@@ -176,7 +177,7 @@ public final class Broker: Sendable {
 
     /// Answers one connection's requests in order until it closes or sends something undecodable.
     private static func serve(
-        _ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, dispatcher: RequestDispatcher, metrics: BrokerMetrics, log: @Sendable (String) -> Void
+        _ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, dispatcher: RequestDispatcher, metrics: BrokerMetrics, logger: Logger
     ) async {
         let peer = connection.channel.remoteAddress.map { "\($0)" } ?? "?"
         metrics.connectionOpened()
@@ -203,10 +204,10 @@ public final class Broker: Sendable {
             }
         } catch let error as ProtocolError {
             metrics.malformedRequest()
-            log("closing connection from \(peer): malformed request: \(error)")
+            logger.warning("closing connection from \(peer): malformed request: \(error)")
         } catch let error as FrameError {
             metrics.malformedRequest()
-            log("closing connection from \(peer): \(error)")
+            logger.warning("closing connection from \(peer): \(error)")
         } catch {
             // The peer went away (reset, closed mid-request) or the broker is stopping.
         }
@@ -231,6 +232,6 @@ public final class Broker: Sendable {
         }
         try await group.shutdownGracefully()
         try await io.shutdownGracefully()
-        configuration.log("broker \(configuration.brokerId) stopped")
+        configuration.log("broker \(configuration.brokerId) stopped", level: .info)
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import SamsaBroker
 import SamsaStorage
 
@@ -39,7 +40,7 @@ struct BrokerCommand: AsyncParsableCommand {
             dataDirectory: dir, host: host, port: port, advertisedHost: advertised?.0, advertisedPort: advertised?.1, brokerId: brokerId,
             autoCreateTopics: autoCreateTopics, defaultPartitions: defaultPartitions,
             logConfiguration: LogConfiguration(segmentBytes: segmentBytes, flushPolicy: flush.policy),
-            log: { line in FileHandle.standardError.write(Data("samsa broker: \(line)\n".utf8)) })
+            logger: Self.logger())
         var settings = configuration
         settings.logRequests = logRequests
         if let (metricsHost, metricsPort) = metricsListener {
@@ -53,6 +54,13 @@ struct BrokerCommand: AsyncParsableCommand {
             stop.whenStopped { continuation.resume() }
         }
         try await broker.stop()
+    }
+
+    /// Lines on stderr at info and above.
+    static func logger() -> Logger {
+        var logger = Logger(label: "samsa.broker", factory: { label in StreamLogHandler.standardError(label: label) })
+        logger.logLevel = .info
+        return logger
     }
 
     static func hostAndPort(_ text: String) throws -> (String, Int) {
