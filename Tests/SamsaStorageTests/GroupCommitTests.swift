@@ -3,7 +3,7 @@ import Synchronization
 @testable import SamsaStorage
 import Testing
 
-@Suite("Group commit", .timeLimit(.minutes(1)))
+@Suite("Group commit", .timeLimit(.minutes(3)))
 struct GroupCommitTests {
     /// A sync the test releases by hand, so it can be caught between its start and its end.
     final class GatedSync: Sendable {
