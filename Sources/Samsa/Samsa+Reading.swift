@@ -104,20 +104,27 @@ extension Samsa {
     }
 
     private func decode(_ bytes: ByteBuffer, topic: String, partition: Int, from offset: Int64) throws(SamsaError) -> [ConsumerRecord] {
-        var remaining = bytes
         var records: [ConsumerRecord] = []
         do {
+            var batches: [RecordBatch] = []
+            var count = 0
+            var remaining = bytes
             while remaining.readableBytes > 0 {
                 let batch = try RecordBatch(validating: remaining)
                 remaining.moveReaderIndex(forwardBy: batch.sizeInBytes)
                 guard batch.lastOffset >= offset else { continue }
-                var iterator = try batch.records()
-                while let record = try iterator.next() {
-                    guard record.offset >= offset else { continue }
+                batches.append(batch)
+                count += min(Int(batch.recordCount), 1 << 16)
+            }
+            // Sized once: growing the array as records arrive copies and faults it in repeatedly.
+            records.reserveCapacity(count)
+            for batch in batches {
+                try batch.forEachRecordLocation { section, record in
+                    guard record.offset >= offset else { return }
                     records.append(
                         ConsumerRecord(
-                            topic: topic, partition: partition, offset: record.offset, timestamp: record.timestamp, key: record.key, value: record.value,
-                            headers: record.headers))
+                            topic: topic, partition: partition, offset: record.offset, timestamp: record.timestamp, bytes: section,
+                            key: record.key, value: record.value, headers: record.headers))
                 }
             }
         } catch {
