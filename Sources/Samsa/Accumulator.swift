@@ -16,6 +16,8 @@ final class Accumulator: Sendable {
         var count = 0
         var bytes = 0
         let id: UInt64
+        /// When it was opened (monotonic nanoseconds), for the linger timer.
+        let opened: UInt64
     }
 
     /// A batch handed to the log, and what became of it.
@@ -28,8 +30,10 @@ final class Accumulator: Sendable {
 
     /// What adding records did to the open batch.
     struct Added {
-        /// The open batch, if one of these records started it (it needs a linger timer).
+        /// The open batch, if one of these records started it (with no linger, it goes at once).
         var started: UInt64?
+        /// A batch was started while no linger timer was armed: the caller arms one.
+        var armTimer = false
         /// Whether a batch was closed (sticky partitioning moves on).
         var closed = false
     }
@@ -37,8 +41,9 @@ final class Accumulator: Sendable {
     struct State {
         var batch: Open?
         var nextID: UInt64 = 0
-        /// Batches opened and not yet resolved, oldest first: what `flush` waits for.
-        var pending: [BatchTicket] = []
+        /// One linger timer at most per partition (not one per batch): when it fires it closes the
+        /// open batch if that is old enough, else waits again for the rest of its linger.
+        var timerArmed = false
     }
 
     /// Carries a closed batch to the writer queue as the only reference to its buffer (the header is
@@ -53,6 +58,9 @@ final class Accumulator: Sendable {
     let compression: CompressionCodec
     let batchBytes: Int
     private let state = Mutex(State())
+    /// Batches opened and not yet resolved, oldest first: what `flush` waits for. A lock of its own,
+    /// so resolving a batch never waits for a sender filling the next one.
+    private let unresolved = Mutex<[BatchTicket]>([])
     private let writer: DispatchQueue
 
     init(partition: TopicPartition, log: PartitionLog, compression: CompressionCodec, batchBytes: Int) {
@@ -81,19 +89,29 @@ final class Accumulator: Sendable {
         _ records: [ProducerRecord], from start: Int, to end: Int, timestamp: Int64, acknowledgement: inout Acknowledgement,
         belongs: (ProducerRecord) -> Bool, for producer: Producer
     ) -> (next: Int, added: Added) {
-        state.withLock { state in
-            var added = Added()
-            var next = start
-            while next < end {
-                let record = records[next]
-                if record.partition == nil && record.key == nil && added.closed { break }
-                guard belongs(record) else { break }
-                let (ticket, index) = append(
-                    record, size: Producer.encodedSize(record), timestamp: record.timestamp ?? timestamp, to: &state, added: &added, for: producer)
-                acknowledgement.add(ticket, index: index)
-                next += 1
+        records.withUnsafeBufferPointer { records in
+            state.withLock { state in
+                var added = Added()
+                var next = start
+                // The run of records going into the open batch, added to the acknowledgement as one.
+                var run: (batch: BatchTicket, first: Int, count: Int)?
+                while next < end {
+                    if records[next].partition == nil && records[next].key == nil && added.closed { break }
+                    guard belongs(records[next]) else { break }
+                    let (ticket, index) = append(
+                        records[next], size: Producer.encodedSize(records[next]), timestamp: records[next].timestamp ?? timestamp, to: &state,
+                        added: &added, for: producer)
+                    if let current = run, current.batch === ticket {
+                        run!.count += 1
+                    } else {
+                        if let current = run { acknowledgement.add(current.batch, first: current.first, count: current.count) }
+                        run = (ticket, index, 1)
+                    }
+                    next += 1
+                }
+                if let current = run { acknowledgement.add(current.batch, first: current.first, count: current.count) }
+                return (next, added)
             }
-            return (next, added)
         }
     }
 
@@ -108,8 +126,14 @@ final class Accumulator: Sendable {
             // Capacity for a typical batch; a larger one grows its buffer.
             let capacity = min(batchBytes, 1 << 20) + size + 64
             let ticket = BatchTicket(topic: partition.topic, partition: Int(partition.partition))
-            state.batch = Open(builder: RecordBatchBuilder(compression: compression, capacity: capacity), ticket: ticket, id: state.nextID)
-            state.pending.append(ticket)
+            state.batch = Open(
+                builder: RecordBatchBuilder(compression: compression, capacity: capacity), ticket: ticket, id: state.nextID,
+                opened: DispatchTime.now().uptimeNanoseconds)
+            if !state.timerArmed {
+                state.timerArmed = true
+                added.armTimer = true
+            }
+            unresolved.withLock { $0.append(ticket) }
             added.started = state.nextID
             state.nextID += 1
         }
@@ -137,13 +161,30 @@ final class Accumulator: Sendable {
         }
     }
 
+    /// The linger timer fired: closes the open batch if it has waited `linger` nanoseconds (true),
+    /// and returns how long to wait before looking again (nil: no batch is open, the timer is
+    /// disarmed and the next batch arms it).
+    func lingerExpired(linger: UInt64, for producer: Producer) -> (closed: Bool, again: UInt64?) {
+        state.withLock { state in
+            guard let opened = state.batch?.opened else {
+                state.timerArmed = false
+                return (false, nil)
+            }
+            let age = DispatchTime.now().uptimeNanoseconds &- opened
+            guard age >= linger else { return (false, linger - age) }
+            hand(state.batch.take()!, to: producer)
+            state.timerArmed = false
+            return (true, nil)
+        }
+    }
+
     /// The batches opened and not yet resolved.
-    var pending: [BatchTicket] { state.withLock { $0.pending } }
+    var pending: [BatchTicket] { unresolved.withLock { $0 } }
 
     /// A batch was resolved (its callbacks have run): `flush` no longer waits for it.
     func retire(_ ticket: BatchTicket) {
-        state.withLock { state in
-            if let index = state.pending.firstIndex(where: { $0 === ticket }) { state.pending.remove(at: index) }
+        unresolved.withLock { pending in
+            if let index = pending.firstIndex(where: { $0 === ticket }) { pending.remove(at: index) }
         }
     }
 

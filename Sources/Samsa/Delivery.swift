@@ -60,11 +60,12 @@ public struct Acknowledgement: Sendable {
         for run in runs { _ = try await run.batch.result() }
     }
 
-    mutating func add(_ batch: BatchTicket, index: Int) {
-        if let last = runs.indices.last, runs[last].batch === batch, runs[last].firstIndex + runs[last].count == index {
-            runs[last].count += 1
+    /// Records `first ..< first + count` of `batch` are the call's next ones.
+    mutating func add(_ batch: BatchTicket, first: Int, count: Int) {
+        if let last = runs.indices.last, runs[last].batch === batch, runs[last].firstIndex + runs[last].count == first {
+            runs[last].count += count
         } else {
-            runs.append(Run(batch: batch, firstIndex: index, count: 1))
+            runs.append(Run(batch: batch, firstIndex: first, count: count))
         }
     }
 }

@@ -115,28 +115,13 @@ public final class Producer: Sendable {
     /// cancelled while waiting for room, the records handed over until then are written regardless.
     nonisolated(nonsending) public func enqueue(contentsOf records: [ProducerRecord]) async throws -> Acknowledgement {
         try checkSending()
-        var configurations: [String: TopicConfiguration] = [:]
-        var last: (name: String, configuration: TopicConfiguration)?
-        for record in records {
-            if last?.name != record.topic {
-                let configuration = try configurations[record.topic] ?? samsa.configuration(of: record.topic)
-                configurations[record.topic] = configuration
-                last = (record.topic, configuration)
-            }
-            _ = try checkedSize(record, last!.configuration)
-            if let partition = record.partition { try checkPartition(partition, of: record.topic, partitions: last!.configuration.partitions) }
-        }
+        try check(records)
         let timestamp = WallClock.nowMilliseconds
         var acknowledgement = Acknowledgement(timestamp: timestamp)
         let chunkBytes = max(1, configuration.bufferBytes / 4)
         var start = 0
         while start < records.count {
-            var end = start
-            var bytes = 0
-            while end < records.count && (end == start || bytes + Self.encodedSize(records[end]) <= chunkBytes) {
-                bytes += Self.encodedSize(records[end])
-                end += 1
-            }
+            let (end, bytes) = Self.chunk(records, from: start, maxBytes: chunkBytes)
             try await reserve(bytes)
             var next = start
             do {
@@ -153,9 +138,7 @@ public final class Producer: Sendable {
                     after(added, on: route.accumulator, partitions: partitions)
                 }
             } catch {
-                var unsent = 0
-                for index in next..<end { unsent += Self.encodedSize(records[index]) }
-                release(unsent)
+                release(Self.chunk(records, from: next, maxBytes: .max, end: end).bytes)
                 throw error
             }
             start = end
@@ -182,6 +165,42 @@ public final class Producer: Sendable {
     public var bufferedBytes: Int { buffered.load(ordering: .acquiring) }
 
     // MARK: - Checks
+
+    /// Checks every record of a batch call (topic, size, explicit partition), each topic looked up once.
+    private func check(_ records: [ProducerRecord]) throws {
+        try records.withUnsafeBufferPointer { records in
+            var configurations: [String: TopicConfiguration] = [:]
+            var last: (name: String, configuration: TopicConfiguration)?
+            for index in records.indices {
+                if last?.name != records[index].topic {
+                    let topic = records[index].topic
+                    let configuration = try configurations[topic] ?? samsa.configuration(of: topic)
+                    configurations[topic] = configuration
+                    last = (topic, configuration)
+                }
+                _ = try checkedSize(records[index], last!.configuration)
+                if let partition = records[index].partition {
+                    try checkPartition(partition, of: records[index].topic, partitions: last!.configuration.partitions)
+                }
+            }
+        }
+    }
+
+    /// Records from `start` whose sizes add up to at most `maxBytes` (one at least), up to `end`: the
+    /// end of the chunk and its bytes.
+    private static func chunk(_ records: [ProducerRecord], from start: Int, maxBytes: Int, end: Int? = nil) -> (end: Int, bytes: Int) {
+        records.withUnsafeBufferPointer { records in
+            let limit = end ?? records.count
+            var end = start, bytes = 0
+            while end < limit {
+                let size = encodedSize(records[end])
+                guard end == start || bytes + size <= maxBytes else { break }
+                bytes += size
+                end += 1
+            }
+            return (end, bytes)
+        }
+    }
 
     private func checkSending() throws(SamsaError) {
         if isClosed.load(ordering: .acquiring) { throw SamsaError(.closed, "the producer is closed") }
@@ -304,14 +323,22 @@ public final class Producer: Sendable {
     /// is; a batch just started gets its linger timer.
     private func after(_ added: Accumulator.Added, on accumulator: Accumulator, partitions: Int) {
         if added.closed { batchLeft(accumulator.partition, partitions: partitions) }
-        guard let batchID = added.started else { return }
         if configuration.lingerMilliseconds == 0 {
+            guard let batchID = added.started else { return }
             if accumulator.sendOpen(ifBatch: batchID, for: self) { batchLeft(accumulator.partition, partitions: partitions) }
-        } else {
-            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(configuration.lingerMilliseconds)) { [weak self] in
-                guard let self else { return }
-                if accumulator.sendOpen(ifBatch: batchID, for: self) { self.batchLeft(accumulator.partition, partitions: partitions) }
-            }
+        } else if added.armTimer {
+            armLingerTimer(accumulator, after: UInt64(configuration.lingerMilliseconds) * 1_000_000, partitions: partitions)
+        }
+    }
+
+    /// The partition's linger timer: closes its open batch once that has lingered long enough.
+    private func armLingerTimer(_ accumulator: Accumulator, after nanoseconds: UInt64, partitions: Int) {
+        let linger = UInt64(configuration.lingerMilliseconds) * 1_000_000
+        DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(nanoseconds))) { [weak self] in
+            guard let self else { return }
+            let (closed, again) = accumulator.lingerExpired(linger: linger, for: self)
+            if closed { self.batchLeft(accumulator.partition, partitions: partitions) }
+            if let again { self.armLingerTimer(accumulator, after: again, partitions: partitions) }
         }
     }
 

@@ -35,6 +35,21 @@ struct ProducerBatchTests {
         }
     }
 
+    @Test("the one linger timer per partition writes each lone record, batch after batch", .timeLimit(.minutes(1)))
+    func lingerTimerRearms() async throws {
+        let dir = try TemporaryDirectory()
+        try await withSamsa(dir) { samsa in
+            try samsa.createTopic("t", TopicConfiguration(partitions: 2, flushPolicy: .never))
+            let producer = samsa.makeProducer(ProducerConfiguration(lingerMilliseconds: 20, batchBytes: 1 << 20))
+            // Each send waits for its acknowledgement: only a linger timer can close its batch.
+            for i in 0..<6 {
+                let metadata = try await producer.send(.text("t", "lone \(i)", partition: i % 2))
+                #expect(metadata.offset == Int64(i / 2))
+            }
+            await producer.close()
+        }
+    }
+
     @Test("enqueue(contentsOf:) keeps order per partition, routes keys like send, and reports runs per batch")
     func contentsOf() async throws {
         let dir = try TemporaryDirectory()
