@@ -101,7 +101,8 @@ public final class Producer: Sendable {
         try checkSending()
         let route = try self.route(record)
         let size = try checkedSize(record, route.configuration)
-        try await reserve(size)
+        // Room is usually there: only a full buffer costs the async call that waits for it.
+        if !tryReserve(size) { try await reserve(size) }
         let (delivery, added) = route.accumulator.add(record, size: size, timestamp: record.timestamp ?? WallClock.nowMilliseconds, for: self)
         after(added, on: route.accumulator, partitions: route.configuration.partitions)
         return delivery
@@ -122,7 +123,7 @@ public final class Producer: Sendable {
         var start = 0
         while start < records.count {
             let (end, bytes) = Self.chunk(records, from: start, maxBytes: chunkBytes)
-            try await reserve(bytes)
+            if !tryReserve(bytes) { try await reserve(bytes) }
             var next = start
             do {
                 while next < end {
