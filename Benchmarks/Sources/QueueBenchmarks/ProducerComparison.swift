@@ -59,6 +59,33 @@ func sqliteAppends(values: [[UInt8]], count: Int, perTransaction: Int) throws ->
     return Throughput(recordsPerSecond: Double(count) / times.append, cpuPerRecord: Double(processCPUNanoseconds() - cpu) / Double(count))
 }
 
+/// The raw durable write path for the same bytes: write(2) of 1 MiB + fdatasync, extending the file,
+/// until `bytes` are written; bytes per second.
+func rawDurableWrites(bytes: Int) -> Double {
+    let dir = scratchDirectory("raw")
+    defer { cleanUp(dir) }
+    let fd = open(dir + "/raw.log", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    precondition(fd >= 0, "open failed: \(errno)")
+    defer { close(fd) }
+    var chunk = [UInt8](repeating: 0, count: 1 << 20)
+    for index in chunk.indices { chunk[index] = UInt8(truncatingIfNeeded: index &* 31) }
+    let start = now()
+    var written = 0
+    chunk.withUnsafeBytes { raw in
+        while written < bytes {
+            var done = 0
+            while done < raw.count {
+                let n = write(fd, raw.baseAddress! + done, raw.count - done)
+                precondition(n > 0, "write failed: \(errno)")
+                done += n
+            }
+            fdatasync(fd)
+            written += raw.count
+        }
+    }
+    return Double(written) / seconds(now() - start)
+}
+
 func compareProducerWithSQLite() async throws {
     for (size, count) in [(100, quick ? 300_000 : 2_000_000), (1024, quick ? 100_000 : 400_000)] {
         let values = payloads(size: size)
@@ -69,7 +96,9 @@ func compareProducerWithSQLite() async throws {
         ]
         var samsa: [[Throughput]] = Array(repeating: [], count: modes.count)
         var sqlite: [Throughput] = []
+        var raw: [Double] = []
         for _ in 0..<runs {
+            raw.append(rawDurableWrites(bytes: count * size))
             for (index, mode) in modes.enumerated() {
                 samsa[index].append(try await samsaProducer(values: values, count: count, perCall: mode.perCall, batchBytes: mode.batchBytes))
             }
@@ -78,11 +107,15 @@ func compareProducerWithSQLite() async throws {
         }
         let sqliteRate = median(sqlite.map(\.recordsPerSecond))
         report("SQLite WAL FULL, 1,000 per transaction", formatCount(sqliteRate), String(format: "CPU %.0f ns/record", median(sqlite.map(\.cpuPerRecord))))
+        let rawRate = median(raw)
+        report("raw write(2) 1 MiB + fdatasync, extending (same bytes)", String(format: "%.0f MB/s", rawRate / 1e6))
         for (index, mode) in modes.enumerated() {
             let rate = median(samsa[index].map(\.recordsPerSecond))
             report(
                 "Samsa, \(mode.label)", formatCount(rate),
-                String(format: "%.1fx SQLite; CPU %.0f ns/record", rate / sqliteRate, median(samsa[index].map(\.cpuPerRecord))))
+                String(
+                    format: "%.1fx SQLite; %.2fx the raw path's bytes/s; CPU %.0f ns/record", rate / sqliteRate, rate * Double(size) / rawRate,
+                    median(samsa[index].map(\.cpuPerRecord))))
         }
     }
 }
