@@ -50,6 +50,45 @@ struct ProducerBatchTests {
         }
     }
 
+    @Test("flush writes lingering batches of every partition at once and waits for all of them", .timeLimit(.minutes(1)))
+    func flushWaitsForAll() async throws {
+        let dir = try TemporaryDirectory()
+        try await withSamsa(dir) { samsa in
+            try samsa.createTopic("t", TopicConfiguration(partitions: 4, flushPolicy: .everyAppend))
+            // A linger far longer than the time limit: only flush can write these batches.
+            let producer = samsa.makeProducer(ProducerConfiguration(lingerMilliseconds: 600_000, batchBytes: 1 << 20))
+            var deliveries: [Delivery] = []
+            for i in 0..<40 { deliveries.append(try await producer.enqueue(.text("t", "r\(i)", partition: i % 4))) }
+            #expect(deliveries.allSatisfy { !$0.isResolved })
+            await producer.flush()
+            #expect(deliveries.allSatisfy { $0.isResolved })
+            #expect(producer.bufferedBytes == 0)
+            for partition in 0..<4 {
+                let end = try samsa.offsets(topic: "t", partition: partition).end
+                #expect(end == 10)
+            }
+            await producer.close()
+        }
+    }
+
+    @Test("a batch whose write fails fails each of its records with the error and frees its buffer room")
+    func failedBatch() async throws {
+        let dir = try TemporaryDirectory()
+        let samsa = try Samsa.open(directory: dir.path)
+        try samsa.createTopic("t", TopicConfiguration(partitions: 1))
+        let producer = samsa.makeProducer(ProducerConfiguration(lingerMilliseconds: 600_000, batchBytes: 1 << 20))
+        var deliveries: [Delivery] = []
+        for i in 0..<5 { deliveries.append(try await producer.enqueue(.text("t", "r\(i)"))) }
+        // The logs close under the open batch: its append fails.
+        try samsa.close()
+        await producer.flush()
+        for delivery in deliveries {
+            await #expect(throws: SamsaError.self) { try await delivery.result() }
+        }
+        await #expect(throws: SamsaError.self) { try await deliveries[0].batch.result() }
+        #expect(producer.bufferedBytes == 0)
+    }
+
     @Test("enqueue(contentsOf:) keeps order per partition, routes keys like send, and reports runs per batch")
     func contentsOf() async throws {
         let dir = try TemporaryDirectory()
