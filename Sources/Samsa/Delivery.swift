@@ -1,59 +1,71 @@
-import Synchronization
+/// The outcome of one sent record: its batch's ticket and its index in that batch (Kafka's
+/// `FutureRecordMetadata`). Resolved once its batch is written and the topic's flush policy is
+/// satisfied (or the write failed). A value: copying it costs a retain, awaiting it costs nothing per
+/// record beyond the await.
+public struct Delivery: Sendable {
+    /// The batch this record is in, shared with the batch's other records.
+    public let batch: BatchTicket
+    /// The record's position in its batch: its offset is the batch's base offset plus this.
+    public let index: Int
+    /// The record's timestamp (milliseconds since the epoch).
+    public let timestamp: Int64
 
-/// The outcome of one sent record: resolved once its batch is written and the topic's flush policy is
-/// satisfied (or the write failed). Await `result()` from any number of tasks.
-public final class Delivery: Sendable {
-    public let topic: String
-    public let partition: Int
-
-    private struct State {
-        var outcome: Result<RecordMetadata, SamsaError>?
-        var waiters: [CheckedContinuation<RecordMetadata, any Error>] = []
-        var callbacks: [@Sendable (Result<RecordMetadata, SamsaError>) -> Void] = []
-    }
-
-    private let state = Mutex(State())
-
-    init(topic: String, partition: Int) {
-        self.topic = topic
-        self.partition = partition
-    }
+    public var topic: String { batch.topic }
+    public var partition: Int { batch.partition }
 
     /// Where the record landed, once acknowledged; throws the error that kept it from being written.
     nonisolated(nonsending) public func result() async throws -> RecordMetadata {
-        try await withCheckedThrowingContinuation { continuation in
-            let outcome = state.withLock { state -> Result<RecordMetadata, SamsaError>? in
-                if state.outcome == nil { state.waiters.append(continuation) }
-                return state.outcome
-            }
-            if let outcome { continuation.resume(with: outcome) }
-        }
+        metadata(try await batch.result())
     }
 
     /// Calls `body` once the record is acknowledged or failed (at once if it already is), on the thread
-    /// that resolves it: keep it short. For callers tracking many records without a task each.
+    /// that resolves it: keep it short. Each call stores a closure in the batch: to follow many
+    /// records, follow their batches (`batch.whenResolved`) instead.
     public func whenResolved(_ body: @escaping @Sendable (Result<RecordMetadata, SamsaError>) -> Void) {
-        let outcome = state.withLock { state -> Result<RecordMetadata, SamsaError>? in
-            if state.outcome == nil { state.callbacks.append(body) }
-            return state.outcome
-        }
-        if let outcome { body(outcome) }
+        let index = index, timestamp = timestamp
+        batch.whenResolved { outcome in body(outcome.map { Self.metadata($0, index: index, timestamp: timestamp) }) }
     }
 
     /// True once the record is acknowledged or failed.
-    public var isResolved: Bool { state.withLock { $0.outcome != nil } }
+    public var isResolved: Bool { batch.isResolved }
 
-    func resolve(_ outcome: Result<RecordMetadata, SamsaError>) {
-        let (waiters, callbacks) = state.withLock { state in
-            guard state.outcome == nil else { return ([CheckedContinuation<RecordMetadata, any Error>](), [@Sendable (Result<RecordMetadata, SamsaError>) -> Void]()) }
-            state.outcome = outcome
-            defer {
-                state.waiters.removeAll()
-                state.callbacks.removeAll()
-            }
-            return (state.waiters, state.callbacks)
+    func metadata(_ batch: BatchMetadata) -> RecordMetadata {
+        Self.metadata(batch, index: index, timestamp: timestamp)
+    }
+
+    static func metadata(_ batch: BatchMetadata, index: Int, timestamp: Int64) -> RecordMetadata {
+        RecordMetadata(topic: batch.topic, partition: batch.partition, offset: batch.baseOffset + Int64(index), timestamp: timestamp)
+    }
+}
+
+/// What one `Producer.enqueue(contentsOf:)` handed over, in the order of its records: runs of
+/// consecutive records that went into the same batch. Resolved when every batch is.
+public struct Acknowledgement: Sendable {
+    /// `count` records of the call, in order, are records `firstIndex ..< firstIndex + count` of `batch`.
+    public struct Run: Sendable {
+        public let batch: BatchTicket
+        public let firstIndex: Int
+        public internal(set) var count: Int
+    }
+
+    public internal(set) var runs: [Run] = []
+    /// The timestamp given to records sent without one.
+    public let timestamp: Int64
+
+    /// Records handed over.
+    public var count: Int { runs.reduce(0) { $0 + $1.count } }
+
+    /// Returns once every record is acknowledged; throws the first error that kept one from being written.
+    nonisolated(nonsending) public func wait() async throws {
+        for run in runs { _ = try await run.batch.result() }
+    }
+
+    /// Records `first ..< first + count` of `batch` are the call's next ones.
+    mutating func add(_ batch: BatchTicket, first: Int, count: Int) {
+        if let last = runs.indices.last, runs[last].batch === batch, runs[last].firstIndex + runs[last].count == first {
+            runs[last].count += count
+        } else {
+            runs.append(Run(batch: batch, firstIndex: first, count: count))
         }
-        for callback in callbacks { callback(outcome) }
-        for waiter in waiters { waiter.resume(with: outcome) }
     }
 }

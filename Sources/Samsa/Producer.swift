@@ -29,28 +29,41 @@ extension Samsa {
 
 /// Sends records to topics: chooses each record's partition (by key with Kafka's murmur2, else
 /// sticky), gathers records into one batch per partition (written when full or after the linger
-/// time, compressed with the topic's codec), and resolves each record's `Delivery` once the topic's
-/// flush policy covers its batch.
+/// time, compressed with the topic's codec), and resolves each batch's `BatchTicket` (so each
+/// record's `Delivery`) once the topic's flush policy covers it.
 ///
 /// Threads: any number of tasks may send at once; records of one partition are written in the order
 /// their sends were made. Cancelling a task waiting for buffer room throws `CancellationError` and
-/// sends nothing; a record already handed over is written regardless.
+/// sends nothing more; a record already handed over is written regardless.
 /// The async methods run on the caller's executor (`nonisolated(nonsending)`): a send from the main
 /// actor costs no hop to another thread, since all shared state is behind locks, and it never does
 /// I/O there: closed batches are compressed and written on each partition's writer queue.
+///
+/// Cost: nothing is allocated or locked per record beyond the partition's batch lock; one ticket, one
+/// buffer release and one wake-up per batch. `enqueue(contentsOf:)` takes each lock once per call.
 public final class Producer: Sendable {
     public let configuration: ProducerConfiguration
     private let samsa: Samsa
-    private let state = Mutex(State())
+    private let topics = Mutex<[String: TopicState]>([:])
+    private let isClosed = Atomic<Bool>(false)
+    private let buffered = Atomic<Int>(0)
     /// Bumped when buffer room is released.
     private let room = Signal()
 
-    private struct State {
-        var accumulators: [TopicPartition: Accumulator] = [:]
-        var sticky: [String: Int] = [:]
-        var bufferedBytes = 0
-        var unresolved: [ObjectIdentifier: Delivery] = [:]
-        var closed = false
+    /// What a producer keeps of a topic: its configuration and accumulators (made on first use) as of
+    /// a registry generation, and its sticky partition.
+    private struct TopicState {
+        var generation: UInt64
+        var configuration: TopicConfiguration
+        var accumulators: [Accumulator?]
+        var sticky: Int?
+    }
+
+    /// Where a record goes.
+    private struct Route {
+        var accumulator: Accumulator
+        var partition: Int
+        var configuration: TopicConfiguration
     }
 
     init(samsa: Samsa, configuration: ProducerConfiguration) {
@@ -64,24 +77,138 @@ public final class Producer: Sendable {
         try await enqueue(record).result()
     }
 
-    /// Sends records in order and returns once all are acknowledged.
+    /// Sends records in order and returns once all are acknowledged, with each one's metadata.
     @discardableResult
     nonisolated(nonsending) public func send(_ records: [ProducerRecord]) async throws -> [RecordMetadata] {
-        var deliveries: [Delivery] = []
-        deliveries.reserveCapacity(records.count)
-        for record in records { deliveries.append(try await enqueue(record)) }
+        let acknowledgement = try await enqueue(contentsOf: records)
         var results: [RecordMetadata] = []
-        results.reserveCapacity(deliveries.count)
-        for delivery in deliveries { results.append(try await delivery.result()) }
+        results.reserveCapacity(records.count)
+        var position = 0
+        for run in acknowledgement.runs {
+            let batch = try await run.batch.result()
+            for index in run.firstIndex..<(run.firstIndex + run.count) {
+                let timestamp = records[position].timestamp ?? acknowledgement.timestamp
+                results.append(Delivery.metadata(batch, index: index, timestamp: timestamp))
+                position += 1
+            }
+        }
         return results
     }
 
     /// Hands a record over and returns as soon as it is in a batch (waiting only for buffer room); its
     /// `Delivery` resolves when it is acknowledged. The way to keep many records in flight.
     nonisolated(nonsending) public func enqueue(_ record: ProducerRecord) async throws -> Delivery {
-        if state.withLock({ $0.closed }) { throw SamsaError(.closed, "the producer is closed") }
+        try checkSending()
+        let route = try self.route(record)
+        let size = try checkedSize(record, route.configuration)
+        // Room is usually there: only a full buffer costs the async call that waits for it.
+        if !tryReserve(size) { try await reserve(size) }
+        let (delivery, added) = route.accumulator.add(record, size: size, timestamp: record.timestamp ?? WallClock.nowMilliseconds, for: self)
+        after(added, on: route.accumulator, partitions: route.configuration.partitions)
+        return delivery
+    }
+
+    /// Hands records over in order and returns as soon as all are in batches (waiting only for buffer
+    /// room); the acknowledgement resolves when every one is acknowledged. Looks up each topic,
+    /// reserves buffer room and reads the clock once per call (in chunks of a quarter of the buffer)
+    /// and takes each partition's lock once per run of records bound for it: the fast way to send
+    /// many records. Every record is checked (topic, size, partition) before any is handed over;
+    /// cancelled while waiting for room, the records handed over until then are written regardless.
+    nonisolated(nonsending) public func enqueue(contentsOf records: [ProducerRecord]) async throws -> Acknowledgement {
+        try checkSending()
+        try check(records)
+        let timestamp = WallClock.nowMilliseconds
+        var acknowledgement = Acknowledgement(timestamp: timestamp)
+        let chunkBytes = max(1, configuration.bufferBytes / 4)
+        var start = 0
+        while start < records.count {
+            let (end, bytes) = Self.chunk(records, from: start, maxBytes: chunkBytes)
+            if !tryReserve(bytes) { try await reserve(bytes) }
+            var next = start
+            do {
+                while next < end {
+                    let record = records[next]
+                    let route = try self.route(record)
+                    let from = next
+                    let added: Accumulator.Added
+                    let (partition, partitions) = (route.partition, route.configuration.partitions)
+                    (next, added) = route.accumulator.add(
+                        records, from: next, to: end, timestamp: timestamp, acknowledgement: &acknowledgement,
+                        belongs: { Self.belongs($0, topic: record.topic, partition: partition, partitions: partitions) }, for: self)
+                    precondition(next > from, "the run's first record belongs to its partition")
+                    after(added, on: route.accumulator, partitions: partitions)
+                }
+            } catch {
+                release(Self.chunk(records, from: next, maxBytes: .max, end: end).bytes)
+                throw error
+            }
+            start = end
+        }
+        return acknowledgement
+    }
+
+    /// Writes every batch now and waits until each record sent before this call is resolved.
+    nonisolated(nonsending) public func flush() async {
+        let accumulators = allAccumulators()
+        for accumulator in accumulators { accumulator.sendOpen(for: self) }
+        for accumulator in accumulators {
+            for ticket in accumulator.pending { _ = try? await ticket.result() }
+        }
+    }
+
+    /// Flushes, then refuses further sends.
+    nonisolated(nonsending) public func close() async {
+        isClosed.store(true, ordering: .releasing)
+        await flush()
+    }
+
+    /// Bytes of records held (unwritten or awaiting their flush).
+    public var bufferedBytes: Int { buffered.load(ordering: .acquiring) }
+
+    // MARK: - Checks
+
+    /// Checks every record of a batch call (topic, size, explicit partition), each topic looked up once.
+    private func check(_ records: [ProducerRecord]) throws {
+        try records.withUnsafeBufferPointer { records in
+            var configurations: [String: TopicConfiguration] = [:]
+            var last: (name: String, configuration: TopicConfiguration)?
+            for index in records.indices {
+                if last?.name != records[index].topic {
+                    let topic = records[index].topic
+                    let configuration = try configurations[topic] ?? samsa.configuration(of: topic)
+                    configurations[topic] = configuration
+                    last = (topic, configuration)
+                }
+                _ = try checkedSize(records[index], last!.configuration)
+                if let partition = records[index].partition {
+                    try checkPartition(partition, of: records[index].topic, partitions: last!.configuration.partitions)
+                }
+            }
+        }
+    }
+
+    /// Records from `start` whose sizes add up to at most `maxBytes` (one at least), up to `end`: the
+    /// end of the chunk and its bytes.
+    private static func chunk(_ records: [ProducerRecord], from start: Int, maxBytes: Int, end: Int? = nil) -> (end: Int, bytes: Int) {
+        records.withUnsafeBufferPointer { records in
+            let limit = end ?? records.count
+            var end = start, bytes = 0
+            while end < limit {
+                let size = encodedSize(records[end])
+                guard end == start || bytes + size <= maxBytes else { break }
+                bytes += size
+                end += 1
+            }
+            return (end, bytes)
+        }
+    }
+
+    private func checkSending() throws(SamsaError) {
+        if isClosed.load(ordering: .acquiring) { throw SamsaError(.closed, "the producer is closed") }
         try samsa.checkWritable("send records")
-        let topic = try samsa.configuration(of: record.topic)
+    }
+
+    private func checkedSize(_ record: ProducerRecord, _ topic: TopicConfiguration) throws(SamsaError) -> Int {
         let size = Self.encodedSize(record)
         guard size <= topic.maxRecordBytes else {
             throw SamsaError(.recordTooLarge, "a record of \(size) bytes exceeds topic '\(record.topic)''s maximum of \(topic.maxRecordBytes)")
@@ -89,143 +216,185 @@ public final class Producer: Sendable {
         guard size <= configuration.bufferBytes else {
             throw SamsaError(.recordTooLarge, "a record of \(size) bytes exceeds the producer's buffer of \(configuration.bufferBytes)")
         }
-        let partition = try choosePartition(record, partitions: topic.partitions)
-        try await reserve(size)
-        let tp = TopicPartition(topic: record.topic, partition: Int32(partition))
-        let accumulator: Accumulator
-        do {
-            accumulator = try self.accumulator(for: tp, compression: topic.compression)
-        } catch {
-            release(size)
-            throw error
+        return size
+    }
+
+    private func checkPartition(_ partition: Int, of topic: String, partitions: Int) throws(SamsaError) {
+        guard (0..<partitions).contains(partition) else {
+            throw SamsaError(.unknownPartition, "topic '\(topic)' has no partition \(partition) (it has \(partitions))")
         }
-        let delivery = Delivery(topic: record.topic, partition: partition)
-        state.withLock { $0.unresolved[ObjectIdentifier(delivery)] = delivery }
-        let timestamp = record.timestamp ?? WallClock.nowMilliseconds
-        let (started, closed) = accumulator.add(
-            record, size: size, timestamp: timestamp, delivery: delivery, batchBytes: configuration.batchBytes, for: self)
-        // A full batch moves keyless records on to another partition (KIP-480), decided here and not
-        // when the batch is written, so the switch does not depend on how fast the disk is.
-        if closed { batchLeft(tp, partitions: topic.partitions) }
-        if let batchID = started {
-            if configuration.lingerMilliseconds == 0 {
-                if accumulator.sendOpen(ifBatch: batchID, for: self) { batchLeft(tp, partitions: topic.partitions) }
-            } else {
-                let partitions = topic.partitions
-                DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(configuration.lingerMilliseconds)) { [weak self] in
-                    guard let self else { return }
-                    if accumulator.sendOpen(ifBatch: batchID, for: self) { self.batchLeft(tp, partitions: partitions) }
-                }
-            }
-        }
-        return delivery
     }
-
-    /// Writes every batch now and waits until each record sent before this call is resolved.
-    nonisolated(nonsending) public func flush() async {
-        sendAllOpen()
-        let pending = state.withLock { Array($0.unresolved.values) }
-        for delivery in pending { _ = try? await delivery.result() }
-    }
-
-    /// Flushes, then refuses further sends.
-    nonisolated(nonsending) public func close() async {
-        state.withLock { $0.closed = true }
-        await flush()
-    }
-
-    /// Bytes of records held (unwritten or awaiting their flush).
-    public var bufferedBytes: Int { state.withLock { $0.bufferedBytes } }
 
     // MARK: - Partitioning
 
-    private func choosePartition(_ record: ProducerRecord, partitions: Int) throws(SamsaError) -> Int {
-        if let partition = record.partition {
-            guard (0..<partitions).contains(partition) else {
-                throw SamsaError(.unknownPartition, "topic '\(record.topic)' has no partition \(partition) (it has \(partitions))")
+    /// The partition and accumulator for `record`: one lookup under the producer's lock while the
+    /// topic's registry generation is unchanged; otherwise (first use, a topic created or deleted
+    /// since) the topic's configuration and log are looked up again.
+    private func route(_ record: ProducerRecord) throws(SamsaError) -> Route {
+        let generation = samsa.registry.generation.load(ordering: .acquiring)
+        // Kafka's default partitioner: toPositive(murmur2(key)) % partitions, hashed outside the lock.
+        let hashed = record.key.map { Int(Murmur2.hash($0) & 0x7fff_ffff) }
+        enum Lookup { case found(Route), stale, badPartition(Int) }
+        while true {
+            let lookup = topics.withLock { topics -> Lookup in
+                guard let index = topics.index(forKey: record.topic), topics.values[index].generation == generation else { return .stale }
+                let partitions = topics.values[index].configuration.partitions
+                let partition: Int
+                if let explicit = record.partition {
+                    guard (0..<partitions).contains(explicit) else { return .badPartition(partitions) }
+                    partition = explicit
+                } else if let hashed {
+                    partition = hashed % partitions
+                } else if let sticky = topics.values[index].sticky, sticky < partitions {
+                    partition = sticky
+                } else {
+                    // Sticky: keyless records fill one partition's batch, then move on (KIP-480).
+                    partition = Int.random(in: 0..<partitions)
+                    topics.values[index].sticky = partition
+                }
+                guard let accumulator = topics.values[index].accumulators[partition] else { return .stale }
+                return .found(Route(accumulator: accumulator, partition: partition, configuration: topics.values[index].configuration))
             }
-            return partition
+            switch lookup {
+            case .found(let route): return route
+            case .badPartition(let partitions): try checkPartition(record.partition!, of: record.topic, partitions: partitions)
+            case .stale: try refresh(record, generation: generation)
+            }
         }
-        if let key = record.key { return Murmur2.partition(forKey: key, partitions: partitions) }
-        // Sticky: keyless records fill one partition's batch, then move on (KIP-480).
-        return state.withLock { state in
-            if let sticky = state.sticky[record.topic], sticky < partitions { return sticky }
-            let chosen = Int.random(in: 0..<partitions)
-            state.sticky[record.topic] = chosen
-            return chosen
+    }
+
+    /// Looks a topic up again and makes the accumulator `record` needs. Runs under the producer's
+    /// lock (only lookups in Samsa's tables, no I/O), so concurrent refreshes cannot each install an
+    /// accumulator for one partition.
+    private func refresh(_ record: ProducerRecord, generation: UInt64) throws(SamsaError) {
+        let configuration = try samsa.configuration(of: record.topic)
+        if let explicit = record.partition { try checkPartition(explicit, of: record.topic, partitions: configuration.partitions) }
+        let replaced = try topics.withLock { topics throws(SamsaError) -> [Accumulator] in
+            let previous = topics[record.topic]
+            let partition: Int
+            if let explicit = record.partition {
+                partition = explicit
+            } else if let key = record.key {
+                partition = Murmur2.partition(forKey: key, partitions: configuration.partitions)
+            } else if let sticky = previous?.sticky, sticky < configuration.partitions {
+                partition = sticky
+            } else {
+                partition = Int.random(in: 0..<configuration.partitions)
+            }
+            let log = try samsa.log(record.topic, partition)
+            // After a topic came or went, cached accumulators stay only while their log is the topic's.
+            var accumulators = previous?.accumulators ?? []
+            var replaced: [Accumulator] = []
+            if accumulators.count < configuration.partitions {
+                accumulators += Array(repeating: nil, count: configuration.partitions - accumulators.count)
+            }
+            for (index, accumulator) in accumulators.enumerated() {
+                guard let accumulator else { continue }
+                let current = index == partition ? log : try? samsa.log(record.topic, index)
+                if current !== accumulator.log {
+                    replaced.append(accumulator)
+                    accumulators[index] = nil
+                }
+            }
+            if accumulators[partition] == nil {
+                accumulators[partition] = Accumulator(
+                    partition: TopicPartition(topic: record.topic, partition: Int32(partition)), log: log,
+                    compression: configuration.compression, batchBytes: self.configuration.batchBytes)
+            }
+            let sticky = record.partition == nil && record.key == nil ? partition : previous?.sticky
+            topics[record.topic] = TopicState(generation: generation, configuration: configuration, accumulators: accumulators, sticky: sticky)
+            return replaced
+        }
+        // A replaced accumulator's log was deleted: its open batch goes now (and fails) rather than
+        // waiting for a linger timer.
+        for accumulator in replaced { accumulator.sendOpen(for: self) }
+    }
+
+    /// Whether `record` goes to `partition` of `topic` (a keyless one: the sticky partition, which
+    /// the run that started there was on).
+    private static func belongs(_ record: ProducerRecord, topic: String, partition: Int, partitions: Int) -> Bool {
+        guard record.topic == topic else { return false }
+        if let explicit = record.partition { return explicit == partition }
+        if let key = record.key { return Murmur2.partition(forKey: key, partitions: partitions) == partition }
+        return true
+    }
+
+    /// After adding: a full batch moves keyless records on to another partition (KIP-480), decided
+    /// here and not when the batch is written, so the switch does not depend on how fast the disk
+    /// is; a batch just started gets its linger timer.
+    private func after(_ added: Accumulator.Added, on accumulator: Accumulator, partitions: Int) {
+        if added.closed { batchLeft(accumulator.partition, partitions: partitions) }
+        if configuration.lingerMilliseconds == 0 {
+            guard let batchID = added.started else { return }
+            if accumulator.sendOpen(ifBatch: batchID, for: self) { batchLeft(accumulator.partition, partitions: partitions) }
+        } else if added.armTimer {
+            armLingerTimer(accumulator, after: UInt64(configuration.lingerMilliseconds) * 1_000_000, partitions: partitions)
+        }
+    }
+
+    /// The partition's linger timer: closes its open batch once that has lingered long enough.
+    private func armLingerTimer(_ accumulator: Accumulator, after nanoseconds: UInt64, partitions: Int) {
+        let linger = UInt64(configuration.lingerMilliseconds) * 1_000_000
+        DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(nanoseconds))) { [weak self] in
+            guard let self else { return }
+            let (closed, again) = accumulator.lingerExpired(linger: linger, for: self)
+            if closed { self.batchLeft(accumulator.partition, partitions: partitions) }
+            if let again { self.armLingerTimer(accumulator, after: again, partitions: partitions) }
         }
     }
 
     private func batchLeft(_ partition: TopicPartition, partitions: Int) {
-        state.withLock { state in
-            guard state.sticky[partition.topic] == Int(partition.partition), partitions > 1 else { return }
+        topics.withLock { topics in
+            guard topics[partition.topic]?.sticky == Int(partition.partition), partitions > 1 else { return }
             var next = Int.random(in: 0..<(partitions - 1))
             if next >= Int(partition.partition) { next += 1 }
-            state.sticky[partition.topic] = next
+            topics[partition.topic]!.sticky = next
         }
     }
 
     // MARK: - Batches
 
-    private func accumulator(for partition: TopicPartition, compression: CompressionCodec) throws(SamsaError) -> Accumulator {
-        if let existing = state.withLock({ $0.accumulators[partition] }) { return existing }
-        let log = try samsa.log(partition.topic, Int(partition.partition))
-        return state.withLock { state in
-            if let existing = state.accumulators[partition] { return existing }
-            let created = Accumulator(partition: partition, log: log, compression: compression)
-            state.accumulators[partition] = created
-            return created
-        }
+    private func allAccumulators() -> [Accumulator] {
+        topics.withLock { topics in topics.values.flatMap { $0.accumulators.compactMap { $0 } } }
     }
 
     private func sendAllOpen() {
-        for accumulator in state.withLock({ Array($0.accumulators.values) }) {
-            accumulator.sendOpen(for: self)
-        }
+        for accumulator in allAccumulators() { accumulator.sendOpen(for: self) }
     }
 
-    /// A batch was appended (or failed): resolve its records once the flush policy allows.
-    fileprivate func written(_ batch: Accumulator.Written, to accumulator: Accumulator) {
+    /// A batch was appended (or failed): resolve it once the flush policy allows.
+    func written(_ batch: Accumulator.Written, to accumulator: Accumulator) {
         switch batch.outcome {
         case .failure(let error):
-            finish(batch, .failure(error))
+            finish(batch, .failure(error), on: accumulator)
         case .success(let result):
             accumulator.log.whenFlushPolicySatisfied(result) { error in
-                self.finish(batch, error.map { .failure(SamsaError($0)) } ?? .success(result))
+                self.finish(batch, error.map { .failure(SamsaError($0)) } ?? .success(result), on: accumulator)
             }
         }
     }
 
-    private func finish(_ batch: Accumulator.Written, _ outcome: Result<AppendResult, SamsaError>) {
-        let topic = batch.partition.topic
-        let partition = Int(batch.partition.partition)
+    private func finish(_ batch: Accumulator.Written, _ outcome: Result<AppendResult, SamsaError>, on accumulator: Accumulator) {
+        let topic = accumulator.partition.topic
         // The room is released before anyone learns of the outcome (a sender that saw its last
-        // delivery resolve finds the buffer empty); a delivery leaves `unresolved` only once resolved
-        // (its callbacks run), so `flush` waits for every callback.
+        // record resolve finds the buffer empty); a batch is retired only once resolved (its
+        // callbacks have run), so `flush` waits for every callback.
         release(batch.bytes)
         if case .success = outcome { samsa.signal(for: topic).notify() }
-        for (index, delivery) in batch.deliveries.enumerated() {
-            delivery.resolve(outcome.map {
-                RecordMetadata(topic: topic, partition: partition, offset: $0.baseOffset + Int64(index), timestamp: batch.timestamps[index])
-            })
-        }
-        state.withLock { state in
-            for delivery in batch.deliveries { state.unresolved.removeValue(forKey: ObjectIdentifier(delivery)) }
-        }
+        let count = batch.count
+        batch.ticket.resolve(outcome.map {
+            BatchMetadata(topic: topic, partition: Int(accumulator.partition.partition), baseOffset: $0.baseOffset, recordCount: count)
+        })
+        accumulator.retire(batch.ticket)
     }
 
     // MARK: - Buffer room
 
     nonisolated(nonsending) private func reserve(_ bytes: Int) async throws {
+        if tryReserve(bytes) { return }
         while true {
             let seen = room.version
-            let reserved = state.withLock { state -> Bool in
-                // One record always fits an empty buffer, whatever its size.
-                guard state.bufferedBytes == 0 || state.bufferedBytes + bytes <= configuration.bufferBytes else { return false }
-                state.bufferedBytes += bytes
-                return true
-            }
-            if reserved { return }
+            if tryReserve(bytes) { return }
             // The buffer is full: lingering batches go now (Kafka's "exhausted" batches are ready).
             sendAllOpen()
             await Signal.wait(forAny: [(room, seen)])
@@ -234,8 +403,20 @@ public final class Producer: Sendable {
         }
     }
 
+    private func tryReserve(_ bytes: Int) -> Bool {
+        var current = buffered.load(ordering: .relaxed)
+        while true {
+            // Any amount fits an empty buffer (a chunk is at most the buffer, a record too).
+            guard current == 0 || current + bytes <= configuration.bufferBytes else { return false }
+            let (exchanged, original) = buffered.compareExchange(expected: current, desired: current + bytes, ordering: .acquiringAndReleasing)
+            if exchanged { return true }
+            current = original
+        }
+    }
+
     private func release(_ bytes: Int) {
-        state.withLock { $0.bufferedBytes -= bytes }
+        guard bytes > 0 else { return }
+        buffered.subtract(bytes, ordering: .acquiringAndReleasing)
         room.notify()
     }
 
@@ -244,118 +425,5 @@ public final class Producer: Sendable {
         var size = 21 + (record.key?.count ?? 0) + (record.value?.count ?? 0)
         for header in record.headers { size += 10 + header.key.utf8.count + (header.value?.readableBytes ?? 0) }
         return size
-    }
-}
-
-/// One partition's open batch, and the queue that writes its closed batches. The lock guards only
-/// the open batch (adding a record is a copy into its buffer); a closed batch is handed, under the
-/// lock so batches queue in the order their records were added, to the partition's serial writer
-/// queue, which compresses and appends it. So no sender ever compresses, writes or rolls a segment
-/// on its own executor (the main actor included), and senders keep filling the next batch while one
-/// is written.
-final class Accumulator: Sendable {
-    struct Open {
-        var builder: RecordBatchBuilder
-        var deliveries: [Delivery] = []
-        var timestamps: [Int64] = []
-        var bytes = 0
-        let id: UInt64
-    }
-
-    /// A batch handed to the log, and what became of it.
-    struct Written {
-        var partition: TopicPartition
-        var deliveries: [Delivery]
-        var timestamps: [Int64]
-        var bytes: Int
-        var outcome: Result<AppendResult, SamsaError>
-    }
-
-    /// Carries a closed batch to the writer queue as the only reference to its buffer (the header is
-    /// then written in place; a second reference would copy the whole batch).
-    private final class Handoff: Sendable {
-        let batch: Mutex<Open?>
-        init(_ batch: consuming Open) { self.batch = Mutex(batch) }
-    }
-
-    let partition: TopicPartition
-    let log: PartitionLog
-    let compression: CompressionCodec
-    private let open = Mutex<(batch: Open?, nextID: UInt64)>((nil, 0))
-    private let writer: DispatchQueue
-
-    init(partition: TopicPartition, log: PartitionLog, compression: CompressionCodec) {
-        self.partition = partition
-        self.log = log
-        self.compression = compression
-        writer = DispatchQueue(label: "samsa.producer.\(partition)", qos: .userInitiated)
-    }
-
-    /// Adds a record, closing the open batch first if the record would overflow it and afterwards if
-    /// the batch is full. Returns the id of a batch this record started (for its linger timer) and
-    /// whether it closed one.
-    /// The producer is told on the writer queue of each batch this closes (passed, not stored: a
-    /// queued batch keeps its producer alive, an idle accumulator does not).
-    func add(
-        _ record: ProducerRecord, size: Int, timestamp: Int64, delivery: Delivery, batchBytes: Int, for producer: Producer
-    ) -> (started: UInt64?, closed: Bool) {
-        open.withLock { state -> (started: UInt64?, closed: Bool) in
-            var closed = false
-            if let bytes = state.batch?.bytes, bytes + size > batchBytes {
-                hand(state.batch.take()!, to: producer)
-                closed = true
-            }
-            var started: UInt64?
-            if state.batch == nil {
-                // Capacity for a typical batch; a larger one grows its buffer.
-                let capacity = min(batchBytes, 1 << 20) + size + 64
-                state.batch = Open(builder: RecordBatchBuilder(compression: compression, capacity: capacity), id: state.nextID)
-                started = state.nextID
-                state.nextID += 1
-            }
-            state.batch!.builder.append(timestamp: timestamp, key: record.key, value: record.value, headers: record.headers)
-            state.batch!.deliveries.append(delivery)
-            state.batch!.timestamps.append(timestamp)
-            state.batch!.bytes += size
-            if state.batch!.bytes >= batchBytes {
-                hand(state.batch.take()!, to: producer)
-                return (nil, true)
-            }
-            return (started, closed)
-        }
-    }
-
-    /// Closes the open batch now (if it is still batch `id`, when given) and queues it for writing;
-    /// false when there was none to close.
-    @discardableResult
-    func sendOpen(ifBatch id: UInt64? = nil, for producer: Producer) -> Bool {
-        open.withLock { state in
-            guard let current = state.batch?.id, id == nil || current == id else { return false }
-            hand(state.batch.take()!, to: producer)
-            return true
-        }
-    }
-
-    /// Queues a closed batch; called with the lock held, so batches are written in the order closed.
-    /// `async` only enqueues: nothing here blocks.
-    private func hand(_ batch: consuming Open, to producer: Producer) {
-        let handoff = Handoff(batch)
-        writer.async {
-            guard let batch = handoff.batch.withLock({ $0.take() }) else { return }
-            producer.written(self.write(batch), to: self)
-        }
-    }
-
-    /// Builds (compressing) and appends a batch, on the writer queue.
-    private func write(_ batch: consuming Open) -> Written {
-        var batch = batch
-        let outcome: Result<AppendResult, SamsaError>
-        do {
-            let built = try batch.builder.build()
-            outcome = Result { () throws(SamsaError) in try storage { () throws(StorageError) in try log.appendWithoutWaiting(built) } }
-        } catch {
-            outcome = .failure(SamsaError(.invalidArgument, "cannot build a batch for \(partition): \(error)"))
-        }
-        return Written(partition: partition, deliveries: batch.deliveries, timestamps: batch.timestamps, bytes: batch.bytes, outcome: outcome)
     }
 }

@@ -47,6 +47,31 @@ extension Samsa {
         return next
     }
 
+    /// Whole batches of one partition from `offset` on, up to about `maxBytes` (at least one batch),
+    /// each validated (CRC-32C, header), never past what producers were told is committed; empty at
+    /// the end of the log. The first batch may start before `offset` (skip records below it, as
+    /// Kafka clients do). For applications that handle records a batch at a time
+    /// (`RecordBatch.forEachRecord`, `records()`), forward batches whole, or keep them.
+    /// The offset to read from next is the last batch's `nextOffset`.
+    public func readBatches(topic: String, partition: Int, from offset: Int64, maxBytes: Int = 1 << 20) throws(SamsaError) -> [RecordBatch] {
+        let log = try log(topic, partition)
+        let configuration = try configuration(of: topic)
+        guard var remaining = try storage({ () throws(StorageError) in try log.read(from: offset, maxBytes: maxBytes, limit: readLimit(configuration)) })
+        else { return [] }
+        var batches: [RecordBatch] = []
+        while remaining.readableBytes > 0 {
+            let batch: RecordBatch
+            do {
+                batch = try RecordBatch(validating: remaining)
+            } catch {
+                throw SamsaError(.corrupt, "\(topic)-\(partition): a batch read back is invalid: \(error)")
+            }
+            remaining.moveReaderIndex(forwardBy: batch.sizeInBytes)
+            if batch.lastOffset >= offset { batches.append(batch) }
+        }
+        return batches
+    }
+
     /// The first offset whose record's timestamp is at or after `timestamp` (milliseconds since the
     /// epoch), or nil when no record is that recent.
     public func offset(topic: String, partition: Int, forTimestamp timestamp: Int64) throws(SamsaError) -> Int64? {
@@ -104,20 +129,27 @@ extension Samsa {
     }
 
     private func decode(_ bytes: ByteBuffer, topic: String, partition: Int, from offset: Int64) throws(SamsaError) -> [ConsumerRecord] {
-        var remaining = bytes
         var records: [ConsumerRecord] = []
         do {
+            var batches: [RecordBatch] = []
+            var count = 0
+            var remaining = bytes
             while remaining.readableBytes > 0 {
                 let batch = try RecordBatch(validating: remaining)
                 remaining.moveReaderIndex(forwardBy: batch.sizeInBytes)
                 guard batch.lastOffset >= offset else { continue }
-                var iterator = try batch.records()
-                while let record = try iterator.next() {
-                    guard record.offset >= offset else { continue }
+                batches.append(batch)
+                count += min(Int(batch.recordCount), 1 << 16)
+            }
+            // Sized once: growing the array as records arrive copies and faults it in repeatedly.
+            records.reserveCapacity(count)
+            for batch in batches {
+                try batch.forEachRecordLocation { section, record in
+                    guard record.offset >= offset else { return }
                     records.append(
                         ConsumerRecord(
-                            topic: topic, partition: partition, offset: record.offset, timestamp: record.timestamp, key: record.key, value: record.value,
-                            headers: record.headers))
+                            topic: topic, partition: partition, offset: record.offset, timestamp: record.timestamp, bytes: section,
+                            key: record.key, value: record.value, headers: record.headers))
                 }
             }
         } catch {

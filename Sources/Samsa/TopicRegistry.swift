@@ -10,6 +10,8 @@ final class TopicRegistry: Sendable {
     private let path: String
     private let files: any FileSystem
     private let topics: Mutex<[String: TopicConfiguration]>
+    /// Bumped after every change: lets a producer keep what it looked up until a topic comes or goes.
+    let generation = Atomic<UInt64>(0)
 
     init(directory: String, files: any FileSystem) throws(SamsaError) {
         let path = "\(directory)/\(Self.fileName)"
@@ -59,6 +61,7 @@ final class TopicRegistry: Sendable {
             updated[topic] = configuration
             try save(updated)
             topics = updated
+            generation.add(1, ordering: .releasing)
         }
     }
 
@@ -70,6 +73,7 @@ final class TopicRegistry: Sendable {
             updated.removeValue(forKey: topic)
             try save(updated)
             topics = updated
+            generation.add(1, ordering: .releasing)
             return true
         }
     }

@@ -1,4 +1,4 @@
-import NIOCore
+public import NIOCore
 
 extension RecordBatch {
     /// An iterator over the batch's records, decompressing the records section first if needed.
@@ -39,6 +39,30 @@ extension RecordBatch {
         }
     }
 
+    /// Calls `body` with the records section (decompressed if needed) and each record's offset,
+    /// timestamp and key and value ranges in it, checked as `records()` checks them: for readers that
+    /// keep one reference to the section instead of a slice per field. Errors from `body` end the
+    /// walk and are rethrown.
+    public func forEachRecordLocation(limits: RecordBatchLimits = .default, _ body: (ByteBuffer, RecordLocation) throws -> Void) throws {
+        let section = try recordsSection(limits: limits)
+        var sequence = RecordSequenceCheck(batch: self)
+        var position = 0
+        while try sequence.expectsAnother(at: position, available: section.readableBytes) {
+            var record = ParsedRecord()
+            try section.withUnsafeReadableBytes { raw throws(RecordBatchError) in
+                var cursor = ByteCursor(raw, position: position)
+                try parseRecord(&cursor, into: &record, section: section)
+            }
+            let offset = try sequence.accept(record, at: position)
+            position = record.end
+            try body(section, RecordLocation(
+                offset: offset, timestamp: sequence.timestamp(of: record),
+                key: record.keyStart < 0 ? nil : record.keyStart..<(record.keyStart + record.keyLength),
+                value: record.valueStart < 0 ? nil : record.valueStart..<(record.valueStart + record.valueLength),
+                headers: record.headers))
+        }
+    }
+
     /// The records section, decompressed when the batch is compressed.
     func recordsSection(limits: RecordBatchLimits) throws(RecordBatchError) -> ByteBuffer {
         let section = storedRecords
@@ -57,6 +81,16 @@ public struct RecordView {
     public let timestamp: Int64
     public let key: UnsafeRawBufferPointer?
     public let value: UnsafeRawBufferPointer?
+    public let headers: [RecordHeader]
+}
+
+/// Where a record lies in its batch's records section (`RecordBatch.forEachRecordLocation`): key and
+/// value as ranges of the section's readable bytes, nil for null.
+public struct RecordLocation: Sendable {
+    public let offset: Int64
+    public let timestamp: Int64
+    public let key: Range<Int>?
+    public let value: Range<Int>?
     public let headers: [RecordHeader]
 }
 

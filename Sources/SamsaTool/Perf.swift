@@ -19,8 +19,13 @@ final class LatencyRecorder: Sendable {
     private let total = Atomic<UInt64>(0)
 
     func record(microseconds: UInt64) {
-        _ = histogram.withLock { $0.record(max(1, microseconds)) }
-        total.add(microseconds, ordering: .relaxed)
+        record(microseconds: microseconds, count: 1)
+    }
+
+    /// `count` values of `microseconds` at once: one lock for a whole batch of records.
+    func record(microseconds: UInt64, count: Int) {
+        _ = histogram.withLock { $0.record(max(1, microseconds), count: UInt64(count)) }
+        total.add(microseconds &* UInt64(count), ordering: .relaxed)
     }
 
     struct Summary {
@@ -38,6 +43,14 @@ final class LatencyRecorder: Sendable {
                 p999: ms(h.valueAtPercentile(99.9)), max: ms(h.max))
         }
     }
+}
+
+/// CPU time (user and system, every thread) this process has used so far.
+func processCPUNanoseconds() -> UInt64 {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    func nanoseconds(_ time: timeval) -> UInt64 { UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_usec) * 1000 }
+    return nanoseconds(usage.ru_utime) + nanoseconds(usage.ru_stime)
 }
 
 func monotonicNanoseconds() -> UInt64 {
@@ -59,9 +72,14 @@ struct PerfSummary {
     var seconds: Double
     var latency: LatencyRecorder.Summary
     var latencyName: String
+    /// The process's CPU time (all threads) over the run.
+    var cpuNanoseconds: UInt64
+
+    var cpuPerRecord: Double { records == 0 ? 0 : Double(cpuNanoseconds) / Double(records) }
 
     var line: String {
         "\(records) records, \(format(Double(records) / seconds, 1)) records/sec (\(format(Double(bytes) / seconds / 1e6)) MB/sec), "
+            + "cpu \(format(cpuPerRecord, 0)) ns/record, "
             + "\(latencyName) avg \(format(latency.average)) ms, p50 \(format(latency.p50)) ms, p99 \(format(latency.p99)) ms, "
             + "p99.9 \(format(latency.p999)) ms, max \(format(latency.max)) ms"
     }
@@ -71,6 +89,7 @@ struct PerfSummary {
             extra + [
                 ("records", .int(Int64(records))), ("bytes", .int(Int64(bytes))), ("seconds", .double(seconds)),
                 ("records_per_sec", .double(Double(records) / seconds)), ("mb_per_sec", .double(Double(bytes) / seconds / 1e6)),
+                ("cpu_ns_per_record", .double(cpuPerRecord)),
                 ("latency_ms", .object([
                     ("avg", .double(latency.average)), ("p50", .double(latency.p50)), ("p99", .double(latency.p99)),
                     ("p99_9", .double(latency.p999)), ("max", .double(latency.max)),
@@ -122,7 +141,11 @@ struct PerfProduce: AsyncParsableCommand {
             throw ValidationError("--records, --producers, --partitions, --batch-bytes, --buffer-bytes and --report-interval must be positive, --record-size at least 16")
         }
         guard throughput == -1 || throughput > 0 else { throw ValidationError("--throughput must be positive or -1") }
+        guard sendBatch > 0 else { throw ValidationError("--send-batch must be positive") }
     }
+
+    @Option(help: "Records per producer call: 1 hands each record over with enqueue(_:), more use enqueue(contentsOf:).")
+    var sendBatch = 1
 
     func run() async throws {
         let samsa = try Samsa.open(directory: dir)
@@ -133,67 +156,121 @@ struct PerfProduce: AsyncParsableCommand {
         let topicConfiguration = try samsa.describeTopic(topic).configuration
         var events = SyntheticEvents()
         let payloads = (0..<1024).map { _ in events.next(size: recordSize) }
-        let latencies = LatencyRecorder()
-        let acknowledged = Counter()
-        let failed = Counter()
-        let progress = ProgressReporter(interval: reportInterval, recordSize: recordSize, counter: acknowledged)
+        let tally = ProduceTally()
+        let progress = ProgressReporter(interval: reportInterval, recordSize: recordSize, counter: tally.acknowledged)
+        let cpuBefore = processCPUNanoseconds()
         let start = monotonicNanoseconds()
+        progress.start()
+        try await produceEmbedded(samsa: samsa, payloads: payloads, start: start, tally: tally)
+        progress.stop()
+        let seconds = Double(monotonicNanoseconds() - start) / 1e9
+        try samsa.close()
+        let cpu = processCPUNanoseconds() - cpuBefore
+        let acknowledged = tally.acknowledged.current, failed = tally.failed.current
+        let summary = PerfSummary(
+            records: acknowledged, bytes: acknowledged * recordSize, seconds: seconds,
+            latency: tally.latencies.summary, latencyName: "latency", cpuNanoseconds: cpu)
+        if json {
+            print(summary.json([
+                ("command", .string("produce")), ("topic", .string(topic)), ("record_size", .int(Int64(recordSize))),
+                ("producers", .int(Int64(producers))), ("partitions", .int(Int64(topicConfiguration.partitions))),
+                ("flush", .string(topicConfiguration.flushPolicy.description)), ("compression", .string(topicConfiguration.compression.description)),
+                ("send_batch", .int(Int64(sendBatch))), ("failed", .int(Int64(failed))),
+            ]))
+        } else {
+            print(summary.line)
+        }
+        if failed > 0 {
+            standardError("samsa perf produce: \(failed) records failed")
+            throw ExitCode(1)
+        }
+    }
+
+    /// Sends `--records` through `--producers` embedded producers of `samsa`, recording into `tally`.
+    private func produceEmbedded(samsa: Samsa, payloads: [[UInt8]], start: UInt64, tally: ProduceTally) async throws {
         let perProducer = records / producers
         let configuration = ProducerConfiguration(lingerMilliseconds: lingerMs, batchBytes: batchBytes, bufferBytes: bufferBytes)
-        let topic = self.topic
-        let throughput = self.throughput
-        let producerCount = self.producers
-        let total = self.records
-        progress.start()
+        let (topic, throughput, producerCount, total, sendBatch) = (self.topic, self.throughput, self.producers, self.records, self.sendBatch)
         try await withThrowingTaskGroup(of: Void.self) { group in
             for index in 0..<producerCount {
                 let count = index == producerCount - 1 ? total - perProducer * (producerCount - 1) : perProducer
                 group.addTask {
                     let producer = samsa.makeProducer(configuration)
                     let rate = throughput > 0 ? Double(throughput) / Double(producerCount) : 0
-                    for sent in 0..<count {
+                    var run = BatchRun()
+                    var chunk: [ProducerRecord] = []
+                    chunk.reserveCapacity(sendBatch)
+                    var sent = 0
+                    while sent < count {
                         if rate > 0 {
                             // Pace: never ahead of the target schedule.
                             let due = start + UInt64(Double(sent) / rate * 1e9)
                             let now = monotonicNanoseconds()
                             if due > now { try await Task.sleep(nanoseconds: due - now) }
                         }
-                        let handedOver = monotonicNanoseconds()
-                        let delivery = try await producer.enqueue(ProducerRecord(topic: topic, value: payloads[sent & 1023]))
-                        delivery.whenResolved { outcome in
-                            if case .success = outcome {
-                                latencies.record(microseconds: (monotonicNanoseconds() - handedOver) / 1000)
-                                acknowledged.add(1)
-                            } else {
-                                failed.add(1)
-                            }
+                        if sendBatch == 1 {
+                            let delivery = try await producer.enqueue(ProducerRecord(topic: topic, value: payloads[sent & 1023]))
+                            run.add(delivery.batch, tally: tally)
+                            sent += 1
+                        } else {
+                            let handedOver = monotonicNanoseconds()
+                            let size = min(sendBatch, count - sent)
+                            chunk.removeAll(keepingCapacity: true)
+                            for index in sent..<(sent + size) { chunk.append(ProducerRecord(topic: topic, value: payloads[index & 1023])) }
+                            let acknowledgement = try await producer.enqueue(contentsOf: chunk)
+                            for part in acknowledgement.runs { tally.follow(part.batch, count: part.count, handedOver: handedOver) }
+                            sent += size
                         }
                     }
+                    run.end(tally: tally)
                     await producer.close()
                 }
             }
             try await group.waitForAll()
         }
-        progress.stop()
-        let seconds = Double(monotonicNanoseconds() - start) / 1e9
-        try samsa.close()
-        let summary = PerfSummary(
-            records: acknowledged.current, bytes: acknowledged.current * recordSize, seconds: seconds,
-            latency: latencies.summary, latencyName: "latency")
-        if json {
-            print(summary.json([
-                ("command", .string("produce")), ("topic", .string(topic)), ("record_size", .int(Int64(recordSize))),
-                ("producers", .int(Int64(producers))), ("partitions", .int(Int64(topicConfiguration.partitions))),
-                ("flush", .string(topicConfiguration.flushPolicy.description)), ("compression", .string(topicConfiguration.compression.description)),
-                ("failed", .int(Int64(failed.current))),
-            ]))
-        } else {
-            print(summary.line)
+    }
+}
+
+/// What `perf produce` counts, recorded once per batch (a count of records with one latency), so
+/// measuring costs nothing per record.
+final class ProduceTally: Sendable {
+    let latencies = LatencyRecorder()
+    let acknowledged = Counter()
+    let failed = Counter()
+
+    /// Records `count` records of `batch`, the first handed over at `handedOver`, once it resolves:
+    /// their latency is counted from that first hand-over (an upper bound for the later ones).
+    func follow(_ batch: BatchTicket, count: Int, handedOver: UInt64) {
+        batch.whenResolved { [self] outcome in
+            if case .success = outcome {
+                latencies.record(microseconds: (monotonicNanoseconds() - handedOver) / 1000, count: count)
+                acknowledged.add(count)
+            } else {
+                failed.add(count)
+            }
         }
-        if failed.current > 0 {
-            standardError("samsa perf produce: \(failed.current) records failed")
-            throw ExitCode(1)
+    }
+}
+
+/// Consecutive records one producer handed over into the same batch, followed as one.
+struct BatchRun {
+    private var batch: BatchTicket?
+    private var count = 0
+    private var handedOver: UInt64 = 0
+
+    /// The clock is read once per batch, when its first record was just handed over.
+    mutating func add(_ next: BatchTicket, tally: ProduceTally) {
+        if batch === next {
+            count += 1
+            return
         }
+        end(tally: tally)
+        (batch, count, handedOver) = (next, 1, monotonicNanoseconds())
+    }
+
+    mutating func end(tally: ProduceTally) {
+        if let batch { tally.follow(batch, count: count, handedOver: handedOver) }
+        batch = nil
     }
 }
 
@@ -212,6 +289,8 @@ struct PerfConsume: AsyncParsableCommand {
     var records: Int?
     @Option(help: "Bytes per read from one partition.")
     var fetchBytes = 1 << 20
+    @Flag(help: "Read owning records (Samsa.read) instead of scanning in place (Samsa.forEachRecord).")
+    var owning = false
     @Option(help: "Seconds between progress lines.")
     var reportInterval = 5
     @Flag(help: "Print the final summary as one JSON object.")
@@ -232,30 +311,61 @@ struct PerfConsume: AsyncParsableCommand {
         let limit = records ?? Int.max
         let progress = ProgressReporter(interval: reportInterval, recordSize: nil, counter: consumed)
         progress.start()
+        let cpuBefore = processCPUNanoseconds()
         let start = monotonicNanoseconds()
         for partition in 0..<partitions {
             var (position, end) = try samsa.offsets(topic: topic, partition: partition)
             while position < end && consumed.current < limit {
                 let before = monotonicNanoseconds()
-                let read = try samsa.read(topic: topic, partition: partition, from: position, maxBytes: fetchBytes)
+                let next: Int64
+                if owning {
+                    next = try readOwning(samsa, partition: partition, from: position, limit: limit - consumed.current, consumed: consumed, bytes: &bytes)
+                } else {
+                    next = try readInPlace(samsa, partition: partition, from: position, limit: limit - consumed.current, consumed: consumed, bytes: &bytes)
+                }
                 latencies.record(microseconds: (monotonicNanoseconds() - before) / 1000)
-                guard let last = read.last else { break }
-                let taken = read.prefix(limit - consumed.current)
-                for record in taken { bytes += (record.value?.readableBytes ?? 0) + (record.key?.readableBytes ?? 0) }
-                consumed.add(taken.count)
-                position = last.offset + 1
+                guard next > position else { break }
+                position = next
                 if records != nil && position >= end { end = try samsa.offsets(topic: topic, partition: partition).end }
             }
         }
         progress.stop()
         let seconds = Double(monotonicNanoseconds() - start) / 1e9
         let summary = PerfSummary(
-            records: consumed.current, bytes: bytes, seconds: seconds, latency: latencies.summary, latencyName: "read latency")
+            records: consumed.current, bytes: bytes, seconds: seconds, latency: latencies.summary, latencyName: "read latency",
+            cpuNanoseconds: processCPUNanoseconds() - cpuBefore)
         if json {
-            print(summary.json([("command", .string("consume")), ("topic", .string(topic)), ("partitions", .int(Int64(partitions)))]))
+            print(summary.json([
+                ("command", .string("consume")), ("topic", .string(topic)), ("partitions", .int(Int64(partitions))), ("owning", .bool(owning)),
+            ]))
         } else {
             print(summary.line)
         }
+    }
+}
+
+extension PerfConsume {
+    /// One in-place read (no record is copied or allocated); returns the offset to read from next.
+    func readInPlace(_ samsa: Samsa, partition: Int, from position: Int64, limit: Int, consumed: Counter, bytes: inout Int) throws -> Int64 {
+        var count = 0, seen = 0, next = position
+        _ = try samsa.forEachRecord(topic: topic, partition: partition, from: position, maxBytes: fetchBytes) { record in
+            guard count < limit else { return }
+            seen += (record.key?.count ?? 0) + (record.value?.count ?? 0)
+            count += 1
+            next = record.offset + 1
+        }
+        bytes += seen
+        consumed.add(count)
+        return next
+    }
+
+    /// One owning read (`[ConsumerRecord]`); returns the offset to read from next.
+    func readOwning(_ samsa: Samsa, partition: Int, from position: Int64, limit: Int, consumed: Counter, bytes: inout Int) throws -> Int64 {
+        let read = try samsa.read(topic: topic, partition: partition, from: position, maxBytes: fetchBytes)
+        let taken = read.prefix(limit)
+        for record in taken { bytes += (record.value?.readableBytes ?? 0) + (record.key?.readableBytes ?? 0) }
+        consumed.add(taken.count)
+        return taken.last.map { $0.offset + 1 } ?? position
     }
 }
 

@@ -92,4 +92,27 @@ struct QueueCommandTests {
         let consumed = try runSamsa(["perf", "consume", "--dir", data])
         #expect(consumed.status == 0 && consumed.stdout.hasPrefix("5000 records, "), "\(consumed.stdout)\(consumed.stderr)")
     }
+
+    @Test("perf produce --send-batch sends through enqueue(contentsOf:); perf consume --owning reads owning records; both report CPU per record")
+    func perfBatchesAndOwning() throws {
+        let dir = try TemporaryDirectory()
+        let data = dir.path("data")
+        let produced = try runSamsa([
+            "perf", "produce", "--dir", data, "--records", "5000", "--record-size", "100", "--send-batch", "700", "--partitions", "3", "--json",
+        ])
+        #expect(produced.status == 0, "\(produced.stderr)")
+        let summary = try #require(JSONSerialization.jsonObject(with: Data(produced.stdout.utf8)) as? [String: Any])
+        #expect(summary["records"] as? Int == 5000 && summary["failed"] as? Int == 0)
+        #expect(summary["send_batch"] as? Int == 700)
+        #expect((summary["cpu_ns_per_record"] as? Double ?? 0) > 0)
+        #expect(((summary["latency_ms"] as? [String: Double])?["max"] ?? 0) > 0)
+        for owning in [false, true] {
+            let consumed = try runSamsa(["perf", "consume", "--dir", data, "--json"] + (owning ? ["--owning"] : []))
+            #expect(consumed.status == 0, "\(consumed.stderr)")
+            let read = try #require(JSONSerialization.jsonObject(with: Data(consumed.stdout.utf8)) as? [String: Any])
+            #expect(read["records"] as? Int == 5000 && read["bytes"] as? Int == 500_000 && read["owning"] as? Bool == owning)
+        }
+        let limited = try runSamsa(["perf", "consume", "--dir", data, "--records", "1234"])
+        #expect(limited.status == 0 && limited.stdout.hasPrefix("1234 records, "), "\(limited.stdout)")
+    }
 }

@@ -4,7 +4,7 @@ import Samsa
 import SamsaTool
 
 // The embedded durable queue (issue 4), release build: `swift run -c release QueueBenchmarks [--quick]
-// [--only sqlite|memory]`. Samsa and SQLite (GRDB) run the same workload in the same run; memory
+// [--only sqlite|producer|memory]`. Samsa and SQLite (GRDB) run the same workload in the same run; memory
 // figures are resident-set sizes read from /proc/self/status.
 let quick = CommandLine.arguments.contains("--quick")
 let runs = quick ? 1 : 3
@@ -231,6 +231,7 @@ func streamingConsumer() async throws {
 }
 
 if selected("sqlite") { try await compareWithSQLite() }
+if selected("producer") { try await compareProducerWithSQLite() }
 if selected("memory") {
     try await idlePartitions()
     try await producerBuffer()
