@@ -88,7 +88,8 @@ struct PerfProduce: AsyncParsableCommand {
     )
 
     @Option(help: "Data directory (created if absent).")
-    var dir: String
+    var dir: String?
+    @OptionGroup var remote: BootstrapOptions
     @Option(help: "Topic name.")
     var topic = "perf"
     @Option(help: "Number of records to send.")
@@ -122,10 +123,12 @@ struct PerfProduce: AsyncParsableCommand {
             throw ValidationError("--records, --producers, --partitions, --batch-bytes, --buffer-bytes and --report-interval must be positive, --record-size at least 16")
         }
         guard throughput == -1 || throughput > 0 else { throw ValidationError("--throughput must be positive or -1") }
+        try remote.requireOne(dir: dir)
     }
 
     func run() async throws {
-        let samsa = try Samsa.open(directory: dir)
+        if let bootstrap = remote.bootstrap { return try await runBootstrap(bootstrap) }
+        let samsa = try Samsa.open(directory: dir!)
         defer { try? samsa.close() }
         if !samsa.topics.contains(topic) {
             try samsa.createTopic(topic, TopicConfiguration(partitions: partitions, flushPolicy: flush.policy, compression: compression.codec))
@@ -205,7 +208,8 @@ struct PerfConsume: AsyncParsableCommand {
     )
 
     @Option(help: "Data directory.")
-    var dir: String
+    var dir: String?
+    @OptionGroup var remote: BootstrapOptions
     @Option(help: "Topic name.")
     var topic = "perf"
     @Option(help: "Stop after this many records (default: everything committed when the run starts).")
@@ -220,10 +224,12 @@ struct PerfConsume: AsyncParsableCommand {
     func validate() throws {
         if let records, records <= 0 { throw ValidationError("--records must be positive") }
         guard fetchBytes > 0, reportInterval > 0 else { throw ValidationError("--fetch-bytes and --report-interval must be positive") }
+        try remote.requireOne(dir: dir)
     }
 
     func run() async throws {
-        let samsa = try openExisting(dir)
+        if let bootstrap = remote.bootstrap { return try await runBootstrap(bootstrap) }
+        let samsa = try openExisting(dir!)
         defer { try? samsa.close() }
         let partitions = try samsa.describeTopic(topic).partitions.count
         let latencies = LatencyRecorder()
