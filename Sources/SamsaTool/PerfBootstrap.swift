@@ -10,7 +10,7 @@ import Synchronization
 struct BootstrapOptions: ParsableArguments {
     @Option(help: "HOST:PORT[,HOST:PORT...] of a Kafka-protocol broker to drive instead of a data directory.")
     var bootstrap: String?
-    @Option(help: "With --bootstrap: acknowledgements to wait for: 0, 1 or -1 (all).")
+    @Option(parsing: .unconditional, help: "With --bootstrap: acknowledgements to wait for: 0, 1 or -1 (all).")
     var acks: Int16 = -1
     @Option(help: "With --bootstrap: Produce requests in flight per connection.")
     var maxInFlight = 5
