@@ -33,9 +33,14 @@ public final class KafkaProducer: Sendable {
         var draining = false
         var drainAgain = false
         var lingerTimerArmed = false
-        var partitionCounts: [String: Int32] = [:]
-        var sticky: [String: Int32] = [:]
+        var topics: [String: TopicState] = [:]
         var closed = false
+    }
+
+    /// A topic's partition count (learnt once) and its sticky partition for keyless records.
+    private struct TopicState {
+        var partitions: Int32
+        var sticky: Int32
     }
 
     init(client: KafkaClient, configuration: ProducerConfiguration) {
@@ -52,37 +57,39 @@ public final class KafkaProducer: Sendable {
         topic: String, partition: Int32? = nil, key: ByteBuffer? = nil, value: ByteBuffer?, headers: [RecordHeader] = [],
         timestamp: Int64? = nil, callback: DeliveryCallback? = nil
     ) async throws {
-        let count = try await partitionCount(topic)
         let timestamp = timestamp ?? Self.wallClockMilliseconds()
-        let keyed: Int32? = key.map { key in key.withUnsafeReadableBytes { Murmur2.partition(key: $0, partitions: count) } }
-        if let partition, partition < 0 || partition >= count { throw KafkaClientError.unknownPartition(topic: topic, partition: partition) }
         let size = 21 + (key?.readableBytes ?? 0) + (value?.readableBytes ?? 0) + headers.reduce(0) { $0 + $1.key.utf8.count + ($1.value?.readableBytes ?? 0) + 2 }
         let configuration = configuration
         while true {
-            enum Outcome { case appended(sealed: Bool, opened: Bool), full }
+            enum Outcome { case appended(sealed: Bool, opened: Bool), full, needMetadata }
+            // One lock and few hash lookups per record: this is the producer's hot path.
             let outcome: Outcome = try state.withLock { state in
                 guard !state.closed else { throw KafkaClientError.producerClosed }
+                guard let known = state.topics[topic] else { return .needMetadata }
                 guard state.bufferedBytes == 0 || state.bufferedBytes + size <= configuration.bufferBytes else { return .full }
-                let chosen = partition ?? keyed ?? state.sticky[topic, default: Int32.random(in: 0..<count)]
+                let sticky = partition == nil && key == nil
+                let chosen = partition ?? key.map { key in key.withUnsafeReadableBytes { Murmur2.partition(key: $0, partitions: known.partitions) } } ?? known.sticky
+                guard chosen >= 0 && chosen < known.partitions else { throw KafkaClientError.unknownPartition(topic: topic, partition: chosen) }
                 let destination = TopicPartition(topic: topic, partition: chosen)
+                var batch = state.open[destination]
                 var sealed = false
-                if let current = state.open[destination], current.recordCount > 0, current.size + size > configuration.batchBytes {
-                    state.ready[destination, default: []].append(state.open.removeValue(forKey: destination)!)
+                if let current = batch, current.recordCount > 0, current.size + size > configuration.batchBytes {
+                    state.ready[destination, default: []].append(current)
+                    state.open[destination] = nil
+                    batch = nil
                     sealed = true
+                    // Keyless records move on to the next partition with each batch (Kafka's sticky partitioner).
+                    if sticky { state.topics[topic]!.sticky = (chosen + 1) % known.partitions }
                 }
-                let opened = state.open[destination] == nil
+                let opened = batch == nil
                 if opened {
-                    if sealed && partition == nil && key == nil { state.sticky[topic] = (chosen + 1) % count }
-                    let capacity = min(configuration.batchBytes, max(size, 1024)) + 64
-                    state.open[destination] = ProducerBatch(
+                    let capacity = max(configuration.batchBytes, size) + 64
+                    batch = ProducerBatch(
                         destination: destination, compression: configuration.compression, capacity: capacity, now: Self.monotonicNanoseconds())
+                    state.open[destination] = batch
                     state.unfinished += 1
                 }
-                if partition == nil && key == nil && state.sticky[topic] == nil { state.sticky[topic] = chosen }
-                state.open[destination]!.builder!.append(timestamp: timestamp, key: key, value: value, headers: headers)
-                if let callback { state.open[destination]!.callbacks.append((state.open[destination]!.recordCount, callback)) }
-                state.open[destination]!.recordCount += 1
-                state.open[destination]!.reservedBytes += size
+                batch!.append(timestamp: timestamp, key: key, value: value, headers: headers, reserving: size, callback: callback)
                 state.bufferedBytes += size
                 return .appended(sealed: sealed, opened: opened)
             }
@@ -90,6 +97,11 @@ public final class KafkaProducer: Sendable {
             case .appended(let sealed, let opened):
                 if sealed { scheduleDrain() } else if opened { armLingerTimer(after: configuration.lingerMilliseconds) }
                 return
+            case .needMetadata:
+                let partitions = Int32(try await client.topicMetadata(topic).partitions.count)
+                state.withLock { state in
+                    if state.topics[topic] == nil { state.topics[topic] = TopicState(partitions: partitions, sticky: Int32.random(in: 0..<partitions)) }
+                }
             case .full:
                 scheduleDrain()
                 await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
@@ -146,13 +158,6 @@ public final class KafkaProducer: Sendable {
         state.withLock { $0.flushing += 1 }
         scheduleDrain()
         state.withLock { $0.flushing -= 1 }
-    }
-
-    private func partitionCount(_ topic: String) async throws -> Int32 {
-        if let count = state.withLock({ $0.partitionCounts[topic] }) { return count }
-        let count = Int32(try await client.topicMetadata(topic).partitions.count)
-        state.withLock { $0.partitionCounts[topic] = count }
-        return count
     }
 
     // MARK: - Draining
@@ -269,7 +274,7 @@ public final class KafkaProducer: Sendable {
         var partitions: [TopicPartition: ByteBuffer] = [:]
         var order: [TopicPartition] = []
         var kept: [ProducerBatch] = []
-        for var batch in plan.batches {
+        for batch in plan.batches {
             do {
                 let built = try batch.build()
                 if partitions[batch.destination] == nil { order.append(batch.destination) }
@@ -334,9 +339,8 @@ public final class KafkaProducer: Sendable {
         var retry: [ProducerBatch] = []
         func failOrRetry(_ batch: ProducerBatch, _ error: KafkaClientError) {
             if error.isRetriable && batch.attempts < configuration.retries {
-                var again = batch
-                again.attempts += 1
-                retry.append(again)
+                batch.attempts += 1
+                retry.append(batch)
             } else {
                 completed.append((batch, .failure(error)))
             }
@@ -412,7 +416,7 @@ public final class KafkaProducer: Sendable {
             for (destination, queue) in state.ready where topics.contains(destination.topic) {
                 guard metadata.leader(topic: destination.topic, partition: destination.partition) == nil else { continue }
                 var kept: [ProducerBatch] = []
-                for var batch in queue {
+                for batch in queue {
                     batch.attempts += 1
                     if batch.attempts > configuration.retries {
                         failed.append((batch, .failure(.unknownPartition(topic: destination.topic, partition: destination.partition))))

@@ -8,8 +8,11 @@ struct TopicPartition: Hashable, Sendable {
 }
 
 /// Records of one partition on their way to the broker: filled while open, then built (compressed,
-/// CRC) once, and resent as built when a retriable error sends it back.
-struct ProducerBatch: Sendable {
+/// CRC) once, and resent as built when a retriable error sends it back. A class so the hot path
+/// mutates it in place (no copy of the struct per record).
+final class ProducerBatch: @unchecked Sendable {
+    // @unchecked: a batch has one owner at a time — the producer's state (under its lock) while open or
+    // queued, then the one request that took it out; it is handed on, never shared.
     let destination: TopicPartition
     var builder: RecordBatchBuilder?
     var built: RecordBatch?
@@ -28,11 +31,20 @@ struct ProducerBatch: Sendable {
         self.createdAt = now
     }
 
+    func append(
+        timestamp: Int64, key: ByteBuffer?, value: ByteBuffer?, headers: [RecordHeader], reserving bytes: Int, callback: DeliveryCallback?
+    ) {
+        builder!.append(timestamp: timestamp, key: key, value: value, headers: headers)
+        if let callback { callbacks.append((recordCount, callback)) }
+        recordCount += 1
+        reservedBytes += bytes
+    }
+
     /// Bytes the batch would send (its uncompressed size until built).
     var size: Int { built?.sizeInBytes ?? builder?.uncompressedSize ?? 0 }
 
     /// Builds the batch if it is not built yet.
-    mutating func build() throws(RecordBatchError) -> RecordBatch {
+    func build() throws(RecordBatchError) -> RecordBatch {
         if let built { return built }
         // Take the builder out first: a second reference would make build() copy the records.
         var builder = self.builder!
