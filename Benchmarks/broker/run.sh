@@ -8,6 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs=${1:-3}
 records=${2:-2000000}
+source scripts/setup.sh
+require_swift
+require_debian_packages nats-server
 swift build -c release --product samsa 2>&1 | grep -E "error|warning:|Compiling|Build" | tail -3
 samsa=.build/release/samsa
 work=$(mktemp -d /tmp/samsa-broker-bench.XXXXXX)
@@ -36,7 +39,7 @@ start_broker() {  # $1: data directory; sets broker_pid and broker_port
 stop_broker() { kill "$broker_pid"; wait "$broker_pid" || true; }
 
 python=.build-bench-python/bin/python
-if command -v nats-server >/dev/null && [ ! -x "$python" ]; then
+if ! "$python" -c "import nats" 2>/dev/null; then
     python3 -m venv .build-bench-python && "$python" -m pip install -q nats-py==2.16.0
 fi
 
