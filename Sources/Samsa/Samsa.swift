@@ -107,7 +107,7 @@ public final class Samsa: Sendable {
         // new directory.
         let isNew = try SamsaDataDirectory.recognise(directory, files: files)
         try storage { () throws(StorageError) in try DataDirectory.prepare(directory, files: files) }
-        let lock = try DirectoryLock(directory: directory)
+        let lock = try storage { () throws(StorageError) in try DirectoryLock(directory: directory) }
         do throws(SamsaError) {
             let registry = try TopicRegistry(directory: directory, files: files)
             let topics = registry.all

@@ -51,6 +51,7 @@ public struct SamsaError: Error, Sendable, Hashable, CustomStringConvertible {
         case .corrupt: .corrupt
         case .readOnly: .readOnly
         case .notADataDirectory: .notADataDirectory
+        case .locked: .locked
         default: .storage
         }
         self.init(code, error.description, underlying: error)

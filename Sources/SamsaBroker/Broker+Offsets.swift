@@ -35,6 +35,15 @@ extension RequestDispatcher {
             let pending = commits
             let written = try await onIOThread { try store.write(pending) }
             try await store.publish(commits, after: written)
+            // Compacting here (rarely: once the log doubled) keeps the work inside a request the
+            // broker waits for at stop; the commits above are durable whatever it does.
+            if store.compactionDue {
+                do {
+                    _ = try await onIOThread { try store.compact() }
+                } catch {
+                    configuration.log("compacting \(OffsetStore.directoryName) failed: \(error)")
+                }
+            }
         } catch {
             configuration.log("committing offsets of group \(request.groupId) failed: \(error)")
             for topic in response.topics.indices {

@@ -1,4 +1,5 @@
 public import NIOCore
+import Logging
 import NIOPosix
 import SamsaProtocol
 import SamsaStorage
@@ -18,8 +19,13 @@ public final class Broker: Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let io: NIOThreadPool
     private let logs: LogManager
+    /// The data directory's writer lock: a second broker (or a `samsa produce`) on it is refused.
+    private let lock: DirectoryLock
     private let serverChannel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
     let dispatcher: RequestDispatcher
+    let metrics: BrokerMetrics
+    /// The Prometheus endpoint, when `metricsPort` was given.
+    private let metricsEndpoint: MetricsEndpoint?
     private let acceptLoop = Mutex<Task<Void, Never>?>(nil)
     /// Drops group members whose session timed out (Kafka's heartbeat purgatory, as a sweep).
     private let expiry = Mutex<Task<Void, Never>?>(nil)
@@ -29,17 +35,29 @@ public final class Broker: Sendable {
     public static func start(_ configuration: BrokerConfiguration) async throws -> Broker {
         let io = NIOThreadPool(numberOfThreads: configuration.ioThreads)
         io.start()
+        let lock: DirectoryLock
         let logs: LogManager
         let offsets: OffsetStore
         let producerIds: ProducerIdAllocator
         do {
-            (logs, offsets, producerIds) = try await io.runIfActive {
-                let logs = try LogManager.open(directory: configuration.dataDirectory, configuration: configuration.logConfiguration).manager
+            (lock, logs, offsets, producerIds) = try await io.runIfActive {
+                // Refused before anything is written: a foreign directory (no lock file made in it),
+                // then one another writer holds; recovery runs only under the lock.
+                try DataDirectory.prepare(configuration.dataDirectory, files: PosixFileSystem())
+                let lock = try DirectoryLock(directory: configuration.dataDirectory)
+                let logs: LogManager
+                do {
+                    logs = try LogManager.open(directory: configuration.dataDirectory, configuration: configuration.logConfiguration).manager
+                } catch {
+                    lock.release()
+                    throw error
+                }
                 do {
                     let producerIds = try ProducerIdAllocator(dataDirectory: configuration.dataDirectory)
-                    return (logs, try OffsetStore.open(dataDirectory: configuration.dataDirectory), producerIds)
+                    return (lock, logs, try OffsetStore.open(dataDirectory: configuration.dataDirectory), producerIds)
                 } catch {
                     try? logs.close()
+                    lock.release()
                     throw error
                 }
             }
@@ -57,21 +75,42 @@ public final class Broker: Sendable {
                 .bind(host: configuration.host, port: configuration.port) { child in
                     child.eventLoop.makeCompletedFuture {
                         try child.pipeline.syncOperations.addHandler(ByteToMessageHandler(KafkaFrameDecoder(maxFrameBytes: maxFrame)))
-                        return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: child)
+                        // Requests are answered one at a time: beyond a few decoded frames waiting
+                        // (plus the one being received) the connection stops reading, which bounds
+                        // its queued bytes at about 4 x the request size limit.
+                        return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(
+                            wrappingChannelSynchronously: child,
+                            configuration: .init(backPressureStrategy: .init(lowWatermark: 1, highWatermark: 3)))
                     }
                 }
             let address = server.channel.localAddress!
             let advertised = (configuration.advertisedHost ?? configuration.host, Int32(configuration.advertisedPort ?? address.port ?? configuration.port))
             let dispatcher = RequestDispatcher(
                 configuration: configuration, logs: logs, offsets: offsets, producerIds: producerIds, io: io, advertised: advertised)
-            let broker = Broker(configuration: configuration, address: address, group: group, io: io, logs: logs, server: server, dispatcher: dispatcher)
+            let metrics = BrokerMetrics()
+            let endpoint: MetricsEndpoint?
+            if let port = configuration.metricsPort {
+                do {
+                    endpoint = try await MetricsEndpoint.bind(host: configuration.metricsHost, port: port, group: group, metrics: metrics, logs: logs)
+                } catch {
+                    try? await server.channel.close()
+                    throw error
+                }
+                configuration.log("metrics at http://\(configuration.metricsHost):\(endpoint?.localAddress?.port ?? port)/metrics", level: .info)
+            } else {
+                endpoint = nil
+            }
+            let broker = Broker(
+                configuration: configuration, address: address, group: group, io: io, lock: lock, logs: logs, server: server, dispatcher: dispatcher,
+                metrics: metrics, metricsEndpoint: endpoint)
             broker.startAccepting()
             broker.startExpiringMembers()
-            configuration.log("broker \(configuration.brokerId) listening on \(address)")
+            configuration.log("broker \(configuration.brokerId) listening on \(address)", level: .info)
             return broker
         } catch {
             try? logs.close()
             try? offsets.close()
+            lock.release()
             try? await group.shutdownGracefully()
             try? await io.shutdownGracefully()
             throw error
@@ -79,32 +118,44 @@ public final class Broker: Sendable {
     }
 
     private init(
-        configuration: BrokerConfiguration, address: SocketAddress, group: MultiThreadedEventLoopGroup, io: NIOThreadPool, logs: LogManager,
-        server: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>, dispatcher: RequestDispatcher
+        configuration: BrokerConfiguration, address: SocketAddress, group: MultiThreadedEventLoopGroup, io: NIOThreadPool, lock: DirectoryLock,
+        logs: LogManager,
+        server: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>, dispatcher: RequestDispatcher, metrics: BrokerMetrics,
+        metricsEndpoint: MetricsEndpoint?
     ) {
         self.configuration = configuration
         self.localAddress = address
         self.group = group
         self.io = io
+        self.lock = lock
         self.logs = logs
         self.serverChannel = server
         self.dispatcher = dispatcher
+        self.metrics = metrics
+        self.metricsEndpoint = metricsEndpoint
     }
+
+    /// The port the metrics endpoint listens on (the bound one when 0 was asked for).
+    public var metricsPort: Int? { metricsEndpoint?.localAddress?.port }
+
+    /// The metrics in Prometheus' text format, as the endpoint serves them.
+    public func metricsText() -> String { String(decoding: metrics.scrape(logs), as: UTF8.self) }
 
     private func startAccepting() {
         let server = serverChannel
         let dispatcher = dispatcher
-        let log = configuration.log
+        let metrics = metrics
+        let logger = configuration.logger
         let task = Task {
             await withDiscardingTaskGroup { connections in
                 do {
                     try await server.executeThenClose { inbound in
                         for try await connection in inbound {
-                            connections.addTask { await Self.serve(connection, dispatcher: dispatcher, log: log) }
+                            connections.addTask { await Self.serve(connection, dispatcher: dispatcher, metrics: metrics, logger: logger) }
                         }
                     }
                 } catch {
-                    log("accepting connections stopped: \(error)")
+                    logger.warning("accepting connections stopped: \(error)")
                 }
                 // Stopping: close the connections still open, which ends their loops.
                 connections.cancelAll()
@@ -126,25 +177,37 @@ public final class Broker: Sendable {
 
     /// Answers one connection's requests in order until it closes or sends something undecodable.
     private static func serve(
-        _ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, dispatcher: RequestDispatcher, log: @Sendable (String) -> Void
+        _ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, dispatcher: RequestDispatcher, metrics: BrokerMetrics, logger: Logger
     ) async {
         let peer = connection.channel.remoteAddress.map { "\($0)" } ?? "?"
+        metrics.connectionOpened()
+        defer { metrics.connectionClosed() }
         do {
             try await withTaskCancellationHandler {
                 try await connection.executeThenClose { inbound, outbound in
                     for try await frame in inbound {
+                        // The frame starts with the API key and version (the size prefix is gone).
+                        let api = frame.getInteger(at: frame.readerIndex, as: Int16.self) ?? -1
+                        let version = frame.getInteger(at: frame.readerIndex + 2, as: Int16.self) ?? -1
+                        metrics.received(bytes: 4 + frame.readableBytes)
+                        let started = ContinuousClock.now
                         if let response = try await dispatcher.respond(to: frame) {
+                            metrics.sent(bytes: response.readableBytes)
                             try await outbound.write(response)
                         }
+                        let elapsed = ContinuousClock.now - started
+                        metrics.answered(api: api, version: version, nanoseconds: elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
                     }
                 }
             } onCancel: {
                 connection.channel.close(promise: nil)
             }
         } catch let error as ProtocolError {
-            log("closing connection from \(peer): malformed request: \(error)")
+            metrics.malformedRequest()
+            logger.warning("closing connection from \(peer): malformed request: \(error)")
         } catch let error as FrameError {
-            log("closing connection from \(peer): \(error)")
+            metrics.malformedRequest()
+            logger.warning("closing connection from \(peer): \(error)")
         } catch {
             // The peer went away (reset, closed mid-request) or the broker is stopping.
         }
@@ -155,17 +218,20 @@ public final class Broker: Sendable {
     public func stop() async throws {
         guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
         try? await serverChannel.channel.close()
+        await metricsEndpoint?.close()
         let task = acceptLoop.withLock { $0 }
         await task?.value
         expiry.withLock { $0?.cancel() }
         let logs = logs
         let offsets = dispatcher.offsets
+        let lock = lock
         try await io.runIfActive {
+            defer { lock.release() }
             try logs.close()
             try offsets.close()
         }
         try await group.shutdownGracefully()
         try await io.shutdownGracefully()
-        configuration.log("broker \(configuration.brokerId) stopped")
+        configuration.log("broker \(configuration.brokerId) stopped", level: .info)
     }
 }

@@ -1,3 +1,4 @@
+public import Logging
 public import SamsaStorage
 
 /// What a broker serves and how (Kafka's server property names in the comments).
@@ -26,16 +27,21 @@ public struct BrokerConfiguration: Sendable {
     public var eventLoopThreads: Int?
     /// Threads for blocking file work (appends, reads, topic creation).
     public var ioThreads: Int
+    /// Where to serve Prometheus metrics (`GET /metrics`); nil serves none, 0 picks a free port.
+    public var metricsHost = "127.0.0.1"
+    public var metricsPort: Int?
     /// Log every request's API, version and client (for debugging clients).
     public var logRequests = false
-    /// Where log lines go (a malformed request closing its connection, start and stop).
-    public var log: @Sendable (String) -> Void
+    /// Where log lines go (swift-log): start and stop at info, failures and a malformed request
+    /// closing its connection at warning, requests (`logRequests`) at info. Silent by default.
+    public var logger: Logger
 
     public init(
         dataDirectory: String, host: String = "127.0.0.1", port: Int = 9092, advertisedHost: String? = nil, advertisedPort: Int? = nil,
         brokerId: Int32 = 0, autoCreateTopics: Bool = false, defaultPartitions: Int32 = 1,
         logConfiguration: LogConfiguration = LogConfiguration(), maxRequestBytes: Int = 100 << 20, maxMessageBytes: Int = 1_048_588,
-        eventLoopThreads: Int? = nil, ioThreads: Int = 4, log: @escaping @Sendable (String) -> Void = { _ in }
+        eventLoopThreads: Int? = nil, ioThreads: Int = 4,
+        logger: Logger = Logger(label: "samsa.broker", factory: { _ in SwiftLogNoOpLogHandler() })
     ) {
         self.dataDirectory = dataDirectory
         self.host = host
@@ -50,6 +56,11 @@ public struct BrokerConfiguration: Sendable {
         self.maxMessageBytes = maxMessageBytes
         self.eventLoopThreads = eventLoopThreads
         self.ioThreads = ioThreads
-        self.log = log
+        self.logger = logger
+    }
+
+    /// Logs a failure or a notable event (warning unless `level` says otherwise).
+    public func log(_ message: String, level: Logger.Level = .warning) {
+        logger.log(level: level, "\(message)")
     }
 }

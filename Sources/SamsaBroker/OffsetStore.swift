@@ -8,10 +8,11 @@ import Synchronization
 /// Committed consumer-group offsets, durable in a log of their own (as Kafka's `__consumer_offsets`):
 /// `<data>/__consumer_offsets/offsets-0`, one record per committed partition (key: group, topic,
 /// partition; value: offset, leader epoch, metadata), fsynced before a commit is acknowledged. Opening
-/// replays the log; the latest record per key wins. The directory name has no `-<partition>` suffix, so
-/// the broker's own log manager does not take it for a topic.
+/// replays the log; for each key the commit written last wins. The directory name has no
+/// `-<partition>` suffix, so the broker's own log manager does not take it for a topic.
 ///
-/// The log is never compacted yet: it grows with every commit (see the broker notes).
+/// The log is compacted once it holds `compactionBytes` (see `compact`), so it stays about the size of
+/// the live commits instead of growing with every commit.
 final class OffsetStore: Sendable {
     struct Key: Hashable, Sendable {
         var group: String
@@ -25,55 +26,46 @@ final class OffsetStore: Sendable {
         var metadata: String?
     }
 
+    /// A commit and the log offset it was first written at: of two commits to one key, the one at the
+    /// higher offset wins, wherever a compaction copied it since.
+    struct Entry: Sendable {
+        var committed: Committed
+        var writtenAt: Int64
+    }
+
     static let directoryName = "__consumer_offsets"
     private let manager: LogManager
     private let log: PartitionLog
-    private let offsets: Mutex<[Key: Committed]>
+    private let offsets: Mutex<[Key: Entry]>
+    private let compactionBytes: Int
+    /// The size of the log after the last compaction: the next one waits until the log is twice that
+    /// (so a large live set is not rewritten on every commit).
+    private let compactedBytes = Atomic<Int>(0)
+    private let compacting = Atomic<Bool>(false)
 
     /// Opens (and replays) the store under `dataDirectory`. Blocking: call it off the event loops.
-    static func open(dataDirectory: String) throws -> OffsetStore {
+    static func open(dataDirectory: String, segmentBytes: Int = 16 << 20, compactionBytes: Int = 64 << 20) throws -> OffsetStore {
         let manager = try LogManager.open(
-            directory: "\(dataDirectory)/\(directoryName)", configuration: LogConfiguration(segmentBytes: 64 << 20, flushPolicy: .everyAppend)
+            directory: "\(dataDirectory)/\(directoryName)", configuration: LogConfiguration(segmentBytes: segmentBytes, flushPolicy: .everyAppend)
         ).manager
         let log = try manager.createLog(TopicPartition(topic: "offsets", partition: 0))
-        var offsets: [Key: Committed] = [:]
-        var next = log.logStartOffset
-        while let bytes = try log.read(from: next, maxBytes: 1 << 20) {
-            var remaining = bytes
-            while remaining.readableBytes > 0 {
-                let batch = try RecordBatch(validating: remaining)
-                remaining.moveReaderIndex(forwardBy: batch.sizeInBytes)
-                next = batch.nextOffset
-                for record in try batch.decodeRecords() {
-                    guard var key = record.key, var value = record.value else { continue }
-                    offsets[try Self.decodeKey(&key)] = try Self.decodeValue(&value)
-                }
-            }
-        }
-        return OffsetStore(manager: manager, log: log, offsets: offsets)
+        let offsets = try replay(log, below: log.logEndOffset)
+        let store = OffsetStore(manager: manager, log: log, offsets: offsets, compactionBytes: compactionBytes)
+        store.compactedBytes.store(log.sizeInBytes, ordering: .relaxed)
+        return store
     }
 
-    private init(manager: LogManager, log: PartitionLog, offsets: [Key: Committed]) {
+    private init(manager: LogManager, log: PartitionLog, offsets: [Key: Entry], compactionBytes: Int) {
         self.manager = manager
         self.log = log
         self.offsets = Mutex(offsets)
+        self.compactionBytes = compactionBytes
     }
 
     /// Writes the commits (blocking: on an I/O thread) and returns what to wait on for durability.
     func write(_ commits: [(Key, Committed)]) throws -> AppendResult {
         var builder = RecordBatchBuilder()
-        let now = Int64(Date().timeIntervalSince1970 * 1000)
-        for (key, value) in commits {
-            var keyBytes = ByteBuffer()
-            keyBytes.writeKafkaString(key.group, compact: false)
-            keyBytes.writeKafkaString(key.topic, compact: false)
-            keyBytes.writeInteger(key.partition)
-            var valueBytes = ByteBuffer()
-            valueBytes.writeInteger(value.offset)
-            valueBytes.writeInteger(value.leaderEpoch)
-            valueBytes.writeKafkaNullableString(value.metadata, compact: false)
-            builder.append(timestamp: now, key: keyBytes, value: valueBytes)
-        }
+        for (key, value) in commits { Self.append(key, Entry(committed: value, writtenAt: -1), to: &builder) }
         return try log.appendWithoutWaiting(try builder.build())
     }
 
@@ -81,21 +73,115 @@ final class OffsetStore: Sendable {
     func publish(_ commits: [(Key, Committed)], after result: AppendResult) async throws {
         try await log.waitForFlushPolicy(result)
         offsets.withLock { table in
-            for (key, value) in commits { table[key] = value }
+            for (index, (key, value)) in commits.enumerated() {
+                Self.keepLatest(Entry(committed: value, writtenAt: result.baseOffset + Int64(index)), for: key, in: &table)
+            }
         }
     }
 
-    func committed(_ key: Key) -> Committed? { offsets.withLock { $0[key] } }
+    func committed(_ key: Key) -> Committed? { offsets.withLock { $0[key]?.committed } }
 
-    func committed(group: String) -> [Key: Committed] { offsets.withLock { $0.filter { $0.key.group == group } } }
+    func committed(group: String) -> [Key: Committed] {
+        offsets.withLock { table in table.filter { $0.key.group == group }.mapValues(\.committed) }
+    }
+
+    /// Whether the log has grown enough since the last compaction to compact it now.
+    var compactionDue: Bool {
+        !compacting.load(ordering: .relaxed) && log.segmentCount > 1
+            && log.sizeInBytes >= max(compactionBytes, 2 * compactedBytes.load(ordering: .relaxed))
+    }
+
+    /// Compacts the log: the segments written so far are sealed and replayed, the latest commit of each
+    /// key is written again at the end (keeping the offset it was first written at), and once that is
+    /// durable the old segments are dropped. Blocking: on an I/O thread; one at a time.
+    ///
+    /// Each step leaves a log that replays to the same commits: the copies only repeat what the old
+    /// segments hold, and a commit written while this runs lands after the sealed segments at a higher
+    /// offset than anything copied, so it wins over a copy of an older commit written after it.
+    /// Returns the number of live commits copied (nil when another compaction was running).
+    /// `afterSealing` runs between the replay and the copies (a test seam for commits that race it).
+    @discardableResult
+    func compact(afterSealing: () throws -> Void = {}) throws -> Int? {
+        guard !compacting.exchange(true, ordering: .acquiringAndReleasing) else { return nil }
+        defer { compacting.store(false, ordering: .releasing) }
+        try log.roll()
+        // After the roll every append goes to the new segment; flushing makes the sealed ones durable
+        // (a commit in them that failed to sync fails this, and the log refuses writes).
+        let sealedEnd = log.segmentBaseOffsets.last ?? log.logStartOffset
+        try log.flush()
+        let live = try Self.replay(log, below: sealedEnd)
+        try afterSealing()
+        var builder = RecordBatchBuilder()
+        var copied = 0
+        for (key, entry) in live {
+            Self.append(key, entry, to: &builder)
+            copied += 1
+            if copied % 1000 == 0 {
+                _ = try log.appendWithoutWaiting(try builder.build())
+                builder = RecordBatchBuilder()
+            }
+        }
+        if copied % 1000 != 0 { _ = try log.appendWithoutWaiting(try builder.build()) }
+        try log.flush()
+        try log.advanceLogStart(to: sealedEnd)
+        compactedBytes.store(log.sizeInBytes, ordering: .relaxed)
+        return copied
+    }
 
     func close() throws { try manager.close() }
+
+    // MARK: - Records
+
+    /// The latest commit per key among the records below `end`.
+    private static func replay(_ log: PartitionLog, below end: Int64) throws -> [Key: Entry] {
+        var table: [Key: Entry] = [:]
+        var next = log.logStartOffset
+        while next < end, let bytes = try log.read(from: next, maxBytes: 1 << 20) {
+            var remaining = bytes
+            while remaining.readableBytes > 0 {
+                let batch = try RecordBatch(validating: remaining)
+                remaining.moveReaderIndex(forwardBy: batch.sizeInBytes)
+                guard batch.baseOffset < end else { return table }
+                next = batch.nextOffset
+                for record in try batch.decodeRecords() where record.offset < end {
+                    guard var key = record.key, var value = record.value else { continue }
+                    var entry = try decodeValue(&value)
+                    if entry.writtenAt < 0 { entry.writtenAt = record.offset }
+                    keepLatest(entry, for: try decodeKey(&key), in: &table)
+                }
+            }
+        }
+        return table
+    }
+
+    private static func keepLatest(_ entry: Entry, for key: Key, in table: inout [Key: Entry]) {
+        if let existing = table[key], existing.writtenAt > entry.writtenAt { return }
+        table[key] = entry
+    }
+
+    /// Value layout: offset (int64), leader epoch (int32), metadata (nullable string), then, for a
+    /// compaction's copy only, the offset the commit was first written at (int64).
+    private static func append(_ key: Key, _ entry: Entry, to builder: inout RecordBatchBuilder) {
+        var keyBytes = ByteBuffer()
+        keyBytes.writeKafkaString(key.group, compact: false)
+        keyBytes.writeKafkaString(key.topic, compact: false)
+        keyBytes.writeInteger(key.partition)
+        var valueBytes = ByteBuffer()
+        valueBytes.writeInteger(entry.committed.offset)
+        valueBytes.writeInteger(entry.committed.leaderEpoch)
+        valueBytes.writeKafkaNullableString(entry.committed.metadata, compact: false)
+        if entry.writtenAt >= 0 { valueBytes.writeInteger(entry.writtenAt) }
+        builder.append(timestamp: Int64(Date().timeIntervalSince1970 * 1000), key: keyBytes, value: valueBytes)
+    }
 
     private static func decodeKey(_ bytes: inout ByteBuffer) throws -> Key {
         Key(group: try bytes.readKafkaString(compact: false), topic: try bytes.readKafkaString(compact: false), partition: try bytes.readKafkaInteger())
     }
 
-    private static func decodeValue(_ bytes: inout ByteBuffer) throws -> Committed {
-        Committed(offset: try bytes.readKafkaInteger(), leaderEpoch: try bytes.readKafkaInteger(), metadata: try bytes.readKafkaNullableString(compact: false))
+    private static func decodeValue(_ bytes: inout ByteBuffer) throws -> Entry {
+        let committed = Committed(
+            offset: try bytes.readKafkaInteger(), leaderEpoch: try bytes.readKafkaInteger(), metadata: try bytes.readKafkaNullableString(compact: false))
+        let writtenAt: Int64 = bytes.readableBytes >= 8 ? try bytes.readKafkaInteger() : -1
+        return Entry(committed: committed, writtenAt: writtenAt)
     }
 }

@@ -15,6 +15,9 @@ final class PartitionWriter: @unchecked Sendable {
     private var producers = ProducerState()
     /// The producer state is rebuilt from the log before the first append (see `rebuildProducerState`).
     private var rebuilt = false
+    /// The active segment's base offset last seen: when it changes the log rolled, and the producer
+    /// state is snapshotted.
+    private var activeSegment: Int64?
 
     enum Outcome: Sendable {
         /// Written: the first batch's base offset and the last append, to wait on for durability.
@@ -85,16 +88,24 @@ final class PartitionWriter: @unchecked Sendable {
                 break
             }
         }
-        if let lastAppend { return .appended(baseOffset: first!, last: lastAppend) }
+        if let lastAppend {
+            snapshotIfRolled(after: lastAppend)
+            return .appended(baseOffset: first!, last: lastAppend)
+        }
         return .duplicate(baseOffset: first!)
     }
 
-    /// Replays the idempotent batches of the active segment into the producer state, so a retry that
-    /// spans a broker restart is still recognised (Kafka rebuilds from `.snapshot` files plus the tail).
-    /// Only the active segment is read, bounding the cost by the segment size: a producer whose last
-    /// batches are all in older segments is then unknown and accepted at any sequence. Runs on `queue`.
+    /// Rebuilds the producer state so a retry that spans a broker restart is still recognised: from
+    /// the snapshot of the last roll plus the batches after it, or, without a usable snapshot, from the
+    /// active segment alone (bounding the cost by the segment size; a producer whose last batches are
+    /// all in older segments is then unknown and accepted at any sequence). Runs on `queue`.
     private func rebuildProducerState() throws {
+        activeSegment = log.segmentBaseOffsets.last
         var offset = max(log.segmentBaseOffsets.last ?? 0, log.logStartOffset)
+        if let snapshot = ProducerSnapshot.load(from: log.directory, matching: log, files: PosixFileSystem()) {
+            producers = snapshot.state
+            offset = snapshot.coveredEnd
+        }
         while offset < log.logEndOffset, let bytes = try log.read(from: offset, maxBytes: 1 << 20) {
             var remaining = bytes
             while remaining.readableBytes > 0 {
@@ -106,6 +117,23 @@ final class PartitionWriter: @unchecked Sendable {
                     producerId: batch.producerId, epoch: batch.producerEpoch, firstSequence: batch.baseSequence,
                     lastSequence: Self.lastSequence(of: batch), baseOffset: batch.baseOffset)
             }
+        }
+    }
+
+    /// After an append that rolled the log, writes the producer state as of the log end (runs on
+    /// `queue`, so no append interleaves). A failed snapshot only costs a longer rebuild.
+    private func snapshotIfRolled(after last: AppendResult) {
+        let active = log.segmentBaseOffsets.last
+        guard active != activeSegment else { return }
+        activeSegment = active
+        guard !producers.producers.isEmpty else { return }
+        do {
+            guard let bytes = try log.read(from: last.baseOffset, maxBytes: 1) else { return }
+            let batch = try RecordBatch(validating: bytes)
+            try ProducerSnapshot(coveredEnd: batch.nextOffset, lastBatchBaseOffset: batch.baseOffset, lastBatchCRC: batch.crc, state: producers)
+                .write(to: log.directory, files: PosixFileSystem())
+        } catch {
+            // Nothing acknowledged depends on it: the next roll tries again, a restart replays more.
         }
     }
 

@@ -40,7 +40,7 @@ final class RequestDispatcher: Sendable {
         let version = header.requestApiVersion
         if configuration.logRequests {
             let name = ApiKey(rawValue: header.requestApiKey).map { "\($0)" } ?? "api \(header.requestApiKey)"
-            configuration.log("\(name) v\(version) #\(header.correlationId) from \(header.clientId ?? "-")")
+            configuration.log("\(name) v\(version) #\(header.correlationId) from \(header.clientId ?? "-")", level: .info)
         }
         guard let key = ApiKey(rawValue: header.requestApiKey), let supported = SupportedApis.versions[key] else {
             return Self.unsupported(correlationId: header.correlationId)

@@ -431,7 +431,10 @@ public final class PartitionLog: Sendable {
         }
         guard !alreadyClosed, !isReadOnly else { return }
         if groupCommit.failure == nil { try groupCommit.flushNow() }
-        try state.withLock { state throws(StorageError) in try state.segments[state.segments.count - 1].seal() }
+        try state.withLock { state throws(StorageError) in
+            try state.segments[state.segments.count - 1].seal()
+            for segment in state.segments { segment.forgetDescriptor() }
+        }
         deletePendingFiles()
     }
 

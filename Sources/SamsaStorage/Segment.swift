@@ -498,6 +498,13 @@ final class Segment: @unchecked Sendable {
         pinned = nil
     }
 
+    /// Drops the cached descriptor of the `.log` once no reader uses it (the log closed): a later
+    /// segment at the same path, after the partition was deleted and created again, must not be
+    /// written through a descriptor of the old file.
+    func forgetDescriptor() {
+        descriptors.forget(logPath)
+    }
+
     /// Renames the segment's files to `.deleted`, so readers holding it keep their open file while the
     /// names disappear from the directory. Returns the new paths, for deletion later.
     func markDeleted() throws(StorageError) -> [String] {

@@ -37,6 +37,7 @@ enum SegmentFiles {
         return false
     }
 
-    /// Other files a partition directory may hold (replication's epoch cache).
-    static let partitionFiles: Set<String> = ["leader-epoch-checkpoint"]
+    /// Other files a partition directory may hold (replication's epoch cache, the broker's
+    /// idempotent-producer snapshot).
+    static let partitionFiles: Set<String> = ["leader-epoch-checkpoint", "producer.snapshot"]
 }

@@ -27,6 +27,8 @@ public struct StorageError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let readOnly = Code("readOnly")
         /// The directory holds files but no `meta.properties`: it is not a Samsa data directory.
         public static let notADataDirectory = Code("notADataDirectory")
+        /// Another process (or another writer in this one) holds the data directory's lock.
+        public static let locked = Code("locked")
         /// No space left on the device (ENOSPC, EDQUOT): nothing was acknowledged past what was kept.
         public static let noSpace = Code("noSpace")
     }

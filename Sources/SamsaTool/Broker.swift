@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import SamsaBroker
 import SamsaStorage
 
@@ -26,22 +27,40 @@ struct BrokerCommand: AsyncParsableCommand {
     var segmentBytes = 1 << 30
     @Flag(help: "Log every request (API, version, client) to stderr.")
     var logRequests = false
+    @Option(help: "HOST:PORT to serve Prometheus metrics on (GET /metrics); none by default.")
+    var metrics: String?
 
     func run() async throws {
+        // Before the work starts, so a stop asked for while the logs recover is not missed.
+        let stop = StopSignals()
         let (host, port) = try Self.hostAndPort(listen)
+        let metricsListener = try metrics.map(Self.hostAndPort)
         let advertised = try advertisedListener.map(Self.hostAndPort)
         let configuration = BrokerConfiguration(
             dataDirectory: dir, host: host, port: port, advertisedHost: advertised?.0, advertisedPort: advertised?.1, brokerId: brokerId,
             autoCreateTopics: autoCreateTopics, defaultPartitions: defaultPartitions,
             logConfiguration: LogConfiguration(segmentBytes: segmentBytes, flushPolicy: flush.policy),
-            log: { line in FileHandle.standardError.write(Data("samsa broker: \(line)\n".utf8)) })
+            logger: Self.logger())
         var settings = configuration
         settings.logRequests = logRequests
+        if let (metricsHost, metricsPort) = metricsListener {
+            settings.metricsHost = metricsHost
+            settings.metricsPort = metricsPort
+        }
         let broker = try await Broker.start(settings)
         // One line, written at once (not buffered): scripts wait for it before connecting.
         FileHandle.standardOutput.write(Data("listening on \(host):\(broker.localAddress.port ?? port)\n".utf8))
-        await Self.waitForTermination()
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            stop.whenStopped { continuation.resume() }
+        }
         try await broker.stop()
+    }
+
+    /// Lines on stderr at info and above.
+    static func logger() -> Logger {
+        var logger = Logger(label: "samsa.broker", factory: { label in StreamLogHandler.standardError(label: label) })
+        logger.logLevel = .info
+        return logger
     }
 
     static func hostAndPort(_ text: String) throws -> (String, Int) {
@@ -49,35 +68,5 @@ struct BrokerCommand: AsyncParsableCommand {
             throw ValidationError("expected HOST:PORT, got '\(text)'")
         }
         return (String(text[..<colon]), port)
-    }
-
-    /// Returns on SIGTERM or SIGINT.
-    static func waitForTermination() async {
-        signal(SIGTERM, SIG_IGN)
-        signal(SIGINT, SIG_IGN)
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let queue = DispatchQueue(label: "samsa.broker.signals")
-            let sources = [SIGTERM, SIGINT].map { DispatchSource.makeSignalSource(signal: $0, queue: queue) }
-            let once = OnceFlag()
-            for source in sources {
-                source.setEventHandler {
-                    if once.claim() {
-                        sources.forEach { $0.cancel() }
-                        continuation.resume()
-                    }
-                }
-                source.resume()
-            }
-        }
-    }
-}
-
-/// True for the first caller only.
-private final class OnceFlag: @unchecked Sendable {
-    // @unchecked: only touched on the one serial signal queue.
-    private var claimed = false
-    func claim() -> Bool {
-        defer { claimed = true }
-        return !claimed
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import SamsaRecords
 @testable import SamsaStorage
 import Testing
 
@@ -80,6 +81,30 @@ struct DataDirectoryTests {
         let (manager, _) = try LogManager.open(directory: dir.path, checkpointInterval: nil)
         #expect(manager.partitions.isEmpty)
         #expect(try listing("\(dir.path)/t-0.abc123-delete") == ["user-notes.txt"])
+        try manager.close()
+    }
+
+    @Test("a partition deleted and created again in one process holds only its new records, before and after a reopen")
+    func recreatedPartitionKeepsItsRecords() async throws {
+        let dir = try TemporaryDirectory()
+        do {
+            let (manager, _) = try LogManager.open(directory: dir.path, checkpointInterval: nil)
+            let old = try manager.createLog(partition)
+            _ = try await old.append(try testBatch(offset: 0, count: 3))
+            // A read leaves the segment's descriptor cached (idle) after the log closes.
+            #expect(try old.read(from: 0, maxBytes: 1 << 20) != nil)
+            try manager.deleteLog(partition)
+            let new = try manager.createLog(partition)
+            _ = try await new.append(try testBatch(offset: 0, count: 2))
+            let read = try #require(try new.read(from: 0, maxBytes: 1 << 20))
+            #expect(try RecordBatch(validating: read).recordCount == 2)
+            try manager.close()
+        }
+        let (manager, _) = try LogManager.open(directory: dir.path, checkpointInterval: nil)
+        let log = try #require(manager.log(partition))
+        #expect(log.logEndOffset == 2)
+        let read = try #require(try log.read(from: 0, maxBytes: 1 << 20))
+        #expect(try RecordBatch(validating: read).recordCount == 2)
         try manager.close()
     }
 

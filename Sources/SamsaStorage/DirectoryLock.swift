@@ -2,7 +2,8 @@ import Glibc
 import Synchronization
 
 /// The exclusive lock a process holds on a data directory while it writes it: `flock` on
-/// `<dir>/.lock`. Every writer takes it (Samsa.open, the `crash-writer` tool); read-only openers do not.
+/// `<dir>/.lock`. Every writer takes it (Samsa.open, the broker, the `crash-writer` tool); read-only
+/// openers do not.
 ///
 /// The file is created 0600 and narrowed to 0600 if an older version left it wider: `flock` needs
 /// only a descriptor, and any user who can open the file could take the lock and keep the owner out.
@@ -15,10 +16,10 @@ public final class DirectoryLock: Sendable {
 
     /// Takes the lock without waiting; throws when another process (or another open in this one)
     /// holds it.
-    public init(directory: String) throws(SamsaError) {
+    public init(directory: String) throws(StorageError) {
         path = "\(directory)/\(Self.fileName)"
         let fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard fd >= 0 else { throw SamsaError(.invalidArgument, "cannot open \(path): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw StorageError(.io, path: path, errno: errno, "cannot open the lock file") }
         var info = stat()
         if fstat(fd, &info) == 0, info.st_uid == geteuid(), info.st_mode & 0o077 != 0 {
             _ = fchmod(fd, 0o600)
@@ -27,9 +28,9 @@ public final class DirectoryLock: Sendable {
             let reason = errno
             Glibc.close(fd)
             if reason == EWOULDBLOCK {
-                throw SamsaError(.locked, "\(directory) is open in another process (or another Samsa in this one)")
+                throw StorageError(.locked, path: directory, "the data directory is open in another process (or another writer in this one)")
             }
-            throw SamsaError(.invalidArgument, "cannot lock \(path): \(String(cString: strerror(reason)))")
+            throw StorageError(.io, path: path, errno: reason, "cannot lock the data directory")
         }
         descriptor = fd
     }
