@@ -1,4 +1,4 @@
-import NIOCore
+public import NIOCore
 import NIOPosix
 public import SamsaProtocol
 import Synchronization
@@ -45,6 +45,9 @@ public final class BrokerConnection: Sendable {
             throw KafkaClientError.connectionFailed("\(host):\(port): \(error)")
         }
         do {
+            // A broker that accepts but never answers must not hold the caller forever.
+            let deadline = channel.eventLoop.scheduleTask(in: connectTimeout) { channel.close(promise: nil) }
+            defer { deadline.cancel() }
             let versions = try await negotiate(channel: channel, clientId: clientId)
             return BrokerConnection(host: host, port: port, channel: channel, versions: versions, clientId: clientId)
         } catch {
@@ -86,15 +89,20 @@ public final class BrokerConnection: Sendable {
     public var isActive: Bool { channel.isActive }
 
     /// Sends `request` at the negotiated version and returns the response's future (decoded on the
-    /// event loop).
+    /// event loop). A response that takes longer than `timeout` closes the connection, as Kafka's
+    /// clients do (the order of answers can no longer be trusted): this request and every other one
+    /// waiting on the connection fail with `connectionFailed`, which callers retry on a new connection.
     func send<Request: KafkaMessage, Response: KafkaMessage>(
-        _ request: Request, api: ApiKey, expecting: Response.Type
+        _ request: Request, api: ApiKey, expecting: Response.Type, timeout: TimeAmount
     ) -> EventLoopFuture<(Response, version: Int16)> {
         let version: Int16
         do { version = try versions.version(api) } catch { return channel.eventLoop.makeFailedFuture(error) }
         let correlationId = nextCorrelation.wrappingAdd(1, ordering: .relaxed).oldValue
         let frame = KafkaFraming.encodeRequest(request, version: version, correlationId: correlationId, clientId: clientId, allocator: channel.allocator)
         let promise = channel.eventLoop.makePromise(of: ByteBuffer.self)
+        let channel = channel
+        let deadline = channel.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+        promise.futureResult.whenComplete { _ in deadline.cancel() }
         channel.writeAndFlush(OutgoingRequest(frame: frame, response: promise), promise: nil)
         return promise.futureResult.flatMapThrowing { frame in
             let decoded: (correlationId: Int32, body: Response)
@@ -126,9 +134,9 @@ public final class BrokerConnection: Sendable {
 
     /// The async form of `send`.
     public func request<Request: KafkaMessage, Response: KafkaMessage>(
-        _ request: Request, api: ApiKey, expecting: Response.Type
+        _ request: Request, api: ApiKey, expecting: Response.Type, timeout: TimeAmount
     ) async throws -> Response {
-        try await send(request, api: api, expecting: expecting).get().0
+        try await send(request, api: api, expecting: expecting, timeout: timeout).get().0
     }
 
     func close() async {

@@ -4,6 +4,9 @@ public struct ClientConfiguration: Sendable {
     public var clientId: String
     /// How long a connection attempt may take (`socket.connection.setup.timeout.ms`).
     public var connectTimeoutMilliseconds: Int64
+    /// How long a response may take (beyond a fetch's max wait) before the connection is closed and
+    /// the request retried (`request.timeout.ms`).
+    public var requestTimeoutMilliseconds: Int64
     /// How long to wait between retries of a failed or stale-metadata call (`retry.backoff.ms`).
     public var retryBackoffMilliseconds: Int64
     /// How many times a call is retried after a retriable error (`retries`, for reads and admin calls).
@@ -14,11 +17,12 @@ public struct ClientConfiguration: Sendable {
     public var eventLoopThreads: Int
 
     public init(
-        clientId: String = "samsa", connectTimeoutMilliseconds: Int64 = 10_000, retryBackoffMilliseconds: Int64 = 100, retries: Int = 20,
+        clientId: String = "samsa", connectTimeoutMilliseconds: Int64 = 10_000, requestTimeoutMilliseconds: Int64 = 30_000, retryBackoffMilliseconds: Int64 = 100, retries: Int = 20,
         maxResponseBytes: Int = 512 << 20, eventLoopThreads: Int = 1
     ) {
         self.clientId = clientId
         self.connectTimeoutMilliseconds = connectTimeoutMilliseconds
+        self.requestTimeoutMilliseconds = requestTimeoutMilliseconds
         self.retryBackoffMilliseconds = retryBackoffMilliseconds
         self.retries = retries
         self.maxResponseBytes = maxResponseBytes

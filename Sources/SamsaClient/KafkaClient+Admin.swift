@@ -37,7 +37,7 @@ extension KafkaClient {
             return entry
         }
         let response = try await withController { connection in
-            try await connection.request(request, api: .createTopics, expecting: CreateTopicsResponse.self)
+            try await connection.request(request, api: .createTopics, expecting: CreateTopicsResponse.self, timeout: requestTimeout(plus: Int64(timeoutMilliseconds)))
         }
         for result in response.topics {
             if let failure = (ErrorCode(rawValue: result.errorCode) ?? .unknown).failure(result.errorMessage ?? "topic \(result.name)") {
@@ -53,7 +53,7 @@ extension KafkaClient {
         request.timeoutMs = timeoutMilliseconds
         request.topicNames = names
         let response = try await withController { connection in
-            try await connection.request(request, api: .deleteTopics, expecting: DeleteTopicsResponse.self)
+            try await connection.request(request, api: .deleteTopics, expecting: DeleteTopicsResponse.self, timeout: requestTimeout(plus: Int64(timeoutMilliseconds)))
         }
         for result in response.responses {
             if let failure = (ErrorCode(rawValue: result.errorCode) ?? .unknown).failure(result.errorMessage ?? "topic \(result.name ?? "?")") {

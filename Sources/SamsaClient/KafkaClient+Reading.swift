@@ -24,7 +24,7 @@ extension KafkaClient {
             request.minBytes = minBytes
             request.maxBytes = maxBytes
             request.topics = [entry]
-            let response = try await connection.request(request, api: .fetch, expecting: FetchResponse.self)
+            let response = try await connection.request(request, api: .fetch, expecting: FetchResponse.self, timeout: requestTimeout(plus: Int64(maxWaitMilliseconds)))
             if let failure = ErrorCode(rawValue: response.errorCode)?.failure("fetch") { throw failure }
             guard let data = response.responses.first(where: { $0.topic == topic })?.partitions.first(where: { $0.partitionIndex == partition })
             else { throw KafkaClientError.badResponse("fetch response without \(topic)-\(partition)") }
@@ -54,7 +54,7 @@ extension KafkaClient {
             var request = ListOffsetsRequest()
             request.replicaId = -1
             request.topics = [entry]
-            let response = try await connection.request(request, api: .listOffsets, expecting: ListOffsetsResponse.self)
+            let response = try await connection.request(request, api: .listOffsets, expecting: ListOffsetsResponse.self, timeout: requestTimeout())
             guard let data = response.topics.first(where: { $0.name == topic })?.partitions.first(where: { $0.partitionIndex == partition })
             else { throw KafkaClientError.badResponse("list offsets response without \(topic)-\(partition)") }
             if let failure = (ErrorCode(rawValue: data.errorCode) ?? .unknown).failure("list offsets \(topic)-\(partition)") { throw failure }

@@ -75,7 +75,7 @@ public final class KafkaClient: Sendable {
         }
         request.allowAutoTopicCreation = allowAutoTopicCreation
         let response = try await withAnyConnection { connection in
-            try await connection.request(request, api: .metadata, expecting: MetadataResponse.self)
+            try await connection.request(request, api: .metadata, expecting: MetadataResponse.self, timeout: requestTimeout())
         }
         let fresh = ClusterMetadata(response)
         return state.withLock { state in
@@ -192,6 +192,12 @@ public final class KafkaClient: Sendable {
             if attempt < configuration.retries { try await backoff() }
         }
         throw lastError
+    }
+
+    /// The client's request timeout, plus the time the broker may take on purpose (a fetch's max wait,
+    /// a produce's or admin call's own timeout).
+    func requestTimeout(plus milliseconds: Int64 = 0) -> TimeAmount {
+        .milliseconds(configuration.requestTimeoutMilliseconds + max(0, milliseconds))
     }
 
     func backoff() async throws {

@@ -324,7 +324,7 @@ public final class KafkaProducer: Sendable {
                 }
             }
         } else {
-            connection.send(request, api: .produce, expecting: ProduceResponse.self).whenComplete { [self] result in
+            connection.send(request, api: .produce, expecting: ProduceResponse.self, timeout: client.requestTimeout(plus: Int64(configuration.requestTimeoutMilliseconds))).whenComplete { [self] result in
                 switch result {
                 case .success(let (response, _)): handle(plan: finalPlan, result: .success(response))
                 case .failure(let error): handle(plan: finalPlan, result: .failure(error as? KafkaClientError ?? .connectionFailed("\(error)")))

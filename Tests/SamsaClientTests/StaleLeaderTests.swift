@@ -7,8 +7,12 @@ import Testing
 
 /// A scripted Kafka endpoint for what one real broker cannot show: a leader that says it no longer
 /// leads. It is node 7, leader of `moved-0`, answers the first Produce and the first Fetch with
-/// NOT_LEADER_OR_FOLLOWER and later ones normally, and counts the Metadata requests it gets.
+/// NOT_LEADER_OR_FOLLOWER (or, `silent`, does not answer the first Produce at all) and later ones
+/// normally, and counts the Metadata requests it gets.
 final class StaleLeaderBroker: Sendable {
+    let silent: Bool
+    init(silent: Bool = false) { self.silent = silent }
+
     struct Counts: Sendable {
         var metadata = 0
         var produce = 0
@@ -39,7 +43,7 @@ final class StaleLeaderBroker: Sendable {
         try await group.shutdownGracefully()
     }
 
-    func respond(to frame: ByteBuffer) throws -> ByteBuffer {
+    func respond(to frame: ByteBuffer) throws -> ByteBuffer? {
         let (header, body) = try KafkaFraming.decodeRequestHeader(frame)
         let version = header.requestApiVersion, id = header.correlationId
         switch ApiKey(rawValue: header.requestApiKey) {
@@ -81,6 +85,7 @@ final class StaleLeaderBroker: Sendable {
                 counts.produce += 1
                 return counts.produce == 1
             }
+            if first && silent { return nil }
             var result = ProduceResponse.PartitionProduceResponse()
             result.index = request.topicData[0].partitionData[0].index
             if first { result.errorCode = ErrorCode.notLeaderForPartition.rawValue } else { result.baseOffset = 42 }
@@ -119,7 +124,7 @@ final class StaleLeaderBroker: Sendable {
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             do {
-                context.writeAndFlush(wrapOutboundOut(try broker.respond(to: unwrapInboundIn(data))), promise: nil)
+                if let response = try broker.respond(to: unwrapInboundIn(data)) { context.writeAndFlush(wrapOutboundOut(response), promise: nil) }
             } catch {
                 context.close(promise: nil)
             }
@@ -129,10 +134,11 @@ final class StaleLeaderBroker: Sendable {
 
 @Suite("Client metadata refresh on a stale leader")
 struct StaleLeaderTests {
-    static func with(_ body: (StaleLeaderBroker, KafkaClient) async throws -> Void) async throws {
-        let broker = StaleLeaderBroker()
+    static func with(silent: Bool = false, _ body: (StaleLeaderBroker, KafkaClient) async throws -> Void) async throws {
+        let broker = StaleLeaderBroker(silent: silent)
         try await broker.start()
-        let client = try await KafkaClient.connect(bootstrap: "127.0.0.1:\(broker.port)", configuration: ClientConfiguration(retryBackoffMilliseconds: 1))
+        let client = try await KafkaClient.connect(
+            bootstrap: "127.0.0.1:\(broker.port)", configuration: ClientConfiguration(requestTimeoutMilliseconds: 200, retryBackoffMilliseconds: 1))
         do {
             try await body(broker, client)
         } catch {
@@ -170,6 +176,17 @@ struct StaleLeaderTests {
             #expect(counts.fetch == 2)
             #expect(counts.metadata == before + 1)
             #expect(client.cachedMetadata.topics["moved"]?.partitions.first?.leaderEpoch == 3)
+        }
+    }
+
+    @Test("A Produce that is never answered times out: the connection is closed and the batch resent on a new one", .timeLimit(.minutes(1)))
+    func unansweredProduceIsRetried() async throws {
+        try await Self.with(silent: true) { broker, client in
+            let producer = client.makeProducer(ProducerConfiguration(lingerMilliseconds: 0, requestTimeoutMilliseconds: 100))
+            let metadata = try await producer.sendAndWait(topic: "moved", partition: 0, value: ByteBuffer(string: "x"))
+            #expect(metadata.offset == 42)
+            #expect(broker.counts.withLock { $0.produce } == 2)
+            await producer.close()
         }
     }
 }
