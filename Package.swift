@@ -10,6 +10,7 @@ import PackageDescription
 //   SamsaCoordination         ZooKeeper-style coordination: embedded backend, ZooKeeper client, recipes
 //   SamsaProtocol             the Kafka wire protocol as data (codecs generated from Kafka's schemas), I/O-free
 //   SamsaBroker               a Kafka-protocol broker on SwiftNIO over SamsaStorage (not on `Samsa`)
+//   SamsaClient               a native Swift Kafka client on SamsaProtocol (metadata, batching producer, fetch, admin)
 //   SamsaTool                 the `samsa` command's subcommands (a library so tests can drive them)
 //   samsa                     the executable
 let strictSwift: [SwiftSetting] = [
@@ -27,6 +28,7 @@ let package = Package(
         .library(name: "SamsaCoordination", targets: ["SamsaCoordination"]),
         .library(name: "SamsaProtocol", targets: ["SamsaProtocol"]),
         .library(name: "SamsaBroker", targets: ["SamsaBroker"]),
+        .library(name: "SamsaClient", targets: ["SamsaClient"]),
         .library(name: "SamsaTool", targets: ["SamsaTool"]),
         .executable(name: "samsa", targets: ["samsa"]),
     ],
@@ -111,9 +113,18 @@ let package = Package(
             swiftSettings: strictSwift
         ),
         .target(
+            name: "SamsaClient",
+            dependencies: [
+                "SamsaProtocol", "SamsaRecords",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .target(
             name: "SamsaTool",
             dependencies: [
-                "SamsaRecords", "SamsaStorage", "Samsa", "SamsaTorture", "SamsaBroker",
+                "SamsaRecords", "SamsaStorage", "Samsa", "SamsaTorture", "SamsaBroker", "SamsaClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -177,6 +188,15 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "SamsaClientTests",
+            dependencies: [
+                "SamsaClient", "SamsaBroker", "SamsaProtocol", "SamsaRecords", "SamsaStorage", "SamsaTool", "samsa",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: strictSwift
         ),

@@ -43,5 +43,5 @@ SAMSA_DEBIAN_PACKAGES=(pkg-config liblz4-dev libzstd-dev)
 # The coordination tests start real ZooKeeper servers (Debian's 3.8, run on the JVM already present).
 # The broker tests drive `samsa broker` with kcat (librdkafka 2.0.2).
 SAMSA_TEST_DEBIAN_PACKAGES=(zookeeper kcat)
-# The benchmarks also compare against SQLite (GRDB links the system library).
-SAMSA_BENCHMARK_DEBIAN_PACKAGES=(libsqlite3-dev)
+# The benchmarks also compare against SQLite (GRDB links the system library) and NATS JetStream (Benchmarks/broker).
+SAMSA_BENCHMARK_DEBIAN_PACKAGES=(libsqlite3-dev nats-server)

@@ -25,7 +25,7 @@ fi
 
 # Every test is Swift Testing; skipping XCTest's empty pass keeps the real summary last.
 # The coordination tests measure protocol timing (read timeouts, session expiry, reconnects) against
-# real ZooKeeper servers, and the broker tests drive servers whose requests run on Swift's cooperative
+# real ZooKeeper servers, and the broker (and client) tests drive servers whose requests run on Swift's cooperative
 # pool against real clients with 10 s timeouts: each group runs on its own, so the CPU-heavy torture
 # and storage tests (blocking work on that two-thread pool) cannot starve them. With arguments, one
 # run with exactly those.
@@ -36,8 +36,8 @@ if [ "$#" -gt 0 ]; then
     swift test --skip-build --disable-xctest "$@" 2>&1 | tee "$results" || status=$?
 else
     swift test --skip-build --disable-xctest --filter SamsaCoordinationTests 2>&1 | tee "$results" || status=$?
-    swift test --skip-build --disable-xctest --filter "SamsaBrokerTests|SamsaProtocolTests" 2>&1 | tee -a "$results" || status=$?
-    swift test --skip-build --disable-xctest --skip "SamsaCoordinationTests|SamsaBrokerTests|SamsaProtocolTests" 2>&1 | tee -a "$results" || status=$?
+    swift test --skip-build --disable-xctest --filter "SamsaBrokerTests|SamsaProtocolTests|SamsaClientTests" 2>&1 | tee -a "$results" || status=$?
+    swift test --skip-build --disable-xctest --skip "SamsaCoordinationTests|SamsaBrokerTests|SamsaProtocolTests|SamsaClientTests" 2>&1 | tee -a "$results" || status=$?
 fi
 total=$(grep -oE "Test run with [0-9]+ tests?" "$results" | grep -oE "[0-9]+" | awk '{ sum += $1 } END { if (NR) print sum }')
 failed=$(grep -cE "^✘ Test [^r].* failed" "$results" || true)

@@ -107,7 +107,8 @@ struct PerfProduce: AsyncParsableCommand {
     )
 
     @Option(help: "Data directory (created if absent).")
-    var dir: String
+    var dir: String?
+    @OptionGroup var remote: BootstrapOptions
     @Option(help: "Topic name.")
     var topic = "perf"
     @Option(help: "Number of records to send.")
@@ -142,13 +143,15 @@ struct PerfProduce: AsyncParsableCommand {
         }
         guard throughput == -1 || throughput > 0 else { throw ValidationError("--throughput must be positive or -1") }
         guard sendBatch > 0 else { throw ValidationError("--send-batch must be positive") }
+        try remote.requireOne(dir: dir)
     }
 
     @Option(help: "Records per producer call: 1 hands each record over with enqueue(_:), more use enqueue(contentsOf:).")
     var sendBatch = 1
 
     func run() async throws {
-        let samsa = try Samsa.open(directory: dir)
+        if let bootstrap = remote.bootstrap { return try await runBootstrap(bootstrap) }
+        let samsa = try Samsa.open(directory: dir!)
         defer { try? samsa.close() }
         if !samsa.topics.contains(topic) {
             try samsa.createTopic(topic, TopicConfiguration(partitions: partitions, flushPolicy: flush.policy, compression: compression.codec))
@@ -282,7 +285,8 @@ struct PerfConsume: AsyncParsableCommand {
     )
 
     @Option(help: "Data directory.")
-    var dir: String
+    var dir: String?
+    @OptionGroup var remote: BootstrapOptions
     @Option(help: "Topic name.")
     var topic = "perf"
     @Option(help: "Stop after this many records (default: everything committed when the run starts).")
@@ -299,10 +303,12 @@ struct PerfConsume: AsyncParsableCommand {
     func validate() throws {
         if let records, records <= 0 { throw ValidationError("--records must be positive") }
         guard fetchBytes > 0, reportInterval > 0 else { throw ValidationError("--fetch-bytes and --report-interval must be positive") }
+        try remote.requireOne(dir: dir)
     }
 
     func run() async throws {
-        let samsa = try openExisting(dir)
+        if let bootstrap = remote.bootstrap { return try await runBootstrap(bootstrap) }
+        let samsa = try openExisting(dir!)
         defer { try? samsa.close() }
         let partitions = try samsa.describeTopic(topic).partitions.count
         let latencies = LatencyRecorder()

@@ -3,18 +3,20 @@ import Samsa
 import SamsaRecords
 import SamsaStorage
 
-/// `samsa topics create|list|describe|delete --dir DIR ...`.
+/// `samsa topics create|list|describe|delete --dir DIR ...` (or `--bootstrap HOST:PORT` for a broker).
 struct Topics: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Create, list, describe and delete the topics of a data directory.",
+        abstract: "Create, list, describe and delete the topics of a data directory or a Kafka-protocol broker.",
         subcommands: [Create.self, List.self, Describe.self, Delete.self]
     )
 
-    struct Create: ParsableCommand {
+    struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a topic.")
 
         @Option(help: "Data directory (created if absent).")
-        var dir: String
+        var dir: String?
+        @OptionGroup var remote: TopicsBootstrapOptions
+        @OptionGroup var remoteSettings: RemoteTopicSettings
         @Option(help: "Topic name (1-249 of a-z A-Z 0-9 . _ -).")
         var topic: String
         @Option(help: "Number of partitions.")
@@ -35,6 +37,10 @@ struct Topics: AsyncParsableCommand {
         var writeAheadBytes = 0
 
         func validate() throws {
+            try remote.requireOne(dir: dir)
+            if remote.bootstrap == nil && (remoteSettings.replicationFactor != nil || !remoteSettings.config.isEmpty) {
+                throw ValidationError("--replication-factor and --config need --bootstrap")
+            }
             // `samsa produce` holds at most its buffer of records: a larger record could never be sent.
             let buffer = ProducerConfiguration().bufferBytes
             guard maxRecordBytes <= buffer else {
@@ -42,8 +48,9 @@ struct Topics: AsyncParsableCommand {
             }
         }
 
-        func run() throws {
-            let samsa = try Samsa.open(directory: dir)
+        func run() async throws {
+            if let bootstrap = remote.bootstrap { return try await createRemote(bootstrap) }
+            let samsa = try Samsa.open(directory: dir!)
             defer { try? samsa.close() }
             try samsa.createTopic(
                 topic,
@@ -56,29 +63,37 @@ struct Topics: AsyncParsableCommand {
         }
     }
 
-    struct List: ParsableCommand {
+    struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the topics, one per line.")
 
         @Option(help: "Data directory.")
-        var dir: String
+        var dir: String?
+        @OptionGroup var remote: TopicsBootstrapOptions
 
-        func run() throws {
-            let samsa = try openForReading(dir)
+        func validate() throws { try remote.requireOne(dir: dir) }
+
+        func run() async throws {
+            if let bootstrap = remote.bootstrap { return try await listRemote(bootstrap) }
+            let samsa = try openForReading(dir!)
             defer { try? samsa.close() }
             for topic in samsa.topics { print(topic) }
         }
     }
 
-    struct Describe: ParsableCommand {
+    struct Describe: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show a topic's configuration and partitions.")
 
         @Option(help: "Data directory.")
-        var dir: String
+        var dir: String?
+        @OptionGroup var remote: TopicsBootstrapOptions
         @Option(help: "Topic name; all topics when omitted.")
         var topic: String?
 
-        func run() throws {
-            let samsa = try openForReading(dir)
+        func validate() throws { try remote.requireOne(dir: dir) }
+
+        func run() async throws {
+            if let bootstrap = remote.bootstrap { return try await describeRemote(bootstrap) }
+            let samsa = try openForReading(dir!)
             defer { try? samsa.close() }
             for name in topic.map({ [$0] }) ?? samsa.topics {
                 let description = try samsa.describeTopic(name)
@@ -95,16 +110,20 @@ struct Topics: AsyncParsableCommand {
         }
     }
 
-    struct Delete: ParsableCommand {
+    struct Delete: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Delete a topic and its records.")
 
         @Option(help: "Data directory.")
-        var dir: String
+        var dir: String?
+        @OptionGroup var remote: TopicsBootstrapOptions
         @Option(help: "Topic name.")
         var topic: String
 
-        func run() throws {
-            let samsa = try openExisting(dir)
+        func validate() throws { try remote.requireOne(dir: dir) }
+
+        func run() async throws {
+            if let bootstrap = remote.bootstrap { return try await deleteRemote(bootstrap) }
+            let samsa = try openExisting(dir!)
             defer { try? samsa.close() }
             try samsa.deleteTopic(topic)
             try samsa.close()

@@ -1,0 +1,482 @@
+public import NIOCore
+public import SamsaRecords
+import SamsaProtocol
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Sends records to partition leaders in batches (Kafka's producer): records accumulate per partition
+/// until `batchBytes` or `lingerMilliseconds`, and each broker connection carries up to
+/// `maxInFlightPerConnection` Produce requests at once; while they are out, batches keep filling and the
+/// next request takes every ready batch of that broker (up to `maxRequestBytes`). Retriable errors
+/// (stale leader, lost connection) refresh metadata and resend the built batch. Without idempotence a
+/// retry may reorder or duplicate batches, as in Kafka.
+public final class KafkaProducer: Sendable {
+    public let configuration: ProducerConfiguration
+    let client: KafkaClient
+    private let state = Mutex(State())
+
+    private struct State {
+        var open: [TopicPartition: ProducerBatch] = [:]
+        var ready: [TopicPartition: [ProducerBatch]] = [:]
+        var inFlight: [Int32: Int] = [:]
+        var bufferedBytes = 0
+        /// Batches created and not yet completed.
+        var unfinished = 0
+        var spaceWaiters: [CheckedContinuation<Void, Never>] = []
+        var idleWaiters: [CheckedContinuation<Void, Never>] = []
+        /// Flushes in progress: open batches are sent without lingering.
+        var flushing = 0
+        var draining = false
+        var drainAgain = false
+        var lingerTimerArmed = false
+        var topics: [String: TopicState] = [:]
+        var closed = false
+    }
+
+    /// A topic's partition count (learnt once) and its sticky partition for keyless records.
+    private struct TopicState {
+        var partitions: Int32
+        var sticky: Int32
+    }
+
+    init(client: KafkaClient, configuration: ProducerConfiguration) {
+        self.client = client
+        self.configuration = configuration
+    }
+
+    // MARK: - Sending
+
+    /// Hands a record to the producer; `callback` learns its offset once `acks` is met (or the error).
+    /// Waits only while the buffer is full. Without `partition`, a keyed record goes where Kafka's
+    /// murmur2 partitioner puts it and keyless ones stick to one partition per batch.
+    public func send(
+        topic: String, partition: Int32? = nil, key: ByteBuffer? = nil, value: ByteBuffer?, headers: [RecordHeader] = [],
+        timestamp: Int64? = nil, callback: DeliveryCallback? = nil
+    ) async throws {
+        let timestamp = timestamp ?? Self.wallClockMilliseconds()
+        let size = 21 + (key?.readableBytes ?? 0) + (value?.readableBytes ?? 0) + headers.reduce(0) { $0 + $1.key.utf8.count + ($1.value?.readableBytes ?? 0) + 2 }
+        let configuration = configuration
+        while true {
+            enum Outcome { case appended(sealed: Bool, opened: Bool), full, needMetadata }
+            // One lock and few hash lookups per record: this is the producer's hot path.
+            let outcome: Outcome = try state.withLock { state in
+                guard !state.closed else { throw KafkaClientError.producerClosed }
+                guard let known = state.topics[topic] else { return .needMetadata }
+                guard state.bufferedBytes == 0 || state.bufferedBytes + size <= configuration.bufferBytes else { return .full }
+                let sticky = partition == nil && key == nil
+                let chosen = partition ?? key.map { key in key.withUnsafeReadableBytes { Murmur2.partition(key: $0, partitions: known.partitions) } } ?? known.sticky
+                guard chosen >= 0 && chosen < known.partitions else { throw KafkaClientError.unknownPartition(topic: topic, partition: chosen) }
+                let destination = TopicPartition(topic: topic, partition: chosen)
+                var batch = state.open[destination]
+                var sealed = false
+                if let current = batch, current.recordCount > 0, current.size + size > configuration.batchBytes {
+                    state.ready[destination, default: []].append(current)
+                    state.open[destination] = nil
+                    batch = nil
+                    sealed = true
+                    // Keyless records move on to the next partition with each batch (Kafka's sticky partitioner).
+                    if sticky { state.topics[topic]!.sticky = (chosen + 1) % known.partitions }
+                }
+                let opened = batch == nil
+                if opened {
+                    let capacity = max(configuration.batchBytes, size) + 64
+                    batch = ProducerBatch(
+                        destination: destination, compression: configuration.compression, capacity: capacity, now: Self.monotonicNanoseconds())
+                    state.open[destination] = batch
+                    state.unfinished += 1
+                }
+                batch!.append(timestamp: timestamp, key: key, value: value, headers: headers, reserving: size, callback: callback)
+                state.bufferedBytes += size
+                return .appended(sealed: sealed, opened: opened)
+            }
+            switch outcome {
+            case .appended(let sealed, let opened):
+                if sealed { scheduleDrain() } else if opened { armLingerTimer(after: configuration.lingerMilliseconds) }
+                return
+            case .needMetadata:
+                let partitions = Int32(try await client.topicMetadata(topic).partitions.count)
+                state.withLock { state in
+                    if state.topics[topic] == nil { state.topics[topic] = TopicState(partitions: partitions, sticky: Int32.random(in: 0..<partitions)) }
+                }
+            case .full:
+                scheduleDrain()
+                await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                    let now = state.withLock { state in
+                        if state.closed || state.bufferedBytes == 0 || state.bufferedBytes + size <= configuration.bufferBytes { return true }
+                        state.spaceWaiters.append(continuation)
+                        return false
+                    }
+                    if now { continuation.resume() }
+                }
+            }
+        }
+    }
+
+    /// Sends one record and waits for its delivery.
+    @discardableResult
+    public func sendAndWait(
+        topic: String, partition: Int32? = nil, key: ByteBuffer? = nil, value: ByteBuffer?, headers: [RecordHeader] = [], timestamp: Int64? = nil
+    ) async throws -> RecordMetadata {
+        let waiter = DeliveryWaiter()
+        try await send(topic: topic, partition: partition, key: key, value: value, headers: headers, timestamp: timestamp, callback: waiter.deliver)
+        flushSoon()
+        return try await waiter.value()
+    }
+
+    /// Sends every batch now and returns once every record handed over so far (and any handed over
+    /// meanwhile) is delivered or has failed.
+    public func flush() async {
+        state.withLock { $0.flushing += 1 }
+        scheduleDrain()
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let idle = state.withLock { state in
+                if state.unfinished == 0 { return true }
+                state.idleWaiters.append(continuation)
+                return false
+            }
+            if idle { continuation.resume() }
+        }
+        state.withLock { $0.flushing -= 1 }
+    }
+
+    /// Flushes, then refuses further records.
+    public func close() async {
+        await flush()
+        let waiters = state.withLock { state in
+            state.closed = true
+            defer { state.spaceWaiters = [] }
+            return state.spaceWaiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    private func flushSoon() {
+        state.withLock { $0.flushing += 1 }
+        scheduleDrain()
+        state.withLock { $0.flushing -= 1 }
+    }
+
+    // MARK: - Draining
+
+    /// One Produce request being assembled or in flight.
+    private struct Plan: Sendable {
+        var node: Int32
+        var batches: [ProducerBatch]
+    }
+
+    private func scheduleDrain() {
+        let start = state.withLock { state in
+            if state.draining {
+                state.drainAgain = true
+                return false
+            }
+            state.draining = true
+            return true
+        }
+        if start { Task { await drainLoop() } }
+    }
+
+    private func armLingerTimer(after milliseconds: Int64) {
+        let arm = state.withLock { state in
+            defer { state.lingerTimerArmed = true }
+            return !state.lingerTimerArmed
+        }
+        guard arm else { return }
+        client.group.next().scheduleTask(in: .milliseconds(max(0, milliseconds))) { [self] in
+            state.withLock { $0.lingerTimerArmed = false }
+            scheduleDrain()
+        }
+    }
+
+    private func drainLoop() async {
+        while true {
+            let (plans, missingTopics, nextDue) = collect()
+            for plan in plans { await dispatch(plan) }
+            if let nextDue { armLingerTimer(after: Int64((nextDue &- Self.monotonicNanoseconds()) / 1_000_000) + 1) }
+            if !missingTopics.isEmpty {
+                _ = try? await client.refreshMetadata(topics: Array(missingTopics))
+                try? await client.backoff()
+                failBatchesWithoutLeader(missingTopics)
+                continue
+            }
+            let again = state.withLock { state in
+                if state.drainAgain {
+                    state.drainAgain = false
+                    return true
+                }
+                state.draining = false
+                return false
+            }
+            if !again { return }
+        }
+    }
+
+    /// Takes what can be sent now: per leader with a free in-flight slot, the ready batches and the open
+    /// ones that lingered long enough (or all, when flushing), up to `maxRequestBytes` per request.
+    private func collect() -> (plans: [Plan], missingTopics: Set<String>, nextDue: UInt64?) {
+        let metadata = client.cachedMetadata
+        let configuration = configuration
+        let now = Self.monotonicNanoseconds()
+        let linger = UInt64(max(0, configuration.lingerMilliseconds)) * 1_000_000
+        return state.withLock { state in
+            var byNode: [Int32: [TopicPartition]] = [:]
+            var missing = Set<String>()
+            var nextDue: UInt64?
+            for destination in Set(state.ready.keys).union(state.open.keys) {
+                guard let leader = metadata.leader(topic: destination.topic, partition: destination.partition) else {
+                    missing.insert(destination.topic)
+                    continue
+                }
+                byNode[leader.leader, default: []].append(destination)
+            }
+            var plans: [Plan] = []
+            for (node, destinations) in byNode {
+                while state.inFlight[node, default: 0] < configuration.maxInFlightPerConnection {
+                    var plan = Plan(node: node, batches: [])
+                    var bytes = 0
+                    for destination in destinations {
+                        while var queue = state.ready[destination], let first = queue.first, plan.batches.isEmpty || bytes + first.size <= configuration.maxRequestBytes {
+                            queue.removeFirst()
+                            state.ready[destination] = queue.isEmpty ? nil : queue
+                            bytes += first.size
+                            plan.batches.append(first)
+                        }
+                        if state.ready[destination] == nil, let open = state.open[destination],
+                            state.flushing > 0 || now &- open.createdAt >= linger,
+                            plan.batches.isEmpty || bytes + open.size <= configuration.maxRequestBytes
+                        {
+                            state.open[destination] = nil
+                            bytes += open.size
+                            plan.batches.append(open)
+                        }
+                    }
+                    if plan.batches.isEmpty { break }
+                    state.inFlight[node, default: 0] += 1
+                    plans.append(plan)
+                }
+            }
+            for open in state.open.values {
+                let due = open.createdAt &+ linger
+                nextDue = min(nextDue ?? due, due)
+            }
+            return (plans, missing, nextDue)
+        }
+    }
+
+    /// Builds the plan's batches, sends the request and arranges for its answer to be handled.
+    private func dispatch(_ plan: Plan) async {
+        var plan = plan
+        var failedToBuild: [(ProducerBatch, KafkaClientError)] = []
+        var partitions: [TopicPartition: ByteBuffer] = [:]
+        var order: [TopicPartition] = []
+        var kept: [ProducerBatch] = []
+        for batch in plan.batches {
+            do {
+                let built = try batch.build()
+                if partitions[batch.destination] == nil { order.append(batch.destination) }
+                partitions[batch.destination, default: ByteBuffer()].writeImmutableBuffer(built.buffer)
+                kept.append(batch)
+            } catch {
+                failedToBuild.append((batch, .badResponse("building a batch failed: \(error)")))
+            }
+        }
+        plan.batches = kept
+        if !failedToBuild.isEmpty { finish(plan: Plan(node: plan.node, batches: []), completed: failedToBuild.map { ($0.0, .failure($0.1)) }, retry: [], releaseSlot: false) }
+        guard !plan.batches.isEmpty else {
+            finish(plan: plan, completed: [], retry: [], releaseSlot: true)
+            return
+        }
+        var request = ProduceRequest()
+        request.acks = configuration.acks.rawValue
+        request.timeoutMs = configuration.requestTimeoutMilliseconds
+        var topics: [String: ProduceRequest.TopicProduceData] = [:]
+        var topicOrder: [String] = []
+        for destination in order {
+            var data = ProduceRequest.PartitionProduceData()
+            data.index = destination.partition
+            data.records = partitions[destination]
+            if topics[destination.topic] == nil {
+                topicOrder.append(destination.topic)
+                var entry = ProduceRequest.TopicProduceData()
+                entry.name = destination.topic
+                topics[destination.topic] = entry
+            }
+            topics[destination.topic]!.partitionData.append(data)
+        }
+        request.topicData = topicOrder.map { topics[$0]! }
+        let connection: BrokerConnection
+        do {
+            connection = try await client.connection(node: plan.node)
+        } catch {
+            handle(plan: plan, result: .failure(error as? KafkaClientError ?? .connectionFailed("\(error)")))
+            return
+        }
+        let finalPlan = plan
+        if configuration.acks == .none {
+            connection.sendWithoutResponse(request, api: .produce).whenComplete { [self] result in
+                switch result {
+                case .success: handle(plan: finalPlan, result: .success(nil))
+                case .failure(let error): handle(plan: finalPlan, result: .failure(error as? KafkaClientError ?? .connectionFailed("\(error)")))
+                }
+            }
+        } else {
+            connection.send(request, api: .produce, expecting: ProduceResponse.self, timeout: client.requestTimeout(plus: Int64(configuration.requestTimeoutMilliseconds))).whenComplete { [self] result in
+                switch result {
+                case .success(let (response, _)): handle(plan: finalPlan, result: .success(response))
+                case .failure(let error): handle(plan: finalPlan, result: .failure(error as? KafkaClientError ?? .connectionFailed("\(error)")))
+                }
+            }
+        }
+    }
+
+    /// Sorts a request's batches into delivered, failed and to be retried.
+    private func handle(plan: Plan, result: Result<ProduceResponse?, KafkaClientError>) {
+        var completed: [(ProducerBatch, Result<Int64, KafkaClientError>)] = []
+        var retry: [ProducerBatch] = []
+        func failOrRetry(_ batch: ProducerBatch, _ error: KafkaClientError) {
+            if error.isRetriable && batch.attempts < configuration.retries {
+                batch.attempts += 1
+                retry.append(batch)
+            } else {
+                completed.append((batch, .failure(error)))
+            }
+        }
+        switch result {
+        case .failure(let error):
+            for batch in plan.batches { failOrRetry(batch, error) }
+        case .success(nil):
+            for batch in plan.batches { completed.append((batch, .success(-1))) }
+        case .success(let response?):
+            // Batches of one partition were sent together: they got consecutive offsets from the base.
+            var nextOffset: [TopicPartition: Int64] = [:]
+            var errors: [TopicPartition: KafkaClientError] = [:]
+            for topic in response.responses {
+                for partition in topic.partitionResponses {
+                    let destination = TopicPartition(topic: topic.name, partition: partition.index)
+                    let code = ErrorCode(rawValue: partition.errorCode) ?? .unknown
+                    if let failure = code.failure(partition.errorMessage) { errors[destination] = failure } else { nextOffset[destination] = partition.baseOffset }
+                }
+            }
+            for batch in plan.batches {
+                if let error = errors[batch.destination] {
+                    failOrRetry(batch, error)
+                } else if let base = nextOffset[batch.destination] {
+                    completed.append((batch, .success(base)))
+                    nextOffset[batch.destination] = base + Int64(batch.recordCount)
+                } else {
+                    failOrRetry(batch, .badResponse("produce response without \(batch.destination.topic)-\(batch.destination.partition)"))
+                }
+            }
+        }
+        if retry.contains(where: { _ in true }) {
+            for topic in Set(retry.map(\.destination.topic)) { client.invalidate(topic: topic) }
+        }
+        finish(plan: plan, completed: completed, retry: retry, releaseSlot: true)
+    }
+
+    /// Releases the request's slot and the completed batches' bytes, puts retries back at the front of
+    /// their partitions' queues, and wakes whoever waits.
+    private func finish(
+        plan: Plan, completed: [(ProducerBatch, Result<Int64, KafkaClientError>)], retry: [ProducerBatch], releaseSlot: Bool
+    ) {
+        let (space, idle) = state.withLock { state in
+            if releaseSlot { state.inFlight[plan.node, default: 1] -= 1 }
+            for (batch, _) in completed {
+                state.bufferedBytes -= batch.reservedBytes
+                state.unfinished -= 1
+            }
+            for destination in Set(retry.map(\.destination)) {
+                state.ready[destination] = retry.filter { $0.destination == destination } + (state.ready[destination] ?? [])
+            }
+            var space: [CheckedContinuation<Void, Never>] = []
+            if state.bufferedBytes < configuration.bufferBytes { swap(&space, &state.spaceWaiters) }
+            var idle: [CheckedContinuation<Void, Never>] = []
+            if state.unfinished == 0 { swap(&idle, &state.idleWaiters) }
+            return (space, idle)
+        }
+        for (batch, outcome) in completed { batch.complete(outcome) }
+        for waiter in space { waiter.resume() }
+        for waiter in idle { waiter.resume() }
+        if !retry.isEmpty {
+            client.group.next().scheduleTask(in: .milliseconds(client.configuration.retryBackoffMilliseconds)) { [self] in scheduleDrain() }
+        } else if releaseSlot {
+            scheduleDrain()
+        }
+    }
+
+    /// Batches whose topic still has no leader after a refresh count an attempt; past `retries` they fail.
+    private func failBatchesWithoutLeader(_ topics: Set<String>) {
+        let metadata = client.cachedMetadata
+        var failed: [(ProducerBatch, Result<Int64, KafkaClientError>)] = []
+        state.withLock { state in
+            for (destination, queue) in state.ready where topics.contains(destination.topic) {
+                guard metadata.leader(topic: destination.topic, partition: destination.partition) == nil else { continue }
+                var kept: [ProducerBatch] = []
+                for batch in queue {
+                    batch.attempts += 1
+                    if batch.attempts > configuration.retries {
+                        failed.append((batch, .failure(.unknownPartition(topic: destination.topic, partition: destination.partition))))
+                    } else {
+                        kept.append(batch)
+                    }
+                }
+                state.ready[destination] = kept.isEmpty ? nil : kept
+            }
+            for (destination, batch) in state.open where topics.contains(destination.topic) {
+                guard metadata.leader(topic: destination.topic, partition: destination.partition) == nil else { continue }
+                state.open[destination] = nil
+                state.ready[destination, default: []].append(batch)
+            }
+        }
+        if !failed.isEmpty { finish(plan: Plan(node: -1, batches: []), completed: failed, retry: [], releaseSlot: false) }
+    }
+
+    // MARK: - Clocks
+
+    static func wallClockMilliseconds() -> Int64 {
+        var time = timespec()
+        clock_gettime(CLOCK_REALTIME, &time)
+        return Int64(time.tv_sec) * 1000 + Int64(time.tv_nsec) / 1_000_000
+    }
+
+    static func monotonicNanoseconds() -> UInt64 {
+        NIODeadline.now().uptimeNanoseconds
+    }
+}
+
+/// Turns one record's delivery callback into an awaitable value.
+private final class DeliveryWaiter: Sendable {
+    private let state = Mutex<(result: Result<RecordMetadata, KafkaClientError>?, waiter: CheckedContinuation<RecordMetadata, any Error>?)>((nil, nil))
+
+    var deliver: DeliveryCallback {
+        { [self] result in
+            let waiter = state.withLock { state in
+                state.result = result
+                defer { state.waiter = nil }
+                return state.waiter
+            }
+            waiter?.resume(with: result.mapError { $0 as any Error })
+        }
+    }
+
+    func value() async throws -> RecordMetadata {
+        try await withCheckedThrowingContinuation { continuation in
+            let result = state.withLock { state in
+                if state.result == nil { state.waiter = continuation }
+                return state.result
+            }
+            if let result { continuation.resume(with: result.mapError { $0 as any Error }) }
+        }
+    }
+}
+
+extension KafkaClient {
+    /// A producer sending through this client's connections.
+    public func makeProducer(_ configuration: ProducerConfiguration = ProducerConfiguration()) -> KafkaProducer {
+        KafkaProducer(client: self, configuration: configuration)
+    }
+}

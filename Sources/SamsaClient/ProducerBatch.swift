@@ -1,0 +1,68 @@
+import NIOCore
+import SamsaRecords
+
+/// A topic and partition.
+struct TopicPartition: Hashable, Sendable {
+    var topic: String
+    var partition: Int32
+}
+
+/// Records of one partition on their way to the broker: filled while open, then built (compressed,
+/// CRC) once, and resent as built when a retriable error sends it back. A class so the hot path
+/// mutates it in place (no copy of the struct per record).
+final class ProducerBatch: @unchecked Sendable {
+    // @unchecked: a batch has one owner at a time — the producer's state (under its lock) while open or
+    // queued, then the one request that took it out; it is handed on, never shared.
+    let destination: TopicPartition
+    var builder: RecordBatchBuilder?
+    var built: RecordBatch?
+    /// Callbacks by the record's position in the batch.
+    var callbacks: [(position: Int32, callback: DeliveryCallback)] = []
+    var recordCount: Int32 = 0
+    /// Bytes reserved from the producer's buffer (the uncompressed size).
+    var reservedBytes = 0
+    /// When the first record went in (monotonic nanoseconds).
+    let createdAt: UInt64
+    var attempts = 0
+
+    init(destination: TopicPartition, compression: CompressionCodec, capacity: Int, now: UInt64) {
+        self.destination = destination
+        self.builder = RecordBatchBuilder(compression: compression, capacity: capacity)
+        self.createdAt = now
+    }
+
+    func append(
+        timestamp: Int64, key: ByteBuffer?, value: ByteBuffer?, headers: [RecordHeader], reserving bytes: Int, callback: DeliveryCallback?
+    ) {
+        builder!.append(timestamp: timestamp, key: key, value: value, headers: headers)
+        if let callback { callbacks.append((recordCount, callback)) }
+        recordCount += 1
+        reservedBytes += bytes
+    }
+
+    /// Bytes the batch would send (its uncompressed size until built).
+    var size: Int { built?.sizeInBytes ?? builder?.uncompressedSize ?? 0 }
+
+    /// Builds the batch if it is not built yet.
+    func build() throws(RecordBatchError) -> RecordBatch {
+        if let built { return built }
+        // Take the builder out first: a second reference would make build() copy the records.
+        var builder = self.builder!
+        self.builder = nil
+        let batch = try builder.build()
+        self.built = batch
+        return batch
+    }
+
+    /// Every callback with the same outcome, offsets counted from `baseOffset` (-1 when unknown).
+    func complete(_ outcome: Result<Int64, KafkaClientError>) {
+        for (position, callback) in callbacks {
+            switch outcome {
+            case .success(let base):
+                callback(.success(RecordMetadata(topic: destination.topic, partition: destination.partition, offset: base < 0 ? -1 : base + Int64(position))))
+            case .failure(let error):
+                callback(.failure(error))
+            }
+        }
+    }
+}
