@@ -53,7 +53,8 @@ public enum DataDirectory {
             }
             return .dataDirectory
         }
-        let names = try files.listDirectory(directory)
+        // A first open killed while writing meta.properties leaves only its temp file: still new.
+        let names = try files.listDirectory(directory).filter { $0 != "\(metaFile).tmp" }
         if names.isEmpty { return .empty }
         if names.contains(LogManager.recoveryPointFile) || names.contains(LogManager.cleanShutdownMarker) { return .legacy }
         return .foreign(names.sorted())

@@ -84,6 +84,16 @@ struct DataDirectoryTests {
         try manager.close()
     }
 
+    @Test("a first open killed while writing meta.properties (only its temp file left) opens as a new directory")
+    func interruptedFirstOpen() throws {
+        let dir = try TemporaryDirectory()
+        try write("version=", to: "\(dir.path)/\(DataDirectory.metaFile).tmp")
+        let (manager, _) = try LogManager.open(directory: dir.path, checkpointInterval: nil)
+        try manager.close()
+        #expect(FileManager.default.fileExists(atPath: "\(dir.path)/\(DataDirectory.metaFile)"))
+        #expect(!FileManager.default.fileExists(atPath: "\(dir.path)/\(DataDirectory.metaFile).tmp"))
+    }
+
     @Test("a partition deleted and created again in one process holds only its new records, before and after a reopen")
     func recreatedPartitionKeepsItsRecords() async throws {
         let dir = try TemporaryDirectory()
