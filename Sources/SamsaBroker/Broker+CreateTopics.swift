@@ -1,7 +1,8 @@
 import SamsaProtocol
 
 extension RequestDispatcher {
-    /// Creates each topic with its partition count (-1: the default); one replica only.
+    /// Creates each topic with its partition count (-1: the default) and its configs (see `TopicConfig`);
+    /// one replica only.
     func createTopics(_ request: CreateTopicsRequest) async -> CreateTopicsResponse {
         var response = CreateTopicsResponse()
         for topic in request.topics {
@@ -15,14 +16,13 @@ extension RequestDispatcher {
             } else if topic.replicationFactor != -1 && topic.replicationFactor != 1 {
                 result.errorCode = ErrorCode.invalidReplicationFactor.rawValue
                 result.errorMessage = "replication factor \(topic.replicationFactor) is larger than the 1 available broker"
-            } else if let config = topic.configs.first {
-                // Per-topic settings are not stored yet; refusing beats creating a topic that ignores them.
+            } else if case .failure(let invalid) = TopicConfig.validate(topic.configs.map { ($0.name, $0.value) }) {
                 result.errorCode = ErrorCode.invalidConfig.rawValue
-                result.errorMessage = "topic config '\(config.name)' is not supported: topics take the broker's settings"
+                result.errorMessage = invalid.message
             } else {
+                let config = (try? TopicConfig.validate(topic.configs.map { ($0.name, $0.value) }).get()) ?? TopicConfig()
                 do {
-                    let created = try await topics.create(
-                        topic.name, partitions: partitions, configuration: configuration.logConfiguration, validateOnly: request.validateOnly)
+                    let created = try await topics.create(topic.name, partitions: partitions, config: config, validateOnly: request.validateOnly)
                     result.topicId = created.id
                     result.numPartitions = created.partitionCount
                     result.replicationFactor = 1

@@ -24,7 +24,7 @@ extension RequestDispatcher {
             entry.name = name
             var topic = topics.topic(name)
             if topic == nil, configuration.autoCreateTopics, request.allowAutoTopicCreation || version < 4 {
-                topic = try? await topics.create(name, partitions: configuration.defaultPartitions, configuration: configuration.logConfiguration)
+                topic = try? await topics.create(name, partitions: configuration.defaultPartitions)
                 // A concurrent create of the same name is as good as ours.
                 topic = topic ?? topics.topic(name)
             }

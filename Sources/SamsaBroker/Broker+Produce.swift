@@ -38,8 +38,15 @@ extension RequestDispatcher {
         }
         let records = data.records ?? ByteBuffer()
         let partition = TopicPartition(topic: topic, partition: data.index)
+        let config = topics.config(topic)
+        // This broker is the only in-sync replica: a topic asking for more refuses acks=all before writing.
+        if acks == -1 && config.minInsyncReplicas > 1 {
+            result.errorCode = ErrorCode.notEnoughReplicas.rawValue
+            result.errorMessage = "min.insync.replicas is \(config.minInsyncReplicas) but the in-sync replicas are 1"
+            return result
+        }
         do {
-            switch try await writers.writer(for: partition, log: log).append(records, maxMessageBytes: configuration.maxMessageBytes) {
+            switch try await writers.writer(for: partition, log: log).append(records, maxMessageBytes: config.maxMessageBytes(default: configuration.maxMessageBytes)) {
             case .rejected(let failure):
                 result.errorCode = failure.code.rawValue
                 result.errorMessage = failure.message

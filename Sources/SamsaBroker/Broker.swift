@@ -32,12 +32,18 @@ public final class Broker: Sendable {
         let logs: LogManager
         let offsets: OffsetStore
         let producerIds: ProducerIdAllocator
+        let topicConfigs: [String: TopicConfigFile.Entry]
         do {
-            (logs, offsets, producerIds) = try await io.runIfActive {
-                let logs = try LogManager.open(directory: configuration.dataDirectory, configuration: configuration.logConfiguration).manager
+            (logs, offsets, producerIds, topicConfigs) = try await io.runIfActive {
+                try DataDirectory.prepare(configuration.dataDirectory, files: PosixFileSystem())
+                let topicConfigs = try TopicConfigFile.read(dataDirectory: configuration.dataDirectory)
+                let logs = try LogManager.open(
+                    directory: configuration.dataDirectory, configuration: configuration.logConfiguration,
+                    configurations: TopicConfigFile.logConfigurations(topicConfigs, base: configuration.logConfiguration)
+                ).manager
                 do {
                     let producerIds = try ProducerIdAllocator(dataDirectory: configuration.dataDirectory)
-                    return (logs, try OffsetStore.open(dataDirectory: configuration.dataDirectory), producerIds)
+                    return (logs, try OffsetStore.open(dataDirectory: configuration.dataDirectory), producerIds, topicConfigs)
                 } catch {
                     try? logs.close()
                     throw error
@@ -63,7 +69,8 @@ public final class Broker: Sendable {
             let address = server.channel.localAddress!
             let advertised = (configuration.advertisedHost ?? configuration.host, Int32(configuration.advertisedPort ?? address.port ?? configuration.port))
             let dispatcher = RequestDispatcher(
-                configuration: configuration, logs: logs, offsets: offsets, producerIds: producerIds, io: io, advertised: advertised)
+                configuration: configuration, logs: logs, offsets: offsets, producerIds: producerIds, io: io, advertised: advertised,
+                topicConfigs: topicConfigs)
             let broker = Broker(configuration: configuration, address: address, group: group, io: io, logs: logs, server: server, dispatcher: dispatcher)
             broker.startAccepting()
             broker.startExpiringMembers()

@@ -29,16 +29,41 @@ final class PartitionWriter: @unchecked Sendable {
         self.log = log
     }
 
-    func append(_ records: ByteBuffer, maxMessageBytes: Int) async throws -> Outcome {
+    /// Validates and appends a produce request's batches. `admit` runs on the queue just before: the
+    /// leader epoch to stamp the batches with (nil: keep theirs), or a refusal (nothing is written).
+    func append(
+        _ records: ByteBuffer, maxMessageBytes: Int,
+        admit: @escaping @Sendable () -> Result<Int32?, BatchValidation.Failure> = { .success(nil) }
+    ) async throws -> Outcome {
         try await withCheckedThrowingContinuation { continuation in
             queue.async {
-                continuation.resume(with: Result { try self.appendNow(records, maxMessageBytes: maxMessageBytes) })
+                continuation.resume(with: Result {
+                    switch admit() {
+                    case .failure(let refusal): return .rejected(refusal)
+                    case .success(let epoch): return try self.appendNow(records, maxMessageBytes: maxMessageBytes, leaderEpoch: epoch)
+                    }
+                })
             }
         }
     }
 
+    /// Runs `body` on the queue, in order with appends (replication: role changes, follower appends,
+    /// truncations).
+    func perform<Value: Sendable>(_ body: @escaping @Sendable () throws -> Value) async throws -> Value {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async { continuation.resume(with: Result { try body() }) }
+        }
+    }
+
+    /// Forgets the producer state, so it is rebuilt from the log before the next append (after the
+    /// log changed under another leader). Call from `perform`.
+    func forgetProducerStateNow() {
+        producers = ProducerState()
+        rebuilt = false
+    }
+
     /// Runs on `queue`.
-    private func appendNow(_ records: ByteBuffer, maxMessageBytes: Int) throws -> Outcome {
+    private func appendNow(_ records: ByteBuffer, maxMessageBytes: Int, leaderEpoch: Int32?) throws -> Outcome {
         if !rebuilt {
             try rebuildProducerState()
             rebuilt = true
@@ -73,7 +98,7 @@ final class PartitionWriter: @unchecked Sendable {
             case .duplicate(let baseOffset):
                 first = first ?? baseOffset
             case .append:
-                let appended = try log.appendWithoutWaiting(batch)
+                let appended = try log.appendWithoutWaiting(batch, leaderEpoch: leaderEpoch)
                 first = first ?? appended.baseOffset
                 lastAppend = appended
                 if batch.producerId >= 0 {

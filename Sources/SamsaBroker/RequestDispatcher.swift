@@ -21,13 +21,14 @@ final class RequestDispatcher: Sendable {
 
     init(
         configuration: BrokerConfiguration, logs: LogManager, offsets: OffsetStore, producerIds: ProducerIdAllocator, io: NIOThreadPool,
-        advertised: (host: String, port: Int32)
+        advertised: (host: String, port: Int32), topicConfigs: [String: TopicConfigFile.Entry] = [:]
     ) {
         self.configuration = configuration
         self.producerIds = producerIds
         self.offsets = offsets
         self.logs = logs
-        self.topics = TopicTable(logs: logs)
+        self.topics = TopicTable(
+            logs: logs, dataDirectory: configuration.dataDirectory, baseConfiguration: configuration.logConfiguration, configs: topicConfigs)
         self.io = io
         self.advertised = advertised
     }
