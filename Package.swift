@@ -165,7 +165,7 @@ let package = Package(
         .testTarget(
             name: "SamsaBrokerTests",
             dependencies: [
-                "SamsaBroker", "SamsaProtocol", "SamsaRecords", "SamsaStorage", "samsa",
+                "SamsaBroker", "SamsaCoordination", "SamsaProtocol", "SamsaRecords", "SamsaStorage", "samsa",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -1,5 +1,6 @@
 public import NIOCore
 import NIOPosix
+import SamsaCoordination
 import SamsaProtocol
 import SamsaStorage
 import Synchronization
@@ -24,6 +25,10 @@ public final class Broker: Sendable {
     /// Drops group members whose session timed out (Kafka's heartbeat purgatory, as a sweep).
     private let expiry = Mutex<Task<Void, Never>?>(nil)
     private let stopped = Atomic<Bool>(false)
+    /// Set before the listener closes: connections accepted from then on are closed at once. (A
+    /// connection's async wrapper that reached the accept stream after it ended would be dropped
+    /// unfinished, which NIO traps on; peers reconnecting while a broker stops hit that window.)
+    private let refusing: Refusing
 
     /// Opens (recovering) the data directory, binds and starts accepting connections.
     public static func start(_ configuration: BrokerConfiguration) async throws -> Broker {
@@ -33,8 +38,9 @@ public final class Broker: Sendable {
         let offsets: OffsetStore
         let producerIds: ProducerIdAllocator
         let topicConfigs: [String: TopicConfigFile.Entry]
+        let epochs: LeaderEpochs?
         do {
-            (logs, offsets, producerIds, topicConfigs) = try await io.runIfActive {
+            (logs, offsets, producerIds, topicConfigs, epochs) = try await io.runIfActive {
                 try DataDirectory.prepare(configuration.dataDirectory, files: PosixFileSystem())
                 let topicConfigs = try TopicConfigFile.read(dataDirectory: configuration.dataDirectory)
                 let logs = try LogManager.open(
@@ -43,7 +49,13 @@ public final class Broker: Sendable {
                 ).manager
                 do {
                     let producerIds = try ProducerIdAllocator(dataDirectory: configuration.dataDirectory)
-                    return (logs, try OffsetStore.open(dataDirectory: configuration.dataDirectory), producerIds, topicConfigs)
+                    var epochs: LeaderEpochs?
+                    if configuration.cluster != nil {
+                        // Replicated logs show readers only what the ISR has: the checkpointed high watermark.
+                        try ReplicaManager.loadHighWatermarks(dataDirectory: configuration.dataDirectory, logs: logs)
+                        epochs = try LeaderEpochs(dataDirectory: configuration.dataDirectory)
+                    }
+                    return (logs, try OffsetStore.open(dataDirectory: configuration.dataDirectory), producerIds, topicConfigs, epochs)
                 } catch {
                     try? logs.close()
                     throw error
@@ -55,13 +67,24 @@ public final class Broker: Sendable {
         }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads ?? System.coreCount)
         let maxFrame = configuration.maxRequestBytes
+        let refusing = Refusing()
+        var session: (any CoordinationSession)?
         do {
+            if let settings = configuration.cluster {
+                let opened = try await settings.connect()
+                session = opened
+                try await Cluster.prepare(opened, paths: ClusterPaths(root: settings.root))
+            }
             let server = try await ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 256)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                 .bind(host: configuration.host, port: configuration.port) { child in
                     child.eventLoop.makeCompletedFuture {
+                        if refusing.flag.load(ordering: .acquiring) {
+                            child.close(promise: nil)
+                            throw ChannelError.ioOnClosedChannel
+                        }
                         try child.pipeline.syncOperations.addHandler(ByteToMessageHandler(KafkaFrameDecoder(maxFrameBytes: maxFrame)))
                         return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: child)
                     }
@@ -70,13 +93,22 @@ public final class Broker: Sendable {
             let advertised = (configuration.advertisedHost ?? configuration.host, Int32(configuration.advertisedPort ?? address.port ?? configuration.port))
             let dispatcher = RequestDispatcher(
                 configuration: configuration, logs: logs, offsets: offsets, producerIds: producerIds, io: io, advertised: advertised,
-                topicConfigs: topicConfigs)
-            let broker = Broker(configuration: configuration, address: address, group: group, io: io, logs: logs, server: server, dispatcher: dispatcher)
+                topicConfigs: topicConfigs, cluster: session.flatMap { session in epochs.map { (session, $0, group) } })
+            let broker = Broker(
+                configuration: configuration, address: address, group: group, io: io, logs: logs, server: server, dispatcher: dispatcher,
+                refusing: refusing)
             broker.startAccepting()
             broker.startExpiringMembers()
+            do {
+                try await dispatcher.cluster?.start(host: advertised.0, port: advertised.1)
+            } catch {
+                try? await broker.stop()
+                throw error
+            }
             configuration.log("broker \(configuration.brokerId) listening on \(address)")
             return broker
         } catch {
+            await session?.close()
             try? logs.close()
             try? offsets.close()
             try? await group.shutdownGracefully()
@@ -87,8 +119,9 @@ public final class Broker: Sendable {
 
     private init(
         configuration: BrokerConfiguration, address: SocketAddress, group: MultiThreadedEventLoopGroup, io: NIOThreadPool, logs: LogManager,
-        server: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>, dispatcher: RequestDispatcher
+        server: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>, dispatcher: RequestDispatcher, refusing: Refusing
     ) {
+        self.refusing = refusing
         self.configuration = configuration
         self.localAddress = address
         self.group = group
@@ -161,10 +194,12 @@ public final class Broker: Sendable {
     /// directory clean).
     public func stop() async throws {
         guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        refusing.flag.store(true, ordering: .releasing)
         try? await serverChannel.channel.close()
         let task = acceptLoop.withLock { $0 }
         await task?.value
         expiry.withLock { $0?.cancel() }
+        await dispatcher.cluster?.stop()
         let logs = logs
         let offsets = dispatcher.offsets
         try await io.runIfActive {
@@ -175,4 +210,9 @@ public final class Broker: Sendable {
         try await io.shutdownGracefully()
         configuration.log("broker \(configuration.brokerId) stopped")
     }
+}
+
+/// The flag `Broker.refusing` shares with the listener's connection initializer.
+final class Refusing: Sendable {
+    let flag = Atomic<Bool>(false)
 }

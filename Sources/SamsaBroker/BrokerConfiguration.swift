@@ -26,6 +26,8 @@ public struct BrokerConfiguration: Sendable {
     public var eventLoopThreads: Int?
     /// Threads for blocking file work (appends, reads, topic creation).
     public var ioThreads: Int
+    /// Join a cluster through coordination (replication); nil is a single broker leading everything.
+    public var cluster: ClusterSettings?
     /// Log every request's API, version and client (for debugging clients).
     public var logRequests = false
     /// Where log lines go (a malformed request closing its connection, start and stop).

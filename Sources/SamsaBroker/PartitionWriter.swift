@@ -17,8 +17,9 @@ final class PartitionWriter: @unchecked Sendable {
     private var rebuilt = false
 
     enum Outcome: Sendable {
-        /// Written: the first batch's base offset and the last append, to wait on for durability.
-        case appended(baseOffset: Int64, last: AppendResult)
+        /// Written: the first batch's base offset and the last append, to wait on for durability, and
+        /// the leader epoch the batches were stamped with (nil: their own).
+        case appended(baseOffset: Int64, last: AppendResult, leaderEpoch: Int32?)
         /// Every batch was a duplicate of one already written at `baseOffset`.
         case duplicate(baseOffset: Int64)
         case rejected(BatchValidation.Failure)
@@ -110,7 +111,7 @@ final class PartitionWriter: @unchecked Sendable {
                 break
             }
         }
-        if let lastAppend { return .appended(baseOffset: first!, last: lastAppend) }
+        if let lastAppend { return .appended(baseOffset: first!, last: lastAppend, leaderEpoch: leaderEpoch) }
         return .duplicate(baseOffset: first!)
     }
 

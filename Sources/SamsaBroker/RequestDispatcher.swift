@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import SamsaCoordination
 import SamsaProtocol
 import SamsaStorage
 
@@ -18,10 +19,13 @@ final class RequestDispatcher: Sendable {
     let io: NIOThreadPool
     /// Host and port that Metadata advertises.
     let advertised: (host: String, port: Int32)
+    /// The cluster side, for a broker with `configuration.cluster`.
+    let cluster: Cluster?
 
     init(
         configuration: BrokerConfiguration, logs: LogManager, offsets: OffsetStore, producerIds: ProducerIdAllocator, io: NIOThreadPool,
-        advertised: (host: String, port: Int32), topicConfigs: [String: TopicConfigFile.Entry] = [:]
+        advertised: (host: String, port: Int32), topicConfigs: [String: TopicConfigFile.Entry] = [:],
+        cluster: (session: any CoordinationSession, epochs: LeaderEpochs, group: any EventLoopGroup)? = nil
     ) {
         self.configuration = configuration
         self.producerIds = producerIds
@@ -31,6 +35,14 @@ final class RequestDispatcher: Sendable {
             logs: logs, dataDirectory: configuration.dataDirectory, baseConfiguration: configuration.logConfiguration, configs: topicConfigs)
         self.io = io
         self.advertised = advertised
+        if let settings = configuration.cluster, let cluster {
+            self.cluster = Cluster(
+                brokerId: configuration.brokerId, settings: settings, session: cluster.session, topics: topics, writers: writers,
+                epochs: cluster.epochs, group: cluster.group, io: io, notifier: notifier, dataDirectory: configuration.dataDirectory,
+                log: configuration.log)
+        } else {
+            self.cluster = nil
+        }
     }
 
     /// The response frame for a request frame (without its size prefix), or nil when the request

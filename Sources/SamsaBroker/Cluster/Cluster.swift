@@ -1,0 +1,70 @@
+import NIOCore
+import NIOPosix
+import SamsaCoordination
+import SamsaProtocol
+import SamsaStorage
+
+/// A broker's cluster side (present when `BrokerConfiguration.cluster` is set): its coordination
+/// session, registration, controller candidacy, replica manager and metadata access.
+final class Cluster: Sendable {
+    let brokerId: Int32
+    let session: any CoordinationSession
+    let paths: ClusterPaths
+    let replicas: ReplicaManager
+    let controller: ClusterController
+    let metadata: ClusterMetadata
+    private let log: @Sendable (String) -> Void
+
+    init(
+        brokerId: Int32, settings: ClusterSettings, session: any CoordinationSession, topics: TopicTable, writers: PartitionWriters,
+        epochs: LeaderEpochs, group: any EventLoopGroup, io: NIOThreadPool, notifier: AppendNotifier, dataDirectory: String,
+        log: @escaping @Sendable (String) -> Void
+    ) {
+        self.brokerId = brokerId
+        self.session = session
+        self.paths = ClusterPaths(root: settings.root)
+        self.log = log
+        replicas = ReplicaManager(
+            brokerId: brokerId, settings: settings, session: session, topics: topics, writers: writers, epochs: epochs, group: group, io: io,
+            notifier: notifier, dataDirectory: dataDirectory, log: log)
+        controller = ClusterController(brokerId: brokerId, paths: paths, session: session, log: log)
+        metadata = ClusterMetadata(paths: paths, session: session)
+    }
+
+    /// Makes the persistent nodes every broker expects (idempotent).
+    static func prepare(_ session: any CoordinationSession, paths: ClusterPaths) async throws {
+        for path in paths.skeleton { try await session.createPath(path) }
+    }
+
+    /// Registers `/brokers/ids/N` (waiting out a node left by this broker's previous session, which
+    /// coordination removes when that session ends), then starts following and competing for control.
+    func start(host: String, port: Int32) async throws {
+        let registration = ClusterJSON.encode(BrokerRegistration(host: host, port: port))
+        let deadline = ContinuousClock.now + session.sessionTimeout * 2
+        while true {
+            do {
+                _ = try await session.create(paths.broker(brokerId), data: registration, mode: .ephemeral)
+                break
+            } catch let error as CoordinationError where error.code == .nodeExists && ContinuousClock.now < deadline {
+                let (stat, watch) = try await session.exists(paths.broker(brokerId), watch: true)
+                if stat != nil { _ = try? await watch?.event() }
+            }
+        }
+        replicas.start()
+        controller.start()
+    }
+
+    /// Stops replicating and controlling, then ends the session (its ephemeral nodes go at once, so
+    /// the controller moves leadership away).
+    func stop() async {
+        await replicas.stop()
+        await controller.stop()
+        await session.close()
+    }
+
+    /// Whether `code` is an error of a partition this broker does not lead.
+    static func notLeader(_ replica: Replica?, epoch: Int32 = -1) -> ErrorCode? {
+        guard let replica else { return .notLeaderForPartition }
+        return replica.checkLeader(epoch: epoch)
+    }
+}

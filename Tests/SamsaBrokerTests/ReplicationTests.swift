@@ -1,0 +1,264 @@
+import Foundation
+import NIOCore
+import SamsaProtocol
+import SamsaRecords
+import SamsaStorage
+import Testing
+@testable import SamsaBroker
+
+/// Three brokers in one process on one embedded coordinator (TestCluster), links between them cut
+/// through the seam: leaders, followers, ISR, high watermark, acks=all, leader epochs.
+@Suite("Replication")
+struct ReplicationTests {
+    /// Every running replica's log equals the leader's up to the smallest high watermark, batch by
+    /// batch (offsets, leader epochs and bytes).
+    static func expectIdentical(_ cluster: TestCluster, _ topic: String, leader: Int32, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let end = cluster.running.compactMap { cluster.log($0, topic)?.highWatermark }.min() ?? 0
+        let reference = try cluster.batches(leader, topic, below: end)
+        for id in cluster.running where id != leader {
+            let copy = try cluster.batches(id, topic, below: end)
+            #expect(copy.map(\.0) == reference.map(\.0), "broker \(id) offsets", sourceLocation: sourceLocation)
+            #expect(copy.map(\.1) == reference.map(\.1), "broker \(id) epochs", sourceLocation: sourceLocation)
+            #expect(copy.map(\.2) == reference.map(\.2), "broker \(id) bytes", sourceLocation: sourceLocation)
+        }
+    }
+
+    @Test("A replicated topic: replicas spread, acks=all answered once every ISR member has the records, metadata shows leader, replicas and ISR")
+    func replicates() async throws {
+        let cluster = try await TestCluster.start()
+        do {
+            let connection = try await cluster.connection(1)
+            let tooMany = try await connection.createTopic("wide", replicationFactor: 4)
+            #expect(tooMany.errorCode == ErrorCode.invalidReplicationFactor.rawValue)
+            #expect(try await connection.createTopic("events", partitions: 3, replicationFactor: 3).errorCode == 0)
+            #expect(try await connection.createTopic("events", replicationFactor: 3).errorCode == ErrorCode.topicAlreadyExists.rawValue)
+            var leaders: Set<Int32> = []
+            for partition in Int32(0)..<3 { leaders.insert(try await cluster.settled("events", partition).leader) }
+            #expect(leaders == [1, 2, 3])  // one partition led by each broker
+
+            let state = try await cluster.settled("events")
+            let leader = try await cluster.connection(state.leader)
+            var next = 0
+            for _ in 0..<10 {
+                let produced = try await leader.produce("events", count: 5, startingAt: next)
+                #expect(produced.errorCode == 0 && produced.baseOffset == Int64(next), "\(produced)")
+                // acks=all: the high watermark is past the batch on the leader, and every follower has it.
+                next += 5
+                #expect(cluster.log(state.leader, "events")!.highWatermark >= Int64(next))
+                for id in state.isr { #expect(cluster.log(id, "events")!.logEndOffset >= Int64(next), "broker \(id)") }
+            }
+            try await cluster.eventually("followers learnt the high watermark") {
+                cluster.running.allSatisfy { cluster.log($0, "events")?.highWatermark == Int64(next) }
+            }
+            try Self.expectIdentical(cluster, "events", leader: state.leader)
+            for id in cluster.running { #expect(try cluster.values(id, "events") == (0..<next).map { "value-\($0)" }) }
+
+            var request = MetadataRequest()
+            var wanted = MetadataRequest.MetadataRequestTopic()
+            wanted.name = "events"
+            request.topics = [wanted]
+            let metadata = try await connection.request(request, version: 12, expecting: MetadataResponse.self)
+            #expect(metadata.brokers.map(\.nodeId) == [1, 2, 3])
+            let partition = try #require(metadata.topics.first?.partitions.first { $0.partitionIndex == 0 })
+            #expect(partition.leaderId == state.leader && partition.leaderEpoch == state.leaderEpoch)
+            #expect(Set(partition.replicaNodes) == [1, 2, 3] && Set(partition.isrNodes) == [1, 2, 3])
+            #expect(partition.replicaNodes.first == state.leader)
+            try await connection.close()
+            try await leader.close()
+        } catch {
+            try await cluster.stopAll()
+            throw error
+        }
+        try await cluster.stopAll()
+    }
+
+    @Test("A non-leader refuses produce and fetch with NOT_LEADER_OR_FOLLOWER; a stale epoch is FENCED_LEADER_EPOCH, a newer one UNKNOWN_LEADER_EPOCH")
+    func onlyTheLeaderServes() async throws {
+        let cluster = try await TestCluster.start()
+        do {
+            let connection = try await cluster.connection(cluster.running.last!)
+            #expect(try await connection.createTopic("led", replicationFactor: 3).errorCode == 0)
+            // A leader change first, so there is an older epoch to be fenced.
+            let first = try await cluster.settled("led")
+            try await cluster.stop(first.leader)
+            _ = try await cluster.settled("led")
+            try await cluster.start(first.leader)
+            try await cluster.eventually("all three are in the ISR") { try await cluster.state("led").isr.count == 3 }
+            let state = try await cluster.settled("led")
+            #expect(state.leaderEpoch >= 1)
+            let follower = try #require(cluster.running.first { $0 != state.leader })
+            let other = try await cluster.connection(follower)
+            #expect(try await other.produce("led", count: 1, startingAt: 0).errorCode == ErrorCode.notLeaderForPartition.rawValue)
+            #expect(cluster.log(follower, "led")?.logEndOffset == 0)
+            let fetched = try await other.request(ProduceFetchTests.fetchRequest("led", offset: 0), version: 12, expecting: FetchResponse.self)
+            #expect(fetched.responses.first?.partitions.first?.errorCode == ErrorCode.notLeaderForPartition.rawValue)
+
+            let leader = try await cluster.connection(state.leader)
+            #expect(try await leader.produce("led", count: 2, startingAt: 0).errorCode == 0)
+            for (epoch, expected) in [(state.leaderEpoch, ErrorCode.none), (state.leaderEpoch - 1, .fencedLeaderEpoch), (state.leaderEpoch + 1, .unknownLeaderEpoch)] {
+                var request = ProduceFetchTests.fetchRequest("led", offset: 0)
+                request.topics[0].partitions[0].currentLeaderEpoch = epoch
+                let response = try await leader.request(request, version: 12, expecting: FetchResponse.self)
+                #expect(response.responses.first?.partitions.first?.errorCode == expected.rawValue, "epoch \(epoch)")
+            }
+            try await connection.close()
+            try await other.close()
+            try await leader.close()
+        } catch {
+            try await cluster.stopAll()
+            throw error
+        }
+        try await cluster.stopAll()
+    }
+
+    @Test("The leader is stopped: the controller elects an ISR member with a bumped epoch; every acks=all record is on the new leader; the old one comes back as a follower")
+    func leaderKilled() async throws {
+        let cluster = try await TestCluster.start()
+        do {
+            let admin = try await cluster.connection(1)
+            #expect(try await admin.createTopic("failover", replicationFactor: 3, configs: ["min.insync.replicas": "2"]).errorCode == 0)
+            try await admin.close()
+            let before = try await cluster.settled("failover")
+            var acknowledged: [String] = []
+            var connection = try await cluster.connection(before.leader)
+            for round in 0..<8 {
+                let produced = try await connection.produce("failover", count: 4, startingAt: round * 4)
+                #expect(produced.errorCode == 0)
+                if produced.errorCode == 0 { acknowledged += (round * 4..<round * 4 + 4).map { "value-\($0)" } }
+            }
+            try await connection.close()
+            try await cluster.stop(before.leader)
+
+            let after = try await cluster.settled("failover")
+            #expect(after.leader != before.leader && after.leaderEpoch == before.leaderEpoch + 1)
+            #expect(!after.isr.contains(before.leader))
+            #expect(try cluster.values(after.leader, "failover") == acknowledged)
+            connection = try await cluster.connection(after.leader)
+            for round in 8..<12 {
+                let produced = try await connection.produce("failover", count: 4, startingAt: round * 4)
+                #expect(produced.errorCode == 0 && produced.baseOffset == Int64(round * 4))
+                acknowledged += (round * 4..<round * 4 + 4).map { "value-\($0)" }
+            }
+            try await connection.close()
+
+            // The old leader returns, truncates to where its log agrees, catches up and rejoins the ISR.
+            try await cluster.start(before.leader)
+            try await cluster.eventually("the old leader is back in the ISR") { try await cluster.state("failover").isr.count == 3 }
+            try await cluster.eventually("every replica has every record") {
+                cluster.running.allSatisfy { cluster.log($0, "failover")?.highWatermark == Int64(acknowledged.count) }
+            }
+            for id in cluster.running { #expect(try cluster.values(id, "failover") == acknowledged, "broker \(id)") }
+            try Self.expectIdentical(cluster, "failover", leader: after.leader)
+        } catch {
+            try await cluster.stopAll()
+            throw error
+        }
+        try await cluster.stopAll()
+    }
+
+    @Test("A follower cut off from its leader leaves the ISR after replica.lag.time.max.ms (acks=all goes on without it) and rejoins once caught up")
+    func isrShrinkAndExpand() async throws {
+        let cluster = try await TestCluster.start(lagMs: 2000)
+        do {
+            let admin = try await cluster.connection(1)
+            #expect(try await admin.createTopic("lagging", replicationFactor: 3).errorCode == 0)
+            try await admin.close()
+            let state = try await cluster.settled("lagging")
+            let follower = try #require(state.isr.first { $0 != state.leader })
+            let connection = try await cluster.connection(state.leader)
+            let first = try await connection.produce("lagging", count: 3, startingAt: 0)
+            #expect(first.errorCode == 0, "\(ErrorCode(rawValue: first.errorCode).map { "\($0)" } ?? "?")")
+
+            cluster.links.cut(follower, state.leader)
+            // Answered once the ISR no longer waits for the cut follower.
+            let produced = try await connection.produce("lagging", count: 3, startingAt: 3)
+            #expect(produced.errorCode == 0 && produced.baseOffset == 3)
+            let shrunk = try await cluster.state("lagging")
+            #expect(!shrunk.isr.contains(follower) && shrunk.isr.count == 2 && shrunk.leaderEpoch == state.leaderEpoch)
+            #expect(cluster.log(follower, "lagging")!.logEndOffset == 3)
+            #expect(try await connection.produce("lagging", count: 3, startingAt: 6).errorCode == 0)
+
+            cluster.links.heal()
+            // It rejoins once at the high watermark (which may still trail the leader's log end).
+            try await cluster.eventually("the follower is back in the ISR") { try await cluster.state("lagging").isr.count == 3 }
+            try await cluster.eventually("the follower caught up") { cluster.log(follower, "lagging")!.logEndOffset == 9 }
+            #expect(try await connection.produce("lagging", count: 3, startingAt: 9).errorCode == 0)
+            #expect(cluster.log(follower, "lagging")!.logEndOffset == 12)
+            try Self.expectIdentical(cluster, "lagging", leader: state.leader)
+            try await connection.close()
+        } catch {
+            try await cluster.stopAll()
+            throw error
+        }
+        try await cluster.stopAll()
+    }
+
+    @Test("With the ISR below min.insync.replicas acks=all is refused with NOT_ENOUGH_REPLICAS and nothing is written; acks=1 is served")
+    func minInsyncRefusal() async throws {
+        let cluster = try await TestCluster.start(lagMs: 2000)
+        do {
+            let admin = try await cluster.connection(1)
+            #expect(try await admin.createTopic("strict", replicationFactor: 3, configs: ["min.insync.replicas": "3"]).errorCode == 0)
+            try await admin.close()
+            let state = try await cluster.settled("strict")
+            let connection = try await cluster.connection(state.leader)
+            #expect(try await connection.produce("strict", count: 2, startingAt: 0, acks: 1).errorCode == 0)
+            let follower = try #require(state.isr.first { $0 != state.leader })
+            cluster.links.cut(follower, state.leader)
+            try await cluster.eventually("the ISR shrank") { try await cluster.state("strict").isr.count == 2 }
+            try await cluster.eventually("the leader knows") {
+                cluster.broker(state.leader)?.dispatcher.cluster?.replicas.replica(TopicPartition(topic: "strict", partition: 0))?.snapshot.isr.count == 2
+            }
+            let refused = try await connection.produce("strict", count: 2, startingAt: 2)
+            #expect(refused.errorCode == ErrorCode.notEnoughReplicas.rawValue)
+            #expect(cluster.log(state.leader, "strict")!.logEndOffset == 2)
+            let served = try await connection.produce("strict", count: 2, startingAt: 2, acks: 1)
+            #expect(served.errorCode == 0 && served.baseOffset == 2)
+            try await connection.close()
+        } catch {
+            try await cluster.stopAll()
+            throw error
+        }
+        try await cluster.stopAll()
+    }
+
+    @Test("A leader's unreplicated tail (acks=1 while its followers were cut off) is truncated by leader epoch when it returns as a follower")
+    func divergentTailTruncated() async throws {
+        let cluster = try await TestCluster.start()
+        do {
+            let admin = try await cluster.connection(1)
+            #expect(try await admin.createTopic("diverge", replicationFactor: 3).errorCode == 0)
+            try await admin.close()
+            let before = try await cluster.settled("diverge")
+            var connection = try await cluster.connection(before.leader)
+            #expect(try await connection.produce("diverge", count: 4, startingAt: 0).errorCode == 0)
+            for id in cluster.running where id != before.leader { cluster.links.cut(id, before.leader) }
+            // Written on the leader only: acknowledged with acks=1, never replicated.
+            #expect(try await connection.produce("diverge", count: 3, startingAt: 100, acks: 1).errorCode == 0)
+            #expect(try await connection.produce("diverge", count: 3, startingAt: 200, acks: 1).errorCode == 0)
+            #expect(cluster.log(before.leader, "diverge")!.logEndOffset == 10)
+            try await connection.close()
+            try await cluster.stop(before.leader)
+            cluster.links.heal()
+
+            let after = try await cluster.settled("diverge")
+            #expect(after.leaderEpoch == before.leaderEpoch + 1)
+            connection = try await cluster.connection(after.leader)
+            #expect(try await connection.produce("diverge", count: 2, startingAt: 4).errorCode == 0)
+            #expect(try await connection.produce("diverge", count: 3, startingAt: 6).errorCode == 0)
+            try await connection.close()
+
+            try await cluster.start(before.leader)
+            try await cluster.eventually("the old leader caught up") { cluster.log(before.leader, "diverge")?.highWatermark == 9 }
+            let expected = (0..<9).map { "value-\($0)" }
+            for id in cluster.running { #expect(try cluster.values(id, "diverge") == expected, "broker \(id)") }
+            let epochs = try #require(cluster.broker(before.leader)?.dispatcher.cluster?.replicas.epochs.entries(TopicPartition(topic: "diverge", partition: 0)))
+            #expect(epochs.map(\.epoch) == [before.leaderEpoch, after.leaderEpoch] && epochs.last?.startOffset == 4)
+            try Self.expectIdentical(cluster, "diverge", leader: after.leader)
+        } catch {
+            try await cluster.stopAll()
+            throw error
+        }
+        try await cluster.stopAll()
+    }
+}
