@@ -107,6 +107,7 @@ let package = Package(
             name: "SamsaTool",
             dependencies: [
                 "SamsaRecords", "SamsaStorage", "Samsa", "SamsaTorture", "SamsaBroker",
+                "SamsaCoordination",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
