@@ -261,4 +261,44 @@ struct ReplicationTests {
         }
         try await cluster.stopAll()
     }
+
+    @Test("A leader whose coordination session expires gives up leadership: it stops acknowledging, the controller elects another ISR member, no acknowledged record is lost")
+    func leaderFencedBySessionExpiry() async throws {
+        let cluster = try await TestCluster.start()
+        do {
+            let admin = try await cluster.connection(1)
+            #expect(try await admin.createTopic("fenced", replicationFactor: 3, configs: ["min.insync.replicas": "2"]).errorCode == 0)
+            try await admin.close()
+            let before = try await cluster.settled("fenced")
+            var acknowledged: [String] = []
+            let old = try await cluster.connection(before.leader)
+            for round in 0..<3 {
+                #expect(try await old.produce("fenced", count: 3, startingAt: round * 3).errorCode == 0)
+                acknowledged += (round * 3..<round * 3 + 3).map { "value-\($0)" }
+            }
+            let session = try #require(cluster.broker(before.leader)?.dispatcher.cluster?.session.sessionID)
+            await cluster.coordinator.expireSession(session)
+            try await cluster.eventually("another broker leads") {
+                let state = try await cluster.state("fenced")
+                return state.leader >= 0 && state.leader != before.leader
+            }
+            let partition = TopicPartition(topic: "fenced", partition: 0)
+            try await cluster.eventually("the old leader gave up") { cluster.broker(before.leader)?.dispatcher.cluster?.replicas.replica(partition)?.role == Replica.Role.none }
+            let refused = try await old.produce("fenced", count: 3, startingAt: 100, timeoutMs: 2000)
+            #expect(refused.errorCode == ErrorCode.notLeaderForPartition.rawValue)
+            try await old.close()
+
+            let after = try await cluster.state("fenced")
+            #expect(after.leaderEpoch == before.leaderEpoch + 1)
+            let connection = try await cluster.connection(after.leader)
+            #expect(try await connection.produce("fenced", count: 3, startingAt: 9).errorCode == 0)
+            acknowledged += (9..<12).map { "value-\($0)" }
+            try await connection.close()
+            #expect(try cluster.values(after.leader, "fenced") == acknowledged)
+        } catch {
+            try await cluster.stopAll()
+            throw error
+        }
+        try await cluster.stopAll()
+    }
 }

@@ -3,6 +3,7 @@ import NIOPosix
 import SamsaCoordination
 import SamsaProtocol
 import SamsaStorage
+import Synchronization
 
 /// A broker's cluster side (present when `BrokerConfiguration.cluster` is set): its coordination
 /// session, registration, controller candidacy, replica manager and metadata access.
@@ -14,6 +15,7 @@ final class Cluster: Sendable {
     let controller: ClusterController
     let metadata: ClusterMetadata
     private let log: @Sendable (String) -> Void
+    private let watchdog = Mutex<Task<Void, Never>?>(nil)
 
     init(
         brokerId: Int32, settings: ClusterSettings, session: any CoordinationSession, topics: TopicTable, writers: PartitionWriters,
@@ -52,11 +54,26 @@ final class Cluster: Sendable {
         }
         replicas.start()
         controller.start()
+        let task = Task { await self.fenceWhenSessionEnds() }
+        watchdog.withLock { $0 = task }
+    }
+
+    /// A session that expired (coordination lost this broker for a whole session timeout) means the
+    /// controller has moved its leaderships away: it stops leading and following at once, so it can
+    /// never acknowledge a write a new leader does not have. It does not rejoin by itself (restart it).
+    private func fenceWhenSessionEnds() async {
+        for await state in session.states() where state == .expired {
+            log("broker \(brokerId): coordination session expired: giving up every partition (restart the broker to rejoin)")
+            await replicas.stop()
+            await controller.stop()
+            return
+        }
     }
 
     /// Stops replicating and controlling, then ends the session (its ephemeral nodes go at once, so
     /// the controller moves leadership away).
     func stop() async {
+        watchdog.withLock { $0 }?.cancel()
         await replicas.stop()
         await controller.stop()
         await session.close()

@@ -68,7 +68,10 @@ final class ReplicaManager: Sendable {
 
     /// Stops following coordination and fetching, gives up every role and checkpoints.
     func stop() async {
-        let running = tasks.withLock { $0 }
+        let running = tasks.withLock { table in
+            defer { table.removeAll() }
+            return table
+        }
         for task in running { task.cancel() }
         for task in running { await task.value }
         let all = fetchers.withLock { table in
@@ -96,6 +99,7 @@ final class ReplicaManager: Sendable {
                 }
                 _ = try await watch?.event()
             } catch {
+                if sessionEnded { return }
                 await pause(.milliseconds(200))
             }
         }
@@ -121,6 +125,7 @@ final class ReplicaManager: Sendable {
                 }
                 assignment = assigned
             } catch {
+                if sessionEnded { return }
                 log("broker \(brokerId): following topic \(name): \(error)")
                 await pause(.milliseconds(200))
             }
@@ -147,6 +152,7 @@ final class ReplicaManager: Sendable {
             } catch let error as CoordinationError where error.code == .noNode {
                 return
             } catch {
+                if sessionEnded { return }
                 if !Task.isCancelled { log("broker \(brokerId): following \(replica.partition): \(error)") }
                 await pause(.milliseconds(100))
             }
@@ -256,6 +262,9 @@ final class ReplicaManager: Sendable {
     private func pause(_ duration: Duration) async {
         try? await Task.sleep(for: duration)
     }
+
+    /// Whether the session can no longer serve (its loops then end).
+    private var sessionEnded: Bool { session.state == .expired || session.state == .closed }
 
     /// Connects to another broker's listener as registered in coordination.
     func connect(to broker: Int32) async throws -> BrokerLink {
