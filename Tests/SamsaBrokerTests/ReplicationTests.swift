@@ -127,7 +127,7 @@ struct ReplicationTests {
                 if produced.errorCode == 0 { acknowledged += (round * 4..<round * 4 + 4).map { "value-\($0)" } }
             }
             try await connection.close()
-            try await cluster.stop(before.leader)
+            try await cluster.kill(before.leader)
 
             let after = try await cluster.settled("failover")
             #expect(after.leader != before.leader && after.leaderEpoch == before.leaderEpoch + 1)

@@ -15,6 +15,8 @@ final class LinkTable: Sendable {
     func isOpen(from: Int32, to: Int32) -> Bool { !cut.withLock { $0.contains([from, to]) } }
     func cut(_ from: Int32, _ to: Int32) { cut.withLock { _ = $0.insert([from, to]) } }
     func heal() { cut.withLock { $0.removeAll() } }
+    /// Heals the links into `broker`.
+    func heal(to broker: Int32) { cut.withLock { $0 = $0.filter { $0[1] != broker } } }
 }
 
 /// Brokers 1...n in this process on one embedded coordinator, each with its own data directory,
@@ -58,8 +60,16 @@ final class TestCluster: Sendable {
             configuration.logRequests = true
             configuration.log = { line in FileHandle.standardError.write(Data("\(tag) [\(id)] \(line)\n".utf8)) }
         }
+        links.heal(to: id)
         let broker = try await Broker.start(configuration)
         brokers.withLock { $0[id] = broker }
+    }
+
+    /// Kills a broker as a crash would: first every link into it is cut (nobody fetches what it has
+    /// not replicated yet), then it stops; `start` heals those links.
+    func kill(_ id: Int32) async throws {
+        for other in running where other != id { links.cut(other, id) }
+        try await stop(id)
     }
 
     /// Stops a broker (its coordination session ends at once, as a crashed broker's would expire).
@@ -103,9 +113,9 @@ final class TestCluster: Sendable {
 
     /// Waits until every running ISR member of the partition knows its role at the state's epoch and
     /// the leader is the state's leader; returns the state.
-    func settled(_ topic: String, _ partition: Int32 = 0) async throws -> PartitionStateNode {
+    func settled(_ topic: String, _ partition: Int32 = 0, timeout: Duration = .seconds(30)) async throws -> PartitionStateNode {
         var settledState: PartitionStateNode?
-        try await eventually("\(topic)-\(partition) has a leader that every replica knows") {
+        try await eventually("\(topic)-\(partition) has a leader that every replica knows", timeout: timeout) {
             let state = try await self.state(topic, partition)
             guard state.leader >= 0, running.contains(state.leader) else { return false }
             for id in running where state.isr.contains(id) {
