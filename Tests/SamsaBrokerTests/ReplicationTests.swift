@@ -304,3 +304,32 @@ struct ReplicationTests {
         try await cluster.stopAll()
     }
 }
+
+/// An unmodified Kafka client against the cluster: it creates a replicated topic through a broker that
+/// need not lead it, is routed to the leader by Metadata, and reads what acks=all acknowledged.
+@Suite("Replication with kafka-python")
+struct ClusterClientTests {
+    @Test("kafka-python creates a topic with replication factor 3, produces with acks=all through the leader and consumes it")
+    func kafkaPythonOnCluster() async throws {
+        let cluster = try await TestCluster.start()
+        do {
+            // Bootstrap at a broker that will not lead the topic (the assignment starts at the broker the
+            // name hashes to): Metadata must route the client to the leader.
+            let leader = Int32(TopicTable.id(for: "replicated").low % 3) + 1
+            let port = try requireBroker(cluster.broker(leader % 3 + 1)).localAddress.port!
+            let count = 100
+            let data = try await PythonClient.run("kafka_python_client.py", ["127.0.0.1:\(port)", "replicated", "\(count)", "lz4", "3"])
+            let outcome = try JSONDecoder().decode(KafkaPythonClientTests.Outcome.self, from: data)
+            #expect(outcome.offsets == (0..<Int64(count)).map { $0 })
+            #expect(outcome.end == Int64(count))
+            #expect(outcome.records.map(\.value) == (0..<count).map { "value-\($0)" })
+            let state = try await cluster.settled("replicated")
+            #expect(state.isr.count == 3 && state.leader == leader)
+            for id in cluster.running { #expect(try cluster.values(id, "replicated") == (0..<count).map { "value-\($0)" }, "broker \(id)") }
+        } catch {
+            try await cluster.stopAll()
+            throw error
+        }
+        try await cluster.stopAll()
+    }
+}
