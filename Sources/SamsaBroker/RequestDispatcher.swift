@@ -87,7 +87,7 @@ final class RequestDispatcher: Sendable {
         case .initProducerId:
             return encode(await initProducerId(try InitProducerIdRequest(decoding: body, version: version)), version, id)
         case .findCoordinator:
-            return encode(findCoordinator(try FindCoordinatorRequest(decoding: body, version: version), version: version), version, id)
+            return encode(await findCoordinator(try FindCoordinatorRequest(decoding: body, version: version), version: version), version, id)
         case .joinGroup:
             let request = try JoinGroupRequest(decoding: body, version: version)
             return encode(await joinGroup(request, version: version, clientId: header.clientId ?? ""), version, id)

@@ -63,6 +63,13 @@ struct ReplicationTests {
             #expect(partition.leaderId == state.leader && partition.leaderEpoch == state.leaderEpoch)
             #expect(Set(partition.replicaNodes) == [1, 2, 3] && Set(partition.isrNodes) == [1, 2, 3])
             #expect(partition.replicaNodes.first == state.leader)
+            // Groups meet at one broker, the controller, whichever broker is asked.
+            var find = FindCoordinatorRequest()
+            find.key = "group"
+            for asked in [connection, leader] {
+                let found = try await asked.request(find, version: 3, expecting: FindCoordinatorResponse.self)
+                #expect(found.nodeId == metadata.controllerId && metadata.controllerId >= 1)
+            }
             try await connection.close()
             try await leader.close()
         } catch {
