@@ -102,7 +102,7 @@ public final class Broker: Sendable {
             do {
                 try await dispatcher.cluster?.start(host: advertised.0, port: advertised.1)
             } catch {
-                try? await broker.stop()
+                try? await broker.stop(controlled: false)
                 throw error
             }
             configuration.log("broker \(configuration.brokerId) listening on \(address)")
@@ -191,15 +191,17 @@ public final class Broker: Sendable {
     }
 
     /// Stops accepting, closes connections, then closes the logs (flushing them and marking the data
-    /// directory clean).
-    public func stop() async throws {
+    /// directory clean). In a cluster it first hands the partitions it leads to other ISR members
+    /// (controlled shutdown) unless `controlled` is false (as a crashed broker would: the controller
+    /// then elects new leaders once the session is gone).
+    public func stop(controlled: Bool = true) async throws {
         guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
         refusing.flag.store(true, ordering: .releasing)
         try? await serverChannel.channel.close()
         let task = acceptLoop.withLock { $0 }
         await task?.value
         expiry.withLock { $0?.cancel() }
-        await dispatcher.cluster?.stop()
+        await dispatcher.cluster?.stop(handingOver: controlled)
         let logs = logs
         let offsets = dispatcher.offsets
         try await io.runIfActive {

@@ -310,6 +310,41 @@ struct ReplicationTests {
         }
         try await cluster.stopAll()
     }
+
+    @Test("Controlled shutdown: a stopping leader hands its partition to an ISR member itself, before its session ends; no acks=all record is lost")
+    func controlledShutdown() async throws {
+        let cluster = try await TestCluster.start()
+        do {
+            let admin = try await cluster.connection(1)
+            var request = MetadataRequest()
+            request.topics = []
+            let controller = try await admin.request(request, version: 12, expecting: MetadataResponse.self).controllerId
+            // A topic the controller leads (the assignment starts at the broker the name hashes to), so
+            // that only the hand-over, not a controller, can move it before the new controller exists.
+            let name = try #require((0..<100).map { "handover-\($0)" }.first { Int32(TopicTable.id(for: $0).low % 3) + 1 == controller })
+            #expect(try await admin.createTopic(name, replicationFactor: 3, configs: ["min.insync.replicas": "2"]).errorCode == 0)
+            try await admin.close()
+            let before = try await cluster.settled(name)
+            #expect(before.leader == controller)
+            let connection = try await cluster.connection(before.leader)
+            #expect(try await connection.produce(name, count: 3, startingAt: 0).errorCode == 0)
+            try await connection.close()
+
+            try await cluster.stop(before.leader, controlled: true)
+            let after = try await cluster.settled(name)
+            #expect(after.leader != before.leader && after.leaderEpoch == before.leaderEpoch + 1 && !after.isr.contains(before.leader))
+            // Written by the stopping leader under the old controller epoch: the next controller found it led.
+            #expect(after.controllerEpoch == before.controllerEpoch)
+            let next = try await cluster.connection(after.leader)
+            #expect(try await next.produce(name, count: 3, startingAt: 3).errorCode == 0)
+            try await next.close()
+            #expect(try cluster.values(after.leader, name) == (0..<6).map { "value-\($0)" })
+        } catch {
+            try await cluster.stopAll()
+            throw error
+        }
+        try await cluster.stopAll()
+    }
 }
 
 /// An unmodified Kafka client against the cluster: it creates a replicated topic through a broker that

@@ -66,16 +66,17 @@ final class TestCluster: Sendable {
     }
 
     /// Kills a broker as a crash would: first every link into it is cut (nobody fetches what it has
-    /// not replicated yet), then it stops; `start` heals those links.
+    /// not replicated yet), then it stops without handing over; `start` heals those links.
     func kill(_ id: Int32) async throws {
         for other in running where other != id { links.cut(other, id) }
-        try await stop(id)
+        try await stop(id, controlled: false)
     }
 
-    /// Stops a broker (its coordination session ends at once, as a crashed broker's would expire).
-    func stop(_ id: Int32) async throws {
+    /// Stops a broker; `controlled: false` skips the hand-over of its leaderships (its coordination
+    /// session still ends at once, as a crashed broker's would expire).
+    func stop(_ id: Int32, controlled: Bool = false) async throws {
         guard let broker = brokers.withLock({ $0.removeValue(forKey: id) }) else { return }
-        try await broker.stop()
+        try await broker.stop(controlled: controlled)
     }
 
     func broker(_ id: Int32) -> Broker? { brokers.withLock { $0[id] } }

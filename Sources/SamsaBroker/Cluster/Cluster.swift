@@ -70,10 +70,11 @@ final class Cluster: Sendable {
         }
     }
 
-    /// Stops replicating and controlling, then ends the session (its ephemeral nodes go at once, so
-    /// the controller moves leadership away).
-    func stop() async {
+    /// Hands the partitions it leads to other ISR members (controlled shutdown), stops replicating
+    /// and controlling, then ends the session (its ephemeral nodes go at once).
+    func stop(handingOver: Bool) async {
         watchdog.withLock { $0 }?.cancel()
+        if handingOver && session.state == .connected { await replicas.handOverLeadership() }
         await replicas.stop()
         await controller.stop()
         await session.close()

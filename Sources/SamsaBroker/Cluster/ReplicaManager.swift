@@ -209,6 +209,33 @@ final class ReplicaManager: Sendable {
         for (id, fetcher) in fetchers.withLock({ $0 }) where id != leader { fetcher.unfollow(partition) }
     }
 
+    // MARK: - Controlled shutdown
+
+    /// Hands every partition this broker leads to its next live ISR member (assignment order), with
+    /// the leader epoch bumped and this broker out of the ISR, before it stops: clients then only need
+    /// a metadata refresh. Each write is checked against the state node's version (a partition whose
+    /// state changed meanwhile is left to the controller). Produces still waiting get
+    /// NOT_LEADER_OR_FOLLOWER when the state watch applies the change.
+    func handOverLeadership() async {
+        guard let live = try? await session.children(paths.brokerIds).compactMap({ Int32($0) }) else { return }
+        for replica in allReplicas {
+            let state = replica.snapshot
+            guard state.role == .leader,
+                let next = state.replicas.first(where: { $0 != brokerId && state.isr.contains($0) && live.contains($0) })
+            else { continue }
+            let node = PartitionStateNode(
+                leader: next, leaderEpoch: state.leaderEpoch + 1, isr: state.isr.filter { $0 != brokerId }, controllerEpoch: state.controllerEpoch)
+            let path = paths.state(replica.partition.topic, replica.partition.partition)
+            do {
+                _ = try await session.setData(path, data: ClusterJSON.encode(node), version: state.stateVersion)
+                log("broker \(brokerId): handed \(replica.partition) to \(next) at epoch \(node.leaderEpoch)")
+            } catch {
+                log("broker \(brokerId): handing \(replica.partition) over refused: \(error)")
+            }
+            replica.resign()
+        }
+    }
+
     // MARK: - ISR
 
     /// Writes a new ISR for a partition this broker leads, checked against the state node's version
