@@ -345,6 +345,52 @@ struct ReplicationTests {
         }
         try await cluster.stopAll()
     }
+
+    @Test("Idempotent producers in a cluster: producer ids are unique across brokers, and a retry sent to the new leader after a failover is recognised as a duplicate")
+    func idempotenceAcrossFailover() async throws {
+        let cluster = try await TestCluster.start()
+        do {
+            var seen: Set<Int64> = []
+            for id in cluster.running {
+                let connection = try await cluster.connection(id)
+                for _ in 0..<3 {
+                    let response = try await connection.request(InitProducerIdRequest.nullTransaction, version: 1, expecting: InitProducerIdResponse.self)
+                    #expect(response.errorCode == 0)
+                    #expect(seen.insert(response.producerId).inserted, "producer id \(response.producerId) handed out twice")
+                }
+                try await connection.close()
+            }
+
+            let admin = try await cluster.connection(1)
+            #expect(try await admin.createTopic("exactly-once", replicationFactor: 3, configs: ["min.insync.replicas": "2"]).errorCode == 0)
+            try await admin.close()
+            let before = try await cluster.settled("exactly-once")
+            var connection = try await cluster.connection(before.leader)
+            let producer = try await connection.request(InitProducerIdRequest.nullTransaction, version: 1, expecting: InitProducerIdResponse.self)
+            let first = try makeBatch(count: 3, producer: (producer.producerId, producer.producerEpoch, 0))
+            let second = try makeBatch(count: 2, startingAt: 3, producer: (producer.producerId, producer.producerEpoch, 3))
+            #expect(try await ProduceFetchTests.produce([first], to: "exactly-once", on: connection).errorCode == 0)
+            #expect(try await ProduceFetchTests.produce([second], to: "exactly-once", on: connection).errorCode == 0)
+            try await connection.close()
+            try await cluster.kill(before.leader)
+
+            let after = try await cluster.settled("exactly-once")
+            connection = try await cluster.connection(after.leader)
+            // The producer did not see its last answer and retries at the new leader: same offsets, no copy.
+            let retried = try await ProduceFetchTests.produce([second], to: "exactly-once", on: connection)
+            #expect(retried.errorCode == 0 && retried.baseOffset == 3)
+            #expect(cluster.log(after.leader, "exactly-once")?.logEndOffset == 5)
+            let third = try makeBatch(count: 1, startingAt: 5, producer: (producer.producerId, producer.producerEpoch, 5))
+            let next = try await ProduceFetchTests.produce([third], to: "exactly-once", on: connection)
+            #expect(next.errorCode == 0 && next.baseOffset == 5)
+            try await connection.close()
+            #expect(try cluster.values(after.leader, "exactly-once") == (0..<6).map { "value-\($0)" })
+        } catch {
+            try await cluster.stopAll()
+            throw error
+        }
+        try await cluster.stopAll()
+    }
 }
 
 /// An unmodified Kafka client against the cluster: it creates a replicated topic through a broker that

@@ -14,6 +14,7 @@ final class Cluster: Sendable {
     let replicas: ReplicaManager
     let controller: ClusterController
     let metadata: ClusterMetadata
+    let producerIds: ClusterProducerIds
     private let log: @Sendable (String) -> Void
     private let watchdog = Mutex<Task<Void, Never>?>(nil)
 
@@ -31,6 +32,7 @@ final class Cluster: Sendable {
             notifier: notifier, dataDirectory: dataDirectory, log: log)
         controller = ClusterController(brokerId: brokerId, paths: paths, session: session, log: log)
         metadata = ClusterMetadata(paths: paths, session: session)
+        producerIds = ClusterProducerIds(session: session, paths: paths, brokerId: brokerId)
     }
 
     /// Makes the persistent nodes every broker expects (idempotent).
