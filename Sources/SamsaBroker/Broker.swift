@@ -198,10 +198,14 @@ public final class Broker: Sendable {
         guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
         refusing.flag.store(true, ordering: .releasing)
         try? await serverChannel.channel.close()
+        // Leadership goes first (handed over when controlled): produces waiting for the high watermark
+        // are answered NOT_LEADER_OR_FOLLOWER now instead of holding their connections (and this stop)
+        // until their request timeout.
+        await dispatcher.cluster?.resign(handingOver: controlled)
         let task = acceptLoop.withLock { $0 }
         await task?.value
         expiry.withLock { $0?.cancel() }
-        await dispatcher.cluster?.stop(handingOver: controlled)
+        await dispatcher.cluster?.stop()
         let logs = logs
         let offsets = dispatcher.offsets
         try await io.runIfActive {

@@ -393,9 +393,10 @@ struct ReplicationTests {
     }
 }
 
-/// An unmodified Kafka client against the cluster: it creates a replicated topic through a broker that
-/// need not lead it, is routed to the leader by Metadata, and reads what acks=all acknowledged.
-@Suite("Replication with kafka-python")
+/// Unmodified Kafka clients against the cluster: kafka-python creates a replicated topic through a broker
+/// that does not lead it and is routed to the leader by Metadata; confluent-kafka produces through a crash
+/// of the leader.
+@Suite("Replication with real clients")
 struct ClusterClientTests {
     @Test("kafka-python creates a topic with replication factor 3, produces with acks=all through the leader and consumes it")
     func kafkaPythonOnCluster() async throws {
@@ -414,6 +415,54 @@ struct ClusterClientTests {
             let state = try await cluster.settled("replicated")
             #expect(state.isr.count == 3 && state.leader == leader)
             for id in cluster.running { #expect(try cluster.values(id, "replicated") == (0..<count).map { "value-\($0)" }, "broker \(id)") }
+        } catch {
+            try await cluster.stopAll()
+            throw error
+        }
+        try await cluster.stopAll()
+    }
+
+    struct FailoverOutcome: Decodable {
+        var delivered: [[Value]]
+        var errors: [String]
+        var undelivered: Int
+
+        enum Value: Decodable {
+            case text(String)
+            case number(Int64)
+            init(from decoder: any Decoder) throws {
+                let container = try decoder.singleValueContainer()
+                if let number = try? container.decode(Int64.self) { self = .number(number) } else { self = .text(try container.decode(String.self)) }
+            }
+        }
+    }
+
+    @Test("confluent-kafka (idempotent, acks=all) produces through a crash of the leader: no error, every delivered record once at its delivered offset")
+    func confluentThroughFailover() async throws {
+        let cluster = try await TestCluster.start()
+        do {
+            let admin = try await cluster.connection(1)
+            #expect(try await admin.createTopic("through", replicationFactor: 3, configs: ["min.insync.replicas": "2"]).errorCode == 0)
+            try await admin.close()
+            let before = try await cluster.settled("through")
+            let bootstrap = try cluster.running.map { "127.0.0.1:\(try requireBroker(cluster.broker($0)).localAddress.port!)" }.joined(separator: ",")
+            let count = 3000
+            let run = Task { try await PythonClient.run("confluent_failover_producer.py", [bootstrap, "through", "\(count)"]) }
+            // Kill the leader once part of the records are in.
+            try await cluster.eventually("the producer is under way") { (cluster.log(before.leader, "through")?.logEndOffset ?? 0) >= 300 }
+            try await cluster.kill(before.leader)
+            let outcome = try JSONDecoder().decode(FailoverOutcome.self, from: try await run.value)
+            #expect(outcome.errors.isEmpty && outcome.undelivered == 0, "\(outcome.errors.prefix(5))")
+            #expect(outcome.delivered.count == count)
+            let after = try await cluster.settled("through")
+            #expect(after.leader != before.leader)
+            let values = try cluster.values(after.leader, "through")
+            var offsets: [String: [Int]] = [:]
+            for (offset, value) in values.enumerated() { offsets[value, default: []].append(offset) }
+            for pair in outcome.delivered {
+                guard case .text(let value) = pair[0], case .number(let offset) = pair[1] else { continue }
+                #expect(offsets[value] == [Int(offset)], "\(value) delivered at \(offset), in the log at \(offsets[value] ?? [])")
+            }
         } catch {
             try await cluster.stopAll()
             throw error

@@ -72,11 +72,19 @@ final class Cluster: Sendable {
         }
     }
 
-    /// Hands the partitions it leads to other ISR members (controlled shutdown), stops replicating
-    /// and controlling, then ends the session (its ephemeral nodes go at once).
-    func stop(handingOver: Bool) async {
-        watchdog.withLock { $0 }?.cancel()
+    /// Stops replicating and controlling, then ends the session (its ephemeral nodes go at once, so
+    /// the controller moves what is still led here). Call `resign` first.
+    /// First step of stopping: hands the partitions it leads to other ISR members (controlled
+    /// shutdown) if asked, then stops replicating and gives up every role (waiting produces are
+    /// answered at once).
+    func resign(handingOver: Bool) async {
         if handingOver && session.state == .connected { await replicas.handOverLeadership() }
+        // Stops following coordination first, so no state watch makes it leader again meanwhile.
+        await replicas.stop()
+    }
+
+    func stop() async {
+        watchdog.withLock { $0 }?.cancel()
         await replicas.stop()
         await controller.stop()
         await session.close()
