@@ -125,6 +125,7 @@ let package = Package(
             name: "SamsaTool",
             dependencies: [
                 "SamsaRecords", "SamsaStorage", "Samsa", "SamsaTorture", "SamsaBroker", "SamsaClient",
+                "SamsaCoordination",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -184,10 +185,11 @@ let package = Package(
         .testTarget(
             name: "SamsaBrokerTests",
             dependencies: [
-                "SamsaBroker", "SamsaProtocol", "SamsaRecords", "SamsaStorage", "samsa",
+                "SamsaBroker", "SamsaCoordination", "SamsaProtocol", "SamsaRecords", "SamsaStorage", "samsa",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSwift
         ),

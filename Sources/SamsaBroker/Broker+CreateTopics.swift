@@ -1,7 +1,8 @@
 import SamsaProtocol
 
 extension RequestDispatcher {
-    /// Creates each topic with its partition count (-1: the default); one replica only.
+    /// Creates each topic with its partition count (-1: the default) and its configs (see `TopicConfig`);
+    /// one replica only.
     func createTopics(_ request: CreateTopicsRequest) async -> CreateTopicsResponse {
         var response = CreateTopicsResponse()
         for topic in request.topics {
@@ -12,17 +13,30 @@ extension RequestDispatcher {
             if !topic.assignments.isEmpty {
                 result.errorCode = ErrorCode.invalidReplicationAssignment.rawValue
                 result.errorMessage = "manual replica assignment is not supported"
+            } else if let cluster {
+                let config = (try? TopicConfig.validate(topic.configs.map { ($0.name, $0.value) }).get())
+                if let problem = TopicTable.validate(topic.name) {
+                    result.errorCode = ErrorCode.invalidTopic.rawValue
+                    result.errorMessage = problem
+                } else if partitions <= 0 {
+                    result.errorCode = ErrorCode.invalidPartitions.rawValue
+                    result.errorMessage = "number of partitions must be larger than 0"
+                } else if let config {
+                    await createReplicated(topic, partitions: partitions, config: config, validateOnly: request.validateOnly, cluster: cluster, into: &result)
+                } else {
+                    result.errorCode = ErrorCode.invalidConfig.rawValue
+                    if case .failure(let invalid) = TopicConfig.validate(topic.configs.map { ($0.name, $0.value) }) { result.errorMessage = invalid.message }
+                }
             } else if topic.replicationFactor != -1 && topic.replicationFactor != 1 {
                 result.errorCode = ErrorCode.invalidReplicationFactor.rawValue
                 result.errorMessage = "replication factor \(topic.replicationFactor) is larger than the 1 available broker"
-            } else if let config = topic.configs.first {
-                // Per-topic settings are not stored yet; refusing beats creating a topic that ignores them.
+            } else if case .failure(let invalid) = TopicConfig.validate(topic.configs.map { ($0.name, $0.value) }) {
                 result.errorCode = ErrorCode.invalidConfig.rawValue
-                result.errorMessage = "topic config '\(config.name)' is not supported: topics take the broker's settings"
+                result.errorMessage = invalid.message
             } else {
+                let config = (try? TopicConfig.validate(topic.configs.map { ($0.name, $0.value) }).get()) ?? TopicConfig()
                 do {
-                    let created = try await topics.create(
-                        topic.name, partitions: partitions, configuration: configuration.logConfiguration, validateOnly: request.validateOnly)
+                    let created = try await topics.create(topic.name, partitions: partitions, config: config, validateOnly: request.validateOnly)
                     result.topicId = created.id
                     result.numPartitions = created.partitionCount
                     result.replicationFactor = 1
@@ -47,5 +61,33 @@ extension RequestDispatcher {
             response.topics.append(result)
         }
         return response
+    }
+
+    /// A cluster's topic: replicas assigned over the live brokers, written to coordination; every
+    /// replica's broker then makes its logs and takes its role from the partition's state.
+    private func createReplicated(
+        _ topic: CreateTopicsRequest.CreatableTopic, partitions: Int32, config: TopicConfig, validateOnly: Bool, cluster: Cluster,
+        into result: inout CreateTopicsResponse.CreatableTopicResult
+    ) async {
+        do {
+            let assignment = try await cluster.metadata.createTopic(
+                topic.name, partitions: partitions, replicationFactor: topic.replicationFactor, config: config, validateOnly: validateOnly)
+            result.topicId = TopicTable.id(for: topic.name)
+            result.numPartitions = partitions
+            result.replicationFactor = Int16(assignment.replicas(0).count)
+        } catch {
+            switch error {
+            case .invalidReplicationFactor(let message):
+                result.errorCode = ErrorCode.invalidReplicationFactor.rawValue
+                result.errorMessage = message
+            case .alreadyExists:
+                result.errorCode = ErrorCode.topicAlreadyExists.rawValue
+                result.errorMessage = "topic '\(topic.name)' already exists"
+            case .coordination(let failure):
+                configuration.log("creating topic \(topic.name) failed: \(failure)")
+                result.errorCode = ErrorCode.unknown.rawValue
+                result.errorMessage = "\(failure)"
+            }
+        }
     }
 }

@@ -17,6 +17,12 @@ extension RequestDispatcher {
                 continue
             }
             result.topicId = topic.id
+            if cluster != nil {
+                result.errorCode = ErrorCode.invalidRequest.rawValue
+                result.errorMessage = "deleting a replicated topic is not supported yet"
+                response.responses.append(result)
+                continue
+            }
             do {
                 if try await topics.delete(name) {
                     for partition in 0..<topic.partitionCount { writers.remove(TopicPartition(topic: name, partition: partition)) }

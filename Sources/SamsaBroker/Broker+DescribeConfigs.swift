@@ -5,8 +5,8 @@ extension RequestDispatcher {
     static let topicResource: Int8 = 2
     static let brokerResource: Int8 = 4
 
-    /// The settings every topic has (the broker's log configuration: per-topic configs are not stored
-    /// yet, so CreateTopics refuses them) and the broker's own, under Kafka's names.
+    /// A topic's settings (the broker's, with the topic's own overrides marked as not default) and the
+    /// broker's own, under Kafka's names.
     func describeConfigs(_ request: DescribeConfigsRequest) -> DescribeConfigsResponse {
         var response = DescribeConfigsResponse()
         for resource in request.resources {
@@ -15,9 +15,12 @@ extension RequestDispatcher {
             result.resourceName = resource.resourceName
             result.errorMessage = nil
             let entries: [(String, String)]
+            var overridden: Set<String> = []
             switch resource.resourceType {
             case Self.topicResource where topics.topic(resource.resourceName) != nil:
-                entries = topicConfigs
+                let own = topics.config(resource.resourceName).overrides
+                overridden = Set(own.keys)
+                entries = topicConfigs.map { name, value in (name, own[name] ?? value) }
             case Self.topicResource:
                 result.errorCode = ErrorCode.unknownTopicOrPartition.rawValue
                 entries = []
@@ -36,9 +39,10 @@ extension RequestDispatcher {
                 var config = DescribeConfigsResponse.DescribeConfigsResourceResult()
                 config.name = name
                 config.value = value
-                config.readOnly = true
-                config.isDefault = true
-                config.configSource = 5  // DEFAULT_CONFIG
+                let own = overridden.contains(name)
+                config.readOnly = true  // no AlterConfigs
+                config.isDefault = !own
+                config.configSource = own ? 1 : 5  // DYNAMIC_TOPIC_CONFIG : DEFAULT_CONFIG
                 config.documentation = nil
                 return config
             }
@@ -66,6 +70,7 @@ extension RequestDispatcher {
             ("segment.ms", "\(log.segmentMilliseconds ?? 604_800_000)"),
             ("max.message.bytes", "\(configuration.maxMessageBytes)"),
             ("min.insync.replicas", "1"),
+            ("unclean.leader.election.enable", "false"),
             ("flush.messages", "\(flushMessages)"),
             ("flush.ms", "\(flushMilliseconds)"),
             ("message.timestamp.type", "CreateTime"),

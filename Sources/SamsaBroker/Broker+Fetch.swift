@@ -11,6 +11,7 @@ extension RequestDispatcher {
         if version < 4 { return FetchResponse.failing(request, .unsupportedForMessageFormat) }
         let deadline = ContinuousClock.now + .milliseconds(max(0, Int(request.maxWaitMs)))
         let partitions = request.topics.flatMap { topic in topic.partitions.map { TopicPartition(topic: topic.topic, partition: $0.partition) } }
+        if let cluster, request.replicaId >= 0 { followerFetched(request, cluster: cluster) }
         while true {
             let waiter = notifier.register(partitions)
             defer { notifier.unregister(waiter, from: partitions) }
@@ -44,11 +45,25 @@ extension RequestDispatcher {
                     entry.partitions.append(result)
                     continue
                 }
+                // In a cluster only the leader serves, at the epoch the fetcher names; followers read
+                // to the log end, consumers to the high watermark.
+                var limit = ReadLimit.logEnd
+                if let cluster {
+                    let replica = cluster.replicas.replica(TopicPartition(topic: topic.topic, partition: partition.partition))
+                    if let refusal = Cluster.notLeader(replica, epoch: partition.currentLeaderEpoch) {
+                        result.errorCode = refusal.rawValue
+                        result.highWatermark = -1
+                        entry.partitions.append(result)
+                        continue
+                    }
+                    if request.replicaId < 0 { limit = .highWatermark }
+                }
                 // Read first, then the positions: the bytes never pass the high watermark reported.
                 let maxBytes = max(1, min(Int(partition.partitionMaxBytes), budget))
                 let offset = partition.fetchOffset
+                let visible = limit
                 do {
-                    let bytes = try await onIOThread { try log.read(from: offset, maxBytes: maxBytes) }
+                    let bytes = try await onIOThread { try log.read(from: offset, maxBytes: maxBytes, limit: visible) }
                     if let bytes {
                         result.records = bytes
                         total += bytes.readableBytes
@@ -62,7 +77,7 @@ extension RequestDispatcher {
                     configuration.log("fetch from \(topic.topic)-\(partition.partition) failed: \(error)")
                     result.errorCode = ErrorCode.kafkaStorageError.rawValue
                 }
-                result.highWatermark = log.logEndOffset
+                result.highWatermark = cluster == nil ? log.logEndOffset : log.highWatermark
                 result.lastStableOffset = result.highWatermark
                 result.logStartOffset = log.logStartOffset
                 entry.partitions.append(result)
@@ -70,6 +85,24 @@ extension RequestDispatcher {
             response.responses.append(entry)
         }
         return (response, total)
+    }
+}
+
+extension RequestDispatcher {
+    /// A follower's fetch offsets tell the leader how far each follower has got (once per request):
+    /// the high watermark may rise and a caught-up follower rejoin the ISR.
+    fileprivate func followerFetched(_ request: FetchRequest, cluster: Cluster) {
+        for topic in request.topics {
+            for partition in topic.partitions {
+                guard let replica = cluster.replicas.replica(TopicPartition(topic: topic.topic, partition: partition.partition)),
+                    replica.checkLeader(epoch: partition.currentLeaderEpoch) == nil
+                else { continue }
+                if let isr = replica.followerFetched(request.replicaId, offset: partition.fetchOffset) {
+                    let replicas = cluster.replicas
+                    Task { await replicas.proposeIsr(isr, for: replica) }
+                }
+            }
+        }
     }
 }
 

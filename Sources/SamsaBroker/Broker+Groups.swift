@@ -4,20 +4,30 @@ import SamsaProtocol
 /// FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, ListGroups and DescribeGroups: this
 /// broker coordinates every group (`GroupCoordinator`).
 extension RequestDispatcher {
-    func findCoordinator(_ request: FindCoordinatorRequest, version: Int16) -> FindCoordinatorResponse {
+    /// This broker coordinates every group; in a cluster, the controller does (group state and
+    /// committed offsets are not replicated: one broker keeps them, so every member must meet there).
+    func findCoordinator(_ request: FindCoordinatorRequest, version: Int16) async -> FindCoordinatorResponse {
+        var advertised = (host: advertised.host, port: advertised.port)
+        var brokerId = configuration.brokerId
+        if let cluster, let controller = await cluster.metadata.controller(),
+            let registration = try? await cluster.metadata.liveBrokers()[controller]
+        {
+            brokerId = controller
+            advertised = (registration.host, registration.port)
+        }
         var response = FindCoordinatorResponse()
         if version >= 4 {
             response.coordinators = request.coordinatorKeys.map { key in
                 var coordinator = FindCoordinatorResponse.Coordinator()
                 coordinator.key = key
-                coordinator.nodeId = configuration.brokerId
+                coordinator.nodeId = brokerId
                 coordinator.host = advertised.host
                 coordinator.port = advertised.port
                 coordinator.errorMessage = nil
                 return coordinator
             }
         } else {
-            response.nodeId = configuration.brokerId
+            response.nodeId = brokerId
             response.host = advertised.host
             response.port = advertised.port
             response.errorMessage = nil

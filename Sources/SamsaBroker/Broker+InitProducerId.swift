@@ -16,7 +16,12 @@ extension RequestDispatcher {
         }
         do {
             let allocator = producerIds
-            response.producerId = try await onIOThread { try allocator.next() }
+            if let cluster {
+                // Unique across the cluster's brokers, not only this one's restarts.
+                response.producerId = try await cluster.producerIds.allocate()
+            } else {
+                response.producerId = try await onIOThread { try allocator.next() }
+            }
             response.producerEpoch = 0
         } catch {
             configuration.log("allocating a producer id failed: \(error)")

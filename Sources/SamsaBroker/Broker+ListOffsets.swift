@@ -22,9 +22,19 @@ extension RequestDispatcher {
                     continue
                 }
                 result.leaderEpoch = 0
+                if let cluster {
+                    let replica = cluster.replicas.replica(TopicPartition(topic: topic.name, partition: partition.partitionIndex))
+                    if let refusal = Cluster.notLeader(replica, epoch: partition.currentLeaderEpoch) {
+                        result.errorCode = refusal.rawValue
+                        entry.partitions.append(result)
+                        continue
+                    }
+                    result.leaderEpoch = replica?.leaderEpoch ?? -1
+                }
                 switch partition.timestamp {
                 case Self.latestTimestamp:
-                    result.offset = log.logEndOffset
+                    // In a cluster, the latest offset a consumer can read: the high watermark.
+                    result.offset = cluster == nil ? log.logEndOffset : log.highWatermark
                 case Self.earliestTimestamp:
                     result.offset = log.logStartOffset
                 case let timestamp where timestamp >= 0:

@@ -4,6 +4,7 @@ extension RequestDispatcher {
     /// This broker as the only one, leader of every partition; the asked-for topics (all when the list
     /// is null, or empty in v0), creating unknown ones if automatic creation is on and the client allows it.
     func metadata(_ request: MetadataRequest, version: Int16) async -> MetadataResponse {
+        if let cluster { return await clusterMetadata(request, version: version, cluster: cluster) }
         var response = MetadataResponse()
         var broker = MetadataResponse.MetadataResponseBroker()
         broker.nodeId = configuration.brokerId
@@ -24,7 +25,7 @@ extension RequestDispatcher {
             entry.name = name
             var topic = topics.topic(name)
             if topic == nil, configuration.autoCreateTopics, request.allowAutoTopicCreation || version < 4 {
-                topic = try? await topics.create(name, partitions: configuration.defaultPartitions, configuration: configuration.logConfiguration)
+                topic = try? await topics.create(name, partitions: configuration.defaultPartitions)
                 // A concurrent create of the same name is as good as ours.
                 topic = topic ?? topics.topic(name)
             }

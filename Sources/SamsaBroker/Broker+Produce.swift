@@ -18,7 +18,7 @@ extension RequestDispatcher {
             entry.topicId = topic.topicId
             entry.partitionResponses = await withTaskGroup(of: (Int, ProduceResponse.PartitionProduceResponse).self) { group in
                 for (position, partition) in topic.partitionData.enumerated() {
-                    group.addTask { (position, await self.produce(partition, topic: topic.name, acks: request.acks)) }
+                    group.addTask { (position, await self.produce(partition, topic: topic.name, acks: request.acks, timeoutMs: request.timeoutMs)) }
                 }
                 var results: [(Int, ProduceResponse.PartitionProduceResponse)] = []
                 for await result in group { results.append(result) }
@@ -29,7 +29,9 @@ extension RequestDispatcher {
         return response
     }
 
-    private func produce(_ data: ProduceRequest.PartitionProduceData, topic: String, acks: Int16) async -> ProduceResponse.PartitionProduceResponse {
+    private func produce(_ data: ProduceRequest.PartitionProduceData, topic: String, acks: Int16, timeoutMs: Int32) async
+        -> ProduceResponse.PartitionProduceResponse
+    {
         var result = ProduceResponse.PartitionProduceResponse()
         result.index = data.index
         guard let log = topics.log(topic, data.index) else {
@@ -38,18 +40,84 @@ extension RequestDispatcher {
         }
         let records = data.records ?? ByteBuffer()
         let partition = TopicPartition(topic: topic, partition: data.index)
+        let config = topics.config(topic)
+        if let cluster {
+            return await replicatedProduce(
+                data, partition: partition, log: log, replica: cluster.replicas.replica(partition), acks: acks, config: config, timeoutMs: timeoutMs)
+        }
+        // This broker is the only in-sync replica: a topic asking for more refuses acks=all before writing.
+        if acks == -1 && config.minInsyncReplicas > 1 {
+            result.errorCode = ErrorCode.notEnoughReplicas.rawValue
+            result.errorMessage = "min.insync.replicas is \(config.minInsyncReplicas) but the in-sync replicas are 1"
+            return result
+        }
         do {
-            switch try await writers.writer(for: partition, log: log).append(records, maxMessageBytes: configuration.maxMessageBytes) {
+            switch try await writers.writer(for: partition, log: log).append(records, maxMessageBytes: config.maxMessageBytes(default: configuration.maxMessageBytes)) {
             case .rejected(let failure):
                 result.errorCode = failure.code.rawValue
                 result.errorMessage = failure.message
             case .duplicate(let baseOffset):
                 // An idempotent producer's retry: the original offsets, nothing written again.
                 result.baseOffset = baseOffset
-            case .appended(let baseOffset, let last):
+            case .appended(let baseOffset, let last, _):
                 notifier.appended(to: partition)
                 if acks == -1 { try await log.waitForFlushPolicy(last) }
                 result.baseOffset = baseOffset
+            }
+            result.logStartOffset = log.logStartOffset
+        } catch {
+            configuration.log("produce to \(partition) failed: \(error)")
+            result.errorCode = ErrorCode.kafkaStorageError.rawValue
+            result.errorMessage = "\(error)"
+        }
+        return result
+    }
+}
+
+extension RequestDispatcher {
+    /// Produce to a partition of a cluster: only its leader appends (stamping its leader epoch), with
+    /// acks=-1 refused while the ISR is below `min.insync.replicas` and answered once the high
+    /// watermark passes the last offset (or REQUEST_TIMED_OUT after the request's timeout).
+    private func replicatedProduce(
+        _ data: ProduceRequest.PartitionProduceData, partition: TopicPartition, log: PartitionLog, replica: Replica?, acks: Int16,
+        config: TopicConfig, timeoutMs: Int32
+    ) async -> ProduceResponse.PartitionProduceResponse {
+        var result = ProduceResponse.PartitionProduceResponse()
+        result.index = data.index
+        guard let replica else {
+            result.errorCode = ErrorCode.notLeaderForPartition.rawValue
+            return result
+        }
+        let minInsync = config.minInsyncReplicas
+        let timeout = Duration.milliseconds(max(0, Int(timeoutMs)))
+        do {
+            let outcome = try await writers.writer(for: partition, log: log).append(
+                data.records ?? ByteBuffer(), maxMessageBytes: config.maxMessageBytes(default: configuration.maxMessageBytes)
+            ) { replica.admitProduce(acks: acks, minInsyncReplicas: minInsync) }
+            switch outcome {
+            case .rejected(let failure):
+                result.errorCode = failure.code.rawValue
+                result.errorMessage = failure.message
+            case .duplicate(let baseOffset):
+                result.baseOffset = baseOffset
+                if acks == -1, let code = await replica.waitForHighWatermark(
+                    baseOffset + 1, epoch: replica.leaderEpoch, minInsyncReplicas: minInsync, timeout: timeout)
+                {
+                    result.errorCode = code.rawValue
+                }
+            case .appended(let baseOffset, let last, let epoch):
+                notifier.appended(to: partition)
+                replica.advanceHighWatermark()
+                result.baseOffset = baseOffset
+                if acks == -1 {
+                    try await log.waitForFlushPolicy(last)
+                    if let code = await replica.waitForHighWatermark(
+                        last.nextOffset, epoch: epoch ?? -1, minInsyncReplicas: minInsync, timeout: timeout)
+                    {
+                        result.errorCode = code.rawValue
+                        result.baseOffset = -1
+                    }
+                }
             }
             result.logStartOffset = log.logStartOffset
         } catch {

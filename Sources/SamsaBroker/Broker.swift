@@ -1,6 +1,7 @@
 public import NIOCore
 import Logging
 import NIOPosix
+import SamsaCoordination
 import SamsaProtocol
 import SamsaStorage
 import Synchronization
@@ -30,6 +31,10 @@ public final class Broker: Sendable {
     /// Drops group members whose session timed out (Kafka's heartbeat purgatory, as a sweep).
     private let expiry = Mutex<Task<Void, Never>?>(nil)
     private let stopped = Atomic<Bool>(false)
+    /// Set before the listener closes: connections accepted from then on are closed at once. (A
+    /// connection's async wrapper that reached the accept stream after it ended would be dropped
+    /// unfinished, which NIO traps on; peers reconnecting while a broker stops hit that window.)
+    private let refusing: Refusing
 
     /// Opens (recovering) the data directory, binds and starts accepting connections.
     public static func start(_ configuration: BrokerConfiguration) async throws -> Broker {
@@ -39,22 +44,35 @@ public final class Broker: Sendable {
         let logs: LogManager
         let offsets: OffsetStore
         let producerIds: ProducerIdAllocator
+        let topicConfigs: [String: TopicConfigFile.Entry]
+        let epochs: LeaderEpochs?
         do {
-            (lock, logs, offsets, producerIds) = try await io.runIfActive {
+            (lock, logs, offsets, producerIds, topicConfigs, epochs) = try await io.runIfActive {
                 // Refused before anything is written: a foreign directory (no lock file made in it),
                 // then one another writer holds; recovery runs only under the lock.
                 try DataDirectory.prepare(configuration.dataDirectory, files: PosixFileSystem())
                 let lock = try DirectoryLock(directory: configuration.dataDirectory)
+                let topicConfigs: [String: TopicConfigFile.Entry]
                 let logs: LogManager
                 do {
-                    logs = try LogManager.open(directory: configuration.dataDirectory, configuration: configuration.logConfiguration).manager
+                    topicConfigs = try TopicConfigFile.read(dataDirectory: configuration.dataDirectory)
+                    logs = try LogManager.open(
+                        directory: configuration.dataDirectory, configuration: configuration.logConfiguration,
+                        configurations: TopicConfigFile.logConfigurations(topicConfigs, base: configuration.logConfiguration)
+                    ).manager
                 } catch {
                     lock.release()
                     throw error
                 }
                 do {
                     let producerIds = try ProducerIdAllocator(dataDirectory: configuration.dataDirectory)
-                    return (lock, logs, try OffsetStore.open(dataDirectory: configuration.dataDirectory), producerIds)
+                    var epochs: LeaderEpochs?
+                    if configuration.cluster != nil {
+                        // Replicated logs show readers only what the ISR has: the checkpointed high watermark.
+                        try ReplicaManager.loadHighWatermarks(dataDirectory: configuration.dataDirectory, logs: logs)
+                        epochs = try LeaderEpochs(dataDirectory: configuration.dataDirectory)
+                    }
+                    return (lock, logs, try OffsetStore.open(dataDirectory: configuration.dataDirectory), producerIds, topicConfigs, epochs)
                 } catch {
                     try? logs.close()
                     lock.release()
@@ -67,13 +85,24 @@ public final class Broker: Sendable {
         }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads ?? System.coreCount)
         let maxFrame = configuration.maxRequestBytes
+        let refusing = Refusing()
+        var session: (any CoordinationSession)?
         do {
+            if let settings = configuration.cluster {
+                let opened = try await settings.connect()
+                session = opened
+                try await Cluster.prepare(opened, paths: ClusterPaths(root: settings.root))
+            }
             let server = try await ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 256)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                 .bind(host: configuration.host, port: configuration.port) { child in
                     child.eventLoop.makeCompletedFuture {
+                        if refusing.flag.load(ordering: .acquiring) {
+                            child.close(promise: nil)
+                            throw ChannelError.ioOnClosedChannel
+                        }
                         try child.pipeline.syncOperations.addHandler(ByteToMessageHandler(KafkaFrameDecoder(maxFrameBytes: maxFrame)))
                         // Requests are answered one at a time: beyond a few decoded frames waiting
                         // (plus the one being received) the connection stops reading, which bounds
@@ -86,7 +115,8 @@ public final class Broker: Sendable {
             let address = server.channel.localAddress!
             let advertised = (configuration.advertisedHost ?? configuration.host, Int32(configuration.advertisedPort ?? address.port ?? configuration.port))
             let dispatcher = RequestDispatcher(
-                configuration: configuration, logs: logs, offsets: offsets, producerIds: producerIds, io: io, advertised: advertised)
+                configuration: configuration, logs: logs, offsets: offsets, producerIds: producerIds, io: io, advertised: advertised,
+                topicConfigs: topicConfigs, cluster: session.flatMap { session in epochs.map { (session, $0, group) } })
             let metrics = BrokerMetrics()
             let endpoint: MetricsEndpoint?
             if let port = configuration.metricsPort {
@@ -102,12 +132,19 @@ public final class Broker: Sendable {
             }
             let broker = Broker(
                 configuration: configuration, address: address, group: group, io: io, lock: lock, logs: logs, server: server, dispatcher: dispatcher,
-                metrics: metrics, metricsEndpoint: endpoint)
+                metrics: metrics, metricsEndpoint: endpoint, refusing: refusing)
             broker.startAccepting()
             broker.startExpiringMembers()
+            do {
+                try await dispatcher.cluster?.start(host: advertised.0, port: advertised.1)
+            } catch {
+                try? await broker.stop(controlled: false)
+                throw error
+            }
             configuration.log("broker \(configuration.brokerId) listening on \(address)", level: .info)
             return broker
         } catch {
+            await session?.close()
             try? logs.close()
             try? offsets.close()
             lock.release()
@@ -121,8 +158,9 @@ public final class Broker: Sendable {
         configuration: BrokerConfiguration, address: SocketAddress, group: MultiThreadedEventLoopGroup, io: NIOThreadPool, lock: DirectoryLock,
         logs: LogManager,
         server: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>, dispatcher: RequestDispatcher, metrics: BrokerMetrics,
-        metricsEndpoint: MetricsEndpoint?
+        metricsEndpoint: MetricsEndpoint?, refusing: Refusing
     ) {
+        self.refusing = refusing
         self.configuration = configuration
         self.localAddress = address
         self.group = group
@@ -214,14 +252,22 @@ public final class Broker: Sendable {
     }
 
     /// Stops accepting, closes connections, then closes the logs (flushing them and marking the data
-    /// directory clean).
-    public func stop() async throws {
+    /// directory clean). In a cluster it first hands the partitions it leads to other ISR members
+    /// (controlled shutdown) unless `controlled` is false (as a crashed broker would: the controller
+    /// then elects new leaders once the session is gone).
+    public func stop(controlled: Bool = true) async throws {
         guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        refusing.flag.store(true, ordering: .releasing)
         try? await serverChannel.channel.close()
         await metricsEndpoint?.close()
+        // Leadership goes first (handed over when controlled): produces waiting for the high watermark
+        // are answered NOT_LEADER_OR_FOLLOWER now instead of holding their connections (and this stop)
+        // until their request timeout.
+        await dispatcher.cluster?.resign(handingOver: controlled)
         let task = acceptLoop.withLock { $0 }
         await task?.value
         expiry.withLock { $0?.cancel() }
+        await dispatcher.cluster?.stop()
         let logs = logs
         let offsets = dispatcher.offsets
         let lock = lock
@@ -234,4 +280,9 @@ public final class Broker: Sendable {
         try await io.shutdownGracefully()
         configuration.log("broker \(configuration.brokerId) stopped", level: .info)
     }
+}
+
+/// The flag `Broker.refusing` shares with the listener's connection initializer.
+final class Refusing: Sendable {
+    let flag = Atomic<Bool>(false)
 }

@@ -30,6 +30,8 @@ public struct BrokerConfiguration: Sendable {
     /// Where to serve Prometheus metrics (`GET /metrics`); nil serves none, 0 picks a free port.
     public var metricsHost = "127.0.0.1"
     public var metricsPort: Int?
+    /// Join a cluster through coordination (replication); nil is a single broker leading everything.
+    public var cluster: ClusterSettings?
     /// Log every request's API, version and client (for debugging clients).
     public var logRequests = false
     /// Where log lines go (swift-log): start and stop at info, failures and a malformed request

@@ -20,8 +20,9 @@ final class PartitionWriter: @unchecked Sendable {
     private var activeSegment: Int64?
 
     enum Outcome: Sendable {
-        /// Written: the first batch's base offset and the last append, to wait on for durability.
-        case appended(baseOffset: Int64, last: AppendResult)
+        /// Written: the first batch's base offset and the last append, to wait on for durability, and
+        /// the leader epoch the batches were stamped with (nil: their own).
+        case appended(baseOffset: Int64, last: AppendResult, leaderEpoch: Int32?)
         /// Every batch was a duplicate of one already written at `baseOffset`.
         case duplicate(baseOffset: Int64)
         case rejected(BatchValidation.Failure)
@@ -32,16 +33,41 @@ final class PartitionWriter: @unchecked Sendable {
         self.log = log
     }
 
-    func append(_ records: ByteBuffer, maxMessageBytes: Int) async throws -> Outcome {
+    /// Validates and appends a produce request's batches. `admit` runs on the queue just before: the
+    /// leader epoch to stamp the batches with (nil: keep theirs), or a refusal (nothing is written).
+    func append(
+        _ records: ByteBuffer, maxMessageBytes: Int,
+        admit: @escaping @Sendable () -> Result<Int32?, BatchValidation.Failure> = { .success(nil) }
+    ) async throws -> Outcome {
         try await withCheckedThrowingContinuation { continuation in
             queue.async {
-                continuation.resume(with: Result { try self.appendNow(records, maxMessageBytes: maxMessageBytes) })
+                continuation.resume(with: Result {
+                    switch admit() {
+                    case .failure(let refusal): return .rejected(refusal)
+                    case .success(let epoch): return try self.appendNow(records, maxMessageBytes: maxMessageBytes, leaderEpoch: epoch)
+                    }
+                })
             }
         }
     }
 
+    /// Runs `body` on the queue, in order with appends (replication: role changes, follower appends,
+    /// truncations).
+    func perform<Value: Sendable>(_ body: @escaping @Sendable () throws -> Value) async throws -> Value {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async { continuation.resume(with: Result { try body() }) }
+        }
+    }
+
+    /// Forgets the producer state, so it is rebuilt from the log before the next append (after the
+    /// log changed under another leader). Call from `perform`.
+    func forgetProducerStateNow() {
+        producers = ProducerState()
+        rebuilt = false
+    }
+
     /// Runs on `queue`.
-    private func appendNow(_ records: ByteBuffer, maxMessageBytes: Int) throws -> Outcome {
+    private func appendNow(_ records: ByteBuffer, maxMessageBytes: Int, leaderEpoch: Int32?) throws -> Outcome {
         if !rebuilt {
             try rebuildProducerState()
             rebuilt = true
@@ -76,7 +102,7 @@ final class PartitionWriter: @unchecked Sendable {
             case .duplicate(let baseOffset):
                 first = first ?? baseOffset
             case .append:
-                let appended = try log.appendWithoutWaiting(batch)
+                let appended = try log.appendWithoutWaiting(batch, leaderEpoch: leaderEpoch)
                 first = first ?? appended.baseOffset
                 lastAppend = appended
                 if batch.producerId >= 0 {
@@ -90,7 +116,7 @@ final class PartitionWriter: @unchecked Sendable {
         }
         if let lastAppend {
             snapshotIfRolled(after: lastAppend)
-            return .appended(baseOffset: first!, last: lastAppend)
+            return .appended(baseOffset: first!, last: lastAppend, leaderEpoch: leaderEpoch)
         }
         return .duplicate(baseOffset: first!)
     }
@@ -99,10 +125,17 @@ final class PartitionWriter: @unchecked Sendable {
     /// the snapshot of the last roll plus the batches after it, or, without a usable snapshot, from the
     /// active segment alone (bounding the cost by the segment size; a producer whose last batches are
     /// all in older segments is then unknown and accepted at any sequence). Runs on `queue`.
+    ///
+    /// A snapshot older than the segment before the active one is not used: a replica that followed
+    /// another leader for a long time wrote none, and replaying everything since its old one could take
+    /// as long as the log.
     private func rebuildProducerState() throws {
-        activeSegment = log.segmentBaseOffsets.last
-        var offset = max(log.segmentBaseOffsets.last ?? 0, log.logStartOffset)
-        if let snapshot = ProducerSnapshot.load(from: log.directory, matching: log, files: PosixFileSystem()) {
+        let bases = log.segmentBaseOffsets
+        activeSegment = bases.last
+        var offset = max(bases.last ?? 0, log.logStartOffset)
+        if let snapshot = ProducerSnapshot.load(from: log.directory, matching: log, files: PosixFileSystem()),
+            snapshot.coveredEnd >= (bases.dropLast().last ?? 0)
+        {
             producers = snapshot.state
             offset = snapshot.coveredEnd
         }

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import SamsaCoordination
 import SamsaProtocol
 import SamsaStorage
 
@@ -18,18 +19,30 @@ final class RequestDispatcher: Sendable {
     let io: NIOThreadPool
     /// Host and port that Metadata advertises.
     let advertised: (host: String, port: Int32)
+    /// The cluster side, for a broker with `configuration.cluster`.
+    let cluster: Cluster?
 
     init(
         configuration: BrokerConfiguration, logs: LogManager, offsets: OffsetStore, producerIds: ProducerIdAllocator, io: NIOThreadPool,
-        advertised: (host: String, port: Int32)
+        advertised: (host: String, port: Int32), topicConfigs: [String: TopicConfigFile.Entry] = [:],
+        cluster: (session: any CoordinationSession, epochs: LeaderEpochs, group: any EventLoopGroup)? = nil
     ) {
         self.configuration = configuration
         self.producerIds = producerIds
         self.offsets = offsets
         self.logs = logs
-        self.topics = TopicTable(logs: logs)
+        self.topics = TopicTable(
+            logs: logs, dataDirectory: configuration.dataDirectory, baseConfiguration: configuration.logConfiguration, configs: topicConfigs)
         self.io = io
         self.advertised = advertised
+        if let settings = configuration.cluster, let cluster {
+            self.cluster = Cluster(
+                brokerId: configuration.brokerId, settings: settings, session: cluster.session, topics: topics, writers: writers,
+                epochs: cluster.epochs, group: cluster.group, io: io, notifier: notifier, dataDirectory: configuration.dataDirectory,
+                log: { [configuration] message in configuration.log(message, level: .info) })
+        } else {
+            self.cluster = nil
+        }
     }
 
     /// The response frame for a request frame (without its size prefix), or nil when the request
@@ -74,7 +87,7 @@ final class RequestDispatcher: Sendable {
         case .initProducerId:
             return encode(await initProducerId(try InitProducerIdRequest(decoding: body, version: version)), version, id)
         case .findCoordinator:
-            return encode(findCoordinator(try FindCoordinatorRequest(decoding: body, version: version), version: version), version, id)
+            return encode(await findCoordinator(try FindCoordinatorRequest(decoding: body, version: version), version: version), version, id)
         case .joinGroup:
             let request = try JoinGroupRequest(decoding: body, version: version)
             return encode(await joinGroup(request, version: version, clientId: header.clientId ?? ""), version, id)

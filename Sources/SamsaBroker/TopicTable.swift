@@ -4,9 +4,9 @@ import SamsaStorage
 import Synchronization
 
 /// The topics the broker serves: each is the partition logs `<topic>-0 ... <topic>-(n-1)` in the data
-/// directory, so the set survives restarts with nothing else to store. Creation runs on one serial
-/// queue (it makes directories and syncs them: never on an event loop), so two creates of one name
-/// cannot interleave.
+/// directory, so the set survives restarts; a topic's own settings are in `TopicConfigFile`. Creation
+/// runs on one serial queue (it makes directories and syncs them: never on an event loop), so two
+/// creates of one name cannot interleave.
 final class TopicTable: Sendable {
     struct Topic: Sendable, Hashable {
         var name: String
@@ -24,10 +24,18 @@ final class TopicTable: Sendable {
 
     private let logs: LogManager
     private let topics: Mutex<[String: Topic]>
+    /// Topics with config overrides (as stored in `TopicConfigFile`); changed only on `administration`.
+    private let configs: Mutex<[String: TopicConfigFile.Entry]>
+    private let dataDirectory: String
+    /// The broker's log settings, which a topic's overrides change.
+    let baseConfiguration: LogConfiguration
     private let administration = DispatchQueue(label: "samsa.broker.topics")
 
-    init(logs: LogManager) {
+    init(logs: LogManager, dataDirectory: String, baseConfiguration: LogConfiguration, configs: [String: TopicConfigFile.Entry]) {
         self.logs = logs
+        self.dataDirectory = dataDirectory
+        self.baseConfiguration = baseConfiguration
+        self.configs = Mutex(configs)
         var counts: [String: Int32] = [:]
         for partition in logs.partitions { counts[partition.topic, default: 0] = max(counts[partition.topic, default: 0], partition.partition + 1) }
         topics = Mutex(counts.reduce(into: [:]) { table, entry in
@@ -36,6 +44,9 @@ final class TopicTable: Sendable {
     }
 
     func topic(_ name: String) -> Topic? { topics.withLock { $0[name] } }
+
+    /// The topic's own settings (empty when it has none).
+    func config(_ name: String) -> TopicConfig { configs.withLock { $0[name]?.config } ?? TopicConfig() }
 
     var all: [Topic] { topics.withLock { $0.values.sorted { $0.name < $1.name } } }
 
@@ -50,31 +61,45 @@ final class TopicTable: Sendable {
     }
 
     /// Creates the topic's partition logs, or throws if it exists or cannot be made.
-    func create(_ name: String, partitions: Int32, configuration: LogConfiguration? = nil, validateOnly: Bool = false) async throws(CreateError) -> Topic {
+    func create(_ name: String, partitions: Int32, config: TopicConfig = TopicConfig(), validateOnly: Bool = false) async throws(CreateError) -> Topic {
         if let problem = Self.validate(name) { throw .invalidTopic(problem) }
         guard partitions > 0 else { throw .invalidPartitions }
         let result: Result<Topic, CreateError> = await withCheckedContinuation { continuation in
             administration.async { [self] in
-                continuation.resume(returning: Result { () throws(CreateError) -> Topic in try createNow(name, partitions, configuration, validateOnly) })
+                continuation.resume(returning: Result { () throws(CreateError) -> Topic in try createNow(name, partitions, config, validateOnly) })
             }
         }
         return try result.get()
     }
 
     /// Runs on `administration`.
-    private func createNow(_ name: String, _ partitions: Int32, _ configuration: LogConfiguration?, _ validateOnly: Bool) throws(CreateError) -> Topic {
+    private func createNow(_ name: String, _ partitions: Int32, _ config: TopicConfig, _ validateOnly: Bool) throws(CreateError) -> Topic {
         guard topic(name) == nil else { throw .alreadyExists }
         let topic = Topic(name: name, id: Self.id(for: name), partitionCount: partitions)
         if validateOnly { return topic }
+        let configuration = config.logConfiguration(base: baseConfiguration)
         do {
+            // The settings first: a crash before the logs exist leaves an entry a later create replaces.
+            try storeConfig(name, config.overrides.isEmpty ? nil : TopicConfigFile.Entry(partitions: partitions, config: config))
             for partition in 0..<partitions {
                 try logs.createLog(TopicPartition(topic: name, partition: partition), configuration: configuration)
             }
-        } catch {
+        } catch let error as StorageError {
             throw .storage(error)
+        } catch {
+            throw .storage(StorageError(.io, path: dataDirectory, "writing \(TopicConfigFile.name): \(error)"))
         }
         topics.withLock { $0[name] = topic }
         return topic
+    }
+
+    /// Replaces (nil: removes) the topic's stored settings. Runs on `administration`.
+    private func storeConfig(_ name: String, _ entry: TopicConfigFile.Entry?) throws {
+        var updated = configs.withLock { $0 }
+        guard updated[name] != entry else { return }
+        updated[name] = entry
+        try TopicConfigFile.write(updated, dataDirectory: dataDirectory)
+        configs.withLock { $0 = updated }
     }
 
     /// Deletes the topic's partition logs and files; false if there is no such topic.
@@ -86,6 +111,13 @@ final class TopicTable: Sendable {
                     // Gone from the table first, so no new request finds a log being deleted.
                     topics.withLock { _ = $0.removeValue(forKey: name) }
                     for partition in 0..<topic.partitionCount { try logs.deleteLog(TopicPartition(topic: name, partition: partition)) }
+                    do {
+                        try storeConfig(name, nil)
+                    } catch let error as StorageError {
+                        throw error
+                    } catch {
+                        throw StorageError(.io, path: dataDirectory, "writing \(TopicConfigFile.name): \(error)")
+                    }
                     return true
                 })
             }

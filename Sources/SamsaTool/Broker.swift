@@ -2,9 +2,11 @@ import ArgumentParser
 import Foundation
 import Logging
 import SamsaBroker
+import SamsaCoordination
 import SamsaStorage
 
-/// `samsa broker --dir DATA --listen 127.0.0.1:9092`: serves Kafka clients from a data directory.
+/// `samsa broker --dir DATA --listen 127.0.0.1:9092`: serves Kafka clients from a data directory;
+/// with `--coordination zookeeper://h1:p1,h2:p2[/chroot]` it is one broker of a replicated cluster.
 struct BrokerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "broker", abstract: "Serve a data directory to Kafka clients (the Kafka wire protocol).")
@@ -29,6 +31,12 @@ struct BrokerCommand: AsyncParsableCommand {
     var logRequests = false
     @Option(help: "HOST:PORT to serve Prometheus metrics on (GET /metrics); none by default.")
     var metrics: String?
+    @Option(help: "Join a cluster: zookeeper://HOST:PORT[,HOST:PORT...][/CHROOT] (default: a single broker).")
+    var coordination: String?
+    @Option(help: "Coordination session timeout in milliseconds (a dead broker's partitions move after about this long).")
+    var sessionTimeoutMs = 6000
+    @Option(help: "A follower not caught up for this long leaves the ISR (replica.lag.time.max.ms).")
+    var replicaLagTimeMaxMs = 30_000
 
     func run() async throws {
         // Before the work starts, so a stop asked for while the logs recover is not missed.
@@ -47,6 +55,13 @@ struct BrokerCommand: AsyncParsableCommand {
             settings.metricsHost = metricsHost
             settings.metricsPort = metricsPort
         }
+        if let coordination {
+            let (servers, root) = try Self.zooKeeper(coordination)
+            let timeout = Duration.milliseconds(sessionTimeoutMs)
+            settings.cluster = ClusterSettings(
+                connect: { try await ZooKeeperSession.connect(servers: servers, sessionTimeout: timeout) }, root: root,
+                replicaLagTimeMaxMs: replicaLagTimeMaxMs)
+        }
         let broker = try await Broker.start(settings)
         // One line, written at once (not buffered): scripts wait for it before connecting.
         FileHandle.standardOutput.write(Data("listening on \(host):\(broker.localAddress.port ?? port)\n".utf8))
@@ -61,6 +76,20 @@ struct BrokerCommand: AsyncParsableCommand {
         var logger = Logger(label: "samsa.broker", factory: { label in StreamLogHandler.standardError(label: label) })
         logger.logLevel = .info
         return logger
+    }
+
+    /// `zookeeper://h1:p1,h2:p2/chroot` → (["h1:p1", "h2:p2"], "/chroot"); the chroot may be absent.
+    static func zooKeeper(_ text: String) throws -> (servers: [String], root: String) {
+        let scheme = "zookeeper://"
+        guard text.hasPrefix(scheme) else { throw ValidationError("--coordination must be zookeeper://HOST:PORT[,HOST:PORT...][/CHROOT]") }
+        let rest = text.dropFirst(scheme.count)
+        let hosts = rest.prefix { $0 != "/" }
+        var root = String(rest.dropFirst(hosts.count))
+        while root.hasSuffix("/") { root.removeLast() }
+        let servers = hosts.split(separator: ",").map(String.init)
+        guard !servers.isEmpty else { throw ValidationError("--coordination names no ZooKeeper server") }
+        for server in servers { _ = try hostAndPort(server) }
+        return (servers, root)
     }
 
     static func hostAndPort(_ text: String) throws -> (String, Int) {

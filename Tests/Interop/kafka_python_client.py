@@ -1,6 +1,6 @@
 """Drives a Kafka-protocol broker with kafka-python, for SamsaBrokerTests.
 
-    kafka_python_client.py BOOTSTRAP TOPIC COUNT COMPRESSION
+    kafka_python_client.py BOOTSTRAP TOPIC COUNT COMPRESSION [REPLICATION_FACTOR]
 
 Creates TOPIC (admin client), produces COUNT records (acks=all; keyed and keyless alternate), then
 consumes the partition from the beginning by assignment and prints one JSON object: the produced
@@ -15,8 +15,9 @@ from kafka.admin import NewTopic
 
 def main():
     bootstrap, topic, count, compression = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    replication = int(sys.argv[5]) if len(sys.argv) > 5 else 1
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
-    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=replication)])
     listed = sorted(admin.list_topics())
     admin.close()
 

@@ -3,7 +3,7 @@ import SamsaProtocol
 import Testing
 @testable import SamsaBroker
 
-/// DeleteTopics, DescribeConfigs, OffsetForLeaderEpoch and CreateTopics' refusal of topic configs.
+/// DeleteTopics, DescribeConfigs and OffsetForLeaderEpoch (topic configs: TopicConfigTests).
 @Suite("Broker administration")
 struct AdminTests {
     @Test("A deleted topic is gone; one created again under its name starts empty", arguments: [Int16(4), 1, 0])
@@ -26,7 +26,7 @@ struct AdminTests {
         }
     }
 
-    @Test("DescribeConfigs shows the log settings under Kafka's names; topic configs are refused at creation", arguments: [Int16(4), 0])
+    @Test("DescribeConfigs shows the log settings under Kafka's names", arguments: [Int16(4), 0])
     func describeConfigs(version: Int16) async throws {
         try await TestBroker.with(flushPolicy: .everyAppend) { broker in
             let connection = try await TestConnection(port: broker.port)
@@ -46,18 +46,6 @@ struct AdminTests {
             #expect(configs["cleanup.policy"] == "delete")
             #expect(response.results.last?.errorCode == ErrorCode.unknownTopicOrPartition.rawValue)
 
-            var create = CreateTopicsRequest()
-            var topic = CreateTopicsRequest.CreatableTopic()
-            topic.name = "configured"
-            topic.numPartitions = 1
-            topic.replicationFactor = 1
-            var config = CreateTopicsRequest.CreatableTopicConfig()
-            config.name = "retention.ms"
-            config.value = "1000"
-            topic.configs = [config]
-            create.topics = [topic]
-            let created = try await connection.request(create, version: version == 0 ? 0 : 5, expecting: CreateTopicsResponse.self)
-            #expect(created.topics.first?.errorCode == ErrorCode.invalidConfig.rawValue)
             try await connection.close()
         }
     }

@@ -15,10 +15,10 @@ struct BrokerProcessTests {
         let process: Process
         let port: Int
 
-        init(directory: String) throws {
+        init(directory: String, extra: [String] = []) throws {
             process = Process()
             process.executableURL = BrokerProcessTests.binary
-            process.arguments = ["broker", "--dir", directory, "--listen", "127.0.0.1:0", "--flush", "every-append"]
+            process.arguments = ["broker", "--dir", directory, "--listen", "127.0.0.1:0", "--flush", "every-append"] + extra
             let output = Pipe()
             process.standardOutput = output
             process.standardError = FileHandle.nullDevice

@@ -1,0 +1,65 @@
+import SamsaProtocol
+
+extension RequestDispatcher {
+    /// Metadata of a cluster, read from coordination: the live brokers, the controller, and per
+    /// partition its leader (-1 with LEADER_NOT_AVAILABLE while it has none alive), leader epoch,
+    /// replicas, ISR and offline replicas.
+    func clusterMetadata(_ request: MetadataRequest, version: Int16, cluster: Cluster) async -> MetadataResponse {
+        var response = MetadataResponse()
+        response.clusterId = "samsa"
+        let live: [Int32: BrokerRegistration]
+        let names: [String]
+        do {
+            live = try await cluster.metadata.liveBrokers()
+            if let requested = request.topics, !(version == 0 && requested.isEmpty) {
+                names = requested.compactMap(\.name)
+            } else {
+                names = try await cluster.metadata.topicNames()
+            }
+        } catch {
+            configuration.log("metadata: coordination failed: \(error)")
+            return response
+        }
+        response.brokers = live.sorted { $0.key < $1.key }.map { id, registration in
+            var broker = MetadataResponse.MetadataResponseBroker()
+            broker.nodeId = id
+            broker.host = registration.host
+            broker.port = registration.port
+            return broker
+        }
+        response.controllerId = await cluster.metadata.controller() ?? -1
+        for name in names {
+            var entry = MetadataResponse.MetadataResponseTopic()
+            entry.name = name
+            var partitions = try? await cluster.metadata.partitions(of: name)
+            if partitions == nil, configuration.autoCreateTopics, request.allowAutoTopicCreation || version < 4, TopicTable.validate(name) == nil {
+                _ = try? await cluster.metadata.createTopic(
+                    name, partitions: configuration.defaultPartitions, replicationFactor: 1, config: TopicConfig(), validateOnly: false)
+                partitions = try? await cluster.metadata.partitions(of: name)
+            }
+            guard let partitions else {
+                entry.errorCode = (TopicTable.validate(name) == nil ? ErrorCode.unknownTopicOrPartition : .invalidTopic).rawValue
+                response.topics.append(entry)
+                continue
+            }
+            entry.topicId = TopicTable.id(for: name)
+            entry.partitions = partitions.map { view in
+                var partition = MetadataResponse.MetadataResponsePartition()
+                partition.partitionIndex = view.index
+                partition.replicaNodes = view.replicas
+                partition.offlineReplicas = view.replicas.filter { live[$0] == nil }
+                if let state = view.state {
+                    partition.leaderEpoch = state.leaderEpoch
+                    partition.isrNodes = state.isr
+                    partition.leaderId = live[state.leader] == nil ? -1 : state.leader
+                } else {
+                    partition.leaderId = -1
+                }
+                if partition.leaderId < 0 { partition.errorCode = ErrorCode.leaderNotAvailable.rawValue }
+                return partition
+            }
+            response.topics.append(entry)
+        }
+        return response
+    }
+}

@@ -1,0 +1,98 @@
+import NIOCore
+import NIOPosix
+import SamsaCoordination
+import SamsaProtocol
+import SamsaStorage
+import Synchronization
+
+/// A broker's cluster side (present when `BrokerConfiguration.cluster` is set): its coordination
+/// session, registration, controller candidacy, replica manager and metadata access.
+final class Cluster: Sendable {
+    let brokerId: Int32
+    let session: any CoordinationSession
+    let paths: ClusterPaths
+    let replicas: ReplicaManager
+    let controller: ClusterController
+    let metadata: ClusterMetadata
+    let producerIds: ClusterProducerIds
+    private let log: @Sendable (String) -> Void
+    private let watchdog = Mutex<Task<Void, Never>?>(nil)
+
+    init(
+        brokerId: Int32, settings: ClusterSettings, session: any CoordinationSession, topics: TopicTable, writers: PartitionWriters,
+        epochs: LeaderEpochs, group: any EventLoopGroup, io: NIOThreadPool, notifier: AppendNotifier, dataDirectory: String,
+        log: @escaping @Sendable (String) -> Void
+    ) {
+        self.brokerId = brokerId
+        self.session = session
+        self.paths = ClusterPaths(root: settings.root)
+        self.log = log
+        replicas = ReplicaManager(
+            brokerId: brokerId, settings: settings, session: session, topics: topics, writers: writers, epochs: epochs, group: group, io: io,
+            notifier: notifier, dataDirectory: dataDirectory, log: log)
+        controller = ClusterController(brokerId: brokerId, paths: paths, session: session, log: log)
+        metadata = ClusterMetadata(paths: paths, session: session)
+        producerIds = ClusterProducerIds(session: session, paths: paths, brokerId: brokerId)
+    }
+
+    /// Makes the persistent nodes every broker expects (idempotent).
+    static func prepare(_ session: any CoordinationSession, paths: ClusterPaths) async throws {
+        for path in paths.skeleton { try await session.createPath(path) }
+    }
+
+    /// Registers `/brokers/ids/N` (waiting out a node left by this broker's previous session, which
+    /// coordination removes when that session ends), then starts following and competing for control.
+    func start(host: String, port: Int32) async throws {
+        let registration = ClusterJSON.encode(BrokerRegistration(host: host, port: port))
+        let deadline = ContinuousClock.now + session.sessionTimeout * 2
+        while true {
+            do {
+                _ = try await session.create(paths.broker(brokerId), data: registration, mode: .ephemeral)
+                break
+            } catch let error as CoordinationError where error.code == .nodeExists && ContinuousClock.now < deadline {
+                let (stat, watch) = try await session.exists(paths.broker(brokerId), watch: true)
+                if stat != nil { _ = try? await watch?.event() }
+            }
+        }
+        replicas.start()
+        controller.start()
+        let task = Task { await self.fenceWhenSessionEnds() }
+        watchdog.withLock { $0 = task }
+    }
+
+    /// A session that expired (coordination lost this broker for a whole session timeout) means the
+    /// controller has moved its leaderships away: it stops leading and following at once, so it can
+    /// never acknowledge a write a new leader does not have. It does not rejoin by itself (restart it).
+    private func fenceWhenSessionEnds() async {
+        for await state in session.states() where state == .expired {
+            log("broker \(brokerId): coordination session expired: giving up every partition (restart the broker to rejoin)")
+            await replicas.stop()
+            await controller.stop()
+            return
+        }
+    }
+
+    /// Stops replicating and controlling, then ends the session (its ephemeral nodes go at once, so
+    /// the controller moves what is still led here). Call `resign` first.
+    /// First step of stopping: hands the partitions it leads to other ISR members (controlled
+    /// shutdown) if asked, then stops replicating and gives up every role (waiting produces are
+    /// answered at once).
+    func resign(handingOver: Bool) async {
+        if handingOver && session.state == .connected { await replicas.handOverLeadership() }
+        // Stops following coordination first, so no state watch makes it leader again meanwhile.
+        await replicas.stop()
+    }
+
+    func stop() async {
+        watchdog.withLock { $0 }?.cancel()
+        await replicas.stop()
+        await controller.stop()
+        await session.close()
+    }
+
+    /// Whether `code` is an error of a partition this broker does not lead.
+    static func notLeader(_ replica: Replica?, epoch: Int32 = -1) -> ErrorCode? {
+        guard let replica else { return .notLeaderForPartition }
+        return replica.checkLeader(epoch: epoch)
+    }
+}

@@ -1,0 +1,88 @@
+import Foundation
+
+/// Kafka's ZooKeeper layout (the model for what the cluster stores), under `root`:
+/// `/brokers/ids/N` (ephemeral, the broker's listener), `/brokers/topics/T` (replica assignment),
+/// `/brokers/topics/T/partitions/P/state` (leader, leader epoch, ISR, controller epoch; written only
+/// with a version check), `/controller` (ephemeral, the controller's id), `/controller_epoch`,
+/// `/config/topics/T` (the topic's configs).
+struct ClusterPaths: Sendable {
+    let root: String
+
+    var brokerIds: String { "\(root)/brokers/ids" }
+    func broker(_ id: Int32) -> String { "\(brokerIds)/\(id)" }
+    var topics: String { "\(root)/brokers/topics" }
+    func topic(_ name: String) -> String { "\(topics)/\(name)" }
+    func partitions(_ topic: String) -> String { "\(self.topic(topic))/partitions" }
+    func partition(_ topic: String, _ partition: Int32) -> String { "\(partitions(topic))/\(partition)" }
+    func state(_ topic: String, _ partition: Int32) -> String { "\(self.partition(topic, partition))/state" }
+    var controller: String { "\(root)/controller" }
+    var controllerEpoch: String { "\(root)/controller_epoch" }
+    var topicConfigs: String { "\(root)/config/topics" }
+    func topicConfig(_ name: String) -> String { "\(topicConfigs)/\(name)" }
+
+    /// The persistent nodes every broker expects.
+    var skeleton: [String] { [brokerIds, topics, topicConfigs] }
+}
+
+/// `/brokers/ids/N`.
+struct BrokerRegistration: Codable, Sendable, Hashable {
+    var version = 5
+    var host: String
+    var port: Int32
+    var endpoints: [String]
+
+    init(host: String, port: Int32) {
+        self.host = host
+        self.port = port
+        self.endpoints = ["PLAINTEXT://\(host):\(port)"]
+    }
+}
+
+/// `/brokers/topics/T`: partition → replica broker ids, the first the preferred leader.
+struct TopicAssignment: Codable, Sendable, Hashable {
+    var version = 2
+    var partitions: [String: [Int32]]
+
+    func replicas(_ partition: Int32) -> [Int32] { partitions["\(partition)"] ?? [] }
+    var partitionCount: Int32 { Int32(partitions.count) }
+}
+
+/// `/brokers/topics/T/partitions/P/state`. `leader` is -1 while no ISR member is alive.
+struct PartitionStateNode: Codable, Sendable, Hashable {
+    var version = 1
+    var leader: Int32
+    var leaderEpoch: Int32
+    var isr: [Int32]
+    var controllerEpoch: Int32
+
+    enum CodingKeys: String, CodingKey {
+        case version, leader, isr
+        case leaderEpoch = "leader_epoch"
+        case controllerEpoch = "controller_epoch"
+    }
+}
+
+/// `/controller`.
+struct ControllerNode: Codable, Sendable, Hashable {
+    var version = 1
+    var brokerid: Int32
+    var timestamp: String
+}
+
+/// `/config/topics/T`.
+struct TopicConfigNode: Codable, Sendable, Hashable {
+    var version = 1
+    var config: [String: String]
+}
+
+enum ClusterJSON {
+    static func encode<Value: Encodable>(_ value: Value) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return Array((try? encoder.encode(value)) ?? Data())
+    }
+
+    static func decode<Value: Decodable>(_ type: Value.Type, _ bytes: [UInt8]) throws -> Value {
+        try JSONDecoder().decode(type, from: Data(bytes))
+    }
+}

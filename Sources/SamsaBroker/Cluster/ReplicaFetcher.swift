@@ -1,0 +1,282 @@
+import NIOCore
+import SamsaProtocol
+import SamsaRecords
+import SamsaStorage
+import Synchronization
+
+/// Replicates the partitions this broker follows from one leader (Kafka's `ReplicaFetcherThread`):
+/// first OffsetForLeaderEpoch to find where the two logs agree and truncate there (KIP-101/279),
+/// then Fetch requests with this broker's replica id from the log end, appending the batches as sent
+/// (offsets and leader epochs kept) and taking the leader's high watermark.
+final class ReplicaFetcher: Sendable {
+    struct Following: Sendable, Equatable {
+        var epoch: Int32
+        var needsTruncation = true
+    }
+
+    let leader: Int32
+    private unowned let manager: ReplicaManager
+    private let partitions = Mutex<[TopicPartition: Following]>([:])
+    private let wakeup = Mutex<(pending: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+    private let task = Mutex<Task<Void, Never>?>(nil)
+    /// The connection in use, so `stop` can close it under a request waiting for its answer.
+    private let link = Mutex<BrokerLink?>(nil)
+
+    init(leader: Int32, manager: ReplicaManager) {
+        self.leader = leader
+        self.manager = manager
+    }
+
+    func follow(_ partition: TopicPartition, epoch: Int32) {
+        partitions.withLock { $0[partition] = Following(epoch: epoch) }
+        wake()
+    }
+
+    func unfollow(_ partition: TopicPartition) {
+        partitions.withLock { _ = $0.removeValue(forKey: partition) }
+    }
+
+    func start() {
+        let running = Task { await self.run() }
+        task.withLock { $0 = running }
+    }
+
+    func stop() async {
+        let running = task.withLock { $0 }
+        running?.cancel()
+        wake()
+        link.withLock { $0 }?.close()
+        await running?.value
+    }
+
+    private func wake() {
+        let waiter = wakeup.withLock { state -> CheckedContinuation<Void, Never>? in
+            defer { state = (state.waiter == nil, nil) }
+            return state.waiter
+        }
+        waiter?.resume()
+    }
+
+    /// Returns at the next `follow` (or at once if one came since the last wait).
+    private func waitForWork() async {
+        await withCheckedContinuation { continuation in
+            let now = wakeup.withLock { state -> Bool in
+                if state.pending || Task.isCancelled {
+                    state.pending = false
+                    return true
+                }
+                state.waiter = continuation
+                return false
+            }
+            if now { continuation.resume() }
+        }
+    }
+
+    private func run() async {
+        var link: BrokerLink?
+        defer { link?.close() }
+        while !Task.isCancelled {
+            let current = partitions.withLock { $0 }
+            if current.isEmpty {
+                link?.close()
+                link = nil
+                await waitForWork()
+                continue
+            }
+            guard manager.settings.linkOpen(leader) else {
+                // The test seam cut this link: nothing goes through until it is open again.
+                link?.close()
+                link = nil
+                try? await Task.sleep(for: .milliseconds(20))
+                continue
+            }
+            do {
+                let connected: BrokerLink
+                if let link { connected = link } else { connected = try await manager.connect(to: leader) }
+                link = connected
+                self.link.withLock { $0 = connected }
+                if Task.isCancelled { break }
+                let truncating = current.filter { $0.value.needsTruncation }
+                if !truncating.isEmpty { try await truncate(truncating, over: connected) }
+                let ready = partitions.withLock { $0.filter { !$0.value.needsTruncation } }
+                if ready.isEmpty {
+                    // The leader does not know the epoch yet (or the truncation failed): retry shortly.
+                    try await Task.sleep(for: .milliseconds(50))
+                    continue
+                }
+                try await fetch(ready, over: connected)
+            } catch {
+                link?.close()
+                link = nil
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+        }
+    }
+
+    // MARK: - Truncation
+
+    private func truncate(_ truncating: [TopicPartition: Following], over link: BrokerLink) async throws {
+        var request = OffsetForLeaderEpochRequest()
+        request.replicaId = manager.brokerId
+        var asked: [TopicPartition: Int32] = [:]
+        for (partition, following) in truncating {
+            guard let replica = manager.replica(partition) else { continue }
+            guard let latest = manager.epochs.latest(partition)?.epoch else {
+                // No epochs known: an empty log agrees with any leader; otherwise keep what is committed.
+                let log = replica.log
+                let target = log.highWatermark
+                try await truncateLog(partition, replica: replica, epoch: following.epoch, to: log.logEndOffset == 0 ? 0 : target)
+                continue
+            }
+            asked[partition] = latest
+            var entry = OffsetForLeaderEpochRequest.OffsetForLeaderPartition()
+            entry.partition = partition.partition
+            entry.currentLeaderEpoch = following.epoch
+            entry.leaderEpoch = latest
+            if let index = request.topics.firstIndex(where: { $0.topic == partition.topic }) {
+                request.topics[index].partitions.append(entry)
+            } else {
+                var topic = OffsetForLeaderEpochRequest.OffsetForLeaderTopic()
+                topic.topic = partition.topic
+                topic.partitions = [entry]
+                request.topics.append(topic)
+            }
+        }
+        guard !request.topics.isEmpty else { return }
+        let response = try await link.request(request, version: 3, expecting: OffsetForLeaderEpochResponse.self)
+        guard manager.settings.linkOpen(leader) else { return }
+        for topic in response.topics {
+            for result in topic.partitions {
+                let partition = TopicPartition(topic: topic.topic, partition: result.partition)
+                guard result.errorCode == 0, let following = truncating[partition], let replica = manager.replica(partition) else { continue }
+                let log = replica.log
+                let target: Int64
+                if result.leaderEpoch < 0 && result.endOffset < 0 {
+                    // The leader knows no epoch this old: keep only what was committed (Kafka's fallback).
+                    target = log.highWatermark
+                } else {
+                    // Where our log and the leader's agree: the end of the last epoch both have.
+                    let own = manager.epochs.endOffset(partition, for: result.leaderEpoch, logEnd: log.logEndOffset).endOffset
+                    target = min(result.endOffset, own < 0 ? log.logEndOffset : own)
+                }
+                try await truncateLog(partition, replica: replica, epoch: following.epoch, to: target)
+            }
+        }
+    }
+
+    /// Cuts the log at `target` (if it is shorter, nothing) on the writer queue, while this broker
+    /// still follows at `epoch`, and marks the partition ready to fetch.
+    private func truncateLog(_ partition: TopicPartition, replica: Replica, epoch: Int32, to target: Int64) async throws {
+        let writer = manager.writers.writer(for: partition, log: replica.log)
+        let epochs = manager.epochs
+        let leader = leader
+        let done = try await writer.perform { () throws -> Bool in
+            guard replica.role == .follower(leader: leader), replica.leaderEpoch == epoch else { return false }
+            let log = replica.log
+            if target < log.logEndOffset {
+                try log.truncate(to: max(target, log.logStartOffset))
+                try epochs.truncate(partition, from: log.logEndOffset)
+            }
+            return true
+        }
+        guard done else { return }
+        partitions.withLock { table in
+            if table[partition] == Following(epoch: epoch) { table[partition]?.needsTruncation = false }
+        }
+    }
+
+    // MARK: - Fetching
+
+    private func fetch(_ ready: [TopicPartition: Following], over link: BrokerLink) async throws {
+        var request = FetchRequest()
+        request.replicaId = manager.brokerId
+        request.maxWaitMs = Int32(manager.settings.replicaFetchWaitMaxMs)
+        request.minBytes = 1
+        request.maxBytes = 16 << 20
+        for (partition, following) in ready.sorted(by: { $0.key < $1.key }) {
+            guard let replica = manager.replica(partition) else { continue }
+            var entry = FetchRequest.FetchPartition()
+            entry.partition = partition.partition
+            entry.currentLeaderEpoch = following.epoch
+            entry.fetchOffset = replica.log.logEndOffset
+            entry.lastFetchedEpoch = manager.epochs.latest(partition)?.epoch ?? -1
+            entry.logStartOffset = replica.log.logStartOffset
+            entry.partitionMaxBytes = 1 << 20
+            if let index = request.topics.firstIndex(where: { $0.topic == partition.topic }) {
+                request.topics[index].partitions.append(entry)
+            } else {
+                var topic = FetchRequest.FetchTopic()
+                topic.topic = partition.topic
+                topic.partitions = [entry]
+                request.topics.append(topic)
+            }
+        }
+        guard !request.topics.isEmpty else { return }
+        let response = try await link.request(request, version: 12, expecting: FetchResponse.self)
+        // A link cut while the fetch waited at the leader: drop what came back over it.
+        guard manager.settings.linkOpen(leader) else { return }
+        var backOff = false
+        for topic in response.responses {
+            for result in topic.partitions {
+                let partition = TopicPartition(topic: topic.topic, partition: result.partitionIndex)
+                guard let following = ready[partition], let replica = manager.replica(partition) else { continue }
+                switch ErrorCode(rawValue: result.errorCode) {
+                case .some(.none):
+                    try await append(result.records ?? ByteBuffer(), to: replica, epoch: following.epoch, leaderHighWatermark: result.highWatermark)
+                case .offsetOutOfRange:
+                    // Ahead of the leader: find the agreeing point again.
+                    partitions.withLock { table in
+                        if table[partition] == following { table[partition]?.needsTruncation = true }
+                    }
+                default:
+                    // Not (yet) the leader at our epoch, or fenced: the state watch brings the news.
+                    backOff = true
+                }
+            }
+        }
+        if backOff { try await Task.sleep(for: .milliseconds(50)) }
+    }
+
+    /// Appends fetched batches that start at the log end, on the writer queue, while this broker
+    /// still follows at `epoch`; records each new leader epoch where its first batch starts.
+    private func append(_ records: ByteBuffer, to replica: Replica, epoch: Int32, leaderHighWatermark: Int64) async throws {
+        let partition = replica.partition
+        let writer = manager.writers.writer(for: partition, log: replica.log)
+        let epochs = manager.epochs
+        let leader = leader
+        let diverged = try await writer.perform { () throws -> Bool in
+            guard replica.role == .follower(leader: leader), replica.leaderEpoch == epoch else { return false }
+            let log = replica.log
+            var remaining = records
+            var last: AppendResult?
+            var diverged = false
+            while remaining.readableBytes >= RecordBatchLayout.headerLength {
+                let batch: RecordBatch
+                do {
+                    batch = try RecordBatch(validating: remaining)
+                } catch {
+                    break  // a partial batch at the end of the response
+                }
+                remaining.moveReaderIndex(forwardBy: batch.sizeInBytes)
+                if batch.nextOffset <= log.logEndOffset { continue }
+                guard batch.baseOffset == log.logEndOffset else {
+                    diverged = true
+                    break
+                }
+                if batch.partitionLeaderEpoch > (epochs.latest(partition)?.epoch ?? -1) {
+                    try epochs.assign(partition, epoch: batch.partitionLeaderEpoch, startOffset: batch.baseOffset)
+                }
+                last = try log.appendWithoutWaiting(batch)
+            }
+            // Starts the flush the log's policy asks for; nobody waits on it here.
+            if let last { log.whenFlushPolicySatisfied(last) { _ in } }
+            replica.followerHighWatermark(leaderHighWatermark)
+            return diverged
+        }
+        if diverged {
+            partitions.withLock { table in
+                if table[partition] == Following(epoch: epoch, needsTruncation: false) { table[partition]?.needsTruncation = true }
+            }
+        }
+    }
+}
