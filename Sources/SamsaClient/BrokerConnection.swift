@@ -36,7 +36,7 @@ public final class BrokerConnection: Sendable {
                 .channelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(ResponseFrameDecoder(maxFrameBytes: maxResponseBytes)))
+                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(KafkaFrameDecoder(maxFrameBytes: maxResponseBytes, kind: "response")))
                         try channel.pipeline.syncOperations.addHandler(PipelineHandler())
                     }
                 }

@@ -1,4 +1,5 @@
 import NIOCore
+import SamsaProtocol
 
 /// A request frame on its way out, with the promise its response frame fulfils (nil when the broker
 /// sends no response, as for Produce with acks=0).
@@ -45,7 +46,11 @@ final class PipelineHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        failAll(error as? KafkaClientError ?? .connectionFailed("\(error)"))
+        if let frame = error as? FrameError {
+            failAll(.badResponse("\(frame)"))
+        } else {
+            failAll(error as? KafkaClientError ?? .connectionFailed("\(error)"))
+        }
         context.close(promise: nil)
     }
 

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOEmbedded
+import SamsaProtocol
 import Testing
 @testable import SamsaBroker
 

@@ -30,7 +30,7 @@ final class StaleLeaderBroker: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { [self] child in
                 child.eventLoop.makeCompletedFuture {
-                    try child.pipeline.syncOperations.addHandler(ByteToMessageHandler(ResponseFrameDecoder(maxFrameBytes: 1 << 24)))
+                    try child.pipeline.syncOperations.addHandler(ByteToMessageHandler(KafkaFrameDecoder(maxFrameBytes: 1 << 24)))
                     try child.pipeline.syncOperations.addHandler(Answerer(broker: self))
                 }
             }

@@ -1,5 +1,6 @@
 import Foundation
 import Samsa
+import SamsaRecords
 import Testing
 
 // The README's embedding example, compiled and run as a test: keep the two identical.

@@ -1,5 +1,6 @@
 import Foundation
 import Samsa
+import SamsaRecords
 import Testing
 
 @Suite("Kafka's murmur2 partitioner")

@@ -27,7 +27,7 @@ final class BrokerLink: Sendable {
             .connectTimeout(.seconds(5))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(KafkaFrameDecoder(maxFrameBytes: 1 << 30)))
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(KafkaFrameDecoder(maxFrameBytes: 1 << 30, kind: "response")))
                     try channel.pipeline.syncOperations.addHandler(FrameCollector(frames: frames))
                 }
             }
