@@ -125,7 +125,10 @@ struct PartitionLogTests {
         }
         #expect(Set(results.map(\.baseOffset)) == Set(0..<Int64(appenders * perAppender)))
         #expect(log.flushedOffset == Int64(appenders * perAppender))
-        #expect(files.syncCalls < appenders * perAppender / 2, "\(files.syncCalls) fdatasyncs for \(appenders * perAppender) appends")
+        // Sharing itself is pinned down deterministically in GroupCommitTests (a gated sync); here, with
+        // real syncs, how many appends share one depends on the machine's speed (under TSan 761 syncs
+        // for 1,280 appends were seen), so only "fewer syncs than appends" is asserted.
+        #expect(files.syncCalls < appenders * perAppender, "\(files.syncCalls) fdatasyncs for \(appenders * perAppender) appends")
     }
 
     @Test("truncation removes whole batches across segments and appends continue from there")
