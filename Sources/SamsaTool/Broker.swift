@@ -4,6 +4,8 @@ import Logging
 import SamsaBroker
 import SamsaCoordination
 import SamsaStorage
+import ServiceLifecycle
+import UnixSignals
 
 /// `samsa broker --dir DATA --listen 127.0.0.1:9092`: serves Kafka clients from a data directory;
 /// with `--coordination zookeeper://h1:p1,h2:p2[/chroot]` it is one broker of a replicated cluster.
@@ -39,8 +41,6 @@ struct BrokerCommand: AsyncParsableCommand {
     var replicaLagTimeMaxMs = 30_000
 
     func run() async throws {
-        // Before the work starts, so a stop asked for while the logs recover is not missed.
-        let stop = StopSignals()
         let (host, port) = try Self.hostAndPort(listen)
         let metricsListener = try metrics.map(Self.hostAndPort)
         let advertised = try advertisedListener.map(Self.hostAndPort)
@@ -62,13 +62,29 @@ struct BrokerCommand: AsyncParsableCommand {
                 connect: { try await ZooKeeperSession.connect(servers: servers, sessionTimeout: timeout) }, root: root,
                 replicaLagTimeMaxMs: replicaLagTimeMaxMs)
         }
-        let broker = try await Broker.start(settings)
-        // One line, written at once (not buffered): scripts wait for it before connecting.
-        FileHandle.standardOutput.write(Data("listening on \(host):\(broker.localAddress.port ?? port)\n".utf8))
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            stop.whenStopped { continuation.resume() }
+        // The service group traps SIGTERM and SIGINT before the broker starts (a stop asked for while
+        // the logs recover is not missed) and turns the first into a graceful shutdown.
+        let service = BrokerService(settings) { broker in
+            // One line, written at once (not buffered): scripts wait for it before connecting.
+            FileHandle.standardOutput.write(Data("listening on \(host):\(broker.localAddress.port ?? port)\n".utf8))
         }
-        try await broker.stop()
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: settings.logger))
+        // A second SIGTERM or SIGINT while the shutdown runs exits at once (128 + the signal), for a
+        // stop that hangs. Trapped before the group starts, so it sees the first signal too.
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        try await withThrowingDiscardingTaskGroup { tasks in
+            tasks.addTask {
+                var seen = 0
+                for await signal in signals {
+                    seen += 1
+                    if seen >= 2 { _exit(128 + signal.rawValue) }
+                }
+            }
+            try await group.run()
+            tasks.cancelAll()
+        }
     }
 
     /// Lines on stderr at info and above.

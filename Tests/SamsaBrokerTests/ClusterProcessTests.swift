@@ -63,7 +63,12 @@ final class StandaloneZooKeeper: Sendable {
         }
     }
 
+    /// SIGSTOP / SIGCONT: a server that holds its connections and answers nothing.
+    func pause() { kill(process.processIdentifier, SIGSTOP) }
+    func resume() { kill(process.processIdentifier, SIGCONT) }
+
     func stop() {
+        kill(process.processIdentifier, SIGCONT)
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
         try? FileManager.default.removeItem(atPath: directory)
