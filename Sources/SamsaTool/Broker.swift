@@ -13,44 +13,68 @@ struct BrokerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "broker", abstract: "Serve a data directory to Kafka clients (the Kafka wire protocol).")
 
-    @Option(help: "Data directory (created if absent).")
-    var dir: String
-    @Option(help: "HOST:PORT to listen on (port 0 picks a free one).")
-    var listen = "127.0.0.1:9092"
+    // Options without a default here take it from `--config` and then the default named in the help.
+    @Option(help: "Data directory (created if absent); required, here or in --config.")
+    var dir: String?
+    @Option(help: "HOST:PORT to listen on (port 0 picks a free one; default 127.0.0.1:9092).")
+    var listen: String?
     @Option(help: "HOST:PORT that Metadata tells clients to connect to (default: the listening address).")
     var advertisedListener: String?
-    @Option(help: "This broker's id.")
-    var brokerId: Int32 = 0
-    @Option(help: "Partitions of automatically created topics and of CreateTopics with -1.")
-    var defaultPartitions: Int32 = 1
-    @Option(help: "Create unknown topics that Metadata asks for: true or false.")
-    var autoCreateTopics = false
-    @Option(help: "Flush policy of new topics: every-append, interval:MS, messages:N or never.")
-    var flush = FlushPolicyArgument(argument: "every-append")!
-    @Option(help: "Segment size in bytes.")
-    var segmentBytes = 1 << 30
+    @Option(help: "This broker's id (default 0).")
+    var brokerId: Int32?
+    @Option(help: "Partitions of automatically created topics and of CreateTopics with -1 (default 1).")
+    var defaultPartitions: Int32?
+    @Option(help: "Create unknown topics that Metadata asks for: true or false (default false).")
+    var autoCreateTopics: Bool?
+    @Option(help: "Flush policy of new topics: every-append, interval:MS, messages:N or never (default every-append).")
+    var flush: FlushPolicyArgument?
+    @Option(help: "Segment size in bytes (default 1 GiB).")
+    var segmentBytes: Int?
     @Flag(help: "Log every request (API, version, client) to stderr.")
     var logRequests = false
     @Option(help: "HOST:PORT to serve Prometheus metrics on (GET /metrics); none by default.")
     var metrics: String?
     @Option(help: "Join a cluster: zookeeper://HOST:PORT[,HOST:PORT...][/CHROOT] (default: a single broker).")
     var coordination: String?
-    @Option(help: "Coordination session timeout in milliseconds (a dead broker's partitions move after about this long).")
-    var sessionTimeoutMs = 6000
-    @Option(help: "A follower not caught up for this long leaves the ISR (replica.lag.time.max.ms).")
-    var replicaLagTimeMaxMs = 30_000
+    @Option(help: "Coordination session timeout in milliseconds (a dead broker's partitions move after about this long; default 6000).")
+    var sessionTimeoutMs: Int?
+    @Option(help: "A follower not caught up for this long leaves the ISR (replica.lag.time.max.ms; default 30000).")
+    var replicaLagTimeMaxMs: Int?
+    @Option(help: "A file of KEY = VALUE lines with these options' names as keys (e.g. broker-id = 2); the command line wins.")
+    var config: String?
 
     func run() async throws {
+        let file = try config.map(BrokerConfigFile.init(path:))
+        /// The command line's value, else the file's, else the default.
+        func option<Value: ExpressibleByArgument>(_ given: Value?, _ key: String, default fallback: Value) throws -> Value {
+            try given ?? file?.value(key) ?? fallback
+        }
+        guard let dir = try dir ?? file?.value("dir", as: String.self) else {
+            throw ValidationError("Missing expected argument '--dir <dir>' (or dir = ... in --config)")
+        }
+        let listen = try option(listen, "listen", default: "127.0.0.1:9092")
+        let metrics = try metrics ?? file?.value("metrics", as: String.self)
+        let advertisedListener = try advertisedListener ?? file?.value("advertised-listener", as: String.self)
+        let coordination = try coordination ?? file?.value("coordination", as: String.self)
+        let sessionTimeoutMs = try option(sessionTimeoutMs, "session-timeout-ms", default: 6000)
+        let replicaLagTimeMaxMs = try option(replicaLagTimeMaxMs, "replica-lag-time-max-ms", default: 30_000)
+        let segmentBytes = try option(segmentBytes, "segment-bytes", default: 1 << 30)
+        guard segmentBytes > 0, sessionTimeoutMs > 0, replicaLagTimeMaxMs > 0 else {
+            throw ValidationError("segment-bytes, session-timeout-ms and replica-lag-time-max-ms must be positive")
+        }
         let (host, port) = try Self.hostAndPort(listen)
         let metricsListener = try metrics.map(Self.hostAndPort)
         let advertised = try advertisedListener.map(Self.hostAndPort)
         let configuration = BrokerConfiguration(
-            dataDirectory: dir, host: host, port: port, advertisedHost: advertised?.0, advertisedPort: advertised?.1, brokerId: brokerId,
-            autoCreateTopics: autoCreateTopics, defaultPartitions: defaultPartitions,
-            logConfiguration: LogConfiguration(segmentBytes: segmentBytes, flushPolicy: flush.policy),
+            dataDirectory: dir, host: host, port: port, advertisedHost: advertised?.0, advertisedPort: advertised?.1,
+            brokerId: try option(brokerId, "broker-id", default: 0),
+            autoCreateTopics: try option(autoCreateTopics, "auto-create-topics", default: false),
+            defaultPartitions: try option(defaultPartitions, "default-partitions", default: 1),
+            logConfiguration: LogConfiguration(
+                segmentBytes: segmentBytes, flushPolicy: try option(flush, "flush", default: FlushPolicyArgument(argument: "every-append")!).policy),
             logger: Self.logger())
         var settings = configuration
-        settings.logRequests = logRequests
+        settings.logRequests = try logRequests || file?.value("log-requests", as: Bool.self) == true
         if let (metricsHost, metricsPort) = metricsListener {
             settings.metricsHost = metricsHost
             settings.metricsPort = metricsPort

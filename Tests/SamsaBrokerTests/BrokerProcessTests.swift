@@ -15,10 +15,14 @@ struct BrokerProcessTests {
         let process: Process
         let port: Int
 
-        init(directory: String, extra: [String] = []) throws {
+        convenience init(directory: String, extra: [String] = []) throws {
+            try self.init(arguments: ["broker", "--dir", directory, "--listen", "127.0.0.1:0", "--flush", "every-append"] + extra)
+        }
+
+        init(arguments: [String]) throws {
             process = Process()
             process.executableURL = BrokerProcessTests.binary
-            process.arguments = ["broker", "--dir", directory, "--listen", "127.0.0.1:0", "--flush", "every-append"] + extra
+            process.arguments = arguments
             let output = Pipe()
             process.standardOutput = output
             process.standardError = FileHandle.nullDevice
