@@ -135,6 +135,7 @@ public final class Broker: Sendable {
                 metrics: metrics, metricsEndpoint: endpoint, refusing: refusing)
             broker.startAccepting()
             broker.startExpiringMembers()
+            dispatcher.retention.start(every: configuration.retentionCheckInterval)
             do {
                 try await dispatcher.cluster?.start(host: advertised.0, port: advertised.1)
             } catch {
@@ -267,6 +268,7 @@ public final class Broker: Sendable {
         let task = acceptLoop.withLock { $0 }
         await task?.value
         expiry.withLock { $0?.cancel() }
+        await dispatcher.retention.stop()
         await dispatcher.cluster?.stop()
         let logs = logs
         let offsets = dispatcher.offsets

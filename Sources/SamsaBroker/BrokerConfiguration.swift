@@ -32,6 +32,9 @@ public struct BrokerConfiguration: Sendable {
     public var metricsPort: Int?
     /// Join a cluster through coordination (replication); nil is a single broker leading everything.
     public var cluster: ClusterSettings?
+    /// How often old segments are deleted per topic's `retention.ms` / `retention.bytes`
+    /// (`log.retention.check.interval.ms`); zero never checks.
+    public var retentionCheckInterval: Duration = .seconds(300)
     /// Log every request's API, version and client (for debugging clients).
     public var logRequests = false
     /// Where log lines go (swift-log): start and stop at info, failures and a malformed request

@@ -17,6 +17,7 @@ final class RequestDispatcher: Sendable {
     let producerIds: ProducerIdAllocator
     let offsets: OffsetStore
     let io: NIOThreadPool
+    let retention: LogRetention
     /// Host and port that Metadata advertises.
     let advertised: (host: String, port: Int32)
     /// The cluster side, for a broker with `configuration.cluster`.
@@ -34,6 +35,7 @@ final class RequestDispatcher: Sendable {
         self.topics = TopicTable(
             logs: logs, dataDirectory: configuration.dataDirectory, baseConfiguration: configuration.logConfiguration, configs: topicConfigs)
         self.io = io
+        self.retention = LogRetention(logs: logs, io: io) { [configuration] message in configuration.log(message) }
         self.advertised = advertised
         if let settings = configuration.cluster, let cluster {
             self.cluster = Cluster(

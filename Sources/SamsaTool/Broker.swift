@@ -30,6 +30,12 @@ struct BrokerCommand: AsyncParsableCommand {
     var flush: FlushPolicyArgument?
     @Option(help: "Segment size in bytes (default 1 GiB).")
     var segmentBytes: Int?
+    @Option(help: "Default retention.ms of new topics: delete segments whose records are all older (default: keep forever).")
+    var retentionMs: Int64?
+    @Option(help: "Default retention.bytes of new topics: delete the oldest segments past this size per partition (default: no limit).")
+    var retentionBytes: Int64?
+    @Option(help: "How often old segments are deleted by retention (log.retention.check.interval.ms; default 300000, 0 never).")
+    var retentionCheckIntervalMs: Int?
     @Flag(help: "Log every request (API, version, client) to stderr.")
     var logRequests = false
     @Option(help: "HOST:PORT to serve Prometheus metrics on (GET /metrics); none by default.")
@@ -62,6 +68,12 @@ struct BrokerCommand: AsyncParsableCommand {
         guard segmentBytes > 0, sessionTimeoutMs > 0, replicaLagTimeMaxMs > 0 else {
             throw ValidationError("segment-bytes, session-timeout-ms and replica-lag-time-max-ms must be positive")
         }
+        let retentionMs = try retentionMs ?? file?.value("retention-ms", as: Int64.self)
+        let retentionBytes = try retentionBytes ?? file?.value("retention-bytes", as: Int64.self)
+        let retentionCheckIntervalMs = try option(retentionCheckIntervalMs, "retention-check-interval-ms", default: 300_000)
+        guard (retentionMs ?? 1) > 0, (retentionBytes ?? 1) > 0, retentionCheckIntervalMs >= 0 else {
+            throw ValidationError("retention-ms and retention-bytes must be positive, retention-check-interval-ms not negative")
+        }
         let (host, port) = try Self.hostAndPort(listen)
         let metricsListener = try metrics.map(Self.hostAndPort)
         let advertised = try advertisedListener.map(Self.hostAndPort)
@@ -71,9 +83,11 @@ struct BrokerCommand: AsyncParsableCommand {
             autoCreateTopics: try option(autoCreateTopics, "auto-create-topics", default: false),
             defaultPartitions: try option(defaultPartitions, "default-partitions", default: 1),
             logConfiguration: LogConfiguration(
-                segmentBytes: segmentBytes, flushPolicy: try option(flush, "flush", default: FlushPolicyArgument(argument: "every-append")!).policy),
+                segmentBytes: segmentBytes, flushPolicy: try option(flush, "flush", default: FlushPolicyArgument(argument: "every-append")!).policy,
+                retentionBytes: retentionBytes, retentionMilliseconds: retentionMs),
             logger: Self.logger())
         var settings = configuration
+        settings.retentionCheckInterval = .milliseconds(retentionCheckIntervalMs)
         settings.logRequests = try logRequests || file?.value("log-requests", as: Bool.self) == true
         if let (metricsHost, metricsPort) = metricsListener {
             settings.metricsHost = metricsHost

@@ -12,7 +12,8 @@ struct BrokerConfigFile {
     /// Every key the file may hold: the options of `samsa broker` (but `--config` itself).
     static let keys: Set<String> = [
         "dir", "listen", "advertised-listener", "broker-id", "default-partitions", "auto-create-topics", "flush", "segment-bytes",
-        "log-requests", "metrics", "coordination", "session-timeout-ms", "replica-lag-time-max-ms",
+        "log-requests", "metrics", "coordination", "session-timeout-ms", "replica-lag-time-max-ms", "retention-ms", "retention-bytes",
+        "retention-check-interval-ms",
     ]
 
     init(path: String) throws {
