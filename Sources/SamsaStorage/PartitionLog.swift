@@ -418,6 +418,59 @@ public final class PartitionLog: Sendable {
         if let failure { throw failure }
     }
 
+    /// Removes every record and restarts the log, empty, at `offset` (Kafka's `truncateFullyAndStartAt`):
+    /// for a follower whose log end is below its leader's log start (retention there deleted what it
+    /// still needed), which can then only continue from the leader's log start.
+    ///
+    /// Order, for crashes: the old segments are renamed `.deleted` first, then the empty segment at
+    /// `offset` is made and the directory synced. A crash in between leaves a log with fewer records
+    /// (reopened empty at the checkpointed log start), never one with a gap; the follower then finds
+    /// itself behind again and repeats this.
+    public func truncateFully(startingAt offset: Int64) throws(StorageError) {
+        try refuseIfDamaged()
+        if let failure = groupCommit.failure {
+            throw StorageError(.closed, path: directory, errno: failure.errno, "the log refuses writes after a failed sync: \(failure.message)")
+        }
+        guard offset >= 0 else { throw StorageError(.invalidArgument, path: directory, "cannot restart the log at \(offset)") }
+        do throws(StorageError) {
+            try state.withLock { state throws(StorageError) in
+                guard !state.closed else { throw StorageError(.closed, path: directory, "the log is closed") }
+                while let oldest = state.segments.first {
+                    state.pendingDeletion += try oldest.markDeleted()
+                    state.segments.removeFirst()
+                    // Readers never reach a segment that went (if a later rename fails and some stay).
+                    if let next = state.segments.first {
+                        state.logStartOffset = max(state.logStartOffset, next.baseOffset)
+                        publishLogStart(state.logStartOffset)
+                    }
+                }
+                let segment = try Segment(
+                    directory: directory, baseOffset: offset, configuration: configuration.segmentSettings, writable: true, files: files,
+                    descriptors: descriptors)
+                state.segments = [segment]
+                state.logStartOffset = offset
+                state.activeCreated = .now
+                state.recordsSinceFlush = 0
+                // Syncs under way belong to the old log; waiters for its undurable offsets fail.
+                groupCommit.truncated(to: min(groupCommit.durableEnd, offset))
+                publishedEnd.store(offset, ordering: .releasing)
+                publishLogStart(offset)
+                publishedHighWatermark.store(offset, ordering: .releasing)
+                try files.syncDirectory(directory)
+            }
+        } catch {
+            // Part-way (some segments renamed, or no active segment): refuse writes until a reopen
+            // recovers a consistent log.
+            groupCommit.refuseWrites(after: error)
+            throw error
+        }
+        deletePendingFiles()
+        // The empty log at `offset` is durable (its directory is synced): the flushed offset becomes
+        // `offset`, and the recovery point is rewritten.
+        try groupCommit.flushNow()
+        try truncationObserver.withLock { $0 }?()
+    }
+
     func observeTruncation(_ observer: @escaping @Sendable () throws(StorageError) -> Void) {
         truncationObserver.withLock { $0 = observer }
     }

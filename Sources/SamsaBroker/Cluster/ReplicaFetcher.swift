@@ -185,6 +185,21 @@ final class ReplicaFetcher: Sendable {
         }
     }
 
+    /// Empties the log and restarts it at the leader's log start `start` (Kafka's
+    /// `truncateFullyAndStartAt`), on the writer queue, while this broker still follows at `epoch`.
+    private func restartLog(_ partition: TopicPartition, replica: Replica, epoch: Int32, at start: Int64) async throws {
+        let writer = manager.writers.writer(for: partition, log: replica.log)
+        let epochs = manager.epochs
+        let leader = leader
+        let log = manager.log
+        try await writer.perform { () throws in
+            guard replica.role == .follower(leader: leader), replica.leaderEpoch == epoch, replica.log.logEndOffset < start else { return }
+            log("\(partition.topic)-\(partition.partition): log end \(replica.log.logEndOffset) is below leader \(leader)'s log start \(start): restarting the log there")
+            try replica.log.truncateFully(startingAt: start)
+            try epochs.truncate(partition, from: 0)
+        }
+    }
+
     // MARK: - Fetching
 
     private func fetch(_ ready: [TopicPartition: Following], over link: BrokerLink) async throws {
@@ -223,6 +238,10 @@ final class ReplicaFetcher: Sendable {
                 switch ErrorCode(rawValue: result.errorCode) {
                 case .some(.none):
                     try await append(result.records ?? ByteBuffer(), to: replica, epoch: following.epoch, leaderHighWatermark: result.highWatermark)
+                case .offsetOutOfRange where replica.log.logEndOffset < result.logStartOffset:
+                    // Behind the leader's log start (its retention deleted what this follower still
+                    // needed): only the leader's log from its start on is left to copy.
+                    try await restartLog(partition, replica: replica, epoch: following.epoch, at: result.logStartOffset)
                 case .offsetOutOfRange:
                     // Ahead of the leader: find the agreeing point again.
                     partitions.withLock { table in

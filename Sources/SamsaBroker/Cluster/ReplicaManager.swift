@@ -26,7 +26,7 @@ final class ReplicaManager: Sendable {
     private let fetchers = Mutex<[Int32: ReplicaFetcher]>([:])
     private let tasks = Mutex<[Task<Void, Never>]>([])
     private let followedTopics = Mutex<Set<String>>([])
-    private let log: @Sendable (String) -> Void
+    let log: @Sendable (String) -> Void
 
     init(
         brokerId: Int32, settings: ClusterSettings, session: any CoordinationSession, topics: TopicTable, writers: PartitionWriters,
