@@ -15,13 +15,22 @@ struct BrokerProcessTests {
         let process: Process
         let port: Int
 
-        init(directory: String, extra: [String] = []) throws {
+        /// `listen` 127.0.0.1:0 picks a free port; a fixed one lets a restarted broker keep its address.
+        /// `log`: a file that gets the broker's stderr (appended), else it is dropped.
+        init(directory: String, listen: String = "127.0.0.1:0", extra: [String] = [], log: String? = nil) throws {
             process = Process()
             process.executableURL = BrokerProcessTests.binary
-            process.arguments = ["broker", "--dir", directory, "--listen", "127.0.0.1:0", "--flush", "every-append"] + extra
+            process.arguments = ["broker", "--dir", directory, "--listen", listen, "--flush", "every-append"] + extra
             let output = Pipe()
             process.standardOutput = output
-            process.standardError = FileHandle.nullDevice
+            if let log {
+                if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
+                let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+                try handle.seekToEnd()
+                process.standardError = handle
+            } else {
+                process.standardError = FileHandle.nullDevice
+            }
             try process.run()
             // The line comes once the broker accepts connections.
             var line = Data()

@@ -106,7 +106,9 @@ final class Replica: Sendable {
             return (transition, failed)
         }
         for waiter in failed { waiter.continuation.resume(returning: .notLeaderForPartition) }
-        if transition != .unchanged { advanceHighWatermark() }
+        // Also when only the ISR changed (the controller removed a dead follower): the high watermark
+        // may rise at once, answering the acks=all produces that waited for that follower.
+        advanceHighWatermark()
         return transition
     }
 
