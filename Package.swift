@@ -173,9 +173,17 @@ let package = Package(
             dependencies: ["SamsaTorture", "SamsaStorage", "SamsaRecords", "samsa"],
             swiftSettings: strictSwift
         ),
+        // Test support shared by test targets (never a dependency of Sources/): a ZooKeeper ensemble
+        // of real servers started from Debian's `zookeeper` package.
+        .target(
+            name: "SamsaTestSupport",
+            dependencies: ["SamsaCoordination"],
+            path: "Tests/SamsaTestSupport",
+            swiftSettings: strictSwift
+        ),
         .testTarget(
             name: "SamsaCoordinationTests",
-            dependencies: ["SamsaCoordination"],
+            dependencies: ["SamsaCoordination", "SamsaTestSupport"],
             swiftSettings: strictSwift
         ),
         .testTarget(
@@ -189,7 +197,7 @@ let package = Package(
         .testTarget(
             name: "SamsaBrokerTests",
             dependencies: [
-                "SamsaBroker", "SamsaCoordination", "SamsaProtocol", "SamsaRecords", "SamsaStorage", "samsa",
+                "SamsaBroker", "SamsaCoordination", "SamsaProtocol", "SamsaRecords", "SamsaStorage", "SamsaTestSupport", "samsa",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -117,7 +117,7 @@ public final class Broker: Sendable {
             let dispatcher = RequestDispatcher(
                 configuration: configuration, logs: logs, offsets: offsets, producerIds: producerIds, io: io, advertised: advertised,
                 topicConfigs: topicConfigs, cluster: session.flatMap { session in epochs.map { (session, $0, group) } })
-            let metrics = BrokerMetrics()
+            let metrics = BrokerMetrics(replication: dispatcher.cluster?.replicas)
             let endpoint: MetricsEndpoint?
             if let port = configuration.metricsPort {
                 do {

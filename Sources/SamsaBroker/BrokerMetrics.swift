@@ -7,7 +7,9 @@ import Synchronization
 /// The broker's metrics, through swift-metrics into a Prometheus registry (text format on
 /// `--metrics HOST:PORT`, see `MetricsEndpoint`): requests and errors per API and version, request
 /// latency per API, bytes in and out, open connections, and per partition its log start, log end and
-/// high watermark (read from the logs when scraped, so the hot path does not update them).
+/// high watermark (read from the logs when scraped, so the hot path does not update them). In a
+/// cluster also replication's (read from the replica manager when scraped): partitions led here that
+/// are under-replicated, ISR shrinks and expands of them, and each follower's lag in messages.
 ///
 /// The per-API handles are made once, up front, for every served API and version: recording is a
 /// dictionary read and an atomic add, with no lock.
@@ -22,6 +24,29 @@ final class BrokerMetrics: Sendable {
     private let malformed: CoreMetrics.Counter
     private let unsupported: CoreMetrics.Counter
     private let partitionGauges = Mutex<[TopicPartition: PartitionGauges]>([:])
+    private let replication: ReplicaManager?
+    private let replicationGauges: ReplicationGauges?
+
+    /// Replication's series; the counters follow the replica manager's totals (added at each scrape).
+    private final class ReplicationGauges: Sendable {
+        let underReplicated: CoreMetrics.Gauge
+        let shrinks: CoreMetrics.Counter
+        let expands: CoreMetrics.Counter
+        /// The totals already added to the counters.
+        let counted = Mutex<(shrinks: Int, expands: Int)>((0, 0))
+        let lag = Mutex<[FollowerKey: CoreMetrics.Gauge]>([:])
+
+        init(underReplicated: CoreMetrics.Gauge, shrinks: CoreMetrics.Counter, expands: CoreMetrics.Counter) {
+            self.underReplicated = underReplicated
+            self.shrinks = shrinks
+            self.expands = expands
+        }
+    }
+
+    private struct FollowerKey: Hashable, Sendable {
+        var partition: TopicPartition
+        var replica: Int32
+    }
 
     private struct PartitionGauges: Sendable {
         var logStart: CoreMetrics.Gauge
@@ -29,7 +54,7 @@ final class BrokerMetrics: Sendable {
         var highWatermark: CoreMetrics.Gauge
     }
 
-    init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+    init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), replication: ReplicaManager? = nil) {
         self.registry = registry
         var factory = PrometheusMetricsFactory(registry: registry)
         // Requests take tens of microseconds to seconds (long polls): finer than the 5 ms-10 s default.
@@ -56,6 +81,13 @@ final class BrokerMetrics: Sendable {
         connections = CoreMetrics.Meter(label: "samsa_connections", factory: factory)
         malformed = CoreMetrics.Counter(label: "samsa_request_errors_total", dimensions: [("reason", "malformed")], factory: factory)
         unsupported = CoreMetrics.Counter(label: "samsa_request_errors_total", dimensions: [("reason", "unsupported")], factory: factory)
+        self.replication = replication
+        replicationGauges = replication.map { _ in
+            ReplicationGauges(
+                underReplicated: CoreMetrics.Gauge(label: "samsa_under_replicated_partitions", factory: factory),
+                shrinks: CoreMetrics.Counter(label: "samsa_isr_shrinks_total", factory: factory),
+                expands: CoreMetrics.Counter(label: "samsa_isr_expands_total", factory: factory))
+        }
     }
 
     private static func slot(_ api: Int16, _ version: Int16) -> Int32 { Int32(api) << 16 | Int32(UInt16(bitPattern: version)) }
@@ -101,7 +133,38 @@ final class BrokerMetrics: Sendable {
                 entry.highWatermark.record(log.highWatermark)
             }
         }
+        if let replication, let replicationGauges { recordReplication(replication, replicationGauges) }
         return registry.emitToBuffer()
+    }
+
+    private func recordReplication(_ replication: ReplicaManager, _ gauges: ReplicationGauges) {
+        let led = replication.ledPartitions
+        gauges.underReplicated.record(led.filter(\.isUnderReplicated).count)
+        let (shrinks, expands) = (replication.isrChanges.shrinkCount, replication.isrChanges.expandCount)
+        gauges.counted.withLock { counted in
+            if shrinks > counted.shrinks { gauges.shrinks.increment(by: Int64(shrinks - counted.shrinks)) }
+            if expands > counted.expands { gauges.expands.increment(by: Int64(expands - counted.expands)) }
+            counted = (max(counted.shrinks, shrinks), max(counted.expands, expands))
+        }
+        gauges.lag.withLock { lag in
+            var current: [FollowerKey: Int64] = [:]
+            for status in led {
+                for (replica, messages) in status.followerLag { current[FollowerKey(partition: status.partition, replica: replica)] = messages }
+            }
+            // A partition no longer led here (or a follower gone) loses its series.
+            for (key, gauge) in lag where current[key] == nil {
+                gauge.destroy()
+                lag[key] = nil
+            }
+            for (key, messages) in current {
+                let gauge = lag[key] ?? CoreMetrics.Gauge(
+                    label: "samsa_replica_lag_messages",
+                    dimensions: [("topic", key.partition.topic), ("partition", "\(key.partition.partition)"), ("replica", "\(key.replica)")],
+                    factory: factory)
+                lag[key] = gauge
+                gauge.record(messages)
+            }
+        }
     }
 
     private func makeGauges(_ partition: TopicPartition) -> PartitionGauges {

@@ -88,8 +88,13 @@ struct Topics: AsyncParsableCommand {
         @OptionGroup var remote: TopicsBootstrapOptions
         @Option(help: "Topic name; all topics when omitted.")
         var topic: String?
+        @Flag(help: "Only partitions with fewer in-sync replicas than replicas (with --bootstrap).")
+        var underReplicatedPartitions = false
 
-        func validate() throws { try remote.requireOne(dir: dir) }
+        func validate() throws {
+            try remote.requireOne(dir: dir)
+            if underReplicatedPartitions && remote.bootstrap == nil { throw ValidationError("--under-replicated-partitions needs --bootstrap") }
+        }
 
         func run() async throws {
             if let bootstrap = remote.bootstrap { return try await describeRemote(bootstrap) }

@@ -95,11 +95,15 @@ extension Topics.Describe {
                 topics = try await client.listTopics().filter { !$0.isInternal }
             }
             for entry in topics {
+                // Under-replicated: fewer in-sync replicas than replicas (Kafka's --under-replicated-partitions).
+                let shown = entry.partitions.filter { !underReplicatedPartitions || $0.isr.count < $0.replicas.count }
+                if underReplicatedPartitions && shown.isEmpty { continue }
                 print("topic \(entry.name): partitions=\(entry.partitions.count)\(entry.isInternal ? " internal" : "")")
-                for p in entry.partitions {
+                for p in shown {
                     var line = "  partition \(p.partition): leader \(p.leader), leader epoch \(p.leaderEpoch), "
                     line += "replicas \(Self.list(p.replicas)), isr \(Self.list(p.isr))"
                     if !p.offlineReplicas.isEmpty { line += ", offline \(Self.list(p.offlineReplicas))" }
+                    if p.isr.count < p.replicas.count { line += ", under-replicated" }
                     if p.error != .none { line += ", error \(p.error.name)" }
                     print(line)
                 }

@@ -15,17 +15,26 @@ struct BrokerProcessTests {
         let process: Process
         let port: Int
 
-        convenience init(directory: String, extra: [String] = []) throws {
-            try self.init(arguments: ["broker", "--dir", directory, "--listen", "127.0.0.1:0", "--flush", "every-append"] + extra)
+        /// `listen` 127.0.0.1:0 picks a free port; a fixed one lets a restarted broker keep its address.
+        /// `log`: a file that gets the broker's stderr (appended), else it is dropped.
+        convenience init(directory: String, listen: String = "127.0.0.1:0", extra: [String] = [], log: String? = nil) throws {
+            try self.init(arguments: ["broker", "--dir", directory, "--listen", listen, "--flush", "every-append"] + extra, log: log)
         }
 
-        init(arguments: [String]) throws {
+        init(arguments: [String], log: String? = nil) throws {
             process = Process()
             process.executableURL = BrokerProcessTests.binary
             process.arguments = arguments
             let output = Pipe()
             process.standardOutput = output
-            process.standardError = FileHandle.nullDevice
+            if let log {
+                if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
+                let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+                try handle.seekToEnd()
+                process.standardError = handle
+            } else {
+                process.standardError = FileHandle.nullDevice
+            }
             try process.run()
             // The line comes once the broker accepts connections.
             var line = Data()

@@ -4,91 +4,8 @@ import NIOCore
 import SamsaCoordination
 import SamsaProtocol
 import SamsaRecords
+import SamsaTestSupport
 import Testing
-
-/// A standalone ZooKeeper (Debian's `zookeeper` package) on 127.0.0.1 in a temporary directory,
-/// stopped by PID (and removed) by `stop`.
-final class StandaloneZooKeeper: Sendable {
-    let port: Int
-    let directory: String
-    private let process: Process
-
-    init() throws {
-        guard FileManager.default.fileExists(atPath: "/usr/share/java/zookeeper.jar") else {
-            throw BrokerProcessTests.Failed(message: "ZooKeeper is not installed: scripts/test.sh installs Debian's zookeeper package")
-        }
-        port = try Self.freePort()
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-zk-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory + "/data", withIntermediateDirectories: true)
-        try """
-            tickTime=500
-            dataDir=\(directory)/data
-            clientPort=\(port)
-            clientPortAddress=127.0.0.1
-            admin.enableServer=false
-            minSessionTimeout=1000
-            maxSessionTimeout=60000
-
-            """.write(toFile: directory + "/zoo.cfg", atomically: true, encoding: .utf8)
-        let classpath = ["zookeeper.jar", "zookeeper-jute.jar", "slf4j-api.jar", "slf4j-simple.jar", "netty-all.jar"]
-            .map { "/usr/share/java/\($0)" }.filter { FileManager.default.fileExists(atPath: $0) }.joined(separator: ":")
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/java")
-        process.arguments = [
-            "-Xmx128m", "-Dzookeeper.log.dir=\(directory)", "-cp", classpath, "org.apache.zookeeper.server.quorum.QuorumPeerMain", directory + "/zoo.cfg",
-        ]
-        _ = FileManager.default.createFile(atPath: directory + "/server.log", contents: nil)
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: directory + "/server.log"))
-        process.standardOutput = log
-        process.standardError = log
-        try process.run()
-    }
-
-    /// Returns once a session can be opened (the JVM takes seconds to start).
-    func waitUntilServing() async throws {
-        // A JVM on a loaded two-core machine may take a minute to start.
-        let deadline = ContinuousClock.now + .seconds(120)
-        while true {
-            do {
-                let session = try await ZooKeeperSession.connect(servers: ["127.0.0.1:\(port)"], sessionTimeout: .seconds(4))
-                await session.close()
-                return
-            } catch {
-                guard ContinuousClock.now < deadline, process.isRunning else {
-                    let log = (try? String(contentsOfFile: directory + "/server.log", encoding: .utf8)) ?? ""
-                    throw BrokerProcessTests.Failed(message: "ZooKeeper did not start (\(error)):\n\(log.suffix(2000))")
-                }
-                try await Task.sleep(for: .milliseconds(200))
-            }
-        }
-    }
-
-    /// SIGSTOP / SIGCONT: a server that holds its connections and answers nothing.
-    func pause() { kill(process.processIdentifier, SIGSTOP) }
-    func resume() { kill(process.processIdentifier, SIGCONT) }
-
-    func stop() {
-        kill(process.processIdentifier, SIGCONT)
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-        try? FileManager.default.removeItem(atPath: directory)
-    }
-
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { Glibc.close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard bound == 0 else { throw BrokerProcessTests.Failed(message: "no free port") }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        withUnsafeMutablePointer(to: &address) { pointer in
-            _ = pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-}
 
 /// Three `samsa broker` processes on a real ZooKeeper (`--coordination zookeeper://.../chroot`).
 @Suite("Cluster of samsa broker processes")
@@ -129,20 +46,19 @@ struct ClusterProcessTests {
 
     @Test("SIGKILL of the leader: another broker leads after the session timeout with every acks=all record; the killed one rejoins the ISR")
     func leaderKilled() async throws {
-        let zooKeeper = try StandaloneZooKeeper()
+        let zooKeeper = try await blocking { try ZooKeeperEnsemble(count: 1) }
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-cluster-\(UUID().uuidString)").path
         var brokers: [Int32: BrokerProcessTests.BrokerProcess] = [:]
         defer {
             for broker in brokers.values { broker.signal(SIGKILL) }
-            zooKeeper.stop()
+            zooKeeper.stopAll()
             try? FileManager.default.removeItem(atPath: root)
         }
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        try await zooKeeper.waitUntilServing()
         func start(_ id: Int32) throws {
             brokers[id] = try BrokerProcessTests.BrokerProcess(
                 directory: "\(root)/broker-\(id)",
-                extra: ["--broker-id", "\(id)", "--coordination", "zookeeper://127.0.0.1:\(zooKeeper.port)/samsa/test", "--session-timeout-ms", "3000"])
+                extra: ["--broker-id", "\(id)", "--coordination", "zookeeper://\(zooKeeper.connectString[0])/samsa/test", "--session-timeout-ms", "3000"])
         }
         for id in Int32(1)...3 { try start(id) }
 

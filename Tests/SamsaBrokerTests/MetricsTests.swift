@@ -67,4 +67,57 @@ struct MetricsTests {
         }
         try await broker.stop()
     }
+
+    /// A sample's value in Prometheus text (nil when absent).
+    static func sample(_ text: String, _ name: String) -> Double? {
+        for line in text.split(separator: "\n") where line.hasPrefix(name + " ") { return Double(line.dropFirst(name.count + 1)) }
+        return nil
+    }
+
+    @Test("Replication: under-replicated partitions, ISR shrinks and expands, follower lag, as a follower is cut off and healed")
+    func replicationMetrics() async throws {
+        let cluster = try await TestCluster.start(lagMs: 1500)
+        do {
+            let admin = try await cluster.connection(1)
+            #expect(try await admin.createTopic("watched", replicationFactor: 3).errorCode == 0)
+            try await admin.close()
+            let state = try await cluster.settled("watched")
+            let leader = try requireBroker(cluster.broker(state.leader))
+            let follower = try #require(state.isr.first { $0 != state.leader })
+            let lag = #"samsa_replica_lag_messages{topic="watched",partition="0",replica="\#(follower)"}"#
+            let connection = try await cluster.connection(state.leader)
+            #expect(try await connection.produce("watched", count: 5, startingAt: 0).errorCode == 0)
+            try await cluster.eventually("the follower has caught up") { Self.sample(leader.metricsText(), lag) == 0 }
+            var text = leader.metricsText()
+            #expect(Self.sample(text, "samsa_under_replicated_partitions") == 0, "\(text)")
+            let shrinks = try #require(Self.sample(text, "samsa_isr_shrinks_total"))
+            let expands = try #require(Self.sample(text, "samsa_isr_expands_total"))
+
+            cluster.links.cut(follower, state.leader)
+            #expect(try await connection.produce("watched", count: 5, startingAt: 5, acks: 1).errorCode == 0)
+            try await cluster.eventually("the cut follower is out of the ISR") { try await !cluster.state("watched").isr.contains(follower) }
+            text = leader.metricsText()
+            #expect(Self.sample(text, "samsa_under_replicated_partitions") == 1, "\(text)")
+            // (At least one: under load the other follower may be dropped for a moment too.)
+            #expect((Self.sample(text, "samsa_isr_shrinks_total") ?? 0) >= shrinks + 1)
+            #expect((Self.sample(text, lag) ?? 0) >= 5, "\(text)")
+            // Followers of other brokers' partitions are not this leader's: only led partitions count.
+            for other in cluster.running where other != state.leader {
+                #expect(Self.sample(try requireBroker(cluster.broker(other)).metricsText(), "samsa_under_replicated_partitions") == 0)
+            }
+
+            cluster.links.heal()
+            try await cluster.eventually("the follower is back in the ISR") { try await cluster.state("watched").isr.count == 3 }
+            try await cluster.eventually("the metrics show it") {
+                let text = leader.metricsText()
+                return Self.sample(text, "samsa_under_replicated_partitions") == 0 && (Self.sample(text, "samsa_isr_expands_total") ?? 0) >= expands + 1
+                    && Self.sample(text, lag) == 0
+            }
+            try await connection.close()
+        } catch {
+            try await cluster.stopAll()
+            throw error
+        }
+        try await cluster.stopAll()
+    }
 }

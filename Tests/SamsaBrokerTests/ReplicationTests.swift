@@ -163,6 +163,37 @@ struct ReplicationTests {
         try await cluster.stopAll()
     }
 
+    @Test("A dead follower leaves the ISR when its session ends (the controller), not after replica.lag.time.max.ms: acks=all goes on")
+    func deadFollowerLeavesIsr() async throws {
+        // A lag limit no test waits out: only the controller can take the dead follower out in time.
+        let cluster = try await TestCluster.start(lagMs: 600_000)
+        do {
+            let admin = try await cluster.connection(1)
+            #expect(try await admin.createTopic("orphaned", replicationFactor: 3, configs: ["min.insync.replicas": "2"]).errorCode == 0)
+            try await admin.close()
+            let before = try await cluster.settled("orphaned")
+            let follower = try #require(before.isr.first { $0 != before.leader })
+            let connection = try await cluster.connection(before.leader)
+            #expect(try await connection.produce("orphaned", count: 3, startingAt: 0).errorCode == 0)
+            try await cluster.kill(follower)
+            try await cluster.eventually("the dead follower is out of the ISR", timeout: .seconds(20)) {
+                try await cluster.state("orphaned").isr.sorted() == before.isr.filter { $0 != follower }.sorted()
+            }
+            let after = try await cluster.state("orphaned")
+            #expect(after.leader == before.leader && after.leaderEpoch == before.leaderEpoch)
+            let produced = try await connection.produce("orphaned", count: 3, startingAt: 3, timeoutMs: 20_000)
+            #expect(produced.errorCode == 0 && produced.baseOffset == 3, "\(ErrorCode(rawValue: produced.errorCode).map { "\($0)" } ?? "?")")
+            try await connection.close()
+            // Back, it catches up and the leader takes it in again.
+            try await cluster.start(follower)
+            try await cluster.eventually("the follower is back in the ISR") { try await cluster.state("orphaned").isr.count == 3 }
+        } catch {
+            try await cluster.stopAll()
+            throw error
+        }
+        try await cluster.stopAll()
+    }
+
     @Test("A follower cut off from its leader leaves the ISR after replica.lag.time.max.ms (acks=all goes on without it) and rejoins once caught up")
     func isrShrinkAndExpand() async throws {
         let cluster = try await TestCluster.start(lagMs: 3000)

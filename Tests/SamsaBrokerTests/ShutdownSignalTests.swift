@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SamsaTestSupport
 import Testing
 
 /// `samsa broker` runs in a swift-service-lifecycle `ServiceGroup`: SIGTERM or SIGINT starts a graceful
@@ -9,21 +10,20 @@ import Testing
 struct ShutdownSignalTests {
     @Test("a second SIGTERM while the shutdown waits on an unresponsive ZooKeeper exits at once with 143")
     func secondSignalExits() async throws {
-        let zooKeeper = try StandaloneZooKeeper()
+        let zooKeeper = try await blocking { try ZooKeeperEnsemble(count: 1) }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-signal-\(UUID().uuidString)").path
         var broker: BrokerProcessTests.BrokerProcess?
         defer {
             broker?.signal(SIGKILL)
-            zooKeeper.stop()
+            zooKeeper.stopAll()
             try? FileManager.default.removeItem(atPath: directory)
         }
-        try await zooKeeper.waitUntilServing()
         // A long session: the broker's stop waits on coordination for seconds, not milliseconds.
         let started = try BrokerProcessTests.BrokerProcess(
             directory: directory,
-            extra: ["--coordination", "zookeeper://127.0.0.1:\(zooKeeper.port)/samsa/signal", "--session-timeout-ms", "30000"])
+            extra: ["--coordination", "zookeeper://\(zooKeeper.connectString[0])/samsa/signal", "--session-timeout-ms", "30000"])
         broker = started
-        zooKeeper.pause()
+        zooKeeper.pause(0)
         kill(started.process.processIdentifier, SIGTERM)
         try await Task.sleep(for: .milliseconds(500))
         #expect(started.process.isRunning, "the graceful stop should still be waiting on the paused ZooKeeper")
@@ -32,6 +32,6 @@ struct ShutdownSignalTests {
         #expect(ContinuousClock.now - second < .seconds(5))
         #expect(started.process.terminationReason == .exit && started.process.terminationStatus == 143)
         broker = nil
-        zooKeeper.resume()
+        zooKeeper.resume(0)
     }
 }

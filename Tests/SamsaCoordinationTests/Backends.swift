@@ -1,5 +1,6 @@
 import Foundation
 import SamsaCoordination
+import SamsaTestSupport
 
 /// A coordination service under test: how to open sessions on it and expire one.
 protocol CoordinationBackend: Sendable {
@@ -99,12 +100,3 @@ func outcome(within limit: Duration, _ body: @escaping @Sendable () async throws
     return first
 }
 
-/// Runs blocking work (starting a JVM, waiting for a child process, socket probes) on a thread of
-/// its own: on the two threads of Swift's cooperative pool it would stall every other test's tasks.
-func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread.detachNewThread {
-            continuation.resume(with: Result { try body() })
-        }
-    }
-}

@@ -1,5 +1,6 @@
 import Foundation
 import SamsaCoordination
+import SamsaTestSupport
 import Testing
 
 @Suite("Embedded coordinator", .timeLimit(.minutes(2)))

@@ -1,5 +1,6 @@
 import Foundation
 import SamsaCoordination
+import SamsaTestSupport
 import Testing
 
 @Suite("A real 3-node ZooKeeper ensemble", .serialized, .timeLimit(.minutes(3)))

@@ -1,5 +1,6 @@
 import Foundation
 import SamsaCoordination
+import SamsaTestSupport
 import Testing
 
 /// Nodes written through Samsa's ZooKeeper client read by an independent client (Python's kazoo),

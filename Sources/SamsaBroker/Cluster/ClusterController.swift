@@ -6,7 +6,7 @@ import Synchronization
 /// `/controller` node exists. On winning it bumps `/controller_epoch`; then on every change of the
 /// live brokers (`/brokers/ids` children) it elects, for each partition whose leader is gone, the
 /// first live ISR member in assignment order, with the leader epoch bumped and the ISR cut to live
-/// members. With no live ISR member the partition goes offline (leader -1): no unclean election.
+/// members; a partition whose leader lives loses its dead followers from the ISR (same epoch). With no live ISR member the partition goes offline (leader -1): no unclean election.
 /// Every state write is checked against the node's version; a node written by a newer controller
 /// epoch fences this one.
 final class ClusterController: Sendable {
@@ -134,7 +134,19 @@ final class ClusterController: Sendable {
             let candidates = replicas.filter { current.isr.contains($0) && live.contains($0) }
             var next = current
             if live.contains(current.leader) {
-                return
+                // Dead followers leave the ISR at once (Kafka's OfflineReplica transition), so acks=all
+                // waits for no dead broker until replica.lag.time.max.ms: the leader and its epoch stay.
+                let kept = current.isr.filter { live.contains($0) }
+                guard kept != current.isr else { return }
+                next.isr = kept
+                next.controllerEpoch = controllerEpoch
+                do {
+                    _ = try await session.setData(path, data: ClusterJSON.encode(next), version: stat.version)
+                    log("controller \(brokerId): \(topic)-\(partition) isr \(next.isr) (dead replicas removed)")
+                    return
+                } catch let error as CoordinationError where error.code == .badVersion {
+                    continue
+                }
             } else if let leader = candidates.first {
                 next.leader = leader
                 next.isr = current.isr.filter { live.contains($0) }

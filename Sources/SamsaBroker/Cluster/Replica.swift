@@ -61,11 +61,17 @@ final class Replica: Sendable {
     private let state = Mutex(State())
     /// Called when the high watermark moved (wakes fetches waiting for it).
     private let highWatermarkMoved: @Sendable (TopicPartition) -> Void
+    /// Where this partition's ISR changes are counted while it is led here.
+    private let isrChanges: IsrChangeCounts
 
-    init(partition: TopicPartition, log: PartitionLog, brokerId: Int32, highWatermarkMoved: @escaping @Sendable (TopicPartition) -> Void) {
+    init(
+        partition: TopicPartition, log: PartitionLog, brokerId: Int32, isrChanges: IsrChangeCounts = IsrChangeCounts(),
+        highWatermarkMoved: @escaping @Sendable (TopicPartition) -> Void
+    ) {
         self.partition = partition
         self.log = log
         self.brokerId = brokerId
+        self.isrChanges = isrChanges
         self.highWatermarkMoved = highWatermarkMoved
     }
 
@@ -84,6 +90,8 @@ final class Replica: Sendable {
             state.stateVersion = version
             state.controllerEpoch = node.controllerEpoch
             state.replicas = replicas
+            // Still leading at the same epoch: an ISR change written by the controller.
+            if sameEpoch && state.role == .leader { isrChanges.changed(from: state.isr, to: node.isr) }
             state.isr = node.isr
             if sameEpoch && state.role != .none { return (.unchanged, []) }
             state.leaderEpoch = node.leaderEpoch
@@ -106,7 +114,9 @@ final class Replica: Sendable {
             return (transition, failed)
         }
         for waiter in failed { waiter.continuation.resume(returning: .notLeaderForPartition) }
-        if transition != .unchanged { advanceHighWatermark() }
+        // Also when only the ISR changed (the controller removed a dead follower): the high watermark
+        // may rise at once, answering the acks=all produces that waited for that follower.
+        advanceHighWatermark()
         return transition
     }
 
@@ -248,6 +258,7 @@ final class Replica: Sendable {
         state.withLock { state in
             state.isrChangeInFlight = false
             guard let acceptedVersion, state.role == .leader, state.leaderEpoch == epoch, acceptedVersion > state.stateVersion else { return }
+            isrChanges.changed(from: state.isr, to: isr)
             state.isr = isr
             state.stateVersion = acceptedVersion
         }

@@ -27,6 +27,8 @@ final class ReplicaManager: Sendable {
     private let tasks = Mutex<[Task<Void, Never>]>([])
     private let followedTopics = Mutex<Set<String>>([])
     let log: @Sendable (String) -> Void
+    /// ISR shrinks and expands of the partitions led here (for the metrics).
+    let isrChanges = IsrChangeCounts()
 
     init(
         brokerId: Int32, settings: ClusterSettings, session: any CoordinationSession, topics: TopicTable, writers: PartitionWriters,
@@ -135,7 +137,7 @@ final class ReplicaManager: Sendable {
             let partition = TopicPartition(topic: name, partition: index)
             guard let log = topics.log(name, index) else { continue }
             let notifier = notifier
-            let replica = Replica(partition: partition, log: log, brokerId: brokerId) { notifier.appended(to: $0) }
+            let replica = Replica(partition: partition, log: log, brokerId: brokerId, isrChanges: isrChanges) { notifier.appended(to: $0) }
             replicas.withLock { $0[partition] = replica }
             let members = assignment.replicas(index)
             spawn { await self.followState(of: replica, replicas: members) }

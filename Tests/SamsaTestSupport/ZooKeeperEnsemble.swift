@@ -1,33 +1,33 @@
-import Foundation
 import Glibc
+public import Foundation
 import SamsaCoordination
 
 /// Apache ZooKeeper servers (Debian's `zookeeper` package, 3.8) started by the tests on 127.0.0.1
 /// from temporary directories, and stopped by PID.
-final class ZooKeeperEnsemble: @unchecked Sendable {
+public final class ZooKeeperEnsemble: @unchecked Sendable {
     // @unchecked: `processes` is set up before the ensemble is shared and changed only by `kill`,
     // which the tests call from one task.
-    struct Server {
-        var id: Int
-        var clientPort: Int
-        var directory: String
-        var process: Process?
+    public struct Server {
+        public var id: Int
+        public var clientPort: Int
+        public var directory: String
+        public var process: Process?
     }
 
-    private(set) var servers: [Server]
-    let root: String
+    public private(set) var servers: [Server]
+    public let root: String
 
-    var connectString: [String] { servers.map { "127.0.0.1:\($0.clientPort)" } }
+    public var connectString: [String] { servers.map { "127.0.0.1:\($0.clientPort)" } }
 
-    static var classpath: String {
+    public static var classpath: String {
         ["zookeeper.jar", "zookeeper-jute.jar", "slf4j-api.jar", "slf4j-simple.jar", "netty-all.jar"]
             .map { "/usr/share/java/\($0)" }.filter { FileManager.default.fileExists(atPath: $0) }.joined(separator: ":")
     }
 
-    static var isInstalled: Bool { FileManager.default.fileExists(atPath: "/usr/share/java/zookeeper.jar") }
+    public static var isInstalled: Bool { FileManager.default.fileExists(atPath: "/usr/share/java/zookeeper.jar") }
 
     /// Starts `count` servers (1: standalone; 3: a quorum on loopback) and waits until each serves.
-    init(count: Int) throws {
+    public init(count: Int) throws {
         guard Self.isInstalled else {
             throw CoordinationError(.systemError, "ZooKeeper is not installed: scripts/test.sh installs Debian's zookeeper package")
         }
@@ -62,7 +62,8 @@ final class ZooKeeperEnsemble: @unchecked Sendable {
         }
         for index in servers.indices { try start(index) }
         for index in servers.indices {
-            guard waitUntilServing(index, timeout: 30) else {
+            // A JVM on a loaded two-core machine may take a minute to start.
+            guard waitUntilServing(index, timeout: 120) else {
                 let log = (try? String(contentsOfFile: servers[index].directory + "/server.log", encoding: .utf8)) ?? ""
                 stopAll()
                 throw CoordinationError(.connectionLoss, "ZooKeeper server \(index + 1) did not start:\n\(log.suffix(2000))")
@@ -96,7 +97,7 @@ final class ZooKeeperEnsemble: @unchecked Sendable {
     }
 
     /// A four-letter command's answer ("" when the server does not answer).
-    func command(_ word: String, server index: Int) -> String {
+    public func command(_ word: String, server index: Int) -> String {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return "" }
         defer { Glibc.close(fd) }
@@ -122,14 +123,14 @@ final class ZooKeeperEnsemble: @unchecked Sendable {
     }
 
     /// "leader", "follower" or "standalone" once the server serves; nil before.
-    func mode(of index: Int) -> String? {
+    public func mode(of index: Int) -> String? {
         for line in command("srvr", server: index).split(separator: "\n") where line.hasPrefix("Mode: ") {
             return String(line.dropFirst(6))
         }
         return nil
     }
 
-    func waitUntilServing(_ index: Int, timeout: Double) -> Bool {
+    public func waitUntilServing(_ index: Int, timeout: Double) -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if mode(of: index) != nil { return true }
@@ -139,26 +140,35 @@ final class ZooKeeperEnsemble: @unchecked Sendable {
     }
 
     /// The index of the quorum's leader (or the standalone server).
-    func leaderIndex() -> Int? {
+    public func leaderIndex() -> Int? {
         servers.indices.first { servers[$0].process != nil && (mode(of: $0) == "leader" || mode(of: $0) == "standalone") }
     }
 
     /// Kills a server with SIGKILL.
-    func kill(_ index: Int) {
+    public func kill(_ index: Int) {
         guard let process = servers[index].process else { return }
         Glibc.kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
         servers[index].process = nil
     }
 
-    /// Starts a killed server again on its data (sessions and nodes survive, as after a crash).
-    func restart(_ index: Int) throws {
-        kill(index)
-        try start(index)
-        guard waitUntilServing(index, timeout: 30) else { throw CoordinationError(.connectionLoss, "ZooKeeper server \(index + 1) did not restart") }
+    /// SIGSTOP / SIGCONT: a server that keeps its connections open and answers nothing.
+    public func pause(_ index: Int) {
+        if let process = servers[index].process { Glibc.kill(process.processIdentifier, SIGSTOP) }
     }
 
-    func stopAll() {
+    public func resume(_ index: Int) {
+        if let process = servers[index].process { Glibc.kill(process.processIdentifier, SIGCONT) }
+    }
+
+    /// Starts a killed server again on its data (sessions and nodes survive, as after a crash).
+    public func restart(_ index: Int) throws {
+        kill(index)
+        try start(index)
+        guard waitUntilServing(index, timeout: 120) else { throw CoordinationError(.connectionLoss, "ZooKeeper server \(index + 1) did not restart") }
+    }
+
+    public func stopAll() {
         for index in servers.indices { kill(index) }
         try? FileManager.default.removeItem(atPath: root)
     }
@@ -166,9 +176,9 @@ final class ZooKeeperEnsemble: @unchecked Sendable {
 
 /// Every JVM the tests started, killed at exit if a test could not stop it (the shared server is
 /// never stopped otherwise), and their directories, removed then.
-final class StartedServers: @unchecked Sendable {
+public final class StartedServers: @unchecked Sendable {
     // @unchecked: guarded by `lock`.
-    static let shared = StartedServers()
+    public static let shared = StartedServers()
     private let lock = NSLock()
     private var pids: [Int32] = []
     private var directories: [String] = []
@@ -185,12 +195,12 @@ final class StartedServers: @unchecked Sendable {
         }
     }
 
-    func add(_ pid: Int32) { lock.withLock { pids.append(pid) } }
-    func addDirectory(_ directory: String) { lock.withLock { directories.append(directory) } }
+    public func add(_ pid: Int32) { lock.withLock { pids.append(pid) } }
+    public func addDirectory(_ directory: String) { lock.withLock { directories.append(directory) } }
 }
 
 /// A TCP port nothing listens on now.
-func freePort() throws -> Int {
+public func freePort() throws -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { Glibc.close(fd) }
     var address = sockaddr_in()
@@ -206,33 +216,13 @@ func freePort() throws -> Int {
     return Int(UInt16(bigEndian: address.sin_port))
 }
 
-/// One standalone ZooKeeper shared by every test of this process that runs on the ZooKeeper backend
-/// (each test works under its own root path).
-actor SharedZooKeeper {
-    static let shared = SharedZooKeeper()
-    /// One start, awaited by every caller (the actor is re-entered while the JVM starts).
-    private var starting: Task<ZooKeeperEnsemble, any Error>?
 
-    func servers() async throws -> [String] {
-        if starting == nil { starting = Task { try await blocking { try ZooKeeperEnsemble(count: 1) } } }
-        return try await starting!.value.connectString
+/// Runs blocking work (starting a JVM, waiting for a child process, socket probes) on a thread of
+/// its own: on the two threads of Swift's cooperative pool it would stall every other test's tasks.
+public func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread {
+            continuation.resume(with: Result { try body() })
+        }
     }
-}
-
-final class ZooKeeperBackend: CoordinationBackend {
-    let name = "zookeeper"
-    let servers: [String]
-
-    init(servers: [String]) { self.servers = servers }
-
-    func connect(timeout: Duration) async throws -> any CoordinationSession {
-        try await ZooKeeperSession.connect(servers: servers, sessionTimeout: timeout)
-    }
-
-    func expire(_ session: any CoordinationSession) async throws {
-        guard let session = session as? ZooKeeperSession else { return }
-        try await session.expireForTesting()
-    }
-
-    func shutdown() async throws {}
 }
