@@ -86,10 +86,11 @@ public final class Broker: Sendable {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads ?? System.coreCount)
         let maxFrame = configuration.maxRequestBytes
         let refusing = Refusing()
-        var session: (any CoordinationSession)?
+        var session: RenewableSession?
         do {
             if let settings = configuration.cluster {
-                let opened = try await settings.connect()
+                // Renewed after an expiry: the broker then registers again and rejoins (see `Cluster`).
+                let opened = RenewableSession(try await settings.connect(), connect: settings.connect)
                 session = opened
                 try await Cluster.prepare(opened, paths: ClusterPaths(root: settings.root))
             }

@@ -26,7 +26,7 @@ final class RequestDispatcher: Sendable {
     init(
         configuration: BrokerConfiguration, logs: LogManager, offsets: OffsetStore, producerIds: ProducerIdAllocator, io: NIOThreadPool,
         advertised: (host: String, port: Int32), topicConfigs: [String: TopicConfigFile.Entry] = [:],
-        cluster: (session: any CoordinationSession, epochs: LeaderEpochs, group: any EventLoopGroup)? = nil
+        cluster: (session: RenewableSession, epochs: LeaderEpochs, group: any EventLoopGroup)? = nil
     ) {
         self.configuration = configuration
         self.producerIds = producerIds

@@ -302,7 +302,7 @@ struct ReplicationTests {
         try await cluster.stopAll()
     }
 
-    @Test("A leader whose coordination session expires gives up leadership: it stops acknowledging, the controller elects another ISR member, no acknowledged record is lost")
+    @Test("A leader whose coordination session expires gives up leadership: it stops acknowledging, the controller elects another ISR member, no acknowledged record is lost; it rejoins with a new session and catches up")
     func leaderFencedBySessionExpiry() async throws {
         let cluster = try await TestCluster.start()
         do {
@@ -323,7 +323,8 @@ struct ReplicationTests {
                 return state.leader >= 0 && state.leader != before.leader
             }
             let partition = TopicPartition(topic: "fenced", partition: 0)
-            try await cluster.eventually("the old leader gave up") { cluster.broker(before.leader)?.dispatcher.cluster?.replicas.replica(partition)?.role == Replica.Role.none }
+            // It gives up at once and comes back (a new session) as a follower: never the leader again here.
+            try await cluster.eventually("the old leader gave up") { cluster.broker(before.leader)?.dispatcher.cluster?.replicas.replica(partition)?.role != .leader }
             let refused = try await old.produce("fenced", count: 3, startingAt: 100, timeoutMs: 2000)
             #expect(refused.errorCode == ErrorCode.notLeaderForPartition.rawValue)
             try await old.close()
@@ -335,6 +336,15 @@ struct ReplicationTests {
             acknowledged += (9..<12).map { "value-\($0)" }
             try await connection.close()
             #expect(try cluster.values(after.leader, "fenced") == acknowledged)
+
+            // Without a restart: a new session, registered again, following the new leader, back in the ISR.
+            try await cluster.eventually("the old leader rejoined the ISR with a new session") {
+                let renewed = cluster.broker(before.leader)?.dispatcher.cluster?.session.sessionID
+                guard let renewed, renewed != session else { return false }
+                return try await cluster.state("fenced").isr.contains(before.leader)
+            }
+            try await cluster.eventually("it caught up") { cluster.log(before.leader, "fenced")?.logEndOffset == 12 }
+            #expect(try cluster.values(before.leader, "fenced") == acknowledged)
         } catch {
             try await cluster.stopAll()
             throw error

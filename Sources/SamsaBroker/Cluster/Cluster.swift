@@ -9,7 +9,7 @@ import Synchronization
 /// session, registration, controller candidacy, replica manager and metadata access.
 final class Cluster: Sendable {
     let brokerId: Int32
-    let session: any CoordinationSession
+    let session: RenewableSession
     let paths: ClusterPaths
     let replicas: ReplicaManager
     let controller: ClusterController
@@ -19,7 +19,7 @@ final class Cluster: Sendable {
     private let watchdog = Mutex<Task<Void, Never>?>(nil)
 
     init(
-        brokerId: Int32, settings: ClusterSettings, session: any CoordinationSession, topics: TopicTable, writers: PartitionWriters,
+        brokerId: Int32, settings: ClusterSettings, session: RenewableSession, topics: TopicTable, writers: PartitionWriters,
         epochs: LeaderEpochs, group: any EventLoopGroup, io: NIOThreadPool, notifier: AppendNotifier, dataDirectory: String,
         log: @escaping @Sendable (String) -> Void
     ) {
@@ -43,32 +43,56 @@ final class Cluster: Sendable {
     /// Registers `/brokers/ids/N` (waiting out a node left by this broker's previous session, which
     /// coordination removes when that session ends), then starts following and competing for control.
     func start(host: String, port: Int32) async throws {
+        try await register(host: host, port: port)
+        replicas.start()
+        controller.start()
+        let task = Task { await self.rejoinWhenSessionEnds(host: host, port: port) }
+        watchdog.withLock { $0 = task }
+    }
+
+    private func register(host: String, port: Int32) async throws {
         let registration = ClusterJSON.encode(BrokerRegistration(host: host, port: port))
         let deadline = ContinuousClock.now + session.sessionTimeout * 2
         while true {
             do {
                 _ = try await session.create(paths.broker(brokerId), data: registration, mode: .ephemeral)
-                break
+                return
             } catch let error as CoordinationError where error.code == .nodeExists && ContinuousClock.now < deadline {
                 let (stat, watch) = try await session.exists(paths.broker(brokerId), watch: true)
                 if stat != nil { _ = try? await watch?.event() }
             }
         }
-        replicas.start()
-        controller.start()
-        let task = Task { await self.fenceWhenSessionEnds() }
-        watchdog.withLock { $0 = task }
     }
 
     /// A session that expired (coordination lost this broker for a whole session timeout) means the
     /// controller has moved its leaderships away: it stops leading and following at once, so it can
-    /// never acknowledge a write a new leader does not have. It does not rejoin by itself (restart it).
-    private func fenceWhenSessionEnds() async {
-        for await state in session.states() where state == .expired {
-            log("broker \(brokerId): coordination session expired: giving up every partition (restart the broker to rejoin)")
+    /// never acknowledge a write a new leader does not have. Then it opens a new session, registers
+    /// again and starts over as a broker that just joined: its replicas follow the current leaders
+    /// (truncating by leader epoch) and rejoin the ISR once caught up (Kafka re-registers likewise).
+    private func rejoinWhenSessionEnds(host: String, port: Int32) async {
+        while !Task.isCancelled {
+            var expired = false
+            for await state in session.states() where state == .expired {
+                expired = true
+                break
+            }
+            guard expired, !Task.isCancelled else { return }
+            log("broker \(brokerId): coordination session expired: giving up every partition, then rejoining with a new session")
             await replicas.stop()
             await controller.stop()
-            return
+            while !Task.isCancelled {
+                do {
+                    try await session.renew()
+                    try await register(host: host, port: port)
+                    replicas.start()
+                    controller.start()
+                    log("broker \(brokerId): rejoined the cluster with session \(session.sessionID)")
+                    break
+                } catch {
+                    log("broker \(brokerId): rejoining failed (retrying): \(error)")
+                    try? await Task.sleep(for: .seconds(1))
+                }
+            }
         }
     }
 

@@ -82,6 +82,8 @@ final class ReplicaManager: Sendable {
         }
         for fetcher in all { await fetcher.stop() }
         for replica in allReplicas { replica.resign() }
+        // A later `start` (after a new session) follows every topic again.
+        followedTopics.withLock { $0.removeAll() }
         try? await writeCheckpoint()
     }
 
