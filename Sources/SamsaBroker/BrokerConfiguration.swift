@@ -32,6 +32,10 @@ public struct BrokerConfiguration: Sendable {
     public var metricsPort: Int?
     /// Join a cluster through coordination (replication); nil is a single broker leading everything.
     public var cluster: ClusterSettings?
+    /// Send fetched records from the segment files without copying them through user space
+    /// (sendfile, through NIO's `FileRegion`); false reads them into memory and writes them with the
+    /// response (the copying path: the baseline of the benchmark, kept working).
+    public var zeroCopyFetch = true
     /// Log every request's API, version and client (for debugging clients).
     public var logRequests = false
     /// Where log lines go (swift-log): start and stop at info, failures and a malformed request

@@ -27,6 +27,8 @@ struct BrokerCommand: AsyncParsableCommand {
     var flush = FlushPolicyArgument(argument: "every-append")!
     @Option(help: "Segment size in bytes.")
     var segmentBytes = 1 << 30
+    @Option(help: "Send fetched records from the segment files with sendfile (true) or copy them through memory (false).")
+    var zeroCopyFetch = true
     @Flag(help: "Log every request (API, version, client) to stderr.")
     var logRequests = false
     @Option(help: "HOST:PORT to serve Prometheus metrics on (GET /metrics); none by default.")
@@ -51,6 +53,7 @@ struct BrokerCommand: AsyncParsableCommand {
             logger: Self.logger())
         var settings = configuration
         settings.logRequests = logRequests
+        settings.zeroCopyFetch = zeroCopyFetch
         if let (metricsHost, metricsPort) = metricsListener {
             settings.metricsHost = metricsHost
             settings.metricsPort = metricsPort
