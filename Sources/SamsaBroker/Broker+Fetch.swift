@@ -16,6 +16,10 @@ extension RequestDispatcher {
         let deadline = ContinuousClock.now + .milliseconds(max(0, Int(request.maxWaitMs)))
         let partitions = request.topics.flatMap { topic in topic.partitions.map { TopicPartition(topic: topic.topic, partition: $0.partition) } }
         if let cluster, request.replicaId >= 0 { followerFetched(request, cluster: cluster) }
+        // Followers fetch past the high watermark, bytes that a truncation (this broker demoted, its
+        // divergent tail cut) may take from under a range in flight, which would stall its sendfile:
+        // they get copies. Consumers read below the high watermark, which is never truncated.
+        let zeroCopy = zeroCopy && request.replicaId < 0
         while true {
             let waiter = notifier.register(partitions)
             defer { notifier.unregister(waiter, from: partitions) }

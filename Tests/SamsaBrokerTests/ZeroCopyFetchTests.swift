@@ -124,6 +124,23 @@ struct ZeroCopyFetchTests {
         try await broker.stop()
     }
 
+    @Test("Consumers get file ranges; followers (replica id >= 0) get copies, as a truncation may cut what they read")
+    func followersGetCopies() async throws {
+        let broker = try await TestBroker.start()
+        let connection = try await TestConnection(port: broker.port)
+        try await Self.fill(connection)
+        var request = Self.requests[0]
+        let consumer = await broker.broker.dispatcher.fetch(request, version: 12, zeroCopy: true)
+        #expect(consumer.slices.compactMap { $0 }.count == 3)
+        for slice in consumer.slices { slice?.close() }
+        request.replicaId = 1
+        let follower = await broker.broker.dispatcher.fetch(request, version: 12, zeroCopy: true)
+        #expect(follower.slices.allSatisfy { $0 == nil })
+        #expect(try ProduceFetchTests.values(in: follower.response.responses[0].partitions[0].records, from: 0) == (0..<55).map { "value-\($0)" })
+        try await connection.close()
+        try await broker.stop()
+    }
+
     /// Descriptors of this process on files under `directory` that were unlinked meanwhile.
     static func unlinkedDescriptors(under directory: String) -> Int {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
