@@ -11,7 +11,8 @@ import Synchronization
 ///
 /// Requests on one connection are handled one at a time and answered in order, as Kafka does (it mutes
 /// a connection while its request is in flight); connections run concurrently. Event loops only frame
-/// bytes; handlers run as tasks and put file work on an I/O thread pool. A request that does not
+/// bytes (and, for zero-copy fetch, sendfile record bytes from the page cache, as Kafka's network
+/// threads do); handlers run as tasks and put file work on an I/O thread pool. A request that does not
 /// decode closes its connection (with a log line) and nothing else.
 public final class Broker: Sendable {
     public let configuration: BrokerConfiguration
