@@ -11,7 +11,9 @@ Run it with the test virtualenv's Python (scripts/setup.sh `require_python_packa
 The output is committed; `ProtocolGeneratorTests` regenerates into a temporary directory and diffs.
 Each message becomes a struct with one stored property per field (Kafka's defaults), a decoder
 `init(from:version:)` and an encoder `write(into:version:)` that honour the fields' `versions`,
-`nullableVersions`, `flexibleVersions` and tagged fields.
+`nullableVersions`, `flexibleVersions` and tagged fields. A struct holding a `records` field (directly or
+below) also gets `write(into:version:records:)`, which hands each records field to a `KafkaRecordsWriter`:
+the broker's zero-copy fetch writes only the length prefix there and sends the bytes from the file.
 """
 import json
 import os
@@ -197,11 +199,15 @@ def read_element(field, compact, optional):
     return f"try buffer.readKafkaInteger(as: {PRIMITIVES[t]}.self)"
 
 
-def write_element(field, value, compact, optional):
+def write_element(field, value, compact, optional, spliced=frozenset()):
     t = field.element
     nullable = "Nullable" if optional else ""
+    if field.is_struct and field.element in spliced:
+        return f"{value}.write(into: &buffer, version: version, records: &records)"
     if field.is_struct:
         return f"{value}.write(into: &buffer, version: version)"
+    if t == "records" and spliced:
+        return f"records.write({value}, compact: {compact}, into: &buffer)"
     if t == "string":
         return f"buffer.writeKafka{nullable}String({value}, compact: {compact})"
     if t in ("bytes", "records"):
@@ -247,30 +253,52 @@ def decode_lines(field, indent, target):
     return lines
 
 
-def encode_lines(field, indent, value):
+def encode_lines(field, indent, value, spliced=frozenset()):
     pad = " " * indent
     compact = field.compact()
     lines = []
     if field.is_array:
         if field.optional:
             lines.append(f"{pad}buffer.writeKafkaArrayCount({value}?.count, compact: {compact})")
-            lines.append(f"{pad}for item in {value} ?? [] {{ {write_element(field, 'item', compact, False)} }}")
+            lines.append(f"{pad}for item in {value} ?? [] {{ {write_element(field, 'item', compact, False, spliced)} }}")
         else:
             lines.append(f"{pad}buffer.writeKafkaArrayCount({value}.count, compact: {compact})")
-            lines.append(f"{pad}for item in {value} {{ {write_element(field, 'item', compact, False)} }}")
+            lines.append(f"{pad}for item in {value} {{ {write_element(field, 'item', compact, False, spliced)} }}")
     elif field.optional:
-        lines.append(f"{pad}{write_element(field, value, compact, True)}")
+        lines.append(f"{pad}{write_element(field, value, compact, True, spliced)}")
     else:
-        lines.append(f"{pad}{write_element(field, value, compact, False)}")
+        lines.append(f"{pad}{write_element(field, value, compact, False, spliced)}")
     return lines
 
 
-def struct_body(name, field_specs, valid, flexible, indent, top_level, message):
+def spliced_structs(name, message_fields, structs):
+    """The structs (and the message, as `name`) holding a `records` field, directly or below: their
+    encoders take a records writer, so a caller can send the record bytes apart (zero-copy fetch)."""
+    found = set()
+    def holds(fields):
+        for spec in fields:
+            if spec.get("taggedVersions") is not None:
+                continue
+            element = spec["type"][2:] if spec["type"].startswith("[]") else spec["type"]
+            if element == "records" or element in structs and holds(structs[element]):
+                return True
+        return False
+    for struct_name, fields in structs.items():
+        if holds(fields):
+            found.add(struct_name)
+    if holds(message_fields):
+        found.add(name)
+    return frozenset(found)
+
+
+def struct_body(name, field_specs, valid, flexible, indent, top_level, message, spliced=frozenset()):
     pad = " " * indent
     fields = [Field(spec, valid, flexible) for spec in field_specs]
     out = []
     if top_level:
         conformance = ["KafkaMessage"] if message.get("apiKey") is not None else ["KafkaSchema"]
+        if name in spliced and message.get("apiKey") is not None:
+            conformance = ["KafkaRecordsMessage"]
         out.append(f"{pad}public struct {name}: {', '.join(conformance)} {{")
         if message.get("apiKey") is not None:
             out.append(f"{pad}    public static let apiKey: Int16 = {message['apiKey']}")
@@ -329,15 +357,26 @@ def struct_body(name, field_specs, valid, flexible, indent, top_level, message):
     out.append(f"{pad}    }}")
     out.append("")
 
-    # Encoder.
-    out.append(f"{pad}    public func write(into buffer: inout ByteBuffer, version: Int16) {{")
+    # Encoder. A struct holding records encodes through a records writer; the plain `write` uses the
+    # inline one (length and bytes in the buffer).
+    splices = name in spliced
+    if splices:
+        out.append(f"{pad}    public func write(into buffer: inout ByteBuffer, version: Int16) {{")
+        out.append(f"{pad}        var records = InlineRecordsWriter()")
+        out.append(f"{pad}        write(into: &buffer, version: version, records: &records)")
+        out.append(f"{pad}    }}")
+        out.append("")
+        out.append(f"{pad}    /// Encodes like `write(into:version:)`, handing each `records` field to `records`, in encoding order.")
+        out.append(f"{pad}    public func write<Records: KafkaRecordsWriter>(into buffer: inout ByteBuffer, version: Int16, records: inout Records) {{")
+    else:
+        out.append(f"{pad}    public func write(into buffer: inout ByteBuffer, version: Int16) {{")
     if uses_flexible:
         out.append(f"{pad}        let flexible = {flex_cond}")
     for field in regular:
         present = condition(regular_versions(field), valid)
         if present == "false":
             continue
-        body = encode_lines(field, indent + 12, f"self.{bare(field.swift_name)}")
+        body = encode_lines(field, indent + 12, f"self.{bare(field.swift_name)}", spliced if splices else frozenset())
         if present == "true":
             out += [line[4:] for line in body]
         else:
@@ -385,11 +424,12 @@ def generate(name, message):
         "public import NIOCore",
         "",
     ]
-    out += struct_body(name, message["fields"], valid, flexible, 0, True, message)
+    spliced = spliced_structs(name, message["fields"], structs)
+    out += struct_body(name, message["fields"], valid, flexible, 0, True, message, spliced)
     for struct_name, fields in structs.items():
         out.append("")
         out.append(f"extension {name} {{")
-        out += struct_body(struct_name, fields, valid, flexible, 4, False, message)
+        out += struct_body(struct_name, fields, valid, flexible, 4, False, message, spliced)
         out.append("}")
     return "\n".join(out) + "\n"
 

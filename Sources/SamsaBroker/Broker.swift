@@ -11,7 +11,8 @@ import Synchronization
 ///
 /// Requests on one connection are handled one at a time and answered in order, as Kafka does (it mutes
 /// a connection while its request is in flight); connections run concurrently. Event loops only frame
-/// bytes; handlers run as tasks and put file work on an I/O thread pool. A request that does not
+/// bytes (and, for zero-copy fetch, sendfile record bytes from the page cache, as Kafka's network
+/// threads do); handlers run as tasks and put file work on an I/O thread pool. A request that does not
 /// decode closes its connection (with a log line) and nothing else.
 public final class Broker: Sendable {
     public let configuration: BrokerConfiguration
@@ -22,7 +23,7 @@ public final class Broker: Sendable {
     private let logs: LogManager
     /// The data directory's writer lock: a second broker (or a `samsa produce`) on it is refused.
     private let lock: DirectoryLock
-    private let serverChannel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
+    private let serverChannel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, IOData>, Never>
     let dispatcher: RequestDispatcher
     let metrics: BrokerMetrics
     /// The Prometheus endpoint, when `metricsPort` was given.
@@ -108,7 +109,7 @@ public final class Broker: Sendable {
                         // Requests are answered one at a time: beyond a few decoded frames waiting
                         // (plus the one being received) the connection stops reading, which bounds
                         // its queued bytes at about 4 x the request size limit.
-                        return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(
+                        return try NIOAsyncChannel<ByteBuffer, IOData>(
                             wrappingChannelSynchronously: child,
                             configuration: .init(backPressureStrategy: .init(lowWatermark: 1, highWatermark: 3)))
                     }
@@ -159,7 +160,7 @@ public final class Broker: Sendable {
     private init(
         configuration: BrokerConfiguration, address: SocketAddress, group: MultiThreadedEventLoopGroup, io: NIOThreadPool, lock: DirectoryLock,
         logs: LogManager,
-        server: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>, dispatcher: RequestDispatcher, metrics: BrokerMetrics,
+        server: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, IOData>, Never>, dispatcher: RequestDispatcher, metrics: BrokerMetrics,
         metricsEndpoint: MetricsEndpoint?, refusing: Refusing
     ) {
         self.refusing = refusing
@@ -217,9 +218,10 @@ public final class Broker: Sendable {
 
     /// Answers one connection's requests in order until it closes or sends something undecodable.
     private static func serve(
-        _ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, dispatcher: RequestDispatcher, metrics: BrokerMetrics, logger: Logger
+        _ connection: NIOAsyncChannel<ByteBuffer, IOData>, dispatcher: RequestDispatcher, metrics: BrokerMetrics, logger: Logger
     ) async {
         let peer = connection.channel.remoteAddress.map { "\($0)" } ?? "?"
+        let zeroCopy = dispatcher.configuration.zeroCopyFetch
         metrics.connectionOpened()
         defer { metrics.connectionClosed() }
         do {
@@ -232,8 +234,15 @@ public final class Broker: Sendable {
                         metrics.received(bytes: 4 + frame.readableBytes)
                         let started = ContinuousClock.now
                         if let response = try await dispatcher.respond(to: frame) {
-                            metrics.sent(bytes: response.readableBytes)
-                            try await outbound.write(response)
+                            metrics.sent(bytes: response.totalBytes)
+                            switch response {
+                            case .buffer(let buffer) where !zeroCopy:
+                                try await outbound.write(.byteBuffer(buffer))
+                            case .buffer(let buffer):
+                                try await Self.write([.byteBuffer(buffer)], to: connection.channel, waiting: false)
+                            case .spliced(let spliced):
+                                try await Self.write(spliced.parts, to: connection.channel, waiting: true) { spliced.close() }
+                            }
                         }
                         let elapsed = ContinuousClock.now - started
                         metrics.answered(api: api, version: version, nanoseconds: elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
@@ -251,6 +260,26 @@ public final class Broker: Sendable {
         } catch {
             // The peer went away (reset, closed mid-request) or the broker is stopping.
         }
+    }
+
+    /// Writes a response's parts in order, straight to the channel in one event loop task. With
+    /// zero-copy fetch every response of the connection goes this way (not through the async
+    /// writer, whose buffered responses a direct write could overtake), so responses keep their
+    /// order. `written` runs once the last part is written or the write failed (the channel then
+    /// fails every pending write, so it always runs). With `waiting` (file regions) or when the
+    /// channel is over its high watermark, this returns only then: the connection reads no further
+    /// request meanwhile, which bounds what it queues (Kafka mutes a connection until its response
+    /// is sent).
+    private static func write(
+        _ parts: [IOData], to channel: any Channel, waiting: Bool, written: (@Sendable () -> Void)? = nil
+    ) async throws {
+        let promise = channel.eventLoop.makePromise(of: Void.self)
+        if let written { promise.futureResult.whenComplete { _ in written() } }
+        channel.eventLoop.execute {
+            for part in parts.dropLast() { channel.write(part, promise: nil) }
+            channel.writeAndFlush(parts.last!, promise: promise)
+        }
+        if waiting || !channel.isWritable { try await promise.futureResult.get() }
     }
 
     /// Stops accepting, closes connections, then closes the logs (flushing them and marking the data

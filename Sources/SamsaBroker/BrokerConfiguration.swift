@@ -35,6 +35,10 @@ public struct BrokerConfiguration: Sendable {
     /// How often old segments are deleted per topic's `retention.ms` / `retention.bytes`
     /// (`log.retention.check.interval.ms`); zero never checks.
     public var retentionCheckInterval: Duration = .seconds(300)
+    /// Send fetched records from the segment files without copying them through user space
+    /// (sendfile, through NIO's `FileRegion`); false reads them into memory and writes them with the
+    /// response (the copying path: the baseline of the benchmark, kept working).
+    public var zeroCopyFetch = true
     /// Log every request's API, version and client (for debugging clients).
     public var logRequests = false
     /// Where log lines go (swift-log): start and stop at info, failures and a malformed request

@@ -49,8 +49,9 @@ final class RequestDispatcher: Sendable {
 
     /// The response frame for a request frame (without its size prefix), or nil when the request
     /// expects none (Produce with acks 0). Throws `ProtocolError` for bytes that do not decode: the
-    /// connection is then closed.
-    func respond(to frame: ByteBuffer) async throws -> ByteBuffer? {
+    /// connection is then closed. A fetch with `zeroCopyFetch` comes as encoded parts around file
+    /// ranges of the segments (the caller writes them in order and closes the ranges).
+    func respond(to frame: ByteBuffer) async throws -> ResponseFrame? {
         let (header, body) = try KafkaFraming.decodeRequestHeader(frame)
         let version = header.requestApiVersion
         if configuration.logRequests {
@@ -61,7 +62,7 @@ final class RequestDispatcher: Sendable {
             return Self.unsupported(correlationId: header.correlationId)
         }
         guard supported.contains(version) else {
-            if key == .apiVersions { return apiVersionsTooNew(correlationId: header.correlationId) }
+            if key == .apiVersions { return .buffer(apiVersionsTooNew(correlationId: header.correlationId)) }
             return Self.unsupported(correlationId: header.correlationId)
         }
         let id = header.correlationId
@@ -75,7 +76,13 @@ final class RequestDispatcher: Sendable {
             let response = await produce(request)
             return request.acks == 0 ? nil : encode(response, version, id)
         case .fetch:
-            return encode(await fetch(try FetchRequest(decoding: body, version: version), version: version), version, id)
+            let request = try FetchRequest(decoding: body, version: version)
+            let (response, slices) = await fetch(request, version: version, zeroCopy: configuration.zeroCopyFetch)
+            guard slices.contains(where: { $0 != nil }) else { return encode(response, version, id) }
+            return .spliced(
+                SplicedResponse(
+                    KafkaFraming.encodeResponse(
+                        response, version: version, correlationId: id, splicing: slices.map { slice in slice.map { ($0, length: $0.length) } })))
         case .listOffsets:
             return encode(await listOffsets(try ListOffsetsRequest(decoding: body, version: version)), version, id)
         case .createTopics:
@@ -110,17 +117,17 @@ final class RequestDispatcher: Sendable {
         }
     }
 
-    private func encode<Response: KafkaMessage>(_ response: Response, _ version: Int16, _ correlationId: Int32) -> ByteBuffer {
-        KafkaFraming.encodeResponse(response, version: version, correlationId: correlationId)
+    private func encode<Response: KafkaMessage>(_ response: Response, _ version: Int16, _ correlationId: Int32) -> ResponseFrame {
+        .buffer(KafkaFraming.encodeResponse(response, version: version, correlationId: correlationId))
     }
 
     /// For an API (or version) the broker does not serve: header v0 and the error code
     /// UNSUPPORTED_VERSION, which is how most response bodies start.
-    static func unsupported(correlationId: Int32) -> ByteBuffer {
-        KafkaFraming.frame(allocator: ByteBufferAllocator()) { buffer in
+    static func unsupported(correlationId: Int32) -> ResponseFrame {
+        .buffer(KafkaFraming.frame(allocator: ByteBufferAllocator()) { buffer in
             buffer.writeInteger(correlationId)
             buffer.writeInteger(ErrorCode.unsupportedVersion.rawValue)
-        }
+        })
     }
 
     /// Runs blocking file work on the I/O pool.

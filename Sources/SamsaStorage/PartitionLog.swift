@@ -249,6 +249,27 @@ public final class PartitionLog: Sendable {
     /// Whole batches from the one holding `offset`, up to `maxBytes` (at least one batch when any is
     /// visible), never past `limit`. Nil when nothing is visible at `offset` yet.
     public func read(from offset: Int64, maxBytes: Int, limit: ReadLimit = .logEnd) throws(StorageError) -> ByteBuffer? {
+        try readFromSegments(from: offset, limit: limit) { segment, visibleEnd throws(StorageError) in
+            try segment.read(from: offset, maxBytes: maxBytes, visibleEnd: visibleEnd)
+        }
+    }
+
+    /// The batches `read` returns, as a range of one segment file to send without copying (sendfile).
+    /// The slice holds its own duplicate of the file's descriptor: retention or a roll may delete or
+    /// close the segment meanwhile, its bytes stay readable until the slice is closed (by its owner,
+    /// or when the last reference goes). Same errors as `read`. A truncation (replication) cutting
+    /// the range before it is sent shortens the file under it: see `SegmentSlice`.
+    public func readSlice(from offset: Int64, maxBytes: Int, limit: ReadLimit = .logEnd) throws(StorageError) -> SegmentSlice? {
+        try readFromSegments(from: offset, limit: limit) { segment, visibleEnd throws(StorageError) in
+            try segment.slice(from: offset, maxBytes: maxBytes, visibleEnd: visibleEnd)
+        }
+    }
+
+    /// Checks `offset` against the log's bounds and `limit`, then asks the segment holding it (or the
+    /// next ones, when it has nothing at or after `offset`) for its batches.
+    private func readFromSegments<Result>(
+        from offset: Int64, limit: ReadLimit, _ readSegment: (Segment, _ visibleEnd: Int64) throws(StorageError) -> Result?
+    ) throws(StorageError) -> Result? {
         let visibleEnd = switch limit {
         case .logEnd: logEndOffset
         case .flushed: flushedOffset
@@ -264,10 +285,7 @@ public final class PartitionLog: Sendable {
         guard offset < visibleEnd else { return nil }
         var index = Self.segmentIndex(holding: offset, in: segments)
         while index < segments.count {
-            if var bytes = try segments[index].read(from: offset, maxBytes: maxBytes) {
-                Self.dropBatches(from: visibleEnd, in: &bytes)
-                return bytes.readableBytes > 0 ? bytes : nil
-            }
+            if let result = try readSegment(segments[index], visibleEnd) { return result }
             index += 1
         }
         return nil
@@ -286,18 +304,6 @@ public final class PartitionLog: Sendable {
             }
         }
         return found
-    }
-
-    /// Cuts whole batches at and after `end` from the bytes read.
-    private static func dropBatches(from end: Int64, in bytes: inout ByteBuffer) {
-        var position = bytes.readerIndex
-        while position + RecordBatchLayout.headerLength <= bytes.writerIndex {
-            let base = bytes.getInteger(at: position + RecordBatchLayout.baseOffsetOffset, as: Int64.self)!
-            let length = Int(bytes.getInteger(at: position + RecordBatchLayout.batchLengthOffset, as: Int32.self)!)
-            if base >= end { break }
-            position += length + RecordBatchLayout.lengthPrefixLength
-        }
-        bytes.moveWriterIndex(to: min(position, bytes.writerIndex))
     }
 
     /// The first offset whose record has a timestamp at or after `timestamp`, or nil if none has.

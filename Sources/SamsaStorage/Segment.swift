@@ -195,24 +195,51 @@ final class Segment: @unchecked Sendable {
     /// One pread usually does it all: it covers the index interval to scan for `offset` and the bytes
     /// to return, and the result is a slice of it. Headers outside it, or a first batch larger than
     /// `maxBytes`, cost one more read each.
-    func read(from offset: Int64, maxBytes: Int, endPosition: Int? = nil) throws(StorageError) -> ByteBuffer? {
+    func read(from offset: Int64, maxBytes: Int, endPosition: Int? = nil, visibleEnd: Int64 = .max) throws(StorageError) -> ByteBuffer? {
         let end = min(endPosition ?? size, size)
-        var position = offset > baseOffset ? offsetIndex.lookup(offset).position : 0
-        guard position < end else { return nil }
-        let windowStart = position
+        let windowStart = offset > baseOffset ? offsetIndex.lookup(offset).position : 0
+        guard windowStart < end else { return nil }
         let window = try readBytes(
             at: windowStart,
             count: min(end - windowStart, configuration.indexIntervalBytes + max(maxBytes, RecordBatchLayout.headerLength) + RecordBatchLayout.headerLength))
-        func header(at position: Int) throws(StorageError) -> BatchHeader? {
+        let span = try batchSpan(from: offset, maxBytes: maxBytes, end: end, visibleEnd: visibleEnd) { position throws(StorageError) in
             let inWindow = position - windowStart
             if inWindow + RecordBatchLayout.headerLength <= window.readableBytes {
                 return try parseHeader(window.getSlice(at: window.readerIndex + inWindow, length: RecordBatchLayout.headerLength)!, at: position, end: end)
             }
             return try readHeader(at: position, end: end)
         }
-        // Find the batch holding `offset`: at most one index interval of headers.
+        guard let span else { return nil }
+        if span.upperBound <= windowStart + window.readableBytes {
+            return window.getSlice(at: window.readerIndex + span.lowerBound - windowStart, length: span.count)
+        }
+        return try readBytes(at: span.lowerBound, count: span.count)
+    }
+
+    /// The batches `read` would return, as a range of this segment's file held open by a duplicated
+    /// descriptor (zero-copy sends). The headers are read through that descriptor, so the range is
+    /// checked against the very file it will be sent from.
+    func slice(from offset: Int64, maxBytes: Int, visibleEnd: Int64 = .max) throws(StorageError) -> SegmentSlice? {
+        let end = size
+        guard (offset > baseOffset ? offsetIndex.lookup(offset).position : 0) < end else { return nil }
+        let file = try descriptors.withDescriptor(logPath) { fd throws(StorageError) in try SegmentSlice.File(duplicating: fd, path: logPath) }
+        let span = try batchSpan(from: offset, maxBytes: maxBytes, end: end, visibleEnd: visibleEnd) { position throws(StorageError) in
+            guard position + RecordBatchLayout.headerLength <= end else { return nil }
+            return try parseHeader(try file.read(at: position, count: RecordBatchLayout.headerLength, files: files), at: position, end: end)
+        }
+        guard let span else { return nil }
+        return SegmentSlice(file: file, range: span)
+    }
+
+    /// Where `read` finds its batches: from the one holding `offset` (at most one index interval of
+    /// headers from the index's hint), whole batches while they fit in `maxBytes` (at least one,
+    /// however large), none with a base offset at or after `visibleEnd`, never past `end`.
+    private func batchSpan(
+        from offset: Int64, maxBytes: Int, end: Int, visibleEnd: Int64, header: (Int) throws(StorageError) -> BatchHeader?
+    ) throws(StorageError) -> Range<Int>? {
+        var position = offset > baseOffset ? offsetIndex.lookup(offset).position : 0
         var start: Int?
-        while position < end, let current = try header(at: position) {
+        while position < end, let current = try header(position) {
             if current.lastOffset >= offset {
                 start = position
                 break
@@ -220,19 +247,16 @@ final class Segment: @unchecked Sendable {
             position += current.size
         }
         guard let start else { return nil }
-        // Take whole batches while they fit.
         var length = 0
-        while position < end, let current = try header(at: position) {
+        while position < end, let current = try header(position) {
+            if current.baseOffset >= visibleEnd { break }
             if length > 0 && length + current.size > maxBytes { break }
             length += current.size
             position += current.size
             if length >= maxBytes { break }
         }
         guard length > 0 else { return nil }
-        if start + length <= windowStart + window.readableBytes {
-            return window.getSlice(at: window.readerIndex + start - windowStart, length: length)
-        }
-        return try readBytes(at: start, count: length)
+        return start..<start + length
     }
 
     /// The file position of the batch holding `offset` (or the first after it), scanning at most one

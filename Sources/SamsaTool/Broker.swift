@@ -36,6 +36,8 @@ struct BrokerCommand: AsyncParsableCommand {
     var retentionBytes: Int64?
     @Option(help: "How often old segments are deleted by retention (log.retention.check.interval.ms; default 300000, 0 never).")
     var retentionCheckIntervalMs: Int?
+    @Option(help: "Send fetched records from the segment files with sendfile (true) or copy them through memory (false; default true).")
+    var zeroCopyFetch: Bool?
     @Flag(help: "Log every request (API, version, client) to stderr.")
     var logRequests = false
     @Option(help: "HOST:PORT to serve Prometheus metrics on (GET /metrics); none by default.")
@@ -89,6 +91,7 @@ struct BrokerCommand: AsyncParsableCommand {
         var settings = configuration
         settings.retentionCheckInterval = .milliseconds(retentionCheckIntervalMs)
         settings.logRequests = try logRequests || file?.value("log-requests", as: Bool.self) == true
+        settings.zeroCopyFetch = try option(zeroCopyFetch, "zero-copy-fetch", default: true)
         if let (metricsHost, metricsPort) = metricsListener {
             settings.metricsHost = metricsHost
             settings.metricsPort = metricsPort

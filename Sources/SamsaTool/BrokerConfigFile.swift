@@ -13,7 +13,7 @@ struct BrokerConfigFile {
     static let keys: Set<String> = [
         "dir", "listen", "advertised-listener", "broker-id", "default-partitions", "auto-create-topics", "flush", "segment-bytes",
         "log-requests", "metrics", "coordination", "session-timeout-ms", "replica-lag-time-max-ms", "retention-ms", "retention-bytes",
-        "retention-check-interval-ms",
+        "retention-check-interval-ms", "zero-copy-fetch",
     ]
 
     init(path: String) throws {

@@ -59,6 +59,30 @@ struct BrokerProcessTests {
         let message: String
     }
 
+    @Test("--zero-copy-fetch true and false serve the same fetch bytes from the same data; other values are refused")
+    func zeroCopyFetchOption() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-broker-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var frames: [ByteBuffer] = []
+        for (index, zeroCopy) in ["true", "false"].enumerated() {
+            let broker = try BrokerProcess(directory: directory, extra: ["--zero-copy-fetch", zeroCopy])
+            let connection = try await TestConnection(port: broker.port)
+            if index == 0 {
+                _ = try await ProduceFetchTests.createTopic("zc", partitions: 1, on: connection)
+                #expect(try await ProduceFetchTests.produce([try makeBatch(count: 5), try makeBatch(count: 3, startingAt: 5)], to: "zc", on: connection).errorCode == 0)
+            }
+            try await connection.send(
+                KafkaFraming.encodeRequest(ProduceFetchTests.fetchRequest("zc", offset: 2), version: 12, correlationId: 9, clientId: nil))
+            frames.append(try #require(try await connection.receive()))
+            try await connection.close()
+            broker.signal(SIGTERM)
+        }
+        #expect(frames[0] == frames[1])
+        let (_, response) = try KafkaFraming.decodeResponse(frames[0], as: FetchResponse.self, version: 12)
+        #expect(try ProduceFetchTests.values(in: response.responses[0].partitions[0].records, from: 2) == (2..<8).map { "value-\($0)" })
+        #expect(throws: Failed.self) { try BrokerProcess(directory: directory, extra: ["--zero-copy-fetch", "maybe"]) }
+    }
+
     @Test("SIGTERM stops the broker cleanly: exit 0 and the data directory marked clean")
     func sigtermIsClean() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-broker-\(UUID().uuidString)").path

@@ -13,13 +13,17 @@ struct TestBroker {
     var port: Int { broker.localAddress.port! }
 
     static func start(
-        autoCreateTopics: Bool = false, flushPolicy: FlushPolicy = .never, maxRequestBytes: Int = 100 << 20, directory existing: String? = nil
+        autoCreateTopics: Bool = false, flushPolicy: FlushPolicy = .never, maxRequestBytes: Int = 100 << 20, directory existing: String? = nil,
+        zeroCopyFetch: Bool = true, segmentBytes: Int? = nil
     ) async throws -> TestBroker {
         let directory = existing ?? FileManager.default.temporaryDirectory.appendingPathComponent("samsa-broker-\(UUID().uuidString)").path
         let configuration = BrokerConfiguration(
             dataDirectory: directory, port: 0, autoCreateTopics: autoCreateTopics, logConfiguration: LogConfiguration(flushPolicy: flushPolicy),
             maxRequestBytes: maxRequestBytes, eventLoopThreads: 1, ioThreads: 2)
-        return TestBroker(broker: try await Broker.start(configuration), directory: directory)
+        var settings = configuration
+        settings.zeroCopyFetch = zeroCopyFetch
+        if let segmentBytes { settings.logConfiguration.segmentBytes = segmentBytes }
+        return TestBroker(broker: try await Broker.start(settings), directory: directory)
     }
 
     /// Stops the broker and removes its data directory unless `keepingData`.
