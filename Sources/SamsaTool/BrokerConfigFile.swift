@@ -24,8 +24,8 @@ struct BrokerConfigFile {
         } catch {
             throw ValidationError("cannot read the config file \(path): \((error as NSError).localizedDescription)")
         }
-        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = raw.trimmingCharacters(in: .whitespaces)
+        for (index, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
+            let line = raw.trimmingCharacters(in: .whitespacesAndNewlines)  // CRLF files too
             if line.isEmpty || line.hasPrefix("#") { continue }
             guard let equals = line.firstIndex(of: "=") else {
                 throw ValidationError("\(path):\(index + 1): expected KEY = VALUE, got '\(line)'")

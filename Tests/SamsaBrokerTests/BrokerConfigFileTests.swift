@@ -25,6 +25,7 @@ struct BrokerConfigFileTests {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-config-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: root) }
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        // Written with CRLF line ends, as an editor on Windows would.
         try """
             # a broker from a file
             dir = \(root)/data
@@ -33,7 +34,7 @@ struct BrokerConfigFileTests {
             default-partitions = 3
             auto-create-topics = true
 
-            """.write(toFile: "\(root)/broker.conf", atomically: true, encoding: .utf8)
+            """.replacingOccurrences(of: "\n", with: "\r\n").write(toFile: "\(root)/broker.conf", atomically: true, encoding: .utf8)
         let broker = try BrokerProcessTests.BrokerProcess(arguments: ["broker", "--config", "\(root)/broker.conf", "--broker-id", "3"])
         defer { broker.signal(SIGTERM) }
         let connection = try await TestConnection(port: broker.port)
