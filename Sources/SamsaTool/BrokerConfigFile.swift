@@ -18,6 +18,11 @@ struct BrokerConfigFile {
 
     init(path: String) throws {
         self.path = path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw ValidationError("cannot read the config file \(path): no such file")
+        }
+        guard !isDirectory.boolValue else { throw ValidationError("cannot read the config file \(path): it is a directory") }
         let text: String
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
