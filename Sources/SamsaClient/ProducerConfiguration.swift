@@ -59,3 +59,20 @@ public struct RecordMetadata: Sendable, Hashable {
 /// Called once per record when it is delivered or has failed for good; runs on an event loop, so it
 /// should be quick.
 public typealias DeliveryCallback = @Sendable (Result<RecordMetadata, KafkaClientError>) -> Void
+
+/// One batch's outcome, reported once for all its records (librdkafka's delivery report, each message
+/// with its `msg_opaque`): no closure and no call per record, for producers that send many.
+public struct DeliveryReport: Sendable {
+    public var topic: String
+    public var partition: Int32
+    public var recordCount: Int
+    /// The batch's base offset (its records have base, base + 1, ...; -1 with acks=0), or the error
+    /// every record of it failed with.
+    public var result: Result<Int64, KafkaClientError>
+    /// The `opaque` each record was sent with, in the batch's order (record i has offset base + i).
+    public var opaques: [UInt64]
+}
+
+/// Called once per batch when it is delivered or has failed for good; runs on an event loop, so it
+/// should be quick.
+public typealias DeliveryReportHandler = @Sendable (DeliveryReport) -> Void
