@@ -309,7 +309,15 @@ public final class KafkaProducer: Sendable {
             }
             var plans: [Plan] = []
             for (node, destinations) in byNode {
+                // A broker answers a connection's requests one at a time (each acks=-1 one after its
+                // sync): a small request queued behind another only waits there, and costs the broker a
+                // sync of its own. Another request goes out while one is in flight only once
+                // `pipelineBytes` are ready (or when flushing); smaller amounts ride on the next answer.
+                var pending = state.flushing > 0 ? Int.max : Self.sendableBytes(
+                    destinations, state: state, now: now, linger: linger,
+                    upTo: configuration.pipelineBytes + configuration.maxRequestBytes * configuration.maxInFlightPerConnection)
                 while state.inFlight[node, default: 0] < configuration.maxInFlightPerConnection {
+                    if state.inFlight[node, default: 0] > 0 && pending < configuration.pipelineBytes { break }
                     var plan = Plan(node: node, batches: [])
                     var bytes = 0
                     for destination in destinations {
@@ -339,15 +347,33 @@ public final class KafkaProducer: Sendable {
                     }
                     if plan.batches.isEmpty { break }
                     state.inFlight[node, default: 0] += 1
+                    pending = pending == Int.max ? pending : pending - bytes
                     plans.append(plan)
                 }
             }
+            // Open batches past their linger that stayed are waiting for an answer (a free slot), which
+            // drains again: no timer for them.
             for open in state.open.values {
                 let due = open.createdAt &+ linger
-                nextDue = min(nextDue ?? due, due)
+                if due > now { nextDue = min(nextDue ?? due, due) }
             }
             return (plans, missing, nextDue)
         }
+    }
+
+    /// Bytes of `destinations` that could be sent now (ready batches and lingered open ones), counted
+    /// up to `limit`.
+    private static func sendableBytes(_ destinations: [TopicPartition], state: borrowing State, now: UInt64, linger: UInt64, upTo limit: Int) -> Int {
+        var bytes = 0
+        for destination in destinations {
+            for batch in state.ready[destination] ?? [] {
+                bytes += batch.size
+                if bytes >= limit { return bytes }
+            }
+            if let open = state.open[destination], now &- open.createdAt >= linger { bytes += open.size }
+            if bytes >= limit { return bytes }
+        }
+        return bytes
     }
 
     /// Builds the plan's batches, sends the request and arranges for its answer to be handled.

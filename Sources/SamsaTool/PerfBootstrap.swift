@@ -14,10 +14,13 @@ struct BootstrapOptions: ParsableArguments {
     var acks: Int16 = -1
     @Option(help: "With --bootstrap: Produce requests in flight per connection.")
     var maxInFlight = 5
+    @Option(help: "With --bootstrap: bytes ready before a second request goes to a broker with one in flight (0: whenever a slot is free).")
+    var pipelineBytes = 256 << 10
 
     func validate() throws {
         guard Acks(rawValue: acks) != nil else { throw ValidationError("--acks must be 0, 1 or -1") }
         guard maxInFlight > 0 else { throw ValidationError("--max-in-flight must be positive") }
+        guard pipelineBytes >= 0 else { throw ValidationError("--pipeline-bytes must not be negative") }
         if let bootstrap, BrokerAddress.list(bootstrap) == nil { throw ValidationError("--bootstrap expects HOST:PORT[,HOST:PORT...]") }
     }
 
@@ -48,7 +51,8 @@ extension PerfProduce {
         let progress = ProgressReporter(interval: reportInterval, recordSize: recordSize, counter: acknowledged)
         let configuration = ProducerConfiguration(
             acks: Acks(rawValue: remote.acks)!, compression: compression.codec, lingerMilliseconds: Int64(lingerMs), batchBytes: batchBytes,
-            bufferBytes: bufferBytes, maxInFlightPerConnection: remote.maxInFlight)
+            bufferBytes: bufferBytes, maxInFlightPerConnection: remote.maxInFlight,
+            pipelineBytes: remote.pipelineBytes)
         let perProducer = total / producerCount
         var clients: [KafkaClient] = []
         for _ in 0..<producerCount {
