@@ -3,7 +3,7 @@ import SamsaProtocol
 import SamsaRecords
 
 /// Checks the record batches of one partition in a Produce request before anything is written: magic 2
-/// only, lengths, CRC-32C, codec, size limit, and (by decoding every record) the record count.
+/// only, lengths, CRC-32C, codec, size limit, and (by parsing every record in place) the record count.
 enum BatchValidation {
     struct Failure: Error {
         var code: ErrorCode
@@ -30,12 +30,11 @@ enum BatchValidation {
             let batch: RecordBatch
             do {
                 batch = try RecordBatch(validating: remaining, limits: limits)
-                var count: Int32 = 0
-                try batch.forEachRecord { _ in count += 1 }
+                let count = try batch.checkRecords()
                 guard count == batch.recordCount, count > 0 else {
                     return .failure(Failure(code: .invalidRecord, message: "batch holds \(count) records, header says \(batch.recordCount)"))
                 }
-            } catch let error as RecordBatchError where error.code == .checksumMismatch || error.code == .lengthOutOfBounds || error.code == .badMagic {
+            } catch where error.code == .checksumMismatch || error.code == .lengthOutOfBounds || error.code == .badMagic {
                 return .failure(Failure(code: .corruptMessage, message: error.description))
             } catch {
                 return .failure(Failure(code: .invalidRecord, message: "\(error)"))

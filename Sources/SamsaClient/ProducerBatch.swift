@@ -18,6 +18,10 @@ final class ProducerBatch: @unchecked Sendable {
     var built: RecordBatch?
     /// Callbacks by the record's position in the batch.
     var callbacks: [(position: Int32, callback: DeliveryCallback)] = []
+    /// Each record's opaque value, in order, when the producer has a delivery report (nil otherwise).
+    var opaques: [UInt64]?
+    /// Whether the batch is still the open one of its partition (the producer's fast path checks it).
+    var isOpen = true
     var recordCount: Int32 = 0
     /// Bytes reserved from the producer's buffer (the uncompressed size).
     var reservedBytes = 0
@@ -25,17 +29,20 @@ final class ProducerBatch: @unchecked Sendable {
     let createdAt: UInt64
     var attempts = 0
 
-    init(destination: TopicPartition, compression: CompressionCodec, capacity: Int, now: UInt64) {
+    init(destination: TopicPartition, compression: CompressionCodec, capacity: Int, now: UInt64, reportsDelivery: Bool) {
         self.destination = destination
         self.builder = RecordBatchBuilder(compression: compression, capacity: capacity)
         self.createdAt = now
+        if reportsDelivery { opaques = [] }
     }
 
     func append(
-        timestamp: Int64, key: ByteBuffer?, value: ByteBuffer?, headers: [RecordHeader], reserving bytes: Int, callback: DeliveryCallback?
+        timestamp: Int64, key: ByteBuffer?, value: ByteBuffer?, headers: [RecordHeader], reserving bytes: Int, opaque: UInt64,
+        callback: DeliveryCallback?
     ) {
         builder!.append(timestamp: timestamp, key: key, value: value, headers: headers)
         if let callback { callbacks.append((recordCount, callback)) }
+        opaques?.append(opaque)
         recordCount += 1
         reservedBytes += bytes
     }
@@ -54,8 +61,16 @@ final class ProducerBatch: @unchecked Sendable {
         return batch
     }
 
-    /// Every callback with the same outcome, offsets counted from `baseOffset` (-1 when unknown).
-    func complete(_ outcome: Result<Int64, KafkaClientError>) {
+    /// Every callback with the same outcome, offsets counted from `baseOffset` (-1 when unknown), then
+    /// the batch's delivery report.
+    func complete(_ outcome: Result<Int64, KafkaClientError>, report: DeliveryReportHandler?) {
+        defer {
+            if let report {
+                report(DeliveryReport(
+                    topic: destination.topic, partition: destination.partition, recordCount: Int(recordCount),
+                    result: outcome.map { $0 < 0 ? -1 : $0 }, opaques: opaques ?? []))
+            }
+        }
         for (position, callback) in callbacks {
             switch outcome {
             case .success(let base):

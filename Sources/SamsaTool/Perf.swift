@@ -28,6 +28,20 @@ final class LatencyRecorder: Sendable {
         total.add(microseconds &* UInt64(count), ordering: .relaxed)
     }
 
+    /// One latency per value of `starts` (monotonic nanoseconds), each `now - start`: one lock for a
+    /// batch of records acknowledged together.
+    func record(since starts: [UInt64], now: UInt64) {
+        var sum: UInt64 = 0
+        histogram.withLock { histogram in
+            for start in starts {
+                let microseconds = (now &- start) / 1000
+                sum &+= microseconds
+                _ = histogram.record(max(1, microseconds))
+            }
+        }
+        total.add(sum, ordering: .relaxed)
+    }
+
     struct Summary {
         var count: UInt64
         var average, p50, p99, p999, max: Double
@@ -51,6 +65,13 @@ func processCPUNanoseconds() -> UInt64 {
     getrusage(RUSAGE_SELF.rawValue, &usage)
     func nanoseconds(_ time: timeval) -> UInt64 { UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_usec) * 1000 }
     return nanoseconds(usage.ru_utime) + nanoseconds(usage.ru_stime)
+}
+
+/// Wall-clock milliseconds since 1970 (record timestamps).
+func wallClockMilliseconds() -> Int64 {
+    var time = timespec()
+    clock_gettime(CLOCK_REALTIME, &time)
+    return Int64(time.tv_sec) * 1000 + Int64(time.tv_nsec) / 1_000_000
 }
 
 func monotonicNanoseconds() -> UInt64 {

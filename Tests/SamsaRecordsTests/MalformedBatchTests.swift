@@ -63,12 +63,21 @@ struct MalformedBatchTests {
             Issue.record("unexpected error type \(error)")
         }
         #expect(visitorError?.code == code, "visitor got \(String(describing: visitorError))", sourceLocation: sourceLocation)
+        // And so does the broker's check walk.
+        var checkError: RecordBatchError?
+        do {
+            _ = try RecordBatch(validating: ByteBuffer(bytes: bytes), limits: limits).checkRecords(limits: limits)
+        } catch let caught {
+            checkError = caught
+        }
+        #expect(checkError?.code == code, "checkRecords got \(String(describing: checkError))", sourceLocation: sourceLocation)
     }
 
     @Test func wellFormedRawBatchDecodes() throws {
         let bytes = RawBatch(records: rawRecord(offsetDelta: 0) + rawRecord(offsetDelta: 1, key: [1, 2]), recordCount: 2).bytes
         let records = try RecordBatch(validating: ByteBuffer(bytes: bytes)).decodeRecords()
         #expect(records.map(\.keyBytes) == [nil, [1, 2]])
+        #expect(try RecordBatch(validating: ByteBuffer(bytes: bytes)).checkRecords() == 2)
     }
 
     @Test func lengthOutOfBounds() throws {
