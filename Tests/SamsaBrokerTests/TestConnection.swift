@@ -48,12 +48,15 @@ struct TestBroker {
 /// A raw Kafka connection for tests: sends frames, reads response frames in order.
 final class TestConnection: Sendable {
     let channel: any Channel
-    let group: MultiThreadedEventLoopGroup
     private let frames: AsyncStream<ByteBuffer>
     private let iterator: IteratorBox
 
     init(port: Int) async throws {
-        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        // NIO's shared group, not one per connection: hundreds of tests run at once, and a group per
+        // connection (a thread, an epoll, an eventfd and a timerfd each) pushed the test process past
+        // 1,350 descriptors, where Foundation's Process.run() over-reads /proc/self/fd and crashes
+        // (swift-corelibs-foundation #5472).
+        let group = MultiThreadedEventLoopGroup.singleton
         let (stream, continuation) = AsyncStream<ByteBuffer>.makeStream()
         frames = stream
         iterator = IteratorBox(stream.makeAsyncIterator())
@@ -69,7 +72,6 @@ final class TestConnection: Sendable {
 
     func close() async throws {
         try? await channel.close()
-        try await group.shutdownGracefully()
     }
 
     func send(_ bytes: ByteBuffer) async throws {

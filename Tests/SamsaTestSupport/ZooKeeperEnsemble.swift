@@ -39,10 +39,12 @@ public final class ZooKeeperEnsemble: @unchecked Sendable {
         for index in servers.indices {
             let server = servers[index]
             try FileManager.default.createDirectory(atPath: server.directory + "/data", withIntermediateDirectories: true)
+            // initLimit/syncLimit (20 s / 10 s) are generous: on two loaded cores a follower syncing with a
+            // newly elected leader can take longer than ZooKeeper's usual 5 s, and the election repeats.
             var config = """
                 tickTime=500
-                initLimit=10
-                syncLimit=5
+                initLimit=40
+                syncLimit=20
                 dataDir=\(server.directory)/data
                 clientPort=\(server.clientPort)
                 clientPortAddress=127.0.0.1
