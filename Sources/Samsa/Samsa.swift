@@ -1,5 +1,6 @@
 import Dispatch
 import Glibc
+import SamsaRecords
 public import SamsaStorage
 import Synchronization
 
@@ -307,11 +308,3 @@ final class WeakSamsa: @unchecked Sendable {
     init(_ samsa: Samsa) { self.samsa = samsa }
 }
 
-/// Wall-clock milliseconds since the epoch (record timestamps, retention).
-enum WallClock {
-    static var nowMilliseconds: Int64 {
-        var time = timespec()
-        clock_gettime(CLOCK_REALTIME, &time)
-        return Int64(time.tv_sec) * 1000 + Int64(time.tv_nsec) / 1_000_000
-    }
-}

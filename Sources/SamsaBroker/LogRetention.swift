@@ -1,5 +1,5 @@
-import Glibc
 import NIOPosix
+import SamsaRecords
 import SamsaStorage
 import Synchronization
 
@@ -42,7 +42,7 @@ final class LogRetention: Sendable {
     /// One pass over every partition with a retention limit; returns how many segments went. A
     /// partition that fails (disk trouble) is logged and retried on the next pass.
     @discardableResult
-    func enforce(nowMilliseconds now: Int64 = LogRetention.wallClockMilliseconds()) async -> Int {
+    func enforce(nowMilliseconds now: Int64 = WallClock.nowMilliseconds) async -> Int {
         let logs = logs
         let limited = logs.partitions.compactMap { partition -> (TopicPartition, PartitionLog)? in
             guard let log = logs.log(partition), log.configuration.retentionBytes != nil || log.configuration.retentionMilliseconds != nil
@@ -59,11 +59,5 @@ final class LogRetention: Sendable {
             }
         }
         return removed
-    }
-
-    static func wallClockMilliseconds() -> Int64 {
-        var time = timespec()
-        clock_gettime(CLOCK_REALTIME, &time)
-        return Int64(time.tv_sec) * 1000 + Int64(time.tv_nsec) / 1_000_000
     }
 }

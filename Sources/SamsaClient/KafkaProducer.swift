@@ -74,7 +74,7 @@ public final class KafkaProducer: Sendable {
         topic: String, partition: Int32? = nil, key: ByteBuffer? = nil, value: ByteBuffer?, headers: [RecordHeader] = [],
         timestamp: Int64? = nil, opaque: UInt64 = 0, callback: DeliveryCallback? = nil
     ) async throws {
-        let timestamp = timestamp ?? Self.wallClockMilliseconds()
+        let timestamp = timestamp ?? WallClock.nowMilliseconds
         let size = Self.recordSize(key: key, value: value, headers: headers)
         let configuration = configuration
         while true {
@@ -113,7 +113,7 @@ public final class KafkaProducer: Sendable {
         timestamp: Int64? = nil, opaque: UInt64 = 0, callback: DeliveryCallback? = nil
     ) throws -> Bool {
         let outcome = try append(
-            topic: topic, partition: partition, key: key, value: value, headers: headers, timestamp: timestamp ?? Self.wallClockMilliseconds(),
+            topic: topic, partition: partition, key: key, value: value, headers: headers, timestamp: timestamp ?? WallClock.nowMilliseconds,
             size: Self.recordSize(key: key, value: value, headers: headers), opaque: opaque, callback: callback)
         return outcome == .appended
     }
@@ -551,12 +551,6 @@ public final class KafkaProducer: Sendable {
     }
 
     // MARK: - Clocks
-
-    static func wallClockMilliseconds() -> Int64 {
-        var time = timespec()
-        clock_gettime(CLOCK_REALTIME, &time)
-        return Int64(time.tv_sec) * 1000 + Int64(time.tv_nsec) / 1_000_000
-    }
 
     static func monotonicNanoseconds() -> UInt64 {
         NIODeadline.now().uptimeNanoseconds

@@ -1,6 +1,7 @@
 import Dispatch
 import Glibc
 import NIOCore
+import SamsaRecords
 import SamsaStorage
 import Synchronization
 
@@ -104,7 +105,7 @@ public final class EmbeddedCoordinator: Sendable {
 
     private init(tree: DataTree, zxid: Int64, log: TransactionLog?, minimum: Duration, maximum: Duration) {
         // Session ids: the start time's low bits above a counter, so ids differ across restarts.
-        let base = (Clock.nowMilliseconds & 0xff_ffff) << 32
+        let base = (WallClock.nowMilliseconds & 0xff_ffff) << 32
         state = Mutex(State(tree: tree, zxid: zxid, nextSession: base + 1))
         self.log = log
         minimumSessionTimeout = minimum
@@ -173,7 +174,7 @@ public final class EmbeddedCoordinator: Sendable {
             try Self.checkAlive(session, in: state)
             var changes: [DataTree.Change] = []
             let zxid = state.zxid + 1
-            let time = Clock.nowMilliseconds
+            let time = WallClock.nowMilliseconds
             let before = log == nil ? [:] : Self.nodes(at: operations.flatMap { [$0.path, NodePath.parent(of: $0.path)] }, in: state.tree)
             var results: [OperationResult] = []
             if operations.count == 1 {
@@ -248,7 +249,7 @@ public final class EmbeddedCoordinator: Sendable {
                 state.tree.removeEphemerals(of: id, zxid: zxid, changes: &changes)
                 if let log {
                     do {
-                        appended = (try log.append(zxid: zxid, time: Clock.nowMilliseconds, session: id, operations: TransactionCodec.encodeOperations(nil)), zxid)
+                        appended = (try log.append(zxid: zxid, time: WallClock.nowMilliseconds, session: id, operations: TransactionCodec.encodeOperations(nil)), zxid)
                         Self.hold(changes, zxid: zxid, before: before, in: &state)
                     } catch {
                         Self.stopServing(&state)

@@ -125,7 +125,7 @@ final class TransactionLog: Sendable {
             zxid += 1
             var changes: [DataTree.Change] = []
             tree.removeEphemerals(of: owner, zxid: zxid, changes: &changes)
-            _ = try transactionLog.append(zxid: zxid, time: Clock.nowMilliseconds, session: owner, operations: TransactionCodec.encodeOperations(nil))
+            _ = try transactionLog.append(zxid: zxid, time: WallClock.nowMilliseconds, session: owner, operations: TransactionCodec.encodeOperations(nil))
         }
         try partitionLog.flush()
         try transactionLog.snapshot(tree, zxid: zxid)
@@ -171,10 +171,3 @@ final class TransactionLog: Sendable {
     }
 }
 
-enum Clock {
-    static var nowMilliseconds: Int64 {
-        var time = timespec()
-        clock_gettime(CLOCK_REALTIME, &time)
-        return Int64(time.tv_sec) * 1000 + Int64(time.tv_nsec) / 1_000_000
-    }
-}

@@ -68,12 +68,6 @@ func processCPUNanoseconds() -> UInt64 {
 }
 
 /// Wall-clock milliseconds since 1970 (record timestamps).
-func wallClockMilliseconds() -> Int64 {
-    var time = timespec()
-    clock_gettime(CLOCK_REALTIME, &time)
-    return Int64(time.tv_sec) * 1000 + Int64(time.tv_nsec) / 1_000_000
-}
-
 func monotonicNanoseconds() -> UInt64 {
     var time = timespec()
     clock_gettime(CLOCK_MONOTONIC, &time)

@@ -79,7 +79,7 @@ extension PerfProduce {
                     }
                     let rate = throughput > 0 ? Double(throughput) / Double(producerCount) : 0
                     // Record timestamps from the hand-over clock read (one clock read per record, not two).
-                    let wallStart = wallClockMilliseconds(), monotonicStart = monotonicNanoseconds()
+                    let wallStart = WallClock.nowMilliseconds, monotonicStart = monotonicNanoseconds()
                     for sent in 0..<count {
                         var handedOver = monotonicNanoseconds()
                         if rate > 0 {
