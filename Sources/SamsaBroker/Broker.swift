@@ -233,7 +233,15 @@ public final class Broker: Sendable {
                         let version = frame.getInteger(at: frame.readerIndex + 2, as: Int16.self) ?? -1
                         metrics.received(bytes: 4 + frame.readableBytes)
                         let started = ContinuousClock.now
-                        if let response = try await dispatcher.respond(to: frame) {
+                        var trailingBytes = 0
+                        let reply = try await dispatcher.respond(to: frame, trailingBytes: &trailingBytes)
+                        if trailingBytes > 0 {
+                            metrics.trailingBytes(api: api)
+                            logger.debug(
+                                "ignored bytes after a request's last field, as Kafka does",
+                                metadata: ["peer": "\(peer)", "api": "\(api)", "version": "\(version)", "bytes": "\(trailingBytes)"])
+                        }
+                        if let response = reply {
                             metrics.sent(bytes: response.totalBytes)
                             switch response {
                             case .buffer(let buffer) where !zeroCopy:

@@ -18,6 +18,8 @@ final class BrokerMetrics: Sendable {
     private let factory: PrometheusMetricsFactory
     private let requests: [Int32: CoreMetrics.Counter]
     private let latency: [Int16: CoreMetrics.Timer]
+    /// Requests with bytes after their last field (ignored, as Kafka ignores them), per API.
+    private let trailing: [Int16: CoreMetrics.Counter]
     private let bytesIn: CoreMetrics.Counter
     private let bytesOut: CoreMetrics.Counter
     private let connections: CoreMetrics.Meter
@@ -66,9 +68,11 @@ final class BrokerMetrics: Sendable {
         self.factory = factory
         var requests: [Int32: CoreMetrics.Counter] = [:]
         var latency: [Int16: CoreMetrics.Timer] = [:]
+        var trailing: [Int16: CoreMetrics.Counter] = [:]
         for (api, versions) in SupportedApis.versions {
             let name = "\(api)"
             latency[api.rawValue] = CoreMetrics.Timer(label: "samsa_request_duration_seconds", dimensions: [("request", name)], factory: factory)
+            trailing[api.rawValue] = CoreMetrics.Counter(label: "samsa_requests_with_trailing_bytes_total", dimensions: [("request", name)], factory: factory)
             for version in versions {
                 requests[Self.slot(api.rawValue, version)] = CoreMetrics.Counter(
                     label: "samsa_requests_total", dimensions: [("request", name), ("version", "\(version)")], factory: factory)
@@ -76,6 +80,7 @@ final class BrokerMetrics: Sendable {
         }
         self.requests = requests
         self.latency = latency
+        self.trailing = trailing
         bytesIn = CoreMetrics.Counter(label: "samsa_network_bytes_in_total", factory: factory)
         bytesOut = CoreMetrics.Counter(label: "samsa_network_bytes_out_total", factory: factory)
         connections = CoreMetrics.Meter(label: "samsa_connections", factory: factory)
@@ -102,6 +107,9 @@ final class BrokerMetrics: Sendable {
         counter.increment()
         latency[api]?.recordNanoseconds(nanoseconds)
     }
+
+    /// A request with bytes after its last field, which were ignored.
+    func trailingBytes(api: Int16) { trailing[api]?.increment() }
 
     /// A request that did not decode (its connection is closed).
     func malformedRequest() { malformed.increment() }

@@ -49,11 +49,18 @@ final class RequestDispatcher: Sendable {
 
     /// The response frame for a request frame (without its size prefix), or nil when the request
     /// expects none (Produce with acks 0). Throws `ProtocolError` for bytes that do not decode: the
-    /// connection is then closed. A fetch with `zeroCopyFetch` comes as encoded parts around file
-    /// ranges of the segments (the caller writes them in order and closes the ranges).
-    func respond(to frame: ByteBuffer) async throws -> ResponseFrame? {
+    /// connection is then closed. Bytes after a request's last field are ignored, as Kafka ignores
+    /// them (`decodeRequest`), and their count is left in `trailingBytes`. A fetch with
+    /// `zeroCopyFetch` comes as encoded parts around file ranges of the segments (the caller writes
+    /// them in order and closes the ranges).
+    func respond(to frame: ByteBuffer, trailingBytes: inout Int) async throws -> ResponseFrame? {
         let (header, body) = try KafkaFraming.decodeRequestHeader(frame)
         let version = header.requestApiVersion
+        func decode<Request: KafkaMessage>(_: Request.Type) throws(ProtocolError) -> Request {
+            let (request, trailing) = try Request.decodeRequest(body, version: version)
+            trailingBytes = trailing
+            return request
+        }
         if configuration.logRequests {
             let name = ApiKey(rawValue: header.requestApiKey).map { "\($0)" } ?? "api \(header.requestApiKey)"
             configuration.log("\(name) v\(version) #\(header.correlationId) from \(header.clientId ?? "-")", level: .info)
@@ -68,15 +75,15 @@ final class RequestDispatcher: Sendable {
         let id = header.correlationId
         switch key {
         case .apiVersions:
-            return encode(apiVersions(try ApiVersionsRequest(decoding: body, version: version)), version, id)
+            return encode(apiVersions(try decode(ApiVersionsRequest.self)), version, id)
         case .metadata:
-            return encode(await metadata(try MetadataRequest(decoding: body, version: version), version: version), version, id)
+            return encode(await metadata(try decode(MetadataRequest.self), version: version), version, id)
         case .produce:
-            let request = try ProduceRequest(decoding: body, version: version)
+            let request = try decode(ProduceRequest.self)
             let response = await produce(request)
             return request.acks == 0 ? nil : encode(response, version, id)
         case .fetch:
-            let request = try FetchRequest(decoding: body, version: version)
+            let request = try decode(FetchRequest.self)
             let (response, slices) = await fetch(request, version: version, zeroCopy: configuration.zeroCopyFetch)
             guard slices.contains(where: { $0 != nil }) else { return encode(response, version, id) }
             return .spliced(
@@ -84,36 +91,36 @@ final class RequestDispatcher: Sendable {
                     KafkaFraming.encodeResponse(
                         response, version: version, correlationId: id, splicing: slices.map { slice in slice.map { ($0, length: $0.length) } })))
         case .listOffsets:
-            return encode(await listOffsets(try ListOffsetsRequest(decoding: body, version: version)), version, id)
+            return encode(await listOffsets(try decode(ListOffsetsRequest.self)), version, id)
         case .createTopics:
-            return encode(await createTopics(try CreateTopicsRequest(decoding: body, version: version)), version, id)
+            return encode(await createTopics(try decode(CreateTopicsRequest.self)), version, id)
         case .deleteTopics:
-            return encode(await deleteTopics(try DeleteTopicsRequest(decoding: body, version: version), version: version), version, id)
+            return encode(await deleteTopics(try decode(DeleteTopicsRequest.self), version: version), version, id)
         case .describeConfigs:
-            return encode(describeConfigs(try DescribeConfigsRequest(decoding: body, version: version)), version, id)
+            return encode(describeConfigs(try decode(DescribeConfigsRequest.self)), version, id)
         case .offsetForLeaderEpoch:
-            return encode(offsetForLeaderEpoch(try OffsetForLeaderEpochRequest(decoding: body, version: version)), version, id)
+            return encode(offsetForLeaderEpoch(try decode(OffsetForLeaderEpochRequest.self)), version, id)
         case .initProducerId:
-            return encode(await initProducerId(try InitProducerIdRequest(decoding: body, version: version)), version, id)
+            return encode(await initProducerId(try decode(InitProducerIdRequest.self)), version, id)
         case .findCoordinator:
-            return encode(await findCoordinator(try FindCoordinatorRequest(decoding: body, version: version), version: version), version, id)
+            return encode(await findCoordinator(try decode(FindCoordinatorRequest.self), version: version), version, id)
         case .joinGroup:
-            let request = try JoinGroupRequest(decoding: body, version: version)
+            let request = try decode(JoinGroupRequest.self)
             return encode(await joinGroup(request, version: version, clientId: header.clientId ?? ""), version, id)
         case .syncGroup:
-            return encode(await syncGroup(try SyncGroupRequest(decoding: body, version: version)), version, id)
+            return encode(await syncGroup(try decode(SyncGroupRequest.self)), version, id)
         case .heartbeat:
-            return encode(await heartbeat(try HeartbeatRequest(decoding: body, version: version)), version, id)
+            return encode(await heartbeat(try decode(HeartbeatRequest.self)), version, id)
         case .leaveGroup:
-            return encode(await leaveGroup(try LeaveGroupRequest(decoding: body, version: version), version: version), version, id)
+            return encode(await leaveGroup(try decode(LeaveGroupRequest.self), version: version), version, id)
         case .offsetCommit:
-            return encode(await offsetCommit(try OffsetCommitRequest(decoding: body, version: version)), version, id)
+            return encode(await offsetCommit(try decode(OffsetCommitRequest.self)), version, id)
         case .offsetFetch:
-            return encode(offsetFetch(try OffsetFetchRequest(decoding: body, version: version), version: version), version, id)
+            return encode(offsetFetch(try decode(OffsetFetchRequest.self), version: version), version, id)
         case .listGroups:
-            return encode(await listGroups(try ListGroupsRequest(decoding: body, version: version)), version, id)
+            return encode(await listGroups(try decode(ListGroupsRequest.self)), version, id)
         case .describeGroups:
-            return encode(await describeGroups(try DescribeGroupsRequest(decoding: body, version: version)), version, id)
+            return encode(await describeGroups(try decode(DescribeGroupsRequest.self)), version, id)
         }
     }
 

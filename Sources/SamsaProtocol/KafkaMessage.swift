@@ -35,6 +35,19 @@ extension KafkaSchema {
         }
     }
 
+    /// Decodes a request body the way Kafka's broker does (`AbstractRequest.parseRequest`): the fields
+    /// in order, and bytes left after them are ignored, not an error. librdkafka 2.3 to 2.16 send such
+    /// bytes: asking for all topics with Metadata v9+, it reserves an int32 for the topic count and
+    /// leaves it unconverted when null, so the varint null is followed by three zero bytes and the
+    /// fields after it shift (`00 00 00 00 01 00 00` for v12, where Kafka reads null topics, no auto
+    /// creation, no authorized operations, no tagged fields, and skips `01 00 00`). The count of bytes
+    /// left over is returned for the caller to count.
+    public static func decodeRequest(_ bytes: ByteBuffer, version: Int16) throws(ProtocolError) -> (request: Self, trailingBytes: Int) {
+        var buffer = bytes
+        let request = try Self(from: &buffer, version: version)
+        return (request, buffer.readableBytes)
+    }
+
     /// The structure encoded at `version` in a new buffer.
     public func encoded(version: Int16, allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {
         var buffer = allocator.buffer(capacity: 64)
