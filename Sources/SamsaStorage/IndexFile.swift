@@ -13,8 +13,10 @@ protocol IndexEntryLayout {
 /// A file of fixed-size index entries, memory mapped: the shared machinery of `OffsetIndex` and
 /// `TimeIndex` (Kafka's `AbstractIndex`).
 ///
-/// An index that is written to is preallocated to `maxSize` and mapped whole; its entry count is found
-/// by binary search for the first unwritten slot, so a zero-filled tail is never read as entries.
+/// An index that is written to is preallocated one page at first and doubled as entries need it, up to
+/// `maxSize`, and mapped whole; its entry count is found by binary search for the first unwritten slot,
+/// so a zero-filled tail is never read as entries. (Preallocating `maxSize` at once cost 20 MiB of disk
+/// per partition before its first record: a create of many partitions filled disks.)
 /// `trim()` cuts the file to its entries (on roll and clean close). Indexes are not checksummed: after
 /// a crash they are sanity-checked and rebuilt from their segment, never trusted.
 ///
@@ -29,11 +31,17 @@ final class IndexFile<Layout: IndexEntryLayout>: EvictableMapping, @unchecked Se
     private let published = Atomic<Int>(0)
     private let evictable = Atomic<Bool>(false)
     private let slots: Atomic<Int>
-    /// Entries the file has room for.
+    /// Entries the file may grow to hold (its room now, for an index that is not written to).
+    private let maxSlots: Int
+    /// Entries the file has room for now.
     var capacity: Int { slots.load(ordering: .acquiring) }
 
+    /// The first preallocation of an index that is written to: one page.
+    static var initialBytes: Int { 4096 }
+
     var entryCount: Int { published.load(ordering: .acquiring) }
-    var isFull: Bool { entryCount >= capacity }
+    /// No room for another entry, even by growing: the segment should roll.
+    var isFull: Bool { entryCount >= maxSlots }
     var sizeInBytes: Int { entryCount * Layout.entrySize }
 
     /// Opens or creates the index at `path`. When `writable`, `maxSize` bytes are preallocated (so
@@ -45,17 +53,21 @@ final class IndexFile<Layout: IndexEntryLayout>: EvictableMapping, @unchecked Se
         self.path = path
         self.files = files
         self.mappings = mappings
+        let maxLength = max(maxSize - maxSize % Layout.entrySize, Layout.entrySize)
         guard load else {
             slots = Atomic(0)
+            maxSlots = 0
             return
         }
         let fd: Int32
+        let existed = files.fileExists(path)
         do throws(StorageError) {
             fd = try files.open(path, flags: O_RDWR | O_CREAT | O_CLOEXEC, mode: 0o600)
         } catch where files.isReadOnly && error.errno == ENOENT {
             // Read-only and never written (a crash before the index was made): no entries; lookups
             // scan from the segment's start.
             slots = Atomic(0)
+            maxSlots = 0
             return
         }
         defer { files.close(fd) }
@@ -65,18 +77,24 @@ final class IndexFile<Layout: IndexEntryLayout>: EvictableMapping, @unchecked Se
         // and searching the extended zero tail would only fault its pages in.
         var knownEntries: Int?
         if writable {
-            let preallocated = max(maxSize - maxSize % Layout.entrySize, Layout.entrySize)
-            if existing < preallocated {
+            let initial = min(maxLength, max(Self.initialBytes - Self.initialBytes % Layout.entrySize, Layout.entrySize))
+            if existing < initial {
                 // Really allocated, not a sparse extension: a store into a mapped hole that the file
                 // system cannot back (a full disk) would raise SIGBUS; fallocate fails cleanly instead.
                 do throws(StorageError) {
-                    try files.fallocate(fd, size: preallocated, path: path)
+                    try files.fallocate(fd, size: initial, path: path)
+                    knownEntries = length / Layout.entrySize
+                    length = initial
+                } catch where existed && (error.errno == ENOSPC || error.errno == EDQUOT) {
+                    // Reopening must not need fresh space (a restart after a crash on a full disk): the
+                    // index keeps the room it has, and the next entry's growth fails the append instead.
+                    // (A new segment's index fails here: its roll or create reports the full disk.)
+                    try? files.ftruncate(fd, to: existing, path: path)
+                    knownEntries = length / Layout.entrySize
                 } catch {
                     try? files.ftruncate(fd, to: existing, path: path)
                     throw error
                 }
-                knownEntries = length / Layout.entrySize
-                length = preallocated
             }
         } else {
             // Mapped for reading only: never past the first hole (an untrimmed index written sparse by
@@ -85,6 +103,7 @@ final class IndexFile<Layout: IndexEntryLayout>: EvictableMapping, @unchecked Se
         }
         slots = Atomic(length / Layout.entrySize)
         let capacity = length / Layout.entrySize
+        maxSlots = writable ? max(capacity, maxLength / Layout.entrySize) : capacity
         // Read-only opens copy the entries instead of mapping them, and keep the copy (see
         // `MappedRegion(copyOf:)`); everything else maps the file.
         let copy = files.isReadOnly
@@ -144,8 +163,27 @@ final class IndexFile<Layout: IndexEntryLayout>: EvictableMapping, @unchecked Se
         return body(region, entryCount)
     }
 
+    /// Makes room for the next entry, growing the file (doubling, up to its maximum) if it is full
+    /// now. Appenders call this before writing the log, so a full disk fails an append cleanly.
+    func reserveNextEntry() throws(StorageError) {
+        let room = capacity
+        guard entryCount >= room, room < maxSlots else { return }
+        let grown = min(maxSlots, max(room * 2, Self.initialBytes / Layout.entrySize, 1))
+        let length = grown * Layout.entrySize
+        let fd = try files.open(path, flags: O_RDWR | O_CLOEXEC, mode: 0)
+        defer { files.close(fd) }
+        // Allocated for real, as at creation (a mapped hole on a full disk would be a SIGBUS).
+        try files.fallocate(fd, size: length, path: path)
+        let region = try MappedRegion(fd: fd, length: length, path: path)
+        // The new mapping first, then the room: a reader that sees the new capacity maps the new
+        // length; one holding the old mapping reads published entries, which both hold.
+        mapping.withLock { $0 = region }
+        slots.store(grown, ordering: .releasing)
+    }
+
     /// Writes the next entry with `write` and publishes it to readers.
     func append(_ write: (MappedRegion, Int) -> Void) throws(StorageError) {
+        try reserveNextEntry()
         let count = entryCount
         guard count < capacity, let region = currentRegion() else {
             throw StorageError(.indexFull, path: path, "index holds \(capacity) entries")

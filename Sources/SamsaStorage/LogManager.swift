@@ -75,6 +75,7 @@ public final class LogManager: Sendable {
         let descriptors = DescriptorCache(capacity: maxOpenFiles, maxMappings: maxMappedIndexes, files: files)
         try DataDirectory.prepare(directory, files: files)
         try finishPendingDeletes(in: directory, files: files)
+        try PendingRemovals.finish(in: directory, files: files) { path throws(StorageError) in try removePartitionFiles(path, files: files) }
         let marker = "\(directory)/\(cleanShutdownMarker)"
         let clean = files.fileExists(marker)
         let recoveryPoints = try OffsetCheckpoint.read("\(directory)/\(recoveryPointFile)", files: files)
@@ -184,6 +185,15 @@ public final class LogManager: Sendable {
     /// Suffix of a partition directory being deleted (after a random id, as Kafka names them).
     static let deleteSuffix = "-delete"
 
+    /// `<topic>-<n>.<id>-delete`, with the topic shortened as much as the file system's 255-byte name
+    /// limit needs (a legal topic name has up to 249 characters); the name still parses as a partition
+    /// directory before the dot, which is all `finishPendingDeletes` asks of it.
+    static func deletedName(of partition: TopicPartition) -> String {
+        let id = String(UInt64.random(in: 0...UInt64.max), radix: 16)
+        let tail = "-\(partition.partition).\(id)\(deleteSuffix)"
+        return String(partition.topic.prefix(255 - tail.utf8.count)) + tail
+    }
+
     /// Removes partition directories whose deletion was under way (renamed to `...-delete`).
     private static func finishPendingDeletes(in directory: String, files: any FileSystem) throws(StorageError) {
         for name in try files.listDirectory(directory) where name.hasSuffix(deleteSuffix) && name.contains(".") {
@@ -236,6 +246,39 @@ public final class LogManager: Sendable {
         }
     }
 
+    /// Creates the logs of several partitions (a topic's), all or none: a failure part-way (a full disk)
+    /// removes those already made, and a crash part-way leaves a journal (`PendingRemovals`) by which
+    /// the next open removes them. Partitions that exist already are an error, and nothing is made.
+    @discardableResult
+    public func createLogs(_ partitions: [TopicPartition], configuration: LogConfiguration? = nil) throws(StorageError) -> [PartitionLog] {
+        guard !isReadOnly else { throw StorageError(.readOnly, path: directory, "the data directory was opened read-only") }
+        if let existing = partitions.first(where: { log($0) != nil || files.fileExists("\(directory)/\($0.directoryName)") }) {
+            throw StorageError(.invalidArgument, path: directory, "partition \(existing) exists already")
+        }
+        let journal = try PendingRemovals.begin(partitions, in: directory, files: files)
+        var created: [PartitionLog] = []
+        do throws(StorageError) {
+            for partition in partitions { created.append(try createLog(partition, configuration: configuration)) }
+        } catch {
+            // Undone now if possible; if not, the journal stays and the next open finishes the job.
+            var undone = true
+            for partition in partitions.prefix(created.count) where (try? deleteLog(partition)) == nil { undone = false }
+            if undone { try? PendingRemovals.end(journal, files: files) }
+            throw error
+        }
+        try PendingRemovals.end(journal, files: files)
+        return created
+    }
+
+    /// Deletes the logs of several partitions (a topic's), all of them even across a crash: a journal
+    /// (`PendingRemovals`) written first makes the next open finish a deletion a crash interrupted.
+    public func deleteLogs(_ partitions: [TopicPartition]) throws(StorageError) {
+        guard !isReadOnly else { throw StorageError(.readOnly, path: directory, "the data directory was opened read-only") }
+        let journal = try PendingRemovals.begin(partitions, in: directory, files: files)
+        for partition in partitions { try deleteLog(partition) }
+        try PendingRemovals.end(journal, files: files)
+    }
+
     /// Closes and deletes a partition's log and its files.
     ///
     /// The directory is first renamed to `<topic>-<n>.<id>-delete` (durably), so a crash part-way
@@ -245,8 +288,7 @@ public final class LogManager: Sendable {
         guard let log = logs.withLock({ $0.removeValue(forKey: partition) }) else { return }
         try log.close()
         let path = "\(directory)/\(partition.directoryName)"
-        let id = String(UInt64.random(in: 0...UInt64.max), radix: 16)
-        let doomed = "\(path).\(id)\(Self.deleteSuffix)"
+        let doomed = "\(directory)/\(Self.deletedName(of: partition))"
         try files.rename(path, to: doomed)
         try files.syncDirectory(directory)
         try Self.removePartitionFiles(doomed, files: files)

@@ -86,6 +86,9 @@ final class OffsetIndex: Sendable {
     /// Drops every entry.
     func reset() { file.reset() }
 
+    /// Grows the file, if needed, so the next entry has room (see `IndexFile.reserveNextEntry`).
+    func reserveNextEntry() throws(StorageError) { try file.reserveNextEntry() }
+
     /// Checks what a crash could have damaged: entries increasing, positions inside the segment.
     func sanityCheck(segmentSize: Int) throws(StorageError) {
         var previous: (offset: Int64, position: Int)? = nil

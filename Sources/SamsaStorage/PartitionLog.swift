@@ -144,6 +144,13 @@ public final class PartitionLog: Sendable {
             throw StorageError(.closed, path: directory, errno: failure.errno, "the log refuses writes after a failed sync: \(failure.message)")
         }
         try refuseIfDamaged()
+        // What recovery and reads cannot take back is never written (they would cut it, and every
+        // batch after it, as a torn tail).
+        guard batch.sizeInBytes <= configuration.segment.limits.maxBatchSize else {
+            throw StorageError(
+                .invalidArgument, path: directory,
+                "a batch of \(batch.sizeInBytes) bytes exceeds the log's limit of \(configuration.segment.limits.maxBatchSize) bytes")
+        }
         let (result, flushNow) = try state.withLock { state throws(StorageError) -> (AppendResult, Bool) in
             guard !state.closed else { throw StorageError(.closed, path: directory, "the log is closed") }
             let base = publishedEnd.load(ordering: .relaxed)
@@ -187,8 +194,16 @@ public final class PartitionLog: Sendable {
     /// unflushed bytes are synced by the next flush, which covers every segment past the flushed offset.
     private func roll(_ state: inout State) throws(StorageError) {
         let end = publishedEnd.load(ordering: .relaxed)
-        try state.segments[state.segments.count - 1].seal()
+        // The new segment first: if it cannot be made (a full disk), the active one stays active and
+        // writable, instead of sealed with nothing after it.
         let segment = try Segment(directory: directory, baseOffset: end, configuration: configuration.segmentSettings, writable: true, files: files, descriptors: descriptors)
+        do throws(StorageError) {
+            try state.segments[state.segments.count - 1].seal()
+        } catch {
+            // The old one stays active; the new, empty one goes (the next roll makes it again).
+            if let paths = try? segment.markDeleted() { for path in paths { try? files.unlink(path) } }
+            throw error
+        }
         state.segments.append(segment)
         state.activeCreated = .now
     }

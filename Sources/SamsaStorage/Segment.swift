@@ -136,6 +136,12 @@ final class Segment: @unchecked Sendable {
             throw StorageError(.invalidArgument, path: logPath, "batch at offset \(baseOffset) is before the segment's end \(nextOffset)")
         }
         let position = size
+        // Room for the index entries this batch adds, before anything is written (growing an index
+        // needs disk space, which may be gone).
+        if indexEntryDue {
+            try offsetIndex.reserveNextEntry()
+            try timeIndex.reserveNextEntry()
+        }
         let fd = writerDescriptor()
         var head = (baseOffset.bigEndian, batch.batchLength.bigEndian, leaderEpoch.bigEndian)
         let failure: StorageError? = withUnsafeBytes(of: &head) { headBytes in
@@ -173,15 +179,26 @@ final class Segment: @unchecked Sendable {
         throws(StorageError)
     {
         if batchMaxTimestamp > maxTimestamp { publishedMaxTimestamp.store(batchMaxTimestamp, ordering: .releasing) }
-        if bytesSinceIndexEntry >= configuration.indexIntervalBytes && !offsetIndex.isFull && !timeIndex.isFull {
-            try offsetIndex.append(offset: baseOffset, position: position)
-            // Every record up to this batch's last offset has a timestamp ≤ maxTimestamp.
-            try timeIndex.appendIfLarger(timestamp: maxTimestamp, offset: lastOffset)
+        if indexEntryDue {
+            do throws(StorageError) {
+                try offsetIndex.append(offset: baseOffset, position: position)
+                // Every record up to this batch's last offset has a timestamp ≤ maxTimestamp.
+                try timeIndex.appendIfLarger(timestamp: maxTimestamp, offset: lastOffset)
+            } catch where error.errno == ENOSPC || error.errno == EDQUOT {
+                // Only recovery gets here (appends reserve the room first): an index could not grow on a
+                // full disk. Indexes are sparse, so a missing entry costs a longer scan, never a wrong
+                // answer; opening must not need fresh space.
+            }
             bytesSinceIndexEntry = 0
         }
         bytesSinceIndexEntry += size
         publishedNextOffset.store(lastOffset + 1, ordering: .releasing)
         publishedSize.store(position + size, ordering: .releasing)
+    }
+
+    /// The next batch gets index entries (every `indexIntervalBytes`, while the indexes have room).
+    private var indexEntryDue: Bool {
+        bytesSinceIndexEntry >= configuration.indexIntervalBytes && !offsetIndex.isFull && !timeIndex.isFull
     }
 
     /// True when an index has no room for another entry: the log should roll.

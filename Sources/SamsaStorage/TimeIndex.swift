@@ -76,6 +76,9 @@ final class TimeIndex: Sendable {
 
     func reset() { file.reset() }
 
+    /// Grows the file, if needed, so the next entry has room (see `IndexFile.reserveNextEntry`).
+    func reserveNextEntry() throws(StorageError) { try file.reserveNextEntry() }
+
     /// Timestamps increasing, offsets not decreasing and inside the segment's offsets.
     func sanityCheck(nextOffset: Int64) throws(StorageError) {
         var previous: (timestamp: Int64, offset: Int64)? = nil

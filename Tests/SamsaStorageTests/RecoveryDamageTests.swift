@@ -135,7 +135,7 @@ struct RecoveryDamageTests {
 @Suite("Failed truncation and retention", .timeLimit(.minutes(1)))
 struct FailedTruncationTests {
     @Test("a truncation that fails part-way refuses later writes; reopening recovers a consistent log", arguments: [
-        (FaultInjectingFileSystem.Operation.fallocate, ".index"), (.ftruncate, ".log"), (.fdatasync, ".log"), (.rename, ".log"),
+        (FaultInjectingFileSystem.Operation.rename, ".index"), (.ftruncate, ".log"), (.fdatasync, ".log"), (.rename, ".log"),
     ])
     func failedTruncation(operation: FaultInjectingFileSystem.Operation, path: String) async throws {
         let dir = try TemporaryDirectory()
