@@ -3,17 +3,27 @@ import SamsaProtocol
 import SamsaRecords
 
 /// Checks the record batches of one partition in a Produce request before anything is written: magic 2
-/// only, lengths, CRC-32C, codec, size limit, and (by parsing every record in place) the record count.
+/// only, lengths, CRC-32C, codec, size limit, (by parsing every record in place) the record count, and
+/// what Kafka refuses from clients (`LogValidator.validateBatch`): an offset range that disagrees with
+/// the count, control batches, a producer id with a negative sequence, and transactional batches
+/// (this broker has no transactions: without a transactional id Kafka answers
+/// TRANSACTIONAL_ID_AUTHORIZATION_FAILED, with one the partition cannot be in a transaction).
 enum BatchValidation {
     struct Failure: Error {
         var code: ErrorCode
         var message: String
     }
 
-    static func batches(in records: ByteBuffer, maxMessageBytes: Int) -> Result<[RecordBatch], Failure> {
+    /// The largest batch any log accepts, whatever `max.message.bytes` says: the size storage reads
+    /// back in recovery and replication (`RecordBatchLimits.default`), so an acknowledged batch is
+    /// always recoverable. `max.message.bytes` above it is refused (TopicConfig) or clamped.
+    static let maxBatchBytes = RecordBatchLimits.default.maxBatchSize
+
+    static func batches(in records: ByteBuffer, maxMessageBytes: Int, transactionalId: String? = nil) -> Result<[RecordBatch], Failure> {
         var remaining = records
         var batches: [RecordBatch] = []
         guard remaining.readableBytes > 0 else { return .failure(Failure(code: .corruptMessage, message: "no record batch")) }
+        let maxMessageBytes = min(maxMessageBytes, maxBatchBytes)
         let limits = RecordBatchLimits(maxBatchSize: Int(Int32.max))
         while remaining.readableBytes > 0 {
             let start = remaining.readerIndex
@@ -30,6 +40,8 @@ enum BatchValidation {
             let batch: RecordBatch
             do {
                 batch = try RecordBatch(validating: remaining, limits: limits)
+                // The header's promises first: a refused batch is never decompressed.
+                if let refusal = refusal(of: batch, transactionalId: transactionalId) { return .failure(refusal) }
                 let count = try batch.checkRecords()
                 guard count == batch.recordCount, count > 0 else {
                     return .failure(Failure(code: .invalidRecord, message: "batch holds \(count) records, header says \(batch.recordCount)"))
@@ -43,5 +55,27 @@ enum BatchValidation {
             batches.append(batch)
         }
         return .success(batches)
+    }
+
+    /// What Kafka refuses in a client's well-formed batch, or nil.
+    private static func refusal(of batch: RecordBatch, transactionalId: String?) -> Failure? {
+        if Int64(batch.lastOffsetDelta) + 1 != Int64(batch.recordCount) {
+            return Failure(
+                code: .invalidRecord,
+                message: "inconsistent batch offset range [0, \(batch.lastOffsetDelta)] and count of records \(batch.recordCount)")
+        }
+        if batch.isControlBatch {
+            return Failure(code: .invalidRecord, message: "clients are not allowed to write control records")
+        }
+        if batch.producerId >= 0 && batch.baseSequence < 0 {
+            return Failure(code: .invalidRecord, message: "invalid sequence number \(batch.baseSequence) in record batch with producerId \(batch.producerId)")
+        }
+        if batch.isTransactional {
+            guard transactionalId != nil else {
+                return Failure(code: .transactionalIdAuthorizationFailed, message: "a transactional batch needs the request's transactional id")
+            }
+            return Failure(code: .invalidTxnState, message: "the partition is not in a transaction (transactions are not supported)")
+        }
+        return nil
     }
 }

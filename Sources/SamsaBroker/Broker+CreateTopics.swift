@@ -2,15 +2,22 @@ import SamsaProtocol
 
 extension RequestDispatcher {
     /// Creates each topic with its partition count (-1: the default) and its configs (see `TopicConfig`);
-    /// one replica only.
+    /// one replica only. A name listed more than once gets one result, INVALID_REQUEST, and is not
+    /// created (as Kafka does).
     func createTopics(_ request: CreateTopicsRequest) async -> CreateTopicsResponse {
         var response = CreateTopicsResponse()
-        for topic in request.topics {
+        var seen: [String: Int] = [:]
+        for topic in request.topics { seen[topic.name, default: 0] += 1 }
+        var answered: Set<String> = []
+        for topic in request.topics where answered.insert(topic.name).inserted {
             var result = CreateTopicsResponse.CreatableTopicResult()
             result.name = topic.name
             result.errorMessage = nil
             let partitions = topic.numPartitions == -1 ? configuration.defaultPartitions : topic.numPartitions
-            if !topic.assignments.isEmpty {
+            if seen[topic.name, default: 0] > 1 {
+                result.errorCode = ErrorCode.invalidRequest.rawValue
+                result.errorMessage = "found multiple entries for this topic"
+            } else if !topic.assignments.isEmpty {
                 result.errorCode = ErrorCode.invalidReplicationAssignment.rawValue
                 result.errorMessage = "manual replica assignment is not supported"
             } else if let cluster {
@@ -21,6 +28,9 @@ extension RequestDispatcher {
                 } else if partitions <= 0 {
                     result.errorCode = ErrorCode.invalidPartitions.rawValue
                     result.errorMessage = "number of partitions must be larger than 0"
+                } else if Int(partitions) > configuration.maxBrokerPartitions {
+                    result.errorCode = ErrorCode.policyViolation.rawValue
+                    result.errorMessage = "\(partitions) partitions exceed max.broker.partitions (\(configuration.maxBrokerPartitions))"
                 } else if let config {
                     await createReplicated(topic, partitions: partitions, config: config, validateOnly: request.validateOnly, cluster: cluster, into: &result)
                 } else {
@@ -51,6 +61,9 @@ extension RequestDispatcher {
                     case .invalidPartitions:
                         result.errorCode = ErrorCode.invalidPartitions.rawValue
                         result.errorMessage = "number of partitions must be larger than 0"
+                    case .partitionLimit(let message):
+                        result.errorCode = ErrorCode.policyViolation.rawValue
+                        result.errorMessage = message
                     case .storage(let failure):
                         configuration.log("creating topic \(topic.name) failed: \(failure)")
                         result.errorCode = ErrorCode.kafkaStorageError.rawValue

@@ -18,7 +18,7 @@ extension RequestDispatcher {
             entry.topicId = topic.topicId
             entry.partitionResponses = await withTaskGroup(of: (Int, ProduceResponse.PartitionProduceResponse).self) { group in
                 for (position, partition) in topic.partitionData.enumerated() {
-                    group.addTask { (position, await self.produce(partition, topic: topic.name, acks: request.acks, timeoutMs: request.timeoutMs)) }
+                    group.addTask { (position, await self.produce(partition, topic: topic.name, request: request)) }
                 }
                 var results: [(Int, ProduceResponse.PartitionProduceResponse)] = []
                 for await result in group { results.append(result) }
@@ -29,9 +29,10 @@ extension RequestDispatcher {
         return response
     }
 
-    private func produce(_ data: ProduceRequest.PartitionProduceData, topic: String, acks: Int16, timeoutMs: Int32) async
+    private func produce(_ data: ProduceRequest.PartitionProduceData, topic: String, request: ProduceRequest) async
         -> ProduceResponse.PartitionProduceResponse
     {
+        let acks = request.acks
         var result = ProduceResponse.PartitionProduceResponse()
         result.index = data.index
         guard let log = topics.log(topic, data.index) else {
@@ -43,7 +44,7 @@ extension RequestDispatcher {
         let config = topics.config(topic)
         if let cluster {
             return await replicatedProduce(
-                data, partition: partition, log: log, replica: cluster.replicas.replica(partition), acks: acks, config: config, timeoutMs: timeoutMs)
+                data, partition: partition, log: log, replica: cluster.replicas.replica(partition), request: request, config: config)
         }
         // This broker is the only in-sync replica: a topic asking for more refuses acks=all before writing.
         if acks == -1 && config.minInsyncReplicas > 1 {
@@ -52,7 +53,9 @@ extension RequestDispatcher {
             return result
         }
         do {
-            switch try await writers.writer(for: partition, log: log).append(records, maxMessageBytes: config.maxMessageBytes(default: configuration.maxMessageBytes)) {
+            switch try await writers.writer(for: partition, log: log).append(
+                records, maxMessageBytes: config.maxMessageBytes(default: configuration.maxMessageBytes), transactionalId: request.transactionalId)
+            {
             case .rejected(let failure):
                 result.errorCode = failure.code.rawValue
                 result.errorMessage = failure.message
@@ -79,9 +82,10 @@ extension RequestDispatcher {
     /// acks=-1 refused while the ISR is below `min.insync.replicas` and answered once the high
     /// watermark passes the last offset (or REQUEST_TIMED_OUT after the request's timeout).
     private func replicatedProduce(
-        _ data: ProduceRequest.PartitionProduceData, partition: TopicPartition, log: PartitionLog, replica: Replica?, acks: Int16,
-        config: TopicConfig, timeoutMs: Int32
+        _ data: ProduceRequest.PartitionProduceData, partition: TopicPartition, log: PartitionLog, replica: Replica?, request: ProduceRequest,
+        config: TopicConfig
     ) async -> ProduceResponse.PartitionProduceResponse {
+        let acks = request.acks
         var result = ProduceResponse.PartitionProduceResponse()
         result.index = data.index
         guard let replica else {
@@ -89,10 +93,11 @@ extension RequestDispatcher {
             return result
         }
         let minInsync = config.minInsyncReplicas
-        let timeout = Duration.milliseconds(max(0, Int(timeoutMs)))
+        let timeout = Duration.milliseconds(max(0, Int(request.timeoutMs)))
         do {
             let outcome = try await writers.writer(for: partition, log: log).append(
-                data.records ?? ByteBuffer(), maxMessageBytes: config.maxMessageBytes(default: configuration.maxMessageBytes)
+                data.records ?? ByteBuffer(), maxMessageBytes: config.maxMessageBytes(default: configuration.maxMessageBytes),
+                transactionalId: request.transactionalId
             ) { replica.admitProduce(acks: acks, minInsyncReplicas: minInsync) }
             switch outcome {
             case .rejected(let failure):

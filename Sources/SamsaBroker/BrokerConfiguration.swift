@@ -39,6 +39,12 @@ public struct BrokerConfiguration: Sendable {
     /// (sendfile, through NIO's `FileRegion`); false reads them into memory and writes them with the
     /// response (the copying path: the baseline of the benchmark, kept working).
     public var zeroCopyFetch = true
+    // Topic creation limits (issue 20).
+    /// The most partitions this broker holds (`max.broker.partitions`, KIP-578; Kafka leaves it
+    /// unbounded): creates past it are refused with POLICY_VIOLATION.
+    public var maxBrokerPartitions = BrokerConfiguration.defaultMaxBrokerPartitions
+    public static let defaultMaxBrokerPartitions = 10_000
+
     /// Log every request's API, version and client (for debugging clients).
     public var logRequests = false
     /// Where log lines go (swift-log): start and stop at info, failures and a malformed request

@@ -36,7 +36,7 @@ final class PartitionWriter: @unchecked Sendable {
     /// Validates and appends a produce request's batches. `admit` runs on the queue just before: the
     /// leader epoch to stamp the batches with (nil: keep theirs), or a refusal (nothing is written).
     func append(
-        _ records: ByteBuffer, maxMessageBytes: Int,
+        _ records: ByteBuffer, maxMessageBytes: Int, transactionalId: String? = nil,
         admit: @escaping @Sendable () -> Result<Int32?, BatchValidation.Failure> = { .success(nil) }
     ) async throws -> Outcome {
         try await withCheckedThrowingContinuation { continuation in
@@ -44,7 +44,7 @@ final class PartitionWriter: @unchecked Sendable {
                 continuation.resume(with: Result {
                     switch admit() {
                     case .failure(let refusal): return .rejected(refusal)
-                    case .success(let epoch): return try self.appendNow(records, maxMessageBytes: maxMessageBytes, leaderEpoch: epoch)
+                    case .success(let epoch): return try self.appendNow(records, maxMessageBytes: maxMessageBytes, transactionalId: transactionalId, leaderEpoch: epoch)
                     }
                 })
             }
@@ -67,13 +67,13 @@ final class PartitionWriter: @unchecked Sendable {
     }
 
     /// Runs on `queue`.
-    private func appendNow(_ records: ByteBuffer, maxMessageBytes: Int, leaderEpoch: Int32?) throws -> Outcome {
+    private func appendNow(_ records: ByteBuffer, maxMessageBytes: Int, transactionalId: String?, leaderEpoch: Int32?) throws -> Outcome {
         if !rebuilt {
             try rebuildProducerState()
             rebuilt = true
         }
         let batches: [RecordBatch]
-        switch BatchValidation.batches(in: records, maxMessageBytes: maxMessageBytes) {
+        switch BatchValidation.batches(in: records, maxMessageBytes: maxMessageBytes, transactionalId: transactionalId) {
         case .failure(let failure): return .rejected(failure)
         case .success(let valid): batches = valid
         }

@@ -33,7 +33,8 @@ final class RequestDispatcher: Sendable {
         self.offsets = offsets
         self.logs = logs
         self.topics = TopicTable(
-            logs: logs, dataDirectory: configuration.dataDirectory, baseConfiguration: configuration.logConfiguration, configs: topicConfigs)
+            logs: logs, dataDirectory: configuration.dataDirectory, baseConfiguration: configuration.logConfiguration, configs: topicConfigs,
+            maxPartitions: configuration.maxBrokerPartitions)
         self.io = io
         self.retention = LogRetention(logs: logs, io: io) { [configuration] message in configuration.log(message) }
         self.advertised = advertised

@@ -24,12 +24,19 @@ struct TopicConfig: Sendable, Hashable, Codable {
         "retention.bytes": { atLeast(-1, $0) },
         "segment.bytes": { atLeast(14, $0) },
         "segment.ms": { atLeast(1, $0) },
-        "max.message.bytes": { atLeast(0, $0) },
+        // Capped at the largest batch a log can read back (BatchValidation.maxBatchBytes): a larger
+        // batch, once acknowledged, would be cut by recovery.
+        "max.message.bytes": { between(0, Int64(BatchValidation.maxBatchBytes), $0) },
         "min.insync.replicas": { atLeast(1, $0) },
         "flush.messages": { atLeast(1, $0) },
         "flush.ms": { atLeast(0, $0) },
         "message.timestamp.type": { $0 == "CreateTime" ? nil : "message.timestamp.type must be CreateTime (LogAppendTime is not implemented)" },
     ]
+
+    private static func between(_ minimum: Int64, _ maximum: Int64, _ value: String) -> String? {
+        guard let number = Int64(value), number >= minimum, number <= maximum else { return "must be an integer from \(minimum) to \(maximum)" }
+        return nil
+    }
 
     private static func atLeast(_ minimum: Int64, _ value: String) -> String? {
         guard let number = Int64(value), number >= minimum else { return "must be an integer of at least \(minimum)" }
@@ -40,9 +47,12 @@ struct TopicConfig: Sendable, Hashable, Codable {
     static func validate(_ pairs: [(name: String, value: String?)]) -> Result<TopicConfig, Invalid> {
         var config = TopicConfig()
         for (name, value) in pairs {
-            guard let rule = rules[name] else { return .failure(Invalid(message: "unknown topic config name '\(name)'")) }
-            guard let value else { return .failure(Invalid(message: "topic config '\(name)' has a null value")) }
-            if let problem = rule(value) { return .failure(Invalid(message: "invalid value '\(value)' for '\(name)': \(problem)")) }
+            let quotedName = TopicTable.quoted(name)
+            guard let rule = rules[name] else { return .failure(Invalid(message: "unknown topic config name '\(quotedName)'")) }
+            guard let value else { return .failure(Invalid(message: "topic config '\(quotedName)' has a null value")) }
+            if let problem = rule(value) {
+                return .failure(Invalid(message: "invalid value '\(TopicTable.quoted(value))' for '\(quotedName)': \(problem)"))
+            }
             config.overrides[name] = value
         }
         return .success(config)

@@ -19,6 +19,8 @@ final class TopicTable: Sendable {
         case invalidTopic(String)
         case alreadyExists
         case invalidPartitions
+        /// The broker would hold more than `max.broker.partitions`.
+        case partitionLimit(String)
         case storage(StorageError)
     }
 
@@ -30,8 +32,15 @@ final class TopicTable: Sendable {
     /// The broker's log settings, which a topic's overrides change.
     let baseConfiguration: LogConfiguration
     private let administration = DispatchQueue(label: "samsa.broker.topics")
+    /// The most partitions this broker holds (`max.broker.partitions`, KIP-578): a create past it is
+    /// refused whole, so no request can fill the disk or the descriptor table with partitions.
+    let maxPartitions: Int
 
-    init(logs: LogManager, dataDirectory: String, baseConfiguration: LogConfiguration, configs: [String: TopicConfigFile.Entry]) {
+    init(
+        logs: LogManager, dataDirectory: String, baseConfiguration: LogConfiguration, configs: [String: TopicConfigFile.Entry],
+        maxPartitions: Int = BrokerConfiguration.defaultMaxBrokerPartitions
+    ) {
+        self.maxPartitions = maxPartitions
         self.logs = logs
         self.dataDirectory = dataDirectory
         self.baseConfiguration = baseConfiguration
@@ -56,9 +65,18 @@ final class TopicTable: Sendable {
 
     /// Kafka's topic name rule, plus names the data directory layout cannot hold.
     static func validate(_ name: String) -> String? {
-        if !TopicPartition.isValidTopic(name) { return "topic name '\(name)' is not 1-249 characters of [a-zA-Z0-9._-]" }
+        if !TopicPartition.isValidTopic(name) { return "topic name '\(quoted(name))' is not 1-249 characters of [a-zA-Z0-9._-]" }
         return nil
     }
+
+    /// A client's string as quoted in an error message: at most 256 characters, so a message never
+    /// grows with what a client sent.
+    static func quoted(_ text: String) -> String {
+        text.count <= 256 ? text : "\(text.prefix(256))... (\(text.utf8.count) bytes)"
+    }
+
+    /// Partitions held now (every topic's).
+    var partitionCount: Int { topics.withLock { $0.values.reduce(0) { $0 + Int($1.partitionCount) } } }
 
     /// Creates the topic's partition logs, or throws if it exists or cannot be made.
     func create(_ name: String, partitions: Int32, config: TopicConfig = TopicConfig(), validateOnly: Bool = false) async throws(CreateError) -> Topic {
@@ -75,15 +93,19 @@ final class TopicTable: Sendable {
     /// Runs on `administration`.
     private func createNow(_ name: String, _ partitions: Int32, _ config: TopicConfig, _ validateOnly: Bool) throws(CreateError) -> Topic {
         guard topic(name) == nil else { throw .alreadyExists }
+        let held = partitionCount
+        guard held + Int(partitions) <= maxPartitions else {
+            throw .partitionLimit(
+                "\(partitions) more partitions would exceed max.broker.partitions (\(maxPartitions)); this broker holds \(held)")
+        }
         let topic = Topic(name: name, id: Self.id(for: name), partitionCount: partitions)
         if validateOnly { return topic }
         let configuration = config.logConfiguration(base: baseConfiguration)
         do {
             // The settings first: a crash before the logs exist leaves an entry a later create replaces.
             try storeConfig(name, config.overrides.isEmpty ? nil : TopicConfigFile.Entry(partitions: partitions, config: config))
-            for partition in 0..<partitions {
-                try logs.createLog(TopicPartition(topic: name, partition: partition), configuration: configuration)
-            }
+            // All partitions or none, also across a crash (see `LogManager.createLogs`).
+            try logs.createLogs((0..<partitions).map { TopicPartition(topic: name, partition: $0) }, configuration: configuration)
         } catch let error as StorageError {
             throw .storage(error)
         } catch {
@@ -110,7 +132,8 @@ final class TopicTable: Sendable {
                     guard let topic = topic(name) else { return false }
                     // Gone from the table first, so no new request finds a log being deleted.
                     topics.withLock { _ = $0.removeValue(forKey: name) }
-                    for partition in 0..<topic.partitionCount { try logs.deleteLog(TopicPartition(topic: name, partition: partition)) }
+                    // Every partition, also across a crash (see `LogManager.deleteLogs`).
+                    try logs.deleteLogs((0..<topic.partitionCount).map { TopicPartition(topic: name, partition: $0) })
                     do {
                         try storeConfig(name, nil)
                     } catch let error as StorageError {

@@ -8,13 +8,19 @@ import Testing
 /// Produce, Fetch, ListOffsets, Metadata and CreateTopics through the codecs against a real broker.
 @Suite("Broker produce and fetch")
 struct ProduceFetchTests {
-    static func createTopic(_ name: String, partitions: Int32, on connection: TestConnection, version: Int16 = 5) async throws
-        -> CreateTopicsResponse.CreatableTopicResult
-    {
+    static func createTopic(
+        _ name: String, partitions: Int32, on connection: TestConnection, version: Int16 = 5, configs: [String: String] = [:]
+    ) async throws -> CreateTopicsResponse.CreatableTopicResult {
         var topic = CreateTopicsRequest.CreatableTopic()
         topic.name = name
         topic.numPartitions = partitions
         topic.replicationFactor = -1
+        topic.configs = configs.map { name, value in
+            var config = CreateTopicsRequest.CreatableTopicConfig()
+            config.name = name
+            config.value = value
+            return config
+        }
         var request = CreateTopicsRequest()
         request.topics = [topic]
         let response = try await connection.request(request, version: version, expecting: CreateTopicsResponse.self)

@@ -14,7 +14,7 @@ struct TestBroker {
 
     static func start(
         autoCreateTopics: Bool = false, flushPolicy: FlushPolicy = .never, maxRequestBytes: Int = 100 << 20, directory existing: String? = nil,
-        zeroCopyFetch: Bool = true, segmentBytes: Int? = nil
+        zeroCopyFetch: Bool = true, segmentBytes: Int? = nil, maxBrokerPartitions: Int = BrokerConfiguration.defaultMaxBrokerPartitions
     ) async throws -> TestBroker {
         let directory = existing ?? FileManager.default.temporaryDirectory.appendingPathComponent("samsa-broker-\(UUID().uuidString)").path
         let configuration = BrokerConfiguration(
@@ -22,6 +22,7 @@ struct TestBroker {
             maxRequestBytes: maxRequestBytes, eventLoopThreads: 1, ioThreads: 2)
         var settings = configuration
         settings.zeroCopyFetch = zeroCopyFetch
+        settings.maxBrokerPartitions = maxBrokerPartitions
         if let segmentBytes { settings.logConfiguration.segmentBytes = segmentBytes }
         return TestBroker(broker: try await Broker.start(settings), directory: directory)
     }
