@@ -13,7 +13,7 @@ final class RequestDispatcher: Sendable {
     let topics: TopicTable
     let notifier = AppendNotifier()
     let groups: GroupCoordinator
-    let writers = PartitionWriters()
+    let writers: PartitionWriters
     let producerIds: ProducerIdAllocator
     let offsets: OffsetStore
     let io: NIOThreadPool
@@ -32,6 +32,7 @@ final class RequestDispatcher: Sendable {
         self.producerIds = producerIds
         self.offsets = offsets
         self.groups = GroupCoordinator(limits: configuration.groupLimits, hasOffsets: { [offsets] in offsets.hasCommits(group: $0) })
+        self.writers = PartitionWriters(producerIdExpiration: configuration.producerIdExpiration)
         self.logs = logs
         self.topics = TopicTable(
             logs: logs, dataDirectory: configuration.dataDirectory, baseConfiguration: configuration.logConfiguration, configs: topicConfigs)
