@@ -17,16 +17,7 @@ final class GroupTestClock: Sendable {
 @Suite("Group coordinator under storms")
 struct GroupStormTests {
     static func join(_ group: String, member: String = "", sessionMs: Int32 = 10_000) -> JoinGroupRequest {
-        var request = JoinGroupRequest()
-        request.groupId = group
-        request.memberId = member
-        request.sessionTimeoutMs = sessionMs
-        request.rebalanceTimeoutMs = sessionMs
-        request.protocolType = "consumer"
-        var offered = JoinGroupRequest.JoinGroupRequestProtocol()
-        offered.name = "range"
-        request.protocols = [offered]
-        return request
+        GroupStringLimitTests.joinRequest(group: group, member: member, sessionMs: sessionMs)
     }
 
     /// Groups held and member ids pending.

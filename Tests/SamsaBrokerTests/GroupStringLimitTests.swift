@@ -38,15 +38,15 @@ struct GroupStringLimitTests {
         return spliced
     }
 
-    static func joinRequest(group: String, member: String = "", instance: String? = nil, protocolName: String = "range", type: String = "consumer")
-        -> JoinGroupRequest
-    {
+    static func joinRequest(
+        group: String, member: String = "", instance: String? = nil, protocolName: String = "range", type: String = "consumer", sessionMs: Int32 = 30_000
+    ) -> JoinGroupRequest {
         var request = JoinGroupRequest()
         request.groupId = group
         request.memberId = member
         request.groupInstanceId = instance
-        request.sessionTimeoutMs = 30_000
-        request.rebalanceTimeoutMs = 30_000
+        request.sessionTimeoutMs = sessionMs
+        request.rebalanceTimeoutMs = sessionMs
         request.protocolType = type
         var offered = JoinGroupRequest.JoinGroupRequestProtocol()
         offered.name = protocolName
@@ -223,19 +223,7 @@ struct GroupStringLimitTests {
                 let committed = try await connection.request(commit, version: version, expecting: OffsetCommitResponse.self)
                 #expect(committed.topics.map(\.name) == ["kept", unknownTopic], "OffsetCommit v\(version)")
                 #expect(committed.topics.map { $0.partitions.first?.errorCode } == [0, ErrorCode.unknownTopicOrPartition.rawValue])
-                var fetch = OffsetFetchRequest()
-                fetch.groupId = group
-                var wanted = OffsetFetchRequest.OffsetFetchRequestTopic()
-                wanted.name = "kept"
-                wanted.partitionIndexes = [0]
-                fetch.topics = [wanted]
-                var fetchGroup = OffsetFetchRequest.OffsetFetchRequestGroup()
-                fetchGroup.groupId = group
-                var groupTopic = OffsetFetchRequest.OffsetFetchRequestTopics()
-                groupTopic.name = "kept"
-                groupTopic.partitionIndexes = [0]
-                fetchGroup.topics = [groupTopic]
-                fetch.groups = [fetchGroup]
+                let fetch = OffsetCommitLimitTests.fetchRequest(group: group, topic: "kept", partitions: [0])
                 let fetched = try await connection.request(fetch, version: version, expecting: OffsetFetchResponse.self)
                 let partition = version >= 8 ? fetched.groups.first?.topics.first?.partitions.first.map { ($0.committedOffset, $0.metadata) }
                     : fetched.topics.first?.partitions.first.map { ($0.committedOffset, $0.metadata) }

@@ -27,13 +27,26 @@ struct OffsetCommitLimitTests {
         return request
     }
 
-    static func committedOffsets(group: String, topic: String, partitions: [Int32], on connection: TestConnection) async throws -> [Int64] {
+    /// An OffsetFetch of `partitions` of `topic`, in both the single-group (v0-7) and groups (v8+) forms.
+    static func fetchRequest(group: String, topic: String, partitions: [Int32]) -> OffsetFetchRequest {
         var fetch = OffsetFetchRequest()
         fetch.groupId = group
         var wanted = OffsetFetchRequest.OffsetFetchRequestTopic()
         wanted.name = topic
         wanted.partitionIndexes = partitions
         fetch.topics = [wanted]
+        var fetchGroup = OffsetFetchRequest.OffsetFetchRequestGroup()
+        fetchGroup.groupId = group
+        var groupTopic = OffsetFetchRequest.OffsetFetchRequestTopics()
+        groupTopic.name = topic
+        groupTopic.partitionIndexes = partitions
+        fetchGroup.topics = [groupTopic]
+        fetch.groups = [fetchGroup]
+        return fetch
+    }
+
+    static func committedOffsets(group: String, topic: String, partitions: [Int32], on connection: TestConnection) async throws -> [Int64] {
+        let fetch = Self.fetchRequest(group: group, topic: topic, partitions: partitions)
         let response = try await connection.request(fetch, version: 5, expecting: OffsetFetchResponse.self)
         return response.topics.first?.partitions.map(\.committedOffset) ?? []
     }
