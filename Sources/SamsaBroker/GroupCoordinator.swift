@@ -129,10 +129,15 @@ actor GroupCoordinator {
         }
     }
 
-    /// `<client id prefix>-<uuid>`: the client id cut to `memberIdClientIdBytes` at a character boundary.
+    /// `<client id prefix>-<uuid>`: the client id cut to `memberIdClientIdBytes` at a scalar boundary
+    /// (looking at no more of it than that).
     static func newMemberId(clientId: String) -> String {
-        var prefix = clientId.isEmpty ? "member" : clientId
-        while prefix.utf8.count > memberIdClientIdBytes { prefix.removeLast() }
+        var bytes = 0
+        let scalars = clientId.unicodeScalars.prefix { scalar in
+            bytes += UTF8.width(scalar)
+            return bytes <= memberIdClientIdBytes
+        }
+        let prefix = scalars.isEmpty ? "member" : String(String.UnicodeScalarView(scalars))
         return "\(prefix)-\(UUID().uuidString.lowercased())"
     }
 
