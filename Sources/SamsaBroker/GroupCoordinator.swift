@@ -166,7 +166,7 @@ actor GroupCoordinator {
             becameEmpty(groupId)
             return
         }
-        group.generation += 1
+        group.generation = Group.generation(after: group.generation)
         if group.leader.map({ group.members[$0] == nil }) ?? true { group.leader = group.order.first }
         let leader = group.members[group.leader!]!
         // The leader's most preferred protocol that every member supports.
@@ -298,10 +298,12 @@ actor GroupCoordinator {
             groups[groupId] = nil
             return
         }
-        groups[groupId]?.state = .empty
-        groups[groupId]?.generation += 1
-        groups[groupId]?.leader = nil
-        groups[groupId]?.protocolName = nil
+        guard var group = groups[groupId] else { return }
+        group.state = .empty
+        group.generation = Group.generation(after: group.generation)
+        group.leader = nil
+        group.protocolName = nil
+        groups[groupId] = group
     }
 
     // MARK: - Offsets' generation check, listing
@@ -345,6 +347,12 @@ actor GroupCoordinator {
 }
 
 extension GroupCoordinator.Group {
+    /// The next generation: after Int32.max it starts again at 1 (a client making two billion
+    /// rebalances must not trap the broker, and a negative one would read as a simple consumer's).
+    static func generation(after generation: Int32) -> Int32 {
+        generation == .max ? 1 : generation + 1
+    }
+
     func syncResponse(for memberId: String) -> SyncGroupResponse {
         var response = SyncGroupResponse()
         response.protocolType = protocolType

@@ -136,3 +136,11 @@ struct GroupStormTests {
         }
     }
 }
+
+extension GroupStormTests {
+    @Test("The generation after Int32.max is 1, not a trap")
+    func generationWraps() {
+        #expect(GroupCoordinator.Group.generation(after: 1) == 2)
+        #expect(GroupCoordinator.Group.generation(after: .max) == 1)
+    }
+}
