@@ -1,17 +1,15 @@
 import SamsaProtocol
 
 extension RequestDispatcher {
-    /// A new producer id (epoch 0) for an idempotent producer, or the same id with the next epoch when
-    /// the producer asks to bump its own (KIP-360). Transactions are not supported.
+    /// A new producer id (epoch 0) for an idempotent producer. Kafka's coordinator answers every
+    /// InitProducerId without a transactional id so, whatever producer id and epoch it names (v3+,
+    /// KIP-360): an idempotent producer bumps its epoch itself, and one asking the broker to bump an
+    /// id gets a fresh one, so no client can take over or age another producer's id. Transactions are
+    /// not supported.
     func initProducerId(_ request: InitProducerIdRequest) async -> InitProducerIdResponse {
         var response = InitProducerIdResponse()
         guard request.transactionalId == nil else {
             response.errorCode = ErrorCode.transactionalIdAuthorizationFailed.rawValue
-            return response
-        }
-        if request.producerId >= 0 && request.producerEpoch >= 0 && request.producerEpoch < Int16.max - 1 {
-            response.producerId = request.producerId
-            response.producerEpoch = request.producerEpoch + 1
             return response
         }
         do {

@@ -2,9 +2,16 @@ import SamsaProtocol
 
 /// OffsetCommit and OffsetFetch over `OffsetStore`.
 extension RequestDispatcher {
+    /// Commits offsets. Each partition entry is answered; a partition listed more than once is
+    /// written once, its last entry winning (Kafka's broker kept a commit's partitions in a map), so
+    /// repeating one partition cannot multiply what a commit writes. Metadata longer than
+    /// `offsetMetadataMaxBytes` gets OFFSET_METADATA_TOO_LARGE for its partition; a commit that would
+    /// write more than `OffsetStore.maxBatchBytes` gets INVALID_COMMIT_OFFSET_SIZE for every partition
+    /// (as Kafka answers a commit too large for its offsets topic), and nothing is written.
     func offsetCommit(_ request: OffsetCommitRequest) async -> OffsetCommitResponse {
         let check = await groups.commitCheck(groupId: request.groupId, memberId: request.memberId, generation: request.generationIdOrMemberEpoch)
-        var commits: [(OffsetStore.Key, OffsetStore.Committed)] = []
+        var latest: [OffsetStore.Key: OffsetStore.Committed] = [:]
+        var keys: [OffsetStore.Key] = []
         var response = OffsetCommitResponse()
         for topic in request.topics {
             var entry = OffsetCommitResponse.OffsetCommitResponseTopic()
@@ -17,23 +24,32 @@ extension RequestDispatcher {
                     result.errorCode = ErrorCode.invalidGroupId.rawValue
                 } else if check != .none {
                     result.errorCode = check.rawValue
+                } else if partition.committedMetadata?.utf8.count ?? 0 > configuration.offsetMetadataMaxBytes {
+                    result.errorCode = ErrorCode.offsetMetadataTooLarge.rawValue
                 } else if topics.log(topic.name, partition.partitionIndex) == nil {
                     result.errorCode = ErrorCode.unknownTopicOrPartition.rawValue
                 } else {
-                    commits.append((
-                        OffsetStore.Key(group: request.groupId, topic: topic.name, partition: partition.partitionIndex),
-                        OffsetStore.Committed(offset: partition.committedOffset, leaderEpoch: partition.committedLeaderEpoch, metadata: partition.committedMetadata)
-                    ))
+                    let key = OffsetStore.Key(group: request.groupId, topic: topic.name, partition: partition.partitionIndex)
+                    if latest.updateValue(
+                        OffsetStore.Committed(offset: partition.committedOffset, leaderEpoch: partition.committedLeaderEpoch, metadata: partition.committedMetadata),
+                        forKey: key) == nil
+                    {
+                        keys.append(key)
+                    }
                 }
                 entry.partitions.append(result)
             }
             response.topics.append(entry)
         }
+        let commits = keys.map { ($0, latest[$0]!) }
         guard !commits.isEmpty else { return response }
+        guard OffsetStore.estimatedBytes(commits) <= OffsetStore.maxBatchBytes else {
+            configuration.log("refused an offset commit of group \(request.groupId.prefix(256)): \(commits.count) partitions", level: .debug)
+            return response.failingCommitted(with: .invalidCommitOffsetSize)
+        }
         do {
             let store = offsets
-            let pending = commits
-            let written = try await onIOThread { try store.write(pending) }
+            let written = try await onIOThread { try store.write(commits) }
             try await store.publish(commits, after: written)
             // Compacting here (rarely: once the log doubled) keeps the work inside a request the
             // broker waits for at stop; the commits above are durable whatever it does.
@@ -45,12 +61,8 @@ extension RequestDispatcher {
                 }
             }
         } catch {
-            configuration.log("committing offsets of group \(request.groupId) failed: \(error)")
-            for topic in response.topics.indices {
-                for partition in response.topics[topic].partitions.indices where response.topics[topic].partitions[partition].errorCode == 0 {
-                    response.topics[topic].partitions[partition].errorCode = ErrorCode.kafkaStorageError.rawValue
-                }
-            }
+            configuration.log("committing offsets of group \(request.groupId.prefix(256)) failed: \(error)")
+            return response.failingCommitted(with: .kafkaStorageError)
         }
         return response
     }
@@ -109,5 +121,18 @@ extension RequestDispatcher {
         return byTopic.keys.sorted().map { name in
             (name, byTopic[name]!.sorted { $0.key.partition < $1.key.partition }.map { ($0.key.partition, $0.value) })
         }
+    }
+}
+
+extension OffsetCommitResponse {
+    /// The response with `code` for every partition that was to be committed (those without an error).
+    func failingCommitted(with code: ErrorCode) -> OffsetCommitResponse {
+        var response = self
+        for topic in response.topics.indices {
+            for partition in response.topics[topic].partitions.indices where response.topics[topic].partitions[partition].errorCode == 0 {
+                response.topics[topic].partitions[partition].errorCode = code.rawValue
+            }
+        }
+        return response
     }
 }

@@ -47,6 +47,18 @@ public struct BrokerConfiguration: Sendable {
 
     /// Log every request's API, version and client (for debugging clients).
     public var logRequests = false
+
+    // MARK: Groups, committed offsets and producer state (hostile clients, issue 20)
+    /// The group coordinator's bounds: session timeouts (`group.min.session.timeout.ms`,
+    /// `group.max.session.timeout.ms`) and member ids awaiting their join.
+    public var groupLimits = GroupLimits()
+    /// The longest metadata string an OffsetCommit may store per partition, in UTF-8 bytes
+    /// (`offset.metadata.max.bytes`, 4,096): a longer one gets OFFSET_METADATA_TOO_LARGE for its
+    /// partition, the others are committed.
+    public var offsetMetadataMaxBytes = 4096
+    /// How long a partition keeps the state of an idempotent producer that wrote nothing to it
+    /// (`producer.id.expiration.ms`, 24 hours); after that, its next batch is accepted at any sequence.
+    public var producerIdExpiration: Duration = .milliseconds(86_400_000)
     /// Where log lines go (swift-log): start and stop at info, failures and a malformed request
     /// closing its connection at warning, requests (`logRequests`) at info. Silent by default.
     public var logger: Logger

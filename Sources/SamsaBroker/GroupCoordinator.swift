@@ -10,6 +10,14 @@ import SamsaProtocol
 /// that does not rejoin within the rebalance timeout is dropped. Heartbeats during a rebalance get
 /// REBALANCE_IN_PROGRESS, which is how members learn to rejoin. Memory only: membership is soft state
 /// (members rejoin after a restart); committed offsets are kept by `OffsetStore`.
+///
+/// Bounded against careless and hostile clients (`GroupLimits`): session timeouts outside
+/// `group.min/max.session.timeout.ms` are refused; member ids handed out with MEMBER_ID_REQUIRED
+/// (`PendingMembers`) expire after the session timeout and are capped in number; a group left with no
+/// members and no committed offsets is forgotten; and member ids carry at most a prefix of the client
+/// id, so they always fit the protocol's strings.
+///
+/// Time comes from `now` (a test's manual clock); `expire` is called by the broker's sweep.
 actor GroupCoordinator {
     enum State: String {
         case empty = "Empty"
@@ -25,7 +33,7 @@ actor GroupCoordinator {
         var sessionTimeout: Duration
         var rebalanceTimeout: Duration
         var protocols: [(name: String, metadata: ByteBuffer)]
-        var lastHeartbeat = ContinuousClock.now
+        var lastHeartbeat: ContinuousClock.Instant
         var assignment = ByteBuffer()
         var joinWaiter: CheckedContinuation<JoinGroupResponse, Never>?
         var syncWaiter: CheckedContinuation<SyncGroupResponse, Never>?
@@ -41,31 +49,58 @@ actor GroupCoordinator {
         /// Members in the order they joined (the first is the leader of a new generation).
         var order: [String] = []
         var members: [String: Member] = [:]
-        /// Member ids handed out with MEMBER_ID_REQUIRED, accepted on the rejoin.
-        var pendingIds: Set<String> = []
-        var rebalanceDeadline = ContinuousClock.now
+        var rebalanceDeadline: ContinuousClock.Instant
     }
 
+    /// The longest prefix of the client id a member id starts with (then "-" and a UUID). Kafka uses
+    /// the whole client id, so a client id near the 32,767-byte string limit made a member id that no
+    /// response could carry; Samsa's ids always fit, and a storm of them stays small.
+    static let memberIdClientIdBytes = 255
+
+    private let limits: GroupLimits
+    private let now: @Sendable () -> ContinuousClock.Instant
+    /// Whether a group has committed offsets (an empty group without any is forgotten).
+    private let hasOffsets: @Sendable (String) -> Bool
     private var groups: [String: Group] = [:]
+    private var pending: PendingMembers
+
+    init(
+        limits: GroupLimits = GroupLimits(), hasOffsets: @escaping @Sendable (String) -> Bool = { _ in false },
+        now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }
+    ) {
+        self.limits = limits
+        self.hasOffsets = hasOffsets
+        self.now = now
+        self.pending = PendingMembers(capacity: limits.maxPendingMembers)
+    }
+
+    /// Groups held in memory, and member ids issued but not yet used (for tests and metrics).
+    var counts: (groups: Int, pendingMembers: Int) { (groups.count, pending.count) }
 
     // MARK: - JoinGroup
 
     func join(_ request: JoinGroupRequest, version: Int16, clientId: String) async -> JoinGroupResponse {
         guard !request.groupId.isEmpty else { return .error(.invalidGroupId) }
-        guard request.sessionTimeoutMs > 0 else { return .error(.invalidSessionTimeout) }
-        var group = groups[request.groupId] ?? Group(id: request.groupId)
+        guard limits.sessionTimeouts.contains(.milliseconds(Int(request.sessionTimeoutMs))) else {
+            var response = JoinGroupResponse.error(.invalidSessionTimeout)
+            response.memberId = request.memberId
+            return response
+        }
+        let at = now()
+        let sessionTimeout = Duration.milliseconds(Int(request.sessionTimeoutMs))
+        var group = groups[request.groupId] ?? Group(id: request.groupId, rebalanceDeadline: at)
         var memberId = request.memberId
         if memberId.isEmpty {
-            memberId = "\(clientId.isEmpty ? "member" : clientId)-\(UUID().uuidString.lowercased())"
+            memberId = Self.newMemberId(clientId: clientId)
             if version >= 4 {
-                // KIP-394: the client must come back with the id before it counts as a member.
-                group.pendingIds.insert(memberId)
-                groups[group.id] = group
+                // KIP-394: the client must come back with the id (within its session timeout) before it
+                // counts as a member; until then only the id is kept, not the group.
+                pending.issue(memberId, group: request.groupId, expiring: at + sessionTimeout)
                 var response = JoinGroupResponse.error(.memberIdRequired)
                 response.memberId = memberId
                 return response
             }
-        } else if group.members[memberId] == nil && !group.pendingIds.contains(memberId) {
+        } else if group.members[memberId] == nil && !pending.claim(memberId, group: request.groupId, at: at) {
             var response = JoinGroupResponse.error(.unknownMemberId)
             response.memberId = memberId
             return response
@@ -75,13 +110,12 @@ actor GroupCoordinator {
             let common = group.members.values.allSatisfy { member in member.protocols.contains { supported.contains($0.name) } }
             guard group.protocolType == request.protocolType, common else { return .error(.inconsistentGroupProtocol) }
         }
-        group.pendingIds.remove(memberId)
         group.protocolType = request.protocolType
         let rebalanceMs = request.rebalanceTimeoutMs > 0 ? request.rebalanceTimeoutMs : request.sessionTimeoutMs
         let previous = group.members[memberId]
         var member = Member(
-            id: memberId, instanceId: request.groupInstanceId, clientId: clientId, sessionTimeout: .milliseconds(Int(request.sessionTimeoutMs)),
-            rebalanceTimeout: .milliseconds(Int(rebalanceMs)), protocols: request.protocols.map { ($0.name, $0.metadata) })
+            id: memberId, instanceId: request.groupInstanceId, clientId: clientId, sessionTimeout: sessionTimeout,
+            rebalanceTimeout: .milliseconds(Int(rebalanceMs)), protocols: request.protocols.map { ($0.name, $0.metadata) }, lastHeartbeat: at)
         member.assignment = previous?.assignment ?? ByteBuffer()
         if previous == nil { group.order.append(memberId) }
         // A member already waiting in a join (a client retry) gets its answer from this join instead.
@@ -95,6 +129,18 @@ actor GroupCoordinator {
         }
     }
 
+    /// `<client id prefix>-<uuid>`: the client id cut to `memberIdClientIdBytes` at a scalar boundary
+    /// (looking at no more of it than that).
+    static func newMemberId(clientId: String) -> String {
+        var bytes = 0
+        let scalars = clientId.unicodeScalars.prefix { scalar in
+            bytes += UTF8.width(scalar)
+            return bytes <= memberIdClientIdBytes
+        }
+        let prefix = scalars.isEmpty ? "member" : String(String.UnicodeScalarView(scalars))
+        return "\(prefix)-\(UUID().uuidString.lowercased())"
+    }
+
     /// Starts a rebalance: pending SyncGroups are told to rejoin; joins wait for every member.
     private func prepareRebalance(_ groupId: String) {
         guard var group = groups[groupId] else { return }
@@ -104,7 +150,7 @@ actor GroupCoordinator {
         }
         group.state = .preparingRebalance
         let timeout = group.members.values.map(\.rebalanceTimeout).max() ?? .zero
-        group.rebalanceDeadline = .now + timeout
+        group.rebalanceDeadline = now() + timeout
         groups[groupId] = group
     }
 
@@ -116,14 +162,11 @@ actor GroupCoordinator {
         guard waiting.isEmpty || deadlinePassed else { return }
         for id in waiting { remove(id, from: &group) }
         guard !group.members.isEmpty else {
-            group.state = .empty
-            group.generation += 1
-            group.leader = nil
-            group.protocolName = nil
             groups[groupId] = group
+            becameEmpty(groupId)
             return
         }
-        group.generation += 1
+        group.generation = Group.generation(after: group.generation)
         if group.leader.map({ group.members[$0] == nil }) ?? true { group.leader = group.order.first }
         let leader = group.members[group.leader!]!
         // The leader's most preferred protocol that every member supports.
@@ -142,7 +185,7 @@ actor GroupCoordinator {
         for id in group.order {
             guard let waiter = group.members[id]?.joinWaiter else { continue }
             group.members[id]?.joinWaiter = nil
-            group.members[id]?.lastHeartbeat = .now
+            group.members[id]?.lastHeartbeat = now()
             var response = JoinGroupResponse()
             response.generationId = group.generation
             response.protocolType = group.protocolType
@@ -196,7 +239,7 @@ actor GroupCoordinator {
 
     func heartbeat(groupId: String, memberId: String, generation: Int32) -> ErrorCode {
         guard let group = groups[groupId], group.members[memberId] != nil else { return .unknownMemberId }
-        groups[groupId]?.members[memberId]?.lastHeartbeat = .now
+        groups[groupId]?.members[memberId]?.lastHeartbeat = now()
         if group.state == .preparingRebalance { return .rebalanceInProgress }
         guard generation == group.generation else { return .illegalGeneration }
         return .none
@@ -214,8 +257,11 @@ actor GroupCoordinator {
         return results
     }
 
-    /// Drops members whose session timed out and completes rebalances past their deadline.
-    func expire(now: ContinuousClock.Instant = .now) {
+    /// Drops members whose session timed out and member ids never used within theirs, and completes
+    /// rebalances past their deadline. `now` defaults to the coordinator's clock.
+    func expire(now instant: ContinuousClock.Instant? = nil) {
+        let now = instant ?? self.now()
+        pending.expire(now: now)
         for groupId in Array(groups.keys) {
             guard var group = groups[groupId] else { continue }
             let expired = group.order.filter { id in
@@ -236,15 +282,28 @@ actor GroupCoordinator {
     private func membershipChanged(_ groupId: String) {
         guard let group = groups[groupId] else { return }
         if group.members.isEmpty {
-            groups[groupId]?.state = .empty
-            groups[groupId]?.generation += 1
-            groups[groupId]?.leader = nil
-            groups[groupId]?.protocolName = nil
+            becameEmpty(groupId)
         } else if group.state == .preparingRebalance {
             completeJoinIfReady(groupId)
         } else {
             prepareRebalance(groupId)
         }
+    }
+
+    /// The last member left: the group is Empty (Kafka keeps such a group while it has committed
+    /// offsets, and removes it otherwise: nothing would be lost, and a storm of joins to new group ids
+    /// must not leave one behind each).
+    private func becameEmpty(_ groupId: String) {
+        guard hasOffsets(groupId) else {
+            groups[groupId] = nil
+            return
+        }
+        guard var group = groups[groupId] else { return }
+        group.state = .empty
+        group.generation = Group.generation(after: group.generation)
+        group.leader = nil
+        group.protocolName = nil
+        groups[groupId] = group
     }
 
     // MARK: - Offsets' generation check, listing
@@ -288,6 +347,12 @@ actor GroupCoordinator {
 }
 
 extension GroupCoordinator.Group {
+    /// The next generation: after Int32.max it starts again at 1 (a client making two billion
+    /// rebalances must not trap the broker, and a negative one would read as a simple consumer's).
+    static func generation(after generation: Int32) -> Int32 {
+        generation == .max ? 1 : generation + 1
+    }
+
     func syncResponse(for memberId: String) -> SyncGroupResponse {
         var response = SyncGroupResponse()
         response.protocolType = protocolType

@@ -13,6 +13,10 @@ import Synchronization
 ///
 /// The log is compacted once it holds `compactionBytes` (see `compact`), so it stays about the size of
 /// the live commits instead of growing with every commit.
+///
+/// Every batch written is at most `maxBatchBytes` (the caller refuses a larger commit, see
+/// `estimatedBytes`; compaction splits its copies), well under what recovery and replay read back, so
+/// nothing a client commits can keep the broker from starting again.
 final class OffsetStore: Sendable {
     struct Key: Hashable, Sendable {
         var group: String
@@ -33,10 +37,19 @@ final class OffsetStore: Sendable {
         var writtenAt: Int64
     }
 
+    /// The commits and the groups that have any (so `hasCommits` does not scan every commit).
+    private struct Table {
+        var entries: [Key: Entry]
+        var groups: Set<String>
+    }
+
     static let directoryName = "__consumer_offsets"
+    /// The largest batch written to the log: a commit (Kafka's `message.max.bytes` default, which its
+    /// `__consumer_offsets` topic inherits) and each batch of a compaction's copies.
+    static let maxBatchBytes = 1_048_588
     private let manager: LogManager
     private let log: PartitionLog
-    private let offsets: Mutex<[Key: Entry]>
+    private let offsets: Mutex<Table>
     private let compactionBytes: Int
     /// The size of the log after the last compaction: the next one waits until the log is twice that
     /// (so a large live set is not rewritten on every commit).
@@ -58,7 +71,7 @@ final class OffsetStore: Sendable {
     private init(manager: LogManager, log: PartitionLog, offsets: [Key: Entry], compactionBytes: Int) {
         self.manager = manager
         self.log = log
-        self.offsets = Mutex(offsets)
+        self.offsets = Mutex(Table(entries: offsets, groups: Set(offsets.keys.map(\.group))))
         self.compactionBytes = compactionBytes
     }
 
@@ -74,15 +87,33 @@ final class OffsetStore: Sendable {
         try await log.waitForFlushPolicy(result)
         offsets.withLock { table in
             for (index, (key, value)) in commits.enumerated() {
-                Self.keepLatest(Entry(committed: value, writtenAt: result.baseOffset + Int64(index)), for: key, in: &table)
+                Self.keepLatest(Entry(committed: value, writtenAt: result.baseOffset + Int64(index)), for: key, in: &table.entries)
+                table.groups.insert(key.group)
             }
         }
     }
 
-    func committed(_ key: Key) -> Committed? { offsets.withLock { $0[key]?.committed } }
+    func committed(_ key: Key) -> Committed? { offsets.withLock { $0.entries[key]?.committed } }
 
     func committed(group: String) -> [Key: Committed] {
-        offsets.withLock { table in table.filter { $0.key.group == group }.mapValues(\.committed) }
+        offsets.withLock { table in
+            guard table.groups.contains(group) else { return [:] }
+            return table.entries.filter { $0.key.group == group }.mapValues(\.committed)
+        }
+    }
+
+    /// Whether `group` has committed offsets.
+    func hasCommits(group: String) -> Bool { offsets.withLock { $0.groups.contains(group) } }
+
+    /// About the bytes `commits` take in a batch of the log (their keys and values plus each record's
+    /// framing, at most 40 bytes), to refuse a commit past `maxBatchBytes` before building it.
+    static func estimatedBytes(_ commits: [(Key, Committed)]) -> Int {
+        RecordBatchLayout.headerLength
+            + commits.reduce(0) { sum, commit in sum + recordBytes(commit.0, Entry(committed: commit.1, writtenAt: 0)) }
+    }
+
+    private static func recordBytes(_ key: Key, _ entry: Entry) -> Int {
+        40 + 2 + key.group.utf8.count + 2 + key.topic.utf8.count + 4 + 8 + 4 + 2 + (entry.committed.metadata?.utf8.count ?? 0) + 8
     }
 
     /// Whether the log has grown enough since the last compaction to compact it now.
@@ -111,21 +142,26 @@ final class OffsetStore: Sendable {
         try log.flush()
         let live = try Self.replay(log, below: sealedEnd)
         try afterSealing()
+        // Copies go in batches of at most 1,000 records and `maxBatchBytes` (long group ids and
+        // metadata would otherwise make a batch too large to read back).
         var builder = RecordBatchBuilder()
-        var copied = 0
+        var batched = (records: 0, bytes: RecordBatchLayout.headerLength)
         for (key, entry) in live {
-            Self.append(key, entry, to: &builder)
-            copied += 1
-            if copied % 1000 == 0 {
+            let bytes = Self.recordBytes(key, entry)
+            if batched.records > 0 && (batched.records == 1000 || batched.bytes + bytes > Self.maxBatchBytes) {
                 _ = try log.appendWithoutWaiting(try builder.build())
                 builder = RecordBatchBuilder()
+                batched = (0, RecordBatchLayout.headerLength)
             }
+            Self.append(key, entry, to: &builder)
+            batched.records += 1
+            batched.bytes += bytes
         }
-        if copied % 1000 != 0 { _ = try log.appendWithoutWaiting(try builder.build()) }
+        if batched.records > 0 { _ = try log.appendWithoutWaiting(try builder.build()) }
         try log.flush()
         try log.advanceLogStart(to: sealedEnd)
         compactedBytes.store(log.sizeInBytes, ordering: .relaxed)
-        return copied
+        return live.count
     }
 
     func close() throws { try manager.close() }

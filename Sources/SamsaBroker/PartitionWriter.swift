@@ -12,7 +12,9 @@ final class PartitionWriter: @unchecked Sendable {
     // @unchecked: `producers` is only touched on `queue`.
     private let queue: DispatchQueue
     private let log: PartitionLog
-    private var producers = ProducerState()
+    private var producers: ProducerState
+    /// `producer.id.expiration.ms`, in milliseconds.
+    private let producerIdExpirationMs: Int64
     /// The producer state is rebuilt from the log before the first append (see `rebuildProducerState`).
     private var rebuilt = false
     /// The active segment's base offset last seen: when it changes the log rolled, and the producer
@@ -28,9 +30,11 @@ final class PartitionWriter: @unchecked Sendable {
         case rejected(BatchValidation.Failure)
     }
 
-    init(partition: TopicPartition, log: PartitionLog) {
+    init(partition: TopicPartition, log: PartitionLog, producerIdExpiration: Duration = .milliseconds(ProducerState.defaultExpirationMs)) {
         self.queue = DispatchQueue(label: "samsa.broker.writer.\(partition)")
         self.log = log
+        self.producerIdExpirationMs = ProducerState.milliseconds(producerIdExpiration)
+        self.producers = ProducerState(expirationMs: producerIdExpirationMs)
     }
 
     /// Validates and appends a produce request's batches. `admit` runs on the queue just before: the
@@ -62,7 +66,7 @@ final class PartitionWriter: @unchecked Sendable {
     /// Forgets the producer state, so it is rebuilt from the log before the next append (after the
     /// log changed under another leader). Call from `perform`.
     func forgetProducerStateNow() {
-        producers = ProducerState()
+        producers = ProducerState(expirationMs: producerIdExpirationMs)
         rebuilt = false
     }
 
@@ -78,6 +82,7 @@ final class PartitionWriter: @unchecked Sendable {
         case .success(let valid): batches = valid
         }
         // Sequence checks for all batches first, so a rejected one leaves nothing written.
+        let now = WallClock.nowMilliseconds
         var simulated = producers
         var verdicts: [ProducerState.Verdict] = []
         for batch in batches {
@@ -91,7 +96,7 @@ final class PartitionWriter: @unchecked Sendable {
                 return .rejected(BatchValidation.Failure(code: code, message: "producer \(batch.producerId) epoch \(batch.producerEpoch) sequence \(batch.baseSequence)"))
             }
             if verdict == .append {
-                simulated.record(producerId: batch.producerId, epoch: batch.producerEpoch, firstSequence: batch.baseSequence, lastSequence: last, baseOffset: -1)
+                simulated.record(producerId: batch.producerId, epoch: batch.producerEpoch, firstSequence: batch.baseSequence, lastSequence: last, baseOffset: -1, at: now)
             }
             verdicts.append(verdict)
         }
@@ -108,7 +113,7 @@ final class PartitionWriter: @unchecked Sendable {
                 if batch.producerId >= 0 {
                     producers.record(
                         producerId: batch.producerId, epoch: batch.producerEpoch, firstSequence: batch.baseSequence,
-                        lastSequence: Self.lastSequence(of: batch), baseOffset: appended.baseOffset)
+                        lastSequence: Self.lastSequence(of: batch), baseOffset: appended.baseOffset, at: now)
                 }
             case .reject:
                 break
@@ -133,7 +138,7 @@ final class PartitionWriter: @unchecked Sendable {
         let bases = log.segmentBaseOffsets
         activeSegment = bases.last
         var offset = max(bases.last ?? 0, log.logStartOffset)
-        if let snapshot = ProducerSnapshot.load(from: log.directory, matching: log, files: PosixFileSystem()),
+        if let snapshot = ProducerSnapshot.load(from: log.directory, matching: log, files: PosixFileSystem(), expirationMs: producerIdExpirationMs),
             snapshot.coveredEnd >= (bases.dropLast().last ?? 0)
         {
             producers = snapshot.state
@@ -180,11 +185,16 @@ final class PartitionWriter: @unchecked Sendable {
 /// The writers of every partition, made on first use.
 final class PartitionWriters: Sendable {
     private let writers = Mutex<[TopicPartition: PartitionWriter]>([:])
+    private let producerIdExpiration: Duration
+
+    init(producerIdExpiration: Duration = .milliseconds(ProducerState.defaultExpirationMs)) {
+        self.producerIdExpiration = producerIdExpiration
+    }
 
     func writer(for partition: TopicPartition, log: PartitionLog) -> PartitionWriter {
         writers.withLock { table in
             if let existing = table[partition] { return existing }
-            let writer = PartitionWriter(partition: partition, log: log)
+            let writer = PartitionWriter(partition: partition, log: log, producerIdExpiration: producerIdExpiration)
             table[partition] = writer
             return writer
         }

@@ -12,8 +12,8 @@ final class RequestDispatcher: Sendable {
     let logs: LogManager
     let topics: TopicTable
     let notifier = AppendNotifier()
-    let groups = GroupCoordinator()
-    let writers = PartitionWriters()
+    let groups: GroupCoordinator
+    let writers: PartitionWriters
     let producerIds: ProducerIdAllocator
     let offsets: OffsetStore
     let io: NIOThreadPool
@@ -31,6 +31,8 @@ final class RequestDispatcher: Sendable {
         self.configuration = configuration
         self.producerIds = producerIds
         self.offsets = offsets
+        self.groups = GroupCoordinator(limits: configuration.groupLimits, hasOffsets: { [offsets] in offsets.hasCommits(group: $0) })
+        self.writers = PartitionWriters(producerIdExpiration: configuration.producerIdExpiration)
         self.logs = logs
         self.topics = TopicTable(
             logs: logs, dataDirectory: configuration.dataDirectory, baseConfiguration: configuration.logConfiguration, configs: topicConfigs,

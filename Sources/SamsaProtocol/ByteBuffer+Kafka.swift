@@ -83,21 +83,38 @@ extension ByteBuffer {
         return length
     }
 
+    /// Writes a length prefix. Callers pass lengths the field can carry (strings and bytes cap them
+    /// first); `clamping` only keeps this from trapping on a length no Swift value can reach.
     private mutating func writeKafkaLength(_ length: Int?, compact: Bool, wide: Bool) {
         if compact {
-            writeKafkaUnsignedVarint(length.map { UInt32($0 + 1) } ?? 0)
+            writeKafkaUnsignedVarint(length.map { UInt32(clamping: $0 + 1) } ?? 0)
         } else if wide {
-            writeInteger(Int32(length ?? -1))
+            writeInteger(Int32(clamping: length ?? -1))
         } else {
-            writeInteger(Int16(length ?? -1))
+            writeInteger(Int16(clamping: length ?? -1))
         }
     }
 
     // MARK: - Strings
 
+    /// The longest string Kafka's protocol carries, in UTF-8 bytes, compact or not: an INT16 length
+    /// cannot say more, and Kafka's readers refuse a longer compact string too ("string field had
+    /// invalid length").
+    public static let kafkaMaxStringBytes = Int(Int16.max)
+
+    /// Refuses a string longer than `kafkaMaxStringBytes`, as Kafka's generated readers do, and one
+    /// whose bytes are not UTF-8 and grow past it once repaired (each bad byte becomes a 3-byte
+    /// U+FFFD): so every string a request brings fits in any field it is echoed in.
     public mutating func readKafkaNullableString(compact: Bool) throws(ProtocolError) -> String? {
         guard let length = try readKafkaLength(compact: compact, wide: false, what: "string") else { return nil }
-        return readString(length: length)
+        guard length <= Self.kafkaMaxStringBytes else {
+            throw ProtocolError("string of \(length) bytes is longer than the protocol's \(Self.kafkaMaxStringBytes)")
+        }
+        let value = readString(length: length) ?? ""
+        guard value.utf8.count <= Self.kafkaMaxStringBytes else {
+            throw ProtocolError("string of \(length) bytes is not UTF-8 and repairs to \(value.utf8.count) bytes")
+        }
+        return value
     }
 
     public mutating func readKafkaString(compact: Bool) throws(ProtocolError) -> String {
@@ -105,14 +122,34 @@ extension ByteBuffer {
         return value
     }
 
+    /// Writes a string; never traps. Past `kafkaMaxStringBytes` only its longest prefix of whole
+    /// characters that fits is written (requests cannot bring such a string, see the reader: only one
+    /// the broker composes can be that long, such as an error message quoting a long name).
     public mutating func writeKafkaNullableString(_ value: String?, compact: Bool) {
         guard let value else { return writeKafkaLength(nil, compact: compact, wide: false) }
-        writeKafkaLength(value.utf8.count, compact: compact, wide: false)
-        writeString(value)
+        let utf8 = value.utf8
+        guard utf8.count > Self.kafkaMaxStringBytes else {
+            writeKafkaLength(utf8.count, compact: compact, wide: false)
+            writeString(value)
+            return
+        }
+        let prefix = Self.wholeCharacterPrefix(of: utf8, maxBytes: Self.kafkaMaxStringBytes)
+        writeKafkaLength(prefix.count, compact: compact, wide: false)
+        writeBytes(prefix)
     }
 
     public mutating func writeKafkaString(_ value: String, compact: Bool) {
         writeKafkaNullableString(value, compact: compact)
+    }
+
+    /// The longest prefix of `utf8` of at most `maxBytes` bytes that ends on a Unicode scalar boundary (it
+    /// stops before a continuation byte, 0b10xxxxxx).
+    static func wholeCharacterPrefix(of utf8: String.UTF8View, maxBytes: Int) -> String.UTF8View.SubSequence {
+        var end = utf8.index(utf8.startIndex, offsetBy: maxBytes)
+        while end > utf8.startIndex, end < utf8.endIndex, utf8[end] & 0xC0 == 0x80 {
+            end = utf8.index(before: end)
+        }
+        return utf8[..<end]
     }
 
     // MARK: - Bytes (and records, which are bytes on the wire)
@@ -128,10 +165,13 @@ extension ByteBuffer {
         return value
     }
 
+    /// Writes bytes; never traps. A length the field cannot carry (past 2^31-1 bytes, or 2^32-2
+    /// compact) would need a frame over Kafka's 2 GiB limit anyway: only the prefix that fits is written.
     public mutating func writeKafkaNullableBytes(_ value: ByteBuffer?, compact: Bool) {
         guard let value else { return writeKafkaLength(nil, compact: compact, wide: true) }
-        writeKafkaLength(value.readableBytes, compact: compact, wide: true)
-        writeImmutableBuffer(value)
+        let length = min(value.readableBytes, compact ? Int(UInt32.max) - 1 : Int(Int32.max))
+        writeKafkaLength(length, compact: compact, wide: true)
+        writeImmutableBuffer(length == value.readableBytes ? value : value.getSlice(at: value.readerIndex, length: length)!)
     }
 
     public mutating func writeKafkaBytes(_ value: ByteBuffer, compact: Bool) {
@@ -157,11 +197,13 @@ extension ByteBuffer {
         return count
     }
 
+    /// Writes an array's count; never traps (an array of 2^31 elements cannot be held in memory,
+    /// nor sent in a frame under 2 GiB, so clamping never changes a real count).
     public mutating func writeKafkaArrayCount(_ count: Int?, compact: Bool) {
         if compact {
-            writeKafkaUnsignedVarint(count.map { UInt32($0 + 1) } ?? 0)
+            writeKafkaUnsignedVarint(count.map { UInt32(clamping: $0 + 1) } ?? 0)
         } else {
-            writeInteger(Int32(count ?? -1))
+            writeInteger(Int32(clamping: count ?? -1))
         }
     }
 
@@ -198,10 +240,10 @@ public struct KafkaTaggedFieldsWriter {
     }
 
     public func write(into buffer: inout ByteBuffer) {
-        buffer.writeKafkaUnsignedVarint(UInt32(fields.count))
+        buffer.writeKafkaUnsignedVarint(UInt32(clamping: fields.count))
         for field in fields {
             buffer.writeKafkaUnsignedVarint(field.tag)
-            buffer.writeKafkaUnsignedVarint(UInt32(field.bytes.readableBytes))
+            buffer.writeKafkaUnsignedVarint(UInt32(clamping: field.bytes.readableBytes))
             buffer.writeImmutableBuffer(field.bytes)
         }
     }

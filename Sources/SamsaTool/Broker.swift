@@ -48,6 +48,17 @@ struct BrokerCommand: AsyncParsableCommand {
     var sessionTimeoutMs: Int?
     @Option(help: "A follower not caught up for this long leaves the ISR (replica.lag.time.max.ms; default 30000).")
     var replicaLagTimeMaxMs: Int?
+    // Groups, committed offsets and producer state (hostile clients).
+    @Option(help: "Shortest consumer group session timeout a JoinGroup may ask for (group.min.session.timeout.ms; default 6000).")
+    var groupMinSessionTimeoutMs: Int?
+    @Option(help: "Longest consumer group session timeout a JoinGroup may ask for (group.max.session.timeout.ms; default 1800000).")
+    var groupMaxSessionTimeoutMs: Int?
+    @Option(help: "Member ids handed out and not yet used, across all groups; past it the oldest is forgotten (default 100000).")
+    var groupMaxPendingMembers: Int?
+    @Option(help: "Longest metadata string of a committed offset, in bytes (offset.metadata.max.bytes; default 4096).")
+    var offsetMetadataMaxBytes: Int?
+    @Option(help: "A partition forgets an idempotent producer idle this long (producer.id.expiration.ms; default 86400000).")
+    var producerIdExpirationMs: Int?
     @Option(help: "A file of KEY = VALUE lines with these options' names as keys (e.g. broker-id = 2); the command line wins.")
     var config: String?
 
@@ -92,6 +103,22 @@ struct BrokerCommand: AsyncParsableCommand {
         settings.retentionCheckInterval = .milliseconds(retentionCheckIntervalMs)
         settings.logRequests = try logRequests || file?.value("log-requests", as: Bool.self) == true
         settings.zeroCopyFetch = try option(zeroCopyFetch, "zero-copy-fetch", default: true)
+        // Groups, committed offsets and producer state (hostile clients).
+        let minSessionMs = try option(groupMinSessionTimeoutMs, "group-min-session-timeout-ms", default: 6000)
+        let maxSessionMs = try option(groupMaxSessionTimeoutMs, "group-max-session-timeout-ms", default: 1_800_000)
+        settings.groupLimits.maxPendingMembers = try option(groupMaxPendingMembers, "group-max-pending-members", default: 100_000)
+        settings.offsetMetadataMaxBytes = try option(offsetMetadataMaxBytes, "offset-metadata-max-bytes", default: 4096)
+        let producerIdExpirationMs = try option(producerIdExpirationMs, "producer-id-expiration-ms", default: 86_400_000)
+        guard minSessionMs > 0, maxSessionMs >= minSessionMs, settings.groupLimits.maxPendingMembers > 0, settings.offsetMetadataMaxBytes >= 0,
+            producerIdExpirationMs > 0
+        else {
+            throw ValidationError(
+                "group-min-session-timeout-ms must be positive and at most group-max-session-timeout-ms; group-max-pending-members and "
+                    + "producer-id-expiration-ms positive; offset-metadata-max-bytes not negative")
+        }
+        settings.groupLimits.minSessionTimeout = .milliseconds(minSessionMs)
+        settings.groupLimits.maxSessionTimeout = .milliseconds(maxSessionMs)
+        settings.producerIdExpiration = .milliseconds(producerIdExpirationMs)
         if let (metricsHost, metricsPort) = metricsListener {
             settings.metricsHost = metricsHost
             settings.metricsPort = metricsPort

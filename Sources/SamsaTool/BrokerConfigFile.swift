@@ -14,6 +14,9 @@ struct BrokerConfigFile {
         "dir", "listen", "advertised-listener", "broker-id", "default-partitions", "auto-create-topics", "flush", "segment-bytes",
         "log-requests", "metrics", "coordination", "session-timeout-ms", "replica-lag-time-max-ms", "retention-ms", "retention-bytes",
         "retention-check-interval-ms", "zero-copy-fetch",
+        // Groups, committed offsets and producer state (hostile clients).
+        "group-min-session-timeout-ms", "group-max-session-timeout-ms", "group-max-pending-members", "offset-metadata-max-bytes",
+        "producer-id-expiration-ms",
     ]
 
     init(path: String) throws {

@@ -78,7 +78,7 @@ struct GroupTests {
             let joinedA = try await Self.join("r", member: "", on: a, version: 3, sessionMs: 60_000)
             _ = try await Self.sync("r", member: joinedA.memberId, generation: 1, assignments: [joinedA.memberId: [1]], on: a)
             // B's join waits for A to rejoin, which A does once its heartbeat says so.
-            async let joinedB = Self.join("r", member: "", on: b, version: 3, sessionMs: 3_600_000)
+            async let joinedB = Self.join("r", member: "", on: b, version: 3, sessionMs: 1_800_000)
             let deadline = ContinuousClock.now + .seconds(60)
             var code: Int16 = 0
             while code != ErrorCode.rebalanceInProgress.rawValue && ContinuousClock.now < deadline {
@@ -91,11 +91,11 @@ struct GroupTests {
             #expect(rejoinedA.leader == joinedA.memberId && rejoinedA.members.count == 2 && second.members.isEmpty)
             _ = try await Self.sync("r", member: joinedA.memberId, generation: 2, on: a)
             #expect(try await Self.heartbeat("r", member: second.memberId, generation: 2, on: b) == 0)
-            // Two minutes on: A (60 s session) has missed its heartbeats, B (an hour) has not.
+            // Two minutes on: A (60 s session) has missed its heartbeats, B (30 minutes) has not.
             await broker.broker.dispatcher.groups.expire(now: .now + .seconds(120))
             #expect(try await Self.heartbeat("r", member: second.memberId, generation: 2, on: b) == ErrorCode.rebalanceInProgress.rawValue)
             #expect(try await Self.heartbeat("r", member: joinedA.memberId, generation: 2, on: a) == ErrorCode.unknownMemberId.rawValue)
-            let alone = try await Self.join("r", member: second.memberId, on: b, version: 3, sessionMs: 3_600_000)
+            let alone = try await Self.join("r", member: second.memberId, on: b, version: 3, sessionMs: 1_800_000)
             #expect(alone.generationId == 3 && alone.leader == second.memberId && alone.members.map(\.memberId) == [second.memberId])
             try await a.close()
             try await b.close()

@@ -1,0 +1,17 @@
+/// Bounds of the group coordinator, with Kafka's names and defaults where Kafka has them.
+public struct GroupLimits: Sendable, Hashable {
+    /// `group.min.session.timeout.ms` (6,000) and `group.max.session.timeout.ms` (1,800,000): a JoinGroup
+    /// asking for a session timeout outside them gets INVALID_SESSION_TIMEOUT (a member that never
+    /// heartbeats would otherwise stay, and stall its group's rebalances, for up to 24 days).
+    public var minSessionTimeout: Duration = .milliseconds(6000)
+    public var maxSessionTimeout: Duration = .milliseconds(1_800_000)
+    /// Member ids handed out with MEMBER_ID_REQUIRED (JoinGroup v4+, KIP-394) and not yet used, across
+    /// all groups. Each expires after the session timeout its join asked for, as in Kafka; Samsa also
+    /// caps their number (Kafka has no such bound): past it the oldest is forgotten, and its client, if
+    /// it ever comes back with it, gets UNKNOWN_MEMBER_ID and asks for a new one.
+    public var maxPendingMembers = 100_000
+
+    public init() {}
+
+    var sessionTimeouts: ClosedRange<Duration> { minSessionTimeout...maxSessionTimeout }
+}
