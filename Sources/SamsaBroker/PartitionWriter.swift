@@ -30,18 +30,38 @@ final class PartitionWriter: @unchecked Sendable {
         case rejected(BatchValidation.Failure)
     }
 
-    init(partition: TopicPartition, log: PartitionLog, producerIdExpiration: Duration = .milliseconds(ProducerState.defaultExpirationMs)) {
+    /// Shared by every writer of the broker (see `DecompressionPermits`).
+    private let decompression: DecompressionPermits
+
+    init(
+        partition: TopicPartition, log: PartitionLog, producerIdExpiration: Duration = .milliseconds(ProducerState.defaultExpirationMs),
+        decompression: DecompressionPermits = DecompressionPermits()
+    ) {
         self.queue = DispatchQueue(label: "samsa.broker.writer.\(partition)")
         self.log = log
+        self.decompression = decompression
         self.producerIdExpirationMs = ProducerState.milliseconds(producerIdExpiration)
         self.producers = ProducerState(expirationMs: producerIdExpirationMs)
     }
 
     /// Validates and appends a produce request's batches. `admit` runs on the queue just before: the
     /// leader epoch to stamp the batches with (nil: keep theirs), or a refusal (nothing is written).
+    /// Records holding a compressed batch wait for a decompression permit first.
     func append(
         _ records: ByteBuffer, maxMessageBytes: Int, transactionalId: String? = nil,
         admit: @escaping @Sendable () -> Result<Int32?, BatchValidation.Failure> = { .success(nil) }
+    ) async throws -> Outcome {
+        guard DecompressionPermits.holdsCompressedBatch(records) else {
+            return try await enqueue(records, maxMessageBytes: maxMessageBytes, transactionalId: transactionalId, admit: admit)
+        }
+        return try await decompression.withPermit {
+            try await enqueue(records, maxMessageBytes: maxMessageBytes, transactionalId: transactionalId, admit: admit)
+        }
+    }
+
+    private func enqueue(
+        _ records: ByteBuffer, maxMessageBytes: Int, transactionalId: String?,
+        admit: @escaping @Sendable () -> Result<Int32?, BatchValidation.Failure>
     ) async throws -> Outcome {
         try await withCheckedThrowingContinuation { continuation in
             queue.async {
@@ -187,14 +207,18 @@ final class PartitionWriters: Sendable {
     private let writers = Mutex<[TopicPartition: PartitionWriter]>([:])
     private let producerIdExpiration: Duration
 
-    init(producerIdExpiration: Duration = .milliseconds(ProducerState.defaultExpirationMs)) {
+    /// Decompression during validation, bounded broker-wide.
+    let decompression: DecompressionPermits
+
+    init(producerIdExpiration: Duration = .milliseconds(ProducerState.defaultExpirationMs), decompression: DecompressionPermits = DecompressionPermits()) {
         self.producerIdExpiration = producerIdExpiration
+        self.decompression = decompression
     }
 
     func writer(for partition: TopicPartition, log: PartitionLog) -> PartitionWriter {
         writers.withLock { table in
             if let existing = table[partition] { return existing }
-            let writer = PartitionWriter(partition: partition, log: log, producerIdExpiration: producerIdExpiration)
+            let writer = PartitionWriter(partition: partition, log: log, producerIdExpiration: producerIdExpiration, decompression: decompression)
             table[partition] = writer
             return writer
         }
