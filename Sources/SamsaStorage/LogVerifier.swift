@@ -9,7 +9,10 @@ import SamsaRecords
 ///
 /// The last segment may end inside a batch: a live writer's append in progress, or a crash's torn
 /// write (recovery cuts it). That is reported as `unfinishedTailBytes`, not as a problem, and index
-/// entries a live writer added after the log was measured are not held against it.
+/// entries a live writer added after the log was measured are not held against it. Given the
+/// partition's recovery point, bytes in the last segment that are not a valid batch and start at or
+/// past it are judged as recovery judges them: a torn tail (`tornTailBytes`), which the next writable
+/// open cuts and which holds no whole batch; below the recovery point they are damage.
 public enum LogVerifier {
     public struct Problem: Sendable, Hashable, CustomStringConvertible {
         public var path: String
@@ -28,21 +31,42 @@ public enum LogVerifier {
         public var problems: [Problem] = []
         /// Bytes at the end of the last segment that are not yet (or no longer) a whole batch.
         public var unfinishedTailBytes = 0
+        /// Invalid bytes at the end of the last segment, past the recovery point: a crash's torn write
+        /// that the next writable open cuts (see the type's comment), and the first of them.
+        public var tornTail: Problem?
+        public var tornTailBytes = 0
         public var isValid: Bool { problems.isEmpty }
     }
 
-    public static func verifyPartition(directory: String, files: any FileSystem = PosixFileSystem()) throws(StorageError) -> Report {
+    /// - Parameter recoveryPoint: the partition's recovery point (the data directory's checkpoint), if
+    ///   known: without it every invalid byte is a problem.
+    public static func verifyPartition(
+        directory: String, recoveryPoint: Int64? = nil, files: any FileSystem = PosixFileSystem()
+    ) throws(StorageError) -> Report {
         var report = Report()
         let bases = try files.listDirectory(directory).compactMap(SegmentFiles.baseOffset(ofLogFile:)).sorted()
         for (index, base) in bases.enumerated() {
-            try verifySegment(directory: directory, baseOffset: base, isLast: index == bases.count - 1, files: files, report: &report)
+            let isLast = index == bases.count - 1
+            let before = report.problems.count
+            let size = try verifySegment(directory: directory, baseOffset: base, isLast: isLast, files: files, report: &report)
+            // The last segment's first problem, when it is about the batches from the recovery point on:
+            // a torn tail, as recovery would judge it (index problems stay problems).
+            if isLast, let recoveryPoint, report.problems.count > before, let next = report.nextOffset, next >= recoveryPoint,
+                report.problems[before].path == SegmentFiles.log(directory, base)
+            {
+                let first = report.problems.remove(at: before)
+                report.tornTail = first
+                report.tornTailBytes = size - first.position
+            }
         }
         return report
     }
 
+    /// Returns the segment's size.
+    @discardableResult
     private static func verifySegment(
         directory: String, baseOffset: Int64, isLast: Bool, files: any FileSystem, report: inout Report
-    ) throws(StorageError) {
+    ) throws(StorageError) -> Int {
         let path = SegmentFiles.log(directory, baseOffset)
         let fd = try files.open(path, flags: O_RDONLY | O_CLOEXEC, mode: 0)
         defer { files.close(fd) }
@@ -111,6 +135,7 @@ public enum LogVerifier {
         verifyOffsetIndex(
             directory: directory, baseOffset: baseOffset, batchStarts: batchStarts, checkedEnd: isLast ? position : nil, files: files, report: &report)
         verifyTimeIndex(directory: directory, baseOffset: baseOffset, nextOffset: expected, isLast: isLast, files: files, report: &report)
+        return size
     }
 
     /// `checkedEnd`: for the last segment, where the check of its batches stopped; entries past it

@@ -20,10 +20,18 @@ struct Verify: ParsableCommand {
         let partitionDirectories = names.compactMap(TopicPartition.init(directoryName:)).map { "\(directory)/\($0.directoryName)" }.sorted()
         let targets = names.contains(where: { $0.hasSuffix(".log") }) || partitionDirectories.isEmpty ? [directory] : partitionDirectories
         var problems = 0
+        // Recovery points tell a torn tail (past one: the next writable open cuts it) from damage.
+        let dataDirectory = targets == [directory] && partitionDirectories.isEmpty ? Self.parent(of: directory) : directory
+        let recoveryPoints = (try? OffsetCheckpoint.read("\(dataDirectory)/\(LogManager.recoveryPointFile)", files: files)) ?? [:]
         for target in targets {
-            let report = try LogVerifier.verifyPartition(directory: target, files: files)
+            let partition = TopicPartition(directoryName: String(target.split(separator: "/").last ?? ""))
+            let report = try LogVerifier.verifyPartition(directory: target, recoveryPoint: partition.flatMap { recoveryPoints[$0] }, files: files)
             let range = report.firstOffset.map { "offsets \($0)..<\(report.nextOffset ?? $0)" } ?? "empty"
-            print("\(target): \(report.segments) segments, \(report.batches) batches, \(report.records) records, \(report.bytes) bytes, \(range): \(report.isValid ? "OK" : "CORRUPT")")
+            let verdict = !report.isValid ? "CORRUPT" : report.tornTail != nil ? "OK, with a torn tail" : "OK"
+            print("\(target): \(report.segments) segments, \(report.batches) batches, \(report.records) records, \(report.bytes) bytes, \(range): \(verdict)")
+            if let torn = report.tornTail {
+                print("  torn tail: \(report.tornTailBytes) bytes past the recovery point, from \(torn); no whole batch is in it, and the next writable open cuts it")
+            }
             for problem in report.problems { print("  \(problem)") }
             problems += report.problems.count
         }
@@ -38,5 +46,12 @@ struct Verify: ParsableCommand {
             standardError("samsa verify: \(problems) problem(s) found")
             throw ExitCode(1)
         }
+    }
+
+    /// The directory holding `path`.
+    private static func parent(of path: String) -> String {
+        let trimmed = path.hasSuffix("/") ? String(path.dropLast()) : path
+        guard let slash = trimmed.lastIndex(of: "/") else { return "." }
+        return slash == trimmed.startIndex ? "/" : String(trimmed[..<slash])
     }
 }
