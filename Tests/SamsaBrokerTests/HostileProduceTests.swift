@@ -174,4 +174,23 @@ struct HostileProduceTests {
             try await connection.close()
         }
     }
+
+    @Test("A topic with a legal 249-character name is deleted for good (it came back after a restart)")
+    func longestTopicDeleted() async throws {
+        let broker = try await TestBroker.start()
+        let connection = try await TestConnection(port: broker.port)
+        let name = String(repeating: "x", count: 249)
+        #expect(try await ProduceFetchTests.createTopic(name, partitions: 3, on: connection).errorCode == 0)
+        var delete = DeleteTopicsRequest()
+        delete.topicNames = [name]
+        delete.timeoutMs = 5000
+        let response = try await connection.request(delete, version: 4, expecting: DeleteTopicsResponse.self)
+        #expect(response.responses.first?.errorCode == 0)
+        try await connection.close()
+        try await broker.stop(keepingData: true)
+        let restarted = try await TestBroker.start(directory: broker.directory)
+        #expect(restarted.broker.dispatcher.topics.topic(name) == nil)
+        #expect(restarted.broker.dispatcher.topics.partitionCount == 0)
+        try await restarted.stop()
+    }
 }
