@@ -26,19 +26,7 @@ struct HostileProduceTests {
         try await TestBroker.with { broker in
             let connection = try await TestConnection(port: broker.port)
             #expect(try await ProduceFetchTests.createTopic("target", partitions: 1, on: connection).errorCode == 0)
-            var data = ProduceRequest.PartitionProduceData()
-            data.index = 0
-            data.records = records
-            var topic = ProduceRequest.TopicProduceData()
-            topic.name = "target"
-            topic.partitionData = [data]
-            var request = ProduceRequest()
-            request.acks = -1
-            request.timeoutMs = 5000
-            request.transactionalId = transactionalId
-            request.topicData = [topic]
-            let response = try await connection.request(request, version: 9, expecting: ProduceResponse.self)
-            let result = try #require(response.responses.first?.partitionResponses.first)
+            let result = try await ProduceFetchTests.produce(records: records, to: "target", transactionalId: transactionalId, on: connection)
             // The connection still works, and nothing of the refused batch is in the log.
             #expect(try await ProduceFetchTests.produce([try makeBatch(count: 2)], to: "target", on: connection).errorCode == 0)
             let end = try #require(broker.broker.dispatcher.topics.log("target", 0)).logEndOffset

@@ -31,6 +31,14 @@ struct ProduceFetchTests {
                         on connection: TestConnection) async throws -> ProduceResponse.PartitionProduceResponse {
         var records = ByteBuffer()
         for batch in batches { records.writeImmutableBuffer(batch.buffer) }
+        return try await produce(records: records, to: topic, partition: partition, acks: acks, version: version, on: connection)
+    }
+
+    /// Produces raw bytes as a partition's records (hand-made or hostile batches).
+    static func produce(
+        records: ByteBuffer, to topic: String, partition: Int32 = 0, acks: Int16 = -1, version: Int16 = 9, transactionalId: String? = nil,
+        on connection: TestConnection
+    ) async throws -> ProduceResponse.PartitionProduceResponse {
         var data = ProduceRequest.PartitionProduceData()
         data.index = partition
         data.records = records
@@ -40,6 +48,7 @@ struct ProduceFetchTests {
         var request = ProduceRequest()
         request.acks = acks
         request.timeoutMs = 5000
+        request.transactionalId = transactionalId
         request.topicData = [topicData]
         let response = try await connection.request(request, version: version, expecting: ProduceResponse.self)
         return try #require(response.responses.first?.partitionResponses.first)
