@@ -73,29 +73,22 @@ final class IndexFile<Layout: IndexEntryLayout>: EvictableMapping, @unchecked Se
         defer { files.close(fd) }
         let existing = try files.fileSize(fd, path: path)
         var length = existing - existing % Layout.entrySize
-        // A file shorter than the preallocation was trimmed (or is new): every entry in it is written,
-        // and searching the extended zero tail would only fault its pages in.
+        // A new index has no entries; an existing one's are counted by binary search below.
         var knownEntries: Int?
-        if writable {
+        if writable && !existed {
+            // A new index: its first page, really allocated, not a sparse extension: a store into a
+            // mapped hole that the file system cannot back (a full disk) would raise SIGBUS;
+            // fallocate fails cleanly instead. An existing one keeps its size: reopening needs no
+            // fresh space (a restart after a crash on a full disk), it grows when an entry needs room.
             let initial = min(maxLength, max(Self.initialBytes - Self.initialBytes % Layout.entrySize, Layout.entrySize))
-            if existing < initial {
-                // Really allocated, not a sparse extension: a store into a mapped hole that the file
-                // system cannot back (a full disk) would raise SIGBUS; fallocate fails cleanly instead.
-                do throws(StorageError) {
-                    try files.fallocate(fd, size: initial, path: path)
-                    knownEntries = length / Layout.entrySize
-                    length = initial
-                } catch where existed && (error.errno == ENOSPC || error.errno == EDQUOT) {
-                    // Reopening must not need fresh space (a restart after a crash on a full disk): the
-                    // index keeps the room it has, and the next entry's growth fails the append instead.
-                    // (A new segment's index fails here: its roll or create reports the full disk.)
-                    try? files.ftruncate(fd, to: existing, path: path)
-                    knownEntries = length / Layout.entrySize
-                } catch {
-                    try? files.ftruncate(fd, to: existing, path: path)
-                    throw error
-                }
+            do throws(StorageError) {
+                try files.fallocate(fd, size: initial, path: path)
+            } catch {
+                try? files.ftruncate(fd, to: existing, path: path)
+                throw error
             }
+            knownEntries = 0
+            length = initial
         } else {
             // Mapped for reading only: never past the first hole (an untrimmed index written sparse by
             // an older version), whose pages a full file system could not back either.

@@ -180,15 +180,9 @@ final class Segment: @unchecked Sendable {
     {
         if batchMaxTimestamp > maxTimestamp { publishedMaxTimestamp.store(batchMaxTimestamp, ordering: .releasing) }
         if indexEntryDue {
-            do throws(StorageError) {
-                try offsetIndex.append(offset: baseOffset, position: position)
-                // Every record up to this batch's last offset has a timestamp ≤ maxTimestamp.
-                try timeIndex.appendIfLarger(timestamp: maxTimestamp, offset: lastOffset)
-            } catch where error.errno == ENOSPC || error.errno == EDQUOT {
-                // Only recovery gets here (appends reserve the room first): an index could not grow on a
-                // full disk. Indexes are sparse, so a missing entry costs a longer scan, never a wrong
-                // answer; opening must not need fresh space.
-            }
+            try offsetIndex.append(offset: baseOffset, position: position)
+            // Every record up to this batch's last offset has a timestamp ≤ maxTimestamp.
+            try timeIndex.appendIfLarger(timestamp: maxTimestamp, offset: lastOffset)
             bytesSinceIndexEntry = 0
         }
         bytesSinceIndexEntry += size
