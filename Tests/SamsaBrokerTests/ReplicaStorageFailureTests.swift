@@ -1,0 +1,290 @@
+import Foundation
+import Logging
+import SamsaProtocol
+import SamsaStorage
+import Synchronization
+import Testing
+@testable import SamsaBroker
+
+/// A full disk on one broker of a cluster (issue 20, items 10 and 11), made in process by a
+/// fault-injecting file system under that broker's data directory: its replicas leave their ISRs at
+/// once, so acks=all goes on with the others; the failure is logged once at error with metadata;
+/// once there is room again the broker makes or catches up its replicas and rejoins, without a
+/// restart. The lag limit is one no test waits out, so only the failure handling can move the ISR.
+@Suite("Replica storage failures")
+struct ReplicaStorageFailureTests {
+    /// Starts brokers 1-3; `disk` (if given) is broker `faulty`'s file system, whose log lines go to
+    /// `logs`. Retries come after 50 ms, at most 200 ms apart.
+    static func cluster(faulty: Int32, disk: FaultInjectingFileSystem, logs: CapturedLogs) async throws -> TestCluster {
+        let cluster = try TestCluster(lagMs: 600_000)
+        do {
+            for id in Int32(1)...3 {
+                try await cluster.start(id) { configuration in
+                    configuration.cluster?.replicaFetchBackoffMs = 50
+                    configuration.cluster?.replicaFetchBackoffMaxMs = 200
+                    guard id == faulty else { return }
+                    configuration.fileSystem = disk
+                    configuration.logger = logs.logger
+                }
+            }
+        } catch {
+            try await cluster.stopAll()
+            throw error
+        }
+        return cluster
+    }
+
+    @Test("Logs that cannot be made (a full disk) leave their ISRs and leaderships at once, are logged once at error, and are made once space returns, without a restart")
+    func replicasMadeOnceSpaceReturns() async throws {
+        let disk = FaultInjectingFileSystem()
+        let logs = CapturedLogs()
+        let cluster = try await Self.cluster(faulty: 3, disk: disk, logs: logs)
+        do {
+            // Partitions 0 and 1 are made, partition 2 fails: the whole topic is undone and retried.
+            disk.inject(.open, errno: ENOSPC, pathContains: "/grow-2/", times: .max)
+            let admin = try await cluster.connection(1)
+            #expect(try await admin.createTopic("grow", partitions: 6, replicationFactor: 3, configs: ["min.insync.replicas": "2"]).errorCode == 0)
+            try await admin.close()
+            try await cluster.eventually("broker 3 is in no ISR of grow and leads none of it", timeout: .seconds(20)) {
+                for partition in Int32(0)..<6 {
+                    let state = try await cluster.state("grow", partition)
+                    if state.isr.contains(3) || state.leader == 3 { return false }
+                }
+                return true
+            }
+            // acks=all is answered on every partition by brokers 1 and 2.
+            for partition in Int32(0)..<6 {
+                let state = try await cluster.settled("grow", partition)
+                let connection = try await cluster.connection(state.leader)
+                let produced = try await connection.produce("grow", count: 2, startingAt: Int(partition) * 2, partition: partition, timeoutMs: 20_000)
+                #expect(produced.errorCode == 0, "partition \(partition): \(ErrorCode(rawValue: produced.errorCode).map { "\($0)" } ?? "?")")
+                try await connection.close()
+            }
+            #expect(cluster.log(3, "grow", 0) == nil)
+            // Several tries fail; one error line says so, with its metadata.
+            try await cluster.eventually("three tries failed") { disk.faultsFired >= 3 }
+            let errors = logs.entries.filter { $0.level == .error }
+            #expect(errors.count == 1, "\(errors.map(\.message))")
+            #expect(errors.first?.metadata["topic"] == "grow")
+            #expect(errors.first?.metadata["partition"] == "0,1,2,3,4,5")
+            #expect(errors.first?.metadata["broker"] == "3")
+            #expect(errors.first?.metadata["errno"] == "\(ENOSPC)")
+
+            disk.clearFaults()
+            try await cluster.eventually("broker 3 is back in every ISR of grow") {
+                for partition in Int32(0)..<6 where try await !cluster.state("grow", partition).isr.contains(3) { return false }
+                return true
+            }
+            for partition in Int32(0)..<6 {
+                #expect(try cluster.values(3, "grow", partition) == ["value-\(partition * 2)", "value-\(partition * 2 + 1)"])
+            }
+            #expect(logs.entries.filter { $0.level == .error }.count == 1)
+            #expect(logs.entries.contains { $0.level == .info && $0.message.contains("made the logs of topic grow") })
+        } catch {
+            try await cluster.stopAll()
+            throw error
+        }
+        try await cluster.stopAll()
+    }
+
+    @Test("A follower whose appends fail (a full disk) leaves the ISR at once, so acks=all goes on without it; logged once at error; it rejoins once it can write again")
+    func followerLeavesIsrWhenItsAppendsFail() async throws {
+        let disk = FaultInjectingFileSystem()
+        let logs = CapturedLogs()
+        // Broker 3's disk fills; the topic's leader is whichever broker its assignment puts first.
+        let cluster = try await Self.cluster(faulty: 3, disk: disk, logs: logs)
+        do {
+            let admin = try await cluster.connection(1)
+            // Two partitions, so broker 3 follows at least one of them (partition p is led by the p-th).
+            #expect(try await admin.createTopic("full", partitions: 2, replicationFactor: 3, configs: ["min.insync.replicas": "2"]).errorCode == 0)
+            try await admin.close()
+            var partition: Int32 = 0
+            var state = try await cluster.settled("full", 0)
+            if state.leader == 3 {
+                partition = 1
+                state = try await cluster.settled("full", 1)
+            }
+            #expect(state.leader != 3 && state.isr.contains(3))
+            let connection = try await cluster.connection(state.leader)
+            #expect(try await connection.produce("full", count: 3, startingAt: 0, partition: partition).errorCode == 0)
+            try await cluster.eventually("broker 3 has the first batch") { cluster.log(3, "full", partition)?.logEndOffset == 3 }
+
+            disk.inject(.write, errno: ENOSPC, pathContains: "/full-\(partition)/", times: .max)
+            disk.inject(.fallocate, errno: ENOSPC, pathContains: "/full-\(partition)/", times: .max)
+            // Answered once broker 3 has left the ISR: within a fetch and two coordination round trips
+            // of its failed append, not after replica.lag.time.max.ms.
+            let produced = try await connection.produce("full", count: 3, startingAt: 3, partition: partition, timeoutMs: 20_000)
+            #expect(produced.errorCode == 0, "\(ErrorCode(rawValue: produced.errorCode).map { "\($0)" } ?? "?")")
+            let shrunk = try await cluster.state("full", partition)
+            #expect(shrunk.isr.sorted() == state.isr.filter { $0 != 3 }.sorted())
+            #expect(shrunk.leader == state.leader && shrunk.leaderEpoch == state.leaderEpoch)
+            #expect(cluster.log(3, "full", partition)?.logEndOffset == 3)
+            // It keeps retrying (and failing) after its back-off; one error line says so.
+            try await cluster.eventually("three appends failed") { disk.faultsFired >= 3 }
+            #expect(try await !cluster.state("full", partition).isr.contains(3))
+            let errors = logs.entries.filter { $0.level == .error }
+            #expect(errors.count == 1, "\(errors.map(\.message))")
+            #expect(errors.first?.metadata["topic"] == "full")
+            #expect(errors.first?.metadata["partition"] == "\(partition)")
+            #expect(errors.first?.metadata["broker"] == "3")
+            #expect(errors.first?.metadata["errno"] == "\(ENOSPC)")
+
+            disk.clearFaults()
+            try await cluster.eventually("broker 3 is back in the ISR") { try await cluster.state("full", partition).isr.contains(3) }
+            #expect(try await connection.produce("full", count: 3, startingAt: 6, partition: partition).errorCode == 0)
+            #expect(cluster.log(3, "full", partition)?.logEndOffset == 9)
+            #expect(logs.entries.contains { $0.level == .info && $0.message.contains("writes full-\(partition) again") })
+            #expect(try cluster.values(3, "full", partition) == cluster.values(state.leader, "full", partition))
+            try await connection.close()
+        } catch {
+            try await cluster.stopAll()
+            throw error
+        }
+        try await cluster.stopAll()
+    }
+
+    @Test("A broker made leader that cannot record the new leader epoch (a full disk) hands the partition to another ISR member; it follows and rejoins once it can write")
+    func leaderWithoutEpochHandsOver() async throws {
+        let disk = FaultInjectingFileSystem()
+        let logs = CapturedLogs()
+        let cluster = try await Self.cluster(faulty: 3, disk: disk, logs: logs)
+        do {
+            disk.inject(.open, errno: ENOSPC, pathContains: "/\(LeaderEpochs.directoryName)/lead-", times: .max)
+            let admin = try await cluster.connection(1)
+            // Three partitions on three brokers: broker 3 is named leader of one of them.
+            #expect(try await admin.createTopic("lead", partitions: 3, replicationFactor: 3, configs: ["min.insync.replicas": "2"]).errorCode == 0)
+            try await admin.close()
+            var named: Int32?
+            for partition in Int32(0)..<3 where try await cluster.state("lead", partition).leader == 3 { named = partition }
+            let partition = try #require(named)
+            try await cluster.eventually("broker 3 handed partition \(partition) over", timeout: .seconds(20)) {
+                let state = try await cluster.state("lead", partition)
+                return state.leader != 3 && !state.isr.contains(3)
+            }
+            let state = try await cluster.settled("lead", partition)
+            #expect(state.leaderEpoch == 1)
+            let connection = try await cluster.connection(state.leader)
+            let produced = try await connection.produce("lead", count: 3, startingAt: 0, partition: partition, timeoutMs: 20_000)
+            #expect(produced.errorCode == 0, "\(ErrorCode(rawValue: produced.errorCode).map { "\($0)" } ?? "?")")
+            #expect(logs.entries.filter { $0.level == .error }.count == 1)
+
+            disk.clearFaults()
+            try await cluster.eventually("broker 3 is back in the ISR") { try await cluster.state("lead", partition).isr.contains(3) }
+            #expect(try cluster.values(3, "lead", partition) == ["value-0", "value-1", "value-2"])
+            #expect(cluster.broker(3)?.dispatcher.cluster?.replicas.epochs.latest(TopicPartition(topic: "lead", partition: partition))?.epoch == 1)
+            try await connection.close()
+        } catch {
+            try await cluster.stopAll()
+            throw error
+        }
+        try await cluster.stopAll()
+    }
+}
+
+@Suite("Replica failure back-off")
+struct ReplicaFailuresTests {
+    let failure = ReplicaFailure(StorageError(.io, path: "/data/t-0", errno: ENOSPC, "write failed"))
+
+    @Test("The back-off doubles per failure up to its maximum; only a failure's start, change and end are news")
+    func backoffAndNews() {
+        let failures = ReplicaFailures<String>(initialBackoff: .milliseconds(100), maximumBackoff: .milliseconds(1000))
+        #expect([1, 2, 3, 4, 5, 9].map { failures.backoff(afterFailures: $0) } == [100, 200, 400, 800, 1000, 1000].map { .milliseconds($0) })
+        let start = ContinuousClock.now
+        #expect(failures.failed("t", failure, now: start))
+        #expect(failures.isWaiting("t", now: start + .milliseconds(99)))
+        #expect(!failures.isWaiting("t", now: start + .milliseconds(100)))
+        #expect(!failures.failed("t", failure, now: start + .milliseconds(100)))
+        #expect(failures.failure("t")?.retryAt == start + .milliseconds(300))
+        let other = ReplicaFailure(StorageError(.io, path: "/data/t-0", errno: EIO, "write failed"))
+        #expect(failures.failed("t", other, now: start + .milliseconds(300)))
+        #expect(failures.nextRetry(among: ["t"]) == start + .milliseconds(700))
+        #expect(failures.succeeded("t")?.failures == 3)
+        #expect(failures.succeeded("t") == nil)
+        #expect(!failures.isFailing("t") && failures.nextRetry(among: ["t"]) == nil)
+    }
+
+    @Test("Failing again within the longest back-off continues it; later it starts over")
+    func backoffContinues() {
+        let failures = ReplicaFailures<String>(initialBackoff: .milliseconds(100), maximumBackoff: .milliseconds(1000))
+        let start = ContinuousClock.now
+        failures.failed("t", failure, now: start)
+        failures.failed("t", failure, now: start)
+        _ = failures.succeeded("t", now: start)
+        #expect(failures.failed("t", failure, now: start + .milliseconds(500)))
+        #expect(failures.failure("t")?.failures == 3)
+        _ = failures.succeeded("t", now: start + .milliseconds(500))
+        failures.failed("t", failure, now: start + .milliseconds(1600))
+        #expect(failures.failure("t")?.failures == 1)
+    }
+
+    @Test("Withdrawing from a partition's state: a follower leaves the ISR; a leader hands over to the next live ISR member at the next epoch")
+    func withdrawing() {
+        let state = PartitionStateNode(leader: 1, leaderEpoch: 4, isr: [1, 2, 3], controllerEpoch: 2)
+        #expect(state.withdrawing(3, replicas: [1, 2, 3], live: []) == PartitionStateNode(leader: 1, leaderEpoch: 4, isr: [1, 2], controllerEpoch: 2))
+        #expect(state.withdrawing(1, replicas: [1, 3, 2], live: [1, 2, 3]) == PartitionStateNode(leader: 3, leaderEpoch: 5, isr: [2, 3], controllerEpoch: 2))
+        #expect(state.withdrawing(1, replicas: [1, 3, 2], live: [1, 2]) == PartitionStateNode(leader: 2, leaderEpoch: 5, isr: [2, 3], controllerEpoch: 2))
+        #expect(state.withdrawing(1, replicas: [1, 2, 3], live: [1]) == nil)
+        #expect(state.withdrawing(4, replicas: [1, 2, 3], live: [1, 2, 3]) == nil)
+        #expect(PartitionStateNode(leader: -1, leaderEpoch: 5, isr: [2], controllerEpoch: 2).withdrawing(2, replicas: [1, 2], live: [2]) == nil)
+    }
+}
+
+@Suite("Leader epochs on a full disk")
+struct LeaderEpochsFullDiskTests {
+    @Test("A leader epoch whose checkpoint cannot be written is not kept: the retry writes it, and a reopen reads it")
+    func failedWriteIsRetried() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-epochs-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let disk = FaultInjectingFileSystem()
+        let epochs = try LeaderEpochs(dataDirectory: directory, files: disk)
+        let partition = TopicPartition(topic: "t", partition: 0)
+        try epochs.assign(partition, epoch: 1, startOffset: 0)
+        disk.inject(.write, errno: ENOSPC, pathContains: "t-0")
+        #expect(throws: StorageError.self) { try epochs.assign(partition, epoch: 2, startOffset: 5) }
+        #expect(epochs.latest(partition)?.epoch == 1)
+        try epochs.assign(partition, epoch: 2, startOffset: 5)
+        #expect(try LeaderEpochs(dataDirectory: directory).entries(partition).map(\.epoch) == [1, 2])
+        disk.inject(.write, errno: ENOSPC, pathContains: "t-0")
+        #expect(throws: StorageError.self) { try epochs.truncate(partition, from: 5) }
+        #expect(epochs.latest(partition)?.epoch == 2)
+        try epochs.truncate(partition, from: 5)
+        #expect(try LeaderEpochs(dataDirectory: directory).entries(partition).map(\.epoch) == [1])
+    }
+}
+
+/// Log lines kept in memory, to check what a broker said and at which level.
+final class CapturedLogs: Sendable {
+    struct Entry: Sendable {
+        var level: Logger.Level
+        var message: String
+        var metadata: [String: String]
+    }
+
+    private let lines = Mutex<[Entry]>([])
+
+    var entries: [Entry] { lines.withLock { $0 } }
+
+    var logger: Logger {
+        var logger = Logger(label: "captured") { _ in Handler(logs: self) }
+        logger.logLevel = .trace
+        return logger
+    }
+
+    private struct Handler: LogHandler {
+        let logs: CapturedLogs
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+
+        func log(event: LogEvent) {
+            let merged = metadata.merging(event.metadata ?? [:]) { $1 }
+            let entry = Entry(level: event.level, message: "\(event.message)", metadata: merged.mapValues { "\($0)" })
+            logs.lines.withLock { $0.append(entry) }
+        }
+    }
+}
