@@ -229,6 +229,23 @@ struct ReplicaFailuresTests {
     }
 }
 
+@Suite("samsa broker replica back-off options")
+struct ReplicaBackoffOptionsTests {
+    @Test("replica-fetch-backoff-ms must be positive and at most replica-fetch-backoff-max-ms, from the command line or --config; refused before anything starts")
+    func refusedOutOfRange() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-backoff-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        try "replica-fetch-backoff-ms = 5000\nreplica-fetch-backoff-max-ms = 4000\n".write(toFile: "\(root)/broker.conf", atomically: true, encoding: .utf8)
+        for arguments in [["--replica-fetch-backoff-ms", "0"], ["--config", "\(root)/broker.conf"]] {
+            let (status, stderr) = try BrokerConfigFileTests.run(["broker", "--dir", "\(root)/data"] + arguments)
+            #expect(status != 0)
+            #expect(stderr.contains("replica-fetch-backoff-ms must be positive"), "\(stderr)")
+            #expect(!FileManager.default.fileExists(atPath: "\(root)/data"))
+        }
+    }
+}
+
 @Suite("Leader epochs on a full disk")
 struct LeaderEpochsFullDiskTests {
     @Test("A leader epoch whose checkpoint cannot be written is not kept: the retry writes it, and a reopen reads it")
