@@ -13,38 +13,52 @@ import Testing
 /// restart. The lag limit is one no test waits out, so only the failure handling can move the ISR.
 @Suite("Replica storage failures")
 struct ReplicaStorageFailureTests {
-    /// Starts brokers 1-3; `disk` (if given) is broker `faulty`'s file system, whose log lines go to
-    /// `logs`. Retries come after 50 ms, at most 200 ms apart.
-    static func cluster(faulty: Int32, disk: FaultInjectingFileSystem, logs: CapturedLogs) async throws -> TestCluster {
+    /// Runs `body` on brokers 1-3, broker 3 on a fault-injecting file system (its disk) with its log
+    /// lines captured, retries after 50 ms, at most 200 ms apart; stops them all in every outcome.
+    static func withFaultyBroker3(_ body: (TestCluster, FaultInjectingFileSystem, CapturedLogs) async throws -> Void) async throws {
+        let disk = FaultInjectingFileSystem()
+        let logs = CapturedLogs()
         let cluster = try TestCluster(lagMs: 600_000)
         do {
             for id in Int32(1)...3 {
                 try await cluster.start(id) { configuration in
                     configuration.cluster?.replicaFetchBackoffMs = 50
                     configuration.cluster?.replicaFetchBackoffMaxMs = 200
-                    guard id == faulty else { return }
+                    guard id == 3 else { return }
                     configuration.fileSystem = disk
                     configuration.logger = logs.logger
                 }
             }
+            try await body(cluster, disk, logs)
         } catch {
             try await cluster.stopAll()
             throw error
         }
-        return cluster
+        try await cluster.stopAll()
+    }
+
+    /// Creates `name` through broker 1: `partitions` partitions on all three brokers, min.insync.replicas 2.
+    static func createTopic(_ name: String, partitions: Int32, on cluster: TestCluster, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        let admin = try await cluster.connection(1)
+        let created = try await admin.createTopic(name, partitions: partitions, replicationFactor: 3, configs: ["min.insync.replicas": "2"])
+        #expect(created.errorCode == 0, sourceLocation: sourceLocation)
+        try await admin.close()
+    }
+
+    /// Broker 3 logged exactly one error, about `topic`'s `partitions` and a full disk.
+    static func expectOneError(_ logs: CapturedLogs, topic: String, partitions: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        let errors = logs.entries.filter { $0.level == .error }
+        #expect(errors.count == 1, "\(errors.map(\.message))", sourceLocation: sourceLocation)
+        let expected = ["topic": topic, "partition": partitions, "broker": "3", "errno": "\(ENOSPC)"]
+        #expect(errors.first?.metadata.filter { expected[$0.key] != nil } == expected, sourceLocation: sourceLocation)
     }
 
     @Test("Logs that cannot be made (a full disk) leave their ISRs and leaderships at once, are logged once at error, and are made once space returns, without a restart")
     func replicasMadeOnceSpaceReturns() async throws {
-        let disk = FaultInjectingFileSystem()
-        let logs = CapturedLogs()
-        let cluster = try await Self.cluster(faulty: 3, disk: disk, logs: logs)
-        do {
+        try await Self.withFaultyBroker3 { cluster, disk, logs in
             // Partitions 0 and 1 are made, partition 2 fails: the whole topic is undone and retried.
             disk.inject(.open, errno: ENOSPC, pathContains: "/grow-2/", times: .max)
-            let admin = try await cluster.connection(1)
-            #expect(try await admin.createTopic("grow", partitions: 6, replicationFactor: 3, configs: ["min.insync.replicas": "2"]).errorCode == 0)
-            try await admin.close()
+            try await Self.createTopic("grow", partitions: 6, on: cluster)
             try await cluster.eventually("broker 3 is in no ISR of grow and leads none of it", timeout: .seconds(20)) {
                 for partition in Int32(0)..<6 {
                     let state = try await cluster.state("grow", partition)
@@ -63,12 +77,7 @@ struct ReplicaStorageFailureTests {
             #expect(cluster.log(3, "grow", 0) == nil)
             // Several tries fail; one error line says so, with its metadata.
             try await cluster.eventually("three tries failed") { disk.faultsFired >= 3 }
-            let errors = logs.entries.filter { $0.level == .error }
-            #expect(errors.count == 1, "\(errors.map(\.message))")
-            #expect(errors.first?.metadata["topic"] == "grow")
-            #expect(errors.first?.metadata["partition"] == "0,1,2,3,4,5")
-            #expect(errors.first?.metadata["broker"] == "3")
-            #expect(errors.first?.metadata["errno"] == "\(ENOSPC)")
+            Self.expectOneError(logs, topic: "grow", partitions: "0,1,2,3,4,5")
 
             disk.clearFaults()
             try await cluster.eventually("broker 3 is back in every ISR of grow") {
@@ -80,24 +89,14 @@ struct ReplicaStorageFailureTests {
             }
             #expect(logs.entries.filter { $0.level == .error }.count == 1)
             #expect(logs.entries.contains { $0.level == .info && $0.message.contains("made the logs of topic grow") })
-        } catch {
-            try await cluster.stopAll()
-            throw error
         }
-        try await cluster.stopAll()
     }
 
     @Test("A follower whose appends fail (a full disk) leaves the ISR at once, so acks=all goes on without it; logged once at error; it rejoins once it can write again")
     func followerLeavesIsrWhenItsAppendsFail() async throws {
-        let disk = FaultInjectingFileSystem()
-        let logs = CapturedLogs()
-        // Broker 3's disk fills; the topic's leader is whichever broker its assignment puts first.
-        let cluster = try await Self.cluster(faulty: 3, disk: disk, logs: logs)
-        do {
-            let admin = try await cluster.connection(1)
+        try await Self.withFaultyBroker3 { cluster, disk, logs in
             // Two partitions, so broker 3 follows at least one of them (partition p is led by the p-th).
-            #expect(try await admin.createTopic("full", partitions: 2, replicationFactor: 3, configs: ["min.insync.replicas": "2"]).errorCode == 0)
-            try await admin.close()
+            try await Self.createTopic("full", partitions: 2, on: cluster)
             var partition: Int32 = 0
             var state = try await cluster.settled("full", 0)
             if state.leader == 3 {
@@ -122,12 +121,7 @@ struct ReplicaStorageFailureTests {
             // It keeps retrying (and failing) after its back-off; one error line says so.
             try await cluster.eventually("three appends failed") { disk.faultsFired >= 3 }
             #expect(try await !cluster.state("full", partition).isr.contains(3))
-            let errors = logs.entries.filter { $0.level == .error }
-            #expect(errors.count == 1, "\(errors.map(\.message))")
-            #expect(errors.first?.metadata["topic"] == "full")
-            #expect(errors.first?.metadata["partition"] == "\(partition)")
-            #expect(errors.first?.metadata["broker"] == "3")
-            #expect(errors.first?.metadata["errno"] == "\(ENOSPC)")
+            Self.expectOneError(logs, topic: "full", partitions: "\(partition)")
 
             disk.clearFaults()
             try await cluster.eventually("broker 3 is back in the ISR") { try await cluster.state("full", partition).isr.contains(3) }
@@ -136,24 +130,15 @@ struct ReplicaStorageFailureTests {
             #expect(logs.entries.contains { $0.level == .info && $0.message.contains("writes full-\(partition) again") })
             #expect(try cluster.values(3, "full", partition) == cluster.values(state.leader, "full", partition))
             try await connection.close()
-        } catch {
-            try await cluster.stopAll()
-            throw error
         }
-        try await cluster.stopAll()
     }
 
     @Test("A broker made leader that cannot record the new leader epoch (a full disk) hands the partition to another ISR member; it follows and rejoins once it can write")
     func leaderWithoutEpochHandsOver() async throws {
-        let disk = FaultInjectingFileSystem()
-        let logs = CapturedLogs()
-        let cluster = try await Self.cluster(faulty: 3, disk: disk, logs: logs)
-        do {
+        try await Self.withFaultyBroker3 { cluster, disk, logs in
             disk.inject(.open, errno: ENOSPC, pathContains: "/\(LeaderEpochs.directoryName)/lead-", times: .max)
-            let admin = try await cluster.connection(1)
             // Three partitions on three brokers: broker 3 is named leader of one of them.
-            #expect(try await admin.createTopic("lead", partitions: 3, replicationFactor: 3, configs: ["min.insync.replicas": "2"]).errorCode == 0)
-            try await admin.close()
+            try await Self.createTopic("lead", partitions: 3, on: cluster)
             var named: Int32?
             for partition in Int32(0)..<3 where try await cluster.state("lead", partition).leader == 3 { named = partition }
             let partition = try #require(named)
@@ -166,18 +151,14 @@ struct ReplicaStorageFailureTests {
             let connection = try await cluster.connection(state.leader)
             let produced = try await connection.produce("lead", count: 3, startingAt: 0, partition: partition, timeoutMs: 20_000)
             #expect(produced.errorCode == 0, "\(ErrorCode(rawValue: produced.errorCode).map { "\($0)" } ?? "?")")
-            #expect(logs.entries.filter { $0.level == .error }.count == 1)
+            Self.expectOneError(logs, topic: "lead", partitions: "\(partition)")
 
             disk.clearFaults()
             try await cluster.eventually("broker 3 is back in the ISR") { try await cluster.state("lead", partition).isr.contains(3) }
             #expect(try cluster.values(3, "lead", partition) == ["value-0", "value-1", "value-2"])
             #expect(cluster.broker(3)?.dispatcher.cluster?.replicas.epochs.latest(TopicPartition(topic: "lead", partition: partition))?.epoch == 1)
             try await connection.close()
-        } catch {
-            try await cluster.stopAll()
-            throw error
         }
-        try await cluster.stopAll()
     }
 }
 
