@@ -126,9 +126,13 @@ final class ReplicaManager: Sendable {
                 if watch == nil || watch?.firedEvent != nil {
                     (names, _, watch) = try await session.children(paths.topics, watch: true)
                 }
-                for name in names where !heldTopics.withLock({ $0.contains(name) }) && !missingTopics.isWaiting(name) {
-                    try await hold(name)
+                let due = names.filter { name in !heldTopics.withLock { $0.contains(name) } && !missingTopics.isWaiting(name) }
+                // All at once (at start a broker may hold thousands); one failing to read is retried shortly.
+                let unread = await withTaskGroup(of: Bool.self) { group in
+                    for name in due { group.addTask { (try? await self.hold(name)) == nil } }
+                    return await group.contains(true)
                 }
+                if unread { throw CoordinationError(.connectionLoss, "a topic's assignment could not be read") }
                 await Self.first(watch, orUntil: missingTopics.nextRetry(among: names))
             } catch {
                 if sessionEnded { return }
@@ -172,7 +176,7 @@ final class ReplicaManager: Sendable {
             let failure = ReplicaFailure(error)
             if missingTopics.failed(name, failure), let entry = missingTopics.failure(name) {
                 logger.error(
-                    "broker \(brokerId) cannot make the logs of topic \(name): \(failure); its replicas here leave their ISR until they can be made (next try in \(entry.retryAt - .now))",
+                    "broker \(brokerId) cannot make the logs of topic \(name): \(failure); its replicas here leave their ISR until they can be made (next try in \(Self.milliseconds(until: entry.retryAt)) ms)",
                     metadata: metadata(topic: name, partitions: assigned, failure: failure))
             }
             for index in assigned {
@@ -211,6 +215,8 @@ final class ReplicaManager: Sendable {
             throw StorageError(.io, path: "\(dataDirectory)/\(name)-\(missing)", "the partition's log is missing from a topic held here")
         }
     }
+
+    private static func milliseconds(until instant: ContinuousClock.Instant) -> Int { Int(max(.zero, instant - .now) / .milliseconds(1)) }
 
     /// Log metadata of a replica failure.
     private func metadata(topic: String, partitions: [Int32], failure: ReplicaFailure?) -> Logger.Metadata {
@@ -366,7 +372,7 @@ final class ReplicaManager: Sendable {
         let failure = ReplicaFailure(error)
         guard offlinePartitions.failed(partition, failure), let entry = offlinePartitions.failure(partition) else { return }
         logger.error(
-            "broker \(brokerId) cannot write \(partition.topic)-\(partition.partition): \(failure); it leaves the isr until a retry succeeds (next in \(entry.retryAt - .now))",
+            "broker \(brokerId) cannot write \(partition.topic)-\(partition.partition): \(failure); it leaves the ISR until a retry succeeds (next in \(Self.milliseconds(until: entry.retryAt)) ms)",
             metadata: metadata(topic: partition.topic, partitions: [partition.partition], failure: failure))
         guard let members = replica(partition)?.snapshot.replicas else { return }
         spawn { await self.withdraw(from: partition, replicas: members) }
@@ -376,7 +382,7 @@ final class ReplicaManager: Sendable {
     func replicaSucceeded(_ partition: TopicPartition) {
         guard let ended = offlinePartitions.succeeded(partition) else { return }
         logger.info(
-            "broker \(brokerId) writes \(partition.topic)-\(partition.partition) again after \(ended.failures) failed tries: it rejoins the isr once caught up",
+            "broker \(brokerId) writes \(partition.topic)-\(partition.partition) again after \(ended.failures) failed tries: it rejoins the ISR once caught up",
             metadata: metadata(topic: partition.topic, partitions: [partition.partition], failure: nil))
     }
 
