@@ -59,7 +59,8 @@ public final class Broker: Sendable {
                     topicConfigs = try TopicConfigFile.read(dataDirectory: configuration.dataDirectory)
                     logs = try LogManager.open(
                         directory: configuration.dataDirectory, configuration: configuration.logConfiguration,
-                        configurations: TopicConfigFile.logConfigurations(topicConfigs, base: configuration.logConfiguration)
+                        configurations: TopicConfigFile.logConfigurations(topicConfigs, base: configuration.logConfiguration),
+                        files: configuration.fileSystem
                     ).manager
                 } catch {
                     lock.release()
@@ -71,7 +72,7 @@ public final class Broker: Sendable {
                     if configuration.cluster != nil {
                         // Replicated logs show readers only what the ISR has: the checkpointed high watermark.
                         try ReplicaManager.loadHighWatermarks(dataDirectory: configuration.dataDirectory, logs: logs)
-                        epochs = try LeaderEpochs(dataDirectory: configuration.dataDirectory)
+                        epochs = try LeaderEpochs(dataDirectory: configuration.dataDirectory, files: configuration.fileSystem)
                     }
                     return (lock, logs, try OffsetStore.open(dataDirectory: configuration.dataDirectory), producerIds, topicConfigs, epochs)
                 } catch {

@@ -59,6 +59,11 @@ public struct BrokerConfiguration: Sendable {
     /// How long a partition keeps the state of an idempotent producer that wrote nothing to it
     /// (`producer.id.expiration.ms`, 24 hours); after that, its next batch is accepted at any sequence.
     public var producerIdExpiration: Duration = .milliseconds(86_400_000)
+    // MARK: Replica storage failures in a cluster (issue 20)
+    /// Test seam: the file system of the partition logs and leader epochs (a fault-injecting one in
+    /// tests, to fail a replica's writes as a full disk would).
+    package var fileSystem: any FileSystem = PosixFileSystem()
+
     /// Where log lines go (swift-log): start and stop at info, failures and a malformed request
     /// closing its connection at warning, requests (`logRequests`) at info. Silent by default.
     public var logger: Logger

@@ -44,7 +44,7 @@ final class RequestDispatcher: Sendable {
             self.cluster = Cluster(
                 brokerId: configuration.brokerId, settings: settings, session: cluster.session, topics: topics, writers: writers,
                 epochs: cluster.epochs, group: cluster.group, io: io, notifier: notifier, dataDirectory: configuration.dataDirectory,
-                log: { [configuration] message in configuration.log(message, level: .info) })
+                logger: configuration.logger, log: { [configuration] message in configuration.log(message, level: .info) })
         } else {
             self.cluster = nil
         }

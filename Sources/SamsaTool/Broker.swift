@@ -59,6 +59,11 @@ struct BrokerCommand: AsyncParsableCommand {
     var offsetMetadataMaxBytes: Int?
     @Option(help: "A partition forgets an idempotent producer idle this long (producer.id.expiration.ms; default 86400000).")
     var producerIdExpirationMs: Int?
+    // Replica storage failures in a cluster.
+    @Option(help: "First retry of a replica whose storage failed (its logs not made, an append failed: a full disk) after this long, doubling per failure (replica.fetch.backoff.ms; default 1000).")
+    var replicaFetchBackoffMs: Int?
+    @Option(help: "Longest wait between two retries of a replica whose storage fails (default 30000).")
+    var replicaFetchBackoffMaxMs: Int?
     @Option(help: "A file of KEY = VALUE lines with these options' names as keys (e.g. broker-id = 2); the command line wins.")
     var config: String?
 
@@ -123,12 +128,18 @@ struct BrokerCommand: AsyncParsableCommand {
             settings.metricsHost = metricsHost
             settings.metricsPort = metricsPort
         }
+        // Replica storage failures in a cluster.
+        let replicaFetchBackoffMs = try option(replicaFetchBackoffMs, "replica-fetch-backoff-ms", default: 1000)
+        let replicaFetchBackoffMaxMs = try option(replicaFetchBackoffMaxMs, "replica-fetch-backoff-max-ms", default: 30_000)
+        guard replicaFetchBackoffMs > 0, replicaFetchBackoffMaxMs >= replicaFetchBackoffMs else {
+            throw ValidationError("replica-fetch-backoff-ms must be positive and at most replica-fetch-backoff-max-ms")
+        }
         if let coordination {
             let (servers, root) = try Self.zooKeeper(coordination)
             let timeout = Duration.milliseconds(sessionTimeoutMs)
             settings.cluster = ClusterSettings(
                 connect: { try await ZooKeeperSession.connect(servers: servers, sessionTimeout: timeout) }, root: root,
-                replicaLagTimeMaxMs: replicaLagTimeMaxMs)
+                replicaLagTimeMaxMs: replicaLagTimeMaxMs, replicaFetchBackoffMs: replicaFetchBackoffMs, replicaFetchBackoffMaxMs: replicaFetchBackoffMaxMs)
         }
         // The service group traps SIGTERM and SIGINT before the broker starts (a stop asked for while
         // the logs recover is not missed) and turns the first into a graceful shutdown.

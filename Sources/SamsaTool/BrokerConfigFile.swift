@@ -17,6 +17,8 @@ struct BrokerConfigFile {
         // Groups, committed offsets and producer state (hostile clients).
         "group-min-session-timeout-ms", "group-max-session-timeout-ms", "group-max-pending-members", "offset-metadata-max-bytes",
         "producer-id-expiration-ms",
+        // Replica storage failures in a cluster.
+        "replica-fetch-backoff-ms", "replica-fetch-backoff-max-ms",
     ]
 
     init(path: String) throws {

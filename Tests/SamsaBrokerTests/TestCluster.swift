@@ -47,7 +47,9 @@ final class TestCluster: Sendable {
 
     func directory(_ id: Int32) -> String { "\(root)/broker-\(id)" }
 
-    func start(_ id: Int32) async throws {
+    /// Starts broker `id`; `configure` may change its configuration last (a fault-injecting file
+    /// system, a logger, shorter back-offs).
+    func start(_ id: Int32, configure: (inout BrokerConfiguration) -> Void = { _ in }) async throws {
         let coordinator = coordinator
         let links = links
         var configuration = BrokerConfiguration(
@@ -63,6 +65,7 @@ final class TestCluster: Sendable {
             logger.logLevel = .trace
             configuration.logger = logger
         }
+        configure(&configuration)
         links.heal(to: id)
         let broker = try await Broker.start(configuration)
         brokers.withLock { $0[id] = broker }

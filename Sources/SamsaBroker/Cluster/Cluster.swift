@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import NIOPosix
 import SamsaCoordination
@@ -21,7 +22,7 @@ final class Cluster: Sendable {
     init(
         brokerId: Int32, settings: ClusterSettings, session: RenewableSession, topics: TopicTable, writers: PartitionWriters,
         epochs: LeaderEpochs, group: any EventLoopGroup, io: NIOThreadPool, notifier: AppendNotifier, dataDirectory: String,
-        log: @escaping @Sendable (String) -> Void
+        logger: Logger, log: @escaping @Sendable (String) -> Void
     ) {
         self.brokerId = brokerId
         self.session = session
@@ -29,7 +30,7 @@ final class Cluster: Sendable {
         self.log = log
         replicas = ReplicaManager(
             brokerId: brokerId, settings: settings, session: session, topics: topics, writers: writers, epochs: epochs, group: group, io: io,
-            notifier: notifier, dataDirectory: dataDirectory, log: log)
+            notifier: notifier, dataDirectory: dataDirectory, logger: logger, log: log)
         controller = ClusterController(brokerId: brokerId, paths: paths, session: session, log: log)
         metadata = ClusterMetadata(paths: paths, session: session)
         producerIds = ClusterProducerIds(session: session, paths: paths, brokerId: brokerId)

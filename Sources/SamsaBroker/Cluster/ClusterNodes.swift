@@ -62,6 +62,24 @@ struct PartitionStateNode: Codable, Sendable, Hashable {
     }
 }
 
+extension PartitionStateNode {
+    /// This state with `broker` out of the ISR, and if it leads, the next live ISR member in
+    /// assignment order leading at the next epoch. Nil when `broker` is not in the ISR, when it leads
+    /// and no other ISR member is live, or when the partition has no leader (the controller elects
+    /// one when an ISR member returns: no unclean election, so the ISR is left as it is).
+    func withdrawing(_ broker: Int32, replicas: [Int32], live: Set<Int32>) -> PartitionStateNode? {
+        guard leader >= 0, isr.contains(broker) else { return nil }
+        var next = self
+        next.isr = isr.filter { $0 != broker }
+        if leader == broker {
+            guard let successor = replicas.first(where: { $0 != broker && isr.contains($0) && live.contains($0) }) else { return nil }
+            next.leader = successor
+            next.leaderEpoch += 1
+        }
+        return next
+    }
+}
+
 /// `/controller`.
 struct ControllerNode: Codable, Sendable, Hashable {
     var version = 1

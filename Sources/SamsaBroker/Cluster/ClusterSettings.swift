@@ -11,18 +11,27 @@ public struct ClusterSettings: Sendable {
     public var replicaLagTimeMaxMs: Int
     /// A follower's fetch waits at most this long for data (`replica.fetch.wait.max.ms`).
     public var replicaFetchWaitMaxMs: Int
+    /// After a replica's storage fails (its log cannot be made, or what it fetched cannot be appended:
+    /// a full disk), it is retried after this long (`replica.fetch.backoff.ms`, 1,000), then after
+    /// twice as long per further failure, up to `replicaFetchBackoffMaxMs`.
+    public var replicaFetchBackoffMs: Int
+    /// The longest wait between two retries of a failing replica (30,000; Kafka has no such setting:
+    /// it takes a failed log directory offline until a restart).
+    public var replicaFetchBackoffMaxMs: Int
     /// Test seam: whether this broker may talk to broker `to` now (false cuts the link: the fetcher
     /// closes its connection and retries until it is true again).
     public var linkOpen: @Sendable (_ to: Int32) -> Bool
 
     public init(
         connect: @escaping @Sendable () async throws -> any CoordinationSession, root: String = "", replicaLagTimeMaxMs: Int = 30_000,
-        replicaFetchWaitMaxMs: Int = 500, linkOpen: @escaping @Sendable (_ to: Int32) -> Bool = { _ in true }
+        replicaFetchWaitMaxMs: Int = 500, replicaFetchBackoffMs: Int = 1000, replicaFetchBackoffMaxMs: Int = 30_000, linkOpen: @escaping @Sendable (_ to: Int32) -> Bool = { _ in true }
     ) {
         self.connect = connect
         self.root = root
         self.replicaLagTimeMaxMs = replicaLagTimeMaxMs
         self.replicaFetchWaitMaxMs = replicaFetchWaitMaxMs
+        self.replicaFetchBackoffMs = replicaFetchBackoffMs
+        self.replicaFetchBackoffMaxMs = replicaFetchBackoffMaxMs
         self.linkOpen = linkOpen
     }
 }

@@ -50,26 +50,19 @@ final class LeaderEpochs: Sendable {
 
     /// Records that `epoch` begins at `startOffset` (nothing if it is not newer than the latest).
     func assign(_ partition: TopicPartition, epoch: Int32, startOffset: Int64) throws(StorageError) {
-        let changed = entries.withLock { table -> Bool in
-            var list = table[partition] ?? []
-            if let last = list.last, last.epoch >= epoch { return false }
-            // An epoch that began at or before an older one's start replaces it (that one left no records).
-            list.removeAll { $0.startOffset >= startOffset }
-            list.append(Entry(epoch: epoch, startOffset: startOffset))
-            table[partition] = list
-            return true
-        }
-        if changed { try persist(partition) }
+        var list = entries(partition)
+        if let last = list.last, last.epoch >= epoch { return }
+        // An epoch that began at or before an older one's start replaces it (that one left no records).
+        list.removeAll { $0.startOffset >= startOffset }
+        list.append(Entry(epoch: epoch, startOffset: startOffset))
+        try replace(partition, with: list)
     }
 
     /// Forgets epochs that begin at or after `offset` (the log was cut there).
     func truncate(_ partition: TopicPartition, from offset: Int64) throws(StorageError) {
-        let changed = entries.withLock { table -> Bool in
-            guard let list = table[partition], list.contains(where: { $0.startOffset >= offset }) else { return false }
-            table[partition] = list.filter { $0.startOffset < offset }
-            return true
-        }
-        if changed { try persist(partition) }
+        let list = entries(partition)
+        guard list.contains(where: { $0.startOffset >= offset }) else { return }
+        try replace(partition, with: list.filter { $0.startOffset < offset })
     }
 
     func remove(_ partition: TopicPartition) throws(StorageError) {
@@ -90,9 +83,11 @@ final class LeaderEpochs: Sendable {
         return (floor, list[higher].startOffset)
     }
 
-    private func persist(_ partition: TopicPartition) throws(StorageError) {
-        let list = entries(partition)
+    /// Writes the partition's epochs, then keeps them: if the write fails (a full disk) nothing
+    /// changes, so the retry writes them again. (Changes of one partition never overlap: see above.)
+    private func replace(_ partition: TopicPartition, with list: [Entry]) throws(StorageError) {
         let lines = list.map { "\($0.epoch) \($0.startOffset)\n" }.joined()
         try files.writeFileAtomically("\(directory)/\(partition.directoryName)", Array("0\n\(list.count)\n\(lines)".utf8))
+        entries.withLock { $0[partition] = list }
     }
 }

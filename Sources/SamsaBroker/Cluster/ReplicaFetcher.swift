@@ -8,6 +8,10 @@ import Synchronization
 /// first OffsetForLeaderEpoch to find where the two logs agree and truncate there (KIP-101/279),
 /// then Fetch requests with this broker's replica id from the log end, appending the batches as sent
 /// (offsets and leader epochs kept) and taking the leader's high watermark.
+///
+/// A partition whose append or truncation fails here (a full disk) is not fetched until its
+/// back-off ends (`ReplicaManager.offlinePartitions`): the manager takes this broker out of its ISR
+/// meanwhile; the next fetch is the retry, and its first successful append brings it back.
 final class ReplicaFetcher: Sendable {
     struct Following: Sendable, Equatable {
         var epoch: Int32
@@ -57,6 +61,17 @@ final class ReplicaFetcher: Sendable {
         waiter?.resume()
     }
 
+    /// Returns at the next `follow` (or at once if one came since the last wait), or at `deadline`.
+    private func waitForWork(until deadline: ContinuousClock.Instant?) async {
+        guard let deadline else { return await waitForWork() }
+        let timer = Task {
+            try? await Task.sleep(until: deadline)
+            if !Task.isCancelled { wake() }
+        }
+        await waitForWork()
+        timer.cancel()
+    }
+
     /// Returns at the next `follow` (or at once if one came since the last wait).
     private func waitForWork() async {
         await withCheckedContinuation { continuation in
@@ -83,6 +98,12 @@ final class ReplicaFetcher: Sendable {
                 await waitForWork()
                 continue
             }
+            let waiting = manager.offlinePartitions.waiting(among: current.keys)
+            if waiting.count == current.count {
+                // Every partition waits out the back-off of a failed write.
+                await waitForWork(until: manager.offlinePartitions.nextRetry(among: current.keys))
+                continue
+            }
             guard manager.settings.linkOpen(leader) else {
                 // The test seam cut this link: nothing goes through until it is open again.
                 link?.close()
@@ -96,9 +117,9 @@ final class ReplicaFetcher: Sendable {
                 link = connected
                 self.link.withLock { $0 = connected }
                 if Task.isCancelled { break }
-                let truncating = current.filter { $0.value.needsTruncation }
+                let truncating = current.filter { $0.value.needsTruncation && !waiting.contains($0.key) }
                 if !truncating.isEmpty { try await truncate(truncating, over: connected) }
-                let ready = partitions.withLock { $0.filter { !$0.value.needsTruncation } }
+                let ready = partitions.withLock { $0.filter { !$0.value.needsTruncation && !waiting.contains($0.key) } }
                 if ready.isEmpty {
                     // The leader does not know the epoch yet (or the truncation failed): retry shortly.
                     try await Task.sleep(for: .milliseconds(50))
@@ -125,7 +146,9 @@ final class ReplicaFetcher: Sendable {
                 // No epochs known: an empty log agrees with any leader; otherwise keep what is committed.
                 let log = replica.log
                 let target = log.highWatermark
-                try await truncateLog(partition, replica: replica, epoch: following.epoch, to: log.logEndOffset == 0 ? 0 : target)
+                await writing(partition) {
+                    try await truncateLog(partition, replica: replica, epoch: following.epoch, to: log.logEndOffset == 0 ? 0 : target)
+                }
                 continue
             }
             asked[partition] = latest
@@ -159,8 +182,18 @@ final class ReplicaFetcher: Sendable {
                     let own = manager.epochs.endOffset(partition, for: result.leaderEpoch, logEnd: log.logEndOffset).endOffset
                     target = min(result.endOffset, own < 0 ? log.logEndOffset : own)
                 }
-                try await truncateLog(partition, replica: replica, epoch: following.epoch, to: target)
+                await writing(partition) { try await truncateLog(partition, replica: replica, epoch: following.epoch, to: target) }
             }
+        }
+    }
+
+    /// Runs a write to `partition`'s log; a storage failure is reported to the manager (the partition
+    /// then waits out its back-off) instead of failing the other partitions' fetch.
+    private func writing(_ partition: TopicPartition, _ body: () async throws -> Void) async {
+        do {
+            try await body()
+        } catch {
+            manager.replicaFailed(partition, error)
         }
     }
 
@@ -237,11 +270,14 @@ final class ReplicaFetcher: Sendable {
                 guard let following = ready[partition], let replica = manager.replica(partition) else { continue }
                 switch ErrorCode(rawValue: result.errorCode) {
                 case .some(.none):
-                    try await append(result.records ?? ByteBuffer(), to: replica, epoch: following.epoch, leaderHighWatermark: result.highWatermark)
+                    await writing(partition) {
+                        try await append(result.records ?? ByteBuffer(), to: replica, epoch: following.epoch, leaderHighWatermark: result.highWatermark)
+                        manager.replicaSucceeded(partition)
+                    }
                 case .offsetOutOfRange where replica.log.logEndOffset < result.logStartOffset:
                     // Behind the leader's log start (its retention deleted what this follower still
                     // needed): only the leader's log from its start on is left to copy.
-                    try await restartLog(partition, replica: replica, epoch: following.epoch, at: result.logStartOffset)
+                    await writing(partition) { try await restartLog(partition, replica: replica, epoch: following.epoch, at: result.logStartOffset) }
                 case .offsetOutOfRange:
                     // Ahead of the leader: find the agreeing point again.
                     partitions.withLock { table in
@@ -269,6 +305,8 @@ final class ReplicaFetcher: Sendable {
             var remaining = records
             var last: AppendResult?
             var diverged = false
+            // Also after a failed append: the batches before it are written and need their flush.
+            defer { if let last { log.whenFlushPolicySatisfied(last) { _ in } } }
             while remaining.readableBytes >= RecordBatchLayout.headerLength {
                 let batch: RecordBatch
                 do {
@@ -287,8 +325,6 @@ final class ReplicaFetcher: Sendable {
                 }
                 last = try log.appendWithoutWaiting(batch)
             }
-            // Starts the flush the log's policy asks for; nobody waits on it here.
-            if let last { log.whenFlushPolicySatisfied(last) { _ in } }
             replica.followerHighWatermark(leaderHighWatermark)
             return diverged
         }

@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import NIOPosix
 import SamsaCoordination
@@ -8,6 +9,12 @@ import Synchronization
 /// and partition state nodes in coordination, gives each partition it replicates its role (leader,
 /// follower, none) and runs the followers' fetchers, the ISR expiry and the high-watermark
 /// checkpoint (`<data>/replication-offset-checkpoint`).
+///
+/// A replica whose storage fails (its topic's logs cannot be made here, or what its fetcher got
+/// cannot be appended: a full disk) is offline on this broker, as a replica on a failed log
+/// directory is in Kafka (KIP-112): this broker takes itself out of the partition's ISR at once (see
+/// `withdraw`), retries after a back-off (see `ReplicaFailures`) until the work succeeds, then
+/// follows the leader again and rejoins the ISR when caught up.
 final class ReplicaManager: Sendable {
     static let checkpointFile = "replication-offset-checkpoint"
 
@@ -25,15 +32,22 @@ final class ReplicaManager: Sendable {
     private let replicas = Mutex<[TopicPartition: Replica]>([:])
     private let fetchers = Mutex<[Int32: ReplicaFetcher]>([:])
     private let tasks = Mutex<[Task<Void, Never>]>([])
-    private let followedTopics = Mutex<Set<String>>([])
+    /// Topics whose logs exist here and whose assigned partitions have their `Replica`.
+    private let heldTopics = Mutex<Set<String>>([])
+    /// Topics whose logs could not be made here yet (retried by `holdAssignedReplicas`).
+    let missingTopics: ReplicaFailures<String>
+    /// Followed partitions whose fetched records could not be appended (their fetcher retries them).
+    let offlinePartitions: ReplicaFailures<TopicPartition>
     let log: @Sendable (String) -> Void
+    /// For failures of this broker's storage, with metadata.
+    private let logger: Logger
     /// ISR shrinks and expands of the partitions led here (for the metrics).
     let isrChanges = IsrChangeCounts()
 
     init(
         brokerId: Int32, settings: ClusterSettings, session: any CoordinationSession, topics: TopicTable, writers: PartitionWriters,
         epochs: LeaderEpochs, group: any EventLoopGroup, io: NIOThreadPool, notifier: AppendNotifier, dataDirectory: String,
-        log: @escaping @Sendable (String) -> Void
+        logger: Logger, log: @escaping @Sendable (String) -> Void
     ) {
         self.brokerId = brokerId
         self.settings = settings
@@ -47,6 +61,10 @@ final class ReplicaManager: Sendable {
         self.notifier = notifier
         self.dataDirectory = dataDirectory
         self.log = log
+        self.logger = logger
+        let (initial, maximum) = (Duration.milliseconds(settings.replicaFetchBackoffMs), Duration.milliseconds(settings.replicaFetchBackoffMaxMs))
+        missingTopics = ReplicaFailures(initialBackoff: initial, maximumBackoff: maximum)
+        offlinePartitions = ReplicaFailures(initialBackoff: initial, maximumBackoff: maximum)
     }
 
     /// Sets every log's high watermark from the checkpoint (0 for a partition not in it), before the
@@ -63,7 +81,7 @@ final class ReplicaManager: Sendable {
     var allReplicas: [Replica] { replicas.withLock { Array($0.values) } }
 
     func start() {
-        spawn { await self.followTopics() }
+        spawn { await self.holdAssignedReplicas() }
         spawn { await self.expireIsrMembers() }
         spawn { await self.checkpointHighWatermarks() }
     }
@@ -82,8 +100,10 @@ final class ReplicaManager: Sendable {
         }
         for fetcher in all { await fetcher.stop() }
         for replica in allReplicas { replica.resign() }
-        // A later `start` (after a new session) follows every topic again.
-        followedTopics.withLock { $0.removeAll() }
+        // A later `start` (after a new session) follows every topic again, and retries what failed at once.
+        heldTopics.withLock { $0.removeAll() }
+        missingTopics.removeAll()
+        offlinePartitions.removeAll()
         try? await writeCheckpoint()
     }
 
@@ -92,50 +112,85 @@ final class ReplicaManager: Sendable {
         tasks.withLock { $0.append(task) }
     }
 
-    // MARK: - Following coordination
+    // MARK: - Holding the assigned replicas
 
-    private func followTopics() async {
+    /// Makes this broker hold every replica its topics' assignments give it (as a Kafka broker
+    /// applies metadata): at start, at once for each new topic, and for a topic whose logs could not
+    /// be made here, again after its back-off, until they are.
+    private func holdAssignedReplicas() async {
+        var watch: Watch?
+        var names: [String] = []
         while !Task.isCancelled {
             do {
-                let (names, _, watch) = try await session.children(paths.topics, watch: true)
-                for name in names where followedTopics.withLock({ $0.insert(name).inserted }) {
-                    spawn { await self.followTopic(name) }
+                // A new watch only once the last one fired, so retries pile up no watches.
+                if watch == nil || watch?.firedEvent != nil {
+                    (names, _, watch) = try await session.children(paths.topics, watch: true)
                 }
-                _ = try await watch?.event()
+                let due = names.filter { name in !heldTopics.withLock { $0.contains(name) } && !missingTopics.isWaiting(name) }
+                // All at once (at start a broker may hold thousands); one failing to read is retried shortly.
+                let unread = await withTaskGroup(of: Bool.self) { group in
+                    for name in due { group.addTask { (try? await self.hold(name)) == nil } }
+                    return await group.contains(true)
+                }
+                if unread { throw CoordinationError(.connectionLoss, "a topic's assignment could not be read") }
+                await Self.first(watch, orUntil: missingTopics.nextRetry(among: names))
             } catch {
                 if sessionEnded { return }
+                logger.debug("reading the topics from coordination failed (retrying)", metadata: ["broker": "\(brokerId)", "error": "\(error)"])
+                watch = nil
                 await pause(.milliseconds(200))
             }
         }
     }
 
-    /// Makes the topic's logs here (all partitions, so a broker can take any later) and follows the
-    /// state of each partition this broker replicates.
-    private func followTopic(_ name: String) async {
-        var assignment: TopicAssignment?
-        while assignment == nil && !Task.isCancelled {
-            do {
-                let assigned = try ClusterJSON.decode(TopicAssignment.self, try await session.data(paths.topic(name)).data)
-                var config = TopicConfig()
-                if let node = try? ClusterJSON.decode(TopicConfigNode.self, try await session.data(paths.topicConfig(name)).data) {
-                    config.overrides = node.config
-                }
-                if topics.topic(name) == nil {
-                    do {
-                        _ = try await topics.create(name, partitions: assigned.partitionCount, config: config)
-                    } catch {
-                        guard case .alreadyExists = error else { throw error }
-                    }
-                }
-                assignment = assigned
-            } catch {
-                if sessionEnded { return }
-                log("broker \(brokerId): following topic \(name): \(error)")
-                await pause(.milliseconds(200))
-            }
+    /// Returns when the watch fires or at `deadline` (nil: only when it fires), or when cancelled.
+    private static func first(_ watch: Watch?, orUntil deadline: ContinuousClock.Instant?) async {
+        await withTaskGroup(of: Void.self) { group in
+            if let watch { group.addTask { _ = try? await watch.event() } }
+            if let deadline { group.addTask { try? await Task.sleep(until: deadline) } }
+            if watch == nil && deadline == nil { return }
+            await group.next()
+            group.cancelAll()
         }
-        guard let assignment else { return }
-        for index in 0..<assignment.partitionCount where assignment.replicas(index).contains(brokerId) {
+    }
+
+    /// Makes the topic's logs here (all partitions, so a broker can take any later) and follows the
+    /// state of each partition assigned to this broker. If they cannot be made (a full disk, the
+    /// partition limit), logs it once and leaves the ISR of those partitions; `holdAssignedReplicas`
+    /// tries again after the back-off.
+    private func hold(_ name: String) async throws {
+        let assignment: TopicAssignment
+        var config = TopicConfig()
+        do {
+            assignment = try ClusterJSON.decode(TopicAssignment.self, try await session.data(paths.topic(name)).data)
+            if let node = try? ClusterJSON.decode(TopicConfigNode.self, try await session.data(paths.topicConfig(name)).data) {
+                config.overrides = node.config
+            }
+        } catch let error as CoordinationError where error.code == .noNode {
+            return  // deleted meanwhile
+        }
+        let assigned = (0..<assignment.partitionCount).filter { assignment.replicas($0).contains(brokerId) }
+        do {
+            try await makeLogs(name, partitions: assignment.partitionCount, assigned: assigned, config: config)
+        } catch {
+            let failure = ReplicaFailure(error)
+            if missingTopics.failed(name, failure), let entry = missingTopics.failure(name) {
+                logger.error(
+                    "broker \(brokerId) cannot make the logs of topic \(name): \(failure); its replicas here leave their ISR until they can be made (next try in \(Self.milliseconds(until: entry.retryAt)) ms)",
+                    metadata: metadata(topic: name, partitions: assigned, failure: failure))
+            }
+            for index in assigned {
+                await withdraw(from: TopicPartition(topic: name, partition: index), replicas: assignment.replicas(index))
+            }
+            return
+        }
+        if let ended = missingTopics.succeeded(name) {
+            logger.info(
+                "broker \(brokerId) made the logs of topic \(name) after \(ended.failures) failed tries: following its leaders",
+                metadata: metadata(topic: name, partitions: assigned, failure: nil))
+        }
+        heldTopics.withLock { _ = $0.insert(name) }
+        for index in assigned {
             let partition = TopicPartition(topic: name, partition: index)
             guard let log = topics.log(name, index) else { continue }
             let notifier = notifier
@@ -146,15 +201,51 @@ final class ReplicaManager: Sendable {
         }
     }
 
+    /// Creates the topic's logs unless it exists here; throws unless every assigned partition has one.
+    private func makeLogs(_ name: String, partitions: Int32, assigned: [Int32], config: TopicConfig) async throws {
+        if topics.topic(name) == nil {
+            do {
+                _ = try await topics.create(name, partitions: partitions, config: config)
+            } catch {
+                guard case .alreadyExists = error else { throw error }
+            }
+        }
+        // Only a data directory from before creation was all-or-nothing can hold part of a topic.
+        if let missing = assigned.first(where: { topics.log(name, $0) == nil }) {
+            throw StorageError(.io, path: "\(dataDirectory)/\(name)-\(missing)", "the partition's log is missing from a topic held here")
+        }
+    }
+
+    private static func milliseconds(until instant: ContinuousClock.Instant) -> Int { Int(max(.zero, instant - .now) / .milliseconds(1)) }
+
+    /// Log metadata of a replica failure.
+    private func metadata(topic: String, partitions: [Int32], failure: ReplicaFailure?) -> Logger.Metadata {
+        var metadata: Logger.Metadata = ["broker": "\(brokerId)", "topic": "\(topic)", "partition": "\(partitions.map(String.init).joined(separator: ","))"]
+        if let failure {
+            metadata["errno"] = "\(failure.errno)"
+            metadata["error"] = "\(failure.message)"
+        }
+        return metadata
+    }
+
     private func followState(of replica: Replica, replicas members: [Int32]) async {
         let path = paths.state(replica.partition.topic, replica.partition.partition)
         while !Task.isCancelled {
             do {
                 let (data, stat, watch) = try await session.data(path, watch: true)
-                try await apply(try ClusterJSON.decode(PartitionStateNode.self, data), version: stat.version, to: replica, replicas: members)
+                let node = try ClusterJSON.decode(PartitionStateNode.self, data)
+                try await apply(node, version: stat.version, to: replica, replicas: members)
+                // Put back in the ISR while its appends fail (the leader saw it caught up): out again.
+                if node.isr.contains(brokerId) && offlinePartitions.isFailing(replica.partition) {
+                    await withdraw(from: replica.partition, replicas: members)
+                }
                 _ = try await watch?.event()
             } catch let error as CoordinationError where error.code == .noNode {
                 return
+            } catch let error as StorageError {
+                // Leading needs the new epoch recorded: until it can be, another ISR member leads.
+                replicaFailed(replica.partition, error)
+                try? await Task.sleep(until: offlinePartitions.failure(replica.partition)?.retryAt ?? .now)
             } catch {
                 if sessionEnded { return }
                 if !Task.isCancelled { log("broker \(brokerId): following \(replica.partition): \(error)") }
@@ -173,7 +264,13 @@ final class ReplicaManager: Sendable {
             let transition = replica.apply(node, version: version, replicas: members)
             switch transition {
             case .becameLeader(let epoch):
-                try epochs.assign(partition, epoch: epoch, startOffset: replica.log.logEndOffset)
+                do {
+                    try epochs.assign(partition, epoch: epoch, startOffset: replica.log.logEndOffset)
+                } catch {
+                    // Not leading without its epoch on disk; the retry applies the node again.
+                    replica.resign()
+                    throw error
+                }
                 writer.forgetProducerStateNow()
             case .becameFollower, .wentOffline:
                 writer.forgetProducerStateNow()
@@ -185,6 +282,7 @@ final class ReplicaManager: Sendable {
         switch transition {
         case .becameLeader(let epoch):
             log("broker \(brokerId): leader of \(partition) at epoch \(epoch), isr \(node.isr)")
+            replicaSucceeded(partition)
             stopFetching(partition, except: nil)
         case .becameFollower(let leader, let epoch):
             log("broker \(brokerId): follower of \(leader) for \(partition) at epoch \(epoch)")
@@ -224,15 +322,12 @@ final class ReplicaManager: Sendable {
         guard let live = try? await session.children(paths.brokerIds).compactMap({ Int32($0) }) else { return }
         for replica in allReplicas {
             let state = replica.snapshot
-            guard state.role == .leader,
-                let next = state.replicas.first(where: { $0 != brokerId && state.isr.contains($0) && live.contains($0) })
-            else { continue }
-            let node = PartitionStateNode(
-                leader: next, leaderEpoch: state.leaderEpoch + 1, isr: state.isr.filter { $0 != brokerId }, controllerEpoch: state.controllerEpoch)
+            let current = PartitionStateNode(leader: brokerId, leaderEpoch: state.leaderEpoch, isr: state.isr, controllerEpoch: state.controllerEpoch)
+            guard state.role == .leader, let node = current.withdrawing(brokerId, replicas: state.replicas, live: Set(live)) else { continue }
             let path = paths.state(replica.partition.topic, replica.partition.partition)
             do {
                 _ = try await session.setData(path, data: ClusterJSON.encode(node), version: state.stateVersion)
-                log("broker \(brokerId): handed \(replica.partition) to \(next) at epoch \(node.leaderEpoch)")
+                log("broker \(brokerId): handed \(replica.partition) to \(node.leader) at epoch \(node.leaderEpoch)")
             } catch {
                 log("broker \(brokerId): handing \(replica.partition) over refused: \(error)")
             }
@@ -241,6 +336,55 @@ final class ReplicaManager: Sendable {
     }
 
     // MARK: - ISR
+
+    /// Takes this broker out of the ISR of a partition it cannot hold now (its log could not be made,
+    /// or appending to it failed), handing leadership to the next live ISR member (assignment order,
+    /// next epoch) if it leads: KIP-112's outcome for an offline replica, written by the broker
+    /// itself as a leader writes its ISR, so acks=all stops waiting for it at once instead of after
+    /// `replica.lag.time.max.ms`. Checked against the state node's version (a conflict reads it
+    /// again); nothing if it is not in the ISR or nobody could go on without it.
+    func withdraw(from partition: TopicPartition, replicas members: [Int32]) async {
+        let path = paths.state(partition.topic, partition.partition)
+        while !Task.isCancelled {
+            do {
+                let (data, stat) = try await session.data(path)
+                let state = try ClusterJSON.decode(PartitionStateNode.self, data)
+                guard state.isr.contains(brokerId) else { return }
+                let live = state.leader == brokerId ? Set(try await session.children(paths.brokerIds).compactMap { Int32($0) }) : []
+                guard let next = state.withdrawing(brokerId, replicas: members, live: live) else { return }
+                _ = try await session.setData(path, data: ClusterJSON.encode(next), version: stat.version)
+                log("broker \(brokerId): left the isr of \(partition) (its storage failed here): leader \(next.leader) epoch \(next.leaderEpoch) isr \(next.isr)")
+                return
+            } catch let error as CoordinationError where error.code == .badVersion {
+                continue
+            } catch {
+                // The state watch (or the next retry) tries again.
+                if !sessionEnded { log("broker \(brokerId): leaving the isr of \(partition) failed: \(error)") }
+                return
+            }
+        }
+    }
+
+    /// The fetcher could not write to `partition` (append or truncation): it waits out its back-off
+    /// before the next try, and this broker leaves the partition's ISR at once. Logged when the
+    /// failure begins or changes, not per retry.
+    func replicaFailed(_ partition: TopicPartition, _ error: any Error) {
+        let failure = ReplicaFailure(error)
+        guard offlinePartitions.failed(partition, failure), let entry = offlinePartitions.failure(partition) else { return }
+        logger.error(
+            "broker \(brokerId) cannot write \(partition.topic)-\(partition.partition): \(failure); it leaves the ISR until a retry succeeds (next in \(Self.milliseconds(until: entry.retryAt)) ms)",
+            metadata: metadata(topic: partition.topic, partitions: [partition.partition], failure: failure))
+        guard let members = replica(partition)?.snapshot.replicas else { return }
+        spawn { await self.withdraw(from: partition, replicas: members) }
+    }
+
+    /// The fetcher wrote to `partition` (or had nothing to write): if it was failing, it is back.
+    func replicaSucceeded(_ partition: TopicPartition) {
+        guard let ended = offlinePartitions.succeeded(partition) else { return }
+        logger.info(
+            "broker \(brokerId) writes \(partition.topic)-\(partition.partition) again after \(ended.failures) failed tries: it rejoins the ISR once caught up",
+            metadata: metadata(topic: partition.topic, partitions: [partition.partition], failure: nil))
+    }
 
     /// Writes a new ISR for a partition this broker leads, checked against the state node's version
     /// (a rejected write means the controller or another leader changed it: the state watch then
