@@ -14,6 +14,8 @@ struct BrokerConfigFile {
         "dir", "listen", "advertised-listener", "broker-id", "default-partitions", "auto-create-topics", "flush", "segment-bytes",
         "log-requests", "metrics", "coordination", "session-timeout-ms", "replica-lag-time-max-ms", "retention-ms", "retention-bytes",
         "retention-check-interval-ms", "zero-copy-fetch",
+        // Fetch limits (issue 20: amplification, descriptors)
+        "fetch-max-bytes", "zero-copy-fetch-max-files",
     ]
 
     init(path: String) throws {
