@@ -203,4 +203,27 @@ struct FetchLimitsTests {
         try await connection.close()
         try await broker.stop()
     }
+
+    /// The copying path writes through the channel's async writer, which takes one response past
+    /// the write buffer's high watermark before it suspends the connection's loop: at most two
+    /// responses, each within the budget, wait per connection.
+    @Test("Copying path, a client that never reads: its connection takes at most two requests while their responses wait")
+    func neverReadingClientCopying() async throws {
+        let broker = try await Self.start(zeroCopy: false)
+        let connection = try await TestConnection(port: broker.port)
+        _ = try await Self.fill("wide", partitions: 24, bytes: 900_000, on: connection)
+        let request = KafkaFraming.encodeRequest(
+            ZeroCopyFetchTests.fetch((0..<Int32(24)).map { ("wide", $0, Int64(0)) }, partitionMaxBytes: 1 << 20, maxBytes: 52_428_800),
+            version: 12, correlationId: 1, clientId: "never-reads")
+        let reader = try await SlowReader(port: broker.port)
+        let bytesIn = try #require(Self.metric("samsa_network_bytes_in_total", of: broker))
+        for _ in 0..<4 { try await reader.send(request) }
+        _ = try await reader.readSome()
+        _ = try await connection.request(MetadataRequest(), version: 9, expecting: MetadataResponse.self, correlationId: 2)
+        let taken = try #require(Self.metric("samsa_network_bytes_in_total", of: broker)) - bytesIn
+        #expect(taken >= Double(request.readableBytes) && taken < Double(3 * request.readableBytes))
+        try await reader.close()
+        try await connection.close()
+        try await broker.stop()
+    }
 }
