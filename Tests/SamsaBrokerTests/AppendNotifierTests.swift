@@ -34,23 +34,24 @@ struct AppendNotifierTests {
     let here = TopicPartition(topic: "t", partition: 0)
     let there = TopicPartition(topic: "t", partition: 1)
 
+    /// A batch of `bytes` appended to `log`, the log of `partition`, and the notifier told.
+    func append(_ bytes: Int, to log: FakeLog, of partition: TopicPartition, _ notifier: AppendNotifier) {
+        log.append(bytes)
+        notifier.appended(to: partition)
+    }
+
     @Test("A fetch short of bytes wakes only once appends brought them, not at each append")
     func wakesWhenEnoughBytes() {
         let notifier = AppendNotifier()
         let log = FakeLog()
         let waiter = notifier.register([.init(here, log: log, limit: .logEnd)], needing: 1_000)
         #expect(notifier.waitingFetches == 1)
-        for _ in 0..<9 {
-            log.append(100)
-            notifier.appended(to: here)
-        }
+        for _ in 0..<9 { append(100, to: log, of: here, notifier) }
         #expect(notifier.wakeUps == 0)
-        log.append(100)
-        notifier.appended(to: here)
+        append(100, to: log, of: here, notifier)
         #expect(notifier.wakeUps == 1)
         // Signalled once only.
-        log.append(100)
-        notifier.appended(to: here)
+        append(100, to: log, of: here, notifier)
         #expect(notifier.wakeUps == 1)
         notifier.unregister(waiter)
         #expect(notifier.waitingFetches == 0)
@@ -62,12 +63,12 @@ struct AppendNotifierTests {
         let (first, second, other) = (FakeLog(), FakeLog(), FakeLog())
         let elsewhere = TopicPartition(topic: "u", partition: 0)
         let waiter = notifier.register([.init(here, log: first, limit: .logEnd), .init(there, log: second, limit: .logEnd)], needing: 150)
-        let bystander = notifier.register([.init(elsewhere, log: other, limit: .logEnd)], needing: 1)
-        first.append(100)
-        notifier.appended(to: here)
+        let bystander = notifier.register([.init(elsewhere, log: other, limit: .logEnd)], needing: 1_000)
+        append(100, to: first, of: here, notifier)
         #expect(notifier.wakeUps == 0)
-        second.append(100)
-        notifier.appended(to: there)
+        append(100, to: other, of: elsewhere, notifier)
+        #expect(notifier.wakeUps == 0)
+        append(100, to: second, of: there, notifier)
         #expect(notifier.wakeUps == 1)
         notifier.unregister(waiter)
         notifier.unregister(bystander)

@@ -160,14 +160,20 @@ struct FetchLimitsTests {
         try await copying.stop()
     }
 
-    /// Descriptors of this process open on segment files under `directory`.
-    static func segmentDescriptors(under directory: String) -> Int {
+    /// Descriptors of this process open on files under `directory` whose path (" (deleted)" once
+    /// unlinked) passes `matching`.
+    static func descriptors(under directory: String, matching: (String) -> Bool = { _ in true }) -> Int {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
         return entries.count { entry in
             (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(entry)")).map {
-                $0.hasPrefix(directory) && $0.contains(".log")
+                $0.hasPrefix(directory) && matching($0)
             } ?? false
         }
+    }
+
+    /// Descriptors of this process open on segment files under `directory`.
+    static func segmentDescriptors(under directory: String) -> Int {
+        descriptors(under: directory) { $0.contains(".log") }
     }
 
     @Test("A client that never reads holds at most zeroCopyFetchMaxFiles descriptors: its connection reads no request while a response waits")
