@@ -16,7 +16,13 @@ import Synchronization
 /// waits: registering counts what was appended since, so no append between the read and the wait is
 /// missed, and a fetch that answers at once never touches the table.
 final class AppendNotifier: Sendable {
-    private let waiters = Mutex<[TopicPartition: [ObjectIdentifier: Waiter]]>([:])
+    /// A waiter, in the table under the partition of its watch number `watch`.
+    private struct Registration {
+        let waiter: Waiter
+        let watch: Int
+    }
+
+    private let waiters = Mutex<[TopicPartition: [ObjectIdentifier: Registration]]>([:])
     private let signals = Atomic<Int>(0)
 
     /// The log a waiter watches: what it can tell without I/O.
@@ -29,6 +35,10 @@ final class AppendNotifier: Sendable {
 
     /// What a fetch watches on one partition, and how far the log was when it registered.
     struct Watch: Sendable {
+        /// More growth than any fetch needs (its budget is at most 1 GiB), so sums of many stay far
+        /// from overflowing.
+        static let enough = Int(Int32.max)
+
         let partition: TopicPartition
         /// Nil for a partition the broker did not have: the fetch does not wait (its read answered
         /// UNKNOWN_TOPIC_OR_PARTITION, or found the partition just created).
@@ -46,13 +56,14 @@ final class AppendNotifier: Sendable {
         }
 
         /// How much the log grew, for this fetch, since it registered: 0 until records past
-        /// `seenEnd` are visible, then the bytes appended (at least 1).
+        /// `seenEnd` are visible, then the bytes appended (at least 1, at most `enough`). `sizes`
+        /// keeps each log's size for the other waiters of one append.
         func growth(sizes: inout [ObjectIdentifier: Int]) -> Int {
-            guard let log else { return .max }
+            guard let log else { return Self.enough }
             guard log.visibleEnd(limit) > seenEnd else { return 0 }
             let size = sizes[ObjectIdentifier(log)] ?? log.sizeInBytes
             sizes[ObjectIdentifier(log)] = size
-            return max(1, size - seenBytes)
+            return min(max(1, size - seenBytes), Self.enough)
         }
     }
 
@@ -61,32 +72,29 @@ final class AppendNotifier: Sendable {
         private struct State {
             var signalled = false
             var continuation: CheckedContinuation<Void, Never>?
-            /// Growth per partition, as of the last look at each.
-            var grown: [TopicPartition: Int] = [:]
-            /// The growth over all partitions (saturating: an unknown partition counts as `.max`).
-            var total: Int {
-                grown.values.reduce(0) { sum, growth in
-                    let (added, overflow) = sum.addingReportingOverflow(growth)
-                    return overflow ? .max : added
-                }
-            }
+            /// Growth per watch, as of the last look at its partition, and their sum: an append
+            /// costs the same however many partitions the fetch reads.
+            var grown: [Int]
+            var total = 0
         }
-        private let state = Mutex(State())
-        let watches: [TopicPartition: Watch]
+        private let state: Mutex<State>
+        let watches: [Watch]
         /// Bytes the partitions must grow by before the fetch can be satisfied.
         let needed: Int
 
         init(_ watches: [Watch], needing bytes: Int) {
-            self.watches = Dictionary(watches.map { ($0.partition, $0) }, uniquingKeysWith: { first, _ in first })
+            self.watches = watches
             needed = bytes
+            state = Mutex(State(grown: Array(repeating: 0, count: watches.count)))
         }
 
-        /// Notes the growth of `partition`; true when the fetch may now be satisfied (the first time).
-        fileprivate func grew(_ partition: TopicPartition, sizes: inout [ObjectIdentifier: Int]) -> Bool {
-            guard let watch = watches[partition] else { return false }
-            let growth = watch.growth(sizes: &sizes)
+        /// Looks at the growth of watch number `index`; true when the fetch may now be satisfied
+        /// (the first time).
+        fileprivate func grew(watch index: Int, sizes: inout [ObjectIdentifier: Int]) -> Bool {
+            let growth = watches[index].growth(sizes: &sizes)
             return state.withLock { state in
-                state.grown[partition] = growth
+                state.total += growth - state.grown[index]
+                state.grown[index] = growth
                 return !state.signalled && state.total >= needed
             }
         }
@@ -113,26 +121,29 @@ final class AppendNotifier: Sendable {
         }
     }
 
-    /// A waiter for appends to the watched partitions that bring `bytes` more than the fetch read;
-    /// signalled at once if appends since the watches were taken already did. `unregister` it when done.
+    /// A waiter for appends to the watched partitions (distinct) that bring `bytes` more than the
+    /// fetch read; signalled at once if appends since the watches were taken already did.
+    /// `unregister` it when done.
     func register(_ watches: [Watch], needing bytes: Int) -> Waiter {
         let waiter = Waiter(watches, needing: bytes)
         waiters.withLock { table in
-            for partition in waiter.watches.keys { table[partition, default: [:]][ObjectIdentifier(waiter)] = waiter }
+            for (index, watch) in watches.enumerated() {
+                table[watch.partition, default: [:]][ObjectIdentifier(waiter)] = Registration(waiter: waiter, watch: index)
+            }
         }
         // Appends from now on are the table's; those before, these looks'.
         var sizes: [ObjectIdentifier: Int] = [:]
         var ready = false
-        for partition in waiter.watches.keys where waiter.grew(partition, sizes: &sizes) { ready = true }
+        for index in watches.indices where waiter.grew(watch: index, sizes: &sizes) { ready = true }
         if ready { waiter.signal() }
         return waiter
     }
 
     func unregister(_ waiter: Waiter) {
         waiters.withLock { table in
-            for partition in waiter.watches.keys {
-                table[partition]?[ObjectIdentifier(waiter)] = nil
-                if table[partition]?.isEmpty == true { table[partition] = nil }
+            for watch in waiter.watches {
+                table[watch.partition]?[ObjectIdentifier(waiter)] = nil
+                if table[watch.partition]?.isEmpty == true { table[watch.partition] = nil }
             }
         }
     }
@@ -150,9 +161,9 @@ final class AppendNotifier: Sendable {
     func appended(to partition: TopicPartition) {
         let watching = waiters.withLock { $0[partition].map { Array($0.values) } ?? [] }
         var sizes: [ObjectIdentifier: Int] = [:]
-        for waiter in watching where waiter.grew(partition, sizes: &sizes) {
+        for registration in watching where registration.waiter.grew(watch: registration.watch, sizes: &sizes) {
             signals.add(1, ordering: .relaxed)
-            waiter.signal()
+            registration.waiter.signal()
         }
     }
 

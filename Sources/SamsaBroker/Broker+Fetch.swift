@@ -166,8 +166,14 @@ extension RequestDispatcher {
                 configuration.log("fetch from \(log.directory) copies: no descriptor to send from the file (\(error))", level: .debug)
             }
         }
-        let bytes = try await onIOThread { try log.read(from: offset, maxBytes: maxBytes, wholeFirstBatch: whole, limit: limit) }
-        return bytes.map { .bytes($0) } ?? .none
+        guard let bytes = try await onIOThread({ try log.read(from: offset, maxBytes: maxBytes, wholeFirstBatch: whole, limit: limit) }) else {
+            return .none
+        }
+        // A records field's length is 32-bit: only a first batch near 2 GiB could pass it (message.max.bytes refuses those).
+        guard bytes.readableBytes < Int32.max else {
+            throw StorageError(.invalidArgument, path: log.directory, "a batch of \(bytes.readableBytes) bytes at offset \(offset) is too large to send")
+        }
+        return .bytes(bytes)
     }
 
     /// A follower's fetch offsets tell the leader how far each follower has got (once per request):
