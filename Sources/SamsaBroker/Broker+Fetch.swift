@@ -1,129 +1,242 @@
+import Glibc
 import NIOCore
 import SamsaProtocol
 import SamsaStorage
 
 extension RequestDispatcher {
-    /// Reads whole batches from each partition's fetch offset up to the log end (the high watermark of
-    /// a one-replica log). With `minBytes` not yet available it waits until an append to one of the
-    /// partitions brings enough, or `maxWaitMs` passes: appends wake it, no timer loop polls.
+    /// The response frame to a fetch: records in line, or (`zeroCopyFetch`) encoded parts around
+    /// file ranges of the segments, which the caller writes in order and then closes.
+    func fetchFrame(_ request: FetchRequest, version: Int16, correlationId: Int32) async -> ResponseFrame {
+        let (response, slices) = await fetch(request, version: version, zeroCopy: configuration.zeroCopyFetch)
+        do throws(SplicedFrameError) {
+            let frame = try KafkaFraming.encodeResponse(
+                response, version: version, correlationId: correlationId, splicing: slices.map { slice in slice.map { ($0, length: $0.length) } })
+            return frame.unspliced.map { .buffer($0) } ?? .spliced(SplicedResponse(frame))
+        } catch {
+            // Out of the budget's reach (a batch near 2 GiB): answered without records, not trapped.
+            for slice in slices { slice?.close() }
+            configuration.log("fetch response not sent with its records: \(error)")
+            return .buffer(KafkaFraming.encodeResponse(response.withoutRecords, version: version, correlationId: correlationId))
+        }
+    }
+
+    /// Reads whole batches from each partition's fetch offset up to the log end (the high watermark
+    /// for a consumer in a cluster), within the request's budget (`FetchBudget`). A partition named
+    /// more than once is read once, where it first appears, with its last entry's parameters (as
+    /// Kafka's `FetchRequest.fetchData` map does). With `minBytes` not yet available it waits until
+    /// appends bring enough (`AppendNotifier`), or `maxWaitMs` passes: no timer loop polls. An error
+    /// on any partition answers at once (as Kafka's `fetchMessages`): waiting would not clear it.
     ///
-    /// With `zeroCopy` the records stay in the files: the response's records fields are empty and
-    /// `slices` names, for each partition in encoding order, the file range to send in their place
-    /// (nil: encode the field as it is). The caller owns the slices (closes them once sent).
+    /// With `zeroCopy` the records of up to `zeroCopyFetchMaxFiles` partitions stay in the files: the
+    /// response's records fields are empty and `slices` names, for each partition in encoding order,
+    /// the file range to send in their place (nil: encode the field as it is). The caller owns the
+    /// slices (closes them once sent).
     func fetch(_ request: FetchRequest, version: Int16, zeroCopy: Bool = false) async -> (response: FetchResponse, slices: [SegmentSlice?]) {
         // Before v4 a fetcher reads only message format v0/v1, which this broker does not convert to.
         if version < 4 { return (FetchResponse.failing(request, .unsupportedForMessageFormat), []) }
         let deadline = ContinuousClock.now + .milliseconds(max(0, Int(request.maxWaitMs)))
-        let partitions = request.topics.flatMap { topic in topic.partitions.map { TopicPartition(topic: topic.topic, partition: $0.partition) } }
-        if let cluster, request.replicaId >= 0 { followerFetched(request, cluster: cluster) }
+        let partitions = request.distinctPartitions
+        if let cluster, request.replicaId >= 0 { followerFetched(partitions, replicaId: request.replicaId, cluster: cluster) }
         // Followers fetch past the high watermark, bytes that a truncation (this broker demoted, its
         // divergent tail cut) may take from under a range in flight, which would stall its sendfile:
         // they get copies. Consumers read below the high watermark, which is never truncated.
         let zeroCopy = zeroCopy && request.replicaId < 0
+        // In a cluster followers read to the log end, consumers to the high watermark.
+        let limit: ReadLimit = cluster != nil && request.replicaId < 0 ? .highWatermark : .logEnd
         while true {
-            let waiter = notifier.register(partitions)
-            defer { notifier.unregister(waiter, from: partitions) }
-            let (response, slices, bytes) = await readFetch(request, zeroCopy: zeroCopy)
-            if bytes >= Int(request.minBytes) || bytes > 0 && request.minBytes <= 0 || ContinuousClock.now >= deadline
-                || response.failedEverywhere || Task.isCancelled
-            {
-                return (response, zeroCopy ? slices : [])
+            // Where the logs are before the read: what is appended after counts toward the wait.
+            let watches = partitions.map { AppendNotifier.Watch($0.id, log: topics.log($0.topic, $0.partition.partition), limit: limit) }
+            let pass = await readFetch(partitions, request: request, limit: limit, zeroCopy: zeroCopy)
+            let wanted = pass.budget.bytesToWaitFor(minBytes: request.minBytes)
+            if pass.bytes >= wanted || ContinuousClock.now >= deadline || pass.response.hasErrors || Task.isCancelled {
+                return (pass.response, pass.slices)
             }
             // Not enough yet: this pass's ranges are not sent.
-            for slice in slices { slice?.close() }
+            for slice in pass.slices { slice?.close() }
+            let waiter = notifier.register(watches, needing: wanted - pass.bytes)
             await AppendNotifier.wait(waiter, until: deadline)
+            notifier.unregister(waiter)
         }
     }
 
-    /// One pass over the requested partitions; returns the response, the file ranges (zero-copy; one
-    /// per partition, in order) and the record bytes in it.
-    private func readFetch(_ request: FetchRequest, zeroCopy: Bool) async -> (FetchResponse, [SegmentSlice?], Int) {
-        var response = FetchResponse()
+    /// One read of the requested partitions.
+    private struct FetchPass {
+        var response: FetchResponse
+        /// The file ranges (zero-copy; one per partition, in order).
+        var slices: [SegmentSlice?]
+        /// Record bytes in the response, in line or spliced.
+        var bytes: Int
+        var budget: FetchBudget
+    }
+
+    /// One pass over the requested partitions, each given what the budget leaves it.
+    private func readFetch(_ partitions: [FetchedPartition], request: FetchRequest, limit: ReadLimit, zeroCopy: Bool) async -> FetchPass {
+        var budget = FetchBudget(requestMaxBytes: request.maxBytes, brokerMaxBytes: configuration.fetchMaxBytes)
+        var results: [(FetchedPartition, FetchResponse.PartitionData)] = []
         var slices: [SegmentSlice?] = []
-        var budget = request.maxBytes > 0 ? Int(request.maxBytes) : Int(Int32.max)
-        var total = 0
-        for topic in request.topics {
-            var entry = FetchResponse.FetchableTopicResponse()
-            entry.topic = topic.topic
-            entry.topicId = topic.topicId
-            for partition in topic.partitions {
-                var result = FetchResponse.PartitionData()
-                result.partitionIndex = partition.partition
-                result.abortedTransactions = nil
-                guard let log = topics.log(topic.topic, partition.partition) else {
-                    result.errorCode = ErrorCode.unknownTopicOrPartition.rawValue
-                    result.highWatermark = -1
-                    entry.partitions.append(result)
-                    slices.append(nil)
-                    continue
-                }
-                // In a cluster only the leader serves, at the epoch the fetcher names; followers read
-                // to the log end, consumers to the high watermark.
-                var limit = ReadLimit.logEnd
-                if let cluster {
-                    let replica = cluster.replicas.replica(TopicPartition(topic: topic.topic, partition: partition.partition))
-                    if let refusal = Cluster.notLeader(replica, epoch: partition.currentLeaderEpoch) {
-                        result.errorCode = refusal.rawValue
-                        result.highWatermark = -1
-                        entry.partitions.append(result)
-                        slices.append(nil)
-                        continue
-                    }
-                    if request.replicaId < 0 { limit = .highWatermark }
-                }
-                // Read first, then the positions: the bytes never pass the high watermark reported.
-                let maxBytes = max(1, min(Int(partition.partitionMaxBytes), budget))
-                let offset = partition.fetchOffset
-                let visible = limit
-                var slice: SegmentSlice?
-                do {
-                    if zeroCopy {
-                        // The descriptor is duplicated and the batch headers read here, on the I/O pool.
-                        slice = try await onIOThread { try log.readSlice(from: offset, maxBytes: maxBytes, limit: visible) }
-                    } else {
-                        result.records = try await onIOThread { try log.read(from: offset, maxBytes: maxBytes, limit: visible) }
-                    }
-                    let length = slice?.length ?? result.records?.readableBytes ?? 0
-                    if slice == nil && result.records == nil { result.records = ByteBuffer() }
-                    total += length
-                    budget = max(0, budget - length)
-                } catch let error as StorageError where error.code == .offsetOutOfRange {
-                    result.errorCode = ErrorCode.offsetOutOfRange.rawValue
-                } catch {
-                    configuration.log("fetch from \(topic.topic)-\(partition.partition) failed: \(error)")
-                    result.errorCode = ErrorCode.kafkaStorageError.rawValue
-                }
-                result.highWatermark = cluster == nil ? log.logEndOffset : log.highWatermark
-                result.lastStableOffset = result.highWatermark
-                result.logStartOffset = log.logStartOffset
-                entry.partitions.append(result)
-                slices.append(slice)
-            }
-            response.responses.append(entry)
+        var failures: [String] = []
+        var spliced = 0
+        for entry in partitions {
+            let splice = zeroCopy && spliced < configuration.zeroCopyFetchMaxFiles
+            let (result, slice, failure) = await readPartition(entry, budget: &budget, limit: limit, splice: splice)
+            results.append((entry, result))
+            slices.append(slice)
+            if slice != nil { spliced += 1 }
+            if let failure { failures.append(failure) }
         }
-        return (response, slices, total)
+        if let first = failures.first {
+            // One line per response, however many partitions failed.
+            configuration.log("fetch failed on \(failures.count) partition(s), first \(first)")
+        }
+        let bytes = slices.reduce(0) { $0 + ($1?.length ?? 0) } + results.reduce(0) { $0 + ($1.1.records?.readableBytes ?? 0) }
+        return FetchPass(response: FetchResponse(grouping: results), slices: slices, bytes: bytes, budget: budget)
+    }
+
+    /// One partition's result, its file range (zero-copy) and what went wrong reading it, if anything.
+    private func readPartition(
+        _ entry: FetchedPartition, budget: inout FetchBudget, limit: ReadLimit, splice: Bool
+    ) async -> (FetchResponse.PartitionData, SegmentSlice?, failure: String?) {
+        var result = FetchResponse.PartitionData()
+        result.partitionIndex = entry.partition.partition
+        result.abortedTransactions = nil
+        guard let log = topics.log(entry.topic, entry.partition.partition) else {
+            result.errorCode = ErrorCode.unknownTopicOrPartition.rawValue
+            result.highWatermark = -1
+            return (result, nil, nil)
+        }
+        // In a cluster only the leader serves, at the epoch the fetcher names.
+        if let cluster, let refusal = Cluster.notLeader(cluster.replicas.replica(entry.id), epoch: entry.partition.currentLeaderEpoch) {
+            result.errorCode = refusal.rawValue
+            result.highWatermark = -1
+            return (result, nil, nil)
+        }
+        var slice: SegmentSlice?
+        var failure: String?
+        // Read first, then the positions: the bytes never pass the high watermark reported.
+        do {
+            switch try await readRecords(log, entry.partition, budget: budget, limit: limit, splice: splice) {
+            case .slice(let range):
+                slice = range
+                budget.spend(range.length)
+            case .bytes(let bytes):
+                result.records = bytes
+                budget.spend(bytes.readableBytes)
+            case .none:
+                result.records = ByteBuffer()
+            }
+        } catch let error as StorageError where error.code == .offsetOutOfRange {
+            result.errorCode = ErrorCode.offsetOutOfRange.rawValue
+        } catch {
+            failure = "\(entry.id): \(error)"
+            result.errorCode = ErrorCode.kafkaStorageError.rawValue
+        }
+        result.highWatermark = cluster == nil ? log.logEndOffset : log.highWatermark
+        result.lastStableOffset = result.highWatermark
+        result.logStartOffset = log.logStartOffset
+        return (result, slice, failure)
+    }
+
+    /// A partition's records for a fetch.
+    private enum Records {
+        case slice(SegmentSlice)
+        case bytes(ByteBuffer)
+        case none
+    }
+
+    /// One partition's records within the budget: a file range when `splice` allows and a descriptor
+    /// can be duplicated, else a copy. Nothing is read once the budget is spent, but the offset is
+    /// still checked (OFFSET_OUT_OF_RANGE comes whatever the budget).
+    private func readRecords(
+        _ log: PartitionLog, _ partition: FetchRequest.FetchPartition, budget: FetchBudget, limit: ReadLimit, splice: Bool
+    ) async throws -> Records {
+        let offset = partition.fetchOffset
+        let maxBytes = budget.limit(partitionMaxBytes: partition.partitionMaxBytes)
+        let whole = budget.wholeFirstBatch
+        if budget.exhausted {
+            _ = try log.read(from: offset, maxBytes: 0, wholeFirstBatch: false, limit: limit)
+            return .none
+        }
+        if splice {
+            do {
+                // The descriptor is duplicated and the batch headers read here, on the I/O pool.
+                let slice = try await onIOThread { try log.readSlice(from: offset, maxBytes: maxBytes, wholeFirstBatch: whole, limit: limit) }
+                return slice.map { .slice($0) } ?? .none
+            } catch let error as StorageError where error.errno == EMFILE || error.errno == ENFILE {
+                // Out of descriptors (the process's load, not this request): copy instead.
+                configuration.log("fetch from \(log.directory) copies: no descriptor to send from the file (\(error))", level: .debug)
+            }
+        }
+        guard let bytes = try await onIOThread({ try log.read(from: offset, maxBytes: maxBytes, wholeFirstBatch: whole, limit: limit) }) else {
+            return .none
+        }
+        // A records field's length is 32-bit: only a first batch near 2 GiB could pass it (message.max.bytes refuses those).
+        guard bytes.readableBytes < Int32.max else {
+            throw StorageError(.invalidArgument, path: log.directory, "a batch of \(bytes.readableBytes) bytes at offset \(offset) is too large to send")
+        }
+        return .bytes(bytes)
+    }
+
+    /// A follower's fetch offsets tell the leader how far each follower has got (once per request):
+    /// the high watermark may rise and a caught-up follower rejoin the ISR.
+    fileprivate func followerFetched(_ partitions: [FetchedPartition], replicaId: Int32, cluster: Cluster) {
+        for entry in partitions {
+            guard let replica = cluster.replicas.replica(entry.id), replica.checkLeader(epoch: entry.partition.currentLeaderEpoch) == nil else { continue }
+            if let isr = replica.followerFetched(replicaId, offset: entry.partition.fetchOffset) {
+                let replicas = cluster.replicas
+                Task { await replicas.proposeIsr(isr, for: replica) }
+            }
+        }
     }
 }
 
-extension RequestDispatcher {
-    /// A follower's fetch offsets tell the leader how far each follower has got (once per request):
-    /// the high watermark may rise and a caught-up follower rejoin the ISR.
-    fileprivate func followerFetched(_ request: FetchRequest, cluster: Cluster) {
-        for topic in request.topics {
+/// One partition a fetch reads, as its request named it.
+struct FetchedPartition {
+    var topic: String
+    var topicId: KafkaUUID
+    var partition: FetchRequest.FetchPartition
+    var id: TopicPartition { TopicPartition(topic: topic, partition: partition.partition) }
+}
+
+extension FetchRequest {
+    /// The partitions to read, each once: where it first appears, with its last entry's parameters
+    /// (Kafka keys them in a `LinkedHashMap`, whose `put` of a key already there keeps its place and
+    /// replaces its value). A request naming one partition 25,000 times reads it once.
+    var distinctPartitions: [FetchedPartition] {
+        var entries: [FetchedPartition] = []
+        var index: [TopicPartition: Int] = [:]
+        for topic in topics {
             for partition in topic.partitions {
-                guard let replica = cluster.replicas.replica(TopicPartition(topic: topic.topic, partition: partition.partition)),
-                    replica.checkLeader(epoch: partition.currentLeaderEpoch) == nil
-                else { continue }
-                if let isr = replica.followerFetched(request.replicaId, offset: partition.fetchOffset) {
-                    let replicas = cluster.replicas
-                    Task { await replicas.proposeIsr(isr, for: replica) }
+                let entry = FetchedPartition(topic: topic.topic, topicId: topic.topicId, partition: partition)
+                if let existing = index[entry.id] {
+                    entries[existing].partition = partition
+                } else {
+                    index[entry.id] = entries.count
+                    entries.append(entry)
                 }
             }
         }
+        return entries
     }
 }
 
 extension FetchResponse {
+    /// The partitions' results in order, consecutive ones of a topic under one topic entry (as
+    /// Kafka's `FetchResponse.toMessage` groups them).
+    init(grouping results: [(FetchedPartition, PartitionData)]) {
+        self.init()
+        for (entry, result) in results {
+            if responses.last?.topic == entry.topic {
+                responses[responses.count - 1].partitions.append(result)
+            } else {
+                var topic = FetchableTopicResponse()
+                topic.topic = entry.topic
+                topic.topicId = entry.topicId
+                topic.partitions = [result]
+                responses.append(topic)
+            }
+        }
+    }
+
     /// Every partition of the request failing with one error.
     static func failing(_ request: FetchRequest, _ code: ErrorCode) -> FetchResponse {
         var response = FetchResponse()
@@ -143,9 +256,19 @@ extension FetchResponse {
         return response
     }
 
-    /// Every partition has an error: waiting cannot help.
-    var failedEverywhere: Bool {
-        let partitions = responses.flatMap(\.partitions)
-        return !partitions.isEmpty && partitions.allSatisfy { $0.errorCode != 0 }
+    /// The same response with every partition's records left out (empty).
+    var withoutRecords: FetchResponse {
+        var copy = self
+        for topic in copy.responses.indices {
+            for partition in copy.responses[topic].partitions.indices where copy.responses[topic].partitions[partition].records != nil {
+                copy.responses[topic].partitions[partition].records = ByteBuffer()
+            }
+        }
+        return copy
+    }
+
+    /// A partition has an error.
+    var hasErrors: Bool {
+        responses.contains { $0.partitions.contains { $0.errorCode != 0 } }
     }
 }

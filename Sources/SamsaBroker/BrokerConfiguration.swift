@@ -44,6 +44,20 @@ public struct BrokerConfiguration: Sendable {
     /// unbounded): creates past it are refused with POLICY_VIOLATION.
     public var maxBrokerPartitions = BrokerConfiguration.defaultMaxBrokerPartitions
     public static let defaultMaxBrokerPartitions = 10_000
+    // MARK: Fetch limits (issue 20: amplification, descriptors)
+    /// The most record bytes a fetch response carries (`fetch.max.bytes`, Kafka's default 55 MiB),
+    /// also capped by the request's `max_bytes` and each partition's `partition_max_bytes`. Only the
+    /// first partition with records may pass these limits, by its first batch, so a reader always
+    /// makes progress (KIP-74); the others get what fits. Values above 1 GiB count as 1 GiB
+    /// (`FetchBudget.ceiling`), which keeps a response well inside its 32-bit size.
+    public var fetchMaxBytes = 57_671_680
+    /// The most partitions one zero-copy fetch response sends from the segment files
+    /// (`--zero-copy-fetch-max-files`; Samsa's own, as Kafka shares each segment's descriptor): each
+    /// holds a duplicated descriptor until the response is written, and a connection reads no further
+    /// request meanwhile, so this bounds the descriptors one connection holds, however slowly its
+    /// client reads. Records of further partitions are copied into the response.
+    public var zeroCopyFetchMaxFiles = 16
+    // MARK: -
 
     /// Log every request's API, version and client (for debugging clients).
     public var logRequests = false

@@ -86,13 +86,7 @@ final class RequestDispatcher: Sendable {
             let response = await produce(request)
             return request.acks == 0 ? nil : encode(response, version, id)
         case .fetch:
-            let request = try decode(FetchRequest.self)
-            let (response, slices) = await fetch(request, version: version, zeroCopy: configuration.zeroCopyFetch)
-            guard slices.contains(where: { $0 != nil }) else { return encode(response, version, id) }
-            return .spliced(
-                SplicedResponse(
-                    KafkaFraming.encodeResponse(
-                        response, version: version, correlationId: id, splicing: slices.map { slice in slice.map { ($0, length: $0.length) } })))
+            return await fetchFrame(try decode(FetchRequest.self), version: version, correlationId: id)
         case .listOffsets:
             return encode(await listOffsets(try decode(ListOffsetsRequest.self)), version, id)
         case .createTopics:

@@ -261,12 +261,16 @@ public final class PartitionLog: Sendable {
 
     // MARK: - Reading
 
-    /// Whole batches from the one holding `offset`, up to `maxBytes` (at least one batch when any is
-    /// visible), never past `limit`. Nil when nothing is visible at `offset` yet.
-    public func read(from offset: Int64, maxBytes: Int, limit: ReadLimit = .logEnd) throws(StorageError) -> ByteBuffer? {
-        try readFromSegments(from: offset, limit: limit) { segment, visibleEnd throws(StorageError) in
-            try segment.read(from: offset, maxBytes: maxBytes, visibleEnd: visibleEnd)
+    /// Whole batches from the one holding `offset`, up to `maxBytes`, never past `limit`. With
+    /// `wholeFirstBatch` (Kafka's `minOneMessage`) the first visible batch comes however large it is,
+    /// so a reader always makes progress; without it a first batch over `maxBytes` returns nothing
+    /// (and `maxBytes` 0 reads nothing: no I/O). Nil when nothing is visible at `offset` yet or
+    /// nothing fits. Offsets outside the log throw `offsetOutOfRange` whatever `maxBytes` is.
+    public func read(from offset: Int64, maxBytes: Int, wholeFirstBatch: Bool = true, limit: ReadLimit = .logEnd) throws(StorageError) -> ByteBuffer? {
+        let bytes = try readFromSegments(from: offset, limit: limit, nothingFits: maxBytes <= 0 && !wholeFirstBatch) { segment, visibleEnd throws(StorageError) in
+            try segment.read(from: offset, maxBytes: maxBytes, wholeFirstBatch: wholeFirstBatch, visibleEnd: visibleEnd)
         }
+        return bytes?.readableBytes == 0 ? nil : bytes
     }
 
     /// The batches `read` returns, as a range of one segment file to send without copying (sendfile).
@@ -274,16 +278,18 @@ public final class PartitionLog: Sendable {
     /// close the segment meanwhile, its bytes stay readable until the slice is closed (by its owner,
     /// or when the last reference goes). Same errors as `read`. A truncation (replication) cutting
     /// the range before it is sent shortens the file under it: see `SegmentSlice`.
-    public func readSlice(from offset: Int64, maxBytes: Int, limit: ReadLimit = .logEnd) throws(StorageError) -> SegmentSlice? {
-        try readFromSegments(from: offset, limit: limit) { segment, visibleEnd throws(StorageError) in
-            try segment.slice(from: offset, maxBytes: maxBytes, visibleEnd: visibleEnd)
+    public func readSlice(from offset: Int64, maxBytes: Int, wholeFirstBatch: Bool = true, limit: ReadLimit = .logEnd) throws(StorageError) -> SegmentSlice? {
+        let slice = try readFromSegments(from: offset, limit: limit, nothingFits: maxBytes <= 0 && !wholeFirstBatch) { segment, visibleEnd throws(StorageError) in
+            try segment.slice(from: offset, maxBytes: maxBytes, wholeFirstBatch: wholeFirstBatch, visibleEnd: visibleEnd)
         }
+        // An empty range comes with its descriptor closed.
+        return slice?.length == 0 ? nil : slice
     }
 
-    /// Checks `offset` against the log's bounds and `limit`, then asks the segment holding it (or the
-    /// next ones, when it has nothing at or after `offset`) for its batches.
+    /// Checks `offset` against the log's bounds and `limit`, then (unless `nothingFits`) asks the
+    /// segment holding it, or the next ones when it has nothing at or after `offset`, for its batches.
     private func readFromSegments<Result>(
-        from offset: Int64, limit: ReadLimit, _ readSegment: (Segment, _ visibleEnd: Int64) throws(StorageError) -> Result?
+        from offset: Int64, limit: ReadLimit, nothingFits: Bool = false, _ readSegment: (Segment, _ visibleEnd: Int64) throws(StorageError) -> Result?
     ) throws(StorageError) -> Result? {
         let visibleEnd = switch limit {
         case .logEnd: logEndOffset
@@ -297,7 +303,7 @@ public final class PartitionLog: Sendable {
         if let damage, offset >= damage.offset {
             throw StorageError(.corrupt, path: damage.path, "cannot read offset \(offset): the log is \(damage)")
         }
-        guard offset < visibleEnd else { return nil }
+        guard offset < visibleEnd, !nothingFits else { return nil }
         var index = Self.segmentIndex(holding: offset, in: segments)
         while index < segments.count {
             if let result = try readSegment(segments[index], visibleEnd) { return result }

@@ -200,20 +200,25 @@ final class Segment: @unchecked Sendable {
 
     // MARK: - Reading
 
-    /// Whole batches starting with the one that holds `offset`, up to `maxBytes` (at least one batch,
-    /// however large) and never past `endPosition`. Nil when no batch at or after `offset` is there.
+    /// Whole batches starting with the one that holds `offset`, up to `maxBytes` (with
+    /// `wholeFirstBatch`, at least one batch however large) and never past `endPosition`. Nil when no
+    /// batch at or after `offset` is there; empty when the first one does not fit (the read stops:
+    /// later segments hold later offsets).
     ///
     /// One pread usually does it all: it covers the index interval to scan for `offset` and the bytes
     /// to return, and the result is a slice of it. Headers outside it, or a first batch larger than
     /// `maxBytes`, cost one more read each.
-    func read(from offset: Int64, maxBytes: Int, endPosition: Int? = nil, visibleEnd: Int64 = .max) throws(StorageError) -> ByteBuffer? {
+    func read(
+        from offset: Int64, maxBytes: Int, wholeFirstBatch: Bool = true, endPosition: Int? = nil, visibleEnd: Int64 = .max
+    ) throws(StorageError) -> ByteBuffer? {
         let end = min(endPosition ?? size, size)
         let windowStart = offset > baseOffset ? offsetIndex.lookup(offset).position : 0
         guard windowStart < end else { return nil }
         let window = try readBytes(
             at: windowStart,
             count: min(end - windowStart, configuration.indexIntervalBytes + max(maxBytes, RecordBatchLayout.headerLength) + RecordBatchLayout.headerLength))
-        let span = try batchSpan(from: offset, maxBytes: maxBytes, end: end, visibleEnd: visibleEnd) { position throws(StorageError) in
+        let span = try batchSpan(from: offset, maxBytes: maxBytes, wholeFirstBatch: wholeFirstBatch, end: end, visibleEnd: visibleEnd) {
+            position throws(StorageError) in
             let inWindow = position - windowStart
             if inWindow + RecordBatchLayout.headerLength <= window.readableBytes {
                 return try parseHeader(window.getSlice(at: window.readerIndex + inWindow, length: RecordBatchLayout.headerLength)!, at: position, end: end)
@@ -221,6 +226,7 @@ final class Segment: @unchecked Sendable {
             return try readHeader(at: position, end: end)
         }
         guard let span else { return nil }
+        if span.isEmpty { return ByteBuffer() }
         if span.upperBound <= windowStart + window.readableBytes {
             return window.getSlice(at: window.readerIndex + span.lowerBound - windowStart, length: span.count)
         }
@@ -229,24 +235,29 @@ final class Segment: @unchecked Sendable {
 
     /// The batches `read` would return, as a range of this segment's file held open by a duplicated
     /// descriptor (zero-copy sends). The headers are read through that descriptor, so the range is
-    /// checked against the very file it will be sent from.
-    func slice(from offset: Int64, maxBytes: Int, visibleEnd: Int64 = .max) throws(StorageError) -> SegmentSlice? {
+    /// checked against the very file it will be sent from. An empty range (its descriptor already
+    /// closed) where `read` returns no bytes.
+    func slice(from offset: Int64, maxBytes: Int, wholeFirstBatch: Bool = true, visibleEnd: Int64 = .max) throws(StorageError) -> SegmentSlice? {
         let end = size
         guard (offset > baseOffset ? offsetIndex.lookup(offset).position : 0) < end else { return nil }
         let file = try descriptors.withDescriptor(logPath) { fd throws(StorageError) in try SegmentSlice.File(duplicating: fd, path: logPath) }
-        let span = try batchSpan(from: offset, maxBytes: maxBytes, end: end, visibleEnd: visibleEnd) { position throws(StorageError) in
+        let span = try batchSpan(from: offset, maxBytes: maxBytes, wholeFirstBatch: wholeFirstBatch, end: end, visibleEnd: visibleEnd) {
+            position throws(StorageError) in
             guard position + RecordBatchLayout.headerLength <= end else { return nil }
             return try parseHeader(try file.read(at: position, count: RecordBatchLayout.headerLength, files: files), at: position, end: end)
         }
         guard let span else { return nil }
+        if span.isEmpty { file.close() }
         return SegmentSlice(file: file, range: span)
     }
 
     /// Where `read` finds its batches: from the one holding `offset` (at most one index interval of
-    /// headers from the index's hint), whole batches while they fit in `maxBytes` (at least one,
-    /// however large), none with a base offset at or after `visibleEnd`, never past `end`.
+    /// headers from the index's hint), whole batches while they fit in `maxBytes` (with
+    /// `wholeFirstBatch`, at least one however large: Kafka's `minOneMessage`), none with a base
+    /// offset at or after `visibleEnd`, never past `end`. Nil when no such batch is here; empty
+    /// (at the first batch) when it does not fit.
     private func batchSpan(
-        from offset: Int64, maxBytes: Int, end: Int, visibleEnd: Int64, header: (Int) throws(StorageError) -> BatchHeader?
+        from offset: Int64, maxBytes: Int, wholeFirstBatch: Bool, end: Int, visibleEnd: Int64, header: (Int) throws(StorageError) -> BatchHeader?
     ) throws(StorageError) -> Range<Int>? {
         var position = offset > baseOffset ? offsetIndex.lookup(offset).position : 0
         var start: Int?
@@ -259,14 +270,16 @@ final class Segment: @unchecked Sendable {
         }
         guard let start else { return nil }
         var length = 0
+        var visible = false
         while position < end, let current = try header(position) {
             if current.baseOffset >= visibleEnd { break }
-            if length > 0 && length + current.size > maxBytes { break }
+            visible = true
+            if length + current.size > maxBytes && (length > 0 || !wholeFirstBatch) { break }
             length += current.size
             position += current.size
             if length >= maxBytes { break }
         }
-        guard length > 0 else { return nil }
+        guard visible else { return nil }
         return start..<start + length
     }
 

@@ -38,6 +38,11 @@ struct BrokerCommand: AsyncParsableCommand {
     var retentionCheckIntervalMs: Int?
     @Option(help: "Send fetched records from the segment files with sendfile (true) or copy them through memory (false; default true).")
     var zeroCopyFetch: Bool?
+    // Fetch limits (issue 20: amplification, descriptors)
+    @Option(help: "Most record bytes in one fetch response, past which only the first partition's first batch goes (fetch.max.bytes; default 57671680).")
+    var fetchMaxBytes: Int?
+    @Option(help: "Most partitions one zero-copy fetch response sends from the files, each holding a descriptor until sent; the rest are copied (default 16).")
+    var zeroCopyFetchMaxFiles: Int?
     @Flag(help: "Log every request (API, version, client) to stderr.")
     var logRequests = false
     @Option(help: "HOST:PORT to serve Prometheus metrics on (GET /metrics); none by default.")
@@ -124,6 +129,12 @@ struct BrokerCommand: AsyncParsableCommand {
         settings.groupLimits.minSessionTimeout = .milliseconds(minSessionMs)
         settings.groupLimits.maxSessionTimeout = .milliseconds(maxSessionMs)
         settings.producerIdExpiration = .milliseconds(producerIdExpirationMs)
+        // Fetch limits (issue 20: amplification, descriptors)
+        settings.fetchMaxBytes = try option(fetchMaxBytes, "fetch-max-bytes", default: settings.fetchMaxBytes)
+        settings.zeroCopyFetchMaxFiles = try option(zeroCopyFetchMaxFiles, "zero-copy-fetch-max-files", default: settings.zeroCopyFetchMaxFiles)
+        guard settings.fetchMaxBytes >= 0, settings.zeroCopyFetchMaxFiles >= 0 else {
+            throw ValidationError("fetch-max-bytes and zero-copy-fetch-max-files must not be negative")
+        }
         if let (metricsHost, metricsPort) = metricsListener {
             settings.metricsHost = metricsHost
             settings.metricsPort = metricsPort

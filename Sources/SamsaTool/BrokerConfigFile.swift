@@ -19,6 +19,8 @@ struct BrokerConfigFile {
         "producer-id-expiration-ms",
         // Replica storage failures in a cluster.
         "replica-fetch-backoff-ms", "replica-fetch-backoff-max-ms",
+        // Fetch limits (issue 20: amplification, descriptors)
+        "fetch-max-bytes", "zero-copy-fetch-max-files",
     ]
 
     init(path: String) throws {

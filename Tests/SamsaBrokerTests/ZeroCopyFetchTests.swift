@@ -143,12 +143,7 @@ struct ZeroCopyFetchTests {
 
     /// Descriptors of this process on files under `directory` that were unlinked meanwhile.
     static func unlinkedDescriptors(under directory: String) -> Int {
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
-        return entries.filter { entry in
-            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(entry)")).map {
-                $0.hasPrefix(directory) && $0.hasSuffix("(deleted)")
-            } ?? false
-        }.count
+        FetchLimitsTests.descriptors(under: directory) { $0.hasSuffix("(deleted)") }
     }
 
     @Test("Deleting the topic while a 29 MB response is being sent: the bytes arrive whole, no descriptor stays open")

@@ -52,7 +52,7 @@ struct SplicedFrameTests {
     func splicedEqualsInline(version: Int16) throws {
         let (response, inline, payloads) = Self.response()
         let expected = KafkaFraming.encodeResponse(inline, version: version, correlationId: 42)
-        let frame = KafkaFraming.encodeResponse(response, version: version, correlationId: 42, splicing: payloads)
+        let frame = try KafkaFraming.encodeResponse(response, version: version, correlationId: 42, splicing: payloads)
         var joined = ByteBuffer()
         var spliced = 0
         for part in frame.parts {
@@ -71,5 +71,42 @@ struct SplicedFrameTests {
         let (_, decoded) = try KafkaFraming.decodeResponse(joined.getSlice(at: 4, length: joined.readableBytes - 4)!, as: FetchResponse.self, version: version)
         // (From v13 topics go by id, so compare re-encodings rather than the names.)
         #expect(KafkaFraming.encodeResponse(decoded, version: version, correlationId: 42) == expected)
+    }
+
+    /// Two partitions whose records are spliced payloads (Ints standing for file ranges) of `lengths`.
+    static func frame(lengths: [Int], records: [ByteBuffer?] = [nil, nil]) throws(SplicedFrameError) -> SplicedFrame<Int> {
+        var response = FetchResponse()
+        var topic = FetchResponse.FetchableTopicResponse()
+        topic.topic = "t"
+        topic.partitions = records.enumerated().map { index, bytes in
+            var partition = FetchResponse.PartitionData()
+            partition.partitionIndex = Int32(index)
+            partition.records = bytes
+            return partition
+        }
+        response.responses = [topic]
+        return try KafkaFraming.encodeResponse(response, version: 12, correlationId: 1, splicing: lengths.map { (0, length: $0) })
+    }
+
+    @Test("Sizes past the 32-bit size prefix throw instead of trapping (a frame of 2 GiB, a payload of Int32.max)")
+    func oversizedFramesThrow() throws {
+        #expect(throws: SplicedFrameError.self) { try Self.frame(lengths: [1 << 30, 1 << 30]) }
+        #expect(throws: SplicedFrameError.self) { try Self.frame(lengths: [Int(Int32.max), 0]) }
+        #expect(throws: SplicedFrameError.self) { try Self.frame(lengths: [Int.max, Int.max]) }
+        // Just under: encodes, and says so in its size prefix.
+        let frame = try Self.frame(lengths: [1 << 30, (1 << 30) - 200])
+        guard case .bytes(let head) = frame.parts.first else { Issue.record("no leading bytes"); return }
+        #expect(frame.totalBytes < Int(Int32.max))
+        #expect(head.getInteger(at: head.readerIndex, as: Int32.self).map(Int.init) == frame.totalBytes - 4)
+    }
+
+    @Test("Payloads that do not match the fields throw: one too many, one for a field with bytes, a negative length")
+    func mismatchedPayloadsThrow() throws {
+        #expect(throws: SplicedFrameError.self) { try Self.frame(lengths: [1, 2, 3]) }
+        #expect(throws: SplicedFrameError.self) { try Self.frame(lengths: [1, 2], records: [ByteBuffer(bytes: [1]), nil]) }
+        #expect(throws: SplicedFrameError.self) { try Self.frame(lengths: [-1, 2]) }
+        // Fewer payloads than fields: the rest in line.
+        let frame = try Self.frame(lengths: [5])
+        #expect(frame.splicedBytes == 5)
     }
 }

@@ -32,8 +32,12 @@ struct SegmentSliceTests {
     }
 
     /// Base offsets of the batches `read` must return, from the model: the segment holding `offset`,
-    /// the batch holding it, then whole batches while they fit (at least one), none at or past `visibleEnd`.
-    static func expectedBases(_ model: [Appended], segments: [Int64], offset: Int64, maxBytes: Int, visibleEnd: Int64) -> [Int64] {
+    /// the batch holding it, then whole batches while they fit (at least one with `wholeFirstBatch`:
+    /// without it, none when the first does not fit, and nothing from a later segment either), none
+    /// at or past `visibleEnd`.
+    static func expectedBases(
+        _ model: [Appended], segments: [Int64], offset: Int64, maxBytes: Int, wholeFirstBatch: Bool = true, visibleEnd: Int64
+    ) -> [Int64] {
         guard offset < visibleEnd else { return [] }
         func segment(of base: Int64) -> Int64 { segments.last { $0 <= base }! }
         var start = model.firstIndex { $0.last >= offset }
@@ -43,7 +47,7 @@ struct SegmentSliceTests {
         var length = 0
         while let index = start, index < model.count, segment(of: model[index].base) == holding {
             let batch = model[index]
-            if batch.base >= visibleEnd || length > 0 && length + batch.size > maxBytes { break }
+            if batch.base >= visibleEnd || (length > 0 || !wholeFirstBatch) && length + batch.size > maxBytes { break }
             bases.append(batch.base)
             length += batch.size
             if length >= maxBytes { break }
@@ -72,7 +76,7 @@ struct SegmentSliceTests {
         }.count
     }
 
-    @Test("readSlice holds exactly the bytes read returns, for every offset, several maxBytes and every limit")
+    @Test("readSlice holds exactly the bytes read returns, for every offset, several maxBytes, every limit, with and without wholeFirstBatch")
     func sliceMatchesRead() async throws {
         let dir = try TemporaryDirectory()
         let (log, _) = try PartitionLog.open(directory: dir.path, configuration: smallLogConfiguration())
@@ -93,15 +97,19 @@ struct SegmentSliceTests {
             case .highWatermark: log.highWatermark
             }
             for offset in 0...log.logEndOffset {
-                for maxBytes in [1, 200, 700, 1500, 4096, 1 << 20] {
-                    let bytes = try log.read(from: offset, maxBytes: maxBytes, limit: limit)
-                    let slice = try log.readSlice(from: offset, maxBytes: maxBytes, limit: limit)
-                    defer { slice?.close() }
-                    #expect(try slice?.bytes() == bytes, "offset \(offset), maxBytes \(maxBytes), \(limit)")
-                    #expect(slice?.length == bytes?.readableBytes)
-                    let expected = Self.expectedBases(model, segments: segments, offset: offset, maxBytes: maxBytes, visibleEnd: visibleEnd)
-                    #expect(try Self.bases(in: bytes) == expected, "offset \(offset), maxBytes \(maxBytes), \(limit)")
-                    compared += 1
+                for maxBytes in [0, 1, 200, 700, 1500, 4096, 1 << 20] {
+                    for whole in [true, false] {
+                        let bytes = try log.read(from: offset, maxBytes: maxBytes, wholeFirstBatch: whole, limit: limit)
+                        let slice = try log.readSlice(from: offset, maxBytes: maxBytes, wholeFirstBatch: whole, limit: limit)
+                        defer { slice?.close() }
+                        let context: Comment = "offset \(offset), maxBytes \(maxBytes), whole \(whole), \(limit)"
+                        #expect(try slice?.bytes() == bytes, context)
+                        #expect(slice?.length == bytes?.readableBytes)
+                        let expected = Self.expectedBases(
+                            model, segments: segments, offset: offset, maxBytes: maxBytes, wholeFirstBatch: whole, visibleEnd: visibleEnd)
+                        #expect(try Self.bases(in: bytes) == expected, context)
+                        compared += 1
+                    }
                 }
             }
         }
@@ -109,6 +117,7 @@ struct SegmentSliceTests {
         // Past the end and before the start: the same error from both.
         for offset in [log.logEndOffset + 1, -1] {
             #expect(throws: StorageError.self) { try log.read(from: offset, maxBytes: 100) }
+            #expect { try log.read(from: offset, maxBytes: 0, wholeFirstBatch: false) } throws: { ($0 as? StorageError)?.code == .offsetOutOfRange }
             #expect { try log.readSlice(from: offset, maxBytes: 100) } throws: { ($0 as? StorageError)?.code == .offsetOutOfRange }
         }
         #expect(Self.openDescriptors(under: dir.path) == descriptorsBefore, "every slice closed its descriptor")

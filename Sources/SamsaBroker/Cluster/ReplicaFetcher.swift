@@ -25,6 +25,8 @@ final class ReplicaFetcher: Sendable {
     private let task = Mutex<Task<Void, Never>?>(nil)
     /// The connection in use, so `stop` can close it under a request waiting for its answer.
     private let link = Mutex<BrokerLink?>(nil)
+    /// Fetches sent: each starts one partition further on (see `fetch`).
+    private let fetches = Atomic<Int>(0)
 
     init(leader: Int32, manager: ReplicaManager) {
         self.leader = leader
@@ -241,7 +243,11 @@ final class ReplicaFetcher: Sendable {
         request.maxWaitMs = Int32(manager.settings.replicaFetchWaitMaxMs)
         request.minBytes = 1
         request.maxBytes = 16 << 20
-        for (partition, following) in ready.sorted(by: { $0.key < $1.key }) {
+        // Only the first partition with records may pass partitionMaxBytes (KIP-74): each request
+        // starts one partition further on, so a batch over it comes when its partition is first.
+        let ordered = ready.sorted(by: { $0.key < $1.key })
+        let turn = fetches.add(1, ordering: .relaxed).oldValue % max(1, ordered.count)
+        for (partition, following) in ordered[turn...] + ordered[..<turn] {
             guard let replica = manager.replica(partition) else { continue }
             var entry = FetchRequest.FetchPartition()
             entry.partition = partition.partition
