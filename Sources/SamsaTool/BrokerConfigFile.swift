@@ -14,6 +14,8 @@ struct BrokerConfigFile {
         "dir", "listen", "advertised-listener", "broker-id", "default-partitions", "auto-create-topics", "flush", "segment-bytes",
         "log-requests", "metrics", "coordination", "session-timeout-ms", "replica-lag-time-max-ms", "retention-ms", "retention-bytes",
         "retention-check-interval-ms", "zero-copy-fetch",
+        // Connections (hostile clients)
+        "max-connections", "max-connections-per-ip", "connections-max-idle-ms", "queued-max-request-bytes", "metrics-max-connections",
     ]
 
     init(path: String) throws {
