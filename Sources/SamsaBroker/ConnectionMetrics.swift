@@ -13,7 +13,7 @@ final class ConnectionMetrics: Sendable {
 
     static let listeners = ["kafka", "metrics"]
 
-    init(registry: PrometheusCollectorRegistry) {
+    init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         let factory = PrometheusMetricsFactory(registry: registry)
         func counters(_ label: String, _ extra: [(String, String)] = []) -> [String: CoreMetrics.Counter] {
             Dictionary(uniqueKeysWithValues: Self.listeners.map { ($0, CoreMetrics.Counter(label: label, dimensions: [("listener", $0)] + extra, factory: factory)) })

@@ -39,24 +39,45 @@ struct ConnectionFloodTests {
         return try #require(Int(line.split(separator: " ", omittingEmptySubsequences: true)[1])) * 1024
     }
 
-    @Test("Past the descriptor limit (ulimit -n 256, 400 connections) the broker keeps answering, and serves new connections once the flood is gone")
+    @Test("Past the descriptor limit (ulimit -n 256, 400 connections) the broker keeps taking produces, and serves new connections once the flood is gone")
     func floodAtDescriptorLimit() async throws {
         let directory = Self.directory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let broker = try BrokerProcess(arguments: ["broker", "--dir", directory, "--listen", "127.0.0.1:0"], descriptorLimit: 256)
+        let log = directory + ".log"
+        defer { try? FileManager.default.removeItem(atPath: log) }
+        let broker = try BrokerProcess(arguments: ["broker", "--dir", directory, "--listen", "127.0.0.1:0"], log: log, descriptorLimit: 256)
         var busy: [TestConnection] = []
         for _ in 0..<4 { busy.append(try await TestConnection(port: broker.port)) }
+        #expect(try await ProduceFetchTests.createTopic("flooded", partitions: 4, on: busy[0]).errorCode == 0)
         let flood = Self.flood(port: broker.port, count: 400)
-        // Requests keep the broker's task pool busy, so libdispatch checks its workers every second
-        // (opening /proc files) while the flood is at its door: the broker used to crash here.
-        let until = ContinuousClock.now + .seconds(4)
-        var answered = 0
-        while ContinuousClock.now < until {
-            for connection in busy {
-                answered += 1
-                #expect(try await HostileConnectionTests.apiVersionsAnswered(connection, correlationId: Int32(answered)))
+        // Produces keep work queued on dispatch queues (the partition writers'), so libdispatch checks
+        // its workers every second (opening /proc files) while the flood is at the door: with no
+        // descriptor left, that check crashed the broker (SIGILL).
+        let until = ContinuousClock.now + .seconds(5)
+        var produced = 0
+        do {
+            try await withThrowingTaskGroup(of: Int.self) { group in
+            for (partition, connection) in busy.enumerated() {
+                group.addTask {
+                    var count = 0
+                    while ContinuousClock.now < until {
+                        let response = try await ProduceFetchTests.produce(
+                            [try makeBatch(count: 10, startingAt: count * 10)], to: "flooded", partition: Int32(partition), on: connection)
+                        #expect(response.errorCode == 0)
+                        count += 1
+                    }
+                    return count
+                }
             }
+            for try await count in group { produced += count }
+            }
+        } catch {
+            broker.process.waitUntilExit()
+            let stderr = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            Issue.record("produce failed (\(error)); broker \(broker.process.terminationReason == .uncaughtSignal ? "killed by signal" : "exited") \(broker.process.terminationStatus): \(stderr.suffix(600))")
+            return
         }
+        #expect(produced > 0)
         #expect(broker.process.isRunning)
         for fd in flood { close(fd) }
         let fresh = try await TestConnection(port: broker.port)
