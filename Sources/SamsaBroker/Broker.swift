@@ -106,7 +106,7 @@ public final class Broker: Sendable {
         }
         let limits = ConnectionLimits(
             maxConnections: configuration.maxConnections, maxPerAddress: configuration.maxConnectionsPerIp, descriptorRoom: { ceiling.room })
-        let requestMemory = RequestMemoryPool(budget: configuration.queuedMaxRequestBytes)
+        let requestMemory = RequestMemoryPool(budget: configuration.queuedMaxRequestBytes, logger: configuration.logger)
         let connectionMetrics = ConnectionMetrics(registry: registry)
         let idle = TimeAmount(configuration.connectionsMaxIdle)
         let logger = configuration.logger

@@ -46,7 +46,7 @@ final class ConnectionGate: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if limits.hasRoom {
+        if limits.hasRoomElseWait() {
             context.read()
             return
         }
@@ -76,8 +76,8 @@ final class ConnectionGate: ChannelDuplexHandler, RemovableChannelHandler {
         let limits = limits
         let gate = NIOLoopBound(self, eventLoop: context.eventLoop)
         connection.closeFuture.whenComplete { _ in
-            limits.release(address: address)
-            gate.eventLoop.execute { gate.value.retryHeldRead() }
+            // Only a waiting listener is woken (not one whose loop may be shutting down with it).
+            if limits.release(address: address) { gate.eventLoop.execute { gate.value.retryHeldRead() } }
         }
         context.fireChannelRead(data)
     }

@@ -23,6 +23,8 @@ final class ConnectionLimits: Sendable {
     private struct State {
         var open = 0
         var perAddress: [String: Int] = [:]
+        /// The listener stopped accepting for want of room.
+        var listenerWaiting = false
     }
 
     init(maxConnections: Int, maxPerAddress: Int = .max, descriptorRoom: @escaping @Sendable () -> Int = { .max }) {
@@ -37,10 +39,15 @@ final class ConnectionLimits: Sendable {
     /// The most connections allowed now: `max.connections` or what the descriptors leave, the lower.
     var ceiling: Int { min(maxConnections, descriptorRoom()) }
 
-    /// Whether one more connection would be admitted (from an address not at its own limit).
-    var hasRoom: Bool {
+    /// Whether one more connection would be admitted (from an address not at its own limit); when
+    /// not, the listener is noted as waiting, and the next `release` says so.
+    func hasRoomElseWait() -> Bool {
         let ceiling = ceiling
-        return state.withLock { $0.open < ceiling }
+        return state.withLock { state in
+            if state.open < ceiling { return true }
+            state.listenerWaiting = true
+            return false
+        }
     }
 
     /// Counts a new connection from `address` (nil: not an IP peer, counted in the total only)
@@ -59,12 +66,15 @@ final class ConnectionLimits: Sendable {
         }
     }
 
-    func release(address: String?) {
+    /// Gives back an admitted connection; true when the listener waits for the room (so wake it).
+    func release(address: String?) -> Bool {
         state.withLock { state in
             state.open -= 1
             if let address, let count = state.perAddress[address] {
                 state.perAddress[address] = count > 1 ? count - 1 : nil
             }
+            defer { state.listenerWaiting = false }
+            return state.listenerWaiting
         }
     }
 }

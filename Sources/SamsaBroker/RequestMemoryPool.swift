@@ -1,3 +1,4 @@
+import Logging
 import Synchronization
 
 /// The bytes of requests the broker holds, over all connections: parts of requests still arriving
@@ -24,6 +25,8 @@ final class RequestMemoryPool: Sendable {
     /// What any connection may hold whatever the pool holds.
     static let allowance = 64 << 10
     private let state = Mutex(State())
+    private let logger: Logger
+    private let fullWarning = LogThrottle(every: .seconds(60))
 
     private struct State {
         var used = 0
@@ -36,9 +39,10 @@ final class RequestMemoryPool: Sendable {
         var waiting: [Int: @Sendable () -> Void] = [:]
     }
 
-    init(budget: Int) {
+    init(budget: Int, logger: Logger = Logger(label: "samsa.broker", factory: { _ in SwiftLogNoOpLogHandler() })) {
         precondition(budget > 0, "queued.max.request.bytes must be positive")
         self.budget = budget
+        self.logger = logger
     }
 
     /// Bytes held now, over all connections.
@@ -86,7 +90,7 @@ final class RequestMemoryPool: Sendable {
     }
 
     private func mayRead(_ id: Int, midRequest: Bool, wake: @escaping @Sendable () -> Void) -> Bool {
-        state.withLock { state in
+        let allowed = state.withLock { state in
             guard let held = state.held[id] else { return true }  // closed: reading ends by itself
             if state.used < budget || held < Self.allowance { return true }
             if midRequest && (state.overdraft == nil || state.overdraft == id) {
@@ -96,6 +100,11 @@ final class RequestMemoryPool: Sendable {
             state.waiting[id] = wake
             return false
         }
+        if !allowed && fullWarning.allows() {
+            logger.warning(
+                "requests being received fill queued.max.request.bytes: connections wait to be read", metadata: ["budget": "\(budget)", "held": "\(used)"])
+        }
+        return allowed
     }
 
     private func betweenRequests(_ id: Int) {
