@@ -121,14 +121,7 @@ public final class Broker: Sendable {
             let server = try await ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 256)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                // One connection per accept, so that the gate sees each before the next is taken.
-                .serverChannelOption(.maxMessagesPerRead, value: 1)
-                .serverChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(
-                            ConnectionGate(limits: limits, listener: "Kafka", logger: logger) { connectionMetrics.refused("kafka", $0) })
-                    }
-                }
+                .gated(by: limits, listener: "kafka", logger: logger, metrics: connectionMetrics)
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                 .bind(host: configuration.host, port: configuration.port) { child in
                     child.eventLoop.makeCompletedFuture {

@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import NIOPosix
 import Synchronization
 
 /// The first handler of a listening channel (before NIO's accept back-off and accept handlers):
@@ -29,7 +30,7 @@ final class ConnectionGate: ChannelDuplexHandler, RemovableChannelHandler {
     /// While full, the gate looks again each second: room can also come from the broker closing files.
     private var recheck: Scheduled<Void>?
 
-    /// `listener` names it in log lines ("Kafka", "metrics"); `refused` counts a closed connection.
+    /// `listener` names it in log lines ("kafka", "metrics"); `refused` counts a closed connection.
     init(limits: ConnectionLimits, listener: String, logger: Logger, refused: @escaping (ConnectionLimits.Admission) -> Void = { _ in }) {
         self.limits = limits
         self.listener = listener
@@ -86,6 +87,20 @@ final class ConnectionGate: ChannelDuplexHandler, RemovableChannelHandler {
         guard readHeld, let context else { return }
         readHeld = false
         read(context: context)
+    }
+}
+
+extension ServerBootstrap {
+    /// A listener whose connections pass a `ConnectionGate` first, counted in `metrics` as `listener`'s.
+    func gated(by limits: ConnectionLimits, listener: String, logger: Logger, metrics: ConnectionMetrics) -> ServerBootstrap {
+        // One connection per accept, so that the gate sees each before the next is taken.
+        serverChannelOption(.maxMessagesPerRead, value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        ConnectionGate(limits: limits, listener: listener, logger: logger) { metrics.refused(listener, $0) })
+                }
+            }
     }
 }
 

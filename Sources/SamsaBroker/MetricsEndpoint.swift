@@ -28,13 +28,7 @@ struct MetricsEndpoint: Sendable {
         do {
             let channel = try await ServerBootstrap(group: group)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .serverChannelOption(.maxMessagesPerRead, value: 1)
-                .serverChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(
-                            ConnectionGate(limits: limits, listener: "metrics", logger: logger) { connectionMetrics.refused("metrics", $0) })
-                    }
-                }
+                .gated(by: limits, listener: "metrics", logger: logger, metrics: connectionMetrics)
                 .childChannelInitializer { child in
                     child.eventLoop.makeCompletedFuture {
                         try child.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
