@@ -55,7 +55,10 @@ final class ConnectionGate: ChannelDuplexHandler, RemovableChannelHandler {
         if fullWarning.allows() {
             logger.warning(
                 "\(listener) connections at their limit: new connections wait until one closes",
-                metadata: ["open": "\(limits.open)", "max.connections": "\(limits.maxConnections)", "ceiling": "\(limits.ceiling)"])
+                metadata: [
+                    "open": "\(limits.open)", "max.connections": "\(limits.maxConnections == .max ? "none" : "\(limits.maxConnections)")",
+                    "ceiling": "\(limits.ceiling)",
+                ])
         }
         guard recheck == nil else { return }
         recheck = context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(1)) {
