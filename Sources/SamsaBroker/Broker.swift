@@ -1,6 +1,7 @@
 public import NIOCore
 import Logging
 import NIOPosix
+import Prometheus
 import SamsaCoordination
 import SamsaProtocol
 import SamsaStorage
@@ -14,6 +15,11 @@ import Synchronization
 /// bytes (and, for zero-copy fetch, sendfile record bytes from the page cache, as Kafka's network
 /// threads do); handlers run as tasks and put file work on an I/O thread pool. A request that does not
 /// decode closes its connection (with a log line) and nothing else.
+///
+/// What one client, or many, can hold is bounded: connections (`maxConnections`, per IP
+/// `maxConnectionsPerIp`, and always below the descriptor limit: `ConnectionGate`), their idle time
+/// (`connectionsMaxIdle`: `IdleConnectionHandler`) and the bytes of requests being received or
+/// waiting (`queuedMaxRequestBytes`: `RequestMemoryPool`, `RequestFrameReader`).
 public final class Broker: Sendable {
     public let configuration: BrokerConfiguration
     /// Where the broker listens (the port is the bound one when 0 was asked for).
@@ -23,9 +29,12 @@ public final class Broker: Sendable {
     private let logs: LogManager
     /// The data directory's writer lock: a second broker (or a `samsa produce`) on it is refused.
     private let lock: DirectoryLock
-    private let serverChannel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, IOData>, Never>
+    private let serverChannel: NIOAsyncChannel<Connection, Never>
     let dispatcher: RequestDispatcher
     let metrics: BrokerMetrics
+    let connectionLimits: ConnectionLimits
+    let requestMemory: RequestMemoryPool
+    let connectionMetrics: ConnectionMetrics
     /// The Prometheus endpoint, when `metricsPort` was given.
     private let metricsEndpoint: MetricsEndpoint?
     private let acceptLoop = Mutex<Task<Void, Never>?>(nil)
@@ -41,6 +50,7 @@ public final class Broker: Sendable {
     public static func start(_ configuration: BrokerConfiguration) async throws -> Broker {
         let io = NIOThreadPool(numberOfThreads: configuration.ioThreads)
         io.start()
+        let descriptorLimit = DescriptorCeiling.processLimit()
         let lock: DirectoryLock
         let logs: LogManager
         let offsets: OffsetStore
@@ -60,7 +70,7 @@ public final class Broker: Sendable {
                     logs = try LogManager.open(
                         directory: configuration.dataDirectory, configuration: configuration.logConfiguration,
                         configurations: TopicConfigFile.logConfigurations(topicConfigs, base: configuration.logConfiguration),
-                        files: configuration.fileSystem
+                        maxOpenFiles: DescriptorCeiling.segmentFileCache(limit: descriptorLimit), files: configuration.fileSystem
                     ).manager
                 } catch {
                     lock.release()
@@ -86,8 +96,20 @@ public final class Broker: Sendable {
             throw error
         }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads ?? System.coreCount)
+        let registry = PrometheusCollectorRegistry()
         let maxFrame = configuration.maxRequestBytes
         let refusing = Refusing()
+        let metricsConnections = configuration.metricsPort == nil ? 0 : configuration.metricsMaxConnections
+        let ceiling = DescriptorCeiling(limit: descriptorLimit) { [descriptors = logs.descriptors] in
+            // Segment files open now, room for the cache to fill up again, the metrics port's connections.
+            DescriptorCeiling.reserve + descriptors.openCount + descriptors.capacity + metricsConnections
+        }
+        let limits = ConnectionLimits(
+            maxConnections: configuration.maxConnections, maxPerAddress: configuration.maxConnectionsPerIp, descriptorRoom: { ceiling.room })
+        let requestMemory = RequestMemoryPool(budget: configuration.queuedMaxRequestBytes, logger: configuration.logger)
+        let connectionMetrics = ConnectionMetrics(registry: registry)
+        let idle = TimeAmount(configuration.connectionsMaxIdle)
+        let logger = configuration.logger
         var session: RenewableSession?
         do {
             if let settings = configuration.cluster {
@@ -99,6 +121,7 @@ public final class Broker: Sendable {
             let server = try await ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 256)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .gated(by: limits, listener: "kafka", logger: logger, metrics: connectionMetrics)
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                 .bind(host: configuration.host, port: configuration.port) { child in
                     child.eventLoop.makeCompletedFuture {
@@ -106,13 +129,22 @@ public final class Broker: Sendable {
                             child.close(promise: nil)
                             throw ChannelError.ioOnClosedChannel
                         }
-                        try child.pipeline.syncOperations.addHandler(ByteToMessageHandler(KafkaFrameDecoder(maxFrameBytes: maxFrame)))
-                        // Requests are answered one at a time: beyond a few decoded frames waiting
-                        // (plus the one being received) the connection stops reading, which bounds
-                        // its queued bytes at about 4 x the request size limit.
-                        return try NIOAsyncChannel<ByteBuffer, IOData>(
+                        let memory = requestMemory.open()
+                        try child.pipeline.syncOperations.addHandler(RequestFrameReader(memory: memory, maxFrameBytes: maxFrame))
+                        try child.pipeline.syncOperations.addHandler(
+                            IdleConnectionHandler<ByteBuffer>(
+                                timeout: idle,
+                                onClose: {
+                                    connectionMetrics.closedIdle("kafka")
+                                    logger.debug("closing an idle connection", metadata: ["peer": "\(child.remoteAddress.map { "\($0)" } ?? "?")"])
+                                }))
+                        // Requests are answered one at a time: beyond a few frames waiting (plus the
+                        // one being received) the connection stops reading; all of them are counted
+                        // in the request memory pool until answered.
+                        let channel = try NIOAsyncChannel<ByteBuffer, IOData>(
                             wrappingChannelSynchronously: child,
                             configuration: .init(backPressureStrategy: .init(lowWatermark: 1, highWatermark: 3)))
+                        return Connection(channel: channel, memory: memory)
                     }
                 }
             let address = server.channel.localAddress!
@@ -120,11 +152,16 @@ public final class Broker: Sendable {
             let dispatcher = RequestDispatcher(
                 configuration: configuration, logs: logs, offsets: offsets, producerIds: producerIds, io: io, advertised: advertised,
                 topicConfigs: topicConfigs, cluster: session.flatMap { session in epochs.map { (session, $0, group) } })
-            let metrics = BrokerMetrics(replication: dispatcher.cluster?.replicas)
+            let metrics = BrokerMetrics(registry: registry, replication: dispatcher.cluster?.replicas)
             let endpoint: MetricsEndpoint?
             if let port = configuration.metricsPort {
                 do {
-                    endpoint = try await MetricsEndpoint.bind(host: configuration.metricsHost, port: port, group: group, metrics: metrics, logs: logs)
+                    endpoint = try await MetricsEndpoint.bind(
+                        host: configuration.metricsHost, port: port, configuration: configuration, connectionMetrics: connectionMetrics
+                    ) {
+                        connectionMetrics.record(limits: limits, memory: requestMemory)
+                        return metrics.scrape(logs)
+                    }
                 } catch {
                     try? await server.channel.close()
                     throw error
@@ -135,7 +172,12 @@ public final class Broker: Sendable {
             }
             let broker = Broker(
                 configuration: configuration, address: address, group: group, io: io, lock: lock, logs: logs, server: server, dispatcher: dispatcher,
-                metrics: metrics, metricsEndpoint: endpoint, refusing: refusing)
+                metrics: metrics, metricsEndpoint: endpoint, refusing: refusing,
+                connections: (limits, requestMemory, connectionMetrics))
+            if limits.ceiling < configuration.maxConnections {
+                configuration.log(
+                    "at most \(limits.ceiling) client connections: the descriptor limit (ulimit -n) is \(descriptorLimit)", level: .info)
+            }
             broker.startAccepting()
             broker.startExpiringMembers()
             dispatcher.retention.start(every: configuration.retentionCheckInterval)
@@ -161,10 +203,14 @@ public final class Broker: Sendable {
     private init(
         configuration: BrokerConfiguration, address: SocketAddress, group: MultiThreadedEventLoopGroup, io: NIOThreadPool, lock: DirectoryLock,
         logs: LogManager,
-        server: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, IOData>, Never>, dispatcher: RequestDispatcher, metrics: BrokerMetrics,
-        metricsEndpoint: MetricsEndpoint?, refusing: Refusing
+        server: NIOAsyncChannel<Connection, Never>, dispatcher: RequestDispatcher, metrics: BrokerMetrics,
+        metricsEndpoint: MetricsEndpoint?, refusing: Refusing,
+        connections: (limits: ConnectionLimits, memory: RequestMemoryPool, metrics: ConnectionMetrics)
     ) {
         self.refusing = refusing
+        self.connectionLimits = connections.limits
+        self.requestMemory = connections.memory
+        self.connectionMetrics = connections.metrics
         self.configuration = configuration
         self.localAddress = address
         self.group = group
@@ -181,7 +227,10 @@ public final class Broker: Sendable {
     public var metricsPort: Int? { metricsEndpoint?.localAddress?.port }
 
     /// The metrics in Prometheus' text format, as the endpoint serves them.
-    public func metricsText() -> String { String(decoding: metrics.scrape(logs), as: UTF8.self) }
+    public func metricsText() -> String {
+        connectionMetrics.record(limits: connectionLimits, memory: requestMemory)
+        return String(decoding: metrics.scrape(logs), as: UTF8.self)
+    }
 
     private func startAccepting() {
         let server = serverChannel
@@ -217,18 +266,31 @@ public final class Broker: Sendable {
         expiry.withLock { $0 = task }
     }
 
+    /// An accepted connection: its channel, and its share of the request memory pool (each request
+    /// is given back once answered).
+    struct Connection: Sendable {
+        let channel: NIOAsyncChannel<ByteBuffer, IOData>
+        let memory: RequestMemoryPool.Connection
+    }
+
     /// Answers one connection's requests in order until it closes or sends something undecodable.
     private static func serve(
-        _ connection: NIOAsyncChannel<ByteBuffer, IOData>, dispatcher: RequestDispatcher, metrics: BrokerMetrics, logger: Logger
+        _ accepted: Connection, dispatcher: RequestDispatcher, metrics: BrokerMetrics, logger: Logger
     ) async {
+        let connection = accepted.channel
         let peer = connection.channel.remoteAddress.map { "\($0)" } ?? "?"
         let zeroCopy = dispatcher.configuration.zeroCopyFetch
         metrics.connectionOpened()
-        defer { metrics.connectionClosed() }
+        defer {
+            metrics.connectionClosed()
+            // Frames read but never answered (the connection failed or closed) are given back too.
+            accepted.memory.close()
+        }
         do {
             try await withTaskCancellationHandler {
                 try await connection.executeThenClose { inbound, outbound in
                     for try await frame in inbound {
+                        defer { accepted.memory.release(KafkaFraming.sizeLength + frame.readableBytes) }
                         // The frame starts with the API key and version (the size prefix is gone).
                         let api = frame.getInteger(at: frame.readerIndex, as: Int16.self) ?? -1
                         let version = frame.getInteger(at: frame.readerIndex + 2, as: Int16.self) ?? -1

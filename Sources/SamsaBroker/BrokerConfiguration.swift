@@ -78,6 +78,28 @@ public struct BrokerConfiguration: Sendable {
     /// tests, to fail a replica's writes as a full disk would).
     package var fileSystem: any FileSystem = PosixFileSystem()
 
+    // MARK: Connections (hostile clients: connection counts, idle connections, request memory)
+    /// Client connections open at once (`max.connections`; Kafka's default, no limit). At the limit
+    /// the broker stops accepting: new connections wait in the listen backlog until one closes, as
+    /// Kafka's acceptor blocks. Whatever this says, client connections stay below the descriptor
+    /// limit (`ulimit -n`) less what the broker keeps for its own files (`DescriptorCeiling`): a
+    /// process out of descriptors crashes in libdispatch.
+    public var maxConnections = Int.max
+    /// Connections from one IP address at once (`max.connections.per.ip`; Kafka's default, no
+    /// limit); one more is closed as soon as it is accepted.
+    public var maxConnectionsPerIp = Int.max
+    /// A connection that completed no request and was sent no response for this long is closed
+    /// (`connections.max.idle.ms`, Kafka's default 10 minutes), including one that sent part of a
+    /// request and stalled. Also applies to the metrics port.
+    public var connectionsMaxIdle: Duration = .milliseconds(600_000)
+    /// Bytes of requests held at once over all connections, those still arriving and those not yet
+    /// answered (`queued.max.request.bytes`). Past it connections are not read until answered
+    /// requests free room (`RequestMemoryPool`). Kafka's default is -1, no limit; here 256 MiB, so a
+    /// few hundred connections each sending most of a 100 MiB request cannot take gigabytes.
+    public var queuedMaxRequestBytes = 256 << 20
+    /// Connections to the metrics port at once (no Kafka equivalent: Prometheus uses one or two);
+    /// past it new ones wait in the backlog. Each is answered one request at a time.
+    public var metricsMaxConnections = 8
     /// Where log lines go (swift-log): start and stop at info, failures and a malformed request
     /// closing its connection at warning, requests (`logRequests`) at info. Silent by default.
     public var logger: Logger

@@ -57,6 +57,7 @@ final class RequestDispatcher: Sendable {
     /// `zeroCopyFetch` comes as encoded parts around file ranges of the segments (the caller writes
     /// them in order and closes the ranges).
     func respond(to frame: ByteBuffer, trailingBytes: inout Int) async throws -> ResponseFrame? {
+        if let correlationId = Self.tooNewApiVersions(frame) { return .buffer(apiVersionsTooNew(correlationId: correlationId)) }
         let (header, body) = try KafkaFraming.decodeRequestHeader(frame)
         let version = header.requestApiVersion
         func decode<Request: KafkaMessage>(_: Request.Type) throws(ProtocolError) -> Request {
@@ -71,10 +72,7 @@ final class RequestDispatcher: Sendable {
         guard let key = ApiKey(rawValue: header.requestApiKey), let supported = SupportedApis.versions[key] else {
             return Self.unsupported(correlationId: header.correlationId)
         }
-        guard supported.contains(version) else {
-            if key == .apiVersions { return .buffer(apiVersionsTooNew(correlationId: header.correlationId)) }
-            return Self.unsupported(correlationId: header.correlationId)
-        }
+        guard supported.contains(version) else { return Self.unsupported(correlationId: header.correlationId) }
         let id = header.correlationId
         switch key {
         case .apiVersions:
@@ -119,6 +117,20 @@ final class RequestDispatcher: Sendable {
         case .describeGroups:
             return encode(await describeGroups(try decode(DescribeGroupsRequest.self)), version, id)
         }
+    }
+
+    /// The correlation id of an ApiVersions request at a version this broker does not serve, read
+    /// from the fixed-position fields alone (key, version, correlation id): the rest of its header
+    /// may be framed in a way this broker does not know, and it gets error 35 in the v0 layout all
+    /// the same (KIP-511). Kafka derives the header layout from the version (flexible, v2, for any
+    /// ApiVersions past 2) and closes a connection whose header then does not parse; answering
+    /// costs nothing and tells any client what to use.
+    static func tooNewApiVersions(_ frame: ByteBuffer) -> Int32? {
+        guard frame.getInteger(at: frame.readerIndex, as: Int16.self) == ApiKey.apiVersions.rawValue,
+            let version = frame.getInteger(at: frame.readerIndex + 2, as: Int16.self),
+            let supported = SupportedApis.versions[.apiVersions], !supported.contains(version)
+        else { return nil }
+        return frame.getInteger(at: frame.readerIndex + 4, as: Int32.self)
     }
 
     private func encode<Response: KafkaMessage>(_ response: Response, _ version: Int16, _ correlationId: Int32) -> ResponseFrame {

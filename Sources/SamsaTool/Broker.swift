@@ -69,6 +69,18 @@ struct BrokerCommand: AsyncParsableCommand {
     var replicaFetchBackoffMs: Int?
     @Option(help: "Longest wait between two retries of a replica whose storage fails (default 30000).")
     var replicaFetchBackoffMaxMs: Int?
+    // Connections (hostile clients): counts, idle time, request memory.
+    @Option(help: "Client connections open at once; more wait to be accepted (max.connections; default no limit but the descriptor limit's).")
+    var maxConnections: Int?
+    @Option(help: "Connections from one IP address at once; more are closed (max.connections.per.ip; default no limit).")
+    var maxConnectionsPerIp: Int?
+    @Option(help: "Close a connection with no request or response for this long (connections.max.idle.ms; default 600000).")
+    var connectionsMaxIdleMs: Int?
+    @Option(help: "Bytes of requests held at once over all connections, being received or waiting; past it connections are not read (queued.max.request.bytes; default 268435456).")
+    var queuedMaxRequestBytes: Int?
+    @Option(help: "Connections to the metrics port at once (default 8).")
+    var metricsMaxConnections: Int?
+
     @Option(help: "A file of KEY = VALUE lines with these options' names as keys (e.g. broker-id = 2); the command line wins.")
     var config: String?
 
@@ -145,6 +157,22 @@ struct BrokerCommand: AsyncParsableCommand {
         guard replicaFetchBackoffMs > 0, replicaFetchBackoffMaxMs >= replicaFetchBackoffMs else {
             throw ValidationError("replica-fetch-backoff-ms must be positive and at most replica-fetch-backoff-max-ms")
         }
+        let maxConnections = try option(maxConnections, "max-connections", default: Int.max)
+        let maxConnectionsPerIp = try option(maxConnectionsPerIp, "max-connections-per-ip", default: Int.max)
+        let connectionsMaxIdleMs = try option(connectionsMaxIdleMs, "connections-max-idle-ms", default: 600_000)
+        let queuedMaxRequestBytes = try option(queuedMaxRequestBytes, "queued-max-request-bytes", default: 256 << 20)
+        let metricsMaxConnections = try option(metricsMaxConnections, "metrics-max-connections", default: 8)
+        guard maxConnections > 0, maxConnectionsPerIp > 0, connectionsMaxIdleMs > 0, queuedMaxRequestBytes > 0, metricsMaxConnections > 0 else {
+            throw ValidationError(
+                "max-connections, max-connections-per-ip, connections-max-idle-ms, queued-max-request-bytes and metrics-max-connections must be positive")
+        }
+        settings.maxConnections = maxConnections
+        settings.maxConnectionsPerIp = maxConnectionsPerIp
+        settings.connectionsMaxIdle = .milliseconds(connectionsMaxIdleMs)
+        settings.queuedMaxRequestBytes = queuedMaxRequestBytes
+        settings.metricsMaxConnections = metricsMaxConnections
+        // As the JVM does for Kafka (-XX:+MaxFDLimit): use every descriptor the hard limit allows.
+        Self.raiseDescriptorLimit()
         if let coordination {
             let (servers, root) = try Self.zooKeeper(coordination)
             let timeout = Duration.milliseconds(sessionTimeoutMs)
@@ -175,6 +203,14 @@ struct BrokerCommand: AsyncParsableCommand {
             try await group.run()
             tasks.cancelAll()
         }
+    }
+
+    /// Raises the soft descriptor limit to the hard one (connections are held below it: `DescriptorCeiling`).
+    static func raiseDescriptorLimit() {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+        limit.rlim_cur = limit.rlim_max
+        _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
     }
 
     /// Lines on stderr at info and above.

@@ -21,6 +21,8 @@ struct BrokerConfigFile {
         "replica-fetch-backoff-ms", "replica-fetch-backoff-max-ms",
         // Fetch limits (issue 20: amplification, descriptors)
         "fetch-max-bytes", "zero-copy-fetch-max-files",
+        // Connections (hostile clients)
+        "max-connections", "max-connections-per-ip", "connections-max-idle-ms", "queued-max-request-bytes", "metrics-max-connections",
     ]
 
     init(path: String) throws {

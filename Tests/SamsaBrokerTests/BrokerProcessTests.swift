@@ -21,10 +21,16 @@ struct BrokerProcessTests {
             try self.init(arguments: ["broker", "--dir", directory, "--listen", listen, "--flush", "every-append"] + extra, log: log)
         }
 
-        init(arguments: [String], log: String? = nil) throws {
+        /// `descriptorLimit`: started under `ulimit -n` of this (through sh, which then execs it).
+        init(arguments: [String], log: String? = nil, descriptorLimit: Int? = nil) throws {
             process = Process()
-            process.executableURL = BrokerProcessTests.binary
-            process.arguments = arguments
+            if let descriptorLimit {
+                process.executableURL = URL(fileURLWithPath: "/bin/sh")
+                process.arguments = ["-c", "ulimit -n \(descriptorLimit) && exec \"$0\" \"$@\"", BrokerProcessTests.binary.path] + arguments
+            } else {
+                process.executableURL = BrokerProcessTests.binary
+                process.arguments = arguments
+            }
             let output = Pipe()
             process.standardOutput = output
             if let log {

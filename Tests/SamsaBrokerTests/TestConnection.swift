@@ -52,7 +52,8 @@ final class TestConnection: Sendable {
     private let frames: AsyncStream<ByteBuffer>
     private let iterator: IteratorBox
 
-    init(port: Int) async throws {
+    /// `source`: the local IP address to connect from (any 127.x.y.z works on loopback), else any.
+    init(port: Int, from source: String? = nil) async throws {
         // NIO's shared group, not one per connection: hundreds of tests run at once, and a group per
         // connection (a thread, an epoll, an eventfd and a timerfd each) pushed the test process past
         // 1,350 descriptors, where Foundation's Process.run() over-reads /proc/self/fd and crashes
@@ -61,7 +62,9 @@ final class TestConnection: Sendable {
         let (stream, continuation) = AsyncStream<ByteBuffer>.makeStream()
         frames = stream
         iterator = IteratorBox(stream.makeAsyncIterator())
-        channel = try await ClientBootstrap(group: group)
+        var bootstrap = ClientBootstrap(group: group)
+        if let source { bootstrap = bootstrap.bind(to: try SocketAddress(ipAddress: source, port: 0)) }
+        channel = try await bootstrap
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(KafkaFrameDecoder(maxFrameBytes: 1 << 30)))
