@@ -237,12 +237,15 @@ public final class Broker: Sendable {
         let dispatcher = dispatcher
         let metrics = metrics
         let logger = configuration.logger
+        let malformed = MalformedRequestLog()
         let task = Task {
             await withDiscardingTaskGroup { connections in
                 do {
                     try await server.executeThenClose { inbound in
                         for try await connection in inbound {
-                            connections.addTask { await Self.serve(connection, dispatcher: dispatcher, metrics: metrics, logger: logger) }
+                            connections.addTask {
+                                await Self.serve(connection, dispatcher: dispatcher, metrics: metrics, malformed: malformed, logger: logger)
+                            }
                         }
                     }
                 } catch {
@@ -275,7 +278,7 @@ public final class Broker: Sendable {
 
     /// Answers one connection's requests in order until it closes or sends something undecodable.
     private static func serve(
-        _ accepted: Connection, dispatcher: RequestDispatcher, metrics: BrokerMetrics, logger: Logger
+        _ accepted: Connection, dispatcher: RequestDispatcher, metrics: BrokerMetrics, malformed: MalformedRequestLog, logger: Logger
     ) async {
         let connection = accepted.channel
         let peer = connection.channel.remoteAddress.map { "\($0)" } ?? "?"
@@ -324,10 +327,10 @@ public final class Broker: Sendable {
             }
         } catch let error as ProtocolError {
             metrics.malformedRequest()
-            logger.warning("closing connection from \(peer): malformed request: \(error)")
+            malformed.closing(peer: peer, reason: "\(error)", logger: logger)
         } catch let error as FrameError {
             metrics.malformedRequest()
-            logger.warning("closing connection from \(peer): \(error)")
+            malformed.closing(peer: peer, reason: "\(error)", logger: logger)
         } catch {
             // The peer went away (reset, closed mid-request) or the broker is stopping.
         }

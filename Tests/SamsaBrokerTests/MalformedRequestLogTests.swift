@@ -1,0 +1,49 @@
+import Foundation
+import Logging
+import NIOCore
+import Testing
+@testable import SamsaBroker
+
+/// A client flooding garbage cannot flood the log (issue 20; the hostile soak found one warning line per
+/// closed connection): one warning per interval, with the count since, the rest at debug.
+@Suite("Malformed-request log lines")
+struct MalformedRequestLogTests {
+    @Test("1,000 malformed connections in a burst: one warning, 999 debug lines, every one counted by the next warning")
+    func throttled() {
+        let logs = CapturedLogs()
+        let log = MalformedRequestLog(every: .seconds(3600))
+        for index in 0..<1_000 { log.closing(peer: "peer-\(index)", reason: "request size -5 is outside 0...104857600", logger: logs.logger) }
+        let warnings = logs.entries.filter { $0.level == .warning }
+        #expect(warnings.count == 1)
+        #expect(warnings.first?.metadata["closed_since_last_warning"] == "1")
+        #expect(logs.entries.filter { $0.level == .debug }.count == 999)
+        // With the interval passed, the next warning counts those closed meanwhile.
+        let quick = MalformedRequestLog(every: .zero)
+        let second = CapturedLogs()
+        quick.closing(peer: "a", reason: "x", logger: second.logger)
+        quick.closing(peer: "b", reason: "y", logger: second.logger)
+        #expect(second.entries.map(\.level) == [.warning, .warning])
+        #expect(second.entries.last?.metadata["peer"] == "b")
+    }
+
+    @Test("A broker fed 200 garbage connections logs at most one warning about them")
+    func brokerGarbageFlood() async throws {
+        let logs = CapturedLogs()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-garbage-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let broker = try await Broker.start(
+            BrokerConfiguration(dataDirectory: directory, port: 0, eventLoopThreads: 1, ioThreads: 2, logger: logs.logger))
+        for _ in 0..<200 {
+            let connection = try await TestConnection(port: broker.localAddress.port!)
+            var garbage = ByteBuffer()
+            garbage.writeInteger(Int32(-5))
+            garbage.writeBytes([1, 2, 3, 4])
+            try await connection.send(garbage)
+            #expect(try await connection.receive() == nil)
+        }
+        try await broker.stop()
+        let about = logs.entries.filter { $0.message.contains("malformed") }
+        #expect(about.count == 200)
+        #expect(about.filter { $0.level == .warning }.count == 1)
+    }
+}
