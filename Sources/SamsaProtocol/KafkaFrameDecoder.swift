@@ -48,4 +48,10 @@ public struct FrameError: Error, CustomStringConvertible {
     public let size: Int
     public let limit: Int
     public var description: String { "\(kind) size \(size) is outside 0...\(limit)" }
+
+    public init(kind: String, size: Int, limit: Int) {
+        self.kind = kind
+        self.size = size
+        self.limit = limit
+    }
 }
