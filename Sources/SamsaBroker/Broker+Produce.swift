@@ -125,6 +125,14 @@ extension RequestDispatcher {
                 }
             }
             result.logStartOffset = log.logStartOffset
+        } catch let error as StorageError {
+            // The leader's own storage failed (a full disk, a failed sync): as for a follower, this broker
+            // leaves the ISR and hands leadership to the next live ISR member (KIP-112's offline replica),
+            // logged once at error there; clients find the new leader instead of failing here until the
+            // disk has room. It rejoins once its writes work again.
+            cluster?.replicas.replicaFailed(partition, error)
+            result.errorCode = ErrorCode.kafkaStorageError.rawValue
+            result.errorMessage = "\(error)"
         } catch {
             configuration.log("produce to \(partition) failed: \(error)")
             result.errorCode = ErrorCode.kafkaStorageError.rawValue

@@ -161,6 +161,43 @@ struct ReplicaStorageFailureTests {
             try await connection.close()
         }
     }
+
+    @Test("A leader whose own appends fail (a full disk) answers KAFKA_STORAGE_ERROR and hands the partition to another ISR member at once; it follows and rejoins once it can write")
+    func leaderWhoseAppendsFailHandsOver() async throws {
+        try await Self.withFaultyBroker3 { cluster, disk, logs in
+            try await Self.createTopic("own", partitions: 3, on: cluster)
+            var led: (partition: Int32, state: PartitionStateNode)?
+            for partition in Int32(0)..<3 {
+                let state = try await cluster.settled("own", partition)
+                if state.leader == 3 { led = (partition, state) }
+            }
+            let (partition, state) = try #require(led, "broker 3 leads none of the three partitions")
+            let leader = try await cluster.connection(3)
+            #expect(try await leader.produce("own", count: 3, startingAt: 0, partition: partition).errorCode == 0)
+
+            disk.inject(.write, errno: ENOSPC, pathContains: "/own-\(partition)/", times: .max)
+            disk.inject(.fallocate, errno: ENOSPC, pathContains: "/own-\(partition)/", times: .max)
+            let refused = try await leader.produce("own", count: 3, startingAt: 3, partition: partition, timeoutMs: 20_000)
+            #expect(refused.errorCode == ErrorCode.kafkaStorageError.rawValue)
+            // Before: broker 3 went on leading, and every produce got KAFKA_STORAGE_ERROR until the disk had room.
+            try await cluster.eventually("broker 3 handed partition \(partition) over", timeout: .seconds(20)) {
+                let now = try await cluster.state("own", partition)
+                return now.leader != 3 && !now.isr.contains(3)
+            }
+            let moved = try await cluster.settled("own", partition)
+            #expect(moved.leaderEpoch > state.leaderEpoch)
+            let connection = try await cluster.connection(moved.leader)
+            let produced = try await connection.produce("own", count: 3, startingAt: 3, partition: partition, timeoutMs: 20_000)
+            #expect(produced.errorCode == 0, "\(ErrorCode(rawValue: produced.errorCode).map { "\($0)" } ?? "?")")
+            Self.expectOneError(logs, topic: "own", partitions: "\(partition)")
+
+            disk.clearFaults()
+            try await cluster.eventually("broker 3 is back in the ISR") { try await cluster.state("own", partition).isr.contains(3) }
+            #expect(try cluster.values(3, "own", partition) == cluster.values(moved.leader, "own", partition))
+            try await leader.close()
+            try await connection.close()
+        }
+    }
 }
 
 @Suite("Replica failure back-off")
