@@ -106,20 +106,3 @@ extension ServerBootstrap {
             }
     }
 }
-
-/// Says yes at most once per interval: for log lines a flood would otherwise repeat. Thread-safe.
-final class LogThrottle: Sendable {
-    private let interval: Duration
-    private let last = Mutex<ContinuousClock.Instant?>(nil)
-
-    init(every interval: Duration) { self.interval = interval }
-
-    func allows() -> Bool {
-        let now = ContinuousClock.now
-        return last.withLock { last in
-            if let previous = last, now - previous < interval { return false }
-            last = now
-            return true
-        }
-    }
-}

@@ -169,9 +169,14 @@ final class IndexFile<Layout: IndexEntryLayout>: EvictableMapping, @unchecked Se
         try files.fallocate(fd, size: length, path: path)
         let region = try MappedRegion(fd: fd, length: length, path: path)
         // The new mapping first, then the room: a reader that sees the new capacity maps the new
-        // length; one holding the old mapping reads published entries, which both hold.
-        mapping.withLock { $0 = region }
+        // length; one holding the old mapping reads published entries, which both hold. The old
+        // mapping is let go after the lock (its munmap, if this was the last holder, runs outside it).
+        let previous = mapping.withLock { current in
+            defer { current = region }
+            return current
+        }
         slots.store(grown, ordering: .releasing)
+        withExtendedLifetime(previous) {}
     }
 
     /// Writes the next entry with `write` and publishes it to readers.
