@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import SamsaProtocol
 import SamsaRecords
@@ -69,7 +70,7 @@ extension RequestDispatcher {
             }
             result.logStartOffset = log.logStartOffset
         } catch {
-            configuration.log("produce to \(partition) failed: \(error)")
+            logProduceFailure(partition, error)
             result.errorCode = ErrorCode.kafkaStorageError.rawValue
             result.errorMessage = "\(error)"
         }
@@ -134,7 +135,7 @@ extension RequestDispatcher {
             result.errorCode = ErrorCode.kafkaStorageError.rawValue
             result.errorMessage = "\(error)"
         } catch {
-            configuration.log("produce to \(partition) failed: \(error)")
+            logProduceFailure(partition, error)
             result.errorCode = ErrorCode.kafkaStorageError.rawValue
             result.errorMessage = "\(error)"
         }
@@ -159,5 +160,20 @@ extension ProduceResponse {
             return entry
         }
         return response
+    }
+}
+
+extension RequestDispatcher {
+    /// A produce that failed in storage: at debug, and at warning at most once a minute with how many
+    /// failed since (on a full disk every produce fails; the log must not fill with them).
+    func logProduceFailure(_ partition: TopicPartition, _ error: any Error) {
+        let metadata: Logger.Metadata = ["topic": "\(partition.topic)", "partition": "\(partition.partition)", "error": "\(error)"]
+        if let count = produceFailures.admit() {
+            configuration.logger.warning(
+                "produce failed in storage (at most one such warning a minute; the rest at debug)",
+                metadata: metadata.merging(["failed_since_last_warning": "\(count)"]) { $1 })
+        } else {
+            configuration.logger.debug("produce failed in storage", metadata: metadata)
+        }
     }
 }

@@ -18,6 +18,8 @@ final class RequestDispatcher: Sendable {
     let offsets: OffsetStore
     let io: NIOThreadPool
     let retention: LogRetention
+    /// Produces that failed in storage (a full disk fails every one): a warning a minute, with the count.
+    let produceFailures = LogThrottle(every: .seconds(60))
     /// Host and port that Metadata advertises.
     let advertised: (host: String, port: Int32)
     /// The cluster side, for a broker with `configuration.cluster`.

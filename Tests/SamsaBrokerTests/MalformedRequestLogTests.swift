@@ -1,6 +1,8 @@
 import Foundation
 import Logging
 import NIOCore
+import SamsaProtocol
+import SamsaStorage
 import Testing
 @testable import SamsaBroker
 
@@ -44,6 +46,29 @@ struct MalformedRequestLogTests {
         try await broker.stop()
         let about = logs.entries.filter { $0.message.contains("malformed") }
         #expect(about.count == 200)
+        #expect(about.filter { $0.level == .warning }.count == 1)
+    }
+
+    @Test("On a full disk every produce fails with KAFKA_STORAGE_ERROR, and the log gets one warning about them, not one each")
+    func fullDiskProduceFailures() async throws {
+        let logs = CapturedLogs()
+        let disk = FaultInjectingFileSystem()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-full-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var configuration = BrokerConfiguration(dataDirectory: directory, port: 0, eventLoopThreads: 1, ioThreads: 2, logger: logs.logger)
+        configuration.fileSystem = disk
+        let broker = try await Broker.start(configuration)
+        let connection = try await TestConnection(port: broker.localAddress.port!)
+        #expect(try await ProduceFetchTests.createTopic("full", partitions: 1, on: connection).errorCode == 0)
+        disk.inject(.write, errno: ENOSPC, pathContains: "/full-0/", times: .max)
+        for _ in 0..<50 {
+            let result = try await ProduceFetchTests.produce([try makeBatch(count: 2)], to: "full", on: connection)
+            #expect(result.errorCode == ErrorCode.kafkaStorageError.rawValue)
+        }
+        try await connection.close()
+        try await broker.stop()
+        let about = logs.entries.filter { $0.message.contains("produce failed in storage") }
+        #expect(about.count == 50)
         #expect(about.filter { $0.level == .warning }.count == 1)
     }
 }
