@@ -32,8 +32,15 @@ struct HostileConnectionTests {
         #expect(try await third.receive() == nil, "closed by the broker")
         let elsewhere = try await TestConnection(port: broker.port, from: "127.0.0.2")
         #expect(try await Self.apiVersionsAnswered(elsewhere))
+        let openBefore = broker.broker.connectionLimits.open
         try await first.close()
-        // Its slot is free again.
+        // Its slot is free again once the broker has seen the close (not at once: connecting right away
+        // raced it, and the new connection was refused as a third one).
+        let deadline = ContinuousClock.now + .seconds(10)
+        while broker.broker.connectionLimits.open >= openBefore {
+            try #require(ContinuousClock.now < deadline, "the broker never saw the first connection close")
+            try await Task.sleep(for: .milliseconds(10))
+        }
         let again = try await TestConnection(port: broker.port)
         #expect(try await Self.apiVersionsAnswered(again))
         for connection in [second, third, elsewhere, again] { try await connection.close() }
