@@ -24,9 +24,7 @@ extension RequestDispatcher {
                 continue
             }
             do {
-                if try await topics.delete(name) {
-                    for partition in 0..<topic.partitionCount { writers.remove(TopicPartition(topic: name, partition: partition)) }
-                } else {
+                if try await !topics.delete(name) {
                     result.errorCode = ErrorCode.unknownTopicOrPartition.rawValue
                 }
             } catch {

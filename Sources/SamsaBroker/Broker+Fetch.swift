@@ -20,11 +20,11 @@ extension RequestDispatcher {
         }
     }
 
-    /// Reads whole batches from each partition's fetch offset up to the log end (the high watermark
-    /// for a consumer in a cluster), within the request's budget (`FetchBudget`). A partition named
+    /// Reads whole batches from each partition's fetch offset up to the high watermark (the log end
+    /// for a follower), within the request's budget (`FetchBudget`). A partition named
     /// more than once is read once, where it first appears, with its last entry's parameters (as
     /// Kafka's `FetchRequest.fetchData` map does). With `minBytes` not yet available it waits until
-    /// appends bring enough (`AppendNotifier`), or `maxWaitMs` passes: no timer loop polls. An error
+    /// appends bring enough (`FetchInterest`, in the fetch purgatory), or `maxWaitMs` passes: no timer loop polls. An error
     /// on any partition answers at once (as Kafka's `fetchMessages`): waiting would not clear it.
     ///
     /// With `zeroCopy` the records of up to `zeroCopyFetchMaxFiles` partitions stay in the files: the
@@ -36,16 +36,16 @@ extension RequestDispatcher {
         if version < 4 { return (FetchResponse.failing(request, .unsupportedForMessageFormat), []) }
         let deadline = ContinuousClock.now + .milliseconds(max(0, Int(request.maxWaitMs)))
         let partitions = request.distinctPartitions
-        if let cluster, request.replicaId >= 0 { followerFetched(partitions, replicaId: request.replicaId, cluster: cluster) }
+        if request.replicaId >= 0 { followerFetched(partitions, replicaId: request.replicaId) }
         // Followers fetch past the high watermark, bytes that a truncation (this broker demoted, its
         // divergent tail cut) may take from under a range in flight, which would stall its sendfile:
         // they get copies. Consumers read below the high watermark, which is never truncated.
         let zeroCopy = zeroCopy && request.replicaId < 0
-        // In a cluster followers read to the log end, consumers to the high watermark.
-        let limit: ReadLimit = cluster != nil && request.replicaId < 0 ? .highWatermark : .logEnd
+        // Followers read to the log end, consumers to the high watermark.
+        let limit: ReadLimit = request.replicaId < 0 ? .highWatermark : .logEnd
         while true {
             // Where the logs are before the read: what is appended after counts toward the wait.
-            let watches = partitions.map { AppendNotifier.Watch($0.id, log: topics.log($0.topic, $0.partition.partition), limit: limit) }
+            let watches = partitions.map { FetchInterest.Watch($0.id, log: topics.log($0.topic, $0.partition.partition), limit: limit) }
             let pass = await readFetch(partitions, request: request, limit: limit, zeroCopy: zeroCopy)
             let wanted = pass.budget.bytesToWaitFor(minBytes: request.minBytes)
             if pass.bytes >= wanted || ContinuousClock.now >= deadline || pass.response.hasErrors || Task.isCancelled {
@@ -53,9 +53,8 @@ extension RequestDispatcher {
             }
             // Not enough yet: this pass's ranges are not sent.
             for slice in pass.slices { slice?.close() }
-            let waiter = notifier.register(watches, needing: wanted - pass.bytes)
-            await AppendNotifier.wait(waiter, until: deadline)
-            notifier.unregister(waiter)
+            let interest = FetchInterest(watches, needing: wanted - pass.bytes)
+            _ = await fetchWaits.wait(on: interest.partitions, until: deadline, expired: false) { interest.satisfied(after: $0) }
         }
     }
 
@@ -99,13 +98,14 @@ extension RequestDispatcher {
         var result = FetchResponse.PartitionData()
         result.partitionIndex = entry.partition.partition
         result.abortedTransactions = nil
-        guard let log = topics.log(entry.topic, entry.partition.partition) else {
+        guard let partition = topics.partition(entry.id) else {
             result.errorCode = ErrorCode.unknownTopicOrPartition.rawValue
             result.highWatermark = -1
             return (result, nil, nil)
         }
-        // In a cluster only the leader serves, at the epoch the fetcher names.
-        if let cluster, let refusal = Cluster.notLeader(cluster.replicas.replica(entry.id), epoch: entry.partition.currentLeaderEpoch) {
+        let log = partition.log
+        // Only the leader serves, at the epoch the fetcher names.
+        if let refusal = partition.checkLeader(epoch: entry.partition.currentLeaderEpoch) {
             result.errorCode = refusal.rawValue
             result.highWatermark = -1
             return (result, nil, nil)
@@ -130,7 +130,7 @@ extension RequestDispatcher {
             failure = "\(entry.id): \(error)"
             result.errorCode = ErrorCode.kafkaStorageError.rawValue
         }
-        result.highWatermark = cluster == nil ? log.logEndOffset : log.highWatermark
+        result.highWatermark = log.highWatermark
         result.lastStableOffset = result.highWatermark
         result.logStartOffset = log.logStartOffset
         return (result, slice, failure)
@@ -178,13 +178,12 @@ extension RequestDispatcher {
 
     /// A follower's fetch offsets tell the leader how far each follower has got (once per request):
     /// the high watermark may rise and a caught-up follower rejoin the ISR.
-    fileprivate func followerFetched(_ partitions: [FetchedPartition], replicaId: Int32, cluster: Cluster) {
+    fileprivate func followerFetched(_ partitions: [FetchedPartition], replicaId: Int32) {
         for entry in partitions {
-            guard let replica = cluster.replicas.replica(entry.id), replica.checkLeader(epoch: entry.partition.currentLeaderEpoch) == nil else { continue }
-            if let isr = replica.followerFetched(replicaId, offset: entry.partition.fetchOffset) {
-                let replicas = cluster.replicas
-                Task { await replicas.proposeIsr(isr, for: replica) }
-            }
+            guard let partition = topics.partition(entry.id), partition.checkLeader(epoch: entry.partition.currentLeaderEpoch) == nil,
+                let isr = partition.followerFetched(replicaId, offset: entry.partition.fetchOffset), let replicas = cluster?.replicas
+            else { continue }
+            Task { await replicas.proposeIsr(isr, for: partition) }
         }
     }
 }

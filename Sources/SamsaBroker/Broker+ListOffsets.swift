@@ -16,25 +16,22 @@ extension RequestDispatcher {
             for partition in topic.partitions {
                 var result = ListOffsetsResponse.ListOffsetsPartitionResponse()
                 result.partitionIndex = partition.partitionIndex
-                guard let log = topics.log(topic.name, partition.partitionIndex) else {
+                guard let leader = topics.partition(topic.name, partition.partitionIndex) else {
                     result.errorCode = ErrorCode.unknownTopicOrPartition.rawValue
                     entry.partitions.append(result)
                     continue
                 }
-                result.leaderEpoch = 0
-                if let cluster {
-                    let replica = cluster.replicas.replica(TopicPartition(topic: topic.name, partition: partition.partitionIndex))
-                    if let refusal = Cluster.notLeader(replica, epoch: partition.currentLeaderEpoch) {
-                        result.errorCode = refusal.rawValue
-                        entry.partitions.append(result)
-                        continue
-                    }
-                    result.leaderEpoch = replica?.leaderEpoch ?? -1
+                let log = leader.log
+                if let refusal = leader.checkLeader(epoch: partition.currentLeaderEpoch) {
+                    result.errorCode = refusal.rawValue
+                    entry.partitions.append(result)
+                    continue
                 }
+                result.leaderEpoch = leader.leaderEpoch
                 switch partition.timestamp {
                 case Self.latestTimestamp:
-                    // In a cluster, the latest offset a consumer can read: the high watermark.
-                    result.offset = cluster == nil ? log.logEndOffset : log.highWatermark
+                    // The latest offset a consumer can read: the high watermark.
+                    result.offset = log.highWatermark
                 case Self.earliestTimestamp:
                     result.offset = log.logStartOffset
                 case let timestamp where timestamp >= 0:

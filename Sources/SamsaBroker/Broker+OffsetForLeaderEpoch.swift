@@ -2,33 +2,31 @@ import SamsaProtocol
 import SamsaStorage
 
 extension RequestDispatcher {
-    /// Every partition has had one leader epoch (0) on this single broker, ending at the log end.
+    /// The end offset of the asked-for leader epoch, from the leader's epoch history (KIP-101), at
+    /// the epoch the asker names. A cluster of one keeps no history: every partition has had one
+    /// epoch (0), ending at the log end.
     func offsetForLeaderEpoch(_ request: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
         var response = OffsetForLeaderEpochResponse()
         response.topics = request.topics.map { topic in
             var result = OffsetForLeaderEpochResponse.OffsetForLeaderTopicResult()
             result.topic = topic.topic
-            result.partitions = topic.partitions.map { partition in
+            result.partitions = topic.partitions.map { asked in
                 var entry = OffsetForLeaderEpochResponse.EpochEndOffset()
-                entry.partition = partition.partition
-                if let cluster, topics.log(topic.topic, partition.partition) != nil {
-                    // The leader answers from its epoch checkpoint (KIP-101), at the epoch the asker names.
-                    let replica = cluster.replicas.replica(TopicPartition(topic: topic.topic, partition: partition.partition))
-                    if let replica, Cluster.notLeader(replica, epoch: partition.currentLeaderEpoch) == nil {
-                        let found = cluster.replicas.epochs.endOffset(replica.partition, for: partition.leaderEpoch, logEnd: replica.log.logEndOffset)
-                        entry.leaderEpoch = found.epoch
-                        entry.endOffset = found.endOffset
-                    } else {
-                        entry.errorCode = (Cluster.notLeader(replica, epoch: partition.currentLeaderEpoch) ?? .notLeaderForPartition).rawValue
-                    }
-                } else if let log = topics.log(topic.topic, partition.partition) {
-                    // An epoch after ours is unknown: Kafka answers -1 / -1 for it.
-                    if partition.leaderEpoch <= 0 {
-                        entry.leaderEpoch = 0
-                        entry.endOffset = log.logEndOffset
-                    }
-                } else {
+                entry.partition = asked.partition
+                guard let partition = topics.partition(topic.topic, asked.partition) else {
                     entry.errorCode = ErrorCode.unknownTopicOrPartition.rawValue
+                    return entry
+                }
+                if let refusal = partition.checkLeader(epoch: asked.currentLeaderEpoch) {
+                    entry.errorCode = refusal.rawValue
+                } else if let epochs = partition.epochs {
+                    let found = epochs.endOffset(partition.id, for: asked.leaderEpoch, logEnd: partition.log.logEndOffset)
+                    entry.leaderEpoch = found.epoch
+                    entry.endOffset = found.endOffset
+                } else if asked.leaderEpoch <= 0 {
+                    // An epoch after ours is unknown: Kafka answers -1 / -1 for it.
+                    entry.leaderEpoch = 0
+                    entry.endOffset = partition.log.logEndOffset
                 }
                 return entry
             }

@@ -6,8 +6,8 @@ import SamsaStorage
 
 extension RequestDispatcher {
     /// Validates each partition's batches, appends them (offsets assigned by the log) and answers per
-    /// the request's acks: 0 and 1 once written, -1 once the topic's flush policy is satisfied (this
-    /// broker is the only replica). A partition with an invalid batch writes nothing.
+    /// the request's acks: 0 and 1 once written, -1 once the topic's flush policy is satisfied and the
+    /// ISR has them. A partition with an invalid batch writes nothing.
     func produce(_ request: ProduceRequest) async -> ProduceResponse {
         guard [0, 1, -1].contains(request.acks) else {
             return ProduceResponse.failing(request, .invalidRequiredAcks)
@@ -30,112 +30,29 @@ extension RequestDispatcher {
         return response
     }
 
+    /// One partition's produce: its leader validates, appends and waits as the acks ask
+    /// (`Partition.append`); the same on a single broker (a cluster of one) as in a cluster.
     private func produce(_ data: ProduceRequest.PartitionProduceData, topic: String, request: ProduceRequest) async
         -> ProduceResponse.PartitionProduceResponse
     {
-        let acks = request.acks
         var result = ProduceResponse.PartitionProduceResponse()
         result.index = data.index
-        guard let log = topics.log(topic, data.index) else {
+        guard let partition = topics.partition(topic, data.index) else {
             result.errorCode = ErrorCode.unknownTopicOrPartition.rawValue
             return result
         }
-        let records = data.records ?? ByteBuffer()
-        let partition = TopicPartition(topic: topic, partition: data.index)
         let config = topics.config(topic)
-        if let cluster {
-            return await replicatedProduce(
-                data, partition: partition, log: log, replica: cluster.replicas.replica(partition), request: request, config: config)
-        }
-        // This broker is the only in-sync replica: a topic asking for more refuses acks=all before writing.
-        if acks == -1 && config.minInsyncReplicas > 1 {
-            result.errorCode = ErrorCode.notEnoughReplicas.rawValue
-            result.errorMessage = "min.insync.replicas is \(config.minInsyncReplicas) but the in-sync replicas are 1"
-            return result
-        }
         do {
-            switch try await writers.writer(for: partition, log: log).append(
-                records, maxMessageBytes: config.maxMessageBytes(default: configuration.maxMessageBytes), transactionalId: request.transactionalId)
-            {
-            case .rejected(let failure):
-                result.errorCode = failure.code.rawValue
-                result.errorMessage = failure.message
-            case .duplicate(let baseOffset):
-                // An idempotent producer's retry: the original offsets, nothing written again.
-                result.baseOffset = baseOffset
-            case .appended(let baseOffset, let last, _):
-                notifier.appended(to: partition)
-                if acks == -1 { try await log.waitForFlushPolicy(last) }
-                result.baseOffset = baseOffset
-            }
-            result.logStartOffset = log.logStartOffset
+            let produced = try await partition.append(
+                data.records ?? ByteBuffer(), acks: request.acks, timeout: .milliseconds(max(0, Int(request.timeoutMs))),
+                minInsyncReplicas: config.minInsyncReplicas, maxMessageBytes: config.maxMessageBytes(default: configuration.maxMessageBytes),
+                transactionalId: request.transactionalId)
+            result.errorCode = produced.error.rawValue
+            result.errorMessage = produced.message
+            result.baseOffset = produced.baseOffset
+            result.logStartOffset = partition.log.logStartOffset
         } catch {
-            logProduceFailure(partition, error)
-            result.errorCode = ErrorCode.kafkaStorageError.rawValue
-            result.errorMessage = "\(error)"
-        }
-        return result
-    }
-}
-
-extension RequestDispatcher {
-    /// Produce to a partition of a cluster: only its leader appends (stamping its leader epoch), with
-    /// acks=-1 refused while the ISR is below `min.insync.replicas` and answered once the high
-    /// watermark passes the last offset (or REQUEST_TIMED_OUT after the request's timeout).
-    private func replicatedProduce(
-        _ data: ProduceRequest.PartitionProduceData, partition: TopicPartition, log: PartitionLog, replica: Replica?, request: ProduceRequest,
-        config: TopicConfig
-    ) async -> ProduceResponse.PartitionProduceResponse {
-        let acks = request.acks
-        var result = ProduceResponse.PartitionProduceResponse()
-        result.index = data.index
-        guard let replica else {
-            result.errorCode = ErrorCode.notLeaderForPartition.rawValue
-            return result
-        }
-        let minInsync = config.minInsyncReplicas
-        let timeout = Duration.milliseconds(max(0, Int(request.timeoutMs)))
-        do {
-            let outcome = try await writers.writer(for: partition, log: log).append(
-                data.records ?? ByteBuffer(), maxMessageBytes: config.maxMessageBytes(default: configuration.maxMessageBytes),
-                transactionalId: request.transactionalId
-            ) { replica.admitProduce(acks: acks, minInsyncReplicas: minInsync) }
-            switch outcome {
-            case .rejected(let failure):
-                result.errorCode = failure.code.rawValue
-                result.errorMessage = failure.message
-            case .duplicate(let baseOffset):
-                result.baseOffset = baseOffset
-                if acks == -1, let code = await replica.waitForHighWatermark(
-                    baseOffset + 1, epoch: replica.leaderEpoch, minInsyncReplicas: minInsync, timeout: timeout)
-                {
-                    result.errorCode = code.rawValue
-                }
-            case .appended(let baseOffset, let last, let epoch):
-                notifier.appended(to: partition)
-                replica.advanceHighWatermark()
-                result.baseOffset = baseOffset
-                if acks == -1 {
-                    try await log.waitForFlushPolicy(last)
-                    if let code = await replica.waitForHighWatermark(
-                        last.nextOffset, epoch: epoch ?? -1, minInsyncReplicas: minInsync, timeout: timeout)
-                    {
-                        result.errorCode = code.rawValue
-                        result.baseOffset = -1
-                    }
-                }
-            }
-            result.logStartOffset = log.logStartOffset
-        } catch let error as StorageError {
-            // The leader's own storage failed (a full disk, a failed sync): as for a follower, this broker
-            // leaves the ISR and hands leadership to the next live ISR member (KIP-112's offline replica),
-            // logged once at error there; clients find the new leader instead of failing here until the
-            // disk has room. It rejoins once its writes work again.
-            cluster?.replicas.replicaFailed(partition, error)
-            result.errorCode = ErrorCode.kafkaStorageError.rawValue
-            result.errorMessage = "\(error)"
-        } catch {
-            logProduceFailure(partition, error)
+            storageFailed(partition.id, error)
             result.errorCode = ErrorCode.kafkaStorageError.rawValue
             result.errorMessage = "\(error)"
         }
@@ -164,9 +81,17 @@ extension ProduceResponse {
 }
 
 extension RequestDispatcher {
-    /// A produce that failed in storage: at debug, and at warning at most once a minute with how many
-    /// failed since (on a full disk every produce fails; the log must not fill with them).
-    func logProduceFailure(_ partition: TopicPartition, _ error: any Error) {
+    /// A produce that failed in storage. In a cluster, a failure of the leader's own storage (a full
+    /// disk, a failed sync) takes it out of the ISR and hands leadership to the next live ISR member
+    /// (KIP-112's offline replica; logged once at error there), so clients find the new leader instead
+    /// of failing here until the disk has room; it rejoins once its writes work again. Otherwise it
+    /// is logged at debug, and at warning at most once a minute with how many failed since (on a full
+    /// disk every produce fails; the log must not fill with them).
+    func storageFailed(_ partition: TopicPartition, _ error: any Error) {
+        if let cluster, let error = error as? StorageError {
+            cluster.replicas.replicaFailed(partition, error)
+            return
+        }
         let metadata: Logger.Metadata = ["topic": "\(partition.topic)", "partition": "\(partition.partition)", "error": "\(error)"]
         if let count = produceFailures.admit() {
             configuration.logger.warning(

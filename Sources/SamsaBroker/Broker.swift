@@ -150,8 +150,8 @@ public final class Broker: Sendable {
             let address = server.channel.localAddress!
             let advertised = (configuration.advertisedHost ?? configuration.host, Int32(configuration.advertisedPort ?? address.port ?? configuration.port))
             let dispatcher = RequestDispatcher(
-                configuration: configuration, logs: logs, offsets: offsets, producerIds: producerIds, io: io, advertised: advertised,
-                topicConfigs: topicConfigs, cluster: session.flatMap { session in epochs.map { (session, $0, group) } })
+                configuration: configuration, logs: logs, offsets: offsets, producerIds: producerIds, io: io, group: group,
+                advertised: advertised, topicConfigs: topicConfigs, cluster: session.flatMap { session in epochs.map { (session, $0) } })
             let metrics = BrokerMetrics(registry: registry, replication: dispatcher.cluster?.replicas)
             let endpoint: MetricsEndpoint?
             if let port = configuration.metricsPort {

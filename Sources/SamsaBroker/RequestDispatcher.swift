@@ -10,10 +10,9 @@ import SamsaStorage
 final class RequestDispatcher: Sendable {
     let configuration: BrokerConfiguration
     let logs: LogManager
+    /// The topics and their partitions: where each partition's state lives.
     let topics: TopicTable
-    let notifier = AppendNotifier()
     let groups: GroupCoordinator
-    let writers: PartitionWriters
     let producerIds: ProducerIdAllocator
     let offsets: OffsetStore
     let io: NIOThreadPool
@@ -25,32 +24,40 @@ final class RequestDispatcher: Sendable {
     /// The cluster side, for a broker with `configuration.cluster`.
     let cluster: Cluster?
 
+    /// `cluster`: the coordination session and leader-epoch history of a broker in a cluster; without
+    /// one the broker is a cluster of one (`Leadership.local`).
     init(
         configuration: BrokerConfiguration, logs: LogManager, offsets: OffsetStore, producerIds: ProducerIdAllocator, io: NIOThreadPool,
-        advertised: (host: String, port: Int32), topicConfigs: [String: TopicConfigFile.Entry] = [:],
-        cluster: (session: RenewableSession, epochs: LeaderEpochs, group: any EventLoopGroup)? = nil
+        group: any EventLoopGroup, advertised: (host: String, port: Int32), topicConfigs: [String: TopicConfigFile.Entry] = [:],
+        cluster: (session: RenewableSession, epochs: LeaderEpochs)? = nil
     ) {
         self.configuration = configuration
         self.producerIds = producerIds
         self.offsets = offsets
         self.groups = GroupCoordinator(limits: configuration.groupLimits, hasOffsets: { [offsets] in offsets.hasCommits(group: $0) })
-        self.writers = PartitionWriters(producerIdExpiration: configuration.producerIdExpiration)
         self.logs = logs
+        let timers = group.any()
+        let context = PartitionContext(
+            brokerId: configuration.brokerId, leadership: cluster.map { .replicated($0.epochs) } ?? .local,
+            fetchWaits: Purgatory(timers: timers), produceWaits: Purgatory(timers: timers), isrChanges: IsrChangeCounts(),
+            producerIdExpiration: configuration.producerIdExpiration, decompression: DecompressionPermits())
         self.topics = TopicTable(
             logs: logs, dataDirectory: configuration.dataDirectory, baseConfiguration: configuration.logConfiguration, configs: topicConfigs,
-            maxPartitions: configuration.maxBrokerPartitions)
+            context: context, maxPartitions: configuration.maxBrokerPartitions)
         self.io = io
         self.retention = LogRetention(logs: logs, io: io) { [configuration] message in configuration.log(message) }
         self.advertised = advertised
         if let settings = configuration.cluster, let cluster {
             self.cluster = Cluster(
-                brokerId: configuration.brokerId, settings: settings, session: cluster.session, topics: topics, writers: writers,
-                epochs: cluster.epochs, group: cluster.group, io: io, notifier: notifier, dataDirectory: configuration.dataDirectory,
-                logger: configuration.logger, log: { [configuration] message in configuration.log(message, level: .info) })
+                brokerId: configuration.brokerId, settings: settings, session: cluster.session, topics: topics, epochs: cluster.epochs,
+                group: group, io: io, dataDirectory: configuration.dataDirectory, logger: configuration.logger)
         } else {
             self.cluster = nil
         }
     }
+
+    /// Long-polling fetches waiting for appends (tests: act once one waits).
+    var fetchWaits: Purgatory<TopicPartition> { topics.context.fetchWaits }
 
     /// The response frame for a request frame (without its size prefix), or nil when the request
     /// expects none (Produce with acks 0). Throws `ProtocolError` for bytes that do not decode: the

@@ -3,8 +3,9 @@ import SamsaProtocol
 import SamsaStorage
 import Synchronization
 
-/// The topics the broker serves: each is the partition logs `<topic>-0 ... <topic>-(n-1)` in the data
-/// directory, so the set survives restarts; a topic's own settings are in `TopicConfigFile`. Creation
+/// The topics the broker serves and their partitions (one `Partition` per log): each topic is the
+/// partition logs `<topic>-0 ... <topic>-(n-1)` in the data directory, so the set survives restarts;
+/// a topic's own settings are in `TopicConfigFile`. Creation
 /// runs on one serial queue (it makes directories and syncs them: never on an event loop), so two
 /// creates of one name cannot interleave.
 final class TopicTable: Sendable {
@@ -26,6 +27,9 @@ final class TopicTable: Sendable {
 
     private let logs: LogManager
     private let topics: Mutex<[String: Topic]>
+    private let partitions: Mutex<[TopicPartition: Partition]>
+    /// What every partition made here shares.
+    let context: PartitionContext
     /// Topics with config overrides (as stored in `TopicConfigFile`); changed only on `administration`.
     private let configs: Mutex<[String: TopicConfigFile.Entry]>
     private let dataDirectory: String
@@ -38,9 +42,13 @@ final class TopicTable: Sendable {
 
     init(
         logs: LogManager, dataDirectory: String, baseConfiguration: LogConfiguration, configs: [String: TopicConfigFile.Entry],
-        maxPartitions: Int = BrokerConfiguration.defaultMaxBrokerPartitions
+        context: PartitionContext, maxPartitions: Int = BrokerConfiguration.defaultMaxBrokerPartitions
     ) {
         self.maxPartitions = maxPartitions
+        self.context = context
+        partitions = Mutex(Dictionary(uniqueKeysWithValues: logs.partitions.compactMap { id in
+            logs.log(id).map { (id, Partition(id, log: $0, context: context)) }
+        }))
         self.logs = logs
         self.dataDirectory = dataDirectory
         self.baseConfiguration = baseConfiguration
@@ -59,9 +67,13 @@ final class TopicTable: Sendable {
 
     var all: [Topic] { topics.withLock { $0.values.sorted { $0.name < $1.name } } }
 
-    func log(_ topic: String, _ partition: Int32) -> PartitionLog? {
-        logs.log(TopicPartition(topic: topic, partition: partition))
-    }
+    func partition(_ id: TopicPartition) -> Partition? { partitions.withLock { $0[id] } }
+
+    func partition(_ topic: String, _ index: Int32) -> Partition? { partition(TopicPartition(topic: topic, partition: index)) }
+
+    var allPartitions: [Partition] { partitions.withLock { Array($0.values) } }
+
+    func log(_ topic: String, _ partition: Int32) -> PartitionLog? { self.partition(topic, partition)?.log }
 
     /// Kafka's topic name rule, plus names the data directory layout cannot hold.
     static func validate(_ name: String) -> String? {
@@ -105,7 +117,10 @@ final class TopicTable: Sendable {
             // The settings first: a crash before the logs exist leaves an entry a later create replaces.
             try storeConfig(name, config.overrides.isEmpty ? nil : TopicConfigFile.Entry(partitions: partitions, config: config))
             // All partitions or none, also across a crash (see `LogManager.createLogs`).
-            try logs.createLogs((0..<partitions).map { TopicPartition(topic: name, partition: $0) }, configuration: configuration)
+            let ids = (0..<partitions).map { TopicPartition(topic: name, partition: $0) }
+            try logs.createLogs(ids, configuration: configuration)
+            let made = ids.compactMap { id in logs.log(id).map { (id, Partition(id, log: $0, context: context)) } }
+            self.partitions.withLock { $0.merge(made) { _, new in new } }
         } catch let error as StorageError {
             throw .storage(error)
         } catch {
@@ -132,8 +147,10 @@ final class TopicTable: Sendable {
                     guard let topic = topic(name) else { return false }
                     // Gone from the table first, so no new request finds a log being deleted.
                     topics.withLock { _ = $0.removeValue(forKey: name) }
+                    let ids = (0..<topic.partitionCount).map { TopicPartition(topic: name, partition: $0) }
+                    partitions.withLock { table in for id in ids { table[id] = nil } }
                     // Every partition, also across a crash (see `LogManager.deleteLogs`).
-                    try logs.deleteLogs((0..<topic.partitionCount).map { TopicPartition(topic: name, partition: $0) })
+                    try logs.deleteLogs(ids)
                     do {
                         try storeConfig(name, nil)
                     } catch let error as StorageError {

@@ -58,7 +58,8 @@ public final class PartitionLog: Sendable {
     public var flushedOffset: Int64 { groupCommit.durableEnd }
     /// The first offset still retained.
     public var logStartOffset: Int64 { publishedStart.load(ordering: .acquiring) }
-    /// Offsets below this are replicated (readers with `.highWatermark` see only these).
+    /// Offsets below this are replicated (readers with `.highWatermark` see only these): 0 at open,
+    /// then raised by the broker's partition (`raiseHighWatermark`), lowered only by a truncation.
     public var highWatermark: Int64 { publishedHighWatermark.load(ordering: .acquiring) }
 
     /// Damage found at open: reads stop at it and writes are refused (see `LogDamage`).
@@ -89,7 +90,8 @@ public final class PartitionLog: Sendable {
         let end = segments.last!.nextOffset
         state = Mutex(State(segments: segments, logStartOffset: logStartOffset, activeCreated: .now))
         publishedEnd = Atomic(end)
-        publishedHighWatermark = Atomic(end)
+        // Nothing is replicated until the partition's leader says so (`raiseHighWatermark`).
+        publishedHighWatermark = Atomic(0)
         publishedStart = Atomic(logStartOffset)
         intervalTimer = Mutex(nil)
         let box = WeakLog()
@@ -357,9 +359,19 @@ public final class PartitionLog: Sendable {
         publishedStart.store(offset, ordering: .releasing)
     }
 
-    /// Sets the high watermark (replication); it never passes the log end.
-    public func updateHighWatermark(_ offset: Int64) {
-        publishedHighWatermark.store(min(offset, logEndOffset), ordering: .releasing)
+    /// Raises the high watermark (replication) to `offset`, never past the log end: true if it moved.
+    /// It never falls here; only a truncation (`truncate`, `truncateFully`) lowers it, with the log end.
+    @discardableResult
+    public func raiseHighWatermark(to offset: Int64) -> Bool {
+        let target = min(offset, logEndOffset)
+        var current = publishedHighWatermark.load(ordering: .relaxed)
+        while target > current {
+            let (exchanged, original) = publishedHighWatermark.compareExchange(
+                expected: current, desired: target, successOrdering: .releasing, failureOrdering: .relaxed)
+            if exchanged { return true }
+            current = original
+        }
+        return false
     }
 
     /// Removes every record at and after `offset` (replication truncates a follower to its leader's

@@ -75,7 +75,7 @@ struct DecompressionBoundTests {
             request.topicData = [topic]
             let response = try await connection.request(request, version: 9, expecting: ProduceResponse.self)
             #expect(response.responses.first?.partitionResponses.allSatisfy { $0.errorCode == 0 } == true)
-            let permits = broker.broker.dispatcher.writers.decompression
+            let permits = broker.broker.dispatcher.topics.context.decompression
             #expect(permits.mostHeld >= 1)
             #expect(permits.mostHeld <= permits.count)
             try await connection.close()

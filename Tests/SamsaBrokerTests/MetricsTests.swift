@@ -40,6 +40,8 @@ struct MetricsTests {
             #expect(text.contains(#"samsa_requests_total{request="Produce",version="9"} 1"#), "\(text)")
             #expect(text.contains(#"samsa_log_end_offset{topic="measured",partition="0"} 5.0"#), "\(text)")
             #expect(text.contains(#"samsa_log_end_offset{topic="measured",partition="1"} 0.0"#))
+            // A single broker is a cluster of one: its high watermark follows its appends (issue 21: it stayed 0).
+            #expect(text.contains(#"samsa_high_watermark{topic="measured",partition="0"} 5.0"#), "\(text)")
             #expect(text.contains("samsa_connections 1.0"))
             #expect(text.contains("samsa_request_duration_seconds_bucket"))
             #expect(text.contains("samsa_network_bytes_in_total"))

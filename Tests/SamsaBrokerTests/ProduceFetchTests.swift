@@ -116,7 +116,7 @@ struct ProduceFetchTests {
             async let fetched = consumer.request(
                 Self.fetchRequest("waits", offset: 0, maxWaitMs: 60_000, minBytes: 1), version: 12, expecting: FetchResponse.self)
             // Append only once the fetch waits, so the append is what wakes it.
-            while broker.broker.dispatcher.notifier.waitingFetches == 0 && ContinuousClock.now - started < .seconds(30) {
+            while broker.broker.dispatcher.fetchWaits.waiting == 0 && ContinuousClock.now - started < .seconds(30) {
                 try await Task.sleep(for: .milliseconds(5))
             }
             #expect(try await Self.produce([try makeBatch(count: 1)], to: "waits", on: producer).errorCode == 0)

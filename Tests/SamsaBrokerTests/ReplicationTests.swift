@@ -247,7 +247,7 @@ struct ReplicationTests {
             cluster.links.cut(follower, state.leader)
             try await cluster.eventually("the ISR shrank") { try await cluster.state("strict").isr.count == 2 }
             try await cluster.eventually("the leader knows") {
-                cluster.broker(state.leader)?.dispatcher.cluster?.replicas.replica(TopicPartition(topic: "strict", partition: 0))?.snapshot.isr.count == 2
+                cluster.broker(state.leader)?.dispatcher.cluster?.replicas.partition(TopicPartition(topic: "strict", partition: 0))?.snapshot.isr.count == 2
             }
             let refused = try await connection.produce("strict", count: 2, startingAt: 2)
             #expect(refused.errorCode == ErrorCode.notEnoughReplicas.rawValue)
@@ -324,7 +324,7 @@ struct ReplicationTests {
             }
             let partition = TopicPartition(topic: "fenced", partition: 0)
             // It gives up at once and comes back (a new session) as a follower: never the leader again here.
-            try await cluster.eventually("the old leader gave up") { cluster.broker(before.leader)?.dispatcher.cluster?.replicas.replica(partition)?.role != .leader }
+            try await cluster.eventually("the old leader gave up") { cluster.broker(before.leader)?.dispatcher.cluster?.replicas.partition(partition)?.role != .leader }
             let refused = try await old.produce("fenced", count: 3, startingAt: 100, timeoutMs: 2000)
             #expect(refused.errorCode == ErrorCode.notLeaderForPartition.rawValue)
             try await old.close()

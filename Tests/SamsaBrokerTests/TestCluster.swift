@@ -126,10 +126,10 @@ final class TestCluster: Sendable {
             let state = try await self.state(topic, partition)
             guard state.leader >= 0, running.contains(state.leader) else { return false }
             for id in running where state.isr.contains(id) {
-                guard let replica = broker(id)?.dispatcher.cluster?.replicas.replica(TopicPartition(topic: topic, partition: partition)) else {
+                guard let replica = broker(id)?.dispatcher.cluster?.replicas.partition(TopicPartition(topic: topic, partition: partition)) else {
                     return false
                 }
-                let expected: Replica.Role = id == state.leader ? .leader : .follower(leader: state.leader)
+                let expected: Partition.Role = id == state.leader ? .leader : .follower(leader: state.leader)
                 guard replica.role == expected, replica.leaderEpoch == state.leaderEpoch else { return false }
             }
             settledState = state

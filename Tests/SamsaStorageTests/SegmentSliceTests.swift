@@ -84,7 +84,7 @@ struct SegmentSliceTests {
         try log.flush()
         model += try await Self.fill(log, batches: 20)
         let middle = model[70]
-        log.updateHighWatermark(middle.base + (middle.last - middle.base) / 2 + 1)
+        log.raiseHighWatermark(to: middle.base + (middle.last - middle.base) / 2 + 1)
         let segments = log.segmentBaseOffsets
         #expect(segments.count > 5)
         #expect(log.flushedOffset > 0 && log.flushedOffset < log.logEndOffset)

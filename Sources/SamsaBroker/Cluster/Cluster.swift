@@ -16,27 +16,27 @@ final class Cluster: Sendable {
     let controller: ClusterController
     let metadata: ClusterMetadata
     let producerIds: ClusterProducerIds
-    private let log: @Sendable (String) -> Void
+    private let logger: Logger
     private let watchdog = Mutex<Task<Void, Never>?>(nil)
 
     init(
-        brokerId: Int32, settings: ClusterSettings, session: RenewableSession, topics: TopicTable, writers: PartitionWriters,
-        epochs: LeaderEpochs, group: any EventLoopGroup, io: NIOThreadPool, notifier: AppendNotifier, dataDirectory: String,
-        logger: Logger, log: @escaping @Sendable (String) -> Void
+        brokerId: Int32, settings: ClusterSettings, session: RenewableSession, topics: TopicTable, epochs: LeaderEpochs, group: any EventLoopGroup,
+        io: NIOThreadPool, dataDirectory: String, logger: Logger
     ) {
         self.brokerId = brokerId
         self.session = session
         self.paths = ClusterPaths(root: settings.root)
-        self.log = log
+        var logger = logger
+        logger[metadataKey: "broker"] = "\(brokerId)"
+        self.logger = logger
         replicas = ReplicaManager(
-            brokerId: brokerId, settings: settings, session: session, topics: topics, writers: writers, epochs: epochs, group: group, io: io,
-            notifier: notifier, dataDirectory: dataDirectory, logger: logger, log: log)
-        controller = ClusterController(brokerId: brokerId, paths: paths, session: session, log: log)
+            brokerId: brokerId, settings: settings, session: session, topics: topics, epochs: epochs, group: group, io: io,
+            dataDirectory: dataDirectory, logger: logger)
+        controller = ClusterController(brokerId: brokerId, paths: paths, session: session, logger: logger)
         metadata = ClusterMetadata(paths: paths, session: session)
         producerIds = ClusterProducerIds(session: session, paths: paths, brokerId: brokerId)
     }
 
-    /// Makes the persistent nodes every broker expects (idempotent).
     static func prepare(_ session: any CoordinationSession, paths: ClusterPaths) async throws {
         for path in paths.skeleton { try await session.createPath(path) }
     }
@@ -78,7 +78,7 @@ final class Cluster: Sendable {
                 break
             }
             guard expired, !Task.isCancelled else { return }
-            log("broker \(brokerId): coordination session expired: giving up every partition, then rejoining with a new session")
+            logger.warning("coordination session expired: giving up every partition, then rejoining with a new session")
             await replicas.stop()
             await controller.stop()
             while !Task.isCancelled {
@@ -87,18 +87,16 @@ final class Cluster: Sendable {
                     try await register(host: host, port: port)
                     replicas.start()
                     controller.start()
-                    log("broker \(brokerId): rejoined the cluster with session \(session.sessionID)")
+                    logger.info("rejoined the cluster", metadata: ["session": "\(session.sessionID)"])
                     break
                 } catch {
-                    log("broker \(brokerId): rejoining failed (retrying): \(error)")
+                    logger.warning("rejoining the cluster failed (retrying)", metadata: ["error": "\(error)"])
                     try? await Task.sleep(for: .seconds(1))
                 }
             }
         }
     }
 
-    /// Stops replicating and controlling, then ends the session (its ephemeral nodes go at once, so
-    /// the controller moves what is still led here). Call `resign` first.
     /// First step of stopping: hands the partitions it leads to other ISR members (controlled
     /// shutdown) if asked, then stops replicating and gives up every role (waiting produces are
     /// answered at once).
@@ -108,16 +106,12 @@ final class Cluster: Sendable {
         await replicas.stop()
     }
 
+    /// Stops replicating and controlling, then ends the session (its ephemeral nodes go at once, so
+    /// the controller moves what is still led here). Call `resign` first.
     func stop() async {
         watchdog.withLock { $0 }?.cancel()
         await replicas.stop()
         await controller.stop()
         await session.close()
-    }
-
-    /// Whether `code` is an error of a partition this broker does not lead.
-    static func notLeader(_ replica: Replica?, epoch: Int32 = -1) -> ErrorCode? {
-        guard let replica else { return .notLeaderForPartition }
-        return replica.checkLeader(epoch: epoch)
     }
 }

@@ -1,3 +1,4 @@
+import Logging
 import Foundation
 import SamsaCoordination
 import Synchronization
@@ -16,13 +17,13 @@ final class ClusterController: Sendable {
     private let task = Mutex<Task<Void, Never>?>(nil)
     /// The controller epoch while this broker is the controller.
     private let epoch = Mutex<Int32?>(nil)
-    private let log: @Sendable (String) -> Void
+    private let logger: Logger
 
-    init(brokerId: Int32, paths: ClusterPaths, session: any CoordinationSession, log: @escaping @Sendable (String) -> Void) {
+    init(brokerId: Int32, paths: ClusterPaths, session: any CoordinationSession, logger: Logger) {
         self.brokerId = brokerId
         self.paths = paths
         self.session = session
-        self.log = log
+        self.logger = logger
     }
 
     var controllerEpoch: Int32? { epoch.withLock { $0 } }
@@ -63,7 +64,7 @@ final class ClusterController: Sendable {
         }
         let next = try await bumpControllerEpoch()
         epoch.withLock { $0 = next }
-        log("broker \(brokerId): controller at epoch \(next)")
+        logger.info("became the controller", metadata: ["controller_epoch": "\(next)"])
         return true
     }
 
@@ -142,7 +143,8 @@ final class ClusterController: Sendable {
                 next.controllerEpoch = controllerEpoch
                 do {
                     _ = try await session.setData(path, data: ClusterJSON.encode(next), version: stat.version)
-                    log("controller \(brokerId): \(topic)-\(partition) isr \(next.isr) (dead replicas removed)")
+                    logger.info(
+                        "removed dead replicas from the isr", metadata: ["topic": "\(topic)", "partition": "\(partition)", "isr": "\(next.isr)"])
                     return
                 } catch let error as CoordinationError where error.code == .badVersion {
                     continue
@@ -159,7 +161,9 @@ final class ClusterController: Sendable {
             next.controllerEpoch = controllerEpoch
             do {
                 _ = try await session.setData(path, data: ClusterJSON.encode(next), version: stat.version)
-                log("controller \(brokerId): \(topic)-\(partition) leader \(next.leader) epoch \(next.leaderEpoch) isr \(next.isr)")
+                logger.info(
+                    "elected a leader",
+                    metadata: ["topic": "\(topic)", "partition": "\(partition)", "leader": "\(next.leader)", "epoch": "\(next.leaderEpoch)", "isr": "\(next.isr)"])
                 return
             } catch let error as CoordinationError where error.code == .badVersion {
                 continue  // the leader changed the ISR meanwhile: decide again on the new state

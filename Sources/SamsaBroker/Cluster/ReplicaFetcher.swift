@@ -143,14 +143,12 @@ final class ReplicaFetcher: Sendable {
         request.replicaId = manager.brokerId
         var asked: [TopicPartition: Int32] = [:]
         for (partition, following) in truncating {
-            guard let replica = manager.replica(partition) else { continue }
+            guard let replica = manager.partition(partition) else { continue }
             guard let latest = manager.epochs.latest(partition)?.epoch else {
                 // No epochs known: an empty log agrees with any leader; otherwise keep what is committed.
                 let log = replica.log
                 let target = log.highWatermark
-                await writing(partition) {
-                    try await truncateLog(partition, replica: replica, epoch: following.epoch, to: log.logEndOffset == 0 ? 0 : target)
-                }
+                await writing(partition) { try await truncateLog(replica, epoch: following.epoch, to: log.logEndOffset == 0 ? 0 : target) }
                 continue
             }
             asked[partition] = latest
@@ -173,7 +171,7 @@ final class ReplicaFetcher: Sendable {
         for topic in response.topics {
             for result in topic.partitions {
                 let partition = TopicPartition(topic: topic.topic, partition: result.partition)
-                guard result.errorCode == 0, let following = truncating[partition], let replica = manager.replica(partition) else { continue }
+                guard result.errorCode == 0, let following = truncating[partition], let replica = manager.partition(partition) else { continue }
                 let log = replica.log
                 let target: Int64
                 if result.leaderEpoch < 0 && result.endOffset < 0 {
@@ -184,7 +182,7 @@ final class ReplicaFetcher: Sendable {
                     let own = manager.epochs.endOffset(partition, for: result.leaderEpoch, logEnd: log.logEndOffset).endOffset
                     target = min(result.endOffset, own < 0 ? log.logEndOffset : own)
                 }
-                await writing(partition) { try await truncateLog(partition, replica: replica, epoch: following.epoch, to: target) }
+                await writing(partition) { try await truncateLog(replica, epoch: following.epoch, to: target) }
             }
         }
     }
@@ -199,39 +197,28 @@ final class ReplicaFetcher: Sendable {
         }
     }
 
-    /// Cuts the log at `target` (if it is shorter, nothing) on the writer queue, while this broker
-    /// still follows at `epoch`, and marks the partition ready to fetch.
-    private func truncateLog(_ partition: TopicPartition, replica: Replica, epoch: Int32, to target: Int64) async throws {
-        let writer = manager.writers.writer(for: partition, log: replica.log)
-        let epochs = manager.epochs
-        let leader = leader
-        let done = try await writer.perform { () throws -> Bool in
-            guard replica.role == .follower(leader: leader), replica.leaderEpoch == epoch else { return false }
-            let log = replica.log
-            if target < log.logEndOffset {
-                try log.truncate(to: max(target, log.logStartOffset))
-                try epochs.truncate(partition, from: log.logEndOffset)
-            }
-            return true
-        }
-        guard done else { return }
+    /// Cuts the log at `target` (if it is shorter, nothing) while this broker still follows at
+    /// `epoch`, and marks the partition ready to fetch.
+    private func truncateLog(_ partition: Partition, epoch: Int32, to target: Int64) async throws {
+        guard try await partition.whileFollowing(leader, epoch: epoch, { try $0.truncate(to: target) }) != nil else { return }
         partitions.withLock { table in
-            if table[partition] == Following(epoch: epoch) { table[partition]?.needsTruncation = false }
+            if table[partition.id] == Following(epoch: epoch) { table[partition.id]?.needsTruncation = false }
         }
     }
 
     /// Empties the log and restarts it at the leader's log start `start` (Kafka's
-    /// `truncateFullyAndStartAt`), on the writer queue, while this broker still follows at `epoch`.
-    private func restartLog(_ partition: TopicPartition, replica: Replica, epoch: Int32, at start: Int64) async throws {
-        let writer = manager.writers.writer(for: partition, log: replica.log)
-        let epochs = manager.epochs
-        let leader = leader
-        let log = manager.log
-        try await writer.perform { () throws in
-            guard replica.role == .follower(leader: leader), replica.leaderEpoch == epoch, replica.log.logEndOffset < start else { return }
-            log("\(partition.topic)-\(partition.partition): log end \(replica.log.logEndOffset) is below leader \(leader)'s log start \(start): restarting the log there")
-            try replica.log.truncateFully(startingAt: start)
-            try epochs.truncate(partition, from: 0)
+    /// `truncateFullyAndStartAt`) while this broker still follows at `epoch`.
+    private func restartLog(_ partition: Partition, epoch: Int32, at start: Int64) async throws {
+        let restarted = try await partition.whileFollowing(leader, epoch: epoch) { log -> Int64? in
+            guard log.log.logEndOffset < start else { return nil }
+            let end = log.log.logEndOffset
+            try log.restart(at: start)
+            return end
+        }
+        if let end = restarted ?? nil {
+            manager.logger.warning(
+                "the log end is below the leader's log start: restarted the log there",
+                metadata: ReplicaManager.metadata(partition.id, ["log_end": "\(end)", "leader": "\(leader)", "leader_log_start": "\(start)"]))
         }
     }
 
@@ -248,7 +235,7 @@ final class ReplicaFetcher: Sendable {
         let ordered = ready.sorted(by: { $0.key < $1.key })
         let turn = fetches.add(1, ordering: .relaxed).oldValue % max(1, ordered.count)
         for (partition, following) in ordered[turn...] + ordered[..<turn] {
-            guard let replica = manager.replica(partition) else { continue }
+            guard let replica = manager.partition(partition) else { continue }
             var entry = FetchRequest.FetchPartition()
             entry.partition = partition.partition
             entry.currentLeaderEpoch = following.epoch
@@ -273,7 +260,7 @@ final class ReplicaFetcher: Sendable {
         for topic in response.responses {
             for result in topic.partitions {
                 let partition = TopicPartition(topic: topic.topic, partition: result.partitionIndex)
-                guard let following = ready[partition], let replica = manager.replica(partition) else { continue }
+                guard let following = ready[partition], let replica = manager.partition(partition) else { continue }
                 switch ErrorCode(rawValue: result.errorCode) {
                 case .some(.none):
                     await writing(partition) {
@@ -283,7 +270,7 @@ final class ReplicaFetcher: Sendable {
                 case .offsetOutOfRange where replica.log.logEndOffset < result.logStartOffset:
                     // Behind the leader's log start (its retention deleted what this follower still
                     // needed): only the leader's log from its start on is left to copy.
-                    await writing(partition) { try await restartLog(partition, replica: replica, epoch: following.epoch, at: result.logStartOffset) }
+                    await writing(partition) { try await restartLog(replica, epoch: following.epoch, at: result.logStartOffset) }
                 case .offsetOutOfRange:
                     // Ahead of the leader: find the agreeing point again.
                     partitions.withLock { table in
@@ -298,16 +285,12 @@ final class ReplicaFetcher: Sendable {
         if backOff { try await Task.sleep(for: .milliseconds(50)) }
     }
 
-    /// Appends fetched batches that start at the log end, on the writer queue, while this broker
-    /// still follows at `epoch`; records each new leader epoch where its first batch starts.
-    private func append(_ records: ByteBuffer, to replica: Replica, epoch: Int32, leaderHighWatermark: Int64) async throws {
-        let partition = replica.partition
-        let writer = manager.writers.writer(for: partition, log: replica.log)
-        let epochs = manager.epochs
-        let leader = leader
-        let diverged = try await writer.perform { () throws -> Bool in
-            guard replica.role == .follower(leader: leader), replica.leaderEpoch == epoch else { return false }
-            let log = replica.log
+    /// Appends fetched batches that start at the log end while this broker still follows at `epoch`
+    /// (each new leader epoch recorded where its first batch starts), then takes the leader's high
+    /// watermark.
+    private func append(_ records: ByteBuffer, to partition: Partition, epoch: Int32, leaderHighWatermark: Int64) async throws {
+        let diverged = try await partition.whileFollowing(leader, epoch: epoch) { follower -> Bool in
+            let log = follower.log
             var remaining = records
             var last: AppendResult?
             var diverged = false
@@ -326,18 +309,16 @@ final class ReplicaFetcher: Sendable {
                     diverged = true
                     break
                 }
-                if batch.partitionLeaderEpoch > (epochs.latest(partition)?.epoch ?? -1) {
-                    try epochs.assign(partition, epoch: batch.partitionLeaderEpoch, startOffset: batch.baseOffset)
-                }
-                last = try log.appendWithoutWaiting(batch)
+                last = try follower.append(batch)
             }
-            replica.followerHighWatermark(leaderHighWatermark)
+            follower.leaderHighWatermark(leaderHighWatermark)
             return diverged
         }
-        if diverged {
+        if diverged == true {
             partitions.withLock { table in
-                if table[partition] == Following(epoch: epoch, needsTruncation: false) { table[partition]?.needsTruncation = true }
+                if table[partition.id] == Following(epoch: epoch, needsTruncation: false) { table[partition.id]?.needsTruncation = true }
             }
         }
     }
+
 }

@@ -23,44 +23,36 @@ final class ReplicaManager: Sendable {
     let paths: ClusterPaths
     let session: any CoordinationSession
     let topics: TopicTable
-    let writers: PartitionWriters
     let epochs: LeaderEpochs
     let group: any EventLoopGroup
     private let io: NIOThreadPool
-    private let notifier: AppendNotifier
     private let dataDirectory: String
-    private let replicas = Mutex<[TopicPartition: Replica]>([:])
     private let fetchers = Mutex<[Int32: ReplicaFetcher]>([:])
     private let tasks = Mutex<[Task<Void, Never>]>([])
-    /// Topics whose logs exist here and whose assigned partitions have their `Replica`.
+    /// Topics whose logs exist here and whose assigned partitions follow their state nodes.
     private let heldTopics = Mutex<Set<String>>([])
     /// Topics whose logs could not be made here yet (retried by `holdAssignedReplicas`).
     let missingTopics: ReplicaFailures<String>
     /// Followed partitions whose fetched records could not be appended (their fetcher retries them).
     let offlinePartitions: ReplicaFailures<TopicPartition>
-    let log: @Sendable (String) -> Void
-    /// For failures of this broker's storage, with metadata.
-    private let logger: Logger
+    /// With the broker id in its metadata.
+    let logger: Logger
     /// ISR shrinks and expands of the partitions led here (for the metrics).
-    let isrChanges = IsrChangeCounts()
+    var isrChanges: IsrChangeCounts { topics.context.isrChanges }
 
     init(
-        brokerId: Int32, settings: ClusterSettings, session: any CoordinationSession, topics: TopicTable, writers: PartitionWriters,
-        epochs: LeaderEpochs, group: any EventLoopGroup, io: NIOThreadPool, notifier: AppendNotifier, dataDirectory: String,
-        logger: Logger, log: @escaping @Sendable (String) -> Void
+        brokerId: Int32, settings: ClusterSettings, session: any CoordinationSession, topics: TopicTable, epochs: LeaderEpochs,
+        group: any EventLoopGroup, io: NIOThreadPool, dataDirectory: String, logger: Logger
     ) {
         self.brokerId = brokerId
         self.settings = settings
         self.paths = ClusterPaths(root: settings.root)
         self.session = session
         self.topics = topics
-        self.writers = writers
         self.epochs = epochs
         self.group = group
         self.io = io
-        self.notifier = notifier
         self.dataDirectory = dataDirectory
-        self.log = log
         self.logger = logger
         let (initial, maximum) = (Duration.milliseconds(settings.replicaFetchBackoffMs), Duration.milliseconds(settings.replicaFetchBackoffMaxMs))
         missingTopics = ReplicaFailures(initialBackoff: initial, maximumBackoff: maximum)
@@ -72,13 +64,13 @@ final class ReplicaManager: Sendable {
     static func loadHighWatermarks(dataDirectory: String, logs: LogManager) throws {
         let checkpoint = try OffsetCheckpoint.read("\(dataDirectory)/\(checkpointFile)", files: PosixFileSystem())
         for partition in logs.partitions {
-            logs.log(partition)?.updateHighWatermark(checkpoint[partition] ?? 0)
+            logs.log(partition)?.raiseHighWatermark(to: checkpoint[partition] ?? 0)
         }
     }
 
-    func replica(_ partition: TopicPartition) -> Replica? { replicas.withLock { $0[partition] } }
+    func partition(_ id: TopicPartition) -> Partition? { topics.partition(id) }
 
-    var allReplicas: [Replica] { replicas.withLock { Array($0.values) } }
+    var allPartitions: [Partition] { topics.allPartitions }
 
     func start() {
         spawn { await self.holdAssignedReplicas() }
@@ -99,7 +91,7 @@ final class ReplicaManager: Sendable {
             return Array(table.values)
         }
         for fetcher in all { await fetcher.stop() }
-        for replica in allReplicas { replica.resign() }
+        for partition in allPartitions { partition.resign() }
         // A later `start` (after a new session) follows every topic again, and retries what failed at once.
         heldTopics.withLock { $0.removeAll() }
         missingTopics.removeAll()
@@ -191,13 +183,9 @@ final class ReplicaManager: Sendable {
         }
         heldTopics.withLock { _ = $0.insert(name) }
         for index in assigned {
-            let partition = TopicPartition(topic: name, partition: index)
-            guard let log = topics.log(name, index) else { continue }
-            let notifier = notifier
-            let replica = Replica(partition: partition, log: log, brokerId: brokerId, isrChanges: isrChanges) { notifier.appended(to: $0) }
-            replicas.withLock { $0[partition] = replica }
+            guard let partition = topics.partition(name, index) else { continue }
             let members = assignment.replicas(index)
-            spawn { await self.followState(of: replica, replicas: members) }
+            spawn { await self.followState(of: partition, replicas: members) }
         }
     }
 
@@ -228,72 +216,57 @@ final class ReplicaManager: Sendable {
         return metadata
     }
 
-    private func followState(of replica: Replica, replicas members: [Int32]) async {
-        let path = paths.state(replica.partition.topic, replica.partition.partition)
+    private func followState(of partition: Partition, replicas members: [Int32]) async {
+        let id = partition.id
+        let path = paths.state(id.topic, id.partition)
         while !Task.isCancelled {
             do {
                 let (data, stat, watch) = try await session.data(path, watch: true)
                 let node = try ClusterJSON.decode(PartitionStateNode.self, data)
-                try await apply(node, version: stat.version, to: replica, replicas: members)
+                try await apply(node, version: stat.version, to: partition, replicas: members)
                 // Put back in the ISR while its appends fail (the leader saw it caught up): out again.
-                if node.isr.contains(brokerId) && offlinePartitions.isFailing(replica.partition) {
-                    await withdraw(from: replica.partition, replicas: members)
+                if node.isr.contains(brokerId) && offlinePartitions.isFailing(id) {
+                    await withdraw(from: id, replicas: members)
                 }
                 _ = try await watch?.event()
             } catch let error as CoordinationError where error.code == .noNode {
                 return
             } catch let error as StorageError {
                 // Leading needs the new epoch recorded: until it can be, another ISR member leads.
-                replicaFailed(replica.partition, error)
-                try? await Task.sleep(until: offlinePartitions.failure(replica.partition)?.retryAt ?? .now)
+                replicaFailed(id, error)
+                try? await Task.sleep(until: offlinePartitions.failure(id)?.retryAt ?? .now)
             } catch {
                 if sessionEnded { return }
-                if !Task.isCancelled { log("broker \(brokerId): following \(replica.partition): \(error)") }
+                if !Task.isCancelled { logger.warning("following the partition's state failed (retrying)", metadata: Self.metadata(id, ["error": "\(error)"])) }
                 await pause(.milliseconds(100))
             }
         }
     }
 
-    /// Applies a state node on the partition's writer queue (so no append straddles the change), then
-    /// starts or stops fetching.
-    private func apply(_ node: PartitionStateNode, version: Int32, to replica: Replica, replicas members: [Int32]) async throws {
-        let partition = replica.partition
-        let writer = writers.writer(for: partition, log: replica.log)
-        let epochs = epochs
-        let transition = try await writer.perform {
-            let transition = replica.apply(node, version: version, replicas: members)
-            switch transition {
-            case .becameLeader(let epoch):
-                do {
-                    try epochs.assign(partition, epoch: epoch, startOffset: replica.log.logEndOffset)
-                } catch {
-                    // Not leading without its epoch on disk; the retry applies the node again.
-                    replica.resign()
-                    throw error
-                }
-                writer.forgetProducerStateNow()
-            case .becameFollower, .wentOffline:
-                writer.forgetProducerStateNow()
-            case .unchanged:
-                break
-            }
-            return transition
-        }
-        switch transition {
+    /// Applies a state node to the partition (on its writer's queue, so no append straddles the
+    /// change), then starts or stops fetching.
+    private func apply(_ node: PartitionStateNode, version: Int32, to partition: Partition, replicas members: [Int32]) async throws {
+        let id = partition.id
+        switch try await partition.apply(node, version: version, replicas: members) {
         case .becameLeader(let epoch):
-            log("broker \(brokerId): leader of \(partition) at epoch \(epoch), isr \(node.isr)")
-            replicaSucceeded(partition)
-            stopFetching(partition, except: nil)
+            logger.info("became the leader", metadata: Self.metadata(id, ["epoch": "\(epoch)", "isr": "\(node.isr)"]))
+            replicaSucceeded(id)
+            stopFetching(id, except: nil)
         case .becameFollower(let leader, let epoch):
-            log("broker \(brokerId): follower of \(leader) for \(partition) at epoch \(epoch)")
-            stopFetching(partition, except: leader)
-            fetcher(for: leader).follow(partition, epoch: epoch)
+            logger.info("became a follower", metadata: Self.metadata(id, ["leader": "\(leader)", "epoch": "\(epoch)"]))
+            stopFetching(id, except: leader)
+            fetcher(for: leader).follow(id, epoch: epoch)
         case .wentOffline:
-            log("broker \(brokerId): \(partition) has no leader")
-            stopFetching(partition, except: nil)
+            logger.warning("the partition has no leader", metadata: Self.metadata(id))
+            stopFetching(id, except: nil)
         case .unchanged:
             break
         }
+    }
+
+    /// Log metadata naming a partition.
+    static func metadata(_ id: TopicPartition, _ more: Logger.Metadata = [:]) -> Logger.Metadata {
+        more.merging(["topic": "\(id.topic)", "partition": "\(id.partition)"]) { $1 }
     }
 
     private func fetcher(for leader: Int32) -> ReplicaFetcher {
@@ -320,18 +293,19 @@ final class ReplicaManager: Sendable {
     /// NOT_LEADER_OR_FOLLOWER when the state watch applies the change.
     func handOverLeadership() async {
         guard let live = try? await session.children(paths.brokerIds).compactMap({ Int32($0) }) else { return }
-        for replica in allReplicas {
-            let state = replica.snapshot
+        for partition in allPartitions {
+            let id = partition.id
+            let state = partition.snapshot
             let current = PartitionStateNode(leader: brokerId, leaderEpoch: state.leaderEpoch, isr: state.isr, controllerEpoch: state.controllerEpoch)
             guard state.role == .leader, let node = current.withdrawing(brokerId, replicas: state.replicas, live: Set(live)) else { continue }
-            let path = paths.state(replica.partition.topic, replica.partition.partition)
+            let path = paths.state(id.topic, id.partition)
             do {
                 _ = try await session.setData(path, data: ClusterJSON.encode(node), version: state.stateVersion)
-                log("broker \(brokerId): handed \(replica.partition) to \(node.leader) at epoch \(node.leaderEpoch)")
+                logger.info("handed the leadership over", metadata: Self.metadata(id, ["leader": "\(node.leader)", "epoch": "\(node.leaderEpoch)"]))
             } catch {
-                log("broker \(brokerId): handing \(replica.partition) over refused: \(error)")
+                logger.warning("handing the leadership over was refused", metadata: Self.metadata(id, ["error": "\(error)"]))
             }
-            replica.resign()
+            partition.resign()
         }
     }
 
@@ -353,13 +327,15 @@ final class ReplicaManager: Sendable {
                 let live = state.leader == brokerId ? Set(try await session.children(paths.brokerIds).compactMap { Int32($0) }) : []
                 guard let next = state.withdrawing(brokerId, replicas: members, live: live) else { return }
                 _ = try await session.setData(path, data: ClusterJSON.encode(next), version: stat.version)
-                log("broker \(brokerId): left the isr of \(partition) (its storage failed here): leader \(next.leader) epoch \(next.leaderEpoch) isr \(next.isr)")
+                logger.warning(
+                    "left the isr: the partition's storage failed here",
+                    metadata: Self.metadata(partition, ["leader": "\(next.leader)", "epoch": "\(next.leaderEpoch)", "isr": "\(next.isr)"]))
                 return
             } catch let error as CoordinationError where error.code == .badVersion {
                 continue
             } catch {
                 // The state watch (or the next retry) tries again.
-                if !sessionEnded { log("broker \(brokerId): leaving the isr of \(partition) failed: \(error)") }
+                if !sessionEnded { logger.warning("leaving the isr failed", metadata: Self.metadata(partition, ["error": "\(error)"])) }
                 return
             }
         }
@@ -374,7 +350,7 @@ final class ReplicaManager: Sendable {
         logger.error(
             "broker \(brokerId) cannot write \(partition.topic)-\(partition.partition): \(failure); it leaves the ISR until a retry succeeds (next in \(Self.milliseconds(until: entry.retryAt)) ms)",
             metadata: metadata(topic: partition.topic, partitions: [partition.partition], failure: failure))
-        guard let members = replica(partition)?.snapshot.replicas else { return }
+        guard let members = topics.partition(partition)?.snapshot.replicas, !members.isEmpty else { return }
         spawn { await self.withdraw(from: partition, replicas: members) }
     }
 
@@ -389,17 +365,17 @@ final class ReplicaManager: Sendable {
     /// Writes a new ISR for a partition this broker leads, checked against the state node's version
     /// (a rejected write means the controller or another leader changed it: the state watch then
     /// brings the newer state; nothing is overwritten).
-    func proposeIsr(_ isr: [Int32], for replica: Replica) async {
-        guard let (node, version) = replica.beginIsrChange(isr) else { return }
-        let path = paths.state(replica.partition.topic, replica.partition.partition)
+    func proposeIsr(_ isr: [Int32], for partition: Partition) async {
+        guard let (node, version) = partition.beginIsrChange(isr) else { return }
+        let id = partition.id
         var accepted: Int32?
         do {
-            accepted = try await session.setData(path, data: ClusterJSON.encode(node), version: version).version
-            log("broker \(brokerId): isr of \(replica.partition) is now \(isr)")
+            accepted = try await session.setData(paths.state(id.topic, id.partition), data: ClusterJSON.encode(node), version: version).version
+            logger.info("changed the isr", metadata: Self.metadata(id, ["isr": "\(isr)"]))
         } catch {
-            log("broker \(brokerId): isr change of \(replica.partition) to \(isr) refused: \(error)")
+            logger.info("an isr change was refused (the state watch brings the newer state)", metadata: Self.metadata(id, ["isr": "\(isr)", "error": "\(error)"]))
         }
-        replica.endIsrChange(isr, epoch: node.leaderEpoch, acceptedVersion: accepted)
+        partition.endIsrChange(node, acceptedVersion: accepted)
     }
 
     /// Removes followers that have not caught up within `replica.lag.time.max.ms` (checked every half
@@ -408,8 +384,8 @@ final class ReplicaManager: Sendable {
         let maxLag = Duration.milliseconds(settings.replicaLagTimeMaxMs)
         while !Task.isCancelled {
             await pause(.milliseconds(max(10, settings.replicaLagTimeMaxMs / 2)))
-            for replica in allReplicas {
-                if let isr = replica.shrunkIsr(maxLag: maxLag) { await proposeIsr(isr, for: replica) }
+            for partition in allPartitions {
+                if let isr = partition.shrunkIsr(maxLag: maxLag) { await proposeIsr(isr, for: partition) }
             }
         }
     }
@@ -423,13 +399,13 @@ final class ReplicaManager: Sendable {
             do {
                 try await writeCheckpoint()
             } catch {
-                log("broker \(brokerId): writing the high-watermark checkpoint failed: \(error)")
+                logger.error("writing the high-watermark checkpoint failed", metadata: ["error": "\(error)"])
             }
         }
     }
 
     private func writeCheckpoint() async throws {
-        let offsets = Dictionary(uniqueKeysWithValues: allReplicas.map { ($0.partition, $0.log.highWatermark) })
+        let offsets = Dictionary(uniqueKeysWithValues: allPartitions.map { ($0.id, $0.log.highWatermark) })
         let path = "\(dataDirectory)/\(Self.checkpointFile)"
         try await io.runIfActive { try OffsetCheckpoint.write(offsets, to: path, files: PosixFileSystem()) }
     }

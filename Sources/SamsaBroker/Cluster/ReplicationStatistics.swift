@@ -33,19 +33,19 @@ struct LedPartitionStatus: Sendable {
     var isUnderReplicated: Bool { isr < replicas }
 }
 
-extension Replica {
+extension Partition {
     /// This partition's replication status if this broker leads it.
     var ledStatus: LedPartitionStatus? {
         let state = snapshot
         guard state.role == .leader else { return nil }
         let end = log.logEndOffset
         return LedPartitionStatus(
-            partition: partition, replicas: state.replicas.count, isr: state.isr.count,
+            partition: id, replicas: state.replicas.count, isr: state.isr.count,
             followerLag: state.followers.mapValues { max(0, end - max(0, $0.logEnd)) })
     }
 }
 
 extension ReplicaManager {
     /// Every partition this broker leads now.
-    var ledPartitions: [LedPartitionStatus] { allReplicas.compactMap(\.ledStatus) }
+    var ledPartitions: [LedPartitionStatus] { allPartitions.compactMap(\.ledStatus) }
 }

@@ -4,7 +4,7 @@ import SamsaRecords
 import SamsaStorage
 import Synchronization
 
-/// The one writer of a partition: a serial queue that validates a Produce request's batches, checks
+/// The one writer of a partition (owned by its `Partition`): a serial queue that validates a Produce request's batches, checks
 /// idempotent producers' sequences and appends, so check and append cannot interleave with another
 /// request's (and no lock is held across the write). Blocking file work runs here, off the event loops
 /// and the cooperative pool.
@@ -199,33 +199,5 @@ final class PartitionWriter: @unchecked Sendable {
     static func lastSequence(of batch: RecordBatch) -> Int32 {
         let last = Int64(batch.baseSequence) + Int64(batch.lastOffsetDelta)
         return Int32(truncatingIfNeeded: last > Int64(Int32.max) ? last - Int64(Int32.max) - 1 : last)
-    }
-}
-
-/// The writers of every partition, made on first use.
-final class PartitionWriters: Sendable {
-    private let writers = Mutex<[TopicPartition: PartitionWriter]>([:])
-    private let producerIdExpiration: Duration
-
-    /// Decompression during validation, bounded broker-wide.
-    let decompression: DecompressionPermits
-
-    init(producerIdExpiration: Duration = .milliseconds(ProducerState.defaultExpirationMs), decompression: DecompressionPermits = DecompressionPermits()) {
-        self.producerIdExpiration = producerIdExpiration
-        self.decompression = decompression
-    }
-
-    func writer(for partition: TopicPartition, log: PartitionLog) -> PartitionWriter {
-        writers.withLock { table in
-            if let existing = table[partition] { return existing }
-            let writer = PartitionWriter(partition: partition, log: log, producerIdExpiration: producerIdExpiration, decompression: decompression)
-            table[partition] = writer
-            return writer
-        }
-    }
-
-    /// Forgets a deleted partition's writer.
-    func remove(_ partition: TopicPartition) {
-        _ = writers.withLock { $0.removeValue(forKey: partition) }
     }
 }

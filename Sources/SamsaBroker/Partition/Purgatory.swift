@@ -1,0 +1,159 @@
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// The broker's one way to wait (Kafka's `DelayedOperationPurgatory`): an operation watches keys
+/// (partitions), is checked when an event on one of them is reported (`checkAndComplete`), and
+/// completes once: when its check gives an outcome, when its deadline passes, or when the task
+/// waiting for it is cancelled. Used by long-polling fetches (appends and high-watermark moves) and
+/// acks=all produces (the high watermark, a change of leader).
+///
+/// Deadlines are timers on an event loop (NIO's timer heap, Kafka's timing wheel), cancelled when the
+/// operation completes: no task sleeps, and nothing outlives the request an operation serves.
+final class Purgatory<Key: Hashable & Sendable>: Sendable {
+    private let watchers = Mutex<[Key: [ObjectIdentifier: any Watching<Key>]]>([:])
+    private let timers: any EventLoop
+    private let completedByEvents = Atomic<Int>(0)
+
+    /// Deadlines fire on `timers`.
+    init(timers: any EventLoop = MultiThreadedEventLoopGroup.singleton.any()) {
+        self.timers = timers
+    }
+
+    /// Waits for an outcome: `check` runs now and after each event on one of `keys` (with that key;
+    /// nil for the first look, which covers every key), and its first non-nil answer completes the
+    /// wait. `expired` comes at `deadline`, or at once if the task is cancelled.
+    func wait<Outcome: Sendable>(
+        on keys: [Key], until deadline: ContinuousClock.Instant, expired: Outcome, check: @escaping @Sendable (Key?) -> Outcome?
+    ) async -> Outcome {
+        let operation = watch(keys, until: deadline, expired: expired, check: check)
+        defer { unwatch(operation) }
+        return await operation.outcome()
+    }
+
+    /// Registers an operation (for callers that must look at it between registering and waiting;
+    /// `wait` is the usual way). `unwatch` it once done.
+    func watch<Outcome: Sendable>(
+        _ keys: [Key], until deadline: ContinuousClock.Instant, expired: Outcome, check: @escaping @Sendable (Key?) -> Outcome?
+    ) -> DelayedOperation<Key, Outcome> {
+        let operation = DelayedOperation(keys: keys, expired: expired, check: check)
+        watchers.withLock { table in
+            for key in keys { table[key, default: [:]][ObjectIdentifier(operation)] = operation }
+        }
+        // Events from now on are the table's; those before, this look's.
+        if let outcome = check(nil) {
+            operation.complete(outcome)
+            return operation
+        }
+        let delay = deadline - .now
+        let timer = timers.scheduleTask(in: .nanoseconds(max(0, delay.nanoseconds))) { _ = operation.complete(expired) }
+        operation.arm(timer)
+        return operation
+    }
+
+    func unwatch<Outcome>(_ operation: DelayedOperation<Key, Outcome>) {
+        operation.complete(operation.expired)  // cancels its timer if it is still waiting
+        watchers.withLock { table in
+            for key in operation.keys {
+                table[key]?[ObjectIdentifier(operation)] = nil
+                if table[key]?.isEmpty == true { table[key] = nil }
+            }
+        }
+    }
+
+    /// An event on `key`: checks the operations watching it (outside the table's lock, each under
+    /// its own) and completes those it satisfies.
+    func checkAndComplete(_ key: Key) {
+        let watching = watchers.withLock { $0[key].map { Array($0.values) } ?? [] }
+        for operation in watching where operation.keyChanged(key) {
+            completedByEvents.add(1, ordering: .relaxed)
+        }
+    }
+
+    /// Operations registered now (tests: act once a request waits).
+    var waiting: Int { watchers.withLock { Set($0.values.flatMap(\.keys)).count } }
+
+    /// Operations completed by events so far (tests: which events woke whom).
+    var completions: Int { completedByEvents.load(ordering: .relaxed) }
+}
+
+/// What the purgatory's table holds: an operation of any outcome type.
+protocol Watching<Key>: AnyObject, Sendable {
+    associatedtype Key
+    /// Checks the operation after an event on `key`; true if that completed it.
+    func keyChanged(_ key: Key) -> Bool
+}
+
+/// One waiting operation: completed at most once, its waiter resumed then.
+final class DelayedOperation<Key: Sendable, Outcome: Sendable>: Watching, Sendable {
+    private struct State {
+        var outcome: Outcome?
+        var waiter: CheckedContinuation<Outcome, Never>?
+        var timer: Scheduled<Void>?
+    }
+
+    let keys: [Key]
+    let expired: Outcome
+    private let check: @Sendable (Key?) -> Outcome?
+    private let state = Mutex(State())
+
+    init(keys: [Key], expired: Outcome, check: @escaping @Sendable (Key?) -> Outcome?) {
+        self.keys = keys
+        self.expired = expired
+        self.check = check
+    }
+
+    var isCompleted: Bool { state.withLock { $0.outcome != nil } }
+
+    func keyChanged(_ key: Key) -> Bool {
+        guard !isCompleted, let outcome = check(key) else { return false }
+        return complete(outcome)
+    }
+
+    /// Completes with `outcome` unless already completed; true if this call did.
+    @discardableResult
+    func complete(_ outcome: Outcome) -> Bool {
+        let (completed, waiter, timer) = state.withLock { state -> (Bool, CheckedContinuation<Outcome, Never>?, Scheduled<Void>?) in
+            guard state.outcome == nil else { return (false, nil, nil) }
+            state.outcome = outcome
+            defer { (state.waiter, state.timer) = (nil, nil) }
+            return (true, state.waiter, state.timer)
+        }
+        timer?.cancel()
+        waiter?.resume(returning: outcome)
+        return completed
+    }
+
+    fileprivate func arm(_ timer: Scheduled<Void>) {
+        let completed = state.withLock { state -> Bool in
+            if state.outcome == nil { state.timer = timer }
+            return state.outcome != nil
+        }
+        if completed { timer.cancel() }
+    }
+
+    /// The outcome, once there is one; cancelling the waiting task completes it with `expired`.
+    func outcome() async -> Outcome {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let ready = state.withLock { state -> Outcome? in
+                    if state.outcome == nil { state.waiter = continuation }
+                    return state.outcome
+                }
+                if let ready { continuation.resume(returning: ready) }
+            }
+        } onCancel: {
+            complete(expired)
+        }
+    }
+}
+
+extension Duration {
+    /// The whole duration in nanoseconds (saturating).
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        if overflow { return seconds < 0 ? .min : .max }
+        return scaled.addingReportingOverflow(attoseconds / 1_000_000_000).overflow ? .max : scaled + attoseconds / 1_000_000_000
+    }
+}
