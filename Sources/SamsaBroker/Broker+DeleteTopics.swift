@@ -17,20 +17,14 @@ extension RequestDispatcher {
                 continue
             }
             result.topicId = topic.id
-            if cluster != nil {
-                result.errorCode = ErrorCode.invalidRequest.rawValue
-                result.errorMessage = "deleting a replicated topic is not supported yet"
-                response.responses.append(result)
-                continue
-            }
             do {
-                if try await !topics.delete(name) {
-                    result.errorCode = ErrorCode.unknownTopicOrPartition.rawValue
-                }
+                try await catalog.deleteTopic(name)
             } catch {
-                configuration.log("deleting topic \(name) failed: \(error)")
-                result.errorCode = ErrorCode.kafkaStorageError.rawValue
-                result.errorMessage = "\(error)"
+                if error.code == .kafkaStorageError {
+                    configuration.logger.error("deleting a topic failed", metadata: ["topic": "\(name)", "error": "\(error.message)"])
+                }
+                result.errorCode = error.code.rawValue
+                result.errorMessage = error.code == .unknownTopicOrPartition ? nil : error.message
             }
             response.responses.append(result)
         }

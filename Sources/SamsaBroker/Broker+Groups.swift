@@ -9,9 +9,7 @@ extension RequestDispatcher {
     func findCoordinator(_ request: FindCoordinatorRequest, version: Int16) async -> FindCoordinatorResponse {
         var advertised = (host: advertised.host, port: advertised.port)
         var brokerId = configuration.brokerId
-        if let cluster, let controller = await cluster.metadata.controller(),
-            let registration = try? await cluster.metadata.liveBrokers()[controller]
-        {
+        if let controller = await catalog.controller(), let registration = try? await catalog.liveBrokers()[controller] {
             brokerId = controller
             advertised = (registration.host, registration.port)
         }

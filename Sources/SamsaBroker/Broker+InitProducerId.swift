@@ -13,16 +13,10 @@ extension RequestDispatcher {
             return response
         }
         do {
-            let allocator = producerIds
-            if let cluster {
-                // Unique across the cluster's brokers, not only this one's restarts.
-                response.producerId = try await cluster.producerIds.allocate()
-            } else {
-                response.producerId = try await onIOThread { try allocator.next() }
-            }
+            response.producerId = try await producerIds.allocate()
             response.producerEpoch = 0
         } catch {
-            configuration.log("allocating a producer id failed: \(error)")
+            configuration.logger.error("allocating a producer id failed", metadata: ["error": "\(error)"])
             response.errorCode = ErrorCode.kafkaStorageError.rawValue
         }
         return response

@@ -1,47 +1,64 @@
 import SamsaProtocol
 
 extension RequestDispatcher {
-    /// This broker as the only one, leader of every partition; the asked-for topics (all when the list
-    /// is null, or empty in v0), creating unknown ones if automatic creation is on and the client allows it.
+    /// The cluster as the broker's catalog shows it (coordination, or on a single broker itself): the
+    /// live brokers, the controller, and per partition its leader (-1 with LEADER_NOT_AVAILABLE while
+    /// it has none alive), leader epoch, replicas, ISR and offline replicas; the asked-for topics (all
+    /// when the list is null, or empty in v0), creating unknown ones if automatic creation is on and
+    /// the client allows it.
     func metadata(_ request: MetadataRequest, version: Int16) async -> MetadataResponse {
-        if let cluster { return await clusterMetadata(request, version: version, cluster: cluster) }
         var response = MetadataResponse()
-        var broker = MetadataResponse.MetadataResponseBroker()
-        broker.nodeId = configuration.brokerId
-        broker.host = advertised.host
-        broker.port = advertised.port
-        response.brokers = [broker]
         response.clusterId = "samsa"
-        response.controllerId = configuration.brokerId
-
+        let live: [Int32: BrokerRegistration]
         let names: [String]
-        if let requested = request.topics, !(version == 0 && requested.isEmpty) {
-            names = requested.compactMap(\.name)
-        } else {
-            names = topics.all.map(\.name)
+        do {
+            live = try await catalog.liveBrokers()
+            if let requested = request.topics, !(version == 0 && requested.isEmpty) {
+                names = requested.compactMap(\.name)
+            } else {
+                names = try await catalog.topicNames()
+            }
+        } catch {
+            configuration.logger.warning("metadata: reading the cluster's state failed", metadata: ["error": "\(error)"])
+            return response
         }
+        response.brokers = live.sorted { $0.key < $1.key }.map { id, registration in
+            var broker = MetadataResponse.MetadataResponseBroker()
+            broker.nodeId = id
+            broker.host = registration.host
+            broker.port = registration.port
+            return broker
+        }
+        response.controllerId = await catalog.controller() ?? -1
         for name in names {
             var entry = MetadataResponse.MetadataResponseTopic()
             entry.name = name
-            var topic = topics.topic(name)
-            if topic == nil, configuration.autoCreateTopics, request.allowAutoTopicCreation || version < 4 {
-                topic = try? await topics.create(name, partitions: configuration.defaultPartitions)
+            var partitions = try? await catalog.partitions(of: name)
+            if partitions == nil, configuration.autoCreateTopics, request.allowAutoTopicCreation || version < 4, TopicTable.validate(name) == nil {
                 // A concurrent create of the same name is as good as ours.
-                topic = topic ?? topics.topic(name)
+                _ = try? await catalog.createTopic(
+                    name, partitions: configuration.defaultPartitions, replicationFactor: 1, config: TopicConfig(), validateOnly: false)
+                partitions = try? await catalog.partitions(of: name)
             }
-            guard let topic else {
+            guard let partitions else {
                 entry.errorCode = (TopicTable.validate(name) == nil ? ErrorCode.unknownTopicOrPartition : .invalidTopic).rawValue
                 response.topics.append(entry)
                 continue
             }
-            entry.topicId = topic.id
-            entry.partitions = (0..<topic.partitionCount).map { index in
+            entry.topicId = TopicTable.id(for: name)
+            entry.partitions = partitions.map { view in
                 var partition = MetadataResponse.MetadataResponsePartition()
-                partition.partitionIndex = index
-                partition.leaderId = configuration.brokerId
-                partition.leaderEpoch = 0
-                partition.replicaNodes = [configuration.brokerId]
-                partition.isrNodes = [configuration.brokerId]
+                partition.partitionIndex = view.index
+                partition.replicaNodes = view.replicas
+                partition.offlineReplicas = view.replicas.filter { live[$0] == nil }
+                if let state = view.state {
+                    partition.leaderEpoch = state.leaderEpoch
+                    partition.isrNodes = state.isr
+                    partition.leaderId = live[state.leader] == nil ? -1 : state.leader
+                } else {
+                    partition.leaderId = -1
+                }
+                if partition.leaderId < 0 { partition.errorCode = ErrorCode.leaderNotAvailable.rawValue }
                 return partition
             }
             response.topics.append(entry)

@@ -1,5 +1,22 @@
+import NIOPosix
 import SamsaStorage
 import Synchronization
+
+/// Where InitProducerId gets new producer ids: this broker's allocator on a single broker,
+/// coordination in a cluster (`ClusterProducerIds`, unique across the brokers).
+protocol ProducerIdSource: Sendable {
+    func allocate() async throws -> Int64
+}
+
+/// A single broker's ids, from its allocator on the I/O pool (a new block is a durable write).
+struct LocalProducerIds: ProducerIdSource {
+    let allocator: ProducerIdAllocator
+    let io: NIOThreadPool
+
+    func allocate() async throws -> Int64 {
+        try await io.runIfActive { [allocator] in try allocator.next() }
+    }
+}
 
 /// Hands out producer ids that are never reused, even across restarts and crashes: ids come in blocks,
 /// and the end of a block is written durably (`<data>/producer-id-block`, written atomically) before any

@@ -13,7 +13,6 @@ final class RequestDispatcher: Sendable {
     /// The topics and their partitions: where each partition's state lives.
     let topics: TopicTable
     let groups: GroupCoordinator
-    let producerIds: ProducerIdAllocator
     let offsets: OffsetStore
     let io: NIOThreadPool
     let retention: LogRetention
@@ -23,6 +22,11 @@ final class RequestDispatcher: Sendable {
     let advertised: (host: String, port: Int32)
     /// The cluster side, for a broker with `configuration.cluster`.
     let cluster: Cluster?
+    /// Brokers, topics and partition states for Metadata and CreateTopics: coordination in a cluster,
+    /// this broker alone otherwise.
+    let catalog: any TopicCatalog
+    /// Producer ids for InitProducerId: unique across the cluster's brokers, or this broker's restarts.
+    let producerIds: any ProducerIdSource
 
     /// `cluster`: the coordination session and leader-epoch history of a broker in a cluster; without
     /// one the broker is a cluster of one (`Leadership.local`).
@@ -32,7 +36,6 @@ final class RequestDispatcher: Sendable {
         cluster: (session: RenewableSession, epochs: LeaderEpochs)? = nil
     ) {
         self.configuration = configuration
-        self.producerIds = producerIds
         self.offsets = offsets
         self.groups = GroupCoordinator(limits: configuration.groupLimits, hasOffsets: { [offsets] in offsets.hasCommits(group: $0) })
         self.logs = logs
@@ -54,6 +57,9 @@ final class RequestDispatcher: Sendable {
         } else {
             self.cluster = nil
         }
+        catalog = self.cluster?.metadata
+            ?? LocalCatalog(brokerId: configuration.brokerId, advertised: BrokerRegistration(host: advertised.host, port: advertised.port), topics: topics)
+        self.producerIds = self.cluster?.producerIds ?? LocalProducerIds(allocator: producerIds, io: io)
     }
 
     /// Long-polling fetches waiting for appends (tests: act once one waits).

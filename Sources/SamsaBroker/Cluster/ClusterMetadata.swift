@@ -4,15 +4,9 @@ import SamsaProtocol
 /// Reads and writes the cluster's metadata in coordination for clients' requests: the live brokers,
 /// each partition's leader / replicas / ISR (Metadata), and new topics' replica assignments
 /// (CreateTopics). Read straight from coordination on each request (no metadata cache).
-struct ClusterMetadata: Sendable {
+struct ClusterMetadata: TopicCatalog {
     let paths: ClusterPaths
     let session: any CoordinationSession
-
-    struct PartitionView: Sendable {
-        var index: Int32
-        var replicas: [Int32]
-        var state: PartitionStateNode?
-    }
 
     func liveBrokers() async throws -> [Int32: BrokerRegistration] {
         var brokers: [Int32: BrokerRegistration] = [:]
@@ -49,17 +43,11 @@ struct ClusterMetadata: Sendable {
         return views
     }
 
-    enum CreateFailure: Error {
-        case invalidReplicationFactor(String)
-        case alreadyExists
-        case coordination(any Error)
-    }
-
     /// Assigns replicas over the live brokers (partition p's replicas start at the (p + offset)-th
     /// broker, so leaders and copies spread) and writes the assignment, each partition's first state
     /// (the first replica leads at epoch 0, every replica in the ISR) and the configs in one multi.
-    func createTopic(_ name: String, partitions: Int32, replicationFactor: Int16, config: TopicConfig, validateOnly: Bool) async throws(CreateFailure)
-        -> TopicAssignment
+    func createTopic(_ name: String, partitions: Int32, replicationFactor: Int16, config: TopicConfig, validateOnly: Bool) async throws(CatalogError)
+        -> Int16
     {
         let live: [Int32]
         let controllerEpoch: Int32
@@ -67,18 +55,19 @@ struct ClusterMetadata: Sendable {
             live = try await session.children(paths.brokerIds).compactMap { Int32($0) }.sorted()
             controllerEpoch = (try? await session.data(paths.controllerEpoch).data).flatMap { Int32(String(decoding: $0, as: UTF8.self)) } ?? 0
         } catch {
-            throw .coordination(error)
+            throw Self.coordinationFailed(error)
         }
         let factor = replicationFactor == -1 ? 1 : Int(replicationFactor)
         guard factor >= 1, factor <= live.count else {
-            throw .invalidReplicationFactor("replication factor \(replicationFactor) is larger than the \(live.count) live brokers")
+            throw CatalogError(
+                code: .invalidReplicationFactor, message: "replication factor \(replicationFactor) is larger than the \(live.count) live brokers")
         }
         let offset = Int(TopicTable.id(for: name).low % UInt64(live.count))
         var assignment = TopicAssignment(partitions: [:])
         for partition in 0..<Int(partitions) {
             assignment.partitions["\(partition)"] = (0..<factor).map { live[(partition + offset + $0) % live.count] }
         }
-        if validateOnly { return assignment }
+        if validateOnly { return Int16(factor) }
         var operations: [Operation] = [
             .create(path: paths.topicConfig(name), data: ClusterJSON.encode(TopicConfigNode(config: config.overrides)), mode: .persistent),
             .create(path: paths.topic(name), data: ClusterJSON.encode(assignment), mode: .persistent),
@@ -93,10 +82,19 @@ struct ClusterMetadata: Sendable {
         do {
             _ = try await session.multi(operations)
         } catch let error as CoordinationError where error.code == .nodeExists {
-            throw .alreadyExists
+            throw .alreadyExists(name)
         } catch {
-            throw .coordination(error)
+            throw Self.coordinationFailed(error)
         }
-        return assignment
+        return Int16(factor)
+    }
+
+    private static func coordinationFailed(_ error: any Error) -> CatalogError {
+        CatalogError(code: .unknown, message: "\(error)")
+    }
+
+    /// Not yet: a replicated topic's deletion must reach every replica's broker (issue 19).
+    func deleteTopic(_ name: String) async throws(CatalogError) {
+        throw CatalogError(code: .invalidRequest, message: "deleting a replicated topic is not supported yet")
     }
 }

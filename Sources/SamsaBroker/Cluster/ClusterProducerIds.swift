@@ -3,7 +3,7 @@ import SamsaCoordination
 /// Producer ids for a cluster: blocks of ids reserved in coordination (`/latest_producer_id_block`, as
 /// Kafka's ZooKeeper-era brokers do), each taken with a version-checked write, so no two brokers ever hand
 /// out the same id (each broker's local `producer-id-block` file alone would let them collide).
-actor ClusterProducerIds {
+actor ClusterProducerIds: ProducerIdSource {
     struct Block: Codable, Sendable {
         var version = 1
         var broker: Int32
