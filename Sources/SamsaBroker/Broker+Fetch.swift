@@ -181,9 +181,9 @@ extension RequestDispatcher {
     fileprivate func followerFetched(_ partitions: [FetchedPartition], replicaId: Int32) {
         for entry in partitions {
             guard let partition = topics.partition(entry.id), partition.checkLeader(epoch: entry.partition.currentLeaderEpoch) == nil,
-                let isr = partition.followerFetched(replicaId, offset: entry.partition.fetchOffset), let replicas = cluster?.replicas
+                let isr = partition.followerFetched(BrokerID(replicaId), offset: entry.partition.fetchOffset), let replicas = cluster?.replicas
             else { continue }
-            Task { await replicas.proposeIsr(isr, for: partition) }
+            replicas.proposeIsrSoon(isr, for: partition)
         }
     }
 }

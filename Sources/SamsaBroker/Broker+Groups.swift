@@ -10,7 +10,7 @@ extension RequestDispatcher {
         var advertised = (host: advertised.host, port: advertised.port)
         var brokerId = configuration.brokerId
         if let controller = await catalog.controller(), let registration = try? await catalog.liveBrokers()[controller] {
-            brokerId = controller
+            brokerId = controller.rawValue
             advertised = (registration.host, registration.port)
         }
         var response = FindCoordinatorResponse()

@@ -27,7 +27,7 @@ extension RequestDispatcher {
                     entry.partitions.append(result)
                     continue
                 }
-                result.leaderEpoch = leader.leaderEpoch
+                result.leaderEpoch = leader.leaderEpoch.rawValue
                 switch partition.timestamp {
                 case Self.latestTimestamp:
                     // The latest offset a consumer can read: the high watermark.

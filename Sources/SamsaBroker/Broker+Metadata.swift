@@ -9,7 +9,7 @@ extension RequestDispatcher {
     func metadata(_ request: MetadataRequest, version: Int16) async -> MetadataResponse {
         var response = MetadataResponse()
         response.clusterId = "samsa"
-        let live: [Int32: BrokerRegistration]
+        let live: [BrokerID: BrokerRegistration]
         let names: [String]
         do {
             live = try await catalog.liveBrokers()
@@ -24,12 +24,12 @@ extension RequestDispatcher {
         }
         response.brokers = live.sorted { $0.key < $1.key }.map { id, registration in
             var broker = MetadataResponse.MetadataResponseBroker()
-            broker.nodeId = id
+            broker.nodeId = id.rawValue
             broker.host = registration.host
             broker.port = registration.port
             return broker
         }
-        response.controllerId = await catalog.controller() ?? -1
+        response.controllerId = await catalog.controller()?.rawValue ?? -1
         for name in names {
             var entry = MetadataResponse.MetadataResponseTopic()
             entry.name = name
@@ -49,12 +49,12 @@ extension RequestDispatcher {
             entry.partitions = partitions.map { view in
                 var partition = MetadataResponse.MetadataResponsePartition()
                 partition.partitionIndex = view.index
-                partition.replicaNodes = view.replicas
-                partition.offlineReplicas = view.replicas.filter { live[$0] == nil }
+                partition.replicaNodes = view.replicas.wire
+                partition.offlineReplicas = view.replicas.filter { live[$0] == nil }.wire
                 if let state = view.state {
-                    partition.leaderEpoch = state.leaderEpoch
-                    partition.isrNodes = state.isr
-                    partition.leaderId = live[state.leader] == nil ? -1 : state.leader
+                    partition.leaderEpoch = state.leaderEpoch.rawValue
+                    partition.isrNodes = state.isr.wire
+                    partition.leaderId = live[state.leader] == nil ? -1 : state.leader.rawValue
                 } else {
                     partition.leaderId = -1
                 }

@@ -20,8 +20,8 @@ extension RequestDispatcher {
                 if let refusal = partition.checkLeader(epoch: asked.currentLeaderEpoch) {
                     entry.errorCode = refusal.rawValue
                 } else if let epochs = partition.epochs {
-                    let found = epochs.endOffset(partition.id, for: asked.leaderEpoch, logEnd: partition.log.logEndOffset)
-                    entry.leaderEpoch = found.epoch
+                    let found = epochs.endOffset(partition.id, for: LeaderEpoch(asked.leaderEpoch), logEnd: partition.log.logEndOffset)
+                    entry.leaderEpoch = found.epoch.rawValue
                     entry.endOffset = found.endOffset
                 } else if asked.leaderEpoch <= 0 {
                     // An epoch after ours is unknown: Kafka answers -1 / -1 for it.

@@ -157,7 +157,7 @@ final class BrokerMetrics: Sendable {
         gauges.lag.withLock { lag in
             var current: [FollowerKey: Int64] = [:]
             for status in led {
-                for (replica, messages) in status.followerLag { current[FollowerKey(partition: status.partition, replica: replica)] = messages }
+                for (replica, messages) in status.followerLag { current[FollowerKey(partition: status.partition, replica: replica.rawValue)] = messages }
             }
             // A partition no longer led here (or a follower gone) loses its series.
             for (key, gauge) in lag where current[key] == nil {

@@ -11,7 +11,7 @@ final class LogRetention: Sendable {
     private let logs: LogManager
     private let io: NIOThreadPool
     private let log: @Sendable (String) -> Void
-    private let task = Mutex<Task<Void, Never>?>(nil)
+    private let tasks = BackgroundTasks()
 
     init(logs: LogManager, io: NIOThreadPool, log: @escaping @Sendable (String) -> Void) {
         self.logs = logs
@@ -22,21 +22,18 @@ final class LogRetention: Sendable {
     /// Runs `enforce` every `interval` until `stop` (none for a zero interval).
     func start(every interval: Duration) {
         guard interval > .zero else { return }
-        let running = Task { [self] in
+        tasks.start { [self] in
             while !Task.isCancelled {
                 try? await Task.sleep(for: interval)
                 if Task.isCancelled { return }
                 _ = await enforce()
             }
         }
-        task.withLock { $0 = running }
     }
 
     /// Cancels the checks and waits for one under way (the logs close after this).
     func stop() async {
-        let running = task.withLock { $0 }
-        running?.cancel()
-        await running?.value
+        await tasks.stop()
     }
 
     /// One pass over every partition with a retention limit; returns how many segments went. A

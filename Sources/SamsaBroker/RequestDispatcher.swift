@@ -41,7 +41,7 @@ final class RequestDispatcher: Sendable {
         self.logs = logs
         let timers = group.any()
         let context = PartitionContext(
-            brokerId: configuration.brokerId, leadership: cluster.map { .replicated($0.epochs) } ?? .local,
+            brokerId: BrokerID(configuration.brokerId), leadership: cluster.map { .replicated($0.epochs) } ?? .local,
             fetchWaits: Purgatory(timers: timers), produceWaits: Purgatory(timers: timers), isrChanges: IsrChangeCounts(),
             producerIdExpiration: configuration.producerIdExpiration, decompression: DecompressionPermits())
         self.topics = TopicTable(
@@ -52,13 +52,13 @@ final class RequestDispatcher: Sendable {
         self.advertised = advertised
         if let settings = configuration.cluster, let cluster {
             self.cluster = Cluster(
-                brokerId: configuration.brokerId, settings: settings, session: cluster.session, topics: topics, epochs: cluster.epochs,
+                brokerId: BrokerID(configuration.brokerId), settings: settings, session: cluster.session, topics: topics, epochs: cluster.epochs,
                 group: group, io: io, dataDirectory: configuration.dataDirectory, logger: configuration.logger)
         } else {
             self.cluster = nil
         }
         catalog = self.cluster?.metadata
-            ?? LocalCatalog(brokerId: configuration.brokerId, advertised: BrokerRegistration(host: advertised.host, port: advertised.port), topics: topics)
+            ?? LocalCatalog(brokerId: BrokerID(configuration.brokerId), advertised: BrokerRegistration(host: advertised.host, port: advertised.port), topics: topics)
         self.producerIds = self.cluster?.producerIds ?? LocalProducerIds(allocator: producerIds, io: io)
     }
 

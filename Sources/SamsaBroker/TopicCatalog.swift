@@ -5,8 +5,8 @@ import SamsaProtocol
 /// single broker's view of itself, a cluster of one. Handlers take whichever the broker has
 /// (`RequestDispatcher.catalog`) and have one code path.
 protocol TopicCatalog: Sendable {
-    func liveBrokers() async throws -> [Int32: BrokerRegistration]
-    func controller() async -> Int32?
+    func liveBrokers() async throws -> [BrokerID: BrokerRegistration]
+    func controller() async -> BrokerID?
     func topicNames() async throws -> [String]
     /// The topic's partitions, or nil if it does not exist.
     func partitions(of topic: String) async throws -> [PartitionView]?
@@ -21,7 +21,7 @@ protocol TopicCatalog: Sendable {
 /// A partition as Metadata shows it: its replicas and its state (nil while it has none).
 struct PartitionView: Sendable {
     var index: Int32
-    var replicas: [Int32]
+    var replicas: [BrokerID]
     var state: PartitionStateNode?
 }
 
@@ -38,13 +38,13 @@ struct CatalogError: Error {
 /// A single broker, as the only broker of its cluster: controller, and leader and only replica of
 /// every partition at epoch 0 (the `Partition`s say so).
 struct LocalCatalog: TopicCatalog {
-    let brokerId: Int32
+    let brokerId: BrokerID
     let advertised: BrokerRegistration
     let topics: TopicTable
 
-    func liveBrokers() -> [Int32: BrokerRegistration] { [brokerId: advertised] }
+    func liveBrokers() -> [BrokerID: BrokerRegistration] { [brokerId: advertised] }
 
-    func controller() -> Int32? { brokerId }
+    func controller() -> BrokerID? { brokerId }
 
     func topicNames() -> [String] { topics.all.map(\.name) }
 
@@ -54,7 +54,7 @@ struct LocalCatalog: TopicCatalog {
             let state = topics.partition(name, index)?.snapshot
             return PartitionView(
                 index: index, replicas: state?.replicas ?? [brokerId],
-                state: state.map { PartitionStateNode(leader: $0.role == .leader ? brokerId : -1, leaderEpoch: $0.leaderEpoch, isr: $0.isr, controllerEpoch: 0) })
+                state: state.map { PartitionStateNode(leader: $0.role == .leader ? brokerId : .none, leaderEpoch: $0.leaderEpoch, isr: $0.isr, controllerEpoch: 0) })
         }
     }
 

@@ -20,7 +20,7 @@ struct PartitionTests {
         let partition: Partition
         let context: PartitionContext
 
-        init(_ id: TopicPartition, brokerId: Int32 = 1, replicated: Bool) throws {
+        init(_ id: TopicPartition, brokerId: BrokerID = 1, replicated: Bool) throws {
             directory = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-partition-\(UUID().uuidString)").path
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
             log = try PartitionLog.open(directory: "\(directory)/\(id.directoryName)").log
@@ -45,7 +45,7 @@ struct PartitionTests {
     }
 
     /// Broker 1 leading at `epoch` with replicas 1, 2, 3 and the ISR `isr`.
-    func lead(_ fixture: Fixture, epoch: Int32 = 1, isr: [Int32] = [1, 2, 3], version: Int32 = 1) -> Partition.Transition {
+    func lead(_ fixture: Fixture, epoch: LeaderEpoch = 1, isr: [BrokerID] = [1, 2, 3], version: Int32 = 1) -> Partition.Transition {
         fixture.partition.applyNow(PartitionStateNode(leader: 1, leaderEpoch: epoch, isr: isr, controllerEpoch: 1), version: version, replicas: [1, 2, 3])
     }
 
@@ -137,12 +137,12 @@ struct PartitionTests {
     func epochFencing() throws {
         let fixture = try Fixture(id, replicated: true)
         defer { fixture.close() }
-        #expect(fixture.partition.checkLeader(epoch: -1) == .notLeaderForPartition)
+        #expect(fixture.partition.checkLeader(epoch: LeaderEpoch.none) == .notLeaderForPartition)
         _ = lead(fixture, epoch: 5)
-        #expect(fixture.partition.checkLeader(epoch: -1) == nil)
-        #expect(fixture.partition.checkLeader(epoch: 5) == nil)
-        #expect(fixture.partition.checkLeader(epoch: 4) == .fencedLeaderEpoch)
-        #expect(fixture.partition.checkLeader(epoch: 6) == .unknownLeaderEpoch)
+        #expect(fixture.partition.checkLeader(epoch: LeaderEpoch.none) == nil)
+        #expect(fixture.partition.checkLeader(epoch: LeaderEpoch(5)) == nil)
+        #expect(fixture.partition.checkLeader(epoch: LeaderEpoch(4)) == .fencedLeaderEpoch)
+        #expect(fixture.partition.checkLeader(epoch: LeaderEpoch(6)) == .unknownLeaderEpoch)
         // A state node older than the one applied changes nothing.
         #expect(fixture.partition.applyNow(PartitionStateNode(leader: 2, leaderEpoch: 4, isr: [2], controllerEpoch: 1), version: 0, replicas: [1, 2, 3]) == .unchanged)
         #expect(fixture.partition.role == .leader)

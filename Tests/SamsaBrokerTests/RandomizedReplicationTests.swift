@@ -61,16 +61,16 @@ struct RandomizedReplicationTests {
                     if acks == -1 && produced.errorCode == 0 { acknowledged += values }
                 case 5, 6:
                     if cluster.running.count == 3 {
-                        let victim = Int32(random.next(3) + 1)
+                        let victim = BrokerID(Int32(random.next(3) + 1))
                         schedule.append("kill \(victim)")
                         try await cluster.kill(victim)
-                    } else if let stopped = (Int32(1)...3).first(where: { !cluster.running.contains($0) }) {
+                    } else if let stopped = (Int32(1)...3).map({ BrokerID($0) }).first(where: { !cluster.running.contains($0) }) {
                         schedule.append("start \(stopped)")
                         try await cluster.start(stopped)
                     }
                 case 7, 8:
-                    let from = Int32(random.next(3) + 1)
-                    let to = from % 3 + 1
+                    let from = BrokerID(Int32(random.next(3) + 1))
+                    let to = BrokerID(from.rawValue % 3 + 1)
                     schedule.append("cut \(from) -> \(to)")
                     cluster.links.cut(from, to)
                 default:
@@ -79,7 +79,7 @@ struct RandomizedReplicationTests {
                 }
             }
             cluster.links.heal()
-            for id in Int32(1)...3 where !cluster.running.contains(id) { try await cluster.start(id) }
+            for id in (Int32(1)...3).map({ BrokerID($0) }) where !cluster.running.contains(id) { try await cluster.start(id) }
             try await cluster.eventually("every replica is back in the ISR", timeout: .seconds(60)) { try await cluster.state("random").isr.count == 3 }
             let state = try await cluster.settled("random")
             try await cluster.eventually("every replica has the leader's high watermark", timeout: .seconds(60)) {

@@ -20,7 +20,7 @@ struct ReplicaStorageFailureTests {
         let logs = CapturedLogs()
         let cluster = try TestCluster(lagMs: 600_000)
         do {
-            for id in Int32(1)...3 {
+            for id in (Int32(1)...3).map({ BrokerID($0) }) {
                 try await cluster.start(id) { configuration in
                     configuration.cluster?.replicaFetchBackoffMs = 50
                     configuration.cluster?.replicaFetchBackoffMaxMs = 200

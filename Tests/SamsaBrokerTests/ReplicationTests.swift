@@ -12,7 +12,7 @@ import Testing
 struct ReplicationTests {
     /// Every running replica's log equals the leader's up to the smallest high watermark, batch by
     /// batch (offsets, leader epochs and bytes).
-    static func expectIdentical(_ cluster: TestCluster, _ topic: String, leader: Int32, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    static func expectIdentical(_ cluster: TestCluster, _ topic: String, leader: BrokerID, sourceLocation: SourceLocation = #_sourceLocation) throws {
         let end = cluster.running.compactMap { cluster.log($0, topic)?.highWatermark }.min() ?? 0
         let reference = try cluster.batches(leader, topic, below: end)
         for id in cluster.running where id != leader {
@@ -32,7 +32,7 @@ struct ReplicationTests {
             #expect(tooMany.errorCode == ErrorCode.invalidReplicationFactor.rawValue)
             #expect(try await connection.createTopic("events", partitions: 3, replicationFactor: 3).errorCode == 0)
             #expect(try await connection.createTopic("events", replicationFactor: 3).errorCode == ErrorCode.topicAlreadyExists.rawValue)
-            var leaders: Set<Int32> = []
+            var leaders: Set<BrokerID> = []
             for partition in Int32(0)..<3 { leaders.insert(try await cluster.settled("events", partition).leader) }
             #expect(leaders == [1, 2, 3])  // one partition led by each broker
 
@@ -60,9 +60,9 @@ struct ReplicationTests {
             let metadata = try await connection.request(request, version: 12, expecting: MetadataResponse.self)
             #expect(metadata.brokers.map(\.nodeId) == [1, 2, 3])
             let partition = try #require(metadata.topics.first?.partitions.first { $0.partitionIndex == 0 })
-            #expect(partition.leaderId == state.leader && partition.leaderEpoch == state.leaderEpoch)
+            #expect(partition.leaderId == state.leader.rawValue && partition.leaderEpoch == state.leaderEpoch.rawValue)
             #expect(Set(partition.replicaNodes) == [1, 2, 3] && Set(partition.isrNodes) == [1, 2, 3])
-            #expect(partition.replicaNodes.first == state.leader)
+            #expect(partition.replicaNodes.first == state.leader.rawValue)
             // Groups meet at one broker, the controller, whichever broker is asked.
             var find = FindCoordinatorRequest()
             find.key = "group"
@@ -102,7 +102,7 @@ struct ReplicationTests {
 
             let leader = try await cluster.connection(state.leader)
             #expect(try await leader.produce("led", count: 2, startingAt: 0).errorCode == 0)
-            for (epoch, expected) in [(state.leaderEpoch, ErrorCode.none), (state.leaderEpoch - 1, .fencedLeaderEpoch), (state.leaderEpoch + 1, .unknownLeaderEpoch)] {
+            for (epoch, expected) in [(state.leaderEpoch.rawValue, ErrorCode.none), (state.leaderEpoch.rawValue - 1, .fencedLeaderEpoch), (state.leaderEpoch.rawValue + 1, .unknownLeaderEpoch)] {
                 var request = ProduceFetchTests.fetchRequest("led", offset: 0)
                 request.topics[0].partitions[0].currentLeaderEpoch = epoch
                 let response = try await leader.request(request, version: 12, expecting: FetchResponse.self)
@@ -137,7 +137,7 @@ struct ReplicationTests {
             try await cluster.kill(before.leader)
 
             let after = try await cluster.settled("failover")
-            #expect(after.leader != before.leader && after.leaderEpoch == before.leaderEpoch + 1)
+            #expect(after.leader != before.leader && after.leaderEpoch == before.leaderEpoch.next)
             #expect(!after.isr.contains(before.leader))
             #expect(try cluster.values(after.leader, "failover") == acknowledged)
             connection = try await cluster.connection(after.leader)
@@ -282,7 +282,7 @@ struct ReplicationTests {
             cluster.links.heal()
 
             let after = try await cluster.settled("diverge")
-            #expect(after.leaderEpoch == before.leaderEpoch + 1)
+            #expect(after.leaderEpoch == before.leaderEpoch.next)
             connection = try await cluster.connection(after.leader)
             #expect(try await connection.produce("diverge", count: 2, startingAt: 4).errorCode == 0)
             #expect(try await connection.produce("diverge", count: 3, startingAt: 6).errorCode == 0)
@@ -330,7 +330,7 @@ struct ReplicationTests {
             try await old.close()
 
             let after = try await cluster.state("fenced")
-            #expect(after.leaderEpoch == before.leaderEpoch + 1)
+            #expect(after.leaderEpoch == before.leaderEpoch.next)
             let connection = try await cluster.connection(after.leader)
             #expect(try await connection.produce("fenced", count: 3, startingAt: 9).errorCode == 0)
             acknowledged += (9..<12).map { "value-\($0)" }
@@ -366,14 +366,14 @@ struct ReplicationTests {
             #expect(try await admin.createTopic(name, replicationFactor: 3, configs: ["min.insync.replicas": "2"]).errorCode == 0)
             try await admin.close()
             let before = try await cluster.settled(name)
-            #expect(before.leader == controller)
+            #expect(before.leader == BrokerID(controller))
             let connection = try await cluster.connection(before.leader)
             #expect(try await connection.produce(name, count: 3, startingAt: 0).errorCode == 0)
             try await connection.close()
 
             try await cluster.stop(before.leader, controlled: true)
             let after = try await cluster.settled(name)
-            #expect(after.leader != before.leader && after.leaderEpoch == before.leaderEpoch + 1 && !after.isr.contains(before.leader))
+            #expect(after.leader != before.leader && after.leaderEpoch == before.leaderEpoch.next && !after.isr.contains(before.leader))
             // Written by the stopping leader under the old controller epoch: the next controller found it led.
             #expect(after.controllerEpoch == before.controllerEpoch)
             let next = try await cluster.connection(after.leader)
@@ -445,8 +445,8 @@ struct ClusterClientTests {
         do {
             // Bootstrap at a broker that will not lead the topic (the assignment starts at the broker the
             // name hashes to): Metadata must route the client to the leader.
-            let leader = Int32(TopicTable.id(for: "replicated").low % 3) + 1
-            let port = try requireBroker(cluster.broker(leader % 3 + 1)).localAddress.port!
+            let leader = BrokerID(Int32(TopicTable.id(for: "replicated").low % 3) + 1)
+            let port = try requireBroker(cluster.broker(BrokerID(leader.rawValue % 3 + 1))).localAddress.port!
             let count = 100
             let data = try await PythonClient.run("kafka_python_client.py", ["127.0.0.1:\(port)", "replicated", "\(count)", "lz4", "3"])
             let outcome = try JSONDecoder().decode(KafkaPythonClientTests.Outcome.self, from: data)

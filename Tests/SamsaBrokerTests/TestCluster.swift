@@ -11,13 +11,13 @@ import Synchronization
 /// Which broker-to-broker links are cut (the network seam between brokers in one process): a cut
 /// link (from, to) stops `from`'s fetcher from talking to `to`.
 final class LinkTable: Sendable {
-    private let cut = Mutex<Set<[Int32]>>([])
+    private let cut = Mutex<Set<[BrokerID]>>([])
 
-    func isOpen(from: Int32, to: Int32) -> Bool { !cut.withLock { $0.contains([from, to]) } }
-    func cut(_ from: Int32, _ to: Int32) { cut.withLock { _ = $0.insert([from, to]) } }
+    func isOpen(from: BrokerID, to: BrokerID) -> Bool { !cut.withLock { $0.contains([from, to]) } }
+    func cut(_ from: BrokerID, _ to: BrokerID) { cut.withLock { _ = $0.insert([from, to]) } }
     func heal() { cut.withLock { $0.removeAll() } }
     /// Heals the links into `broker`.
-    func heal(to broker: Int32) { cut.withLock { $0 = $0.filter { $0[1] != broker } } }
+    func heal(to broker: BrokerID) { cut.withLock { $0 = $0.filter { $0[1] != broker } } }
 }
 
 /// Brokers 1...n in this process on one embedded coordinator, each with its own data directory,
@@ -27,7 +27,7 @@ final class TestCluster: Sendable {
     let links = LinkTable()
     let lagMs: Int
     private let root: String
-    private let brokers = Mutex<[Int32: Broker]>([:])
+    private let brokers = Mutex<[BrokerID: Broker]>([:])
     /// The tests' own session, for reading the state nodes.
     private let observer: EmbeddedSession
 
@@ -41,23 +41,23 @@ final class TestCluster: Sendable {
 
     static func start(brokers count: Int32 = 3, lagMs: Int = 30_000) async throws -> TestCluster {
         let cluster = try TestCluster(lagMs: lagMs)
-        for id in 1...count { try await cluster.start(id) }
+        for id in 1...count { try await cluster.start(BrokerID(id)) }
         return cluster
     }
 
-    func directory(_ id: Int32) -> String { "\(root)/broker-\(id)" }
+    func directory(_ id: BrokerID) -> String { "\(root)/broker-\(id)" }
 
     /// Starts broker `id`; `configure` may change its configuration last (a fault-injecting file
     /// system, a logger, shorter back-offs).
-    func start(_ id: Int32, configure: (inout BrokerConfiguration) -> Void = { _ in }) async throws {
+    func start(_ id: BrokerID, configure: (inout BrokerConfiguration) -> Void = { _ in }) async throws {
         let coordinator = coordinator
         let links = links
         var configuration = BrokerConfiguration(
-            dataDirectory: directory(id), port: 0, brokerId: id, logConfiguration: LogConfiguration(flushPolicy: .never), eventLoopThreads: 1,
+            dataDirectory: directory(id), port: 0, brokerId: id.rawValue, logConfiguration: LogConfiguration(flushPolicy: .never), eventLoopThreads: 1,
             ioThreads: 2)
         configuration.cluster = ClusterSettings(
             connect: { try coordinator.connect(sessionTimeout: .seconds(10)) }, replicaLagTimeMaxMs: lagMs, replicaFetchWaitMaxMs: 100,
-            linkOpen: { to in links.isOpen(from: id, to: to) })
+            linkOpen: { to in links.isOpen(from: id, to: BrokerID(to)) })
         if ProcessInfo.processInfo.environment["SAMSA_CLUSTER_LOG"] != nil {
             let tag = String(root.suffix(4))
             configuration.logRequests = true
@@ -73,22 +73,22 @@ final class TestCluster: Sendable {
 
     /// Kills a broker as a crash would: first every link into it is cut (nobody fetches what it has
     /// not replicated yet), then it stops without handing over; `start` heals those links.
-    func kill(_ id: Int32) async throws {
+    func kill(_ id: BrokerID) async throws {
         for other in running where other != id { links.cut(other, id) }
         try await stop(id, controlled: false)
     }
 
     /// Stops a broker; `controlled: false` skips the hand-over of its leaderships (its coordination
     /// session still ends at once, as a crashed broker's would expire).
-    func stop(_ id: Int32, controlled: Bool = false) async throws {
+    func stop(_ id: BrokerID, controlled: Bool = false) async throws {
         guard let broker = brokers.withLock({ $0.removeValue(forKey: id) }) else { return }
         try await broker.stop(controlled: controlled)
     }
 
-    func broker(_ id: Int32) -> Broker? { brokers.withLock { $0[id] } }
-    var running: [Int32] { brokers.withLock { $0.keys.sorted() } }
+    func broker(_ id: BrokerID) -> Broker? { brokers.withLock { $0[id] } }
+    var running: [BrokerID] { brokers.withLock { $0.keys.sorted() } }
 
-    func connection(_ id: Int32) async throws -> TestConnection {
+    func connection(_ id: BrokerID) async throws -> TestConnection {
         try await TestConnection(port: try requireBroker(broker(id)).localAddress.port!)
     }
 
@@ -138,12 +138,12 @@ final class TestCluster: Sendable {
         return settledState!
     }
 
-    func log(_ id: Int32, _ topic: String, _ partition: Int32 = 0) -> PartitionLog? {
+    func log(_ id: BrokerID, _ topic: String, _ partition: Int32 = 0) -> PartitionLog? {
         broker(id)?.dispatcher.topics.log(topic, partition)
     }
 
     /// The batches (base offset, leader epoch, bytes) of a broker's log below `end`.
-    func batches(_ id: Int32, _ topic: String, _ partition: Int32 = 0, below end: Int64) throws -> [(Int64, Int32, [UInt8])] {
+    func batches(_ id: BrokerID, _ topic: String, _ partition: Int32 = 0, below end: Int64) throws -> [(Int64, Int32, [UInt8])] {
         guard let log = log(id, topic, partition) else { return [] }
         var result: [(Int64, Int32, [UInt8])] = []
         var offset = log.logStartOffset
@@ -161,7 +161,7 @@ final class TestCluster: Sendable {
     }
 
     /// The record values of a broker's log, from its start to its log end.
-    func values(_ id: Int32, _ topic: String, _ partition: Int32 = 0) throws -> [String] {
+    func values(_ id: BrokerID, _ topic: String, _ partition: Int32 = 0) throws -> [String] {
         guard let log = log(id, topic, partition) else { return [] }
         var values: [String] = []
         for (_, _, bytes) in try batches(id, topic, partition, below: log.logEndOffset) {

@@ -9,7 +9,7 @@ import Synchronization
 /// A broker's cluster side (present when `BrokerConfiguration.cluster` is set): its coordination
 /// session, registration, controller candidacy, replica manager and metadata access.
 final class Cluster: Sendable {
-    let brokerId: Int32
+    let brokerId: BrokerID
     let session: RenewableSession
     let paths: ClusterPaths
     let replicas: ReplicaManager
@@ -17,10 +17,10 @@ final class Cluster: Sendable {
     let metadata: ClusterMetadata
     let producerIds: ClusterProducerIds
     private let logger: Logger
-    private let watchdog = Mutex<Task<Void, Never>?>(nil)
+    private let watchdog = BackgroundTasks()
 
     init(
-        brokerId: Int32, settings: ClusterSettings, session: RenewableSession, topics: TopicTable, epochs: LeaderEpochs, group: any EventLoopGroup,
+        brokerId: BrokerID, settings: ClusterSettings, session: RenewableSession, topics: TopicTable, epochs: LeaderEpochs, group: any EventLoopGroup,
         io: NIOThreadPool, dataDirectory: String, logger: Logger
     ) {
         self.brokerId = brokerId
@@ -34,7 +34,7 @@ final class Cluster: Sendable {
             dataDirectory: dataDirectory, logger: logger)
         controller = ClusterController(brokerId: brokerId, paths: paths, session: session, logger: logger)
         metadata = ClusterMetadata(paths: paths, session: session)
-        producerIds = ClusterProducerIds(session: session, paths: paths, brokerId: brokerId)
+        producerIds = ClusterProducerIds(session: session, paths: paths, brokerId: brokerId.rawValue)
     }
 
     static func prepare(_ session: any CoordinationSession, paths: ClusterPaths) async throws {
@@ -47,8 +47,7 @@ final class Cluster: Sendable {
         try await register(host: host, port: port)
         replicas.start()
         controller.start()
-        let task = Task { await self.rejoinWhenSessionEnds(host: host, port: port) }
-        watchdog.withLock { $0 = task }
+        watchdog.start { await self.rejoinWhenSessionEnds(host: host, port: port) }
     }
 
     private func register(host: String, port: Int32) async throws {
@@ -109,7 +108,7 @@ final class Cluster: Sendable {
     /// Stops replicating and controlling, then ends the session (its ephemeral nodes go at once, so
     /// the controller moves what is still led here). Call `resign` first.
     func stop() async {
-        watchdog.withLock { $0 }?.cancel()
+        await watchdog.stop()
         await replicas.stop()
         await controller.stop()
         await session.close()

@@ -11,15 +11,15 @@ import Synchronization
 /// Every state write is checked against the node's version; a node written by a newer controller
 /// epoch fences this one.
 final class ClusterController: Sendable {
-    let brokerId: Int32
+    let brokerId: BrokerID
     private let paths: ClusterPaths
     private let session: any CoordinationSession
-    private let task = Mutex<Task<Void, Never>?>(nil)
+    private let tasks = BackgroundTasks()
     /// The controller epoch while this broker is the controller.
     private let epoch = Mutex<Int32?>(nil)
     private let logger: Logger
 
-    init(brokerId: Int32, paths: ClusterPaths, session: any CoordinationSession, logger: Logger) {
+    init(brokerId: BrokerID, paths: ClusterPaths, session: any CoordinationSession, logger: Logger) {
         self.brokerId = brokerId
         self.paths = paths
         self.session = session
@@ -29,14 +29,11 @@ final class ClusterController: Sendable {
     var controllerEpoch: Int32? { epoch.withLock { $0 } }
 
     func start() {
-        let running = Task { await self.run() }
-        task.withLock { $0 = running }
+        tasks.start { await self.run() }
     }
 
     func stop() async {
-        let running = task.withLock { $0 }
-        running?.cancel()
-        await running?.value
+        await tasks.stop()
         epoch.withLock { $0 = nil }
     }
 
@@ -96,7 +93,7 @@ final class ClusterController: Sendable {
                 return
             }
             let (ids, _, watch) = try await session.children(paths.brokerIds, watch: true)
-            let live = Set(ids.compactMap { Int32($0) })
+            let live = Set(ids.compactMap(BrokerID.init(name:)))
             try await electLeaders(live: live)
             // Also wake when /controller goes (the session lost it): the loop then re-checks.
             let (_, controllerWatch) = try await session.exists(paths.controller, watch: true)
@@ -113,7 +110,7 @@ final class ClusterController: Sendable {
         }
     }
 
-    private func electLeaders(live: Set<Int32>) async throws {
+    private func electLeaders(live: Set<BrokerID>) async throws {
         guard let controllerEpoch = controllerEpoch else { return }
         for topic in try await session.children(paths.topics) {
             guard let assignment = try? ClusterJSON.decode(TopicAssignment.self, try await session.data(paths.topic(topic)).data) else { continue }
@@ -124,7 +121,7 @@ final class ClusterController: Sendable {
     }
 
     /// One partition: a new leader if its leader is not live; retried on a version conflict.
-    private func elect(_ topic: String, _ partition: Int32, replicas: [Int32], live: Set<Int32>, controllerEpoch: Int32) async throws {
+    private func elect(_ topic: String, _ partition: Int32, replicas: [BrokerID], live: Set<BrokerID>, controllerEpoch: Int32) async throws {
         let path = paths.state(topic, partition)
         while !Task.isCancelled {
             let (data, stat) = try await session.data(path)
@@ -157,7 +154,7 @@ final class ClusterController: Sendable {
             } else {
                 return
             }
-            next.leaderEpoch = current.leaderEpoch + 1
+            next.leaderEpoch = current.leaderEpoch.next
             next.controllerEpoch = controllerEpoch
             do {
                 _ = try await session.setData(path, data: ClusterJSON.encode(next), version: stat.version)

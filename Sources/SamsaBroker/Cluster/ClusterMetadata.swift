@@ -8,10 +8,10 @@ struct ClusterMetadata: TopicCatalog {
     let paths: ClusterPaths
     let session: any CoordinationSession
 
-    func liveBrokers() async throws -> [Int32: BrokerRegistration] {
-        var brokers: [Int32: BrokerRegistration] = [:]
+    func liveBrokers() async throws -> [BrokerID: BrokerRegistration] {
+        var brokers: [BrokerID: BrokerRegistration] = [:]
         for name in try await session.children(paths.brokerIds) {
-            guard let id = Int32(name) else { continue }
+            guard let id = BrokerID(name: name) else { continue }
             if let data = try? await session.data(paths.broker(id)).data, let registration = try? ClusterJSON.decode(BrokerRegistration.self, data) {
                 brokers[id] = registration
             }
@@ -19,7 +19,7 @@ struct ClusterMetadata: TopicCatalog {
         return brokers
     }
 
-    func controller() async -> Int32? {
+    func controller() async -> BrokerID? {
         guard let data = try? await session.data(paths.controller).data else { return nil }
         return (try? ClusterJSON.decode(ControllerNode.self, data))?.brokerid
     }
@@ -49,10 +49,10 @@ struct ClusterMetadata: TopicCatalog {
     func createTopic(_ name: String, partitions: Int32, replicationFactor: Int16, config: TopicConfig, validateOnly: Bool) async throws(CatalogError)
         -> Int16
     {
-        let live: [Int32]
+        let live: [BrokerID]
         let controllerEpoch: Int32
         do {
-            live = try await session.children(paths.brokerIds).compactMap { Int32($0) }.sorted()
+            live = try await session.children(paths.brokerIds).compactMap(BrokerID.init(name:)).sorted()
             controllerEpoch = (try? await session.data(paths.controllerEpoch).data).flatMap { Int32(String(decoding: $0, as: UTF8.self)) } ?? 0
         } catch {
             throw Self.coordinationFailed(error)

@@ -9,7 +9,7 @@ struct ClusterPaths: Sendable {
     let root: String
 
     var brokerIds: String { "\(root)/brokers/ids" }
-    func broker(_ id: Int32) -> String { "\(brokerIds)/\(id)" }
+    func broker(_ id: BrokerID) -> String { "\(brokerIds)/\(id)" }
     var topics: String { "\(root)/brokers/topics" }
     func topic(_ name: String) -> String { "\(topics)/\(name)" }
     func partitions(_ topic: String) -> String { "\(self.topic(topic))/partitions" }
@@ -41,18 +41,18 @@ struct BrokerRegistration: Codable, Sendable, Hashable {
 /// `/brokers/topics/T`: partition → replica broker ids, the first the preferred leader.
 struct TopicAssignment: Codable, Sendable, Hashable {
     var version = 2
-    var partitions: [String: [Int32]]
+    var partitions: [String: [BrokerID]]
 
-    func replicas(_ partition: Int32) -> [Int32] { partitions["\(partition)"] ?? [] }
+    func replicas(_ partition: Int32) -> [BrokerID] { partitions["\(partition)"] ?? [] }
     var partitionCount: Int32 { Int32(partitions.count) }
 }
 
 /// `/brokers/topics/T/partitions/P/state`. `leader` is -1 while no ISR member is alive.
 struct PartitionStateNode: Codable, Sendable, Hashable {
     var version = 1
-    var leader: Int32
-    var leaderEpoch: Int32
-    var isr: [Int32]
+    var leader: BrokerID
+    var leaderEpoch: LeaderEpoch
+    var isr: [BrokerID]
     var controllerEpoch: Int32
 
     enum CodingKeys: String, CodingKey {
@@ -67,14 +67,14 @@ extension PartitionStateNode {
     /// assignment order leading at the next epoch. Nil when `broker` is not in the ISR, when it leads
     /// and no other ISR member is live, or when the partition has no leader (the controller elects
     /// one when an ISR member returns: no unclean election, so the ISR is left as it is).
-    func withdrawing(_ broker: Int32, replicas: [Int32], live: Set<Int32>) -> PartitionStateNode? {
-        guard leader >= 0, isr.contains(broker) else { return nil }
+    func withdrawing(_ broker: BrokerID, replicas: [BrokerID], live: Set<BrokerID>) -> PartitionStateNode? {
+        guard leader != .none, isr.contains(broker) else { return nil }
         var next = self
         next.isr = isr.filter { $0 != broker }
         if leader == broker {
             guard let successor = replicas.first(where: { $0 != broker && isr.contains($0) && live.contains($0) }) else { return nil }
             next.leader = successor
-            next.leaderEpoch += 1
+            next.leaderEpoch = leaderEpoch.next
         }
         return next
     }
@@ -83,7 +83,7 @@ extension PartitionStateNode {
 /// `/controller`.
 struct ControllerNode: Codable, Sendable, Hashable {
     var version = 1
-    var brokerid: Int32
+    var brokerid: BrokerID
     var timestamp: String
 }
 

@@ -9,7 +9,7 @@ import Synchronization
 /// leader's agree.
 final class LeaderEpochs: Sendable {
     struct Entry: Sendable, Hashable {
-        var epoch: Int32
+        var epoch: LeaderEpoch
         var startOffset: Int64
     }
 
@@ -38,7 +38,7 @@ final class LeaderEpochs: Sendable {
                 guard fields.count == 2, let epoch = Int32(fields[0]), let start = Int64(fields[1]) else {
                     throw StorageError(.corrupt, path: path, "malformed leader-epoch checkpoint line '\(line)'")
                 }
-                return Entry(epoch: epoch, startOffset: start)
+                return Entry(epoch: LeaderEpoch(epoch), startOffset: start)
             }
         }
         entries = Mutex(table)
@@ -49,7 +49,7 @@ final class LeaderEpochs: Sendable {
     func latest(_ partition: TopicPartition) -> Entry? { entries(partition).last }
 
     /// Records that `epoch` begins at `startOffset` (nothing if it is not newer than the latest).
-    func assign(_ partition: TopicPartition, epoch: Int32, startOffset: Int64) throws(StorageError) {
+    func assign(_ partition: TopicPartition, epoch: LeaderEpoch, startOffset: Int64) throws(StorageError) {
         var list = entries(partition)
         if let last = list.last, last.epoch >= epoch { return }
         // An epoch that began at or before an older one's start replaces it (that one left no records).
@@ -73,13 +73,13 @@ final class LeaderEpochs: Sendable {
 
     /// Kafka's `endOffsetFor`: the largest epoch at most `requested` and the offset it ended at (the
     /// next epoch's start, or `logEnd` for the latest); (-1, -1) when `requested` is newer than any.
-    func endOffset(_ partition: TopicPartition, for requested: Int32, logEnd: Int64) -> (epoch: Int32, endOffset: Int64) {
+    func endOffset(_ partition: TopicPartition, for requested: LeaderEpoch, logEnd: Int64) -> (epoch: LeaderEpoch, endOffset: Int64) {
         let list = entries(partition)
-        guard let latest = list.last else { return (-1, -1) }
+        guard let latest = list.last else { return (.none, -1) }
         if requested == latest.epoch { return (latest.epoch, logEnd) }
-        if requested > latest.epoch { return (-1, -1) }
+        if requested > latest.epoch { return (.none, -1) }
         guard let higher = list.firstIndex(where: { $0.epoch > requested }) else { return (latest.epoch, logEnd) }
-        let floor = higher > 0 ? list[higher - 1].epoch : -1
+        let floor = higher > 0 ? list[higher - 1].epoch : LeaderEpoch.none
         return (floor, list[higher].startOffset)
     }
 

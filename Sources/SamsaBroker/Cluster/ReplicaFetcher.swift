@@ -14,26 +14,26 @@ import Synchronization
 /// meanwhile; the next fetch is the retry, and its first successful append brings it back.
 final class ReplicaFetcher: Sendable {
     struct Following: Sendable, Equatable {
-        var epoch: Int32
+        var epoch: LeaderEpoch
         var needsTruncation = true
     }
 
-    let leader: Int32
+    let leader: BrokerID
     private unowned let manager: ReplicaManager
     private let partitions = Mutex<[TopicPartition: Following]>([:])
     private let wakeup = Mutex<(pending: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
-    private let task = Mutex<Task<Void, Never>?>(nil)
+    private let tasks = BackgroundTasks()
     /// The connection in use, so `stop` can close it under a request waiting for its answer.
     private let link = Mutex<BrokerLink?>(nil)
     /// Fetches sent: each starts one partition further on (see `fetch`).
     private let fetches = Atomic<Int>(0)
 
-    init(leader: Int32, manager: ReplicaManager) {
+    init(leader: BrokerID, manager: ReplicaManager) {
         self.leader = leader
         self.manager = manager
     }
 
-    func follow(_ partition: TopicPartition, epoch: Int32) {
+    func follow(_ partition: TopicPartition, epoch: LeaderEpoch) {
         partitions.withLock { $0[partition] = Following(epoch: epoch) }
         wake()
     }
@@ -43,16 +43,14 @@ final class ReplicaFetcher: Sendable {
     }
 
     func start() {
-        let running = Task { await self.run() }
-        task.withLock { $0 = running }
+        tasks.start { await self.run() }
     }
 
     func stop() async {
-        let running = task.withLock { $0 }
-        running?.cancel()
-        wake()
-        link.withLock { $0 }?.close()
-        await running?.value
+        await tasks.stop {
+            wake()
+            link.withLock { $0 }?.close()
+        }
     }
 
     private func wake() {
@@ -106,7 +104,7 @@ final class ReplicaFetcher: Sendable {
                 await waitForWork(until: manager.offlinePartitions.nextRetry(among: current.keys))
                 continue
             }
-            guard manager.settings.linkOpen(leader) else {
+            guard manager.settings.linkOpen(leader.rawValue) else {
                 // The test seam cut this link: nothing goes through until it is open again.
                 link?.close()
                 link = nil
@@ -140,8 +138,9 @@ final class ReplicaFetcher: Sendable {
 
     private func truncate(_ truncating: [TopicPartition: Following], over link: BrokerLink) async throws {
         var request = OffsetForLeaderEpochRequest()
-        request.replicaId = manager.brokerId
-        var asked: [TopicPartition: Int32] = [:]
+        request.replicaId = manager.brokerId.rawValue
+        var asked: [TopicPartition: LeaderEpoch] = [:]
+        var entries: [(String, OffsetForLeaderEpochRequest.OffsetForLeaderPartition)] = []
         for (partition, following) in truncating {
             guard let replica = manager.partition(partition) else { continue }
             guard let latest = manager.epochs.latest(partition)?.epoch else {
@@ -154,20 +153,19 @@ final class ReplicaFetcher: Sendable {
             asked[partition] = latest
             var entry = OffsetForLeaderEpochRequest.OffsetForLeaderPartition()
             entry.partition = partition.partition
-            entry.currentLeaderEpoch = following.epoch
-            entry.leaderEpoch = latest
-            if let index = request.topics.firstIndex(where: { $0.topic == partition.topic }) {
-                request.topics[index].partitions.append(entry)
-            } else {
-                var topic = OffsetForLeaderEpochRequest.OffsetForLeaderTopic()
-                topic.topic = partition.topic
-                topic.partitions = [entry]
-                request.topics.append(topic)
-            }
+            entry.currentLeaderEpoch = following.epoch.rawValue
+            entry.leaderEpoch = latest.rawValue
+            entries.append((partition.topic, entry))
+        }
+        request.topics = Self.byTopic(entries) { name, partitions in
+            var topic = OffsetForLeaderEpochRequest.OffsetForLeaderTopic()
+            topic.topic = name
+            topic.partitions = partitions
+            return topic
         }
         guard !request.topics.isEmpty else { return }
         let response = try await link.request(request, version: 3, expecting: OffsetForLeaderEpochResponse.self)
-        guard manager.settings.linkOpen(leader) else { return }
+        guard manager.settings.linkOpen(leader.rawValue) else { return }
         for topic in response.topics {
             for result in topic.partitions {
                 let partition = TopicPartition(topic: topic.topic, partition: result.partition)
@@ -179,7 +177,7 @@ final class ReplicaFetcher: Sendable {
                     target = log.highWatermark
                 } else {
                     // Where our log and the leader's agree: the end of the last epoch both have.
-                    let own = manager.epochs.endOffset(partition, for: result.leaderEpoch, logEnd: log.logEndOffset).endOffset
+                    let own = manager.epochs.endOffset(partition, for: LeaderEpoch(result.leaderEpoch), logEnd: log.logEndOffset).endOffset
                     target = min(result.endOffset, own < 0 ? log.logEndOffset : own)
                 }
                 await writing(partition) { try await truncateLog(replica, epoch: following.epoch, to: target) }
@@ -199,7 +197,7 @@ final class ReplicaFetcher: Sendable {
 
     /// Cuts the log at `target` (if it is shorter, nothing) while this broker still follows at
     /// `epoch`, and marks the partition ready to fetch.
-    private func truncateLog(_ partition: Partition, epoch: Int32, to target: Int64) async throws {
+    private func truncateLog(_ partition: Partition, epoch: LeaderEpoch, to target: Int64) async throws {
         guard try await partition.whileFollowing(leader, epoch: epoch, { try $0.truncate(to: target) }) != nil else { return }
         partitions.withLock { table in
             if table[partition.id] == Following(epoch: epoch) { table[partition.id]?.needsTruncation = false }
@@ -208,7 +206,7 @@ final class ReplicaFetcher: Sendable {
 
     /// Empties the log and restarts it at the leader's log start `start` (Kafka's
     /// `truncateFullyAndStartAt`) while this broker still follows at `epoch`.
-    private func restartLog(_ partition: Partition, epoch: Int32, at start: Int64) async throws {
+    private func restartLog(_ partition: Partition, epoch: LeaderEpoch, at start: Int64) async throws {
         let restarted = try await partition.whileFollowing(leader, epoch: epoch) { log -> Int64? in
             guard log.log.logEndOffset < start else { return nil }
             let end = log.log.logEndOffset
@@ -226,7 +224,7 @@ final class ReplicaFetcher: Sendable {
 
     private func fetch(_ ready: [TopicPartition: Following], over link: BrokerLink) async throws {
         var request = FetchRequest()
-        request.replicaId = manager.brokerId
+        request.replicaId = manager.brokerId.rawValue
         request.maxWaitMs = Int32(manager.settings.replicaFetchWaitMaxMs)
         request.minBytes = 1
         request.maxBytes = 16 << 20
@@ -234,28 +232,28 @@ final class ReplicaFetcher: Sendable {
         // starts one partition further on, so a batch over it comes when its partition is first.
         let ordered = ready.sorted(by: { $0.key < $1.key })
         let turn = fetches.add(1, ordering: .relaxed).oldValue % max(1, ordered.count)
+        var entries: [(String, FetchRequest.FetchPartition)] = []
         for (partition, following) in ordered[turn...] + ordered[..<turn] {
             guard let replica = manager.partition(partition) else { continue }
             var entry = FetchRequest.FetchPartition()
             entry.partition = partition.partition
-            entry.currentLeaderEpoch = following.epoch
+            entry.currentLeaderEpoch = following.epoch.rawValue
             entry.fetchOffset = replica.log.logEndOffset
-            entry.lastFetchedEpoch = manager.epochs.latest(partition)?.epoch ?? -1
+            entry.lastFetchedEpoch = manager.epochs.latest(partition)?.epoch.rawValue ?? -1
             entry.logStartOffset = replica.log.logStartOffset
             entry.partitionMaxBytes = 1 << 20
-            if let index = request.topics.firstIndex(where: { $0.topic == partition.topic }) {
-                request.topics[index].partitions.append(entry)
-            } else {
-                var topic = FetchRequest.FetchTopic()
-                topic.topic = partition.topic
-                topic.partitions = [entry]
-                request.topics.append(topic)
-            }
+            entries.append((partition.topic, entry))
+        }
+        request.topics = Self.byTopic(entries) { name, partitions in
+            var topic = FetchRequest.FetchTopic()
+            topic.topic = name
+            topic.partitions = partitions
+            return topic
         }
         guard !request.topics.isEmpty else { return }
         let response = try await link.request(request, version: 12, expecting: FetchResponse.self)
         // A link cut while the fetch waited at the leader: drop what came back over it.
-        guard manager.settings.linkOpen(leader) else { return }
+        guard manager.settings.linkOpen(leader.rawValue) else { return }
         var backOff = false
         for topic in response.responses {
             for result in topic.partitions {
@@ -288,7 +286,7 @@ final class ReplicaFetcher: Sendable {
     /// Appends fetched batches that start at the log end while this broker still follows at `epoch`
     /// (each new leader epoch recorded where its first batch starts), then takes the leader's high
     /// watermark.
-    private func append(_ records: ByteBuffer, to partition: Partition, epoch: Int32, leaderHighWatermark: Int64) async throws {
+    private func append(_ records: ByteBuffer, to partition: Partition, epoch: LeaderEpoch, leaderHighWatermark: Int64) async throws {
         let diverged = try await partition.whileFollowing(leader, epoch: epoch) { follower -> Bool in
             let log = follower.log
             var remaining = records
@@ -321,4 +319,16 @@ final class ReplicaFetcher: Sendable {
         }
     }
 
+
+    /// Partition entries grouped under their topics, topics in the order first seen, as requests
+    /// carry them.
+    static func byTopic<Entry, Topic>(_ entries: [(String, Entry)], _ makeTopic: (String, [Entry]) -> Topic) -> [Topic] {
+        var order: [String] = []
+        var grouped: [String: [Entry]] = [:]
+        for (topic, entry) in entries {
+            if grouped[topic] == nil { order.append(topic) }
+            grouped[topic, default: []].append(entry)
+        }
+        return order.map { makeTopic($0, grouped[$0]!) }
+    }
 }

@@ -18,7 +18,7 @@ import Synchronization
 final class ReplicaManager: Sendable {
     static let checkpointFile = "replication-offset-checkpoint"
 
-    let brokerId: Int32
+    let brokerId: BrokerID
     let settings: ClusterSettings
     let paths: ClusterPaths
     let session: any CoordinationSession
@@ -27,8 +27,8 @@ final class ReplicaManager: Sendable {
     let group: any EventLoopGroup
     private let io: NIOThreadPool
     private let dataDirectory: String
-    private let fetchers = Mutex<[Int32: ReplicaFetcher]>([:])
-    private let tasks = Mutex<[Task<Void, Never>]>([])
+    private let fetchers = Mutex<[BrokerID: ReplicaFetcher]>([:])
+    private let tasks = BackgroundTasks()
     /// Topics whose logs exist here and whose assigned partitions follow their state nodes.
     private let heldTopics = Mutex<Set<String>>([])
     /// Topics whose logs could not be made here yet (retried by `holdAssignedReplicas`).
@@ -41,7 +41,7 @@ final class ReplicaManager: Sendable {
     var isrChanges: IsrChangeCounts { topics.context.isrChanges }
 
     init(
-        brokerId: Int32, settings: ClusterSettings, session: any CoordinationSession, topics: TopicTable, epochs: LeaderEpochs,
+        brokerId: BrokerID, settings: ClusterSettings, session: any CoordinationSession, topics: TopicTable, epochs: LeaderEpochs,
         group: any EventLoopGroup, io: NIOThreadPool, dataDirectory: String, logger: Logger
     ) {
         self.brokerId = brokerId
@@ -80,12 +80,7 @@ final class ReplicaManager: Sendable {
 
     /// Stops following coordination and fetching, gives up every role and checkpoints.
     func stop() async {
-        let running = tasks.withLock { table in
-            defer { table.removeAll() }
-            return table
-        }
-        for task in running { task.cancel() }
-        for task in running { await task.value }
+        await tasks.stop()
         let all = fetchers.withLock { table in
             defer { table.removeAll() }
             return Array(table.values)
@@ -100,8 +95,7 @@ final class ReplicaManager: Sendable {
     }
 
     private func spawn(_ body: @escaping @Sendable () async -> Void) {
-        let task = Task { await body() }
-        tasks.withLock { $0.append(task) }
+        tasks.start(body)
     }
 
     // MARK: - Holding the assigned replicas
@@ -216,7 +210,7 @@ final class ReplicaManager: Sendable {
         return metadata
     }
 
-    private func followState(of partition: Partition, replicas members: [Int32]) async {
+    private func followState(of partition: Partition, replicas members: [BrokerID]) async {
         let id = partition.id
         let path = paths.state(id.topic, id.partition)
         while !Task.isCancelled {
@@ -245,7 +239,7 @@ final class ReplicaManager: Sendable {
 
     /// Applies a state node to the partition (on its writer's queue, so no append straddles the
     /// change), then starts or stops fetching.
-    private func apply(_ node: PartitionStateNode, version: Int32, to partition: Partition, replicas members: [Int32]) async throws {
+    private func apply(_ node: PartitionStateNode, version: Int32, to partition: Partition, replicas members: [BrokerID]) async throws {
         let id = partition.id
         switch try await partition.apply(node, version: version, replicas: members) {
         case .becameLeader(let epoch):
@@ -269,7 +263,7 @@ final class ReplicaManager: Sendable {
         more.merging(["topic": "\(id.topic)", "partition": "\(id.partition)"]) { $1 }
     }
 
-    private func fetcher(for leader: Int32) -> ReplicaFetcher {
+    private func fetcher(for leader: BrokerID) -> ReplicaFetcher {
         let (fetcher, created) = fetchers.withLock { table -> (ReplicaFetcher, Bool) in
             if let existing = table[leader] { return (existing, false) }
             let fetcher = ReplicaFetcher(leader: leader, manager: self)
@@ -280,7 +274,7 @@ final class ReplicaManager: Sendable {
         return fetcher
     }
 
-    private func stopFetching(_ partition: TopicPartition, except leader: Int32?) {
+    private func stopFetching(_ partition: TopicPartition, except leader: BrokerID?) {
         for (id, fetcher) in fetchers.withLock({ $0 }) where id != leader { fetcher.unfollow(partition) }
     }
 
@@ -292,7 +286,7 @@ final class ReplicaManager: Sendable {
     /// state changed meanwhile is left to the controller). Produces still waiting get
     /// NOT_LEADER_OR_FOLLOWER when the state watch applies the change.
     func handOverLeadership() async {
-        guard let live = try? await session.children(paths.brokerIds).compactMap({ Int32($0) }) else { return }
+        guard let live = try? await session.children(paths.brokerIds).compactMap(BrokerID.init(name:)) else { return }
         for partition in allPartitions {
             let id = partition.id
             let state = partition.snapshot
@@ -317,14 +311,14 @@ final class ReplicaManager: Sendable {
     /// itself as a leader writes its ISR, so acks=all stops waiting for it at once instead of after
     /// `replica.lag.time.max.ms`. Checked against the state node's version (a conflict reads it
     /// again); nothing if it is not in the ISR or nobody could go on without it.
-    func withdraw(from partition: TopicPartition, replicas members: [Int32]) async {
+    func withdraw(from partition: TopicPartition, replicas members: [BrokerID]) async {
         let path = paths.state(partition.topic, partition.partition)
         while !Task.isCancelled {
             do {
                 let (data, stat) = try await session.data(path)
                 let state = try ClusterJSON.decode(PartitionStateNode.self, data)
                 guard state.isr.contains(brokerId) else { return }
-                let live = state.leader == brokerId ? Set(try await session.children(paths.brokerIds).compactMap { Int32($0) }) : []
+                let live = state.leader == brokerId ? Set(try await session.children(paths.brokerIds).compactMap(BrokerID.init(name:))) : []
                 guard let next = state.withdrawing(brokerId, replicas: members, live: live) else { return }
                 _ = try await session.setData(path, data: ClusterJSON.encode(next), version: stat.version)
                 logger.warning(
@@ -365,7 +359,7 @@ final class ReplicaManager: Sendable {
     /// Writes a new ISR for a partition this broker leads, checked against the state node's version
     /// (a rejected write means the controller or another leader changed it: the state watch then
     /// brings the newer state; nothing is overwritten).
-    func proposeIsr(_ isr: [Int32], for partition: Partition) async {
+    func proposeIsr(_ isr: [BrokerID], for partition: Partition) async {
         guard let (node, version) = partition.beginIsrChange(isr) else { return }
         let id = partition.id
         var accepted: Int32?
@@ -376,6 +370,12 @@ final class ReplicaManager: Sendable {
             logger.info("an isr change was refused (the state watch brings the newer state)", metadata: Self.metadata(id, ["isr": "\(isr)", "error": "\(error)"]))
         }
         partition.endIsrChange(node, acceptedVersion: accepted)
+    }
+
+    /// `proposeIsr` in the background (a fetch that found a follower caught up does not wait for the
+    /// write); stopping the manager waits for it.
+    func proposeIsrSoon(_ isr: [BrokerID], for partition: Partition) {
+        spawn { await self.proposeIsr(isr, for: partition) }
     }
 
     /// Removes followers that have not caught up within `replica.lag.time.max.ms` (checked every half
@@ -418,7 +418,7 @@ final class ReplicaManager: Sendable {
     private var sessionEnded: Bool { session.state == .expired || session.state == .closed }
 
     /// Connects to another broker's listener as registered in coordination.
-    func connect(to broker: Int32) async throws -> BrokerLink {
+    func connect(to broker: BrokerID) async throws -> BrokerLink {
         let registration = try ClusterJSON.decode(BrokerRegistration.self, try await session.data(paths.broker(broker)).data)
         return try await BrokerLink.connect(host: registration.host, port: Int(registration.port), group: group, clientId: "samsa-replica-\(brokerId)")
     }

@@ -12,7 +12,7 @@ final class IsrChangeCounts: Sendable {
     var expandCount: Int { expands.load(ordering: .relaxed) }
 
     /// Counts one change of a led partition's ISR from `old` to `new` (a reordering counts nothing).
-    func changed(from old: [Int32], to new: [Int32]) {
+    func changed(from old: [BrokerID], to new: [BrokerID]) {
         if new.count < old.count {
             shrinks.add(1, ordering: .relaxed)
         } else if new.count > old.count {
@@ -28,7 +28,7 @@ struct LedPartitionStatus: Sendable {
     var isr: Int
     /// Per follower: the leader's log end minus the follower's fetched offset (the whole log end
     /// before its first fetch).
-    var followerLag: [Int32: Int64]
+    var followerLag: [BrokerID: Int64]
 
     var isUnderReplicated: Bool { isr < replicas }
 }

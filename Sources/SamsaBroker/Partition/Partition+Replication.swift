@@ -6,8 +6,8 @@ extension Partition {
 
     /// A follower fetched from `offset` (so it holds everything below): updates its progress and the
     /// high watermark. Returns the ISR to propose if the follower has caught up and may join it.
-    func followerFetched(_ follower: Int32, offset: Int64, now: ContinuousClock.Instant = .now) -> [Int32]? {
-        let expansion = withState { state -> [Int32]? in
+    func followerFetched(_ follower: BrokerID, offset: Int64, now: ContinuousClock.Instant = .now) -> [BrokerID]? {
+        let expansion = withState { state -> [BrokerID]? in
             guard state.role == .leader, var progress = state.followers[follower] else { return nil }
             let leaderEnd = log.logEndOffset
             // Kafka's rule: caught up now if at the log end, or as of the previous fetch if it reached
@@ -31,8 +31,8 @@ extension Partition {
     }
 
     /// The ISR without the followers that have not caught up within `maxLag`, if that removes any.
-    func shrunkIsr(maxLag: Duration, now: ContinuousClock.Instant = .now) -> [Int32]? {
-        withState { state -> [Int32]? in
+    func shrunkIsr(maxLag: Duration, now: ContinuousClock.Instant = .now) -> [BrokerID]? {
+        withState { state -> [BrokerID]? in
             guard state.role == .leader, !state.isrChangeInFlight else { return nil }
             let kept = state.isr.filter { member in
                 member == brokerId || state.followers[member].map { now - $0.lastCaughtUp <= maxLag } ?? false
@@ -43,7 +43,7 @@ extension Partition {
 
     /// Starts an ISR write: the node to write and the version it must replace, or nil if another
     /// write is under way or this broker no longer leads.
-    func beginIsrChange(_ isr: [Int32]) -> (node: PartitionStateNode, version: Int32)? {
+    func beginIsrChange(_ isr: [BrokerID]) -> (node: PartitionStateNode, version: Int32)? {
         withState { state in
             guard state.role == .leader, !state.isrChangeInFlight else { return nil }
             state.isrChangeInFlight = true
@@ -69,7 +69,7 @@ extension Partition {
     /// broker still follows `leader` at `epoch`: nil (nothing run) otherwise. The one way a follower
     /// changes its log.
     func whileFollowing<Value: Sendable>(
-        _ leader: Int32, epoch: Int32, _ body: @escaping @Sendable (FollowerLog) throws -> Value
+        _ leader: BrokerID, epoch: LeaderEpoch, _ body: @escaping @Sendable (FollowerLog) throws -> Value
     ) async throws -> Value? {
         try await perform { [self] () throws -> Value? in
             guard role == .follower(leader: leader), leaderEpoch == epoch else { return nil }
@@ -83,12 +83,12 @@ struct FollowerLog {
     fileprivate let partition: Partition
 
     var log: PartitionLog { partition.log }
-    var latestEpoch: Int32 { partition.epochs?.latest(partition.id)?.epoch ?? -1 }
+    var latestEpoch: LeaderEpoch { partition.epochs?.latest(partition.id)?.epoch ?? .none }
 
     /// Appends a batch as the leader sent it, recording its leader epoch where a new one starts.
     func append(_ batch: RecordBatch) throws -> AppendResult {
-        if batch.partitionLeaderEpoch > latestEpoch {
-            try partition.epochs?.assign(partition.id, epoch: batch.partitionLeaderEpoch, startOffset: batch.baseOffset)
+        if LeaderEpoch(batch.partitionLeaderEpoch) > latestEpoch {
+            try partition.epochs?.assign(partition.id, epoch: LeaderEpoch(batch.partitionLeaderEpoch), startOffset: batch.baseOffset)
         }
         return try log.appendWithoutWaiting(batch)
     }

@@ -22,14 +22,14 @@ final class Partition: Sendable {
     enum Role: Sendable, Equatable {
         case none
         case leader
-        case follower(leader: Int32)
+        case follower(leader: BrokerID)
     }
 
     /// What applying a state node changed.
     enum Transition: Sendable, Equatable {
         case unchanged
-        case becameLeader(epoch: Int32)
-        case becameFollower(leader: Int32, epoch: Int32)
+        case becameLeader(epoch: LeaderEpoch)
+        case becameFollower(leader: BrokerID, epoch: LeaderEpoch)
         case wentOffline
     }
 
@@ -44,15 +44,15 @@ final class Partition: Sendable {
 
     struct State {
         var role = Role.none
-        var leaderEpoch: Int32 = -1
-        var replicas: [Int32] = []
-        var isr: [Int32] = []
+        var leaderEpoch = LeaderEpoch.none
+        var replicas: [BrokerID] = []
+        var isr: [BrokerID] = []
         /// The version of the state node this state came from (ISR writes are checked against it).
         var stateVersion: Int32 = -1
         var controllerEpoch: Int32 = 0
         /// Where the current leader epoch began in this log (a follower joins the ISR only past it).
         var epochStartOffset: Int64 = 0
-        var followers: [Int32: FollowerProgress] = [:]
+        var followers: [BrokerID: FollowerProgress] = [:]
         var isrChangeInFlight = false
     }
 
@@ -70,10 +70,10 @@ final class Partition: Sendable {
         if case .local = context.leadership { leadAlone() }
     }
 
-    var brokerId: Int32 { context.brokerId }
+    var brokerId: BrokerID { context.brokerId }
     var snapshot: State { state.withLock { $0 } }
     var role: Role { state.withLock { $0.role } }
-    var leaderEpoch: Int32 { state.withLock { $0.leaderEpoch } }
+    var leaderEpoch: LeaderEpoch { state.withLock { $0.leaderEpoch } }
 
     /// This partition's leader-epoch history (nil on a cluster of one, which keeps none).
     var epochs: LeaderEpochs? {
@@ -98,7 +98,7 @@ final class Partition: Sendable {
     /// ignored), on the writer's queue so no append straddles the change: records a new epoch led
     /// here (not leading without it on disk: the error is thrown and the state left), and forgets
     /// the producer state when the log may change under another leader.
-    func apply(_ node: PartitionStateNode, version: Int32, replicas: [Int32]) async throws -> Transition {
+    func apply(_ node: PartitionStateNode, version: Int32, replicas: [BrokerID]) async throws -> Transition {
         try await writer.perform { () throws -> Transition in
             let transition = self.applyNow(node, version: version, replicas: replicas)
             switch transition {
@@ -120,7 +120,7 @@ final class Partition: Sendable {
     }
 
     /// `apply`'s state change (tests call it directly).
-    func applyNow(_ node: PartitionStateNode, version: Int32, replicas: [Int32], now: ContinuousClock.Instant = .now) -> Transition {
+    func applyNow(_ node: PartitionStateNode, version: Int32, replicas: [BrokerID], now: ContinuousClock.Instant = .now) -> Transition {
         let transition = state.withLock { state -> Transition in
             guard version > state.stateVersion || node.leaderEpoch > state.leaderEpoch else { return .unchanged }
             let sameEpoch = node.leaderEpoch == state.leaderEpoch
@@ -140,9 +140,9 @@ final class Partition: Sendable {
                 })
                 return .becameLeader(epoch: node.leaderEpoch)
             }
-            state.role = node.leader < 0 ? .none : .follower(leader: node.leader)
+            state.role = node.leader == .none ? .none : .follower(leader: node.leader)
             state.followers = [:]
-            return node.leader < 0 ? .wentOffline : .becameFollower(leader: node.leader, epoch: node.leaderEpoch)
+            return node.leader == .none ? .wentOffline : .becameFollower(leader: node.leader, epoch: node.leaderEpoch)
         }
         // Produces waiting for the high watermark learn of a lost leadership at once. Also when only
         // the ISR changed (the controller removed a dead follower): the high watermark may rise.
@@ -162,9 +162,14 @@ final class Partition: Sendable {
 
     /// Whether a request that names `epoch` (-1: none) may be served by the leader: nil if so.
     func checkLeader(epoch: Int32) -> ErrorCode? {
+        checkLeader(epoch: LeaderEpoch(epoch))
+    }
+
+    /// Whether a request that names `epoch` (`.none`: none) may be served by the leader: nil if so.
+    func checkLeader(epoch: LeaderEpoch) -> ErrorCode? {
         state.withLock { state in
             guard state.role == .leader else { return .notLeaderForPartition }
-            if epoch >= 0 && epoch < state.leaderEpoch { return .fencedLeaderEpoch }
+            if epoch != .none && epoch < state.leaderEpoch { return .fencedLeaderEpoch }
             if epoch > state.leaderEpoch { return .unknownLeaderEpoch }
             return nil
         }
@@ -198,7 +203,7 @@ final class Partition: Sendable {
     /// Waits until the high watermark reaches `offset` while this broker leads at `epoch`: nil then,
     /// NOT_LEADER_OR_FOLLOWER if leadership goes first, REQUEST_TIMED_OUT after `timeout`,
     /// NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank below `minInsyncReplicas` meanwhile.
-    func waitForHighWatermark(_ offset: Int64, epoch: Int32, minInsyncReplicas: Int, timeout: Duration) async -> ErrorCode? {
+    func waitForHighWatermark(_ offset: Int64, epoch: LeaderEpoch, minInsyncReplicas: Int, timeout: Duration) async -> ErrorCode? {
         let outcome = await context.produceWaits.wait(on: [id], until: .now + timeout, expired: Replicated.timedOut) { [self] _ in
             let (role, current) = state.withLock { ($0.role, $0.leaderEpoch) }
             guard role == .leader, current == epoch else { return .notLeader }
@@ -229,7 +234,7 @@ final class Partition: Sendable {
     ) async throws -> Produced {
         let stamps = context.leadership.stampsEpochs
         let outcome = try await writer.append(records, maxMessageBytes: maxMessageBytes, transactionalId: transactionalId) { [self] in
-            admitProduce(acks: acks, minInsyncReplicas: minInsyncReplicas).map { stamps ? $0 : nil }
+            admitProduce(acks: acks, minInsyncReplicas: minInsyncReplicas).map { stamps ? $0.rawValue : nil }
         }
         switch outcome {
         case .rejected(let failure):
@@ -245,7 +250,7 @@ final class Partition: Sendable {
             guard acks == -1 else { return Produced(baseOffset: baseOffset) }
             try await log.waitForFlushPolicy(last)
             // Unstamped only on a cluster of one, whose epoch never changes.
-            let epoch = stamped ?? leaderEpoch
+            let epoch = stamped.map { LeaderEpoch($0) } ?? leaderEpoch
             if let error = await waitForHighWatermark(last.nextOffset, epoch: epoch, minInsyncReplicas: minInsyncReplicas, timeout: timeout) {
                 return Produced(error: error)
             }
@@ -255,7 +260,7 @@ final class Partition: Sendable {
 
     /// Admits a produce (on the writer's queue, just before the append): the leader epoch, or the
     /// error to answer.
-    private func admitProduce(acks: Int16, minInsyncReplicas: Int) -> Result<Int32?, BatchValidation.Failure> {
+    private func admitProduce(acks: Int16, minInsyncReplicas: Int) -> Result<LeaderEpoch, BatchValidation.Failure> {
         state.withLock { state in
             guard state.role == .leader else { return .failure(BatchValidation.Failure(code: .notLeaderForPartition, message: "not the leader")) }
             if acks == -1 && state.isr.count < minInsyncReplicas {
@@ -283,7 +288,7 @@ final class Partition: Sendable {
 
 /// What every partition of a broker shares.
 struct PartitionContext: Sendable {
-    let brokerId: Int32
+    let brokerId: BrokerID
     let leadership: Leadership
     /// Long-polling fetches, completed by appends and high-watermark moves.
     let fetchWaits: Purgatory<TopicPartition>
