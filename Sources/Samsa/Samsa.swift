@@ -102,7 +102,11 @@ public final class Samsa: Sendable {
     /// (renamed `<topic>-<n>.<id>-delete`); a partition directory no topic names is reported to
     /// `Options.warning` and left alone.
     public static func open(directory: String, options: Options = Options()) throws(SamsaError) -> Samsa {
-        let files = PosixFileSystem(permissions: options.permissions)
+        try open(directory: directory, options: options, files: PosixFileSystem(permissions: options.permissions))
+    }
+
+    /// `open` with `files` for every file call (a test hook).
+    package static func open(directory: String, options: Options, files: any FileSystem) throws(SamsaError) -> Samsa {
         // Both checks read before anything is written (the lock file included): Samsa's (its
         // topics.json, or nothing yet), then the storage engine's (meta.properties), which also marks a
         // new directory.

@@ -5,13 +5,14 @@ import SamsaProtocol
 import SamsaStorage
 import Testing
 @testable import SamsaBroker
+import SamsaTestSupport
 
 /// Connection limits, idle connections, request memory, the metrics port and too-new ApiVersions,
 /// against a broker in this process.
 @Suite("Hostile connections", .timeLimit(.minutes(1)))
 struct HostileConnectionTests {
     static func start(_ configure: (inout BrokerConfiguration) -> Void) async throws -> TestBroker {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-hostile-\(UUID().uuidString)").path
+        let directory = temporaryPath("samsa-hostile")
         var configuration = BrokerConfiguration(dataDirectory: directory, port: 0, eventLoopThreads: 1, ioThreads: 2)
         configure(&configuration)
         return TestBroker(broker: try await Broker.start(configuration), directory: directory)

@@ -4,10 +4,11 @@ import Samsa
 import SamsaStorage
 import Synchronization
 import Testing
+import SamsaTestSupport
 
 /// Issue 9 #1 and #10: Samsa opens only its own directories, never deletes what it did not create,
 /// and keeps its files private.
-@Suite("Data directories")
+@Suite("Data directories", .offCooperativePool)
 struct DataDirectoryTests {
     /// Collects what Samsa reports to `Options.warning`.
     final class Warnings: Sendable {

@@ -4,6 +4,7 @@ import NIOCore
 import SamsaRecords
 import SamsaStorage
 import Testing
+import SamsaTestSupport
 
 /// A batch the crash writer saw acknowledged.
 struct Acknowledged: Hashable {
@@ -12,7 +13,7 @@ struct Acknowledged: Hashable {
     var crc: UInt32
 }
 
-@Suite("Crash recovery with a real child process killed by SIGKILL", .serialized)
+@Suite("Crash recovery with a real child process killed by SIGKILL", .offCooperativePool, .serialized)
 struct CrashRecoveryTests {
     /// Starts `samsa crash-writer`, kills it with SIGKILL after `delay`, returns the batches it
     /// acknowledged (complete lines only: the kill may cut the last one).
@@ -89,7 +90,7 @@ struct CrashRecoveryTests {
         "every acknowledged batch survives SIGKILL at random moments",
         arguments: [("every-append", 0), ("interval:50", 0), ("never", 0), ("every-append", 16384)])
     func killRepeatedly(flush: String, writeAhead: Int) throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-crash-\(UUID().uuidString)").path
+        let directory = temporaryPath("samsa-crash")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         var acknowledged = Set<Acknowledged>()
         var generator = SystemRandomNumberGenerator()
