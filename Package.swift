@@ -75,6 +75,7 @@ let package = Package(
             dependencies: [
                 "SamsaRecords", "SamsaStorage",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSwift
         ),
@@ -178,7 +179,7 @@ let package = Package(
         // real servers started from Debian's `zookeeper` package.
         .target(
             name: "SamsaTestSupport",
-            dependencies: ["SamsaCoordination", "SamsaStorage"],
+            dependencies: ["SamsaCoordination", "SamsaStorage", .product(name: "Logging", package: "swift-log")],
             path: "Tests/SamsaTestSupport",
             swiftSettings: strictSwift
         ),

@@ -160,9 +160,12 @@ public final class GroupConsumer: Sendable {
                 continue
             }
             if offset < start || offset > end {
-                samsa.options.warning(
-                    "group '\(group)': committed offset \(offset) of \(partition) is outside the log (\(start)..<\(end)); reset to \(reset) (\(configuration.startPosition))"
-                )
+                samsa.options.logger.warning(
+                    "group '\(group)': committed offset \(offset) of \(partition) is outside the log (\(start)..<\(end)); reset to \(reset) (\(configuration.startPosition))",
+                    metadata: [
+                        "group": "\(group)", "topic": "\(partition.topic)", "partition": "\(partition.partition)", "offset": "\(offset)",
+                        "reset": "\(reset)",
+                    ])
                 positions[partition] = reset
             } else {
                 positions[partition] = offset

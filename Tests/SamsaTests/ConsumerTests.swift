@@ -196,6 +196,7 @@ struct OffsetResetTests {
         let next = try await member.poll(timeout: .seconds(5))
         #expect(next.map(\.valueString) == ["new"])
         #expect(warnings.all.count == 1 && warnings.all[0].contains("committed offset 1000"), "\(warnings.all)")
+        #expect(warnings.entries.first?.metadata == ["group": "g", "topic": "t", "partition": "0", "offset": "1000", "reset": "\(start == .earliest ? 0 : 10)"])
         try member.close()
         try samsa.close()
     }
