@@ -289,39 +289,3 @@ struct LeaderEpochsFullDiskTests {
         #expect(try LeaderEpochs(dataDirectory: directory).entries(partition).map(\.epoch) == [1])
     }
 }
-
-/// Log lines kept in memory, to check what a broker said and at which level.
-final class CapturedLogs: Sendable {
-    struct Entry: Sendable {
-        var level: Logger.Level
-        var message: String
-        var metadata: [String: String]
-    }
-
-    private let lines = Mutex<[Entry]>([])
-
-    var entries: [Entry] { lines.withLock { $0 } }
-
-    var logger: Logger {
-        var logger = Logger(label: "captured") { _ in Handler(logs: self) }
-        logger.logLevel = .trace
-        return logger
-    }
-
-    private struct Handler: LogHandler {
-        let logs: CapturedLogs
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .trace
-
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-
-        func log(event: LogEvent) {
-            let merged = metadata.merging(event.metadata ?? [:]) { $1 }
-            let entry = Entry(level: event.level, message: "\(event.message)", metadata: merged.mapValues { "\($0)" })
-            logs.lines.withLock { $0.append(entry) }
-        }
-    }
-}

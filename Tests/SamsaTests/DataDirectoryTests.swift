@@ -12,8 +12,8 @@ import SamsaTestSupport
 struct DataDirectoryTests {
     /// Collects what Samsa logs to `Options.logger` at `.warning`.
     final class Warnings: Sendable {
-        let logs = CollectedLogs()
-        var entries: [CollectedLogs.Entry] { logs.all.filter { $0.level == .warning } }
+        let logs = CapturedLogs()
+        var entries: [CapturedLogs.Entry] { logs.entries.filter { $0.level == .warning } }
         var all: [String] { entries.map(\.message) }
         var options: Samsa.Options { Samsa.Options(logger: logs.logger) }
     }

@@ -3,19 +3,19 @@ import Synchronization
 
 /// Log lines kept in memory, for tests that check what the code under test logged, at which level
 /// and with which metadata.
-public final class CollectedLogs: Sendable {
+public final class CapturedLogs: Sendable {
     public struct Entry: Sendable {
         public var level: Logger.Level
         public var message: String
         public var metadata: [String: String]
     }
 
-    private let entries = Mutex<[Entry]>([])
+    private let lines = Mutex<[Entry]>([])
 
     public init() {}
 
     /// Everything logged so far, oldest first.
-    public var all: [Entry] { entries.withLock { $0 } }
+    public var entries: [Entry] { lines.withLock { $0 } }
 
     /// A logger whose lines (every level) are kept here.
     public var logger: Logger {
@@ -25,7 +25,7 @@ public final class CollectedLogs: Sendable {
     }
 
     private struct Handler: LogHandler {
-        let logs: CollectedLogs
+        let logs: CapturedLogs
         var metadata: Logger.Metadata = [:]
         var logLevel: Logger.Level = .trace
 
@@ -37,7 +37,7 @@ public final class CollectedLogs: Sendable {
         func log(event: LogEvent) {
             let merged = metadata.merging(event.metadata ?? [:]) { _, new in new }
             let entry = Entry(level: event.level, message: "\(event.message)", metadata: merged.mapValues { "\($0)" })
-            logs.entries.withLock { $0.append(entry) }
+            logs.lines.withLock { $0.append(entry) }
         }
     }
 }
