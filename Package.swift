@@ -75,6 +75,7 @@ let package = Package(
             dependencies: [
                 "SamsaRecords", "SamsaStorage",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSwift
         ),
@@ -145,7 +146,7 @@ let package = Package(
         .testTarget(
             name: "SamsaRecordsTests",
             dependencies: [
-                "SamsaRecords", "CCRC32C",
+                "SamsaTestSupport", "SamsaRecords", "CCRC32C",
                 .product(name: "PropertyBased", package: "swift-property-based"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
@@ -155,7 +156,7 @@ let package = Package(
         .testTarget(
             name: "SamsaStorageTests",
             dependencies: [
-                "SamsaStorage", "SamsaRecords",
+                "SamsaTestSupport", "SamsaStorage", "SamsaRecords",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strictSwift
@@ -163,21 +164,22 @@ let package = Package(
         .testTarget(
             name: "SamsaTests",
             dependencies: [
-                "Samsa", "SamsaRecords", "SamsaStorage",
+                "SamsaTestSupport", "Samsa", "SamsaRecords", "SamsaStorage",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strictSwift
         ),
         .testTarget(
             name: "SamsaTortureTests",
-            dependencies: ["SamsaTorture", "SamsaStorage", "SamsaRecords", "samsa"],
+            dependencies: ["SamsaTestSupport", "SamsaTorture", "SamsaStorage", "SamsaRecords", "samsa"],
             swiftSettings: strictSwift
         ),
-        // Test support shared by test targets (never a dependency of Sources/): a ZooKeeper ensemble
-        // of real servers started from Debian's `zookeeper` package.
+        // Test support shared by every test target (never a dependency of Sources/): temporary
+        // directories, `eventually`, test bodies off the cooperative pool, a ZooKeeper ensemble of
+        // real servers started from Debian's `zookeeper` package.
         .target(
             name: "SamsaTestSupport",
-            dependencies: ["SamsaCoordination"],
+            dependencies: ["SamsaCoordination", "SamsaStorage", .product(name: "Logging", package: "swift-log")],
             path: "Tests/SamsaTestSupport",
             swiftSettings: strictSwift
         ),
@@ -189,7 +191,7 @@ let package = Package(
         .testTarget(
             name: "SamsaProtocolTests",
             dependencies: [
-                "SamsaProtocol",
+                "SamsaTestSupport", "SamsaProtocol",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strictSwift
@@ -208,7 +210,7 @@ let package = Package(
         .testTarget(
             name: "SamsaClientTests",
             dependencies: [
-                "SamsaClient", "SamsaBroker", "SamsaProtocol", "SamsaRecords", "SamsaStorage", "SamsaTool", "samsa",
+                "SamsaTestSupport", "SamsaClient", "SamsaBroker", "SamsaProtocol", "SamsaRecords", "SamsaStorage", "SamsaTool", "samsa",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
@@ -216,7 +218,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SamsaToolTests",
-            dependencies: ["SamsaTool", "SamsaRecords", "SamsaStorage", "Samsa", "samsa"],
+            dependencies: ["SamsaTestSupport", "SamsaTool", "SamsaRecords", "SamsaStorage", "Samsa", "samsa"],
             swiftSettings: strictSwift
         ),
     ],

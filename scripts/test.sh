@@ -27,24 +27,21 @@ if grep -qE "^$PWD/(Sources|Tests)/.*warning:" "$log"; then
 fi
 
 # Every test is Swift Testing; skipping XCTest's empty pass keeps the real summary last.
-# The coordination tests measure protocol timing (read timeouts, session expiry, reconnects) against
-# real ZooKeeper servers, and the broker (and client) tests drive servers whose requests run on Swift's cooperative
-# pool against real clients with 10 s timeouts: each group runs on its own, so the CPU-heavy torture
-# and storage tests (blocking work on that two-thread pool) cannot starve them. With arguments, one
-# run with exactly those.
+# One run of everything: no test blocks Swift's cooperative pool (the library's file work runs on
+# its own queues, and test bodies that block -- disk-heavy storage, torture and tool tests, child
+# processes, semaphores -- run off it with the `.offCooperativePool` trait of SamsaTestSupport), so the
+# timing-sensitive coordination and broker tests get the pool's threads while the rest runs.
+# At most 12 tests at once: the broker tests start brokers, clients and child processes, and all of
+# them at once held 1,400+ descriptors, past which Foundation's Process.run() over-reads
+# /proc/self/fd and crashes the test process (swift-corelibs-foundation #5472).
+# With arguments, one run with exactly those.
 results=$(mktemp)
 trap 'rm -f "$log" "$results"' EXIT
 status=0
 if [ "$#" -gt 0 ]; then
     swift test --skip-build --disable-xctest "$@" 2>&1 | tee "$results" || status=$?
 else
-    swift test --skip-build --disable-xctest --filter SamsaCoordinationTests 2>&1 | tee "$results" || status=$?
-    # At most 12 of these at once: each test starts brokers, clients and child processes, and all of
-    # them at once held 1,400+ descriptors, past which Foundation's Process.run() over-reads
-    # /proc/self/fd and crashes the test process (swift-corelibs-foundation #5472).
-    swift test --skip-build --disable-xctest --experimental-maximum-parallelization-width 12 \
-        --filter "SamsaBrokerTests|SamsaProtocolTests|SamsaClientTests" 2>&1 | tee -a "$results" || status=$?
-    swift test --skip-build --disable-xctest --skip "SamsaCoordinationTests|SamsaBrokerTests|SamsaProtocolTests|SamsaClientTests" 2>&1 | tee -a "$results" || status=$?
+    swift test --skip-build --disable-xctest --experimental-maximum-parallelization-width 12 2>&1 | tee "$results" || status=$?
 fi
 total=$(grep -oE "Test run with [0-9]+ tests?" "$results" | grep -oE "[0-9]+" | awk '{ sum += $1 } END { if (NR) print sum }')
 failed=$(grep -cE "^✘ Test [^r].* failed" "$results" || true)

@@ -68,6 +68,8 @@ public final class GroupConsumer: Sendable {
     public let configuration: ConsumerConfiguration
     private let samsa: Samsa
     private let coordinator: GroupCoordinator
+    /// Where `poll` commits: a commit fsyncs and renames, which must not block the caller's thread.
+    private let committer = BlockingQueue(label: "samsa.consumer.commit")
 
     private struct State {
         var generation = -1
@@ -96,10 +98,11 @@ public final class GroupConsumer: Sendable {
     }
 
     /// Records from the assigned partitions: at most `maxPollRecords`, waiting up to `timeout` for
-    /// the first (empty when none came). With auto-commit, first commits what the last poll returned.
+    /// the first (empty when none came). With auto-commit, first commits what the last poll returned
+    /// (off the caller's thread: the commit is an fsync).
     nonisolated(nonsending) public func poll(timeout: Duration = .seconds(1)) async throws -> [ConsumerRecord] {
         let deadline = ContinuousClock.now + timeout
-        if configuration.autoCommit { try commit() }
+        if configuration.autoCommit { try await committer.run { try self.commit() } }
         while true {
             try Task.checkCancellation()
             if state.withLock({ $0.closed }) { throw SamsaError(.closed, "the consumer is closed") }
@@ -157,9 +160,12 @@ public final class GroupConsumer: Sendable {
                 continue
             }
             if offset < start || offset > end {
-                samsa.options.warning(
-                    "group '\(group)': committed offset \(offset) of \(partition) is outside the log (\(start)..<\(end)); reset to \(reset) (\(configuration.startPosition))"
-                )
+                samsa.options.logger.warning(
+                    "group '\(group)': committed offset \(offset) of \(partition) is outside the log (\(start)..<\(end)); reset to \(reset) (\(configuration.startPosition))",
+                    metadata: [
+                        "group": "\(group)", "topic": "\(partition.topic)", "partition": "\(partition.partition)", "offset": "\(offset)",
+                        "reset": "\(reset)",
+                    ])
                 positions[partition] = reset
             } else {
                 positions[partition] = offset

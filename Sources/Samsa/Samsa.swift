@@ -1,5 +1,6 @@
 import Dispatch
 import Glibc
+public import Logging
 import SamsaRecords
 public import SamsaStorage
 import Synchronization
@@ -27,9 +28,12 @@ public final class Samsa: Sendable {
         public var retentionCheckInterval: Duration
         /// Bound on open segment files across all partitions.
         public var maxOpenFiles: Int
-        /// Where Samsa reports what it noticed and worked around (a partition directory no topic
-        /// owns, a committed offset past the log end that was reset): standard error by default.
-        public var warning: @Sendable (String) -> Void
+        /// Where Samsa logs what it noticed and worked around, at `.warning` with metadata (a
+        /// partition directory no topic owns: `directory`; a committed offset outside the log that was
+        /// reset: `group`, `topic`, `partition`, `offset`, `reset`). The default, `Logger(label:
+        /// "samsa")`, goes wherever the app's `LoggingSystem` sends logs (standard error with
+        /// swift-log's own handler).
+        public var logger: Logger
         /// Modes of the files and directories Samsa creates: private to the owner (0600/0700) by
         /// default, as databases keep their data; `.group` or `.everyone` to share them. The lock file
         /// stays 0600 whatever this says: anyone who can open it can lock the owner out.
@@ -39,21 +43,16 @@ public final class Samsa: Sendable {
 
         public init(
             retentionCheckInterval: Duration = .seconds(60), maxOpenFiles: Int = 256, permissions: FilePermissions = .owner,
-            refreshInterval: Duration = .milliseconds(100), warning: @escaping @Sendable (String) -> Void = Samsa.warnOnStandardError
+            refreshInterval: Duration = .milliseconds(100), logger: Logger = Logger(label: "samsa")
         ) {
             self.refreshInterval = refreshInterval
             self.retentionCheckInterval = retentionCheckInterval
             self.maxOpenFiles = maxOpenFiles
             self.permissions = permissions
-            self.warning = warning
+            self.logger = logger
         }
     }
 
-    /// The default `Options.warning`: one line on standard error.
-    public static let warnOnStandardError: @Sendable (String) -> Void = { message in
-        var line = "samsa: warning: \(message)\n"
-        _ = line.withUTF8 { Glibc.write(STDERR_FILENO, $0.baseAddress, $0.count) }
-    }
 
     public let directory: String
     let logs: LogManager
@@ -73,7 +72,7 @@ public final class Samsa: Sendable {
     /// What opening found: whether the last close was clean, and what recovery did per partition
     /// (nil for a read-only open, which recovers nothing).
     public let openReport: LogManager.OpenReport?
-    /// Partition logs of no topic, found at open and left alone (reported to `Options.warning`, as
+    /// Partition logs of no topic, found at open and left alone (logged to `Options.logger`, as
     /// are directories named like partitions that hold no segments, which are not even opened):
     /// Samsa never deletes what its registry does not name.
     public let unregisteredPartitions: [TopicPartition]
@@ -100,9 +99,13 @@ public final class Samsa: Sendable {
     /// `topics.json`) or be empty: any other is refused with `.notADataDirectory` and left exactly as
     /// it was. Nothing is ever deleted at open but partition directories whose deletion was under way
     /// (renamed `<topic>-<n>.<id>-delete`); a partition directory no topic names is reported to
-    /// `Options.warning` and left alone.
+    /// `Options.logger` and left alone.
     public static func open(directory: String, options: Options = Options()) throws(SamsaError) -> Samsa {
-        let files = PosixFileSystem(permissions: options.permissions)
+        try open(directory: directory, options: options, files: PosixFileSystem(permissions: options.permissions))
+    }
+
+    /// `open` with `files` for every file call (a test hook).
+    package static func open(directory: String, options: Options, files: any FileSystem) throws(SamsaError) -> Samsa {
         // Both checks read before anything is written (the lock file included): Samsa's (its
         // topics.json, or nothing yet), then the storage engine's (meta.properties), which also marks a
         // new directory.
@@ -126,7 +129,8 @@ public final class Samsa: Sendable {
             if isNew { try registry.save() }
             let unregistered = logs.partitions.filter { topics[$0.topic] == nil }
             for name in unregistered.map(\.directoryName) + report.ignoredDirectories {
-                options.warning("\(directory)/\(name) belongs to no topic in \(TopicRegistry.fileName); left alone")
+                options.logger.warning(
+                    "\(directory)/\(name) belongs to no topic in \(TopicRegistry.fileName); left alone", metadata: ["directory": "\(directory)/\(name)"])
             }
             // A creation interrupted before its logs were made (or a deletion interrupted before the
             // registry was saved) leaves partitions to create.

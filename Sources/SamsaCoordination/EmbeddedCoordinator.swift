@@ -2,7 +2,7 @@ import Dispatch
 import Glibc
 import NIOCore
 import SamsaRecords
-import SamsaStorage
+package import SamsaStorage
 import Synchronization
 
 /// The in-process coordination service: one node's ZooKeeper, for a single machine and for tests.
@@ -18,7 +18,8 @@ import Synchronization
 /// checked against every change already accepted (as ZooKeeper's outstanding changes).
 ///
 /// Threads: any. The tree, sessions and watches live behind one lock; log records are encoded
-/// before it is taken, syncs happen outside it (group commit). If the log fails (a write or a
+/// before it is taken and queued under it (so the log holds them in zxid order), and the log writes
+/// and syncs them on its own queues, never under the lock nor on the caller's (cooperative) thread. If the log fails (a write or a
 /// sync), the coordinator stops serving: every later request fails with `connectionLoss`, nothing
 /// unlogged is ever acknowledged or snapshotted, and a restart recovers the logged state.
 public final class EmbeddedCoordinator: Sendable {
@@ -90,7 +91,10 @@ public final class EmbeddedCoordinator: Sendable {
         return (coordinator, { files.inject(.write, errno: EIO, pathContains: "txnlog", times: 1_000) })
     }
 
-    private static func open(directory: String?, files: any FileSystem, minimum: Duration, maximum: Duration) throws -> EmbeddedCoordinator {
+    /// Opens with `files` for every file call of the log (a test hook).
+    package static func open(directory: String?, files: any FileSystem, minimum: Duration = .milliseconds(200), maximum: Duration = .seconds(40))
+        throws -> EmbeddedCoordinator
+    {
         var tree = DataTree()
         var zxid: Int64 = 0
         var log: TransactionLog?
@@ -170,7 +174,22 @@ public final class EmbeddedCoordinator: Sendable {
         }
         // The heavy part of the log record, before the lock.
         let payload = log == nil ? nil : TransactionCodec.encodeOperations(operations)
-        let (results, appended) = try state.withLock { state throws -> ([OperationResult], (AppendResult, Int64)?) in
+        return try await withCheckedThrowingContinuation { continuation in
+            do {
+                try accept(operations, session: session, payload: payload) { continuation.resume(with: $0) }
+            } catch {
+                continuation.resume(throwing: error)
+            }
+        }
+    }
+
+    /// Applies `operations` under the lock and queues their log record (in zxid order: the queue is
+    /// the log's, entered under the lock); `done` gets the results once the transaction is durable
+    /// and published. Throws (without calling `done`) when the operations are refused.
+    private func accept(
+        _ operations: [Operation], session: Int64, payload: ByteBuffer?, done: @escaping @Sendable (Result<[OperationResult], any Error>) -> Void
+    ) throws {
+        try state.withLock { state throws in
             try Self.checkAlive(session, in: state)
             var changes: [DataTree.Change] = []
             let zxid = state.zxid + 1
@@ -190,26 +209,21 @@ public final class EmbeddedCoordinator: Sendable {
                 if !changes.isEmpty { state.tree = tree }
             }
             // Checks alone change nothing: no transaction.
-            guard !changes.isEmpty else { return (results, nil) }
+            guard !changes.isEmpty else { return done(.success(results)) }
             state.zxid = zxid
             guard let log, let payload else {
                 // In memory: durable at once.
                 Self.fireWatches(for: changes, in: &state)
-                return (results, nil)
+                return done(.success(results))
             }
-            do {
-                let appended = try log.append(zxid: zxid, time: time, session: session, operations: payload)
-                Self.hold(changes, zxid: zxid, before: before, in: &state)
-                return (results, (appended, zxid))
-            } catch {
-                // The tree holds a change the log could not take: serve nothing more (a restart
-                // recovers the logged state), never acknowledge it.
-                Self.stopServing(&state)
-                throw CoordinationError(.systemError, "the transaction log failed: \(error)")
+            Self.hold(changes, zxid: zxid, before: before, in: &state)
+            let accepted = results
+            log.append(zxid: zxid, time: time, session: session, operations: payload) { failure in
+                // A change the log could not take is never acknowledged (a restart recovers the
+                // logged state).
+                done(Result<Void, any Error> { try self.publish(upTo: zxid, failure: failure) }.map { accepted })
             }
         }
-        if let (appended, zxid) = appended { try await publishWhenDurable(appended, zxid: zxid) }
-        return results
     }
 
     /// Reads a node as published for `session`, registering a watch if asked.
@@ -237,9 +251,15 @@ public final class EmbeddedCoordinator: Sendable {
     /// fires once it is durable, ends its own watches with `sessionEnded`, and moves it to its final
     /// state. A log failure stops the coordinator, as in `commit`.
     func endSession(_ id: Int64, as final: SessionState) async {
-        let ended = state.withLock { state -> (SessionRecord, (AppendResult, Int64)?)? in
+        await withCheckedContinuation { continuation in endSession(id, as: final) { continuation.resume() } }
+    }
+
+    /// `endSession`, calling `done` once the session is in its final state (from the log's flusher
+    /// when its ephemeral nodes' removal had to be logged).
+    private func endSession(_ id: Int64, as final: SessionState, then done: @escaping @Sendable () -> Void) {
+        let ended = state.withLock { state -> (record: SessionRecord, logged: Bool)? in
             guard let record = state.sessions.removeValue(forKey: id) else { return nil }
-            var appended: (AppendResult, Int64)?
+            var logged = false
             let ephemerals = state.tree.ephemerals(of: id)
             if !ephemerals.isEmpty && !state.closed {
                 state.zxid += 1
@@ -248,11 +268,12 @@ public final class EmbeddedCoordinator: Sendable {
                 var changes: [DataTree.Change] = []
                 state.tree.removeEphemerals(of: id, zxid: zxid, changes: &changes)
                 if let log {
-                    do {
-                        appended = (try log.append(zxid: zxid, time: WallClock.nowMilliseconds, session: id, operations: TransactionCodec.encodeOperations(nil)), zxid)
-                        Self.hold(changes, zxid: zxid, before: before, in: &state)
-                    } catch {
-                        Self.stopServing(&state)
+                    Self.hold(changes, zxid: zxid, before: before, in: &state)
+                    logged = true
+                    log.append(zxid: zxid, time: WallClock.nowMilliseconds, session: id, operations: TransactionCodec.encodeOperations(nil)) { failure in
+                        _ = try? self.publish(upTo: zxid, failure: failure)
+                        record.broadcaster.move(to: final)
+                        done()
                     }
                 } else {
                     Self.fireWatches(for: changes, in: &state)
@@ -268,11 +289,13 @@ public final class EmbeddedCoordinator: Sendable {
                     if state[keyPath: registry][key]!.isEmpty { state[keyPath: registry][key] = nil }
                 }
             }
-            return (record, appended)
+            return (record, logged)
         }
-        guard let (record, appended) = ended else { return }
-        if let (result, zxid) = appended { try? await publishWhenDurable(result, zxid: zxid) }
-        record.broadcaster.move(to: final)
+        guard let ended else { return done() }
+        if !ended.logged {
+            ended.record.broadcaster.move(to: final)
+            done()
+        }
     }
 
     // MARK: - Publishing durable changes
@@ -303,14 +326,12 @@ public final class EmbeddedCoordinator: Sendable {
         state.unpublished.append(Unpublished(zxid: zxid, changes: changes, after: after))
     }
 
-    /// Waits for the sync of transaction `zxid`, then publishes it (and every earlier one: the log
-    /// syncs in order). A failed sync stops the coordinator.
-    private func publishWhenDurable(_ appended: AppendResult, zxid: Int64) async throws {
-        do {
-            try await log?.waitUntilDurable(appended)
-        } catch {
+    /// Transaction `zxid` is durable (`failure` nil): publishes it and every earlier one (the log
+    /// writes and syncs in order). A failed write or sync stops the coordinator, and throws.
+    private func publish(upTo zxid: Int64, failure: (any Error)?) throws(CoordinationError) {
+        if let failure {
             state.withLock { Self.stopServing(&$0) }
-            throw CoordinationError(.systemError, "the transaction log failed to sync: \(error)")
+            throw CoordinationError(.systemError, "the transaction log failed: \(failure)")
         }
         state.withLock { state in
             while let next = state.unpublished.first, next.zxid <= zxid {
@@ -365,7 +386,7 @@ public final class EmbeddedCoordinator: Sendable {
                 let expired = coordinator.state.withLock { state in
                     state.sessions.filter { $0.value.lastHeard.duration(to: now) > $0.value.timeout }.map(\.key)
                 }
-                for id in expired { Task { await coordinator.endSession(id, as: .expired) } }
+                for id in expired { coordinator.endSession(id, as: .expired) {} }
             }
             timer.resume()
             slot = timer

@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import SamsaRecords
 import SamsaStorage
+import Synchronization
 
 /// A committed transaction of the embedded coordinator, as earlier versions logged it (JSON).
 struct Transaction: Decodable, Sendable {
@@ -53,10 +54,18 @@ struct Transaction: Decodable, Sendable {
 /// At start-up the tree is the snapshot plus the log replayed; the sessions of the previous run are
 /// gone, so their ephemeral nodes are removed (and that is logged too), then a new snapshot replaces
 /// the log. Snapshots and records of earlier versions (JSON) are still read.
+///
+/// Threads: `append` only queues; the writes run in call order on the log's own queue (a pwrite
+/// blocks: never on the caller's thread, never under the coordinator's lock), the syncs on the
+/// partition log's flusher.
 final class TransactionLog: Sendable {
     private let directory: String
     private let files: any FileSystem
     private let log: PartitionLog
+    private let writes = BlockingQueue(label: "samsa.coordination.txnlog")
+    /// The write that failed (touched only on `writes`): every later transaction fails unwritten, so
+    /// the log never holds a transaction after one it lost.
+    private let writeFailure = Mutex<(any Error)?>(nil)
 
     /// The JSON snapshot earlier versions wrote (`snapshot.json`).
     private struct LegacySnapshot: Decodable {
@@ -125,7 +134,7 @@ final class TransactionLog: Sendable {
             zxid += 1
             var changes: [DataTree.Change] = []
             tree.removeEphemerals(of: owner, zxid: zxid, changes: &changes)
-            _ = try transactionLog.append(zxid: zxid, time: WallClock.nowMilliseconds, session: owner, operations: TransactionCodec.encodeOperations(nil))
+            _ = try transactionLog.write(zxid: zxid, time: WallClock.nowMilliseconds, session: owner, operations: TransactionCodec.encodeOperations(nil))
         }
         try partitionLog.flush()
         try transactionLog.snapshot(tree, zxid: zxid)
@@ -146,20 +155,36 @@ final class TransactionLog: Sendable {
         return try TransactionCodec.decode(key: key, value: record.value ?? ByteBuffer())
     }
 
-    /// Writes a transaction (not yet synced) whose operations `TransactionCodec.encodeOperations`
-    /// encoded; `waitUntilDurable` with the result waits for the sync.
-    func append(zxid: Int64, time: Int64, session: Int64, operations: ByteBuffer) throws -> AppendResult {
+    /// Queues a transaction whose operations `TransactionCodec.encodeOperations` encoded: it is
+    /// written after every transaction queued before it, then synced; `whenDurable` runs once it is
+    /// on disk (nil), or with the error that stopped the log (this write, an earlier one, or a sync).
+    func append(
+        zxid: Int64, time: Int64, session: Int64, operations: ByteBuffer, whenDurable: @escaping @Sendable ((any Error)?) -> Void
+    ) {
+        writes.submit { [self] in
+            if let failure = writeFailure.withLock({ $0 }) { return whenDurable(failure) }
+            do {
+                let written = try write(zxid: zxid, time: time, session: session, operations: operations)
+                log.whenFlushPolicySatisfied(written) { whenDurable($0) }
+            } catch {
+                writeFailure.withLock { $0 = error }
+                whenDurable(error)
+            }
+        }
+    }
+
+    /// Writes a transaction now, on the caller's thread (not yet synced).
+    private func write(zxid: Int64, time: Int64, session: Int64, operations: ByteBuffer) throws -> AppendResult {
         var builder = RecordBatchBuilder(capacity: operations.readableBytes + 128)
         builder.append(timestamp: time, key: TransactionCodec.encodeHeader(zxid: zxid, time: time, session: session), value: operations)
         return try log.appendWithoutWaiting(try builder.build())
     }
 
-    func waitUntilDurable(_ result: AppendResult) async throws {
-        try await log.waitForFlushPolicy(result)
-    }
-
     /// Replaces snapshot and log with a snapshot of `tree`, then lets the log's old segments go.
+    /// Waits for the queued writes first (the snapshot covers them; replaying them again after it
+    /// would apply them twice).
     func snapshot(_ tree: DataTree, zxid: Int64) throws {
+        writes.drain()
         let end = log.logEndOffset
         try files.writeFileAtomically(Self.snapshotPath(directory), TransactionCodec.encodeSnapshot(tree, zxid: zxid, logOffset: end))
         try log.roll()
@@ -167,6 +192,7 @@ final class TransactionLog: Sendable {
     }
 
     func close() throws {
+        writes.drain()
         try log.close()
     }
 }

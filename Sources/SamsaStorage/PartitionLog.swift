@@ -47,6 +47,8 @@ public final class PartitionLog: Sendable {
     private let publishedHighWatermark: Atomic<Int64>
     private let publishedStart: Atomic<Int64>
     private let groupCommit: GroupCommit
+    /// Where `append` (async) writes: its pwrite blocks.
+    private let appendQueue = BlockingQueue(label: "samsa.append")
     private let intervalTimer: Mutex<(any DispatchSourceTimer)?>
     /// Called after a truncation, before `truncate` returns (the log manager rewrites the recovery
     /// points: a stale, higher one would let recovery skip appends made below it).
@@ -111,10 +113,11 @@ public final class PartitionLog: Sendable {
 
     /// Appends a batch: assigns its offsets from the log end, stamps `leaderEpoch` if given, writes it,
     /// and returns when the flush policy is satisfied (for `.everyAppend`, once an fdatasync that began
-    /// after the write has returned).
+    /// after the write has returned). The write runs on the log's append queue, never on the caller's
+    /// (cooperative) thread.
     @discardableResult
     public func append(_ batch: RecordBatch, leaderEpoch: Int32? = nil) async throws -> AppendResult {
-        let result = try appendWithoutWaiting(batch, leaderEpoch: leaderEpoch)
+        let result = try await appendQueue.run { try self.appendWithoutWaiting(batch, leaderEpoch: leaderEpoch) }
         try await waitForFlushPolicy(result)
         return result
     }

@@ -95,6 +95,7 @@ public enum TortureRunner {
         var summary = TortureSummary(seed: options.seed, flush: options.policy.description, modes: options.modes, startRound: options.startRound)
         let files = PosixFileSystem()
         try? files.makeDirectory(options.directory)
+        let childRounds = BlockingQueue(label: "samsa.torture.child-rounds")
         func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9 }
         for round in options.startRound..<(options.startRound + options.rounds) {
             for mode in options.modes {
@@ -111,11 +112,16 @@ public enum TortureRunner {
                         summary.injectedFailures += tally.events
                     case .sigkill:
                         guard let executable = options.executable else { throw TortureViolation("SIGKILL rounds need the samsa executable") }
-                        tally = try SigkillRound(policy: options.policy, seed: options.seed, round: round, directory: directory, executable: executable).run()
+                        // The round waits for its child and verifies on disk: off the cooperative pool.
+                        tally = try await childRounds.run {
+                            try SigkillRound(policy: options.policy, seed: options.seed, round: round, directory: directory, executable: executable).run()
+                        }
                         summary.kills += tally.events
                     case .queue:
                         guard let executable = options.executable else { throw TortureViolation("queue rounds need the samsa executable") }
-                        tally = try QueueRound(policy: options.policy, seed: options.seed, round: round, directory: directory, executable: executable).run()
+                        tally = try await childRounds.run {
+                            try QueueRound(policy: options.policy, seed: options.seed, round: round, directory: directory, executable: executable).run()
+                        }
                         summary.kills += tally.events
                     }
                     summary.recordsAcknowledged += tally.acknowledged

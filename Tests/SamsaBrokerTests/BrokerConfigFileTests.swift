@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import SamsaProtocol
 import Testing
+import SamsaTestSupport
 
 /// `samsa broker --config FILE`: the options as KEY = VALUE lines; the command line wins; mistakes in
 /// the file are refused with its name and line before anything starts.
@@ -22,7 +23,7 @@ struct BrokerConfigFileTests {
 
     @Test("options come from the file, the command line overrides them")
     func fileAndOverride() async throws {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-config-\(UUID().uuidString)").path
+        let root = temporaryPath("samsa-config")
         defer { try? FileManager.default.removeItem(atPath: root) }
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         // Written with CRLF line ends, as an editor on Windows would.
@@ -58,7 +59,7 @@ struct BrokerConfigFileTests {
             ("segment-bytes = 0", "must be positive"),
         ])
     func refused(line: String, message: String) throws {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-config-\(UUID().uuidString)").path
+        let root = temporaryPath("samsa-config")
         defer { try? FileManager.default.removeItem(atPath: root) }
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         try "dir = \(root)/data\n\(line)\n".write(toFile: "\(root)/broker.conf", atomically: true, encoding: .utf8)

@@ -3,6 +3,7 @@ import NIOCore
 import SamsaProtocol
 import SamsaRecords
 import Testing
+import SamsaTestSupport
 
 /// `samsa broker` as a process: it prints where it listens, stops cleanly on SIGTERM, and after a
 /// SIGKILL keeps every record it acknowledged with acks=-1.
@@ -67,7 +68,7 @@ struct BrokerProcessTests {
 
     @Test("--zero-copy-fetch true and false serve the same fetch bytes from the same data; other values are refused")
     func zeroCopyFetchOption() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-broker-\(UUID().uuidString)").path
+        let directory = temporaryPath("samsa-broker")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         var frames: [ByteBuffer] = []
         for (index, zeroCopy) in ["true", "false"].enumerated() {
@@ -91,7 +92,7 @@ struct BrokerProcessTests {
 
     @Test("SIGTERM stops the broker cleanly: exit 0 and the data directory marked clean")
     func sigtermIsClean() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-broker-\(UUID().uuidString)").path
+        let directory = temporaryPath("samsa-broker")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let broker = try BrokerProcess(directory: directory)
         let connection = try await TestConnection(port: broker.port)
@@ -105,7 +106,7 @@ struct BrokerProcessTests {
 
     @Test("After SIGKILL under acks=-1 load, every acknowledged record is there after the restart")
     func acknowledgedRecordsSurviveKill() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-broker-\(UUID().uuidString)").path
+        let directory = temporaryPath("samsa-broker")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let broker = try BrokerProcess(directory: directory)
         let connection = try await TestConnection(port: broker.port)

@@ -35,19 +35,11 @@ struct ClusterProcessTests {
         }
     }
 
-    static func eventually<Value>(_ what: String, timeout: Duration = .seconds(60), _ probe: () async throws -> Value?) async throws -> Value {
-        let deadline = ContinuousClock.now + timeout
-        while true {
-            if let value = try? await probe() { return value }
-            guard ContinuousClock.now < deadline else { throw BrokerProcessTests.Failed(message: "timed out waiting until \(what)") }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-    }
 
     @Test("SIGKILL of the leader: another broker leads after the session timeout with every acks=all record; the killed one rejoins the ISR")
     func leaderKilled() async throws {
         let zooKeeper = try await blocking { try ZooKeeperEnsemble(count: 1) }
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-cluster-\(UUID().uuidString)").path
+        let root = temporaryPath("samsa-cluster")
         var brokers: [Int32: BrokerProcessTests.BrokerProcess] = [:]
         defer {
             for broker in brokers.values { broker.signal(SIGKILL) }
@@ -65,7 +57,7 @@ struct ClusterProcessTests {
         let admin = try await TestConnection(port: brokers[1]!.port)
         #expect(try await admin.createTopic("events", replicationFactor: 3, configs: ["min.insync.replicas": "2"]).errorCode == 0)
         try await admin.close()
-        let before = try await Self.eventually("the topic has a leader and a full ISR") {
+        let before = try await eventually("the topic has a leader and a full ISR") {
             try await Self.partition("events", port: brokers[1]!.port).flatMap { $0.isrNodes.count == 3 ? $0 : nil }
         }
         var connection = try await TestConnection(port: brokers[before.leaderId]!.port)
@@ -80,7 +72,7 @@ struct ClusterProcessTests {
         brokers.removeValue(forKey: before.leaderId)?.signal(SIGKILL)
 
         let other = brokers.keys.sorted().first!
-        let after = try await Self.eventually("another broker leads") {
+        let after = try await eventually("another broker leads") {
             try await Self.partition("events", port: brokers[other]!.port).flatMap { $0.leaderId != before.leaderId ? $0 : nil }
         }
         #expect(after.leaderEpoch > before.leaderEpoch)
@@ -103,7 +95,7 @@ struct ClusterProcessTests {
 
         // Back with its data directory: it truncates, catches up and rejoins the ISR.
         try start(before.leaderId)
-        _ = try await Self.eventually("the restarted broker is back in the ISR") {
+        _ = try await eventually("the restarted broker is back in the ISR") {
             try await Self.partition("events", port: brokers[other]!.port).flatMap { $0.isrNodes.count == 3 ? $0 : nil }
         }
         for broker in brokers.values { broker.signal(SIGTERM) }

@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import SamsaProtocol
 import Testing
+import SamsaTestSupport
 
 /// `samsa broker` processes under floods a single process cannot show: connections past the
 /// descriptor limit, and partial requests measured in the broker's resident memory.
@@ -12,7 +13,7 @@ struct ConnectionFloodTests {
     typealias BrokerProcess = BrokerProcessTests.BrokerProcess
 
     static func directory() -> String {
-        FileManager.default.temporaryDirectory.appendingPathComponent("samsa-flood-\(UUID().uuidString)").path
+        temporaryPath("samsa-flood")
     }
 
     /// `count` connections to 127.0.0.1:`port`, connecting in the background (non-blocking): the

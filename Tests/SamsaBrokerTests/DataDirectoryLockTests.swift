@@ -2,6 +2,7 @@ import Foundation
 import SamsaStorage
 import Testing
 @testable import SamsaBroker
+import SamsaTestSupport
 
 /// A data directory has one writer: a second broker on it is refused before it recovers or writes
 /// anything, and a stopped broker lets the next one in.
@@ -22,7 +23,7 @@ struct DataDirectoryLockTests {
 
     @Test("A foreign directory is refused and gets no lock file")
     func foreignDirectoryUntouched() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-foreign-\(UUID().uuidString)").path
+        let directory = temporaryPath("samsa-foreign")
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try Data("mine".utf8).write(to: URL(fileURLWithPath: "\(directory)/notes.txt"))

@@ -141,14 +141,6 @@ struct EnsembleFailoverTests {
         return result
     }
 
-    static func eventually<Value>(_ what: String, timeout: Duration = .seconds(60), _ probe: () async throws -> Value?) async throws -> Value {
-        let deadline = ContinuousClock.now + timeout
-        while true {
-            if let value = try? await probe() { return value }
-            guard ContinuousClock.now < deadline else { throw BrokerProcessTests.Failed(message: "timed out waiting until \(what)") }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-    }
 
     /// Waits until the producer has had `count` more records acknowledged on every partition than
     /// `before` shows (it keeps going through whatever just happened).
@@ -172,7 +164,7 @@ struct EnsembleFailoverTests {
     func failovers() async throws {
         let began = ContinuousClock.now
         let ensemble = try await blocking { try ZooKeeperEnsemble(count: 3) }
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-ensemble-\(UUID().uuidString)").path
+        let root = temporaryPath("samsa-ensemble")
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         let brokers = try Brokers(root: root, coordination: "zookeeper://\(ensemble.connectString.joined(separator: ","))/samsa")
         var producer: BackgroundClient?
@@ -212,7 +204,7 @@ struct EnsembleFailoverTests {
                 let victim = before.leaderId
                 let killed = ContinuousClock.now
                 try await brokers.signal(victim, SIGKILL)
-                _ = try await Self.eventually("another broker leads partition \(partition) after broker \(victim) was killed") { () -> MetadataResponse.MetadataResponsePartition? in
+                _ = try await eventually("another broker leads partition \(partition) after broker \(victim) was killed") { () -> MetadataResponse.MetadataResponsePartition? in
                     guard let now = await Self.metadata(brokers)?[partition], now.leaderId >= 0, now.leaderId != victim,
                         now.leaderEpoch > before.leaderEpoch
                     else { return nil }
@@ -238,9 +230,9 @@ struct EnsembleFailoverTests {
                     // The ZooKeeper quorum's leader: the other two elect another; the brokers' sessions
                     // move to a live server and survive.
                     zooKeeperKilled = true
-                    let leader = try await Self.eventually("the ensemble has a leader") { () -> Int? in try await blocking { ensemble.leaderIndex() } }
+                    let leader = try await eventually("the ensemble has a leader") { () -> Int? in try await blocking { ensemble.leaderIndex() } }
                     try await blocking { ensemble.kill(leader) }
-                    _ = try await Self.eventually("the two other ZooKeeper servers elect a leader") { () -> Int? in
+                    _ = try await eventually("the two other ZooKeeper servers elect a leader") { () -> Int? in
                         try await blocking { ensemble.leaderIndex() }
                     }
                     marks = try await Self.progressed(brokers, since: marks, "the ZooKeeper leader was killed")
@@ -270,7 +262,7 @@ struct EnsembleFailoverTests {
             #expect(outcome.consumed.count == outcome.delivered.count, "consumed \(outcome.consumed.count), acknowledged \(outcome.delivered.count)")
 
             // Every replica has caught up (log ends equal, nothing under-replicated), then a clean stop.
-            let ends = try await Self.eventually("every replica of every partition has the same log end", timeout: .seconds(60)) { () -> [Int32: Double]? in
+            let ends = try await eventually("every replica of every partition has the same log end", timeout: .seconds(60)) { () -> [Int32: Double]? in
                 var ends: [Int32: Double] = [:]
                 for partition in 0..<Self.partitions {
                     var seen: Set<Double> = []

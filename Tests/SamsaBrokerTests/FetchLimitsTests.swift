@@ -5,6 +5,7 @@ import SamsaRecords
 import SamsaStorage
 import Testing
 @testable import SamsaBroker
+import SamsaTestSupport
 
 /// What one Fetch may cost the broker (issue 20, items 1 and 5): the KIP-74 budget, duplicate
 /// partitions read once, and the descriptors a zero-copy response holds, however the client reads.
@@ -12,7 +13,7 @@ import Testing
 struct FetchLimitsTests {
     /// A test broker with `configure` applied to its configuration.
     static func start(zeroCopy: Bool = true, _ configure: (inout BrokerConfiguration) -> Void = { _ in }) async throws -> TestBroker {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-broker-\(UUID().uuidString)").path
+        let directory = temporaryPath("samsa-broker")
         var configuration = BrokerConfiguration(
             dataDirectory: directory, port: 0, logConfiguration: LogConfiguration(flushPolicy: .never), eventLoopThreads: 1, ioThreads: 2)
         configuration.zeroCopyFetch = zeroCopy

@@ -3,6 +3,7 @@ import SamsaProtocol
 import SamsaStorage
 import Testing
 @testable import SamsaBroker
+import SamsaTestSupport
 
 /// A follower away while its leader's retention deleted what it had not copied: its fetch is
 /// OFFSET_OUT_OF_RANGE below the leader's log start, so it restarts its log there (Kafka's
@@ -21,7 +22,7 @@ struct FollowerBehindLogStartTests {
             let follower = try #require(state.isr.first { $0 != state.leader })
             let connection = try await cluster.connection(state.leader)
             #expect(try await connection.produce("short", count: 20, startingAt: 0).errorCode == 0)
-            try await cluster.eventually("the follower has the first batch") { cluster.log(follower, "short")?.logEndOffset == 20 }
+            try await eventually("the follower has the first batch") { cluster.log(follower, "short")?.logEndOffset == 20 }
 
             cluster.links.cut(follower, state.leader)
             for round in 1..<40 {
@@ -34,11 +35,11 @@ struct FollowerBehindLogStartTests {
             #expect(leaderLog.logStartOffset > 20, "the leader deleted what the follower has not copied")
 
             cluster.links.heal()
-            try await cluster.eventually("the follower restarted at the leader's log start and caught up") {
+            try await eventually("the follower restarted at the leader's log start and caught up") {
                 guard let log = cluster.log(follower, "short") else { return false }
                 return log.logStartOffset == leaderLog.logStartOffset && log.logEndOffset == 800
             }
-            try await cluster.eventually("the follower is back in the ISR") { try await cluster.state("short").isr.contains(follower) }
+            try await eventually("the follower is back in the ISR") { try await cluster.state("short").isr.contains(follower) }
             let leaderBatches = try cluster.batches(state.leader, "short", below: 800)
             let followerBatches = try cluster.batches(follower, "short", below: 800)
             #expect(followerBatches.map(\.0) == leaderBatches.map(\.0))

@@ -2,13 +2,14 @@ import Foundation
 import Glibc
 import SamsaProtocol
 import Testing
+import SamsaTestSupport
 
 /// `samsa broker`'s group, offset and producer limits, from the command line and from `--config`.
 @Suite("samsa broker group and offset limit options")
 struct GroupLimitOptionsTests {
     @Test("group-max-session-timeout-ms and offset-metadata-max-bytes from --config hold at the broker")
     func limitsFromConfig() async throws {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-limits-\(UUID().uuidString)").path
+        let root = temporaryPath("samsa-limits")
         defer { try? FileManager.default.removeItem(atPath: root) }
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         try """
@@ -39,7 +40,7 @@ struct GroupLimitOptionsTests {
 
     @Test("a minimum session timeout above the maximum is refused before anything starts")
     func inconsistentBounds() throws {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-limits-\(UUID().uuidString)").path
+        let root = temporaryPath("samsa-limits")
         defer { try? FileManager.default.removeItem(atPath: root) }
         let (status, stderr) = try BrokerConfigFileTests.run([
             "broker", "--dir", "\(root)/data", "--group-min-session-timeout-ms", "9000", "--group-max-session-timeout-ms", "8000",

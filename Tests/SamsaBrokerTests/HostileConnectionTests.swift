@@ -5,13 +5,14 @@ import SamsaProtocol
 import SamsaStorage
 import Testing
 @testable import SamsaBroker
+import SamsaTestSupport
 
 /// Connection limits, idle connections, request memory, the metrics port and too-new ApiVersions,
 /// against a broker in this process.
 @Suite("Hostile connections", .timeLimit(.minutes(1)))
 struct HostileConnectionTests {
     static func start(_ configure: (inout BrokerConfiguration) -> Void) async throws -> TestBroker {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-hostile-\(UUID().uuidString)").path
+        let directory = temporaryPath("samsa-hostile")
         var configuration = BrokerConfiguration(dataDirectory: directory, port: 0, eventLoopThreads: 1, ioThreads: 2)
         configure(&configuration)
         return TestBroker(broker: try await Broker.start(configuration), directory: directory)
@@ -115,11 +116,8 @@ struct HostileConnectionTests {
             let (id, response) = try KafkaFraming.decodeResponse(try #require(try await connection.receive()), as: ApiVersionsResponse.self, version: 3)
             #expect(id == Int32(index) && response.errorCode == 0)
         }
-        // A request's bytes go back to the pool after its response is written, which the client may
-        // read first: wait for the last release rather than assume it happened.
-        let deadline = ContinuousClock.now + .seconds(10)
-        while broker.broker.requestMemory.used != 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
-        #expect(broker.broker.requestMemory.used == 0)
+        // A frame's bytes go back once its response is written, which the client may see first.
+        try await eventually("the request pool empties", timeout: .seconds(10)) { broker.broker.requestMemory.used == 0 }
         for connection in connections + [small] { try await connection.close() }
         try await broker.stop()
     }

@@ -1,17 +1,14 @@
 import Dispatch
 import Foundation
 import Synchronization
+import SamsaTestSupport
 import Testing
 
 /// Runs a client program on a thread of its own: waiting for it on the cooperative pool would starve
 /// the broker's tasks of the pool's few threads.
 enum ClientProcess {
     static func run(_ arguments: [String], input: Data? = nil) async throws -> Data {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread.detachNewThread {
-                continuation.resume(with: Result { try runBlocking(arguments, input: input) })
-            }
-        }
+        try await blocking { try runBlocking(arguments, input: input) }
     }
 
     private static func runBlocking(_ arguments: [String], input: Data?) throws -> Data {

@@ -5,6 +5,7 @@ import SamsaProtocol
 import SamsaStorage
 import Testing
 @testable import SamsaBroker
+import SamsaTestSupport
 
 /// A client flooding garbage cannot flood the log (issue 20; the hostile soak found one warning line per
 /// closed connection): one warning per interval, with the count since, the rest at debug.
@@ -31,7 +32,7 @@ struct MalformedRequestLogTests {
     @Test("A broker fed 200 garbage connections logs at most one warning about them")
     func brokerGarbageFlood() async throws {
         let logs = CapturedLogs()
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-garbage-\(UUID().uuidString)").path
+        let directory = temporaryPath("samsa-garbage")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let broker = try await Broker.start(
             BrokerConfiguration(dataDirectory: directory, port: 0, eventLoopThreads: 1, ioThreads: 2, logger: logs.logger))
@@ -53,7 +54,7 @@ struct MalformedRequestLogTests {
     func fullDiskProduceFailures() async throws {
         let logs = CapturedLogs()
         let disk = FaultInjectingFileSystem()
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-full-\(UUID().uuidString)").path
+        let directory = temporaryPath("samsa-full")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         var configuration = BrokerConfiguration(dataDirectory: directory, port: 0, eventLoopThreads: 1, ioThreads: 2, logger: logs.logger)
         configuration.fileSystem = disk

@@ -5,6 +5,7 @@ import SamsaProtocol
 import SamsaStorage
 import Testing
 @testable import SamsaBroker
+import SamsaTestSupport
 
 /// `--metrics`: Prometheus text on GET /metrics with requests per API and version, bytes, connections,
 /// errors and each partition's offsets.
@@ -25,7 +26,7 @@ struct MetricsTests {
 
     @Test("Requests, bytes, connections and partition offsets are served on /metrics")
     func metricsEndpoint() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-metrics-\(UUID().uuidString)").path
+        let directory = temporaryPath("samsa-metrics")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         var configuration = BrokerConfiguration(dataDirectory: directory, port: 0, eventLoopThreads: 1, ioThreads: 2)
         configuration.metricsPort = 0
@@ -90,7 +91,7 @@ struct MetricsTests {
             let connection = try await cluster.connection(state.leader)
             #expect(try await connection.produce("watched", count: 5, startingAt: 0).errorCode == 0)
             // (Under load a follower may be dropped for a moment, with a 1.5 s lag limit: wait for a full ISR.)
-            try await cluster.eventually("the followers have caught up and the ISR is full") {
+            try await eventually("the followers have caught up and the ISR is full") {
                 let text = leader.metricsText()
                 return Self.sample(text, lag) == 0 && Self.sample(text, "samsa_under_replicated_partitions") == 0
             }
@@ -100,7 +101,7 @@ struct MetricsTests {
 
             cluster.links.cut(follower, state.leader)
             #expect(try await connection.produce("watched", count: 5, startingAt: 5, acks: 1).errorCode == 0)
-            try await cluster.eventually("the cut follower is out of the ISR") { try await !cluster.state("watched").isr.contains(follower) }
+            try await eventually("the cut follower is out of the ISR") { try await !cluster.state("watched").isr.contains(follower) }
             text = leader.metricsText()
             #expect(Self.sample(text, "samsa_under_replicated_partitions") == 1, "\(text)")
             // (At least one: under load the other follower may be dropped for a moment too.)
@@ -112,8 +113,8 @@ struct MetricsTests {
             }
 
             cluster.links.heal()
-            try await cluster.eventually("the follower is back in the ISR") { try await cluster.state("watched").isr.count == 3 }
-            try await cluster.eventually("the metrics show it") {
+            try await eventually("the follower is back in the ISR") { try await cluster.state("watched").isr.count == 3 }
+            try await eventually("the metrics show it") {
                 let text = leader.metricsText()
                 return Self.sample(text, "samsa_under_replicated_partitions") == 0 && (Self.sample(text, "samsa_isr_expands_total") ?? 0) >= expands + 1
                     && Self.sample(text, lag) == 0

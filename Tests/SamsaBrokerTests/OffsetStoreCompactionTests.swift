@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import SamsaBroker
+import SamsaTestSupport
 
 /// The committed-offsets log is compacted: it stays near the size of the live commits, and every
 /// compaction, even one running while commits are written, replays to the latest commit of each key.
@@ -8,7 +9,7 @@ import Testing
 struct OffsetStoreCompactionTests {
     /// A new data directory (the broker makes it before it opens the store).
     static func temporaryDirectory() throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-offsets-\(UUID().uuidString)").path
+        let path = temporaryPath("samsa-offsets")
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
         return path
     }

@@ -5,6 +5,7 @@ import SamsaRecords
 import SamsaStorage
 import Testing
 @testable import SamsaBroker
+import SamsaTestSupport
 
 /// Idempotent-producer state is bounded: a producer idle for `producer.id.expiration.ms` is forgotten
 /// (in memory and in snapshots), and InitProducerId without a transactional id always hands out a new
@@ -40,7 +41,7 @@ struct ProducerExpiryTests {
         var state = ProducerState(expirationMs: 1000)
         state.record(producerId: 7, epoch: 2, firstSequence: 0, lastSequence: 4, baseOffset: 10, at: 50_000)
         state.record(producerId: 9, epoch: 0, firstSequence: 0, lastSequence: 0, baseOffset: 21, at: 50_800)
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-snapshot-\(UUID().uuidString)").path
+        let directory = temporaryPath("samsa-snapshot")
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try ProducerSnapshot(coveredEnd: 22, lastBatchBaseOffset: 21, lastBatchCRC: 1, state: state).write(to: directory, files: PosixFileSystem())

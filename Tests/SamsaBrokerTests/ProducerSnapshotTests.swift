@@ -5,6 +5,7 @@ import SamsaRecords
 import SamsaStorage
 import Testing
 @testable import SamsaBroker
+import SamsaTestSupport
 
 /// Producer-state snapshots at segment rolls: a producer whose last batches are in an older segment
 /// is still known after a restart; a damaged or stale snapshot is ignored.
@@ -27,7 +28,7 @@ struct ProducerSnapshotTests {
         state.record(producerId: 7, epoch: 2, firstSequence: 0, lastSequence: 4, baseOffset: 10)
         state.record(producerId: 7, epoch: 2, firstSequence: 5, lastSequence: 5, baseOffset: 20)
         state.record(producerId: 9, epoch: 0, firstSequence: 0, lastSequence: 0, baseOffset: 21)
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-snapshot-\(UUID().uuidString)").path
+        let directory = temporaryPath("samsa-snapshot")
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try ProducerSnapshot(coveredEnd: 22, lastBatchBaseOffset: 21, lastBatchCRC: 0xDEAD_BEEF, state: state).write(to: directory, files: PosixFileSystem())
@@ -46,7 +47,7 @@ struct ProducerSnapshotTests {
 
     @Test("A retry of a batch that is in an older segment is still a duplicate after a restart")
     func retryFromOlderSegmentAfterRestart() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-snapshot-\(UUID().uuidString)").path
+        let directory = temporaryPath("samsa-snapshot")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         var broker = try await Self.start(directory)
         var connection = try await TestConnection(port: broker.localAddress.port!)
@@ -81,7 +82,7 @@ struct ProducerSnapshotTests {
 
     @Test("A snapshot whose last batch the log no longer holds is ignored")
     func staleSnapshotIgnored() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-snapshot-\(UUID().uuidString)").path
+        let directory = temporaryPath("samsa-snapshot")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         var broker = try await Self.start(directory)
         var connection = try await TestConnection(port: broker.localAddress.port!)

@@ -4,6 +4,7 @@ import SamsaProtocol
 import SamsaStorage
 import Testing
 @testable import SamsaBroker
+import SamsaTestSupport
 
 /// Seeded random schedules of produces (acks=all and acks=1), broker stops and restarts, and cut and
 /// healed links on a three-broker cluster; then everything heals and the checks are: every record
@@ -80,9 +81,9 @@ struct RandomizedReplicationTests {
             }
             cluster.links.heal()
             for id in (Int32(1)...3).map({ BrokerID($0) }) where !cluster.running.contains(id) { try await cluster.start(id) }
-            try await cluster.eventually("every replica is back in the ISR", timeout: .seconds(60)) { try await cluster.state("random").isr.count == 3 }
+            try await eventually("every replica is back in the ISR", timeout: .seconds(60)) { try await cluster.state("random").isr.count == 3 }
             let state = try await cluster.settled("random")
-            try await cluster.eventually("every replica has the leader's high watermark", timeout: .seconds(60)) {
+            try await eventually("every replica has the leader's high watermark", timeout: .seconds(60)) {
                 let end = cluster.log(state.leader, "random")?.logEndOffset
                 return cluster.running.allSatisfy { cluster.log($0, "random")?.highWatermark == end }
             }
@@ -95,7 +96,7 @@ struct RandomizedReplicationTests {
             try ReplicationTests.expectIdentical(cluster, "random", leader: state.leader)
         } catch {
             try await cluster.stopAll()
-            throw TestCluster.Timeout(what: "\(error); schedule: \(schedule)")
+            throw Timeout(what: "\(error); schedule: \(schedule)")
         }
         try await cluster.stopAll()
     }

@@ -5,6 +5,7 @@ import SamsaStorage
 import Synchronization
 import Testing
 @testable import SamsaBroker
+import SamsaTestSupport
 
 /// A full disk on one broker of a cluster (issue 20, items 10 and 11), made in process by a
 /// fault-injecting file system under that broker's data directory: its replicas leave their ISRs at
@@ -59,7 +60,7 @@ struct ReplicaStorageFailureTests {
             // Partitions 0 and 1 are made, partition 2 fails: the whole topic is undone and retried.
             disk.inject(.open, errno: ENOSPC, pathContains: "/grow-2/", times: .max)
             try await Self.createTopic("grow", partitions: 6, on: cluster)
-            try await cluster.eventually("broker 3 is in no ISR of grow and leads none of it", timeout: .seconds(20)) {
+            try await eventually("broker 3 is in no ISR of grow and leads none of it", timeout: .seconds(20)) {
                 for partition in Int32(0)..<6 {
                     let state = try await cluster.state("grow", partition)
                     if state.isr.contains(3) || state.leader == 3 { return false }
@@ -77,11 +78,11 @@ struct ReplicaStorageFailureTests {
             // (Its logs of partitions 0 and 1 come and go with each try; the topic is never held.)
             #expect(cluster.broker(3)?.dispatcher.topics.topic("grow") == nil)
             // Several tries fail; one error line says so, with its metadata.
-            try await cluster.eventually("three tries failed") { disk.faultsFired >= 3 }
+            try await eventually("three tries failed") { disk.faultsFired >= 3 }
             Self.expectOneError(logs, topic: "grow", partitions: "0,1,2,3,4,5")
 
             disk.clearFaults()
-            try await cluster.eventually("broker 3 is back in every ISR of grow") {
+            try await eventually("broker 3 is back in every ISR of grow") {
                 for partition in Int32(0)..<6 where try await !cluster.state("grow", partition).isr.contains(3) { return false }
                 return true
             }
@@ -107,7 +108,7 @@ struct ReplicaStorageFailureTests {
             #expect(state.leader != 3 && state.isr.contains(3))
             let connection = try await cluster.connection(state.leader)
             #expect(try await connection.produce("full", count: 3, startingAt: 0, partition: partition).errorCode == 0)
-            try await cluster.eventually("broker 3 has the first batch") { cluster.log(3, "full", partition)?.logEndOffset == 3 }
+            try await eventually("broker 3 has the first batch") { cluster.log(3, "full", partition)?.logEndOffset == 3 }
 
             disk.inject(.write, errno: ENOSPC, pathContains: "/full-\(partition)/", times: .max)
             disk.inject(.fallocate, errno: ENOSPC, pathContains: "/full-\(partition)/", times: .max)
@@ -120,12 +121,12 @@ struct ReplicaStorageFailureTests {
             #expect(shrunk.leader == state.leader && shrunk.leaderEpoch == state.leaderEpoch)
             #expect(cluster.log(3, "full", partition)?.logEndOffset == 3)
             // It keeps retrying (and failing) after its back-off; one error line says so.
-            try await cluster.eventually("three appends failed") { disk.faultsFired >= 3 }
+            try await eventually("three appends failed") { disk.faultsFired >= 3 }
             #expect(try await !cluster.state("full", partition).isr.contains(3))
             Self.expectOneError(logs, topic: "full", partitions: "\(partition)")
 
             disk.clearFaults()
-            try await cluster.eventually("broker 3 is back in the ISR") { try await cluster.state("full", partition).isr.contains(3) }
+            try await eventually("broker 3 is back in the ISR") { try await cluster.state("full", partition).isr.contains(3) }
             #expect(try await connection.produce("full", count: 3, startingAt: 6, partition: partition).errorCode == 0)
             #expect(cluster.log(3, "full", partition)?.logEndOffset == 9)
             #expect(logs.entries.contains { $0.level == .info && $0.message.contains("writes full-\(partition) again") })
@@ -143,7 +144,7 @@ struct ReplicaStorageFailureTests {
             // The partition whose assignment names broker 3 first (it may have handed it over already).
             let views = try await cluster.broker(1)?.dispatcher.cluster?.metadata.partitions(of: "lead") ?? []
             let partition = try #require(views.first { $0.replicas.first == 3 }?.index)
-            try await cluster.eventually("broker 3 handed partition \(partition) over", timeout: .seconds(20)) {
+            try await eventually("broker 3 handed partition \(partition) over", timeout: .seconds(20)) {
                 let state = try await cluster.state("lead", partition)
                 return state.leader != 3 && !state.isr.contains(3)
             }
@@ -155,7 +156,7 @@ struct ReplicaStorageFailureTests {
             Self.expectOneError(logs, topic: "lead", partitions: "\(partition)")
 
             disk.clearFaults()
-            try await cluster.eventually("broker 3 is back in the ISR") { try await cluster.state("lead", partition).isr.contains(3) }
+            try await eventually("broker 3 is back in the ISR") { try await cluster.state("lead", partition).isr.contains(3) }
             #expect(try cluster.values(3, "lead", partition) == ["value-0", "value-1", "value-2"])
             #expect(cluster.broker(3)?.dispatcher.cluster?.replicas.epochs.latest(TopicPartition(topic: "lead", partition: partition))?.epoch == 1)
             try await connection.close()
@@ -180,7 +181,7 @@ struct ReplicaStorageFailureTests {
             let refused = try await leader.produce("own", count: 3, startingAt: 3, partition: partition, timeoutMs: 20_000)
             #expect(refused.errorCode == ErrorCode.kafkaStorageError.rawValue)
             // Before: broker 3 went on leading, and every produce got KAFKA_STORAGE_ERROR until the disk had room.
-            try await cluster.eventually("broker 3 handed partition \(partition) over", timeout: .seconds(20)) {
+            try await eventually("broker 3 handed partition \(partition) over", timeout: .seconds(20)) {
                 let now = try await cluster.state("own", partition)
                 return now.leader != 3 && !now.isr.contains(3)
             }
@@ -192,7 +193,7 @@ struct ReplicaStorageFailureTests {
             Self.expectOneError(logs, topic: "own", partitions: "\(partition)")
 
             disk.clearFaults()
-            try await cluster.eventually("broker 3 is back in the ISR") { try await cluster.state("own", partition).isr.contains(3) }
+            try await eventually("broker 3 is back in the ISR") { try await cluster.state("own", partition).isr.contains(3) }
             #expect(try cluster.values(3, "own", partition) == cluster.values(moved.leader, "own", partition))
             try await leader.close()
             try await connection.close()
@@ -252,7 +253,7 @@ struct ReplicaFailuresTests {
 struct ReplicaBackoffOptionsTests {
     @Test("replica-fetch-backoff-ms must be positive and at most replica-fetch-backoff-max-ms, from the command line or --config; refused before anything starts")
     func refusedOutOfRange() throws {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-backoff-\(UUID().uuidString)").path
+        let root = temporaryPath("samsa-backoff")
         defer { try? FileManager.default.removeItem(atPath: root) }
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         try "replica-fetch-backoff-ms = 5000\nreplica-fetch-backoff-max-ms = 4000\n".write(toFile: "\(root)/broker.conf", atomically: true, encoding: .utf8)
@@ -269,7 +270,7 @@ struct ReplicaBackoffOptionsTests {
 struct LeaderEpochsFullDiskTests {
     @Test("A leader epoch whose checkpoint cannot be written is not kept: the retry writes it, and a reopen reads it")
     func failedWriteIsRetried() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-epochs-\(UUID().uuidString)").path
+        let directory = temporaryPath("samsa-epochs")
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let disk = FaultInjectingFileSystem()
@@ -286,41 +287,5 @@ struct LeaderEpochsFullDiskTests {
         #expect(epochs.latest(partition)?.epoch == 2)
         try epochs.truncate(partition, from: 5)
         #expect(try LeaderEpochs(dataDirectory: directory).entries(partition).map(\.epoch) == [1])
-    }
-}
-
-/// Log lines kept in memory, to check what a broker said and at which level.
-final class CapturedLogs: Sendable {
-    struct Entry: Sendable {
-        var level: Logger.Level
-        var message: String
-        var metadata: [String: String]
-    }
-
-    private let lines = Mutex<[Entry]>([])
-
-    var entries: [Entry] { lines.withLock { $0 } }
-
-    var logger: Logger {
-        var logger = Logger(label: "captured") { _ in Handler(logs: self) }
-        logger.logLevel = .trace
-        return logger
-    }
-
-    private struct Handler: LogHandler {
-        let logs: CapturedLogs
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .trace
-
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-
-        func log(event: LogEvent) {
-            let merged = metadata.merging(event.metadata ?? [:]) { $1 }
-            let entry = Entry(level: event.level, message: "\(event.message)", metadata: merged.mapValues { "\($0)" })
-            logs.lines.withLock { $0.append(entry) }
-        }
     }
 }

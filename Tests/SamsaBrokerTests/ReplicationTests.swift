@@ -5,6 +5,7 @@ import SamsaRecords
 import SamsaStorage
 import Testing
 @testable import SamsaBroker
+import SamsaTestSupport
 
 /// Three brokers in one process on one embedded coordinator (TestCluster), links between them cut
 /// through the seam: leaders, followers, ISR, high watermark, acks=all, leader epochs.
@@ -47,7 +48,7 @@ struct ReplicationTests {
                 #expect(cluster.log(state.leader, "events")!.highWatermark >= Int64(next))
                 for id in state.isr { #expect(cluster.log(id, "events")!.logEndOffset >= Int64(next), "broker \(id)") }
             }
-            try await cluster.eventually("followers learnt the high watermark") {
+            try await eventually("followers learnt the high watermark") {
                 cluster.running.allSatisfy { cluster.log($0, "events")?.highWatermark == Int64(next) }
             }
             try Self.expectIdentical(cluster, "events", leader: state.leader)
@@ -90,7 +91,7 @@ struct ReplicationTests {
             try await cluster.stop(first.leader)
             _ = try await cluster.settled("led")
             try await cluster.start(first.leader)
-            try await cluster.eventually("all three are in the ISR") { try await cluster.state("led").isr.count == 3 }
+            try await eventually("all three are in the ISR") { try await cluster.state("led").isr.count == 3 }
             let state = try await cluster.settled("led")
             #expect(state.leaderEpoch >= 1)
             let follower = try #require(cluster.running.first { $0 != state.leader })
@@ -150,8 +151,8 @@ struct ReplicationTests {
 
             // The old leader returns, truncates to where its log agrees, catches up and rejoins the ISR.
             try await cluster.start(before.leader)
-            try await cluster.eventually("the old leader is back in the ISR") { try await cluster.state("failover").isr.count == 3 }
-            try await cluster.eventually("every replica has every record") {
+            try await eventually("the old leader is back in the ISR") { try await cluster.state("failover").isr.count == 3 }
+            try await eventually("every replica has every record") {
                 cluster.running.allSatisfy { cluster.log($0, "failover")?.highWatermark == Int64(acknowledged.count) }
             }
             for id in cluster.running { #expect(try cluster.values(id, "failover") == acknowledged, "broker \(id)") }
@@ -176,7 +177,7 @@ struct ReplicationTests {
             let connection = try await cluster.connection(before.leader)
             #expect(try await connection.produce("orphaned", count: 3, startingAt: 0).errorCode == 0)
             try await cluster.kill(follower)
-            try await cluster.eventually("the dead follower is out of the ISR", timeout: .seconds(20)) {
+            try await eventually("the dead follower is out of the ISR", timeout: .seconds(20)) {
                 try await cluster.state("orphaned").isr.sorted() == before.isr.filter { $0 != follower }.sorted()
             }
             let after = try await cluster.state("orphaned")
@@ -186,7 +187,7 @@ struct ReplicationTests {
             try await connection.close()
             // Back, it catches up and the leader takes it in again.
             try await cluster.start(follower)
-            try await cluster.eventually("the follower is back in the ISR") { try await cluster.state("orphaned").isr.count == 3 }
+            try await eventually("the follower is back in the ISR") { try await cluster.state("orphaned").isr.count == 3 }
         } catch {
             try await cluster.stopAll()
             throw error
@@ -207,7 +208,7 @@ struct ReplicationTests {
             let first = try await connection.produce("lagging", count: 3, startingAt: 0)
             #expect(first.errorCode == 0, "\(ErrorCode(rawValue: first.errorCode).map { "\($0)" } ?? "?")")
             // (Under load a follower may already have been dropped for lagging: wait until it has the batch.)
-            try await cluster.eventually("the follower has the first batch") { cluster.log(follower, "lagging")!.logEndOffset == 3 }
+            try await eventually("the follower has the first batch") { cluster.log(follower, "lagging")!.logEndOffset == 3 }
 
             cluster.links.cut(follower, state.leader)
             // Answered once the ISR no longer waits for the cut follower.
@@ -220,8 +221,8 @@ struct ReplicationTests {
 
             cluster.links.heal()
             // It rejoins once at the high watermark (which may still trail the leader's log end).
-            try await cluster.eventually("the follower is back in the ISR") { try await cluster.state("lagging").isr.count == 3 }
-            try await cluster.eventually("the follower caught up") { cluster.log(follower, "lagging")!.logEndOffset == 9 }
+            try await eventually("the follower is back in the ISR") { try await cluster.state("lagging").isr.count == 3 }
+            try await eventually("the follower caught up") { cluster.log(follower, "lagging")!.logEndOffset == 9 }
             #expect(try await connection.produce("lagging", count: 3, startingAt: 9).errorCode == 0)
             #expect(cluster.log(follower, "lagging")!.logEndOffset == 12)
             try Self.expectIdentical(cluster, "lagging", leader: state.leader)
@@ -245,8 +246,8 @@ struct ReplicationTests {
             #expect(try await connection.produce("strict", count: 2, startingAt: 0, acks: 1).errorCode == 0)
             let follower = try #require(state.isr.first { $0 != state.leader })
             cluster.links.cut(follower, state.leader)
-            try await cluster.eventually("the ISR shrank") { try await cluster.state("strict").isr.count == 2 }
-            try await cluster.eventually("the leader knows") {
+            try await eventually("the ISR shrank") { try await cluster.state("strict").isr.count == 2 }
+            try await eventually("the leader knows") {
                 cluster.broker(state.leader)?.dispatcher.cluster?.replicas.partition(TopicPartition(topic: "strict", partition: 0))?.snapshot.isr.count == 2
             }
             let refused = try await connection.produce("strict", count: 2, startingAt: 2)
@@ -289,7 +290,7 @@ struct ReplicationTests {
             try await connection.close()
 
             try await cluster.start(before.leader)
-            try await cluster.eventually("the old leader caught up") { cluster.log(before.leader, "diverge")?.highWatermark == 9 }
+            try await eventually("the old leader caught up") { cluster.log(before.leader, "diverge")?.highWatermark == 9 }
             let expected = (0..<9).map { "value-\($0)" }
             for id in cluster.running { #expect(try cluster.values(id, "diverge") == expected, "broker \(id)") }
             let epochs = try #require(cluster.broker(before.leader)?.dispatcher.cluster?.replicas.epochs.entries(TopicPartition(topic: "diverge", partition: 0)))
@@ -318,13 +319,13 @@ struct ReplicationTests {
             }
             let session = try #require(cluster.broker(before.leader)?.dispatcher.cluster?.session.sessionID)
             await cluster.coordinator.expireSession(session)
-            try await cluster.eventually("another broker leads") {
+            try await eventually("another broker leads") {
                 let state = try await cluster.state("fenced")
                 return state.leader >= 0 && state.leader != before.leader
             }
             let partition = TopicPartition(topic: "fenced", partition: 0)
             // It gives up at once and comes back (a new session) as a follower: never the leader again here.
-            try await cluster.eventually("the old leader gave up") { cluster.broker(before.leader)?.dispatcher.cluster?.replicas.partition(partition)?.role != .leader }
+            try await eventually("the old leader gave up") { cluster.broker(before.leader)?.dispatcher.cluster?.replicas.partition(partition)?.role != .leader }
             let refused = try await old.produce("fenced", count: 3, startingAt: 100, timeoutMs: 2000)
             #expect(refused.errorCode == ErrorCode.notLeaderForPartition.rawValue)
             try await old.close()
@@ -338,12 +339,12 @@ struct ReplicationTests {
             #expect(try cluster.values(after.leader, "fenced") == acknowledged)
 
             // Without a restart: a new session, registered again, following the new leader, back in the ISR.
-            try await cluster.eventually("the old leader rejoined the ISR with a new session") {
+            try await eventually("the old leader rejoined the ISR with a new session") {
                 let renewed = cluster.broker(before.leader)?.dispatcher.cluster?.session.sessionID
                 guard let renewed, renewed != session else { return false }
                 return try await cluster.state("fenced").isr.contains(before.leader)
             }
-            try await cluster.eventually("it caught up") { cluster.log(before.leader, "fenced")?.logEndOffset == 12 }
+            try await eventually("it caught up") { cluster.log(before.leader, "fenced")?.logEndOffset == 12 }
             #expect(try cluster.values(before.leader, "fenced") == acknowledged)
         } catch {
             try await cluster.stopAll()
@@ -490,7 +491,7 @@ struct ClusterClientTests {
             let count = 3000
             let run = Task { try await PythonClient.run("confluent_failover_producer.py", [bootstrap, "through", "\(count)"]) }
             // Kill the leader once part of the records are in.
-            try await cluster.eventually("the producer is under way") { (cluster.log(before.leader, "through")?.logEndOffset ?? 0) >= 300 }
+            try await eventually("the producer is under way") { (cluster.log(before.leader, "through")?.logEndOffset ?? 0) >= 300 }
             try await cluster.kill(before.leader)
             let outcome = try JSONDecoder().decode(FailoverOutcome.self, from: try await run.value)
             #expect(outcome.errors.isEmpty && outcome.undelivered == 0, "\(outcome.errors.prefix(5))")

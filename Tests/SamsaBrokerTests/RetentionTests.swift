@@ -5,6 +5,7 @@ import SamsaRecords
 import SamsaStorage
 import Testing
 @testable import SamsaBroker
+import SamsaTestSupport
 
 /// The broker enforces topics' `retention.bytes` and `retention.ms` (Kafka's retention check): old
 /// segments go, the log start moves, fetches below it are OFFSET_OUT_OF_RANGE, and a topic without
@@ -71,7 +72,7 @@ struct RetentionTests {
 
     @Test("the periodic check runs by itself at retention-check interval")
     func periodicCheck() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-broker-\(UUID().uuidString)").path
+        let directory = temporaryPath("samsa-broker")
         var configuration = BrokerConfiguration(
             dataDirectory: directory, port: 0, logConfiguration: LogConfiguration(segmentBytes: 2048, flushPolicy: .never, retentionBytes: 4096),
             eventLoopThreads: 1, ioThreads: 2)

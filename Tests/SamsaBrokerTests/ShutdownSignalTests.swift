@@ -11,7 +11,7 @@ struct ShutdownSignalTests {
     @Test("a second SIGTERM while the shutdown waits on an unresponsive ZooKeeper exits at once with 143")
     func secondSignalExits() async throws {
         let zooKeeper = try await blocking { try ZooKeeperEnsemble(count: 1) }
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-signal-\(UUID().uuidString)").path
+        let directory = temporaryPath("samsa-signal")
         var broker: BrokerProcessTests.BrokerProcess?
         defer {
             broker?.signal(SIGKILL)

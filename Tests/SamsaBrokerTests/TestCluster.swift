@@ -7,6 +7,7 @@ import SamsaRecords
 import SamsaStorage
 import Synchronization
 @testable import SamsaBroker
+import SamsaTestSupport
 
 /// Which broker-to-broker links are cut (the network seam between brokers in one process): a cut
 /// link (from, to) stops `from`'s fetcher from talking to `to`.
@@ -34,7 +35,7 @@ final class TestCluster: Sendable {
     init(lagMs: Int) throws {
         coordinator = try EmbeddedCoordinator.open(minimumSessionTimeout: .milliseconds(200))
         observer = try coordinator.connect(sessionTimeout: .seconds(30))
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-cluster-\(UUID().uuidString)").path
+        root = temporaryPath("samsa-cluster")
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         self.lagMs = lagMs
     }
@@ -102,20 +103,6 @@ final class TestCluster: Sendable {
     /// The state node of a partition, as coordination holds it.
     func state(_ topic: String, _ partition: Int32 = 0) async throws -> PartitionStateNode {
         try ClusterJSON.decode(PartitionStateNode.self, try await observer.data(ClusterPaths(root: "").state(topic, partition)).data)
-    }
-
-    /// Waits until `condition` holds (checked every 20 ms), failing after `timeout`.
-    func eventually(_ what: String, timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async throws {
-        let deadline = ContinuousClock.now + timeout
-        while try await !condition() {
-            guard ContinuousClock.now < deadline else { throw Timeout(what: what) }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-    }
-
-    struct Timeout: Error, CustomStringConvertible {
-        var what: String
-        var description: String { "timed out waiting until \(what)" }
     }
 
     /// Waits until every running ISR member of the partition knows its role at the state's epoch and

@@ -5,6 +5,7 @@ import SamsaProtocol
 import SamsaRecords
 import SamsaStorage
 @testable import SamsaBroker
+import SamsaTestSupport
 
 /// A broker on 127.0.0.1 with an ephemeral port and a fresh data directory, stopped and removed by `stop`.
 struct TestBroker {
@@ -16,7 +17,7 @@ struct TestBroker {
         autoCreateTopics: Bool = false, flushPolicy: FlushPolicy = .never, maxRequestBytes: Int = 100 << 20, directory existing: String? = nil,
         zeroCopyFetch: Bool = true, segmentBytes: Int? = nil, maxBrokerPartitions: Int = BrokerConfiguration.defaultMaxBrokerPartitions
     ) async throws -> TestBroker {
-        let directory = existing ?? FileManager.default.temporaryDirectory.appendingPathComponent("samsa-broker-\(UUID().uuidString)").path
+        let directory = existing ?? temporaryPath("samsa-broker")
         let configuration = BrokerConfiguration(
             dataDirectory: directory, port: 0, autoCreateTopics: autoCreateTopics, logConfiguration: LogConfiguration(flushPolicy: flushPolicy),
             maxRequestBytes: maxRequestBytes, eventLoopThreads: 1, ioThreads: 2)

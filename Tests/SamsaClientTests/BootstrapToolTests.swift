@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import SamsaClient
 import Testing
+import SamsaTestSupport
 
 /// Runs the built `samsa` executable (a dependency of this test target) and returns its exit status,
 /// stdout and stderr.
@@ -33,7 +34,7 @@ func runSamsaToolBlocking(_ arguments: [String]) throws -> (status: Int32, stdou
 }
 
 /// `samsa topics ... --bootstrap` and `samsa perf ... --bootstrap` against an in-process broker.
-@Suite("samsa --bootstrap tools")
+@Suite("samsa --bootstrap tools", .offCooperativePool)
 struct BootstrapToolTests {
     @Test("topics create, list, describe and delete on a broker")
     func topics() async throws {

@@ -2,9 +2,10 @@ import NIOCore
 import SamsaClient
 import SamsaProtocol
 import Testing
+import SamsaTestSupport
 
 /// CreateTopics, DeleteTopics and Metadata through the client, and the metadata cache's refreshes.
-@Suite("Client admin and metadata")
+@Suite("Client admin and metadata", .offCooperativePool)
 struct ClientAdminTests {
     @Test("Create, list, describe and delete topics; errors come back as broker errors")
     func createListDelete() async throws {

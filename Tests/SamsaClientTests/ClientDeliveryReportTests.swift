@@ -3,10 +3,11 @@ import NIOCore
 import SamsaRecords
 import Synchronization
 import Testing
+import SamsaTestSupport
 
 /// The producer's per-batch delivery report, `trySend`, and the hot path's reuse of the previous
 /// record's partition batch.
-@Suite("Client delivery reports")
+@Suite("Client delivery reports", .offCooperativePool)
 struct ClientDeliveryReportTests {
     @Test("Every record is reported once, with its opaque at its offset, records interleaved across partitions")
     func everyRecordReported() async throws {

@@ -2,9 +2,10 @@ import NIOCore
 @testable import SamsaClient
 import Synchronization
 import Testing
+import SamsaTestSupport
 
 /// `pipelineBytes`: a further request waits for enough ready bytes, but never forever.
-@Suite("Client request pipelining")
+@Suite("Client request pipelining", .offCooperativePool)
 struct ClientPipeliningTests {
     @Test(
         "With a threshold no backlog reaches, every record still goes out (one request at a time), in order", .timeLimit(.minutes(1)),

@@ -4,9 +4,10 @@ import SamsaProtocol
 import SamsaRecords
 import Synchronization
 import Testing
+import SamsaTestSupport
 
 /// The client's producer, fetch and ListOffsets against a real in-process broker.
-@Suite("Client produce and fetch")
+@Suite("Client produce and fetch", .offCooperativePool)
 struct ClientProduceFetchTests {
     @Test("Produce then fetch round trip in each codec", arguments: [CompressionCodec.none, .lz4, .zstd])
     func roundTrip(codec: CompressionCodec) async throws {

@@ -2,10 +2,11 @@ import NIOCore
 import SamsaClient
 import Synchronization
 import Testing
+import SamsaTestSupport
 
 /// The README's SamsaClient example, as written there (only the address differs), so it keeps compiling
 /// and doing what the README says.
-@Suite("Client README example")
+@Suite("Client README example", .offCooperativePool)
 struct ClientReadmeExampleTests {
     @Test("The README example produces, lists offsets and fetches")
     func readmeExample() async throws {

@@ -4,6 +4,7 @@ import SamsaBroker
 import SamsaClient
 import SamsaRecords
 import SamsaStorage
+import SamsaTestSupport
 
 /// A broker on 127.0.0.1 with an ephemeral port and a fresh data directory, stopped and removed when
 /// the body ends, with a client connected to it.
@@ -16,7 +17,7 @@ struct ClientTestBroker {
     static func with(
         autoCreateTopics: Bool = false, flushPolicy: FlushPolicy = .never, _ body: (ClientTestBroker, KafkaClient) async throws -> Void
     ) async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-client-\(UUID().uuidString)").path
+        let directory = temporaryPath("samsa-client")
         let configuration = BrokerConfiguration(
             dataDirectory: directory, port: 0, autoCreateTopics: autoCreateTopics, logConfiguration: LogConfiguration(flushPolicy: flushPolicy),
             eventLoopThreads: 1, ioThreads: 2)

@@ -4,6 +4,7 @@ import SamsaProtocol
 import Synchronization
 import Testing
 @testable import SamsaClient
+import SamsaTestSupport
 
 /// A scripted Kafka endpoint for what one real broker cannot show: a leader that says it no longer
 /// leads. It is node 7, leader of `moved-0`, answers the first Produce and the first Fetch with
@@ -132,7 +133,7 @@ final class StaleLeaderBroker: Sendable {
     }
 }
 
-@Suite("Client metadata refresh on a stale leader")
+@Suite("Client metadata refresh on a stale leader", .offCooperativePool)
 struct StaleLeaderTests {
     static func with(silent: Bool = false, _ body: (StaleLeaderBroker, KafkaClient) async throws -> Void) async throws {
         let broker = StaleLeaderBroker(silent: silent)

@@ -17,7 +17,7 @@ final class EmbeddedBackend: CoordinationBackend {
     let directory: String?
 
     init(persistent: Bool = false) throws {
-        directory = persistent ? FileManager.default.temporaryDirectory.appendingPathComponent("samsa-coord-\(UUID().uuidString)").path : nil
+        directory = persistent ? temporaryPath("samsa-coord") : nil
         coordinator = try EmbeddedCoordinator.open(directory: directory)
     }
 
@@ -54,16 +54,6 @@ enum BackendKind: String, CaseIterable, Sendable, CustomStringConvertible {
 
 /// A fresh, unique directory for one test (so tests can share a real ZooKeeper).
 func testRoot() -> String { "/samsa-test-\(UUID().uuidString.prefix(8).lowercased())" }
-
-/// Waits until `condition` holds, checking every 10 ms, for at most `timeout`.
-func eventually(_ timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async rethrows -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(10))
-    }
-    return try await condition()
-}
 
 /// What an operation came to within a time limit.
 enum Outcome: Sendable {

@@ -1,9 +1,10 @@
 import Foundation
 import SamsaCoordination
 import Testing
+import SamsaTestSupport
 
 /// One suite, run against every backend: the ZooKeeper semantics the recipes and the broker rely on.
-@Suite("Coordination conformance", .timeLimit(.minutes(2)))
+@Suite("Coordination conformance", .offCooperativePool, .timeLimit(.minutes(2)))
 struct ConformanceTests {
     func withBackend(_ kind: BackendKind, _ body: (any CoordinationBackend, String) async throws -> Void) async throws {
         let backend = try await kind.make()

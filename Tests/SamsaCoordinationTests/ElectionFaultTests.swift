@@ -1,10 +1,11 @@
 import Foundation
 import SamsaCoordination
 import Testing
+import SamsaTestSupport
 
 /// Leader election through network faults between its candidates and a real ZooKeeper (a fault
 /// proxy in front of the shared server): connection resets, outages, lost replies.
-@Suite("Leader election under faults", .timeLimit(.minutes(3)))
+@Suite("Leader election under faults", .offCooperativePool, .timeLimit(.minutes(3)))
 struct ElectionFaultTests {
     /// The shared ZooKeeper behind a new proxy.
     static func proxiedZooKeeper() async throws -> (direct: [String], proxy: FaultProxy) {

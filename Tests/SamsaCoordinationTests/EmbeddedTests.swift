@@ -3,7 +3,7 @@ import SamsaCoordination
 import SamsaTestSupport
 import Testing
 
-@Suite("Embedded coordinator", .timeLimit(.minutes(2)))
+@Suite("Embedded coordinator", .offCooperativePool, .timeLimit(.minutes(2)))
 struct EmbeddedTests {
     @Test("a session whose heartbeats stop expires after its timeout, not before")
     func heartbeatTimeout() async throws {
@@ -28,7 +28,7 @@ struct EmbeddedTests {
 
     @Test("persistent nodes, versions and sequence numbers survive a restart; ephemeral ones do not")
     func persistence() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-coord-\(UUID().uuidString)").path
+        let directory = temporaryPath("samsa-coord")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         do {
             let coordinator = try EmbeddedCoordinator.open(directory: directory)
@@ -63,10 +63,36 @@ struct EmbeddedTests {
         }
     }
 
+    @Test("commits and session ends write and sync the log off the caller's task, outside the coordinator's lock")
+    func logWritesOffTheCallersTask() async throws {
+        let directory = temporaryPath("samsa-coord")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let files = TaskWatchingFileSystem()
+        let coordinator = try EmbeddedCoordinator.open(directory: directory, files: files)
+        let opening = files.callsInTasks.count  // opening is synchronous, on the caller's thread
+        let session = try coordinator.connect()
+        let watcher = try coordinator.connect()
+        _ = try await session.create("/node", data: [1])
+        _ = try await session.create("/member", data: [], mode: .ephemeral)
+        _ = try await session.setData("/node", data: [2])
+        await session.close()  // its ephemeral node's removal is logged
+        #expect(try await watcher.exists("/member") == nil)
+        #expect(try await watcher.data("/node").data == [2])
+        #expect(Array(files.callsInTasks.dropFirst(opening)) == [])
+        await watcher.close()
+        try coordinator.close()
+        // What was acknowledged is on disk.
+        let reopened = try EmbeddedCoordinator.open(directory: directory)
+        let reader = try reopened.connect()
+        #expect(try await reader.data("/node").data == [2])
+        await reader.close()
+        try reopened.close()
+    }
+
     @Test("a log write failing when a session ends stops the coordinator, as a failing commit does")
     func logFailureAtSessionEndStops() async throws {
         for failingStep in ["session end", "commit"] {
-            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-coord-\(UUID().uuidString)").path
+            let directory = temporaryPath("samsa-coord")
             defer { try? FileManager.default.removeItem(atPath: directory) }
             let (coordinator, failLogWrites) = try EmbeddedCoordinator.openWithFailingLog(directory: directory)
             let ending = try coordinator.connect()
@@ -104,7 +130,7 @@ struct EmbeddedTests {
 
     @Test("a snapshot of thousands of nodes reloads (binary) with every node, its data and stat")
     func largeSnapshotReloads() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-coord-\(UUID().uuidString)").path
+        let directory = temporaryPath("samsa-coord")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         var expected: [String: NodeStat] = [:]
         do {
@@ -138,7 +164,7 @@ struct EmbeddedTests {
 
     @Test("a JSON snapshot and log written by the previous version are still read")
     func legacySnapshotReads() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-coord-\(UUID().uuidString)").path
+        let directory = temporaryPath("samsa-coord")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         func stat(_ zxid: Int, children: Int, version: Int = 0) -> String {
@@ -158,7 +184,7 @@ struct EmbeddedTests {
     }
 }
 
-@Suite("Recipes", .timeLimit(.minutes(2)))
+@Suite("Recipes", .offCooperativePool, .timeLimit(.minutes(2)))
 struct RecipeTests {
     @Test("three candidates: one leader; when its session expires exactly one new leader, never two at once", arguments: BackendKind.allCases)
     func leaderElection(kind: BackendKind) async throws {

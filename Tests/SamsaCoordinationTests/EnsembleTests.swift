@@ -3,7 +3,7 @@ import SamsaCoordination
 import SamsaTestSupport
 import Testing
 
-@Suite("A real 3-node ZooKeeper ensemble", .serialized, .timeLimit(.minutes(3)))
+@Suite("A real 3-node ZooKeeper ensemble", .offCooperativePool, .serialized, .timeLimit(.minutes(3)))
 struct EnsembleTests {
     @Test("killing the ZooKeeper leader: sessions, ephemeral nodes and watches survive; a new leader serves; nothing acknowledged is lost")
     func leaderFailover() async throws {

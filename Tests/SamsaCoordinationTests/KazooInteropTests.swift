@@ -5,7 +5,7 @@ import Testing
 
 /// Nodes written through Samsa's ZooKeeper client read by an independent client (Python's kazoo),
 /// and the other way round, against the same real ZooKeeper.
-@Suite("Interop with kazoo", .timeLimit(.minutes(2)))
+@Suite("Interop with kazoo", .offCooperativePool, .timeLimit(.minutes(2)))
 struct KazooInteropTests {
     static let python = ProcessInfo.processInfo.environment["SAMSA_PYTHON"] ?? "python3"
 

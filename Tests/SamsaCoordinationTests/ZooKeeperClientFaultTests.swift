@@ -1,10 +1,11 @@
 import Foundation
 import SamsaCoordination
 import Testing
+import SamsaTestSupport
 
 /// Samsa's ZooKeeper client against servers that fail on purpose (a fake server closing at chosen
 /// points) and against a real one (closing, size limits).
-@Suite("ZooKeeper client under faults", .timeLimit(.minutes(3)))
+@Suite("ZooKeeper client under faults", .offCooperativePool, .timeLimit(.minutes(3)))
 struct ZooKeeperClientFaultTests {
     static let closePoints: [FakeFault] = [
         .onAccept, .afterConnectRequest, .midConnectResponse, .afterConnectResponse, .afterReply(1), .afterReply(2), .afterReply(3),

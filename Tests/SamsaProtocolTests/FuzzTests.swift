@@ -1,9 +1,10 @@
 import NIOCore
 import SamsaProtocol
 import Testing
+import SamsaTestSupport
 
 /// Damaged bytes decode or throw `ProtocolError`; they never trap, whatever the message and version.
-@Suite("Protocol decoder fuzzing")
+@Suite("Protocol decoder fuzzing", .offCooperativePool)
 struct FuzzTests {
     @Test("Mutated samples of every request never trap", arguments: ApiKey.allCases)
     func mutatedRequests(key: ApiKey) {

@@ -1,9 +1,10 @@
 import Foundation
 import Testing
+import SamsaTestSupport
 
 /// The committed codecs are exactly what scripts/generate-protocol.py makes from the schemas in the
 /// installed kafka-python (the test virtualenv's, `SAMSA_PYTHON`).
-@Suite("Protocol generator")
+@Suite("Protocol generator", .offCooperativePool)
 struct GeneratorTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 

@@ -1,10 +1,11 @@
 import NIOCore
 import SamsaProtocol
 import Testing
+import SamsaTestSupport
 
 /// Every generated codec, at every version it defines: the sample (every field non-default) encodes,
 /// decodes and encodes again to the same bytes; every strict prefix of the encoding fails to decode.
-@Suite("Protocol round trips")
+@Suite("Protocol round trips", .offCooperativePool)
 struct RoundTripTests {
     static let messages: [any KafkaSchema.Type] = ApiKey.allCases.flatMap { [$0.requestType, $0.responseType] as [any KafkaSchema.Type] }
         + [RequestHeader.self, ResponseHeader.self, ConsumerProtocolSubscription.self, ConsumerProtocolAssignment.self]

@@ -1,10 +1,11 @@
 import NIOCore
 import SamsaProtocol
 import Testing
+import SamsaTestSupport
 
 /// `KafkaFraming.encodeResponse(_:version:correlationId:splicing:)`: the encoded parts with the
 /// payloads put back are exactly the in-line encoding, in every FetchResponse version.
-@Suite("Spliced frames")
+@Suite("Spliced frames", .offCooperativePool)
 struct SplicedFrameTests {
     /// Three partitions over two topics: records to splice, records in line, null records, and a
     /// spliced empty range.

@@ -1,10 +1,11 @@
 import NIOCore
 import SamsaProtocol
 import Testing
+import SamsaTestSupport
 
 /// Kafka's strings are at most 32,767 bytes, compact or not: the readers refuse longer ones (as Kafka's
 /// generated readers do), and the writers never trap, whatever they are given.
-@Suite("Protocol string limits")
+@Suite("Protocol string limits", .offCooperativePool)
 struct StringLimitTests {
     static let limit = ByteBuffer.kafkaMaxStringBytes
 

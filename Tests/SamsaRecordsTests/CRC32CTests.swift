@@ -1,8 +1,9 @@
 import NIOCore
 import SamsaRecords
 import Testing
+import SamsaTestSupport
 
-@Suite("CRC-32C")
+@Suite("CRC-32C", .offCooperativePool)
 struct CRC32CTests {
     /// Known answers: the check value of the Castagnoli CRC and RFC 3720 (iSCSI) appendix B.4 vectors.
     static let knownAnswers: [([UInt8], UInt32)] = [

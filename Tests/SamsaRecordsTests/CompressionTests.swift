@@ -1,8 +1,9 @@
 import NIOCore
 import SamsaRecords
 import Testing
+import SamsaTestSupport
 
-@Suite("Compression codecs")
+@Suite("Compression codecs", .offCooperativePool)
 struct CompressionTests {
     let input: [UInt8] = Array((0..<2000).map { "event \($0) happened at \($0 * 7)\n" }.joined().utf8)
 

@@ -1,11 +1,12 @@
 import NIOCore
 import SamsaRecords
 import Testing
+import SamsaTestSupport
 
 /// Random and mutated bytes fed to the decoder: every input must end in a batch or a typed error,
 /// never a crash, a hang or an allocation beyond the limits. The CRC is recomputed after mutating so
 /// the mutations reach the record decoder instead of stopping at the checksum.
-@Suite("Fuzzing the decoder")
+@Suite("Fuzzing the decoder", .offCooperativePool)
 struct FuzzTests {
     static let seeds: [[UInt8]] = CompressionCodec.supported.map { codec in
         try! makeBatch(sampleRecords(count: 30), compression: codec).bytes

@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import SamsaRecords
 import Testing
+import SamsaTestSupport
 
 /// What a batch holds, in the JSON shape `Tests/Interop/kafka_python_batches.py` writes: bytes as hex,
 /// null as null.
@@ -77,7 +78,7 @@ enum Interop {
     }
 }
 
-@Suite("Interop with kafka-python")
+@Suite("Interop with kafka-python", .offCooperativePool)
 struct KafkaPythonInteropTests {
     static let codecs = ["none", "lz4", "zstd"]
 

@@ -1,6 +1,7 @@
 import NIOCore
 import SamsaRecords
 import Testing
+import SamsaTestSupport
 
 /// Hand-assembles a batch from raw record bytes, with a correct CRC unless told otherwise, so each test
 /// reaches exactly the check it is about.
@@ -40,7 +41,7 @@ func rawRecord(offsetDelta: Int64 = 0, key: [UInt8]? = nil, value: [UInt8]? = [7
     return Varint.encode(Int64(body.count + lengthAdjustment)) + body
 }
 
-@Suite("Malformed batches are rejected with a clear error")
+@Suite("Malformed batches are rejected with a clear error", .offCooperativePool)
 struct MalformedBatchTests {
     func expectError(_ code: RecordBatchError.Code, _ bytes: [UInt8], limits: RecordBatchLimits = .default,
                      sourceLocation: SourceLocation = #_sourceLocation) {

@@ -2,6 +2,7 @@ import NIOCore
 import PropertyBased
 import SamsaRecords
 import Testing
+import SamsaTestSupport
 
 /// Generators for records as a producer might send them.
 enum RecordGen {
@@ -14,7 +15,7 @@ enum RecordGen {
     static let codec = Gen.element(of: CompressionCodec.supported).compactMap { $0 }
 }
 
-@Suite("Properties")
+@Suite("Properties", .offCooperativePool)
 struct PropertyTests {
     @Test("any records round-trip through any codec")
     func roundTrip() async {

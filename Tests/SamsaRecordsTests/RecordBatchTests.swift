@@ -1,8 +1,9 @@
 import NIOCore
 import SamsaRecords
 import Testing
+import SamsaTestSupport
 
-@Suite("Record batch round trips")
+@Suite("Record batch round trips", .offCooperativePool)
 struct RecordBatchTests {
     @Test("records survive encode and decode", arguments: CompressionCodec.supported)
     func roundTrip(codec: CompressionCodec) throws {

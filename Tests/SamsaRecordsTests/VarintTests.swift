@@ -1,7 +1,8 @@
 import SamsaRecords
 import Testing
+import SamsaTestSupport
 
-@Suite("Varints")
+@Suite("Varints", .offCooperativePool)
 struct VarintTests {
     /// Encodings from Kafka's ByteUtilsTest and the protobuf zig-zag definition.
     @Test("known zig-zag encodings")

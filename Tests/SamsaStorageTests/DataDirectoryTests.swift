@@ -2,8 +2,9 @@ import Foundation
 import SamsaRecords
 @testable import SamsaStorage
 import Testing
+import SamsaTestSupport
 
-@Suite("Data directory", .timeLimit(.minutes(1)))
+@Suite("Data directory", .offCooperativePool, .timeLimit(.minutes(1)))
 struct DataDirectoryTests {
     let partition = TopicPartition(topic: "t", partition: 0)
 

@@ -2,8 +2,9 @@ import Foundation
 import Glibc
 @testable import SamsaStorage
 import Testing
+import SamsaTestSupport
 
-@Suite("Descriptor cache", .timeLimit(.minutes(1)))
+@Suite("Descriptor cache", .offCooperativePool, .timeLimit(.minutes(1)))
 struct DescriptorCacheTests {
     func makeFiles(_ dir: TemporaryDirectory, count: Int) throws -> [String] {
         try (0..<count).map { index in

@@ -4,10 +4,11 @@ import NIOCore
 import SamsaRecords
 @testable import SamsaStorage
 import Testing
+import SamsaTestSupport
 
 /// `truncateFully(startingAt:)`: a follower whose log end is below its leader's log start drops its
 /// log and continues, empty, at the leader's log start.
-@Suite("Full truncation", .timeLimit(.minutes(2)))
+@Suite("Full truncation", .offCooperativePool, .timeLimit(.minutes(2)))
 struct FullTruncationTests {
     static let orders = TopicPartition(topic: "orders", partition: 0)
 

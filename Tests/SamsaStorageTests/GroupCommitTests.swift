@@ -2,8 +2,9 @@ import Foundation
 import Synchronization
 @testable import SamsaStorage
 import Testing
+import SamsaTestSupport
 
-@Suite("Group commit", .timeLimit(.minutes(3)))
+@Suite("Group commit", .offCooperativePool, .timeLimit(.minutes(3)))
 struct GroupCommitTests {
     /// A sync the test releases by hand, so it can be caught between its start and its end.
     final class GatedSync: Sendable {

@@ -1,23 +1,13 @@
 import Foundation
 @testable import SamsaStorage
 import Testing
-
-/// A temporary directory removed when the test ends.
-final class TemporaryDirectory {
-    let path: String
-    init() throws {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-storage-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-    func file(_ name: String) -> String { path + "/" + name }
-}
+import SamsaTestSupport
 
 func fileSize(_ path: String) throws -> Int {
     (try FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue ?? -1
 }
 
-@Suite("Offset index", .timeLimit(.minutes(1)))
+@Suite("Offset index", .offCooperativePool, .timeLimit(.minutes(1)))
 struct OffsetIndexTests {
     let files = PosixFileSystem()
 
@@ -128,7 +118,7 @@ struct OffsetIndexTests {
     }
 }
 
-@Suite("Time index", .timeLimit(.minutes(1)))
+@Suite("Time index", .offCooperativePool, .timeLimit(.minutes(1)))
 struct TimeIndexTests {
     @Test("lookup finds the last entry below a timestamp; only growing timestamps are recorded")
     func lookup() throws {
@@ -155,7 +145,7 @@ struct TimeIndexTests {
     }
 }
 
-@Suite("Fault-injecting file system", .timeLimit(.minutes(1)))
+@Suite("Fault-injecting file system", .offCooperativePool, .timeLimit(.minutes(1)))
 struct FaultInjectionTests {
     @Test("injected errors fail the chosen call with the chosen errno")
     func injectedErrors() throws {

@@ -1,8 +1,9 @@
 import Foundation
 @testable import SamsaStorage
 import Testing
+import SamsaTestSupport
 
-@Suite("Log manager", .timeLimit(.minutes(2)))
+@Suite("Log manager", .offCooperativePool, .timeLimit(.minutes(2)))
 struct LogManagerTests {
     let orders = TopicPartition(topic: "orders", partition: 0)
     let events = TopicPartition(topic: "click-events", partition: 3)
@@ -87,7 +88,7 @@ struct LogManagerTests {
     }
 }
 
-@Suite("Open files", .timeLimit(.minutes(5)))
+@Suite("Open files", .offCooperativePool, .timeLimit(.minutes(5)))
 struct OpenFilesTests {
     @Test("a log of many segments keeps at most the cache's capacity of files open")
     func boundedDescriptors() async throws {

@@ -3,6 +3,7 @@ import NIOCore
 import SamsaRecords
 @testable import SamsaStorage
 import Testing
+import SamsaTestSupport
 
 /// Small segments and a tight index interval so a few hundred records span many segments.
 func smallLogConfiguration(_ policy: FlushPolicy = .never) -> LogConfiguration {
@@ -24,7 +25,7 @@ func readAll(_ log: PartitionLog, from start: Int64? = nil, limit: ReadLimit = .
     return result
 }
 
-@Suite("Partition log", .timeLimit(.minutes(2)))
+@Suite("Partition log", .offCooperativePool, .timeLimit(.minutes(2)))
 struct PartitionLogTests {
     @Test("appends get consecutive offsets; reads cross segment boundaries")
     func appendAndReadAcrossSegments() async throws {
@@ -41,6 +42,18 @@ struct PartitionLogTests {
         #expect(try readAll(log, from: 123).first == 123)
         #expect(try log.read(from: 300, maxBytes: 100) == nil)
         #expect(throws: StorageError.self) { try log.read(from: 301, maxBytes: 100) }
+        try log.close()
+    }
+
+    @Test("an async append writes and syncs off the caller's task (never on a cooperative thread)")
+    func asyncAppendWritesOffTheCallersTask() async throws {
+        let dir = try TemporaryDirectory()
+        let files = TaskWatchingFileSystem()
+        let (log, _) = try PartitionLog.open(directory: dir.path, configuration: smallLogConfiguration(.everyAppend), files: files)
+        let opening = files.callsInTasks.count  // opening is synchronous, on the caller's thread
+        for i in 0..<20 { try await log.append(try testBatch(offset: 0, timestamp: Int64(i))) }
+        #expect(log.flushedOffset == 100)
+        #expect(Array(files.callsInTasks.dropFirst(opening)) == [])
         try log.close()
     }
 

@@ -2,6 +2,7 @@ import Foundation
 import SamsaRecords
 @testable import SamsaStorage
 import Testing
+import SamsaTestSupport
 
 /// A tmpfs of its own, mounted for one test (root only; the tests that need one are skipped otherwise).
 final class SmallFileSystem {
@@ -9,7 +10,7 @@ final class SmallFileSystem {
     static var canMount: Bool { geteuid() == 0 && FileManager.default.isExecutableFile(atPath: "/bin/mount") }
 
     init(megabytes: Int) throws {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-tmpfs-\(UUID().uuidString)").path
+        path = temporaryPath("samsa-tmpfs")
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         try Self.run("/bin/mount", "-t", "tmpfs", "-o", "size=\(megabytes)m", "tmpfs", path)
     }
@@ -31,7 +32,7 @@ final class SmallFileSystem {
     }
 }
 
-@Suite("Read-only opens and full disks", .serialized, .timeLimit(.minutes(2)))
+@Suite("Read-only opens and full disks", .offCooperativePool, .serialized, .timeLimit(.minutes(2)))
 struct ReadOnlyTests {
     let partition = TopicPartition(topic: "t", partition: 0)
 
@@ -146,7 +147,7 @@ struct ReadOnlyTests {
     }
 }
 
-@Suite("Verifier beside a live writer", .timeLimit(.minutes(1)))
+@Suite("Verifier beside a live writer", .offCooperativePool, .timeLimit(.minutes(1)))
 struct LiveVerifierTests {
     @Test("verifying while a writer appends never reports its batch in progress as damage")
     func verifyLiveDirectory() async throws {

@@ -2,9 +2,10 @@ import Foundation
 import SamsaRecords
 @testable import SamsaStorage
 import Testing
+import SamsaTestSupport
 
 /// Recovery tells a torn tail (cut it) from damage (keep everything, serve up to it, refuse writes).
-@Suite("Recovery: torn tails and damage", .timeLimit(.minutes(1)))
+@Suite("Recovery: torn tails and damage", .offCooperativePool, .timeLimit(.minutes(1)))
 struct RecoveryDamageTests {
     /// A closed log of several segments, 5 records a batch; returns its segment base offsets.
     func makeLog(_ dir: TemporaryDirectory, batches: Int = 60) async throws -> [Int64] {
@@ -132,7 +133,7 @@ struct RecoveryDamageTests {
     }
 }
 
-@Suite("Failed truncation and retention", .timeLimit(.minutes(1)))
+@Suite("Failed truncation and retention", .offCooperativePool, .timeLimit(.minutes(1)))
 struct FailedTruncationTests {
     @Test("a truncation that fails part-way refuses later writes; reopening recovers a consistent log", arguments: [
         (FaultInjectingFileSystem.Operation.rename, ".index"), (.ftruncate, ".log"), (.fdatasync, ".log"), (.rename, ".log"),

@@ -3,11 +3,12 @@ import Glibc
 import SamsaRecords
 @testable import SamsaStorage
 import Testing
+import SamsaTestSupport
 
 /// What a log costs before it holds anything, and what a full disk or an oversized batch does to it
 /// (issue 20): indexes grow on demand, opening needs no fresh space, a batch recovery could not read back
 /// is never written, and a many-partition create or delete is all or nothing, also across a crash.
-@Suite("Storage resource bounds", .timeLimit(.minutes(1)))
+@Suite("Storage resource bounds", .offCooperativePool, .timeLimit(.minutes(1)))
 struct ResourceBoundsTests {
     let files = PosixFileSystem()
 

@@ -3,10 +3,11 @@ import NIOCore
 import SamsaRecords
 @testable import SamsaStorage
 import Testing
+import SamsaTestSupport
 
 /// `PartitionLog.readSlice`: the file ranges that zero-copy fetch sends must hold exactly the bytes
 /// `read` returns, and stay readable while the segment is deleted under them.
-@Suite("Segment slices", .timeLimit(.minutes(2)))
+@Suite("Segment slices", .offCooperativePool, .timeLimit(.minutes(2)))
 struct SegmentSliceTests {
     /// A batch as appended: the model the reads are checked against.
     struct Appended {

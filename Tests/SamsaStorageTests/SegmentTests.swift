@@ -3,6 +3,7 @@ import NIOCore
 import SamsaRecords
 @testable import SamsaStorage
 import Testing
+import SamsaTestSupport
 
 /// A batch of `count` records starting at `offset`, each value `valueSize` bytes naming its offset.
 func testBatch(offset: Int64, count: Int = 5, valueSize: Int = 100, timestamp: Int64 = 1_000) throws -> RecordBatch {
@@ -28,7 +29,7 @@ func offsets(in bytes: ByteBuffer?) throws -> [Int64] {
     return result
 }
 
-@Suite("Segment", .timeLimit(.minutes(1)))
+@Suite("Segment", .offCooperativePool, .timeLimit(.minutes(1)))
 struct SegmentTests {
     let files = PosixFileSystem()
     let configuration = SegmentConfiguration(indexIntervalBytes: 1024, maxIndexSize: 4096)

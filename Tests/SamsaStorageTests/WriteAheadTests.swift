@@ -2,8 +2,9 @@ import Foundation
 import Glibc
 @testable import SamsaStorage
 import Testing
+import SamsaTestSupport
 
-@Suite("Write-ahead zeros in the active segment", .timeLimit(.minutes(2)))
+@Suite("Write-ahead zeros in the active segment", .offCooperativePool, .timeLimit(.minutes(2)))
 struct WriteAheadTests {
     func configuration(_ policy: FlushPolicy = .everyAppend) -> LogConfiguration {
         var configuration = LogConfiguration(flushPolicy: policy, fileDeleteDelayMilliseconds: 0, writeAheadBytes: 64 << 10)

@@ -217,14 +217,3 @@ public func freePort() throws -> Int {
     }
     return Int(UInt16(bigEndian: address.sin_port))
 }
-
-
-/// Runs blocking work (starting a JVM, waiting for a child process, socket probes) on a thread of
-/// its own: on the two threads of Swift's cooperative pool it would stall every other test's tasks.
-public func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread.detachNewThread {
-            continuation.resume(with: Result { try body() })
-        }
-    }
-}

@@ -3,8 +3,9 @@ import Foundation
 import SamsaStorage
 import Synchronization
 import Testing
+import SamsaTestSupport
 
-@Suite("Consumers")
+@Suite("Consumers", .offCooperativePool)
 struct ConsumerTests {
     @Test("a tailing sequence delivers old records, then new ones as they are committed", arguments: [FlushPolicy.everyAppend, .never])
     func tailing(policy: FlushPolicy) async throws {
@@ -150,6 +151,25 @@ struct ConsumerTests {
     }
 }
 
+@Suite("Consumer file work", .offCooperativePool)
+struct ConsumerFileWorkTests {
+    @Test("poll's auto-commit writes and syncs the offsets file off the caller's task")
+    func autoCommitOffTheCallersTask() async throws {
+        let dir = try TemporaryDirectory()
+        let files = TaskWatchingFileSystem()
+        let samsa = try Samsa.open(directory: dir.path, options: Samsa.Options(), files: files)
+        defer { try? samsa.close() }
+        try samsa.createTopic("t")
+        try await samsa.makeProducer().send((0..<20).map { ProducerRecord.text("t", "\($0)") })
+        let member = try samsa.consumer(group: "g", topics: ["t"], configuration: ConsumerConfiguration(startPosition: .earliest, maxPollRecords: 10))
+        let before = files.callsInTasks.count  // opening and creating the topic are synchronous
+        #expect(try await member.poll().map(\.offset) == Array(0..<10))
+        #expect(try await member.poll().map(\.offset) == Array(10..<20))  // commits 10 first
+        #expect(try samsa.committedOffset(group: "g", topic: "t", partition: 0) == 10)
+        #expect(Array(files.callsInTasks.dropFirst(before)) == [])
+    }
+}
+
 extension Samsa {
     /// Returns once a reader of `topic` is asleep waiting for records (the state the wake-up tests
     /// need), instead of sleeping for a while and hoping it is.
@@ -158,7 +178,7 @@ extension Samsa {
     }
 }
 
-@Suite("Committed offsets outside the log")
+@Suite("Committed offsets outside the log", .offCooperativePool)
 struct OffsetResetTests {
     @Test("a committed offset past the log end is reset by the start position, with a warning", arguments: [ConsumerConfiguration.StartPosition.earliest, .latest])
     func pastEnd(start: ConsumerConfiguration.StartPosition) async throws {
@@ -176,6 +196,7 @@ struct OffsetResetTests {
         let next = try await member.poll(timeout: .seconds(5))
         #expect(next.map(\.valueString) == ["new"])
         #expect(warnings.all.count == 1 && warnings.all[0].contains("committed offset 1000"), "\(warnings.all)")
+        #expect(warnings.entries.first?.metadata == ["group": "g", "topic": "t", "partition": "0", "offset": "1000", "reset": "\(start == .earliest ? 0 : 10)"])
         try member.close()
         try samsa.close()
     }

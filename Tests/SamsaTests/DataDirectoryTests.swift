@@ -4,16 +4,18 @@ import Samsa
 import SamsaStorage
 import Synchronization
 import Testing
+import SamsaTestSupport
 
 /// Issue 9 #1 and #10: Samsa opens only its own directories, never deletes what it did not create,
 /// and keeps its files private.
-@Suite("Data directories")
+@Suite("Data directories", .offCooperativePool)
 struct DataDirectoryTests {
-    /// Collects what Samsa reports to `Options.warning`.
+    /// Collects what Samsa logs to `Options.logger` at `.warning`.
     final class Warnings: Sendable {
-        private let lines = Mutex<[String]>([])
-        var all: [String] { lines.withLock { $0 } }
-        var options: Samsa.Options { Samsa.Options(warning: { line in self.lines.withLock { $0.append(line) } }) }
+        let logs = CapturedLogs()
+        var entries: [CapturedLogs.Entry] { logs.entries.filter { $0.level == .warning } }
+        var all: [String] { entries.map(\.message) }
+        var options: Samsa.Options { Samsa.Options(logger: logs.logger) }
     }
 
     @Test("a directory holding other files is refused and left exactly as it was")
@@ -68,6 +70,7 @@ struct DataDirectoryTests {
         #expect(FileManager.default.fileExists(atPath: "\(dir.path)/gone-3/00000000000000000000.log"))
         #expect(warnings.all.count == 4 && warnings.all.allSatisfy { $0.contains("left alone") }, "\(warnings.all)")
         #expect(warnings.all.filter { $0.contains("orphan-0") }.count == 2 && warnings.all.filter { $0.contains("gone-3") }.count == 2)
+        #expect(Set(warnings.entries.compactMap { $0.metadata["directory"] }) == ["\(dir.path)/orphan-0", "\(dir.path)/gone-3"])
     }
 
     @Test("deleting a topic removes its partitions and only them")

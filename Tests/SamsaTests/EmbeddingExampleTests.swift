@@ -2,6 +2,7 @@ import Foundation
 import Samsa
 import SamsaRecords
 import Testing
+import SamsaTestSupport
 
 // The README's embedding example, compiled and run as a test: keep the two identical.
 // README-EXAMPLE-BEGIN
@@ -32,7 +33,7 @@ func embeddingExample(directory: String) async throws -> [String] {
 }
 // README-EXAMPLE-END
 
-@Suite("README example")
+@Suite("README example", .offCooperativePool)
 struct EmbeddingExampleTests {
     @Test("the embedding example runs, and a second run resumes after the committed record")
     func example() async throws {

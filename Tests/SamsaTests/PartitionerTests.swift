@@ -2,8 +2,9 @@ import Foundation
 import Samsa
 import SamsaRecords
 import Testing
+import SamsaTestSupport
 
-@Suite("Kafka's murmur2 partitioner")
+@Suite("Kafka's murmur2 partitioner", .offCooperativePool)
 struct PartitionerTests {
     @Test("hashes match Kafka's Utils.murmur2 test vectors")
     func kafkaVectors() {

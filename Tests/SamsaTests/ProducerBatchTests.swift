@@ -4,10 +4,11 @@ import Samsa
 import SamsaRecords
 import SamsaStorage
 import Testing
+import SamsaTestSupport
 
 /// The per-batch acknowledgement (`BatchTicket`), the batch API `enqueue(contentsOf:)` and what the
 /// producer caches of a topic.
-@Suite("Producer batches")
+@Suite("Producer batches", .offCooperativePool)
 struct ProducerBatchTests {
     @Test("records of one batch share its ticket; each one's offset is the batch's base offset plus its index")
     func sharedTicket() async throws {

@@ -4,8 +4,9 @@ import Samsa
 import SamsaRecords
 import SamsaStorage
 import Testing
+import SamsaTestSupport
 
-@Suite("Producer")
+@Suite("Producer", .offCooperativePool)
 struct ProducerTests {
     @Test("keyed records go to Kafka's partition for the key; offsets are consecutive per partition")
     func keyedPartitioning() async throws {

@@ -3,9 +3,10 @@ import NIOCore
 import Samsa
 import SamsaRecords
 import Testing
+import SamsaTestSupport
 
 /// Owning reads (`read`), batch reads (`readBatches`) and in-place scans (`forEachRecord`) agree.
-@Suite("Reading")
+@Suite("Reading", .offCooperativePool)
 struct ReadingTests {
     @Test("read, readBatches and forEachRecord return the same records from any offset, compressed or not", arguments: [CompressionCodec.none, .lz4])
     func threeWaysAgree(compression: CompressionCodec) async throws {

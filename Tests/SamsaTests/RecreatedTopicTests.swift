@@ -1,7 +1,8 @@
 import Samsa
 import Testing
+import SamsaTestSupport
 
-@Suite("Recreated topics")
+@Suite("Recreated topics", .offCooperativePool)
 struct RecreatedTopicTests {
     @Test("records sent to a topic deleted and created again in one process survive a reopen")
     func recreatedTopicKeepsRecords() async throws {

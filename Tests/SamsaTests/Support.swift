@@ -1,15 +1,6 @@
 import Foundation
 import Samsa
-
-/// A temporary data directory removed when the test ends.
-final class TemporaryDirectory {
-    let path: String
-    init() throws {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-queue-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
+import SamsaTestSupport
 
 extension ProducerRecord {
     static func text(_ topic: String, _ value: String, key: String? = nil, partition: Int? = nil) -> ProducerRecord {

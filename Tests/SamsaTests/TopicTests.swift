@@ -2,8 +2,9 @@ import Foundation
 import Samsa
 import SamsaStorage
 import Testing
+import SamsaTestSupport
 
-@Suite("Topics")
+@Suite("Topics", .offCooperativePool)
 struct TopicTests {
     @Test("create, describe, list and delete; topics and their records survive a reopen")
     func lifecycle() async throws {

@@ -4,6 +4,7 @@ import NIOCore
 import SamsaRecords
 import SamsaStorage
 import Testing
+import SamsaTestSupport
 
 /// A batch the crash writer saw acknowledged.
 struct Acknowledged: Hashable {
@@ -12,11 +13,14 @@ struct Acknowledged: Hashable {
     var crc: UInt32
 }
 
-@Suite("Crash recovery with a real child process killed by SIGKILL", .serialized)
+@Suite("Crash recovery with a real child process killed by SIGKILL", .offCooperativePool, .serialized)
 struct CrashRecoveryTests {
-    /// Starts `samsa crash-writer`, kills it with SIGKILL after `delay`, returns the batches it
+    /// Starts `samsa crash-writer`, kills it with SIGKILL after `delay` (counted from its first
+    /// acknowledgement when `afterFirstAcknowledgement`, else from its start), returns the batches it
     /// acknowledged (complete lines only: the kill may cut the last one).
-    func runAndKill(directory: String, flush: String, writeAhead: Int, delay: Duration) throws -> [Acknowledged] {
+    func runAndKill(directory: String, flush: String, writeAhead: Int, delay: Duration, afterFirstAcknowledgement: Bool = false) throws
+        -> [Acknowledged]
+    {
         let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("samsa")
         let process = Process()
         process.executableURL = binary
@@ -29,10 +33,20 @@ struct CrashRecoveryTests {
         let collected = Collected()
         try process.run()
         let reader = Thread {
-            collected.data = output.fileHandleForReading.readDataToEndOfFile()
+            var signalled = false
+            while case let chunk = output.fileHandleForReading.availableData, !chunk.isEmpty {
+                collected.data.append(chunk)
+                if !signalled && chunk.contains(UInt8(ascii: "\n")) {
+                    signalled = true
+                    collected.firstLine.signal()
+                }
+            }
+            if !signalled { collected.firstLine.signal() }  // it ended without one
             collected.finished.signal()
         }
         reader.start()
+        // On a loaded machine the child may take longer to start than any fixed delay.
+        if afterFirstAcknowledgement { _ = collected.firstLine.wait(timeout: .now() + .seconds(120)) }
         Thread.sleep(forTimeInterval: Double(delay.components.attoseconds) / 1e18 + Double(delay.components.seconds))
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
@@ -48,9 +62,10 @@ struct CrashRecoveryTests {
     }
 
     final class Collected: @unchecked Sendable {
-        // @unchecked: `data` is written once by the reader thread before it signals `finished`, and read
-        // only after waiting for that signal.
+        // @unchecked: `data` is written only by the reader thread before it signals `finished`, and
+        // read only after waiting for that signal.
         var data = Data()
+        let firstLine = DispatchSemaphore(value: 0)
         let finished = DispatchSemaphore(value: 0)
     }
 
@@ -89,13 +104,15 @@ struct CrashRecoveryTests {
         "every acknowledged batch survives SIGKILL at random moments",
         arguments: [("every-append", 0), ("interval:50", 0), ("never", 0), ("every-append", 16384)])
     func killRepeatedly(flush: String, writeAhead: Int) throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-crash-\(UUID().uuidString)").path
+        let directory = temporaryPath("samsa-crash")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         var acknowledged = Set<Acknowledged>()
         var generator = SystemRandomNumberGenerator()
-        for _ in 0..<6 {
+        for round in 0..<6 {
             let delay = Duration.milliseconds(Int.random(in: 150...600, using: &generator))
-            acknowledged.formUnion(try runAndKill(directory: directory, flush: flush, writeAhead: writeAhead, delay: delay))
+            // Early rounds may kill it while it starts; the last one once it acknowledged something.
+            acknowledged.formUnion(
+                try runAndKill(directory: directory, flush: flush, writeAhead: writeAhead, delay: delay, afterFirstAcknowledgement: round == 5))
             try verify(directory: directory, acknowledged: acknowledged)
         }
         #expect(acknowledged.count > 0, "the writer acknowledged nothing: the test proved nothing")

@@ -3,6 +3,7 @@ import Glibc
 import NIOCore
 import SamsaRecords
 import Testing
+import SamsaTestSupport
 
 /// Runs the built `samsa` executable (a dependency of this test target, so it is built first) and
 /// returns its exit status, stdout and stderr.
@@ -36,7 +37,7 @@ final class TemporaryDirectory {
     func path(_ name: String) -> String { url.appendingPathComponent(name).path }
 }
 
-@Suite("samsa dump-log")
+@Suite("samsa dump-log", .offCooperativePool)
 struct DumpLogTests {
     /// Writes a segment of `batches` batches of `perBatch` records each with offsets continuing.
     func writeSegment(_ path: String, batches: Int, perBatch: Int, codec: CompressionCodec = .none) throws -> [RecordBatch] {
@@ -136,7 +137,7 @@ struct DumpLogTests {
     }
 }
 
-@Suite("samsa dump-log and generate-log refuse what would mislead or destroy")
+@Suite("samsa dump-log and generate-log refuse what would mislead or destroy", .offCooperativePool)
 struct SegmentToolSafetyTests {
     @Test("#11: dump-log refuses a FIFO and a device instead of reporting 0 valid batches")
     func nonRegularFiles() throws {

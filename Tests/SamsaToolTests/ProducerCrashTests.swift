@@ -3,8 +3,9 @@ import Glibc
 import Samsa
 import SamsaStorage
 import Testing
+import SamsaTestSupport
 
-@Suite("A producer process killed by SIGKILL", .serialized)
+@Suite("A producer process killed by SIGKILL", .offCooperativePool, .serialized)
 struct ProducerCrashTests {
     struct Ack: Hashable {
         var line: Int
@@ -45,7 +46,7 @@ struct ProducerCrashTests {
 
     @Test("every record the producer printed as acknowledged is consumed after restart", arguments: ["every-append", "never"])
     func killedProducer(flush: String) async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-produce-crash-\(UUID().uuidString)").path
+        let directory = temporaryPath("samsa-produce-crash")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         do {
             let samsa = try Samsa.open(directory: directory)

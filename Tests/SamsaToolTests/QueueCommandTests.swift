@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import SamsaTestSupport
 
 /// Runs `samsa` with `input` on its standard input.
 func runSamsa(_ arguments: [String], input: String) throws -> (status: Int32, stdout: String, stderr: String) {
@@ -20,7 +21,7 @@ func runSamsa(_ arguments: [String], input: String) throws -> (status: Int32, st
     return (process.terminationStatus, stdout, stderr)
 }
 
-@Suite("samsa topics, produce and consume")
+@Suite("samsa topics, produce and consume", .offCooperativePool)
 struct QueueCommandTests {
     @Test("create, list, describe and delete topics; errors exit 1 with a message")
     func topics() throws {

@@ -3,10 +3,11 @@ import Glibc
 import Samsa
 import SamsaStorage
 import Testing
+import SamsaTestSupport
 
 /// Issue 9, tried from outside as a careless user would: the wrong directory, a full disk, a bad line
 /// mid-stream, ^C, two processes at once.
-@Suite("samsa produce and consume under mistakes and signals", .serialized)
+@Suite("samsa produce and consume under mistakes and signals", .offCooperativePool, .serialized)
 struct QueueSafetyTests {
     /// A data directory with topic `t` (1 partition unless told).
     func dataDirectory(_ dir: TemporaryDirectory, partitions: Int = 1, extra: [String] = []) throws -> String {
@@ -222,7 +223,7 @@ final class ByteCountReader: @unchecked Sendable {
     }
 }
 
-@Suite("samsa under a small descriptor limit")
+@Suite("samsa under a small descriptor limit", .offCooperativePool)
 struct DescriptorLimitTests {
     @Test("#11: more partitions than open files allow are refused up front, at create and at open")
     func partitionsBeyondTheLimit() throws {

@@ -1,9 +1,10 @@
 import Foundation
 import Glibc
 import Testing
+import SamsaTestSupport
 
 /// Issue 9 #9 from outside: readers beside a writer, and on a copy nobody may write.
-@Suite("samsa readers beside a writer", .serialized)
+@Suite("samsa readers beside a writer", .offCooperativePool, .serialized)
 struct ReaderBesideWriterTests {
     @Test("consume --follow in one terminal does not block produce in another, and sees its records", .timeLimit(.minutes(2)))
     func followBesideProduce() throws {

@@ -2,14 +2,15 @@ import Foundation
 import SamsaRecords
 import SamsaStorage
 import Testing
+import SamsaTestSupport
 
 /// `samsa verify` tells a torn tail past the recovery point (which the next writable open cuts, and
 /// which holds nothing acknowledged) from damage below it (issue 20).
-@Suite("samsa verify: torn tail or damage")
+@Suite("samsa verify: torn tail or damage", .offCooperativePool)
 struct VerifyTornTailTests {
     /// A data directory with one partition of 10 batches, closed cleanly (checkpoints written).
     static func makeDirectory() async throws -> String {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("samsa-verify-\(UUID().uuidString)").path
+        let directory = temporaryPath("samsa-verify")
         let (manager, _) = try LogManager.open(directory: directory, checkpointInterval: nil)
         let log = try manager.createLog(TopicPartition(topic: "t", partition: 0))
         for batch in 0..<10 {

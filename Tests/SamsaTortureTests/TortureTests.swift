@@ -2,6 +2,7 @@ import Glibc
 import SamsaStorage
 @testable import SamsaTorture
 import Testing
+import SamsaTestSupport
 
 /// A fresh directory under /tmp, removed with everything in it.
 final class RoundDirectory {
@@ -23,7 +24,7 @@ let flushPolicies: [FlushPolicy] = [.everyAppend, .interval(milliseconds: 2), .m
 /// The short form of `samsa torture` that CI runs: a few seeded rounds of each kind per flush policy.
 /// The same engine (workload, model, checks) as long runs; `samsa torture --seed S --start-round R
 /// --rounds 1 --flush P --mode M` replays any of them.
-@Suite("Torture (short form)", .serialized)
+@Suite("Torture (short form)", .offCooperativePool, .serialized)
 struct TortureTests {
     @Test("power cuts: the log matches the model after every step and after recovery", arguments: flushPolicies)
     func powerCuts(policy: FlushPolicy) async throws {
