@@ -1,6 +1,4 @@
-import NIOPosix
 import SamsaStorage
-import Synchronization
 
 /// Where InitProducerId gets new producer ids: this broker's allocator on a single broker,
 /// coordination in a cluster (`ClusterProducerIds`, unique across the brokers).
@@ -8,20 +6,13 @@ protocol ProducerIdSource: Sendable {
     func allocate() async throws -> Int64
 }
 
-/// A single broker's ids, from its allocator on the I/O pool (a new block is a durable write).
-struct LocalProducerIds: ProducerIdSource {
-    let allocator: ProducerIdAllocator
-    let io: NIOThreadPool
-
-    func allocate() async throws -> Int64 {
-        try await io.runIfActive { [allocator] in try allocator.next() }
-    }
-}
-
 /// Hands out producer ids that are never reused, even across restarts and crashes: ids come in blocks,
 /// and the end of a block is written durably (`<data>/producer-id-block`, written atomically) before any
-/// id of it is handed out. A crash wastes at most the rest of one block.
-final class ProducerIdAllocator: Sendable {
+/// id of it is handed out. A crash wastes at most the rest of one block. A single broker's
+/// `ProducerIdSource`: ids are handed out on one serial queue, so a block's write holds no lock and
+/// no cooperative thread.
+final class ProducerIdAllocator: ProducerIdSource, @unchecked Sendable {
+    // @unchecked: `state` is only touched on `queue` (and in `init`).
     static let fileName = "producer-id-block"
     static let blockSize: Int64 = 1000
 
@@ -32,7 +23,8 @@ final class ProducerIdAllocator: Sendable {
 
     private let path: String
     private let files: any FileSystem
-    private let state: Mutex<State>
+    private var state: State
+    private let queue = BlockingQueue(label: "samsa.broker.producer-ids")
 
     /// Reads the reserved end (blocking).
     init(dataDirectory: String, files: any FileSystem = PosixFileSystem()) throws(StorageError) {
@@ -47,21 +39,19 @@ final class ProducerIdAllocator: Sendable {
             end = value
         }
         // Everything below the recorded end may have been handed out before the restart.
-        state = Mutex(State(next: end, reservedEnd: end))
+        state = State(next: end, reservedEnd: end)
     }
 
-    /// The next unused id (blocking when a new block must be reserved: call it on an I/O thread).
-    /// The reservation is written under the lock so two callers cannot hand out one block twice;
-    /// it happens once per `blockSize` ids.
-    func next() throws(StorageError) -> Int64 {
-        try state.withLock { state throws(StorageError) -> Int64 in
-            if state.next >= state.reservedEnd {
-                let end = state.next + Self.blockSize
-                try files.writeFileAtomically(path, Array("\(end)\n".utf8))
-                state.reservedEnd = end
+    /// The next unused id; once per `blockSize` ids the next block's end is written first.
+    func allocate() async throws -> Int64 {
+        try await queue.run { () throws -> Int64 in
+            if self.state.next >= self.state.reservedEnd {
+                let end = self.state.next + Self.blockSize
+                try self.files.writeFileAtomically(self.path, Array("\(end)\n".utf8))
+                self.state.reservedEnd = end
             }
-            defer { state.next += 1 }
-            return state.next
+            defer { self.state.next += 1 }
+            return self.state.next
         }
     }
 }

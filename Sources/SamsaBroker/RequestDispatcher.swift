@@ -59,7 +59,7 @@ final class RequestDispatcher: Sendable {
         }
         catalog = self.cluster?.metadata
             ?? LocalCatalog(brokerId: BrokerID(configuration.brokerId), advertised: BrokerRegistration(host: advertised.host, port: advertised.port), topics: topics)
-        self.producerIds = self.cluster?.producerIds ?? LocalProducerIds(allocator: producerIds, io: io)
+        self.producerIds = self.cluster?.producerIds ?? producerIds
     }
 
     /// Long-polling fetches waiting for appends (tests: act once one waits).
