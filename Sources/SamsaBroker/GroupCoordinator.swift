@@ -18,10 +18,11 @@ import SamsaProtocol
 /// id, so they always fit the protocol's strings.
 ///
 /// Deadlines are events, not a sweep (`GroupDeadlines`): a member's session runs from its last
-/// heartbeat, join or sync (and starts again while it still waits in one), a rebalance ends at the longest rebalance timeout of its members, and unused member ids expire;
-/// each is a timer on `loop`, moved or cancelled as soon as it no longer matters. The actor runs on
-/// that same loop, so a timer that fires runs its expiry directly. Time is the loop's clock: tests
-/// give an `NIOAsyncTestingEventLoop` and move it by hand.
+/// heartbeat, join or sync (and starts again while it still waits in one), a rebalance ends at the
+/// longest rebalance timeout of its members, and unused member ids expire; each is a timer on `loop`,
+/// moved or cancelled as soon as it no longer matters. The actor runs on that same loop, so a timer
+/// that fires runs its expiry directly. Time is the loop's clock: tests give an
+/// `NIOAsyncTestingEventLoop` and move it by hand.
 ///
 /// Waiting JoinGroup and SyncGroup requests are `DelayedOperation`s the coordinator completes: a
 /// cancelled request (its connection closed, the broker stopping) is answered at once.
@@ -70,8 +71,9 @@ actor GroupCoordinator {
     static let memberIdClientIdBytes = 255
 
     private let limits: GroupLimits
-    /// The actor's executor and its timers' loop.
+    /// The loop the timers fire on, and (as `executor`) the actor runs on.
     let loop: any EventLoop
+    private nonisolated let executor: any SerialExecutor
     private var deadlines: GroupDeadlines
     /// Whether a group has committed offsets (an empty group without any is forgotten).
     private let hasOffsets: @Sendable (String) -> Bool
@@ -82,11 +84,12 @@ actor GroupCoordinator {
         self.limits = limits
         self.hasOffsets = hasOffsets
         self.loop = loop
+        self.executor = loop.executor  // kept: the executor an actor runs on must outlive it
         self.deadlines = GroupDeadlines(loop: loop)
         self.pending = PendingMembers(capacity: limits.maxPendingMembers)
     }
 
-    nonisolated var unownedExecutor: UnownedSerialExecutor { loop.executor.asUnownedSerialExecutor() }
+    nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
     /// Groups held in memory, member ids issued but not yet used, and deadlines armed (for tests and metrics).
     var counts: (groups: Int, pendingMembers: Int, timers: Int) { (groups.count, pending.count, deadlines.count) }
@@ -285,9 +288,9 @@ actor GroupCoordinator {
         return results
     }
 
-    /// (Re)starts a member's session (at each request of its and each answer to one that waited): it
-    /// is dropped unless it heartbeats, joins or syncs within its session timeout, or is still waiting in a JoinGroup or SyncGroup then (Kafka keeps such a
-    /// member alive: its client is blocked on the answer, not heartbeating).
+    /// (Re)starts a member's session, at each request of its and each answer to one that waited: it is
+    /// dropped unless it heartbeats, joins or syncs within its session timeout, or still waits in a
+    /// JoinGroup or SyncGroup then (Kafka keeps such a member: its client waits, not heartbeating).
     private func startSession(of member: Member, in groupId: String) {
         arm(.session(group: groupId, member: member.id), at: loop.now + TimeAmount(member.sessionTimeout))
     }
@@ -326,11 +329,11 @@ actor GroupCoordinator {
         }
     }
 
-    /// Runs now, earliest first, every deadline due within `duration`, as if that much time had
-    /// passed (tests of a live broker, whose loop's clock they cannot move).
+    /// Runs now, earliest first, the deadlines due within `duration`, as if that much time had passed
+    /// (tests of a live broker, whose loop's clock they cannot move). Deadlines set meanwhile wait.
     func expire(after duration: Duration) {
         let now = loop.now + TimeAmount(duration)
-        while let key = deadlines.takeFirst(dueBy: now) { expire(key, at: now) }
+        for key in deadlines.due(by: now) where deadlines.take(key, ifDueBy: now) { expire(key, at: now) }
     }
 
     /// Answers every waiting JoinGroup and SyncGroup with NOT_COORDINATOR (their members look for

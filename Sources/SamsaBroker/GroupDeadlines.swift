@@ -66,13 +66,16 @@ struct GroupDeadlines {
         return true
     }
 
-    /// The earliest key due at `instant`, disarmed (tests: deadlines run ahead of the loop's clock).
-    mutating func takeFirst(dueBy instant: NIODeadline) -> Key? {
-        guard let (key, entry) = armed.filter({ $0.value.deadline <= instant }).min(by: { $0.value.deadline < $1.value.deadline }) else {
-            return nil
-        }
+    /// The keys due at `instant`, earliest first (tests: deadlines run ahead of the loop's clock).
+    func due(by instant: NIODeadline) -> [Key] {
+        armed.filter { $0.value.deadline <= instant }.sorted { $0.value.deadline < $1.value.deadline }.map(\.key)
+    }
+
+    /// Disarms `key` if it is (still) due at `instant`.
+    mutating func take(_ key: Key, ifDueBy instant: NIODeadline) -> Bool {
+        guard let entry = armed[key], entry.deadline <= instant else { return false }
         entry.timer.cancel()
         armed[key] = nil
-        return key
+        return true
     }
 }

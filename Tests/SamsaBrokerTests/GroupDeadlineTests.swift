@@ -29,6 +29,17 @@ struct GroupDeadlineTests {
         while await members(group, groups)?.count != count { await Task.yield() }
     }
 
+    /// A stable group of one member (the leader), and a second member's join, in, waiting for it to rejoin.
+    static func rebalancing(_ group: String, leaderSessionMs: Int32, _ groups: GroupCoordinator) async
+        -> (leader: JoinGroupResponse, second: Task<JoinGroupResponse, Never>)
+    {
+        let leader = await groups.join(Self.join(group, sessionMs: leaderSessionMs), version: 3, clientId: "a")
+        _ = await groups.sync(Self.sync(group, member: leader.memberId, generation: 1))
+        let second = Task { await groups.join(Self.join(group, sessionMs: 6_000), version: 3, clientId: "b") }
+        await Self.untilMembers(2, in: group, groups)
+        return (leader, second)
+    }
+
     @Test("A member that stops heartbeating is dropped at its session timeout, not before; a heartbeat pushes the deadline back")
     func sessionDeadline() async throws {
         try await GroupStormTests.withCoordinator { groups, loop in
@@ -48,10 +59,7 @@ struct GroupDeadlineTests {
     @Test("A rebalance completes at its deadline (the longest rebalance timeout), dropping members that did not rejoin")
     func rebalanceDeadline() async throws {
         try await GroupStormTests.withCoordinator { groups, loop in
-            let first = await groups.join(Self.join("g", sessionMs: 30_000), version: 3, clientId: "a")
-            _ = await groups.sync(Self.sync("g", member: first.memberId, generation: 1))
-            let second = Task { await groups.join(Self.join("g", sessionMs: 6_000), version: 3, clientId: "b") }
-            await Self.untilMembers(2, in: "g", groups)
+            let (first, second) = await Self.rebalancing("g", leaderSessionMs: 30_000, groups)
             // The first member heartbeats (so its session outlasts the rebalance) but never rejoins.
             await loop.advanceTime(by: .milliseconds(20_000))
             #expect(await groups.heartbeat(groupId: "g", memberId: first.memberId, generation: 1) == .rebalanceInProgress)
@@ -86,10 +94,7 @@ struct GroupDeadlineTests {
             #expect(await GroupStormTests.counts(groups) == [0, 0, 0])
 
             // Stopping answers a waiting join and disarms everything.
-            let alone = await groups.join(Self.join("h", sessionMs: 6_000), version: 3, clientId: "a")
-            _ = await groups.sync(Self.sync("h", member: alone.memberId, generation: 1))
-            let waiting = Task { await groups.join(Self.join("h", sessionMs: 6_000), version: 3, clientId: "b") }
-            await Self.untilMembers(2, in: "h", groups)
+            let (_, waiting) = await Self.rebalancing("h", leaderSessionMs: 6_000, groups)
             await groups.stop()
             #expect(await waiting.value.errorCode == ErrorCode.notCoordinator.rawValue)
             #expect(await GroupStormTests.counts(groups) == [0, 0, 0])
@@ -99,10 +104,7 @@ struct GroupDeadlineTests {
     @Test("A SyncGroup whose request is cancelled (its connection closed) is answered at once; its member then times out like any other")
     func cancelledSync() async throws {
         try await GroupStormTests.withCoordinator { groups, loop in
-            let leader = await groups.join(Self.join("g", sessionMs: 30_000), version: 3, clientId: "a")
-            _ = await groups.sync(Self.sync("g", member: leader.memberId, generation: 1))
-            let second = Task { await groups.join(Self.join("g", sessionMs: 6_000), version: 3, clientId: "b") }
-            await Self.untilMembers(2, in: "g", groups)
+            let (leader, second) = await Self.rebalancing("g", leaderSessionMs: 30_000, groups)
             #expect(await groups.join(Self.join("g", member: leader.memberId, sessionMs: 30_000), version: 3, clientId: "a").generationId == 2)
             let follower = await second.value
             // The leader never sends the assignment; the follower's client gives up.
