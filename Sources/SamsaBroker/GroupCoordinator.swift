@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import NIOCore
 import SamsaProtocol
 
@@ -79,8 +80,13 @@ actor GroupCoordinator {
     private let hasOffsets: @Sendable (String) -> Bool
     private var groups: [String: Group] = [:]
     private var pending: PendingMembers
+    private let logger: Logger
 
-    init(limits: GroupLimits = GroupLimits(), hasOffsets: @escaping @Sendable (String) -> Bool = { _ in false }, loop: any EventLoop) {
+    init(
+        limits: GroupLimits = GroupLimits(), hasOffsets: @escaping @Sendable (String) -> Bool = { _ in false }, loop: any EventLoop,
+        logger: Logger = Logger(label: "samsa.groups", factory: { _ in SwiftLogNoOpLogHandler() })
+    ) {
+        self.logger = logger
         self.limits = limits
         self.hasOffsets = hasOffsets
         self.loop = loop
@@ -187,7 +193,10 @@ actor GroupCoordinator {
         let missing = group.order.filter { group.members[$0]?.joinWaiter == nil }
         guard missing.isEmpty || deadlinePassed else { return }
         deadlines.cancel(.rebalance(group: groupId))
-        for id in missing { remove(id, from: &group) }
+        for id in missing {
+            logger.info("member did not rejoin within the rebalance timeout; removed", metadata: ["group": "\(groupId)", "member": "\(id)"])
+            remove(id, from: &group)
+        }
         guard !group.members.isEmpty else {
             groups[groupId] = group
             becameEmpty(groupId)
@@ -318,6 +327,7 @@ actor GroupCoordinator {
         case .session(let groupId, let memberId):
             guard var group = groups[groupId], let member = group.members[memberId] else { return }
             guard !member.isWaiting else { return startSession(of: member, in: groupId) }
+            logger.info("member's session timed out; removed", metadata: ["group": "\(groupId)", "member": "\(memberId)"])
             remove(memberId, from: &group)
             groups[groupId] = group
             membershipChanged(groupId)
