@@ -38,8 +38,6 @@ public final class Broker: Sendable {
     /// The Prometheus endpoint, when `metricsPort` was given.
     private let metricsEndpoint: MetricsEndpoint?
     private let acceptLoop = Mutex<Task<Void, Never>?>(nil)
-    /// Drops group members whose session timed out (Kafka's heartbeat purgatory, as a sweep).
-    private let expiry = Mutex<Task<Void, Never>?>(nil)
     private let stopped = Atomic<Bool>(false)
     /// Set before the listener closes: connections accepted from then on are closed at once. (A
     /// connection's async wrapper that reached the accept stream after it ended would be dropped
@@ -179,7 +177,6 @@ public final class Broker: Sendable {
                     "at most \(limits.ceiling) client connections: the descriptor limit (ulimit -n) is \(descriptorLimit)", level: .info)
             }
             broker.startAccepting()
-            broker.startExpiringMembers()
             dispatcher.retention.start(every: configuration.retentionCheckInterval)
             do {
                 try await dispatcher.cluster?.start(host: advertised.0, port: advertised.1)
@@ -256,17 +253,6 @@ public final class Broker: Sendable {
             }
         }
         acceptLoop.withLock { $0 = task }
-    }
-
-    private func startExpiringMembers() {
-        let groups = dispatcher.groups
-        let task = Task {
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(100))
-                await groups.expire()
-            }
-        }
-        expiry.withLock { $0 = task }
     }
 
     /// An accepted connection: its channel, and its share of the request memory pool (each request
@@ -371,7 +357,7 @@ public final class Broker: Sendable {
         await dispatcher.cluster?.resign(handingOver: controlled)
         let task = acceptLoop.withLock { $0 }
         await task?.value
-        expiry.withLock { $0?.cancel() }
+        await dispatcher.groups.stop()
         await dispatcher.retention.stop()
         await dispatcher.cluster?.stop()
         let logs = logs

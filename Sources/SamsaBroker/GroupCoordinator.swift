@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import NIOCore
 import SamsaProtocol
 
@@ -17,7 +18,15 @@ import SamsaProtocol
 /// members and no committed offsets is forgotten; and member ids carry at most a prefix of the client
 /// id, so they always fit the protocol's strings.
 ///
-/// Time comes from `now` (a test's manual clock); `expire` is called by the broker's sweep.
+/// Deadlines are events, not a sweep (`GroupDeadlines`): a member's session runs from its last
+/// heartbeat, join or sync (and starts again while it still waits in one), a rebalance ends at the
+/// longest rebalance timeout of its members, and unused member ids expire; each is a timer on `loop`,
+/// moved or cancelled as soon as it no longer matters. The actor runs on that same loop, so a timer
+/// that fires runs its expiry directly. Time is the loop's clock: tests give an
+/// `NIOAsyncTestingEventLoop` and move it by hand.
+///
+/// Waiting JoinGroup and SyncGroup requests are `DelayedOperation`s the coordinator completes: a
+/// cancelled request (its connection closed, the broker stopping) is answered at once.
 actor GroupCoordinator {
     enum State: String {
         case empty = "Empty"
@@ -33,11 +42,17 @@ actor GroupCoordinator {
         var sessionTimeout: Duration
         var rebalanceTimeout: Duration
         var protocols: [(name: String, metadata: ByteBuffer)]
-        var lastHeartbeat: ContinuousClock.Instant
         var assignment = ByteBuffer()
-        var joinWaiter: CheckedContinuation<JoinGroupResponse, Never>?
-        var syncWaiter: CheckedContinuation<SyncGroupResponse, Never>?
+        /// Its JoinGroup or SyncGroup waiting for the rest of the group.
+        var joinWaiter: Reply<JoinGroupResponse>?
+        var syncWaiter: Reply<SyncGroupResponse>?
+
+        /// Whether a request of its still waits (one cancelled, by its connection closing, does not).
+        var isWaiting: Bool { joinWaiter?.isCompleted == false || syncWaiter?.isCompleted == false }
     }
+
+    /// A request waiting for its group; cancelled, it gets `expired`.
+    typealias Reply<Response: Sendable> = DelayedOperation<String, Response>
 
     struct Group {
         var id: String
@@ -49,7 +64,6 @@ actor GroupCoordinator {
         /// Members in the order they joined (the first is the leader of a new generation).
         var order: [String] = []
         var members: [String: Member] = [:]
-        var rebalanceDeadline: ContinuousClock.Instant
     }
 
     /// The longest prefix of the client id a member id starts with (then "-" and a UUID). Kafka uses
@@ -58,24 +72,33 @@ actor GroupCoordinator {
     static let memberIdClientIdBytes = 255
 
     private let limits: GroupLimits
-    private let now: @Sendable () -> ContinuousClock.Instant
+    /// The loop the timers fire on, and (as `executor`) the actor runs on.
+    let loop: any EventLoop
+    private nonisolated let executor: any SerialExecutor
+    private var deadlines: GroupDeadlines
     /// Whether a group has committed offsets (an empty group without any is forgotten).
     private let hasOffsets: @Sendable (String) -> Bool
     private var groups: [String: Group] = [:]
     private var pending: PendingMembers
+    private let logger: Logger
 
     init(
-        limits: GroupLimits = GroupLimits(), hasOffsets: @escaping @Sendable (String) -> Bool = { _ in false },
-        now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }
+        limits: GroupLimits = GroupLimits(), hasOffsets: @escaping @Sendable (String) -> Bool = { _ in false }, loop: any EventLoop,
+        logger: Logger = Logger(label: "samsa.groups", factory: { _ in SwiftLogNoOpLogHandler() })
     ) {
+        self.logger = logger
         self.limits = limits
         self.hasOffsets = hasOffsets
-        self.now = now
+        self.loop = loop
+        self.executor = loop.executor  // kept: the executor an actor runs on must outlive it
+        self.deadlines = GroupDeadlines(loop: loop)
         self.pending = PendingMembers(capacity: limits.maxPendingMembers)
     }
 
-    /// Groups held in memory, and member ids issued but not yet used (for tests and metrics).
-    var counts: (groups: Int, pendingMembers: Int) { (groups.count, pending.count) }
+    nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
+
+    /// Groups held in memory, member ids issued but not yet used, and deadlines armed (for tests and metrics).
+    var counts: (groups: Int, pendingMembers: Int, timers: Int) { (groups.count, pending.count, deadlines.count) }
 
     // MARK: - JoinGroup
 
@@ -86,24 +109,29 @@ actor GroupCoordinator {
             response.memberId = request.memberId
             return response
         }
-        let at = now()
+        let at = loop.now
         let sessionTimeout = Duration.milliseconds(Int(request.sessionTimeoutMs))
-        var group = groups[request.groupId] ?? Group(id: request.groupId, rebalanceDeadline: at)
+        var group = groups[request.groupId] ?? Group(id: request.groupId)
         var memberId = request.memberId
         if memberId.isEmpty {
             memberId = Self.newMemberId(clientId: clientId)
             if version >= 4 {
                 // KIP-394: the client must come back with the id (within its session timeout) before it
                 // counts as a member; until then only the id is kept, not the group.
-                pending.issue(memberId, group: request.groupId, expiring: at + sessionTimeout)
+                pending.issue(memberId, group: request.groupId, expiring: at + TimeAmount(sessionTimeout))
+                armPendingMembers()
                 var response = JoinGroupResponse.error(.memberIdRequired)
                 response.memberId = memberId
                 return response
             }
-        } else if group.members[memberId] == nil && !pending.claim(memberId, group: request.groupId, at: at) {
-            var response = JoinGroupResponse.error(.unknownMemberId)
-            response.memberId = memberId
-            return response
+        } else if group.members[memberId] == nil {
+            let claimed = pending.claim(memberId, group: request.groupId, at: at)
+            armPendingMembers()
+            guard claimed else {
+                var response = JoinGroupResponse.error(.unknownMemberId)
+                response.memberId = memberId
+                return response
+            }
         }
         if !group.members.isEmpty {
             let supported = Set(request.protocols.map(\.name))
@@ -113,20 +141,21 @@ actor GroupCoordinator {
         group.protocolType = request.protocolType
         let rebalanceMs = request.rebalanceTimeoutMs > 0 ? request.rebalanceTimeoutMs : request.sessionTimeoutMs
         let previous = group.members[memberId]
+        let waiter = Reply<JoinGroupResponse>(keys: [group.id], expired: .error(.notCoordinator)) { _ in nil }
         var member = Member(
             id: memberId, instanceId: request.groupInstanceId, clientId: clientId, sessionTimeout: sessionTimeout,
-            rebalanceTimeout: .milliseconds(Int(rebalanceMs)), protocols: request.protocols.map { ($0.name, $0.metadata) }, lastHeartbeat: at)
+            rebalanceTimeout: .milliseconds(Int(rebalanceMs)), protocols: request.protocols.map { ($0.name, $0.metadata) }, joinWaiter: waiter)
         member.assignment = previous?.assignment ?? ByteBuffer()
         if previous == nil { group.order.append(memberId) }
-        // A member already waiting in a join (a client retry) gets its answer from this join instead.
-        previous?.joinWaiter?.resume(returning: .error(.unknownMemberId))
+        // A member already waiting (a client retry) gets its answer from this join instead.
+        previous?.joinWaiter?.complete(.error(.unknownMemberId))
+        previous?.syncWaiter?.complete(.error(.rebalanceInProgress))
         group.members[memberId] = member
+        startSession(of: member, in: group.id)
         groups[group.id] = group
         if group.state != .preparingRebalance { prepareRebalance(group.id) }
-        return await withCheckedContinuation { continuation in
-            groups[request.groupId]?.members[memberId]?.joinWaiter = continuation
-            completeJoinIfReady(request.groupId)
-        }
+        completeJoinIfReady(group.id)
+        return await waiter.outcome()
     }
 
     /// `<client id prefix>-<uuid>`: the client id cut to `memberIdClientIdBytes` at a scalar boundary
@@ -141,26 +170,33 @@ actor GroupCoordinator {
         return "\(prefix)-\(UUID().uuidString.lowercased())"
     }
 
-    /// Starts a rebalance: pending SyncGroups are told to rejoin; joins wait for every member.
+    /// Starts a rebalance: pending SyncGroups are told to rejoin; joins wait for every member, until
+    /// the longest rebalance timeout among them.
     private func prepareRebalance(_ groupId: String) {
         guard var group = groups[groupId] else { return }
         for id in group.order {
-            group.members[id]?.syncWaiter?.resume(returning: .error(.rebalanceInProgress))
+            guard let waiter = group.members[id]?.syncWaiter else { continue }
             group.members[id]?.syncWaiter = nil
+            waiter.complete(.error(.rebalanceInProgress))
+            startSession(of: group.members[id]!, in: groupId)
         }
         group.state = .preparingRebalance
         let timeout = group.members.values.map(\.rebalanceTimeout).max() ?? .zero
-        group.rebalanceDeadline = now() + timeout
+        arm(.rebalance(group: groupId), at: loop.now + TimeAmount(timeout))
         groups[groupId] = group
     }
 
-    /// Completes the rebalance once every member has rejoined (or, from `expire`, at the deadline,
-    /// dropping those that did not).
+    /// Completes the rebalance once every member has rejoined (or, at its deadline, dropping those
+    /// that did not).
     private func completeJoinIfReady(_ groupId: String, deadlinePassed: Bool = false) {
         guard var group = groups[groupId], group.state == .preparingRebalance else { return }
-        let waiting = group.order.filter { group.members[$0]?.joinWaiter == nil }
-        guard waiting.isEmpty || deadlinePassed else { return }
-        for id in waiting { remove(id, from: &group) }
+        let missing = group.order.filter { group.members[$0]?.joinWaiter == nil }
+        guard missing.isEmpty || deadlinePassed else { return }
+        deadlines.cancel(.rebalance(group: groupId))
+        for id in missing {
+            logger.info("member did not rejoin within the rebalance timeout; removed", metadata: ["group": "\(groupId)", "member": "\(id)"])
+            remove(id, from: &group)
+        }
         guard !group.members.isEmpty else {
             groups[groupId] = group
             becameEmpty(groupId)
@@ -185,7 +221,7 @@ actor GroupCoordinator {
         for id in group.order {
             guard let waiter = group.members[id]?.joinWaiter else { continue }
             group.members[id]?.joinWaiter = nil
-            group.members[id]?.lastHeartbeat = now()
+            startSession(of: group.members[id]!, in: groupId)
             var response = JoinGroupResponse()
             response.generationId = group.generation
             response.protocolType = group.protocolType
@@ -193,14 +229,15 @@ actor GroupCoordinator {
             response.leader = group.leader!
             response.memberId = id
             response.members = id == group.leader ? members : []
-            waiter.resume(returning: response)
+            waiter.complete(response)
         }
         groups[groupId] = group
     }
 
     private func remove(_ id: String, from group: inout Group) {
-        group.members[id]?.joinWaiter?.resume(returning: .error(.unknownMemberId))
-        group.members[id]?.syncWaiter?.resume(returning: .error(.unknownMemberId))
+        group.members[id]?.joinWaiter?.complete(.error(.unknownMemberId))
+        group.members[id]?.syncWaiter?.complete(.error(.unknownMemberId))
+        deadlines.cancel(.session(group: group.id, member: id))
         group.members[id] = nil
         group.order.removeAll { $0 == id }
         if group.leader == id { group.leader = nil }
@@ -209,8 +246,9 @@ actor GroupCoordinator {
     // MARK: - SyncGroup
 
     func sync(_ request: SyncGroupRequest) async -> SyncGroupResponse {
-        guard var group = groups[request.groupId], group.members[request.memberId] != nil else { return .error(.unknownMemberId) }
+        guard var group = groups[request.groupId], let member = group.members[request.memberId] else { return .error(.unknownMemberId) }
         guard request.generationId == group.generation else { return .error(.illegalGeneration) }
+        startSession(of: member, in: group.id)
         switch group.state {
         case .empty, .preparingRebalance:
             return .error(.rebalanceInProgress)
@@ -224,22 +262,24 @@ actor GroupCoordinator {
                 for id in group.order {
                     guard let waiter = group.members[id]?.syncWaiter else { continue }
                     group.members[id]?.syncWaiter = nil
-                    waiter.resume(returning: group.syncResponse(for: id))
+                    waiter.complete(group.syncResponse(for: id))
+                    startSession(of: group.members[id]!, in: group.id)
                 }
                 groups[group.id] = group
                 return group.syncResponse(for: request.memberId)
             }
-            return await withCheckedContinuation { continuation in
-                groups[request.groupId]?.members[request.memberId]?.syncWaiter = continuation
-            }
+            let waiter = Reply<SyncGroupResponse>(keys: [group.id], expired: .error(.notCoordinator)) { _ in nil }
+            member.syncWaiter?.complete(.error(.rebalanceInProgress))  // a client retry
+            groups[group.id]?.members[request.memberId]?.syncWaiter = waiter
+            return await waiter.outcome()
         }
     }
 
-    // MARK: - Heartbeat, LeaveGroup, expiry
+    // MARK: - Heartbeat, LeaveGroup, deadlines
 
     func heartbeat(groupId: String, memberId: String, generation: Int32) -> ErrorCode {
-        guard let group = groups[groupId], group.members[memberId] != nil else { return .unknownMemberId }
-        groups[groupId]?.members[memberId]?.lastHeartbeat = now()
+        guard let group = groups[groupId], let member = group.members[memberId] else { return .unknownMemberId }
+        startSession(of: member, in: groupId)
         if group.state == .preparingRebalance { return .rebalanceInProgress }
         guard generation == group.generation else { return .illegalGeneration }
         return .none
@@ -257,26 +297,65 @@ actor GroupCoordinator {
         return results
     }
 
-    /// Drops members whose session timed out and member ids never used within theirs, and completes
-    /// rebalances past their deadline. `now` defaults to the coordinator's clock.
-    func expire(now instant: ContinuousClock.Instant? = nil) {
-        let now = instant ?? self.now()
-        pending.expire(now: now)
-        for groupId in Array(groups.keys) {
-            guard var group = groups[groupId] else { continue }
-            let expired = group.order.filter { id in
-                guard let member = group.members[id], member.joinWaiter == nil, member.syncWaiter == nil else { return false }
-                return now - member.lastHeartbeat > member.sessionTimeout
-            }
-            if !expired.isEmpty {
-                for id in expired { remove(id, from: &group) }
-                groups[groupId] = group
-                membershipChanged(groupId)
-            }
-            if let current = groups[groupId], current.state == .preparingRebalance, now >= current.rebalanceDeadline {
-                completeJoinIfReady(groupId, deadlinePassed: true)
+    /// (Re)starts a member's session, at each request of its and each answer to one that waited: it is
+    /// dropped unless it heartbeats, joins or syncs within its session timeout, or still waits in a
+    /// JoinGroup or SyncGroup then (Kafka keeps such a member: its client waits, not heartbeating).
+    private func startSession(of member: Member, in groupId: String) {
+        arm(.session(group: groupId, member: member.id), at: loop.now + TimeAmount(member.sessionTimeout))
+    }
+
+    /// Keeps one timer at the deadline of the oldest unused member id, none when there is none.
+    private func armPendingMembers() {
+        guard let deadline = pending.nextDeadline() else { return deadlines.cancel(.pendingMembers) }
+        if deadlines.deadline(.pendingMembers) != deadline { arm(.pendingMembers, at: deadline) }
+    }
+
+    /// Arms `key`'s timer; firing on the loop that is this actor's executor, it runs `expire` there.
+    private func arm(_ key: GroupDeadlines.Key, at deadline: NIODeadline) {
+        deadlines.schedule(key, at: deadline) { [weak self] key, token in
+            self?.assumeIsolated { coordinator in
+                guard coordinator.deadlines.take(key, token: token) else { return }
+                coordinator.expire(key, at: coordinator.loop.now)
             }
         }
+    }
+
+    /// A deadline passed: drops a member whose session ran out, ends a rebalance (dropping members that
+    /// did not rejoin) or forgets member ids that were not used in time.
+    private func expire(_ key: GroupDeadlines.Key, at now: NIODeadline) {
+        switch key {
+        case .session(let groupId, let memberId):
+            guard var group = groups[groupId], let member = group.members[memberId] else { return }
+            guard !member.isWaiting else { return startSession(of: member, in: groupId) }
+            logger.info("member's session timed out; removed", metadata: ["group": "\(groupId)", "member": "\(memberId)"])
+            remove(memberId, from: &group)
+            groups[groupId] = group
+            membershipChanged(groupId)
+        case .rebalance(let groupId):
+            completeJoinIfReady(groupId, deadlinePassed: true)
+        case .pendingMembers:
+            pending.expire(now: now)
+            armPendingMembers()
+        }
+    }
+
+    /// Runs now, earliest first, the deadlines due within `duration`, as if that much time had passed
+    /// (tests of a live broker, whose loop's clock they cannot move). Deadlines set meanwhile wait.
+    func expire(after duration: Duration) {
+        let now = loop.now + TimeAmount(duration)
+        for key in deadlines.due(by: now) where deadlines.take(key, ifDueBy: now) { expire(key, at: now) }
+    }
+
+    /// Answers every waiting JoinGroup and SyncGroup with NOT_COORDINATOR (their members look for
+    /// the coordinator again) and cancels every timer: the broker is stopping.
+    func stop() {
+        for member in groups.values.flatMap(\.members.values) {
+            member.joinWaiter?.complete(.error(.notCoordinator))
+            member.syncWaiter?.complete(.error(.notCoordinator))
+        }
+        groups = [:]
+        pending = PendingMembers(capacity: limits.maxPendingMembers)
+        deadlines.cancelAll()
     }
 
     private func membershipChanged(_ groupId: String) {
@@ -294,6 +373,7 @@ actor GroupCoordinator {
     /// offsets, and removes it otherwise: nothing would be lost, and a storm of joins to new group ids
     /// must not leave one behind each).
     private func becameEmpty(_ groupId: String) {
+        deadlines.cancel(.rebalance(group: groupId))
         guard hasOffsets(groupId) else {
             groups[groupId] = nil
             return

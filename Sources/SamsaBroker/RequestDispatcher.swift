@@ -37,7 +37,8 @@ final class RequestDispatcher: Sendable {
     ) {
         self.configuration = configuration
         self.offsets = offsets
-        self.groups = GroupCoordinator(limits: configuration.groupLimits, hasOffsets: { [offsets] in offsets.hasCommits(group: $0) })
+        self.groups = GroupCoordinator(
+            limits: configuration.groupLimits, hasOffsets: { [offsets] in offsets.hasCommits(group: $0) }, loop: group.any(), logger: configuration.logger)
         self.logs = logs
         let timers = group.any()
         let context = PartitionContext(

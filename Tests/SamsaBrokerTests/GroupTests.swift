@@ -92,7 +92,7 @@ struct GroupTests {
             _ = try await Self.sync("r", member: joinedA.memberId, generation: 2, on: a)
             #expect(try await Self.heartbeat("r", member: second.memberId, generation: 2, on: b) == 0)
             // Two minutes on: A (60 s session) has missed its heartbeats, B (30 minutes) has not.
-            await broker.broker.dispatcher.groups.expire(now: .now + .seconds(120))
+            await broker.broker.dispatcher.groups.expire(after: .seconds(120))
             #expect(try await Self.heartbeat("r", member: second.memberId, generation: 2, on: b) == ErrorCode.rebalanceInProgress.rawValue)
             #expect(try await Self.heartbeat("r", member: joinedA.memberId, generation: 2, on: a) == ErrorCode.unknownMemberId.rawValue)
             let alone = try await Self.join("r", member: second.memberId, on: b, version: 3, sessionMs: 1_800_000)
