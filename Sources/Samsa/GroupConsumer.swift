@@ -67,7 +67,7 @@ public final class GroupConsumer: Sendable {
     public let topics: [String]
     public let configuration: ConsumerConfiguration
     private let samsa: Samsa
-    private let coordinator: GroupCoordinator
+    private let coordinator: LocalGroupCoordinator
     /// Where `poll` commits: a commit fsyncs and renames, which must not block the caller's thread.
     private let committer = BlockingQueue(label: "samsa.consumer.commit")
 
@@ -83,7 +83,7 @@ public final class GroupConsumer: Sendable {
 
     private let state = Mutex(State())
 
-    init(samsa: Samsa, coordinator: GroupCoordinator, member: String, topics: [String], configuration: ConsumerConfiguration) {
+    init(samsa: Samsa, coordinator: LocalGroupCoordinator, member: String, topics: [String], configuration: ConsumerConfiguration) {
         self.samsa = samsa
         self.coordinator = coordinator
         self.group = coordinator.group

@@ -64,7 +64,7 @@ public final class Samsa: Sendable {
     /// Opened with `openReadOnly`: every change is refused with `.readOnly`.
     public let isReadOnly: Bool
     private let topicSignals = Mutex<[String: Signal]>([:])
-    private let groups = Mutex<[String: GroupCoordinator]>([:])
+    private let groups = Mutex<[String: LocalGroupCoordinator]>([:])
     /// Retention for a writer, following the writer for a read-only open.
     let retentionTimer = Mutex<(any DispatchSourceTimer)?>(nil)
     private let isClosed = Atomic<Bool>(false)
@@ -247,10 +247,10 @@ public final class Samsa: Sendable {
         }
     }
 
-    func coordinator(for group: String) -> GroupCoordinator {
+    func coordinator(for group: String) -> LocalGroupCoordinator {
         groups.withLock { groups in
             if let coordinator = groups[group] { return coordinator }
-            let coordinator = GroupCoordinator(group: group)
+            let coordinator = LocalGroupCoordinator(group: group)
             groups[group] = coordinator
             return coordinator
         }

@@ -51,7 +51,7 @@ public final class Broker: Sendable {
         let descriptorLimit = DescriptorCeiling.processLimit()
         let lock: DirectoryLock
         let logs: LogManager
-        let offsets: OffsetStore
+        let offsets: CommittedOffsetLog
         let producerIds: ProducerIdAllocator
         let topicConfigs: [String: TopicConfigFile.Entry]
         let epochs: LeaderEpochs?
@@ -82,7 +82,7 @@ public final class Broker: Sendable {
                         try ReplicaManager.loadHighWatermarks(dataDirectory: configuration.dataDirectory, logs: logs)
                         epochs = try LeaderEpochs(dataDirectory: configuration.dataDirectory, files: configuration.fileSystem)
                     }
-                    return (lock, logs, try OffsetStore.open(dataDirectory: configuration.dataDirectory), producerIds, topicConfigs, epochs)
+                    return (lock, logs, try CommittedOffsetLog.open(dataDirectory: configuration.dataDirectory), producerIds, topicConfigs, epochs)
                 } catch {
                     try? logs.close()
                     lock.release()

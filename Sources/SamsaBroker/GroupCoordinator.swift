@@ -10,7 +10,7 @@ import SamsaProtocol
 /// assignment) -> Stable. A join, a leave or a missed session timeout starts a rebalance; a member
 /// that does not rejoin within the rebalance timeout is dropped. Heartbeats during a rebalance get
 /// REBALANCE_IN_PROGRESS, which is how members learn to rejoin. Memory only: membership is soft state
-/// (members rejoin after a restart); committed offsets are kept by `OffsetStore`.
+/// (members rejoin after a restart); committed offsets are kept by `CommittedOffsetLog`.
 ///
 /// Bounded against careless and hostile clients (`GroupLimits`): session timeouts outside
 /// `group.min/max.session.timeout.ms` are refused; member ids handed out with MEMBER_ID_REQUIRED

@@ -5,7 +5,7 @@ import SamsaProtocol
 import SamsaStorage
 
 /// Decodes one request frame, runs its API's handler and encodes the response (Kafka's `KafkaApis`).
-/// Handlers are in one file per API (`Broker+Produce.swift`, ...). Blocking file work goes to the I/O
+/// Handlers are in one file per API (`Handlers/RequestDispatcher+Produce.swift`, ...). Blocking file work goes to the I/O
 /// thread pool; nothing here blocks the caller's thread.
 final class RequestDispatcher: Sendable {
     let configuration: BrokerConfiguration
@@ -13,7 +13,7 @@ final class RequestDispatcher: Sendable {
     /// The topics and their partitions: where each partition's state lives.
     let topics: TopicTable
     let groups: GroupCoordinator
-    let offsets: OffsetStore
+    let offsets: CommittedOffsetLog
     let io: NIOThreadPool
     let retention: LogRetention
     /// Produces that failed in storage (a full disk fails every one): a warning a minute, with the count.
@@ -31,7 +31,7 @@ final class RequestDispatcher: Sendable {
     /// `cluster`: the coordination session and leader-epoch history of a broker in a cluster; without
     /// one the broker is a cluster of one (`Leadership.local`).
     init(
-        configuration: BrokerConfiguration, logs: LogManager, offsets: OffsetStore, producerIds: ProducerIdAllocator, io: NIOThreadPool,
+        configuration: BrokerConfiguration, logs: LogManager, offsets: CommittedOffsetLog, producerIds: ProducerIdAllocator, io: NIOThreadPool,
         group: any EventLoopGroup, advertised: (host: String, port: Int32), topicConfigs: [String: TopicConfigFile.Entry] = [:],
         cluster: (session: RenewableSession, epochs: LeaderEpochs)? = nil
     ) {

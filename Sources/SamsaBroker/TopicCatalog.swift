@@ -1,7 +1,7 @@
 import SamsaProtocol
 
 /// The cluster's brokers, topics and partition states as Metadata and CreateTopics see them, and
-/// where new topics are made: `ClusterMetadata` reads and writes coordination; `LocalCatalog` is a
+/// where new topics are made: `CoordinationCatalog` reads and writes coordination; `LocalCatalog` is a
 /// single broker's view of itself, a cluster of one. Handlers take whichever the broker has
 /// (`RequestDispatcher.catalog`) and have one code path.
 protocol TopicCatalog: Sendable {

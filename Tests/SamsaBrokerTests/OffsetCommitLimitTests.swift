@@ -53,7 +53,7 @@ struct OffsetCommitLimitTests {
 
     /// The bytes of the offsets log's segments.
     static func offsetsLogBytes(in directory: String) throws -> Int {
-        let root = "\(directory)/\(OffsetStore.directoryName)"
+        let root = "\(directory)/\(CommittedOffsetLog.directoryName)"
         return try FileManager.default.subpathsOfDirectory(atPath: root).filter { $0.hasSuffix(".log") }
             .reduce(0) { $0 + ((try FileManager.default.attributesOfItem(atPath: "\(root)/\($1)")[.size] as? Int) ?? 0) }
     }
@@ -122,27 +122,27 @@ struct OffsetCommitLimitTests {
     func compactionBatchesAreBounded() async throws {
         let directory = try OffsetStoreCompactionTests.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let store = try OffsetStore.open(dataDirectory: directory, segmentBytes: 1 << 20, compactionBytes: 0)
+        let store = try CommittedOffsetLog.open(dataDirectory: directory, segmentBytes: 1 << 20, compactionBytes: 0)
         // 200 keys of ~30 KB (6 MB live): one copy batch of all of them would be 6 MB.
         for index in 0..<200 {
             let commits = [(
-                OffsetStore.Key(group: String(repeating: "k", count: 30_000) + "\(index)", topic: "t", partition: 0),
-                OffsetStore.Committed(offset: Int64(index), leaderEpoch: 0, metadata: nil)
+                CommittedOffsetLog.Key(group: String(repeating: "k", count: 30_000) + "\(index)", topic: "t", partition: 0),
+                CommittedOffsetLog.Committed(offset: Int64(index), leaderEpoch: 0, metadata: nil)
             )]
             try await store.publish(commits, after: try store.write(commits))
         }
         #expect(try store.compact() == 200)
         try store.close()
-        let root = "\(directory)/\(OffsetStore.directoryName)/offsets-0"
+        let root = "\(directory)/\(CommittedOffsetLog.directoryName)/offsets-0"
         for file in try FileManager.default.contentsOfDirectory(atPath: root) where file.hasSuffix(".log") {
             var bytes = ByteBuffer(bytes: try Data(contentsOf: URL(fileURLWithPath: "\(root)/\(file)")))
             while bytes.readableBytes > 0, let size = try RecordBatch.size(ofBatchAtStartOf: bytes) {
-                #expect(size <= OffsetStore.maxBatchBytes, "\(file): a batch of \(size) bytes")
+                #expect(size <= CommittedOffsetLog.maxBatchBytes, "\(file): a batch of \(size) bytes")
                 bytes.moveReaderIndex(forwardBy: size)
             }
         }
-        let reopened = try OffsetStore.open(dataDirectory: directory, segmentBytes: 1 << 20, compactionBytes: 0)
+        let reopened = try CommittedOffsetLog.open(dataDirectory: directory, segmentBytes: 1 << 20, compactionBytes: 0)
         defer { try? reopened.close() }
-        #expect(reopened.committed(OffsetStore.Key(group: String(repeating: "k", count: 30_000) + "199", topic: "t", partition: 0))?.offset == 199)
+        #expect(reopened.committed(CommittedOffsetLog.Key(group: String(repeating: "k", count: 30_000) + "199", topic: "t", partition: 0))?.offset == 199)
     }
 }

@@ -14,7 +14,7 @@ final class Cluster: Sendable {
     let paths: ClusterPaths
     let replicas: ReplicaManager
     let controller: ClusterController
-    let metadata: ClusterMetadata
+    let metadata: CoordinationCatalog
     let producerIds: ClusterProducerIds
     private let logger: Logger
     private let watchdog = BackgroundTasks()
@@ -33,7 +33,7 @@ final class Cluster: Sendable {
             brokerId: brokerId, settings: settings, session: session, topics: topics, epochs: epochs, group: group, io: io,
             dataDirectory: dataDirectory, logger: logger)
         controller = ClusterController(brokerId: brokerId, paths: paths, session: session, logger: logger)
-        metadata = ClusterMetadata(paths: paths, session: session)
+        metadata = CoordinationCatalog(paths: paths, session: session)
         producerIds = ClusterProducerIds(session: session, paths: paths, brokerId: brokerId.rawValue)
     }
 

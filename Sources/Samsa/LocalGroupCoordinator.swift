@@ -4,7 +4,7 @@ import Synchronization
 /// One consumer group's membership in this process: members, their subscriptions, the generation
 /// and the assignment of partitions to members (round-robin over the sorted partitions of the topics
 /// each member subscribes to). A join or leave starts a new generation and wakes every member.
-final class GroupCoordinator: Sendable {
+final class LocalGroupCoordinator: Sendable {
     struct Member {
         var topics: [String]
         /// Join order keeps assignments stable and readable: member 0 takes the first partition.

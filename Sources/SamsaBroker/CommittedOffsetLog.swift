@@ -17,7 +17,7 @@ import Synchronization
 /// Every batch written is at most `maxBatchBytes` (the caller refuses a larger commit, see
 /// `estimatedBytes`; compaction splits its copies), well under what recovery and replay read back, so
 /// nothing a client commits can keep the broker from starting again.
-final class OffsetStore: Sendable {
+final class CommittedOffsetLog: Sendable {
     struct Key: Hashable, Sendable {
         var group: String
         var topic: String
@@ -57,13 +57,13 @@ final class OffsetStore: Sendable {
     private let compacting = Atomic<Bool>(false)
 
     /// Opens (and replays) the store under `dataDirectory`. Blocking: call it off the event loops.
-    static func open(dataDirectory: String, segmentBytes: Int = 16 << 20, compactionBytes: Int = 64 << 20) throws -> OffsetStore {
+    static func open(dataDirectory: String, segmentBytes: Int = 16 << 20, compactionBytes: Int = 64 << 20) throws -> CommittedOffsetLog {
         let manager = try LogManager.open(
             directory: "\(dataDirectory)/\(directoryName)", configuration: LogConfiguration(segmentBytes: segmentBytes, flushPolicy: .everyAppend)
         ).manager
         let log = try manager.createLog(TopicPartition(topic: "offsets", partition: 0))
         let offsets = try replay(log, below: log.logEndOffset)
-        let store = OffsetStore(manager: manager, log: log, offsets: offsets, compactionBytes: compactionBytes)
+        let store = CommittedOffsetLog(manager: manager, log: log, offsets: offsets, compactionBytes: compactionBytes)
         store.compactedBytes.store(log.sizeInBytes, ordering: .relaxed)
         return store
     }

@@ -4,7 +4,7 @@ import SamsaProtocol
 /// Reads and writes the cluster's metadata in coordination for clients' requests: the live brokers,
 /// each partition's leader / replicas / ISR (Metadata), and new topics' replica assignments
 /// (CreateTopics). Read straight from coordination on each request (no metadata cache).
-struct ClusterMetadata: TopicCatalog {
+struct CoordinationCatalog: TopicCatalog {
     let paths: ClusterPaths
     let session: any CoordinationSession
 

@@ -1,17 +1,17 @@
 import SamsaProtocol
 
-/// OffsetCommit and OffsetFetch over `OffsetStore`.
+/// OffsetCommit and OffsetFetch over `CommittedOffsetLog`.
 extension RequestDispatcher {
     /// Commits offsets. Each partition entry is answered; a partition listed more than once is
     /// written once, its last entry winning (Kafka's broker kept a commit's partitions in a map), so
     /// repeating one partition cannot multiply what a commit writes. Metadata longer than
     /// `offsetMetadataMaxBytes` gets OFFSET_METADATA_TOO_LARGE for its partition; a commit that would
-    /// write more than `OffsetStore.maxBatchBytes` gets INVALID_COMMIT_OFFSET_SIZE for every partition
+    /// write more than `CommittedOffsetLog.maxBatchBytes` gets INVALID_COMMIT_OFFSET_SIZE for every partition
     /// (as Kafka answers a commit too large for its offsets topic), and nothing is written.
     func offsetCommit(_ request: OffsetCommitRequest) async -> OffsetCommitResponse {
         let check = await groups.commitCheck(groupId: request.groupId, memberId: request.memberId, generation: request.generationIdOrMemberEpoch)
-        var latest: [OffsetStore.Key: OffsetStore.Committed] = [:]
-        var keys: [OffsetStore.Key] = []
+        var latest: [CommittedOffsetLog.Key: CommittedOffsetLog.Committed] = [:]
+        var keys: [CommittedOffsetLog.Key] = []
         var response = OffsetCommitResponse()
         for topic in request.topics {
             var entry = OffsetCommitResponse.OffsetCommitResponseTopic()
@@ -29,9 +29,9 @@ extension RequestDispatcher {
                 } else if topics.log(topic.name, partition.partitionIndex) == nil {
                     result.errorCode = ErrorCode.unknownTopicOrPartition.rawValue
                 } else {
-                    let key = OffsetStore.Key(group: request.groupId, topic: topic.name, partition: partition.partitionIndex)
+                    let key = CommittedOffsetLog.Key(group: request.groupId, topic: topic.name, partition: partition.partitionIndex)
                     if latest.updateValue(
-                        OffsetStore.Committed(offset: partition.committedOffset, leaderEpoch: partition.committedLeaderEpoch, metadata: partition.committedMetadata),
+                        CommittedOffsetLog.Committed(offset: partition.committedOffset, leaderEpoch: partition.committedLeaderEpoch, metadata: partition.committedMetadata),
                         forKey: key) == nil
                     {
                         keys.append(key)
@@ -43,7 +43,7 @@ extension RequestDispatcher {
         }
         let commits = keys.map { ($0, latest[$0]!) }
         guard !commits.isEmpty else { return response }
-        guard OffsetStore.estimatedBytes(commits) <= OffsetStore.maxBatchBytes else {
+        guard CommittedOffsetLog.estimatedBytes(commits) <= CommittedOffsetLog.maxBatchBytes else {
             configuration.log("refused an offset commit of group \(request.groupId.prefix(256)): \(commits.count) partitions", level: .debug)
             return response.failingCommitted(with: .invalidCommitOffsetSize)
         }
@@ -57,7 +57,7 @@ extension RequestDispatcher {
                 do {
                     _ = try await onIOThread { try store.compact() }
                 } catch {
-                    configuration.log("compacting \(OffsetStore.directoryName) failed: \(error)")
+                    configuration.log("compacting \(CommittedOffsetLog.directoryName) failed: \(error)")
                 }
             }
         } catch {
@@ -110,10 +110,10 @@ extension RequestDispatcher {
 
     /// The requested partitions' commits (nil where none), or every commit of the group when the
     /// request names no topics.
-    private func committed(group: String, requested: [(String, [Int32])]?) -> [(String, [(Int32, OffsetStore.Committed?)])] {
+    private func committed(group: String, requested: [(String, [Int32])]?) -> [(String, [(Int32, CommittedOffsetLog.Committed?)])] {
         if let requested {
             return requested.map { name, partitions in
-                (name, partitions.map { ($0, offsets.committed(OffsetStore.Key(group: group, topic: name, partition: $0))) })
+                (name, partitions.map { ($0, offsets.committed(CommittedOffsetLog.Key(group: group, topic: name, partition: $0))) })
             }
         }
         let all = offsets.committed(group: group)

@@ -14,8 +14,8 @@ struct OffsetStoreCompactionTests {
         return path
     }
 
-    static func commit(_ store: OffsetStore, group: String, partition: Int32, offset: Int64) async throws {
-        let commits = [(OffsetStore.Key(group: group, topic: "t", partition: partition), OffsetStore.Committed(offset: offset, leaderEpoch: 3, metadata: "m\(offset)"))]
+    static func commit(_ store: CommittedOffsetLog, group: String, partition: Int32, offset: Int64) async throws {
+        let commits = [(CommittedOffsetLog.Key(group: group, topic: "t", partition: partition), CommittedOffsetLog.Committed(offset: offset, leaderEpoch: 3, metadata: "m\(offset)"))]
         try await store.publish(commits, after: try store.write(commits))
     }
 
@@ -23,7 +23,7 @@ struct OffsetStoreCompactionTests {
     func compactionBoundsTheLog() async throws {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let store = try OffsetStore.open(dataDirectory: directory, segmentBytes: 4096, compactionBytes: 16384)
+        let store = try CommittedOffsetLog.open(dataDirectory: directory, segmentBytes: 4096, compactionBytes: 16384)
         var compactions = 0
         for round in 1...2000 {
             try await Self.commit(store, group: "g\(round % 3)", partition: Int32(round % 4), offset: Int64(round))
@@ -31,15 +31,15 @@ struct OffsetStoreCompactionTests {
         }
         #expect(compactions > 5)
         try store.close()
-        let reopened = try OffsetStore.open(dataDirectory: directory, segmentBytes: 4096, compactionBytes: 16384)
+        let reopened = try CommittedOffsetLog.open(dataDirectory: directory, segmentBytes: 4096, compactionBytes: 16384)
         defer { try? reopened.close() }
         for round in 1989...2000 {
-            let key = OffsetStore.Key(group: "g\(round % 3)", topic: "t", partition: Int32(round % 4))
-            #expect(reopened.committed(key) == OffsetStore.Committed(offset: Int64(round), leaderEpoch: 3, metadata: "m\(round)"))
+            let key = CommittedOffsetLog.Key(group: "g\(round % 3)", topic: "t", partition: Int32(round % 4))
+            #expect(reopened.committed(key) == CommittedOffsetLog.Committed(offset: Int64(round), leaderEpoch: 3, metadata: "m\(round)"))
         }
-        let bytes = try FileManager.default.subpathsOfDirectory(atPath: "\(directory)/\(OffsetStore.directoryName)")
+        let bytes = try FileManager.default.subpathsOfDirectory(atPath: "\(directory)/\(CommittedOffsetLog.directoryName)")
             .filter { $0.hasSuffix(".log") }
-            .reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: "\(directory)/\(OffsetStore.directoryName)/\($1)")[.size] as? Int) ?? 0) }
+            .reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: "\(directory)/\(CommittedOffsetLog.directoryName)/\($1)")[.size] as? Int) ?? 0) }
         // 2000 commits of ~60 bytes uncompacted would be > 100 KiB.
         #expect(bytes < 48 * 1024, "\(bytes) bytes of offsets log")
     }
@@ -48,7 +48,7 @@ struct OffsetStoreCompactionTests {
     func newerCommitBeatsCopy() async throws {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let store = try OffsetStore.open(dataDirectory: directory, segmentBytes: 4096, compactionBytes: 0)
+        let store = try CommittedOffsetLog.open(dataDirectory: directory, segmentBytes: 4096, compactionBytes: 0)
         try await Self.commit(store, group: "g", partition: 0, offset: 1)
         try await Self.commit(store, group: "g", partition: 1, offset: 1)
         #expect(try store.compact() == 2)
@@ -56,23 +56,23 @@ struct OffsetStoreCompactionTests {
         #expect(try store.compact() == 2)
         try await Self.commit(store, group: "g", partition: 1, offset: 5)
         try store.close()
-        let reopened = try OffsetStore.open(dataDirectory: directory, segmentBytes: 4096, compactionBytes: 0)
+        let reopened = try CommittedOffsetLog.open(dataDirectory: directory, segmentBytes: 4096, compactionBytes: 0)
         defer { try? reopened.close() }
-        #expect(reopened.committed(OffsetStore.Key(group: "g", topic: "t", partition: 0))?.offset == 2)
-        #expect(reopened.committed(OffsetStore.Key(group: "g", topic: "t", partition: 1))?.offset == 5)
+        #expect(reopened.committed(CommittedOffsetLog.Key(group: "g", topic: "t", partition: 0))?.offset == 2)
+        #expect(reopened.committed(CommittedOffsetLog.Key(group: "g", topic: "t", partition: 1))?.offset == 5)
     }
 
     @Test("A commit written while a compaction copies an older commit of its key wins after a reopen")
     func commitDuringCompactionWins() async throws {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let store = try OffsetStore.open(dataDirectory: directory, segmentBytes: 4096, compactionBytes: 0)
+        let store = try CommittedOffsetLog.open(dataDirectory: directory, segmentBytes: 4096, compactionBytes: 0)
         try await Self.commit(store, group: "g", partition: 0, offset: 1)
-        let key = OffsetStore.Key(group: "g", topic: "t", partition: 0)
+        let key = CommittedOffsetLog.Key(group: "g", topic: "t", partition: 0)
         // Lands after the sealed segment and before the copy of offset 1.
-        try store.compact(afterSealing: { _ = try store.write([(key, OffsetStore.Committed(offset: 2, leaderEpoch: 0, metadata: nil))]) })
+        try store.compact(afterSealing: { _ = try store.write([(key, CommittedOffsetLog.Committed(offset: 2, leaderEpoch: 0, metadata: nil))]) })
         try store.close()
-        let reopened = try OffsetStore.open(dataDirectory: directory, segmentBytes: 4096, compactionBytes: 0)
+        let reopened = try CommittedOffsetLog.open(dataDirectory: directory, segmentBytes: 4096, compactionBytes: 0)
         defer { try? reopened.close() }
         #expect(reopened.committed(key)?.offset == 2)
     }
@@ -81,7 +81,7 @@ struct OffsetStoreCompactionTests {
     func compactionDuringCommits() async throws {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let store = try OffsetStore.open(dataDirectory: directory, segmentBytes: 4096, compactionBytes: 0)
+        let store = try CommittedOffsetLog.open(dataDirectory: directory, segmentBytes: 4096, compactionBytes: 0)
         let commits = 300
         try await withThrowingTaskGroup(of: Void.self) { group in
             for writer in 0..<4 {
@@ -95,13 +95,13 @@ struct OffsetStoreCompactionTests {
             try await group.waitForAll()
         }
         for writer in 0..<4 {
-            #expect(store.committed(OffsetStore.Key(group: "w\(writer)", topic: "t", partition: Int32(writer)))?.offset == Int64(commits))
+            #expect(store.committed(CommittedOffsetLog.Key(group: "w\(writer)", topic: "t", partition: Int32(writer)))?.offset == Int64(commits))
         }
         try store.close()
-        let reopened = try OffsetStore.open(dataDirectory: directory, segmentBytes: 4096, compactionBytes: 0)
+        let reopened = try CommittedOffsetLog.open(dataDirectory: directory, segmentBytes: 4096, compactionBytes: 0)
         defer { try? reopened.close() }
         for writer in 0..<4 {
-            #expect(reopened.committed(OffsetStore.Key(group: "w\(writer)", topic: "t", partition: Int32(writer)))?.offset == Int64(commits))
+            #expect(reopened.committed(CommittedOffsetLog.Key(group: "w\(writer)", topic: "t", partition: Int32(writer)))?.offset == Int64(commits))
         }
     }
 }
