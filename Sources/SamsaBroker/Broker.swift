@@ -164,7 +164,8 @@ public final class Broker: Sendable {
                     try? await server.channel.close()
                     throw error
                 }
-                configuration.log("metrics at http://\(configuration.metricsHost):\(endpoint?.localAddress?.port ?? port)/metrics", level: .info)
+                configuration.logger.info(
+                    "serving metrics", metadata: ["url": "http://\(configuration.metricsHost):\(endpoint?.localAddress?.port ?? port)/metrics"])
             } else {
                 endpoint = nil
             }
@@ -173,8 +174,9 @@ public final class Broker: Sendable {
                 metrics: metrics, metricsEndpoint: endpoint, refusing: refusing,
                 connections: (limits, requestMemory, connectionMetrics))
             if limits.ceiling < configuration.maxConnections {
-                configuration.log(
-                    "at most \(limits.ceiling) client connections: the descriptor limit (ulimit -n) is \(descriptorLimit)", level: .info)
+                configuration.logger.info(
+                    "client connections are capped below max.connections by the descriptor limit (ulimit -n)",
+                    metadata: ["max_connections": "\(limits.ceiling)", "descriptor_limit": "\(descriptorLimit)"])
             }
             broker.startAccepting()
             dispatcher.retention.start(every: configuration.retentionCheckInterval)
@@ -184,7 +186,7 @@ public final class Broker: Sendable {
                 try? await broker.stop(controlled: false)
                 throw error
             }
-            configuration.log("broker \(configuration.brokerId) listening on \(address)", level: .info)
+            configuration.logger.info("broker \(configuration.brokerId) listening on \(address)", metadata: ["broker": "\(configuration.brokerId)", "address": "\(address)"])
             return broker
         } catch {
             await session?.close()
@@ -370,7 +372,7 @@ public final class Broker: Sendable {
         }
         try await group.shutdownGracefully()
         try await io.shutdownGracefully()
-        configuration.log("broker \(configuration.brokerId) stopped", level: .info)
+        configuration.logger.info("broker \(configuration.brokerId) stopped", metadata: ["broker": "\(configuration.brokerId)"])
     }
 }
 

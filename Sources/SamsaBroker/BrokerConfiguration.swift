@@ -25,7 +25,9 @@ public struct BrokerConfiguration: Sendable {
     public var maxMessageBytes: Int
     /// Event loop threads; nil uses one per core.
     public var eventLoopThreads: Int?
-    /// Threads for blocking file work (appends, reads, topic creation).
+    /// Threads of the I/O pool: blocking file work off the event loops and the cooperative pool (fetch and
+    /// ListOffsets reads, opening and recovery at start, checkpoints, retention). Appends run on each
+    /// partition's own serial queue, and topic creation on the topic table's.
     public var ioThreads: Int
     /// Where to serve Prometheus metrics (`GET /metrics`); nil serves none, 0 picks a free port.
     public var metricsHost = "127.0.0.1"
@@ -125,10 +127,5 @@ public struct BrokerConfiguration: Sendable {
         self.eventLoopThreads = eventLoopThreads
         self.ioThreads = ioThreads
         self.logger = logger
-    }
-
-    /// Logs a failure or a notable event (warning unless `level` says otherwise).
-    public func log(_ message: String, level: Logger.Level = .warning) {
-        logger.log(level: level, "\(message)")
     }
 }

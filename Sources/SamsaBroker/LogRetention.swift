@@ -1,3 +1,4 @@
+import Logging
 import NIOPosix
 import SamsaRecords
 import SamsaStorage
@@ -10,13 +11,13 @@ import Synchronization
 final class LogRetention: Sendable {
     private let logs: LogManager
     private let io: NIOThreadPool
-    private let log: @Sendable (String) -> Void
+    private let logger: Logger
     private let tasks = BackgroundTasks()
 
-    init(logs: LogManager, io: NIOThreadPool, log: @escaping @Sendable (String) -> Void) {
+    init(logs: LogManager, io: NIOThreadPool, logger: Logger) {
         self.logs = logs
         self.io = io
-        self.log = log
+        self.logger = logger
     }
 
     /// Runs `enforce` every `interval` until `stop` (none for a zero interval).
@@ -52,7 +53,9 @@ final class LogRetention: Sendable {
             do {
                 removed += try await io.runIfActive { try partitionLog.applyRetention(nowMilliseconds: now) }
             } catch {
-                log("retention of \(partition.topic)-\(partition.partition) failed (retried at the next check): \(error)")
+                logger.warning(
+                    "retention failed (retried at the next check)",
+                    metadata: ["topic": "\(partition.topic)", "partition": "\(partition.partition)", "error": "\(error)"])
             }
         }
         return removed

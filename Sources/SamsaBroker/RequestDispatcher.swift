@@ -49,7 +49,7 @@ final class RequestDispatcher: Sendable {
             logs: logs, dataDirectory: configuration.dataDirectory, baseConfiguration: configuration.logConfiguration, configs: topicConfigs,
             context: context, maxPartitions: configuration.maxBrokerPartitions)
         self.io = io
-        self.retention = LogRetention(logs: logs, io: io) { [configuration] message in configuration.log(message) }
+        self.retention = LogRetention(logs: logs, io: io, logger: configuration.logger)
         self.advertised = advertised
         if let settings = configuration.cluster, let cluster {
             self.cluster = Cluster(
@@ -83,7 +83,8 @@ final class RequestDispatcher: Sendable {
         }
         if configuration.logRequests {
             let name = ApiKey(rawValue: header.requestApiKey).map { "\($0)" } ?? "api \(header.requestApiKey)"
-            configuration.log("\(name) v\(version) #\(header.correlationId) from \(header.clientId ?? "-")", level: .info)
+            configuration.logger.info(
+                "request", metadata: ["api": "\(name)", "version": "\(version)", "correlation_id": "\(header.correlationId)", "client_id": "\(header.clientId ?? "-")"])
         }
         guard let key = ApiKey(rawValue: header.requestApiKey), let supported = SupportedApis.versions[key] else {
             return Self.unsupported(correlationId: header.correlationId)

@@ -27,7 +27,8 @@ public enum ReadLimit: Sendable, Hashable {
 /// offset), flushed (covered by a completed fdatasync: the recovery point) and the high watermark.
 /// One writer at a time (appends are serialised by a lock held only for the write itself); any number
 /// of readers, who never block the writer and never see bytes past the position they asked for.
-/// Crash behaviour: see `open` and DESIGN.md §4; nothing the flush policy acknowledged is lost.
+/// Crash behaviour: see `open` and the README's "Durability guarantees"; nothing the flush policy
+/// acknowledged is lost.
 public final class PartitionLog: Sendable {
     struct State {
         var segments: [Segment]

@@ -37,7 +37,7 @@ enum SegmentFiles {
         return false
     }
 
-    /// Other files a partition directory may hold (replication's epoch cache, the broker's
-    /// idempotent-producer snapshot).
-    static let partitionFiles: Set<String> = ["leader-epoch-checkpoint", "producer.snapshot"]
+    /// Other files a partition directory may hold: the broker's idempotent-producer snapshot (leader
+    /// epochs are kept apart, in the data directory's `__leader_epochs/`).
+    static let partitionFiles: Set<String> = ["producer.snapshot"]
 }

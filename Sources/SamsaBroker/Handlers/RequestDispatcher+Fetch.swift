@@ -15,7 +15,7 @@ extension RequestDispatcher {
         } catch {
             // Out of the budget's reach (a batch near 2 GiB): answered without records, not trapped.
             for slice in slices { slice?.close() }
-            configuration.log("fetch response not sent with its records: \(error)")
+            configuration.logger.error("a fetch response is answered without its records", metadata: ["error": "\(error)"])
             return .buffer(KafkaFraming.encodeResponse(response.withoutRecords, version: version, correlationId: correlationId))
         }
     }
@@ -85,7 +85,7 @@ extension RequestDispatcher {
         }
         if let first = failures.first {
             // One line per response, however many partitions failed.
-            configuration.log("fetch failed on \(failures.count) partition(s), first \(first)")
+            configuration.logger.warning("fetch failed in storage", metadata: ["partitions": "\(failures.count)", "first": "\(first)"])
         }
         let bytes = slices.reduce(0) { $0 + ($1?.length ?? 0) } + results.reduce(0) { $0 + ($1.1.records?.readableBytes ?? 0) }
         return FetchPass(response: FetchResponse(grouping: results), slices: slices, bytes: bytes, budget: budget)
@@ -163,7 +163,8 @@ extension RequestDispatcher {
                 return slice.map { .slice($0) } ?? .none
             } catch let error as StorageError where error.errno == EMFILE || error.errno == ENFILE {
                 // Out of descriptors (the process's load, not this request): copy instead.
-                configuration.log("fetch from \(log.directory) copies: no descriptor to send from the file (\(error))", level: .debug)
+                configuration.logger.debug(
+                    "fetch copies: no descriptor to send from the file", metadata: ["directory": "\(log.directory)", "error": "\(error)"])
             }
         }
         guard let bytes = try await onIOThread({ try log.read(from: offset, maxBytes: maxBytes, wholeFirstBatch: whole, limit: limit) }) else {

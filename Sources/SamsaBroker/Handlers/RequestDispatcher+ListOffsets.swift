@@ -44,7 +44,8 @@ extension RequestDispatcher {
                         result.offset = found?.offset ?? -1
                         result.timestamp = found?.timestamp ?? -1
                     } catch {
-                        configuration.log("list offsets of \(topic.name)-\(partition.partitionIndex) failed: \(error)")
+                        configuration.logger.warning(
+                            "list offsets failed in storage", metadata: ["topic": "\(topic.name)", "partition": "\(partition.partitionIndex)", "error": "\(error)"])
                         result.errorCode = ErrorCode.kafkaStorageError.rawValue
                     }
                 default:

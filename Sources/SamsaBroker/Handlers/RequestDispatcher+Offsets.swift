@@ -44,7 +44,8 @@ extension RequestDispatcher {
         let commits = keys.map { ($0, latest[$0]!) }
         guard !commits.isEmpty else { return response }
         guard CommittedOffsetLog.estimatedBytes(commits) <= CommittedOffsetLog.maxBatchBytes else {
-            configuration.log("refused an offset commit of group \(request.groupId.prefix(256)): \(commits.count) partitions", level: .debug)
+            configuration.logger.debug(
+                "refused an offset commit: too many partitions", metadata: ["group": "\(request.groupId.prefix(256))", "partitions": "\(commits.count)"])
             return response.failingCommitted(with: .invalidCommitOffsetSize)
         }
         do {
@@ -57,11 +58,11 @@ extension RequestDispatcher {
                 do {
                     _ = try await onIOThread { try store.compact() }
                 } catch {
-                    configuration.log("compacting \(CommittedOffsetLog.directoryName) failed: \(error)")
+                    configuration.logger.warning("compacting the committed offsets failed", metadata: ["directory": "\(CommittedOffsetLog.directoryName)", "error": "\(error)"])
                 }
             }
         } catch {
-            configuration.log("committing offsets of group \(request.groupId.prefix(256)) failed: \(error)")
+            configuration.logger.error("committing offsets failed", metadata: ["group": "\(request.groupId.prefix(256))", "error": "\(error)"])
             return response.failingCommitted(with: .kafkaStorageError)
         }
         return response
