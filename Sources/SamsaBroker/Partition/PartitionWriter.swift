@@ -10,7 +10,7 @@ import Synchronization
 /// and the cooperative pool.
 final class PartitionWriter: @unchecked Sendable {
     // @unchecked: `producers` is only touched on `queue`.
-    private let queue: DispatchQueue
+    private let queue: BlockingQueue
     private let log: PartitionLog
     private var producers: ProducerState
     /// `producer.id.expiration.ms`, in milliseconds.
@@ -37,7 +37,7 @@ final class PartitionWriter: @unchecked Sendable {
         partition: TopicPartition, log: PartitionLog, producerIdExpiration: Duration = .milliseconds(ProducerState.defaultExpirationMs),
         decompression: DecompressionPermits = DecompressionPermits()
     ) {
-        self.queue = DispatchQueue(label: "samsa.broker.writer.\(partition)")
+        self.queue = BlockingQueue(label: "samsa.broker.writer.\(partition)")
         self.log = log
         self.decompression = decompression
         self.producerIdExpirationMs = ProducerState.milliseconds(producerIdExpiration)
@@ -63,14 +63,10 @@ final class PartitionWriter: @unchecked Sendable {
         _ records: ByteBuffer, maxMessageBytes: Int, transactionalId: String?,
         admit: @escaping @Sendable () -> Result<Int32?, BatchValidation.Failure>
     ) async throws -> Outcome {
-        try await withCheckedThrowingContinuation { continuation in
-            queue.async {
-                continuation.resume(with: Result {
-                    switch admit() {
-                    case .failure(let refusal): return .rejected(refusal)
-                    case .success(let epoch): return try self.appendNow(records, maxMessageBytes: maxMessageBytes, transactionalId: transactionalId, leaderEpoch: epoch)
-                    }
-                })
+        try await queue.run {
+            switch admit() {
+            case .failure(let refusal): return .rejected(refusal)
+            case .success(let epoch): return try self.appendNow(records, maxMessageBytes: maxMessageBytes, transactionalId: transactionalId, leaderEpoch: epoch)
             }
         }
     }
@@ -78,9 +74,7 @@ final class PartitionWriter: @unchecked Sendable {
     /// Runs `body` on the queue, in order with appends (replication: role changes, follower appends,
     /// truncations).
     func perform<Value: Sendable>(_ body: @escaping @Sendable () throws -> Value) async throws -> Value {
-        try await withCheckedThrowingContinuation { continuation in
-            queue.async { continuation.resume(with: Result { try body() }) }
-        }
+        try await queue.run(body)
     }
 
     /// Forgets the producer state, so it is rebuilt from the log before the next append (after the
