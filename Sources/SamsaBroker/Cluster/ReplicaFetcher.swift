@@ -157,15 +157,9 @@ final class ReplicaFetcher: Sendable {
             entry.leaderEpoch = latest.rawValue
             entries.append((partition.topic, entry))
         }
-        request.topics = Self.byTopic(entries) { name, partitions in
-            var topic = OffsetForLeaderEpochRequest.OffsetForLeaderTopic()
-            topic.topic = name
-            topic.partitions = partitions
-            return topic
-        }
-        guard !request.topics.isEmpty else { return }
-        let response = try await link.request(request, version: 3, expecting: OffsetForLeaderEpochResponse.self)
-        guard manager.settings.linkOpen(leader.rawValue) else { return }
+        request.topics = Self.byTopic(entries)
+        guard !request.topics.isEmpty, let response = try await exchange(request, version: 3, expecting: OffsetForLeaderEpochResponse.self, over: link)
+        else { return }
         for topic in response.topics {
             for result in topic.partitions {
                 let partition = TopicPartition(topic: topic.topic, partition: result.partition)
@@ -244,16 +238,8 @@ final class ReplicaFetcher: Sendable {
             entry.partitionMaxBytes = 1 << 20
             entries.append((partition.topic, entry))
         }
-        request.topics = Self.byTopic(entries) { name, partitions in
-            var topic = FetchRequest.FetchTopic()
-            topic.topic = name
-            topic.partitions = partitions
-            return topic
-        }
-        guard !request.topics.isEmpty else { return }
-        let response = try await link.request(request, version: 12, expecting: FetchResponse.self)
-        // A link cut while the fetch waited at the leader: drop what came back over it.
-        guard manager.settings.linkOpen(leader.rawValue) else { return }
+        request.topics = Self.byTopic(entries)
+        guard !request.topics.isEmpty, let response = try await exchange(request, version: 12, expecting: FetchResponse.self, over: link) else { return }
         var backOff = false
         for topic in response.responses {
             for result in topic.partitions {
@@ -320,15 +306,40 @@ final class ReplicaFetcher: Sendable {
     }
 
 
+    /// Sends a request to the leader; nil if the link was cut while it waited there (the test seam):
+    /// what came back over it is dropped.
+    private func exchange<Request: KafkaMessage, Response: KafkaMessage>(
+        _ request: Request, version: Int16, expecting: Response.Type, over link: BrokerLink
+    ) async throws -> Response? {
+        let response = try await link.request(request, version: version, expecting: Response.self)
+        return manager.settings.linkOpen(leader.rawValue) ? response : nil
+    }
+
     /// Partition entries grouped under their topics, topics in the order first seen, as requests
     /// carry them.
-    static func byTopic<Entry, Topic>(_ entries: [(String, Entry)], _ makeTopic: (String, [Entry]) -> Topic) -> [Topic] {
+    static func byTopic<Topic: PartitionedTopic>(_ entries: [(String, Topic.Entry)]) -> [Topic] {
         var order: [String] = []
-        var grouped: [String: [Entry]] = [:]
+        var grouped: [String: [Topic.Entry]] = [:]
         for (topic, entry) in entries {
             if grouped[topic] == nil { order.append(topic) }
             grouped[topic, default: []].append(entry)
         }
-        return order.map { makeTopic($0, grouped[$0]!) }
+        return order.map { name in
+            var topic = Topic()
+            topic.topic = name
+            topic.partitions = grouped[name]!
+            return topic
+        }
     }
 }
+
+/// A request's topic entry: a name and its partitions' entries.
+protocol PartitionedTopic {
+    associatedtype Entry
+    init()
+    var topic: String { get set }
+    var partitions: [Entry] { get set }
+}
+
+extension FetchRequest.FetchTopic: PartitionedTopic {}
+extension OffsetForLeaderEpochRequest.OffsetForLeaderTopic: PartitionedTopic {}
