@@ -24,6 +24,7 @@ let package = Package(
     products: [
         .library(name: "SamsaRecords", targets: ["SamsaRecords"]),
         .library(name: "SamsaStorage", targets: ["SamsaStorage"]),
+        .library(name: "SamsaWaiting", targets: ["SamsaWaiting"]),
         .library(name: "Samsa", targets: ["Samsa"]),
         .library(name: "SamsaCoordination", targets: ["SamsaCoordination"]),
         .library(name: "SamsaProtocol", targets: ["SamsaProtocol"]),
@@ -63,6 +64,14 @@ let package = Package(
             swiftSettings: strictSwift
         ),
         .target(
+            name: "SamsaWaiting",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .target(
             name: "SamsaStorage",
             dependencies: [
                 "SamsaRecords",
@@ -73,7 +82,7 @@ let package = Package(
         .target(
             name: "Samsa",
             dependencies: [
-                "SamsaRecords", "SamsaStorage",
+                "SamsaRecords", "SamsaStorage", "SamsaWaiting",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -104,7 +113,7 @@ let package = Package(
         .target(
             name: "SamsaBroker",
             dependencies: [
-                "SamsaRecords", "SamsaStorage", "SamsaProtocol", "SamsaCoordination",
+                "SamsaRecords", "SamsaStorage", "SamsaProtocol", "SamsaCoordination", "SamsaWaiting",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -199,7 +208,7 @@ let package = Package(
         .testTarget(
             name: "SamsaBrokerTests",
             dependencies: [
-                "SamsaBroker", "SamsaCoordination", "SamsaProtocol", "SamsaRecords", "SamsaStorage", "SamsaTestSupport", "samsa",
+                "SamsaBroker", "SamsaCoordination", "SamsaProtocol", "SamsaRecords", "SamsaStorage", "SamsaTestSupport", "SamsaWaiting", "samsa",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

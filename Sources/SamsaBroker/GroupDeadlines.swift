@@ -1,3 +1,4 @@
+import SamsaWaiting
 import NIOCore
 
 /// The group coordinator's deadlines: each member's session, each rebalance, and the oldest member id

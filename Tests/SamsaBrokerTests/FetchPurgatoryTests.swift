@@ -1,3 +1,4 @@
+import SamsaWaiting
 import NIOCore
 import SamsaProtocol
 import SamsaStorage

@@ -1,3 +1,4 @@
+import SamsaWaiting
 import NIOCore
 import NIOPosix
 import SamsaProtocol

@@ -1,3 +1,4 @@
+import SamsaWaiting
 import Foundation
 import NIOCore
 import SamsaProtocol

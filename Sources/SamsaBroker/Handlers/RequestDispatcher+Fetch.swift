@@ -1,3 +1,4 @@
+import SamsaWaiting
 import Glibc
 import NIOCore
 import SamsaProtocol

@@ -1,3 +1,4 @@
+import SamsaWaiting
 import SamsaStorage
 import Synchronization
 

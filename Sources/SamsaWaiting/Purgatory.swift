@@ -1,4 +1,4 @@
-import NIOCore
+public import NIOCore
 import NIOPosix
 import Synchronization
 
@@ -6,25 +6,26 @@ import Synchronization
 /// (partitions), is checked when an event on one of them is reported (`checkAndComplete`), and
 /// completes once: when its check gives an outcome, when its deadline passes, or when the task
 /// waiting for it is cancelled. Used by long-polling fetches (appends and high-watermark moves) and
-/// acks=all produces (the high watermark, a change of leader).
+/// acks=all produces (the high watermark, a change of leader), JoinGroup and SyncGroup, a follower's
+/// fetcher waiting for work, and the embedded queue's consumers (`Signal`).
 ///
 /// Deadlines are timers on an event loop (NIO's timer heap, Kafka's timing wheel), cancelled when the
 /// operation completes: no task sleeps, and nothing outlives the request an operation serves.
-final class Purgatory<Key: Hashable & Sendable>: Sendable {
+public final class Purgatory<Key: Hashable & Sendable>: Sendable {
     private let watchers = Mutex<[Key: [ObjectIdentifier: any Watching<Key>]]>([:])
     private let timers: any EventLoop
     private let completedByEvents = Atomic<Int>(0)
 
-    /// Deadlines fire on `timers`.
-    init(timers: any EventLoop = MultiThreadedEventLoopGroup.singleton.any()) {
-        self.timers = timers
+    /// Deadlines fire on `timers` (nil: a loop of NIO's shared event loop group).
+    public init(timers: (any EventLoop)? = nil) {
+        self.timers = timers ?? MultiThreadedEventLoopGroup.singleton.any()
     }
 
     /// Waits for an outcome: `check` runs now and after each event on one of `keys` (with that key;
     /// nil for the first look, which covers every key), and its first non-nil answer completes the
-    /// wait. `expired` comes at `deadline`, or at once if the task is cancelled.
-    func wait<Outcome: Sendable>(
-        on keys: [Key], until deadline: ContinuousClock.Instant, expired: Outcome, check: @escaping @Sendable (Key?) -> Outcome?
+    /// wait. `expired` comes at `deadline` (nil: none), or at once if the task is cancelled.
+    public func wait<Outcome: Sendable>(
+        on keys: [Key], until deadline: ContinuousClock.Instant?, expired: Outcome, check: @escaping @Sendable (Key?) -> Outcome?
     ) async -> Outcome {
         let operation = watch(keys, until: deadline, expired: expired, check: check)
         defer { unwatch(operation) }
@@ -33,8 +34,8 @@ final class Purgatory<Key: Hashable & Sendable>: Sendable {
 
     /// Registers an operation (for callers that must look at it between registering and waiting;
     /// `wait` is the usual way). `unwatch` it once done.
-    func watch<Outcome: Sendable>(
-        _ keys: [Key], until deadline: ContinuousClock.Instant, expired: Outcome, check: @escaping @Sendable (Key?) -> Outcome?
+    public func watch<Outcome: Sendable>(
+        _ keys: [Key], until deadline: ContinuousClock.Instant?, expired: Outcome, check: @escaping @Sendable (Key?) -> Outcome?
     ) -> DelayedOperation<Key, Outcome> {
         let operation = DelayedOperation(keys: keys, expired: expired, check: check)
         watchers.withLock { table in
@@ -45,13 +46,14 @@ final class Purgatory<Key: Hashable & Sendable>: Sendable {
             operation.complete(outcome)
             return operation
         }
+        guard let deadline else { return operation }
         let delay = deadline - .now
         let timer = timers.scheduleTask(in: .nanoseconds(max(0, delay.nanoseconds))) { _ = operation.complete(expired) }
         operation.arm(timer)
         return operation
     }
 
-    func unwatch<Outcome>(_ operation: DelayedOperation<Key, Outcome>) {
+    public func unwatch<Outcome>(_ operation: DelayedOperation<Key, Outcome>) {
         operation.complete(operation.expired)  // cancels its timer if it is still waiting
         watchers.withLock { table in
             for key in operation.keys {
@@ -63,56 +65,59 @@ final class Purgatory<Key: Hashable & Sendable>: Sendable {
 
     /// An event on `key`: checks the operations watching it (outside the table's lock, each under
     /// its own) and completes those it satisfies.
-    func checkAndComplete(_ key: Key) {
+    public func checkAndComplete(_ key: Key) {
         let watching = watchers.withLock { $0[key].map { Array($0.values) } ?? [] }
         for operation in watching where operation.keyChanged(key) {
             completedByEvents.add(1, ordering: .relaxed)
         }
     }
 
+    /// Operations watching `key` now.
+    public func waiting(on key: Key) -> Int { watchers.withLock { $0[key]?.count ?? 0 } }
+
     /// Operations registered now (tests: act once a request waits).
-    var waiting: Int { watchers.withLock { Set($0.values.flatMap(\.keys)).count } }
+    public var waiting: Int { watchers.withLock { Set($0.values.flatMap(\.keys)).count } }
 
     /// Operations completed by events so far (tests: which events woke whom).
-    var completions: Int { completedByEvents.load(ordering: .relaxed) }
+    public var completions: Int { completedByEvents.load(ordering: .relaxed) }
 }
 
 /// What the purgatory's table holds: an operation of any outcome type.
-protocol Watching<Key>: AnyObject, Sendable {
+public protocol Watching<Key>: AnyObject, Sendable {
     associatedtype Key
     /// Checks the operation after an event on `key`; true if that completed it.
     func keyChanged(_ key: Key) -> Bool
 }
 
 /// One waiting operation: completed at most once, its waiter resumed then.
-final class DelayedOperation<Key: Sendable, Outcome: Sendable>: Watching, Sendable {
+public final class DelayedOperation<Key: Sendable, Outcome: Sendable>: Watching, Sendable {
     private struct State {
         var outcome: Outcome?
         var waiter: CheckedContinuation<Outcome, Never>?
         var timer: Scheduled<Void>?
     }
 
-    let keys: [Key]
-    let expired: Outcome
+    public let keys: [Key]
+    public let expired: Outcome
     private let check: @Sendable (Key?) -> Outcome?
     private let state = Mutex(State())
 
-    init(keys: [Key], expired: Outcome, check: @escaping @Sendable (Key?) -> Outcome?) {
+    public init(keys: [Key], expired: Outcome, check: @escaping @Sendable (Key?) -> Outcome?) {
         self.keys = keys
         self.expired = expired
         self.check = check
     }
 
-    var isCompleted: Bool { state.withLock { $0.outcome != nil } }
+    public var isCompleted: Bool { state.withLock { $0.outcome != nil } }
 
-    func keyChanged(_ key: Key) -> Bool {
+    public func keyChanged(_ key: Key) -> Bool {
         guard !isCompleted, let outcome = check(key) else { return false }
         return complete(outcome)
     }
 
     /// Completes with `outcome` unless already completed; true if this call did.
     @discardableResult
-    func complete(_ outcome: Outcome) -> Bool {
+    public func complete(_ outcome: Outcome) -> Bool {
         let (completed, waiter, timer) = state.withLock { state -> (Bool, CheckedContinuation<Outcome, Never>?, Scheduled<Void>?) in
             guard state.outcome == nil else { return (false, nil, nil) }
             state.outcome = outcome
@@ -133,7 +138,7 @@ final class DelayedOperation<Key: Sendable, Outcome: Sendable>: Watching, Sendab
     }
 
     /// The outcome, once there is one; cancelling the waiting task completes it with `expired`.
-    func outcome() async -> Outcome {
+    public func outcome() async -> Outcome {
         await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 let ready = state.withLock { state -> Outcome? in
@@ -150,7 +155,7 @@ final class DelayedOperation<Key: Sendable, Outcome: Sendable>: Watching, Sendab
 
 extension Duration {
     /// The whole duration in nanoseconds (saturating).
-    var nanoseconds: Int64 {
+    package var nanoseconds: Int64 {
         let (seconds, attoseconds) = components
         let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
         if overflow { return seconds < 0 ? .min : .max }
