@@ -2,6 +2,7 @@ import NIOCore
 import SamsaProtocol
 import SamsaRecords
 import SamsaStorage
+import SamsaWaiting
 import Synchronization
 
 /// Replicates the partitions this broker follows from one leader (Kafka's `ReplicaFetcherThread`):
@@ -21,7 +22,9 @@ final class ReplicaFetcher: Sendable {
     let leader: BrokerID
     private unowned let manager: ReplicaManager
     private let partitions = Mutex<[TopicPartition: Following]>([:])
-    private let wakeup = Mutex<(pending: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+    /// A `follow` came since the fetcher last looked (it waits for one in `work`).
+    private let pending = Atomic<Bool>(false)
+    private let work = Purgatory<BrokerID>()
     private let tasks = BackgroundTasks()
     /// The connection in use, so `stop` can close it under a request waiting for its answer.
     private let link = Mutex<BrokerLink?>(nil)
@@ -54,36 +57,15 @@ final class ReplicaFetcher: Sendable {
     }
 
     private func wake() {
-        let waiter = wakeup.withLock { state -> CheckedContinuation<Void, Never>? in
-            defer { state = (state.waiter == nil, nil) }
-            return state.waiter
-        }
-        waiter?.resume()
+        pending.store(true, ordering: .sequentiallyConsistent)
+        work.checkAndComplete(leader)
     }
 
-    /// Returns at the next `follow` (or at once if one came since the last wait), or at `deadline`.
-    private func waitForWork(until deadline: ContinuousClock.Instant?) async {
-        guard let deadline else { return await waitForWork() }
-        let timer = Task {
-            try? await Task.sleep(until: deadline)
-            if !Task.isCancelled { wake() }
-        }
-        await waitForWork()
-        timer.cancel()
-    }
-
-    /// Returns at the next `follow` (or at once if one came since the last wait).
-    private func waitForWork() async {
-        await withCheckedContinuation { continuation in
-            let now = wakeup.withLock { state -> Bool in
-                if state.pending || Task.isCancelled {
-                    state.pending = false
-                    return true
-                }
-                state.waiter = continuation
-                return false
-            }
-            if now { continuation.resume() }
+    /// Returns at the next `follow` (or at once if one came since the last wait), at `deadline`, or
+    /// when the task is cancelled.
+    private func waitForWork(until deadline: ContinuousClock.Instant? = nil) async {
+        _ = await work.wait(on: [leader], until: deadline, expired: ()) { [self] _ in
+            pending.exchange(false, ordering: .sequentiallyConsistent) ? () : nil
         }
     }
 
