@@ -138,7 +138,7 @@ let package = Package(
             name: "SamsaTool",
             dependencies: [
                 "SamsaRecords", "SamsaStorage", "Samsa", "SamsaTorture", "SamsaBroker", "SamsaClient",
-                "SamsaCoordination",
+                "SamsaCoordination", "SamsaProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -237,7 +237,10 @@ let package = Package(
         ),
         .testTarget(
             name: "SamsaToolTests",
-            dependencies: ["SamsaTool", "SamsaRecords", "SamsaStorage", "Samsa", "samsa"],
+            dependencies: [
+                "SamsaTool", "SamsaRecords", "SamsaStorage", "Samsa", "samsa",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: strictSwift
         ),
     ],
