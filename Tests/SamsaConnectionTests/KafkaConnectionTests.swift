@@ -91,26 +91,29 @@ struct KafkaConnectionTests {
         }
     }
 
-    /// An in-memory connected channel with the connection's handlers, on a loop whose clock the test moves.
-    static func connectedChannel() throws -> EmbeddedChannel {
+    /// One request sent on an in-memory connection whose loop's clock the test moves, and its outcome.
+    final class EmbeddedRequest: Sendable {
         let channel = EmbeddedChannel()
-        try KafkaConnection.addHandlers(to: channel, maxResponseBytes: limit)
-        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9092)).wait()
-        return channel
+        let outcome = Mutex<Result<ApiVersionsResponse, any Error>?>(nil)
+
+        init(timeout: TimeAmount) throws {
+            try KafkaConnection.addHandlers(to: channel, maxResponseBytes: KafkaConnectionTests.limit)
+            try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9092)).wait()
+            let connection = KafkaConnection(host: "embedded", port: 0, channel: channel, clientId: "test")
+            connection.send(ApiVersionsRequest(), version: 0, expecting: ApiVersionsResponse.self, timeout: timeout)
+                .whenComplete { result in self.outcome.withLock { $0 = result } }
+        }
     }
 
     @Test("A request's deadline is cancelled when its answer comes: nothing fires after it")
     func deadlineCancelledByAnswer() throws {
-        let channel = try Self.connectedChannel()
-        let connection = KafkaConnection(host: "embedded", port: 0, channel: channel, clientId: "test")
-        let result = Mutex<Result<ApiVersionsResponse, any Error>?>(nil)
-        connection.send(ApiVersionsRequest(), version: 0, expecting: ApiVersionsResponse.self, timeout: .seconds(10))
-            .whenComplete { outcome in result.withLock { $0 = outcome } }
-        let request = try #require(try channel.readOutbound(as: ByteBuffer.self))
+        let request = try EmbeddedRequest(timeout: .seconds(10))
+        let channel = request.channel
+        let frame = try #require(try channel.readOutbound(as: ByteBuffer.self))
         // Size i32, api key i16, api version i16, then the correlation id.
-        let correlationId = try #require(request.getInteger(at: request.readerIndex + 8, as: Int32.self))
+        let correlationId = try #require(frame.getInteger(at: frame.readerIndex + 8, as: Int32.self))
         try channel.writeInbound(FakeBroker.answer(correlationId: correlationId))
-        #expect(try result.withLock { try $0?.get() } != nil)
+        #expect(try request.outcome.withLock { try $0?.get() } != nil)
         // Past the deadline: had it not been cancelled, it would close the connection now.
         channel.embeddedEventLoop.advanceTime(by: .seconds(11))
         #expect(channel.isActive)
@@ -119,16 +122,13 @@ struct KafkaConnectionTests {
 
     @Test("An unanswered request fails at its deadline and closes the connection")
     func deadlineFires() throws {
-        let channel = try Self.connectedChannel()
-        let connection = KafkaConnection(host: "embedded", port: 0, channel: channel, clientId: "test")
-        let result = Mutex<Result<ApiVersionsResponse, any Error>?>(nil)
-        connection.send(ApiVersionsRequest(), version: 0, expecting: ApiVersionsResponse.self, timeout: .seconds(10))
-            .whenComplete { outcome in result.withLock { $0 = outcome } }
+        let request = try EmbeddedRequest(timeout: .seconds(10))
+        let channel = request.channel
         channel.embeddedEventLoop.advanceTime(by: .seconds(9))
-        #expect(result.withLock { $0 } == nil)
+        #expect(request.outcome.withLock { $0 } == nil)
         #expect(channel.isActive)
         channel.embeddedEventLoop.advanceTime(by: .seconds(1))
-        #expect(throws: ConnectionError.self) { try result.withLock { try $0?.get() } }
+        #expect(throws: ConnectionError.self) { try request.outcome.withLock { try $0?.get() } }
         #expect(!channel.isActive)
     }
 }
