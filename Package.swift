@@ -9,6 +9,7 @@ import PackageDescription
 //   SamsaTorture              seeded crash, power-cut and I/O-error torture of the storage engine
 //   SamsaCoordination         ZooKeeper-style coordination: embedded backend, ZooKeeper client, recipes
 //   SamsaProtocol             the Kafka wire protocol as data (codecs generated from Kafka's schemas), I/O-free
+//   SamsaConnection           one pipelined, bounded Kafka connection on SwiftNIO (used by SamsaBroker and SamsaClient)
 //   SamsaBroker               a Kafka-protocol broker on SwiftNIO over SamsaStorage (not on `Samsa`)
 //   SamsaClient               a native Swift Kafka client on SamsaProtocol (metadata, batching producer, fetch, admin)
 //   SamsaTool                 the `samsa` command's subcommands (a library so tests can drive them)
@@ -28,6 +29,7 @@ let package = Package(
         .library(name: "Samsa", targets: ["Samsa"]),
         .library(name: "SamsaCoordination", targets: ["SamsaCoordination"]),
         .library(name: "SamsaProtocol", targets: ["SamsaProtocol"]),
+        .library(name: "SamsaConnection", targets: ["SamsaConnection"]),
         .library(name: "SamsaBroker", targets: ["SamsaBroker"]),
         .library(name: "SamsaClient", targets: ["SamsaClient"]),
         .library(name: "SamsaTool", targets: ["SamsaTool"]),
@@ -111,9 +113,18 @@ let package = Package(
             swiftSettings: strictSwift
         ),
         .target(
+            name: "SamsaConnection",
+            dependencies: [
+                "SamsaProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .target(
             name: "SamsaBroker",
             dependencies: [
-                "SamsaRecords", "SamsaStorage", "SamsaProtocol", "SamsaCoordination", "SamsaWaiting",
+                "SamsaRecords", "SamsaStorage", "SamsaProtocol", "SamsaCoordination", "SamsaConnection", "SamsaWaiting",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -127,7 +138,7 @@ let package = Package(
         .target(
             name: "SamsaClient",
             dependencies: [
-                "SamsaProtocol", "SamsaRecords",
+                "SamsaProtocol", "SamsaRecords", "SamsaConnection",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
@@ -137,7 +148,7 @@ let package = Package(
             name: "SamsaTool",
             dependencies: [
                 "SamsaRecords", "SamsaStorage", "Samsa", "SamsaTorture", "SamsaBroker", "SamsaClient",
-                "SamsaCoordination",
+                "SamsaCoordination", "SamsaProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -206,6 +217,16 @@ let package = Package(
             swiftSettings: strictSwift
         ),
         .testTarget(
+            name: "SamsaConnectionTests",
+            dependencies: [
+                "SamsaConnection", "SamsaProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
             name: "SamsaBrokerTests",
             dependencies: [
                 "SamsaBroker", "SamsaCoordination", "SamsaProtocol", "SamsaRecords", "SamsaStorage", "SamsaTestSupport", "SamsaWaiting", "samsa",
@@ -227,7 +248,10 @@ let package = Package(
         ),
         .testTarget(
             name: "SamsaToolTests",
-            dependencies: ["SamsaTestSupport", "SamsaTool", "SamsaRecords", "SamsaStorage", "Samsa", "samsa"],
+            dependencies: [
+                "SamsaTestSupport", "SamsaTool", "SamsaRecords", "SamsaStorage", "Samsa", "samsa",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: strictSwift
         ),
     ],

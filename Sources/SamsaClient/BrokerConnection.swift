@@ -1,135 +1,94 @@
 public import NIOCore
-import NIOPosix
+import SamsaConnection
 public import SamsaProtocol
-import Synchronization
 
-/// One TCP connection to a broker, with its negotiated API versions. Requests may be sent from any
-/// task and are pipelined: each is written at once and its response is matched by order (and
-/// checked by correlation id).
+/// One connection to a broker (the shared `KafkaConnection`) with the API versions negotiated on it.
+/// Requests are pipelined; a response that takes longer than its timeout closes the connection, as
+/// Kafka's clients do (the order of answers can no longer be trusted): that request and every other one
+/// waiting on the connection fail with `connectionFailed`, which callers retry on a new connection.
 public final class BrokerConnection: Sendable {
-    public let host: String
-    public let port: Int
+    public var host: String { connection.host }
+    public var port: Int { connection.port }
     /// The versions used on this connection.
     public let versions: ApiVersionTable
-    let channel: any Channel
-    private let clientId: String
-    private let nextCorrelation = Atomic<Int32>(1)
+    let connection: KafkaConnection
 
-    private init(host: String, port: Int, channel: any Channel, versions: ApiVersionTable, clientId: String) {
-        self.host = host
-        self.port = port
-        self.channel = channel
+    private init(connection: KafkaConnection, versions: ApiVersionTable) {
+        self.connection = connection
         self.versions = versions
-        self.clientId = clientId
     }
 
     /// Connects and negotiates versions with ApiVersions (v3, falling back to v0 as Kafka clients do
-    /// when the broker answers UNSUPPORTED_VERSION).
+    /// when the broker answers UNSUPPORTED_VERSION). A broker that accepts but never answers is cut
+    /// after `connectTimeout`.
     static func connect(
         host: String, port: Int, group: any EventLoopGroup, clientId: String, connectTimeout: TimeAmount, maxResponseBytes: Int
     ) async throws -> BrokerConnection {
-        let channel: any Channel
+        let connection: KafkaConnection
         do {
-            channel = try await ClientBootstrap(group: group)
-                .connectTimeout(connectTimeout)
-                .channelOption(.socketOption(.so_keepalive), value: 1)
-                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(KafkaFrameDecoder(maxFrameBytes: maxResponseBytes, kind: "response")))
-                        try channel.pipeline.syncOperations.addHandler(PipelineHandler())
-                    }
-                }
-                .connect(host: host, port: port).get()
+            connection = try await KafkaConnection.connect(
+                host: host, port: port, group: group, clientId: clientId, connectTimeout: connectTimeout, maxResponseBytes: maxResponseBytes)
         } catch {
-            throw KafkaClientError.connectionFailed("\(host):\(port): \(error)")
+            throw KafkaClientError(error)
         }
         do {
-            // A broker that accepts but never answers must not hold the caller forever.
-            let deadline = channel.eventLoop.scheduleTask(in: connectTimeout) { channel.close(promise: nil) }
-            defer { deadline.cancel() }
-            let versions = try await negotiate(channel: channel, clientId: clientId)
-            return BrokerConnection(host: host, port: port, channel: channel, versions: versions, clientId: clientId)
+            let versions = try await negotiate(connection, timeout: connectTimeout)
+            return BrokerConnection(connection: connection, versions: versions)
         } catch {
-            try? await channel.close()
-            throw error
+            try? await connection.close().get()
+            throw KafkaClientError(any: error)
         }
     }
 
-    private static func negotiate(channel: any Channel, clientId: String) async throws -> ApiVersionTable {
+    private static func negotiate(_ connection: KafkaConnection, timeout: TimeAmount) async throws -> ApiVersionTable {
         var request = ApiVersionsRequest()
         request.clientSoftwareName = "samsa-client"
         request.clientSoftwareVersion = "1.0"
-        for version: Int16 in [3, 0] {
-            let frame = try await roundTrip(
-                channel, KafkaFraming.encodeRequest(request, version: version, correlationId: 0, clientId: clientId))
-            // A broker that does not speak v3 answers in the v0 layout with error 35 and its list.
-            if let response = try? KafkaFraming.decodeResponse(frame, as: ApiVersionsResponse.self, version: version).body,
-                response.errorCode == ErrorCode.none.rawValue
-            {
-                return ApiVersionTable(broker: response.apiKeys)
-            }
-            if version == 0, let response = try? KafkaFraming.decodeResponse(frame, as: ApiVersionsResponse.self, version: 0).body {
-                guard response.errorCode == ErrorCode.none.rawValue else {
-                    throw KafkaClientError.broker(ErrorCode(rawValue: response.errorCode) ?? .unknown, "ApiVersions")
-                }
-                return ApiVersionTable(broker: response.apiKeys)
-            }
+        // A broker that does not speak v3 answers in the v0 layout with error 35: ask again at v0.
+        if let response = try await answer(connection, request, version: 3, timeout: timeout), response.errorCode == ErrorCode.none.rawValue {
+            return ApiVersionTable(broker: response.apiKeys)
         }
-        throw KafkaClientError.badResponse("ApiVersions answer did not decode at v3 or v0")
+        guard let response = try await answer(connection, request, version: 0, timeout: timeout) else {
+            throw KafkaClientError.badResponse("ApiVersions answer did not decode at v3 or v0")
+        }
+        guard response.errorCode == ErrorCode.none.rawValue else {
+            throw KafkaClientError.broker(ErrorCode(rawValue: response.errorCode) ?? .unknown, "ApiVersions")
+        }
+        return ApiVersionTable(broker: response.apiKeys)
     }
 
-    private static func roundTrip(_ channel: any Channel, _ frame: ByteBuffer) async throws -> ByteBuffer {
-        let promise = channel.eventLoop.makePromise(of: ByteBuffer.self)
-        channel.writeAndFlush(OutgoingRequest(frame: frame, response: promise), promise: nil)
-        return try await promise.futureResult.get()
+    /// The ApiVersions answer at `version`, or nil when it does not decode at that version.
+    private static func answer(
+        _ connection: KafkaConnection, _ request: ApiVersionsRequest, version: Int16, timeout: TimeAmount
+    ) async throws -> ApiVersionsResponse? {
+        do {
+            return try await connection.request(request, version: version, expecting: ApiVersionsResponse.self, timeout: timeout)
+        } catch let error as ConnectionError where error.code == .undecodable {
+            return nil
+        }
     }
 
     /// Whether the connection is still usable.
-    public var isActive: Bool { channel.isActive }
+    public var isActive: Bool { connection.isActive }
 
     /// Sends `request` at the negotiated version and returns the response's future (decoded on the
-    /// event loop). A response that takes longer than `timeout` closes the connection, as Kafka's
-    /// clients do (the order of answers can no longer be trusted): this request and every other one
-    /// waiting on the connection fail with `connectionFailed`, which callers retry on a new connection.
+    /// event loop).
     func send<Request: KafkaMessage, Response: KafkaMessage>(
         _ request: Request, api: ApiKey, expecting: Response.Type, timeout: TimeAmount
     ) -> EventLoopFuture<(Response, version: Int16)> {
         let version: Int16
-        do { version = try versions.version(api) } catch { return channel.eventLoop.makeFailedFuture(error) }
-        let correlationId = nextCorrelation.wrappingAdd(1, ordering: .relaxed).oldValue
-        let frame = KafkaFraming.encodeRequest(request, version: version, correlationId: correlationId, clientId: clientId, allocator: channel.allocator)
-        let promise = channel.eventLoop.makePromise(of: ByteBuffer.self)
-        let channel = channel
-        let deadline = channel.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
-        promise.futureResult.whenComplete { _ in deadline.cancel() }
-        channel.writeAndFlush(OutgoingRequest(frame: frame, response: promise), promise: nil)
-        return promise.futureResult.flatMapThrowing { frame in
-            let decoded: (correlationId: Int32, body: Response)
-            do {
-                decoded = try KafkaFraming.decodeResponse(frame, as: Response.self, version: version)
-            } catch {
-                throw KafkaClientError.badResponse("\(api) v\(version): \(error)")
-            }
-            guard decoded.correlationId == correlationId else {
-                throw KafkaClientError.badResponse("\(api) response has correlation id \(decoded.correlationId), expected \(correlationId)")
-            }
-            return (decoded.body, version)
-        }
+        do { version = try versions.version(api) } catch { return connection.eventLoop.makeFailedFuture(error) }
+        return connection.send(request, version: version, expecting: expecting, timeout: timeout)
+            .map { ($0, version) }
+            .flatMapErrorThrowing { throw KafkaClientError(any: $0) }
     }
 
     /// Sends a request that the broker does not answer (Produce with acks=0); the future completes once
     /// the bytes are written.
     func sendWithoutResponse<Request: KafkaMessage>(_ request: Request, api: ApiKey) -> EventLoopFuture<Void> {
         let version: Int16
-        do { version = try versions.version(api) } catch { return channel.eventLoop.makeFailedFuture(error) }
-        let correlationId = nextCorrelation.wrappingAdd(1, ordering: .relaxed).oldValue
-        let frame = KafkaFraming.encodeRequest(request, version: version, correlationId: correlationId, clientId: clientId, allocator: channel.allocator)
-        let written = channel.eventLoop.makePromise(of: Void.self)
-        channel.writeAndFlush(OutgoingRequest(frame: frame, response: nil), promise: written)
-        return written.futureResult.flatMapErrorThrowing { error in
-            throw error as? KafkaClientError ?? .connectionFailed("\(error)")
-        }
+        do { version = try versions.version(api) } catch { return connection.eventLoop.makeFailedFuture(error) }
+        return connection.sendWithoutResponse(request, version: version).flatMapErrorThrowing { throw KafkaClientError(any: $0) }
     }
 
     /// The async form of `send`.
@@ -140,6 +99,28 @@ public final class BrokerConnection: Sendable {
     }
 
     func close() async {
-        try? await channel.close()
+        try? await connection.close().get()
+    }
+}
+
+extension KafkaClientError {
+    /// A connection's failure as the client reports it: the connection is gone (retriable) or the
+    /// broker's answer was wrong.
+    init(_ error: ConnectionError) {
+        switch error.code {
+        case .connectFailed, .closed, .timedOut: self = .connectionFailed("\(error)")
+        default: self = .badResponse("\(error)")
+        }
+    }
+
+    /// Any error of a request as a client error.
+    init(any error: any Error) {
+        if let error = error as? KafkaClientError {
+            self = error
+        } else if let error = error as? ConnectionError {
+            self.init(error)
+        } else {
+            self = .connectionFailed("\(error)")
+        }
     }
 }
