@@ -5,6 +5,7 @@
 # min.insync.replicas=2 (one partition each), acks=-1 and acks=1, 100 B and 1 KiB records. Then produce
 # latency on the RF 3 topic with acks=-1 at half its median maximum rate. Prints medians.
 #   Benchmarks/cluster/run.sh [RUNS=3] [RECORDS_100B=1000000]       (from the repository root)
+#   SAMSA_BIN=/path/to/samsa Benchmarks/cluster/run.sh ...          (measure that binary)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs=${1:-3}
@@ -12,8 +13,11 @@ records=${2:-1000000}
 source scripts/setup.sh
 require_swift
 require_debian_packages zookeeper
-swift build -c release --product samsa 2>&1 | grep -E "error|warning:|Build" | tail -3
-samsa=.build/release/samsa
+# SAMSA_BIN: a samsa binary to measure instead of this checkout's release build (same-run comparisons).
+if [ -z "${SAMSA_BIN:-}" ]; then
+    swift build -c release --product samsa 2>&1 | grep -E "error|warning:|Build" | tail -3
+fi
+samsa=${SAMSA_BIN:-.build/release/samsa}
 work=$(mktemp -d /tmp/samsa-cluster-bench.XXXXXX)
 results=${SAMSA_BENCH_RESULTS:-/tmp/samsa-cluster-bench-results.jsonl}
 : >"$results"
