@@ -15,13 +15,13 @@ import Darwin
 /// (stale leader, lost connection) refresh metadata and resend the built batch. Without idempotence a
 /// retry may reorder or duplicate batches, as in Kafka.
 public final class KafkaProducer: Sendable {
-    public let configuration: ProducerConfiguration
+    public let configuration: KafkaProducerConfiguration
     let client: KafkaClient
     private let state = Mutex(State())
 
     private struct State {
-        var open: [TopicPartition: ProducerBatch] = [:]
-        var ready: [TopicPartition: [ProducerBatch]] = [:]
+        var open: [TopicPartitionKey: ProducerBatch] = [:]
+        var ready: [TopicPartitionKey: [ProducerBatch]] = [:]
         var inFlight: [Int32: Int] = [:]
         var bufferedBytes = 0
         /// Batches created and not yet completed.
@@ -58,7 +58,7 @@ public final class KafkaProducer: Sendable {
     /// Called once per completed batch, after its records' callbacks.
     let deliveryReport: DeliveryReportHandler?
 
-    init(client: KafkaClient, configuration: ProducerConfiguration, deliveryReport: DeliveryReportHandler? = nil) {
+    init(client: KafkaClient, configuration: KafkaProducerConfiguration, deliveryReport: DeliveryReportHandler? = nil) {
         self.client = client
         self.configuration = configuration
         self.deliveryReport = deliveryReport
@@ -153,7 +153,7 @@ public final class KafkaProducer: Sendable {
             if let last = state.lastBatch, last.isOpen, last.destination.partition == chosen, last.destination.topic == topic {
                 batch = last
             } else {
-                batch = state.open[TopicPartition(topic: topic, partition: chosen)]
+                batch = state.open[TopicPartitionKey(topic: topic, partition: chosen)]
             }
             var result = Appended.joined
             if let current = batch, current.recordCount > 0, current.size + size > configuration.batchBytes {
@@ -167,7 +167,7 @@ public final class KafkaProducer: Sendable {
             }
             if batch == nil {
                 let capacity = max(configuration.batchBytes, size) + 64
-                let destination = TopicPartition(topic: topic, partition: chosen)
+                let destination = TopicPartitionKey(topic: topic, partition: chosen)
                 let opened = ProducerBatch(
                     destination: destination, compression: configuration.compression, capacity: capacity, now: Self.monotonicNanoseconds(),
                     reportsDelivery: reportsDelivery)
@@ -194,7 +194,7 @@ public final class KafkaProducer: Sendable {
     @discardableResult
     public func sendAndWait(
         topic: String, partition: Int32? = nil, key: ByteBuffer? = nil, value: ByteBuffer?, headers: [RecordHeader] = [], timestamp: Int64? = nil
-    ) async throws -> RecordMetadata {
+    ) async throws -> KafkaRecordMetadata {
         let waiter = DeliveryWaiter()
         try await send(topic: topic, partition: partition, key: key, value: value, headers: headers, timestamp: timestamp, callback: waiter.deliver)
         flushSoon()
@@ -297,7 +297,7 @@ public final class KafkaProducer: Sendable {
         let now = Self.monotonicNanoseconds()
         let linger = UInt64(max(0, configuration.lingerMilliseconds)) * 1_000_000
         return state.withLock { state in
-            var byNode: [Int32: [TopicPartition]] = [:]
+            var byNode: [Int32: [TopicPartitionKey]] = [:]
             var missing = Set<String>()
             var nextDue: UInt64?
             for destination in Set(state.ready.keys).union(state.open.keys) {
@@ -363,7 +363,7 @@ public final class KafkaProducer: Sendable {
 
     /// Bytes of `destinations` that could be sent now (ready batches and lingered open ones), counted
     /// up to `limit`.
-    private static func sendableBytes(_ destinations: [TopicPartition], state: borrowing State, now: UInt64, linger: UInt64, upTo limit: Int) -> Int {
+    private static func sendableBytes(_ destinations: [TopicPartitionKey], state: borrowing State, now: UInt64, linger: UInt64, upTo limit: Int) -> Int {
         var bytes = 0
         for destination in destinations {
             for batch in state.ready[destination] ?? [] {
@@ -380,8 +380,8 @@ public final class KafkaProducer: Sendable {
     private func dispatch(_ plan: Plan) async {
         var plan = plan
         var failedToBuild: [(ProducerBatch, KafkaClientError)] = []
-        var partitions: [TopicPartition: ByteBuffer] = [:]
-        var order: [TopicPartition] = []
+        var partitions: [TopicPartitionKey: ByteBuffer] = [:]
+        var order: [TopicPartitionKey] = []
         var kept: [ProducerBatch] = []
         for batch in plan.batches {
             do {
@@ -466,11 +466,11 @@ public final class KafkaProducer: Sendable {
             for batch in plan.batches { completed.append((batch, .success(-1))) }
         case .success(let response?):
             // Batches of one partition were sent together: they got consecutive offsets from the base.
-            var nextOffset: [TopicPartition: Int64] = [:]
-            var errors: [TopicPartition: KafkaClientError] = [:]
+            var nextOffset: [TopicPartitionKey: Int64] = [:]
+            var errors: [TopicPartitionKey: KafkaClientError] = [:]
             for topic in response.responses {
                 for partition in topic.partitionResponses {
-                    let destination = TopicPartition(topic: topic.name, partition: partition.index)
+                    let destination = TopicPartitionKey(topic: topic.name, partition: partition.index)
                     let code = ErrorCode(rawValue: partition.errorCode) ?? .unknown
                     if let failure = code.failure(partition.errorMessage) { errors[destination] = failure } else { nextOffset[destination] = partition.baseOffset }
                 }
@@ -559,7 +559,7 @@ public final class KafkaProducer: Sendable {
 
 /// Turns one record's delivery callback into an awaitable value.
 private final class DeliveryWaiter: Sendable {
-    private let state = Mutex<(result: Result<RecordMetadata, KafkaClientError>?, waiter: CheckedContinuation<RecordMetadata, any Error>?)>((nil, nil))
+    private let state = Mutex<(result: Result<KafkaRecordMetadata, KafkaClientError>?, waiter: CheckedContinuation<KafkaRecordMetadata, any Error>?)>((nil, nil))
 
     var deliver: DeliveryCallback {
         { [self] result in
@@ -572,7 +572,7 @@ private final class DeliveryWaiter: Sendable {
         }
     }
 
-    func value() async throws -> RecordMetadata {
+    func value() async throws -> KafkaRecordMetadata {
         try await withCheckedThrowingContinuation { continuation in
             let result = state.withLock { state in
                 if state.result == nil { state.waiter = continuation }
@@ -587,7 +587,7 @@ extension KafkaClient {
     /// A producer sending through this client's connections; `deliveryReport` (optional) learns each
     /// batch's outcome once, with the `opaque` its records were sent with.
     public func makeProducer(
-        _ configuration: ProducerConfiguration = ProducerConfiguration(), deliveryReport: DeliveryReportHandler? = nil
+        _ configuration: KafkaProducerConfiguration = KafkaProducerConfiguration(), deliveryReport: DeliveryReportHandler? = nil
     ) -> KafkaProducer {
         KafkaProducer(client: self, configuration: configuration, deliveryReport: deliveryReport)
     }

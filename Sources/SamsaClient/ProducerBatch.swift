@@ -2,7 +2,7 @@ import NIOCore
 import SamsaRecords
 
 /// A topic and partition.
-struct TopicPartition: Hashable, Sendable {
+struct TopicPartitionKey: Hashable, Sendable {
     var topic: String
     var partition: Int32
 }
@@ -13,7 +13,7 @@ struct TopicPartition: Hashable, Sendable {
 final class ProducerBatch: @unchecked Sendable {
     // @unchecked: a batch has one owner at a time — the producer's state (under its lock) while open or
     // queued, then the one request that took it out; it is handed on, never shared.
-    let destination: TopicPartition
+    let destination: TopicPartitionKey
     var builder: RecordBatchBuilder?
     var built: RecordBatch?
     /// Callbacks by the record's position in the batch.
@@ -29,7 +29,7 @@ final class ProducerBatch: @unchecked Sendable {
     let createdAt: UInt64
     var attempts = 0
 
-    init(destination: TopicPartition, compression: CompressionCodec, capacity: Int, now: UInt64, reportsDelivery: Bool) {
+    init(destination: TopicPartitionKey, compression: CompressionCodec, capacity: Int, now: UInt64, reportsDelivery: Bool) {
         self.destination = destination
         self.builder = RecordBatchBuilder(compression: compression, capacity: capacity)
         self.createdAt = now
@@ -74,7 +74,7 @@ final class ProducerBatch: @unchecked Sendable {
         for (position, callback) in callbacks {
             switch outcome {
             case .success(let base):
-                callback(.success(RecordMetadata(topic: destination.topic, partition: destination.partition, offset: base < 0 ? -1 : base + Int64(position))))
+                callback(.success(KafkaRecordMetadata(topic: destination.topic, partition: destination.partition, offset: base < 0 ? -1 : base + Int64(position))))
             case .failure(let error):
                 callback(.failure(error))
             }

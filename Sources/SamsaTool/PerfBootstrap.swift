@@ -49,7 +49,7 @@ extension PerfProduce {
         let failed = Counter()
         let firstError = FirstError()
         let progress = ProgressReporter(interval: reportInterval, recordSize: recordSize, counter: acknowledged)
-        let configuration = ProducerConfiguration(
+        let configuration = KafkaProducerConfiguration(
             acks: Acks(rawValue: remote.acks)!, compression: compression.codec, lingerMilliseconds: Int64(lingerMs), batchBytes: batchBytes,
             bufferBytes: bufferBytes, maxInFlightPerConnection: remote.maxInFlight,
             pipelineBytes: remote.pipelineBytes)

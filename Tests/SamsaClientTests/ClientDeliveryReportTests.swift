@@ -14,7 +14,7 @@ struct ClientDeliveryReportTests {
         try await ClientTestBroker.with(flushPolicy: .everyAppend) { broker, client in
             try await client.createTopics([NewTopic(name: "mixed", partitions: 3)])
             let reports = Mutex<[DeliveryReport]>([])
-            let producer = client.makeProducer(ProducerConfiguration(lingerMilliseconds: 0, batchBytes: 600)) { report in
+            let producer = client.makeProducer(KafkaProducerConfiguration(lingerMilliseconds: 0, batchBytes: 600)) { report in
                 reports.withLock { $0.append(report) }
             }
             // Runs to one partition (the fast path), switches between partitions, and keyless records.
@@ -59,7 +59,7 @@ struct ClientDeliveryReportTests {
         try await ClientTestBroker.with(flushPolicy: .everyAppend) { broker, client in
             try await client.createTopics([NewTopic(name: "again", partitions: 1)])
             let reports = Mutex<[DeliveryReport]>([])
-            let producer = client.makeProducer(ProducerConfiguration(lingerMilliseconds: 600_000)) { report in
+            let producer = client.makeProducer(KafkaProducerConfiguration(lingerMilliseconds: 600_000)) { report in
                 reports.withLock { $0.append(report) }
             }
             try await producer.send(topic: "again", value: ByteBuffer(string: "a"), opaque: 1)
@@ -78,7 +78,7 @@ struct ClientDeliveryReportTests {
     func trySendRefusesWhenFull() async throws {
         try await ClientTestBroker.with { broker, client in
             try await client.createTopics([NewTopic(name: "full", partitions: 1)])
-            let producer = client.makeProducer(ProducerConfiguration(lingerMilliseconds: 600_000, bufferBytes: 1000))
+            let producer = client.makeProducer(KafkaProducerConfiguration(lingerMilliseconds: 600_000, bufferBytes: 1000))
             // Metadata not known yet: refused, nothing taken.
             #expect(try !producer.trySend(topic: "full", value: ByteBuffer(string: "x")))
             try await producer.send(topic: "full", value: ByteBuffer(repeating: 1, count: 100))

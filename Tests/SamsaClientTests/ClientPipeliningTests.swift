@@ -13,7 +13,7 @@ struct ClientPipeliningTests {
     func thresholdNeverStalls(pipelineBytes: Int) async throws {
         try await ClientTestBroker.with(flushPolicy: .everyAppend) { broker, client in
             try await client.createTopics([NewTopic(name: "piped", partitions: 2)])
-            let configuration = ProducerConfiguration(lingerMilliseconds: 0, batchBytes: 512, pipelineBytes: pipelineBytes)
+            let configuration = KafkaProducerConfiguration(lingerMilliseconds: 0, batchBytes: 512, pipelineBytes: pipelineBytes)
             let reports = Mutex<[DeliveryReport]>([])
             let producer = client.makeProducer(configuration) { report in reports.withLock { $0.append(report) } }
             for index in 0..<1000 {

@@ -14,7 +14,7 @@ struct ClientProduceFetchTests {
         try await ClientTestBroker.with(flushPolicy: .everyAppend) { broker, client in
             try await client.createTopics([NewTopic(name: "events", partitions: 1)])
             // Small batches and no linger: many batches and requests, several in flight at once.
-            let producer = client.makeProducer(ProducerConfiguration(compression: codec, lingerMilliseconds: 0, batchBytes: 512))
+            let producer = client.makeProducer(KafkaProducerConfiguration(compression: codec, lingerMilliseconds: 0, batchBytes: 512))
             let offsets = Mutex<[Int: Int64]>([:])
             for index in 0..<1000 {
                 try await producer.send(topic: "events", partition: 0, key: index % 3 == 0 ? nil : ByteBuffer(string: "k\(index)"),
@@ -44,8 +44,8 @@ struct ClientProduceFetchTests {
     func acksVariants(acks: Acks) async throws {
         try await ClientTestBroker.with(flushPolicy: .everyAppend) { broker, client in
             try await client.createTopics([NewTopic(name: "acks", partitions: 1)])
-            let producer = client.makeProducer(ProducerConfiguration(acks: acks, lingerMilliseconds: 1))
-            let metadata = Mutex<[RecordMetadata]>([])
+            let producer = client.makeProducer(KafkaProducerConfiguration(acks: acks, lingerMilliseconds: 1))
+            let metadata = Mutex<[KafkaRecordMetadata]>([])
             for index in 0..<200 {
                 try await producer.send(topic: "acks", value: ByteBuffer(string: "v\(index)")) { result in
                     if case .success(let m) = result { metadata.withLock { $0.append(m) } }
@@ -78,7 +78,7 @@ struct ClientProduceFetchTests {
             let producer = client.makeProducer()
             let first = try await producer.sendAndWait(topic: "one", partition: 1, value: ByteBuffer(string: "a"))
             let second = try await producer.sendAndWait(topic: "one", partition: 1, value: ByteBuffer(string: "b"))
-            #expect(first == RecordMetadata(topic: "one", partition: 1, offset: 0))
+            #expect(first == KafkaRecordMetadata(topic: "one", partition: 1, offset: 0))
             #expect(second.offset == 1)
             await producer.close()
         }
@@ -131,7 +131,7 @@ struct ClientProduceFetchTests {
     func fetchFromOffset() async throws {
         try await ClientTestBroker.with { broker, client in
             try await client.createTopics([NewTopic(name: "mid", partitions: 1)])
-            let producer = client.makeProducer(ProducerConfiguration(lingerMilliseconds: 50))
+            let producer = client.makeProducer(KafkaProducerConfiguration(lingerMilliseconds: 50))
             for index in 0..<10 { try await producer.send(topic: "mid", value: ByteBuffer(string: "\(index)")) }
             await producer.close()
             let fetched = try await client.fetch(topic: "mid", partition: 0, offset: 7)
@@ -166,7 +166,7 @@ struct ClientProduceFetchTests {
     func bufferBackpressure() async throws {
         try await ClientTestBroker.with { broker, client in
             try await client.createTopics([NewTopic(name: "small", partitions: 1)])
-            let producer = client.makeProducer(ProducerConfiguration(lingerMilliseconds: 0, batchBytes: 1024, bufferBytes: 4096))
+            let producer = client.makeProducer(KafkaProducerConfiguration(lingerMilliseconds: 0, batchBytes: 1024, bufferBytes: 4096))
             let delivered = Mutex(0)
             for index in 0..<2000 {
                 try await producer.send(topic: "small", value: ByteBuffer(string: "record \(index) padded to some length")) { result in

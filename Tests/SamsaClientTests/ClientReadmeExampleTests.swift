@@ -17,9 +17,9 @@ struct ClientReadmeExampleTests {
             let client = try await KafkaClient.connect(bootstrap: broker.bootstrap)
             try await client.createTopics([NewTopic(name: "events", partitions: 3)])
 
-            let producer = client.makeProducer(ProducerConfiguration(acks: .all, compression: .lz4, lingerMilliseconds: 5))
+            let producer = client.makeProducer(KafkaProducerConfiguration(acks: .all, compression: .lz4, lingerMilliseconds: 5))
             try await producer.send(topic: "events", key: ByteBuffer(string: "user-1"), value: ByteBuffer(string: "hello")) { result in
-                // .success(RecordMetadata(topic:partition:offset:)) once acks are met, or .failure(KafkaClientError)
+                // .success(KafkaRecordMetadata(topic:partition:offset:)) once acks are met, or .failure(KafkaClientError)
             }
             let metadata = try await producer.sendAndWait(topic: "events", partition: 0, value: ByteBuffer(string: "world"))
             await producer.close()  // flushes

@@ -154,7 +154,7 @@ struct StaleLeaderTests {
     @Test("Produce answered NOT_LEADER_OR_FOLLOWER refreshes metadata and resends the batch")
     func produceRetriesAfterRefresh() async throws {
         try await Self.with { broker, client in
-            let producer = client.makeProducer(ProducerConfiguration(lingerMilliseconds: 0))
+            let producer = client.makeProducer(KafkaProducerConfiguration(lingerMilliseconds: 0))
             let before = broker.counts.withLock { $0.metadata }
             let metadata = try await producer.sendAndWait(topic: "moved", partition: 0, value: ByteBuffer(string: "x"))
             #expect(metadata.offset == 42)
@@ -183,7 +183,7 @@ struct StaleLeaderTests {
     @Test("A Produce that is never answered times out: the connection is closed and the batch resent on a new one", .timeLimit(.minutes(1)))
     func unansweredProduceIsRetried() async throws {
         try await Self.with(silent: true) { broker, client in
-            let producer = client.makeProducer(ProducerConfiguration(lingerMilliseconds: 0, requestTimeoutMilliseconds: 100))
+            let producer = client.makeProducer(KafkaProducerConfiguration(lingerMilliseconds: 0, requestTimeoutMilliseconds: 100))
             let metadata = try await producer.sendAndWait(topic: "moved", partition: 0, value: ByteBuffer(string: "x"))
             #expect(metadata.offset == 42)
             #expect(broker.counts.withLock { $0.produce } == 2)

@@ -11,7 +11,7 @@ public enum Acks: Int16, Sendable, Hashable, CaseIterable {
 }
 
 /// Settings of a `KafkaProducer` (Kafka's producer property names in the comments).
-public struct ProducerConfiguration: Sendable {
+public struct KafkaProducerConfiguration: Sendable {
     public var acks: Acks
     /// Codec of the batches (`compression.type`): none, lz4 or zstd.
     public var compression: CompressionCodec
@@ -55,7 +55,7 @@ public struct ProducerConfiguration: Sendable {
 }
 
 /// Where a delivered record was written.
-public struct RecordMetadata: Sendable, Hashable {
+public struct KafkaRecordMetadata: Sendable, Hashable {
     public var topic: String
     public var partition: Int32
     /// The record's offset; -1 with acks=0 (the broker does not say).
@@ -64,7 +64,7 @@ public struct RecordMetadata: Sendable, Hashable {
 
 /// Called once per record when it is delivered or has failed for good; runs on an event loop, so it
 /// should be quick.
-public typealias DeliveryCallback = @Sendable (Result<RecordMetadata, KafkaClientError>) -> Void
+public typealias DeliveryCallback = @Sendable (Result<KafkaRecordMetadata, KafkaClientError>) -> Void
 
 /// One batch's outcome, reported once for all its records (librdkafka's delivery report, each message
 /// with its `msg_opaque`): no closure and no call per record, for producers that send many.
