@@ -74,39 +74,30 @@ extension RequestDispatcher {
             response.groups = request.groups.map { group in
                 var entry = OffsetFetchResponse.OffsetFetchResponseGroup()
                 entry.groupId = group.groupId
-                let requested = group.topics?.map { ($0.name, $0.partitionIndexes) }
-                entry.topics = committed(group: group.groupId, requested: requested).map { name, partitions in
-                    var topic = OffsetFetchResponse.OffsetFetchResponseTopics()
-                    topic.name = name
-                    topic.partitions = partitions.map { index, value in
-                        var partition = OffsetFetchResponse.OffsetFetchResponsePartitions()
-                        partition.partitionIndex = index
-                        partition.committedOffset = value?.offset ?? -1
-                        partition.committedLeaderEpoch = value?.leaderEpoch ?? -1
-                        partition.metadata = value?.metadata ?? ""
-                        return partition
-                    }
-                    return topic
-                }
+                entry.topics = committedTopics(group: group.groupId, requested: group.topics?.map { ($0.name, $0.partitionIndexes) })
                 return entry
             }
         } else {
-            let requested = request.topics?.map { ($0.name, $0.partitionIndexes) }
-            response.topics = committed(group: request.groupId, requested: requested).map { name, partitions in
-                var topic = OffsetFetchResponse.OffsetFetchResponseTopic()
-                topic.name = name
-                topic.partitions = partitions.map { index, value in
-                    var partition = OffsetFetchResponse.OffsetFetchResponsePartition()
-                    partition.partitionIndex = index
-                    partition.committedOffset = value?.offset ?? -1
-                    partition.committedLeaderEpoch = value?.leaderEpoch ?? -1
-                    partition.metadata = value?.metadata ?? ""
-                    return partition
-                }
-                return topic
-            }
+            response.topics = committedTopics(group: request.groupId, requested: request.topics?.map { ($0.name, $0.partitionIndexes) })
         }
         return response
+    }
+
+    /// `committed` in either layout of OffsetFetch's response topics (v8 moved them under groups).
+    private func committedTopics<Topic: CommittedTopic>(group: String, requested: [(String, [Int32])]?) -> [Topic] {
+        committed(group: group, requested: requested).map { name, partitions in
+            var topic = Topic()
+            topic.name = name
+            topic.partitions = partitions.map { index, value in
+                var partition = Topic.Partition()
+                partition.partitionIndex = index
+                partition.committedOffset = value?.offset ?? -1
+                partition.committedLeaderEpoch = value?.leaderEpoch ?? -1
+                partition.metadata = value?.metadata ?? ""
+                return partition
+            }
+            return topic
+        }
     }
 
     /// The requested partitions' commits (nil where none), or every commit of the group when the
@@ -137,3 +128,25 @@ extension OffsetCommitResponse {
         return response
     }
 }
+
+/// An OffsetFetch response topic, in either of the two layouts the schema has.
+protocol CommittedTopic {
+    associatedtype Partition: CommittedPartition
+    init()
+    var name: String { get set }
+    var partitions: [Partition] { get set }
+}
+
+/// An OffsetFetch response partition, in either layout.
+protocol CommittedPartition {
+    init()
+    var partitionIndex: Int32 { get set }
+    var committedOffset: Int64 { get set }
+    var committedLeaderEpoch: Int32 { get set }
+    var metadata: String? { get set }
+}
+
+extension OffsetFetchResponse.OffsetFetchResponseTopic: CommittedTopic {}
+extension OffsetFetchResponse.OffsetFetchResponseTopics: CommittedTopic {}
+extension OffsetFetchResponse.OffsetFetchResponsePartition: CommittedPartition {}
+extension OffsetFetchResponse.OffsetFetchResponsePartitions: CommittedPartition {}
