@@ -21,7 +21,7 @@ struct FetchPurgatoryTests {
             state.withLock { limit == .highWatermark ? $0.highWatermark : $0.end }
         }
 
-        var sizeInBytes: Int { state.withLock { $0.bytes } }
+        var appendedBytes: Int { state.withLock { $0.bytes } }
 
         /// One batch of `bytes` appended (and committed, with `commit`).
         func append(_ bytes: Int, commit: Bool = true) {

@@ -46,7 +46,7 @@ extension RequestDispatcher {
         let limit: ReadLimit = request.replicaId < 0 ? .highWatermark : .logEnd
         while true {
             // Where the logs are before the read: what is appended after counts toward the wait.
-            let watches = partitions.map { FetchInterest.Watch($0.id, log: topics.log($0.topic, $0.partition.partition), limit: limit) }
+            let watches = partitions.map { FetchInterest.Watch($0.id, log: topics.partition($0.id), limit: limit) }
             let pass = await readFetch(partitions, request: request, limit: limit, zeroCopy: zeroCopy)
             let wanted = pass.budget.bytesToWaitFor(minBytes: request.minBytes)
             if pass.bytes >= wanted || ContinuousClock.now >= deadline || pass.response.hasErrors || Task.isCancelled {

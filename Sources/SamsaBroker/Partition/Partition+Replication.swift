@@ -90,7 +90,9 @@ struct FollowerLog {
         if LeaderEpoch(batch.partitionLeaderEpoch) > latestEpoch {
             try partition.epochs?.assign(partition.id, epoch: LeaderEpoch(batch.partitionLeaderEpoch), startOffset: batch.baseOffset)
         }
-        return try log.appendWithoutWaiting(batch)
+        let appended = try log.appendWithoutWaiting(batch)
+        partition.countAppended(batch.sizeInBytes)
+        return appended
     }
 
     /// Cuts the log at `offset` (if it is shorter, nothing) and the epochs that began there or later.

@@ -62,6 +62,13 @@ final class Partition: Sendable {
     private let context: PartitionContext
     private let writer: PartitionWriter
     private let state = Mutex(State())
+    /// Bytes appended here (leader and follower), for waiting fetches' growth (`FetchInterest`).
+    private let appended = Atomic<Int>(0)
+
+    var appendedBytes: Int { appended.load(ordering: .acquiring) }
+
+    /// Counts bytes just appended (before the event that wakes fetches).
+    func countAppended(_ bytes: Int) { appended.add(bytes, ordering: .releasing) }
 
     init(_ id: TopicPartition, log: PartitionLog, context: PartitionContext) {
         self.id = id
@@ -181,6 +188,12 @@ final class Partition: Sendable {
     /// Raises the high watermark to the smallest log end of the ISR (leader only; the log never
     /// lowers it) and wakes what waits for it.
     func advanceHighWatermark() {
+        if raiseHighWatermark() { context.fetchWaits.checkAndComplete(id) }
+    }
+
+    /// `advanceHighWatermark` without waking fetches (the caller reports one event for its append and
+    /// the move together): true if it moved. acks=all produces are woken here.
+    private func raiseHighWatermark() -> Bool {
         let moved = state.withLock { state -> Bool in
             guard state.role == .leader else { return false }
             var end = log.logEndOffset
@@ -189,9 +202,8 @@ final class Partition: Sendable {
             }
             return log.raiseHighWatermark(to: end)
         }
-        guard moved else { return }
-        context.produceWaits.checkAndComplete(id)
-        context.fetchWaits.checkAndComplete(id)
+        if moved { context.produceWaits.checkAndComplete(id) }
+        return moved
     }
 
     /// What an acks=all produce waiting for the high watermark is told.
@@ -246,8 +258,11 @@ final class Partition: Sendable {
             let error = await waitForHighWatermark(baseOffset + 1, epoch: leaderEpoch, minInsyncReplicas: minInsyncReplicas, timeout: timeout)
             return Produced(error: error ?? .none, baseOffset: baseOffset)
         case .appended(let baseOffset, let last, let stamped):
+            countAppended(records.readableBytes)
+            // One event for the append and the high watermark it moved: followers read to the log
+            // end, consumers to the high watermark.
+            _ = raiseHighWatermark()
             context.fetchWaits.checkAndComplete(id)
-            advanceHighWatermark()
             guard acks == -1 else { return Produced(baseOffset: baseOffset) }
             try await log.waitForFlushPolicy(last)
             // Unstamped only on a cluster of one, whose epoch never changes.
