@@ -12,7 +12,13 @@ import Synchronization
 /// Deadlines are timers on an event loop (NIO's timer heap, Kafka's timing wheel), cancelled when the
 /// operation completes: no task sleeps, and nothing outlives the request an operation serves.
 public final class Purgatory<Key: Hashable & Sendable>: Sendable {
-    private let watchers = Mutex<[Key: [ObjectIdentifier: any Watching<Key>]]>([:])
+    private let watchers = Mutex<[Key: [ObjectIdentifier: Registration]]>([:])
+
+    /// An operation in the table under one of its keys, and that key's position in its `keys`.
+    private struct Registration {
+        let operation: any Watching
+        let position: Int
+    }
     private let timers: any EventLoop
     private let completedByEvents = Atomic<Int>(0)
 
@@ -21,11 +27,11 @@ public final class Purgatory<Key: Hashable & Sendable>: Sendable {
         self.timers = timers ?? MultiThreadedEventLoopGroup.singleton.any()
     }
 
-    /// Waits for an outcome: `check` runs now and after each event on one of `keys` (with that key;
-    /// nil for the first look, which covers every key), and its first non-nil answer completes the
-    /// wait. `expired` comes at `deadline` (nil: none), or at once if the task is cancelled.
+    /// Waits for an outcome: `check` runs now and after each event on one of `keys` (with that key's
+    /// position in `keys`, so a check needs no lookup; nil for the first look, which covers every
+    /// key), and its first non-nil answer completes the wait. `expired` comes at `deadline` (nil: none), or at once if the task is cancelled.
     public func wait<Outcome: Sendable>(
-        on keys: [Key], until deadline: ContinuousClock.Instant?, expired: Outcome, check: @escaping @Sendable (Key?) -> Outcome?
+        on keys: [Key], until deadline: ContinuousClock.Instant?, expired: Outcome, check: @escaping @Sendable (Int?) -> Outcome?
     ) async -> Outcome {
         let operation = watch(keys, until: deadline, expired: expired, check: check)
         defer { unwatch(operation) }
@@ -35,11 +41,13 @@ public final class Purgatory<Key: Hashable & Sendable>: Sendable {
     /// Registers an operation (for callers that must look at it between registering and waiting;
     /// `wait` is the usual way). `unwatch` it once done.
     public func watch<Outcome: Sendable>(
-        _ keys: [Key], until deadline: ContinuousClock.Instant?, expired: Outcome, check: @escaping @Sendable (Key?) -> Outcome?
+        _ keys: [Key], until deadline: ContinuousClock.Instant?, expired: Outcome, check: @escaping @Sendable (Int?) -> Outcome?
     ) -> DelayedOperation<Key, Outcome> {
         let operation = DelayedOperation(keys: keys, expired: expired, check: check)
         watchers.withLock { table in
-            for key in keys { table[key, default: [:]][ObjectIdentifier(operation)] = operation }
+            for (position, key) in keys.enumerated() {
+                table[key, default: [:]][ObjectIdentifier(operation)] = Registration(operation: operation, position: position)
+            }
         }
         // Events from now on are the table's; those before, this look's.
         if let outcome = check(nil) {
@@ -67,7 +75,7 @@ public final class Purgatory<Key: Hashable & Sendable>: Sendable {
     /// its own) and completes those it satisfies.
     public func checkAndComplete(_ key: Key) {
         let watching = watchers.withLock { $0[key].map { Array($0.values) } ?? [] }
-        for operation in watching where operation.keyChanged(key) {
+        for registration in watching where registration.operation.keyChanged(at: registration.position) {
             completedByEvents.add(1, ordering: .relaxed)
         }
     }
@@ -83,10 +91,9 @@ public final class Purgatory<Key: Hashable & Sendable>: Sendable {
 }
 
 /// What the purgatory's table holds: an operation of any outcome type.
-public protocol Watching<Key>: AnyObject, Sendable {
-    associatedtype Key
-    /// Checks the operation after an event on `key`; true if that completed it.
-    func keyChanged(_ key: Key) -> Bool
+public protocol Watching: AnyObject, Sendable {
+    /// Checks the operation after an event on its key at `position`; true if that completed it.
+    func keyChanged(at position: Int) -> Bool
 }
 
 /// One waiting operation: completed at most once, its waiter resumed then.
@@ -99,10 +106,10 @@ public final class DelayedOperation<Key: Sendable, Outcome: Sendable>: Watching,
 
     public let keys: [Key]
     public let expired: Outcome
-    private let check: @Sendable (Key?) -> Outcome?
+    private let check: @Sendable (Int?) -> Outcome?
     private let state = Mutex(State())
 
-    public init(keys: [Key], expired: Outcome, check: @escaping @Sendable (Key?) -> Outcome?) {
+    public init(keys: [Key], expired: Outcome, check: @escaping @Sendable (Int?) -> Outcome?) {
         self.keys = keys
         self.expired = expired
         self.check = check
@@ -110,8 +117,8 @@ public final class DelayedOperation<Key: Sendable, Outcome: Sendable>: Watching,
 
     public var isCompleted: Bool { state.withLock { $0.outcome != nil } }
 
-    public func keyChanged(_ key: Key) -> Bool {
-        guard !isCompleted, let outcome = check(key) else { return false }
+    public func keyChanged(at position: Int) -> Bool {
+        guard !isCompleted, let outcome = check(position) else { return false }
         return complete(outcome)
     }
 

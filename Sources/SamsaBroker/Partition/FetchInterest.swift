@@ -64,23 +64,21 @@ final class FetchInterest: Sendable {
     /// Bytes the partitions must grow by before the fetch can be satisfied.
     let needed: Int
     private let growth: Mutex<Growth>
-    /// Each partition's watch.
-    private let index: [TopicPartition: Int]
 
     /// `watches` name distinct partitions.
     init(_ watches: [Watch], needing bytes: Int) {
         self.watches = watches
         needed = bytes
         growth = Mutex(Growth(perWatch: Array(repeating: 0, count: watches.count)))
-        index = Dictionary(watches.enumerated().map { ($1.partition, $0) }) { first, _ in first }
     }
 
+    /// The purgatory's keys: watch `i` is key `i`.
     var partitions: [TopicPartition] { watches.map(\.partition) }
 
-    /// The purgatory's check: true once the fetch may be satisfied, looking at the watch of the
-    /// partition an event came from (nil: all of them); nil while it may not.
-    func satisfied(after event: TopicPartition?) -> Bool? {
-        let looked: [Int] = if let event { index[event].map { [$0] } ?? [] } else { Array(watches.indices) }
+    /// The purgatory's check: true once the fetch may be satisfied, looking at the watch an event
+    /// came from (its position; nil: all of them); nil while it may not.
+    func satisfied(after event: Int?) -> Bool? {
+        let looked: [Int] = if let event { [event] } else { Array(watches.indices) }
         var reached = false
         for index in looked {
             let grown = watches[index].growth
