@@ -1,6 +1,6 @@
 public import NIOCore
 import NIOPosix
-import Synchronization
+public import Synchronization
 
 /// The broker's one way to wait (Kafka's `DelayedOperationPurgatory`): an operation watches keys
 /// (partitions), is checked when an event on one of them is reported (`checkAndComplete`), and
@@ -12,15 +12,22 @@ import Synchronization
 /// Deadlines are timers on an event loop (NIO's timer heap, Kafka's timing wheel), cancelled when the
 /// operation completes: no task sleeps, and nothing outlives the request an operation serves.
 public final class Purgatory<Key: Hashable & Sendable>: Sendable {
-    private let watchers = Mutex<[Key: [ObjectIdentifier: Registration]]>([:])
+    // Usable from inline so `checkAndComplete`, the hot path of every append, is specialized for
+    // its key type in the caller's module (unspecialized, it looked up generic metadata per waiter).
+    @usableFromInline let watchers = Mutex<[Key: [ObjectIdentifier: Registration]]>([:])
 
     /// An operation in the table under one of its keys, and that key's position in its `keys`.
-    private struct Registration {
-        let operation: any Watching
-        let position: Int
+    @usableFromInline struct Registration: Sendable {
+        @usableFromInline let operation: any Watching
+        @usableFromInline let position: Int
+
+        @usableFromInline init(operation: any Watching, position: Int) {
+            self.operation = operation
+            self.position = position
+        }
     }
     private let timers: any EventLoop
-    private let completedByEvents = Atomic<Int>(0)
+    @usableFromInline let completedByEvents = Atomic<Int>(0)
 
     /// Deadlines fire on `timers` (nil: a loop of NIO's shared event loop group).
     public init(timers: (any EventLoop)? = nil) {
@@ -73,6 +80,7 @@ public final class Purgatory<Key: Hashable & Sendable>: Sendable {
 
     /// An event on `key`: checks the operations watching it (outside the table's lock, each under
     /// its own) and completes those it satisfies.
+    @inlinable
     public func checkAndComplete(_ key: Key) {
         let watching = watchers.withLock { $0[key].map { Array($0.values) } ?? [] }
         for registration in watching where registration.operation.keyChanged(at: registration.position) {
@@ -108,6 +116,8 @@ public final class DelayedOperation<Key: Sendable, Outcome: Sendable>: Watching,
     public let expired: Outcome
     private let check: @Sendable (Int?) -> Outcome?
     private let state = Mutex(State())
+    /// Set once an outcome is (the events' fast path reads it without the lock).
+    private let done = Atomic<Bool>(false)
 
     public init(keys: [Key], expired: Outcome, check: @escaping @Sendable (Int?) -> Outcome?) {
         self.keys = keys
@@ -115,7 +125,7 @@ public final class DelayedOperation<Key: Sendable, Outcome: Sendable>: Watching,
         self.check = check
     }
 
-    public var isCompleted: Bool { state.withLock { $0.outcome != nil } }
+    public var isCompleted: Bool { done.load(ordering: .acquiring) }
 
     public func keyChanged(at position: Int) -> Bool {
         guard !isCompleted, let outcome = check(position) else { return false }
@@ -128,6 +138,7 @@ public final class DelayedOperation<Key: Sendable, Outcome: Sendable>: Watching,
         let (completed, waiter, timer) = state.withLock { state -> (Bool, CheckedContinuation<Outcome, Never>?, Scheduled<Void>?) in
             guard state.outcome == nil else { return (false, nil, nil) }
             state.outcome = outcome
+            done.store(true, ordering: .releasing)
             defer { (state.waiter, state.timer) = (nil, nil) }
             return (true, state.waiter, state.timer)
         }

@@ -78,17 +78,20 @@ final class FetchInterest: Sendable {
     /// The purgatory's check: true once the fetch may be satisfied, looking at the watch an event
     /// came from (its position; nil: all of them); nil while it may not.
     func satisfied(after event: Int?) -> Bool? {
-        let looked: [Int] = if let event { [event] } else { Array(watches.indices) }
+        if let event { return look(at: event) ? true : nil }
         var reached = false
-        for index in looked {
-            let grown = watches[index].growth
-            reached = growth.withLock { growth in
-                growth.total += grown - growth.perWatch[index]
-                growth.perWatch[index] = grown
-                return growth.total >= needed
-            }
-        }
+        for index in watches.indices { reached = look(at: index) }
         return reached ? true : nil
+    }
+
+    /// Updates the growth seen by watch `index`; whether the total now reaches what the fetch needs.
+    private func look(at index: Int) -> Bool {
+        let grown = watches[index].growth
+        return growth.withLock { growth in
+            growth.total += grown - growth.perWatch[index]
+            growth.perWatch[index] = grown
+            return growth.total >= needed
+        }
     }
 }
 
