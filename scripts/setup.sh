@@ -45,3 +45,13 @@ SAMSA_DEBIAN_PACKAGES=(pkg-config liblz4-dev libzstd-dev)
 SAMSA_TEST_DEBIAN_PACKAGES=(zookeeper kcat)
 # The benchmarks also compare against SQLite (GRDB links the system library) and NATS JetStream (Benchmarks/broker).
 SAMSA_BENCHMARK_DEBIAN_PACKAGES=(libsqlite3-dev nats-server)
+
+# Everything the tests need (scripts/test.sh, scripts/tsan.sh): Swift, the Debian packages, the test
+# venv, and one venv per Kafka client version for ClientMatrixTests (cached between runs).
+require_test_environment() {
+    require_swift
+    require_debian_packages "${SAMSA_DEBIAN_PACKAGES[@]}" "${SAMSA_TEST_DEBIAN_PACKAGES[@]}"
+    require_python_packages
+    source scripts/client-matrix.sh
+    require_client_matrix
+}

@@ -3,12 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
-require_swift
-require_debian_packages "${SAMSA_DEBIAN_PACKAGES[@]}" "${SAMSA_TEST_DEBIAN_PACKAGES[@]}"
-require_python_packages
-# One venv per Kafka client version for ClientMatrixTests, cached between runs (scripts/client-matrix.sh).
-source scripts/client-matrix.sh
-require_client_matrix
+require_test_environment
 
 # Our own code must build without a warning (dependencies' warnings are theirs).
 log=$(mktemp)

@@ -11,11 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
-require_swift
-require_debian_packages "${SAMSA_DEBIAN_PACKAGES[@]}" "${SAMSA_TEST_DEBIAN_PACKAGES[@]}"
-require_python_packages
-source scripts/client-matrix.sh
-require_client_matrix
+require_test_environment
 
 build=.build-tsan
 start=$SECONDS

@@ -73,9 +73,9 @@ final class ReplicaManager: Sendable {
     var allPartitions: [Partition] { topics.allPartitions }
 
     func start() {
-        spawn { await self.holdAssignedReplicas() }
-        spawn { await self.expireIsrMembers() }
-        spawn { await self.checkpointHighWatermarks() }
+        tasks.start { await self.holdAssignedReplicas() }
+        tasks.start { await self.expireIsrMembers() }
+        tasks.start { await self.checkpointHighWatermarks() }
     }
 
     /// Stops following coordination and fetching, gives up every role and checkpoints.
@@ -92,10 +92,6 @@ final class ReplicaManager: Sendable {
         missingTopics.removeAll()
         offlinePartitions.removeAll()
         try? await writeCheckpoint()
-    }
-
-    private func spawn(_ body: @escaping @Sendable () async -> Void) {
-        tasks.start(body)
     }
 
     // MARK: - Holding the assigned replicas
@@ -179,7 +175,7 @@ final class ReplicaManager: Sendable {
         for index in assigned {
             guard let partition = topics.partition(name, index) else { continue }
             let members = assignment.replicas(index)
-            spawn { await self.followState(of: partition, replicas: members) }
+            tasks.start { await self.followState(of: partition, replicas: members) }
         }
     }
 
@@ -345,7 +341,7 @@ final class ReplicaManager: Sendable {
             "broker \(brokerId) cannot write \(partition.topic)-\(partition.partition): \(failure); it leaves the ISR until a retry succeeds (next in \(Self.milliseconds(until: entry.retryAt)) ms)",
             metadata: metadata(topic: partition.topic, partitions: [partition.partition], failure: failure))
         guard let members = topics.partition(partition)?.snapshot.replicas, !members.isEmpty else { return }
-        spawn { await self.withdraw(from: partition, replicas: members) }
+        tasks.start { await self.withdraw(from: partition, replicas: members) }
     }
 
     /// The fetcher wrote to `partition` (or had nothing to write): if it was failing, it is back.
@@ -375,7 +371,7 @@ final class ReplicaManager: Sendable {
     /// `proposeIsr` in the background (a fetch that found a follower caught up does not wait for the
     /// write); stopping the manager waits for it.
     func proposeIsrSoon(_ isr: [BrokerID], for partition: Partition) {
-        spawn { await self.proposeIsr(isr, for: partition) }
+        tasks.start { await self.proposeIsr(isr, for: partition) }
     }
 
     /// Removes followers that have not caught up within `replica.lag.time.max.ms` (checked every half
