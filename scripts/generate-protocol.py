@@ -25,6 +25,10 @@ APIS = [
     "Produce", "Fetch", "ListOffsets", "Metadata", "OffsetCommit", "OffsetFetch", "FindCoordinator",
     "JoinGroup", "Heartbeat", "LeaveGroup", "SyncGroup", "DescribeGroups", "ListGroups", "ApiVersions",
     "CreateTopics", "DeleteTopics", "InitProducerId", "OffsetForLeaderEpoch", "DescribeConfigs",
+    # The admin API (issue 19).
+    "CreatePartitions", "AlterConfigs", "IncrementalAlterConfigs", "DeleteRecords", "DeleteGroups", "OffsetDelete",
+    "ElectLeaders", "DescribeLogDirs", "DescribeProducers", "AlterPartitionReassignments", "ListPartitionReassignments",
+    "DescribeCluster",
 ]
 # Other schemas: headers, and the consumer protocol's embedded subscription and assignment.
 EXTRA = ["RequestHeader", "ResponseHeader", "ConsumerProtocolSubscription", "ConsumerProtocolAssignment"]

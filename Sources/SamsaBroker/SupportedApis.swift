@@ -27,6 +27,7 @@ enum SupportedApis {
         .deleteTopics: 0...4,
         .describeConfigs: 0...4,
         .offsetForLeaderEpoch: 0...4,
+        .describeCluster: 0...2,
     ]
 
     /// The ApiVersions entries, by API key.

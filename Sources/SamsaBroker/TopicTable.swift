@@ -121,21 +121,44 @@ final class TopicTable: Sendable {
             try logs.createLogs(ids, configuration: configuration)
             let made = ids.compactMap { id in logs.log(id).map { (id, Partition(id, log: $0, context: context)) } }
             self.partitions.withLock { $0.merge(made) { _, new in new } }
-        } catch let error as StorageError {
-            throw .storage(error)
         } catch {
-            throw .storage(StorageError(.io, path: dataDirectory, "writing \(TopicConfigFile.name): \(error)"))
+            throw .storage(error)
         }
         topics.withLock { $0[name] = topic }
         return topic
     }
 
+    /// Puts a topic's new settings in force: stored first (so a restart opens its logs with them),
+    /// then applied to each of its open logs at once (`PartitionLog.reconfigure`). The settings checked
+    /// per request (`max.message.bytes`, `min.insync.replicas`) are read from here on the next one.
+    /// False if there is no such topic.
+    func replaceConfig(_ name: String, with config: TopicConfig) async throws(StorageError) -> Bool {
+        let result: Result<Bool, StorageError> = await withCheckedContinuation { continuation in
+            administration.async { [self] in
+                continuation.resume(returning: Result { () throws(StorageError) -> Bool in
+                    guard let topic = topic(name) else { return false }
+                    try storeConfig(name, config.overrides.isEmpty ? nil : TopicConfigFile.Entry(partitions: topic.partitionCount, config: config))
+                    let configuration = config.logConfiguration(base: baseConfiguration)
+                    for index in 0..<topic.partitionCount { log(name, index)?.reconfigure(configuration) }
+                    return true
+                })
+            }
+        }
+        return try result.get()
+    }
+
     /// Replaces (nil: removes) the topic's stored settings. Runs on `administration`.
-    private func storeConfig(_ name: String, _ entry: TopicConfigFile.Entry?) throws {
+    private func storeConfig(_ name: String, _ entry: TopicConfigFile.Entry?) throws(StorageError) {
         var updated = configs.withLock { $0 }
         guard updated[name] != entry else { return }
         updated[name] = entry
-        try TopicConfigFile.write(updated, dataDirectory: dataDirectory)
+        do {
+            try TopicConfigFile.write(updated, dataDirectory: dataDirectory)
+        } catch let error as StorageError {
+            throw error
+        } catch {
+            throw StorageError(.io, path: dataDirectory, "writing \(TopicConfigFile.name): \(error)")
+        }
         configs.withLock { $0 = updated }
     }
 
@@ -151,13 +174,7 @@ final class TopicTable: Sendable {
                     partitions.withLock { table in for id in ids { table[id] = nil } }
                     // Every partition, also across a crash (see `LogManager.deleteLogs`).
                     try logs.deleteLogs(ids)
-                    do {
-                        try storeConfig(name, nil)
-                    } catch let error as StorageError {
-                        throw error
-                    } catch {
-                        throw StorageError(.io, path: dataDirectory, "writing \(TopicConfigFile.name): \(error)")
-                    }
+                    try storeConfig(name, nil)
                     return true
                 })
             }

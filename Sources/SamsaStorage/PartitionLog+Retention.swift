@@ -13,8 +13,8 @@ extension PartitionLog {
             var total = state.segments.reduce(0) { $0 + Int64($1.size) }
             while state.segments.count > 1 {
                 let oldest = state.segments[0]
-                let overSize = configuration.retentionBytes.map { total - Int64(oldest.size) >= $0 } ?? false
-                let expired = configuration.retentionMilliseconds.map { oldest.maxTimestamp < now - $0 } ?? false
+                let overSize = state.configuration.retentionBytes.map { total - Int64(oldest.size) >= $0 } ?? false
+                let expired = state.configuration.retentionMilliseconds.map { oldest.maxTimestamp < now - $0 } ?? false
                 guard overSize || expired else { break }
                 do throws(StorageError) {
                     state.pendingDeletion += try oldest.markDeleted()

@@ -37,10 +37,16 @@ public final class PartitionLog: Sendable {
         var recordsSinceFlush = 0
         var closed = false
         var pendingDeletion: [String] = []
+        /// The settings in force: read under the writer lock by appends, changed by `reconfigure`.
+        var configuration: LogConfiguration
     }
 
     public let directory: String
-    public let configuration: LogConfiguration
+    /// The settings in force (a topic's config change replaces them: `reconfigure`).
+    public var configuration: LogConfiguration { state.withLock { $0.configuration } }
+    /// Whether appends wait for an fdatasync (`.everyAppend`): read on every append's completion
+    /// without the writer lock.
+    private let syncsEveryAppend: Atomic<Bool>
     let files: any FileSystem
     let descriptors: DescriptorCache
     let state: Mutex<State>
@@ -87,11 +93,11 @@ public final class PartitionLog: Sendable {
         self.directory = directory
         self.damage = damage
         self.isReadOnly = readOnly
-        self.configuration = configuration
         self.files = files
         self.descriptors = descriptors
         let end = segments.last!.nextOffset
-        state = Mutex(State(segments: segments, logStartOffset: logStartOffset, activeCreated: .now))
+        state = Mutex(State(segments: segments, logStartOffset: logStartOffset, activeCreated: .now, configuration: configuration))
+        syncsEveryAppend = Atomic(configuration.flushPolicy == .everyAppend)
         publishedEnd = Atomic(end)
         // Nothing is replicated until the partition's leader says so (`raiseHighWatermark`).
         publishedHighWatermark = Atomic(0)
@@ -103,7 +109,25 @@ public final class PartitionLog: Sendable {
             return try log.syncWritten()
         }
         box.log = self
-        if !readOnly { startIntervalFlushes() }
+        if !readOnly { restartIntervalFlushes() }
+    }
+
+    /// Puts new settings in force at once, as Kafka applies a topic's config change to its logs:
+    /// the next append sees the segment size and age, the batch limit and the flush policy (a policy
+    /// change restarts the interval flusher; appends already waiting for a sync still get it); the
+    /// next retention pass sees the retention bounds. Segment file settings (index sizes, write-ahead)
+    /// apply from the next segment on.
+    public func reconfigure(_ configuration: LogConfiguration) {
+        let previous = state.withLock { state in
+            defer { state.configuration = configuration }
+            return state.configuration.flushPolicy
+        }
+        syncsEveryAppend.store(configuration.flushPolicy == .everyAppend, ordering: .releasing)
+        guard previous != configuration.flushPolicy, !isReadOnly else { return }
+        restartIntervalFlushes()
+        // Records already appended under a count or time bound are flushed now rather than waiting
+        // for a bound that may no longer come.
+        if flushedOffset < logEndOffset { groupCommit.flushSoon() }
     }
 
     deinit {
@@ -127,7 +151,7 @@ public final class PartitionLog: Sendable {
     /// (at once unless the policy is `.everyAppend`). Lets a writer pipeline: append in order, wait
     /// for durability elsewhere.
     public func waitForFlushPolicy(_ result: AppendResult) async throws {
-        if configuration.flushPolicy == .everyAppend {
+        if syncsEveryAppend.load(ordering: .acquiring) {
             try await groupCommit.waitUntilDurable(result.nextOffset)
         }
     }
@@ -137,7 +161,7 @@ public final class PartitionLog: Sendable {
     /// `.everyAppend`, else on the flusher's queue. For writers that track many appends without a
     /// task each.
     public func whenFlushPolicySatisfied(_ result: AppendResult, _ body: @escaping @Sendable (StorageError?) -> Void) {
-        if configuration.flushPolicy == .everyAppend {
+        if syncsEveryAppend.load(ordering: .acquiring) {
             groupCommit.whenDurable(result.nextOffset, body)
         } else {
             body(nil)
@@ -150,15 +174,15 @@ public final class PartitionLog: Sendable {
             throw StorageError(.closed, path: directory, errno: failure.errno, "the log refuses writes after a failed sync: \(failure.message)")
         }
         try refuseIfDamaged()
-        // What recovery and reads cannot take back is never written (they would cut it, and every
-        // batch after it, as a torn tail).
-        guard batch.sizeInBytes <= configuration.segment.limits.maxBatchSize else {
-            throw StorageError(
-                .invalidArgument, path: directory,
-                "a batch of \(batch.sizeInBytes) bytes exceeds the log's limit of \(configuration.segment.limits.maxBatchSize) bytes")
-        }
         let (result, flushNow) = try state.withLock { state throws(StorageError) -> (AppendResult, Bool) in
             guard !state.closed else { throw StorageError(.closed, path: directory, "the log is closed") }
+            // What recovery and reads cannot take back is never written (they would cut it, and every
+            // batch after it, as a torn tail).
+            let limit = state.configuration.segment.limits.maxBatchSize
+            guard batch.sizeInBytes <= limit else {
+                throw StorageError(
+                    .invalidArgument, path: directory, "a batch of \(batch.sizeInBytes) bytes exceeds the log's limit of \(limit) bytes")
+            }
             let base = publishedEnd.load(ordering: .relaxed)
             let result = AppendResult(baseOffset: base, lastOffset: base + Int64(batch.lastOffsetDelta))
             try rollIfNeeded(&state, adding: batch.sizeInBytes)
@@ -166,7 +190,7 @@ public final class PartitionLog: Sendable {
             try state.segments[state.segments.count - 1].append(
                 batch, baseOffset: base, leaderEpoch: leaderEpoch ?? batch.partitionLeaderEpoch)
             publishedEnd.store(result.nextOffset, ordering: .releasing)
-            if case .messages(let count) = configuration.flushPolicy {
+            if case .messages(let count) = state.configuration.flushPolicy {
                 state.recordsSinceFlush += Int(batch.recordCount)
                 if state.recordsSinceFlush >= count {
                     state.recordsSinceFlush = 0
@@ -189,8 +213,8 @@ public final class PartitionLog: Sendable {
     private func rollIfNeeded(_ state: inout State, adding bytes: Int) throws(StorageError) {
         let active = state.segments[state.segments.count - 1]
         guard active.size > 0 else { return }
-        let tooBig = active.size + bytes > configuration.segmentBytes
-        let tooOld = configuration.segmentMilliseconds.map { state.activeCreated.duration(to: .now) >= .milliseconds($0) } ?? false
+        let tooBig = active.size + bytes > state.configuration.segmentBytes
+        let tooOld = state.configuration.segmentMilliseconds.map { state.activeCreated.duration(to: .now) >= .milliseconds($0) } ?? false
         if tooBig || tooOld || active.indexIsFull {
             try roll(&state)
         }
@@ -202,7 +226,8 @@ public final class PartitionLog: Sendable {
         let end = publishedEnd.load(ordering: .relaxed)
         // The new segment first: if it cannot be made (a full disk), the active one stays active and
         // writable, instead of sealed with nothing after it.
-        let segment = try Segment(directory: directory, baseOffset: end, configuration: configuration.segmentSettings, writable: true, files: files, descriptors: descriptors)
+        let segment = try Segment(
+            directory: directory, baseOffset: end, configuration: state.configuration.segmentSettings, writable: true, files: files, descriptors: descriptors)
         do throws(StorageError) {
             try state.segments[state.segments.count - 1].seal()
         } catch {
@@ -249,11 +274,15 @@ public final class PartitionLog: Sendable {
         try groupCommit.flushNow()
     }
 
-    private func startIntervalFlushes() {
-        guard case .interval(let milliseconds) = configuration.flushPolicy, milliseconds > 0 else { return }
+    /// Replaces the interval flusher by one for the policy in force (none unless `.interval`). The
+    /// policy is read under the timer's lock, so concurrent reconfigurations leave the last one's.
+    private func restartIntervalFlushes() {
         let box = WeakLog()
         box.log = self
         intervalTimer.withLock { slot in
+            slot?.cancel()
+            slot = nil
+            guard case .interval(let milliseconds) = state.withLock({ $0.configuration.flushPolicy }), milliseconds > 0 else { return }
             let timer = DispatchSource.makeTimerSource(queue: DispatchQueue.global(qos: .utility))
             timer.schedule(deadline: .now() + .milliseconds(milliseconds), repeating: .milliseconds(milliseconds))
             timer.setEventHandler {
@@ -335,19 +364,19 @@ public final class PartitionLog: Sendable {
 
     /// The first offset whose record has a timestamp at or after `timestamp`, or nil if none has.
     public func offset(forTimestamp timestamp: Int64) throws -> Int64? {
-        let segments = state.withLock { $0.segments }
+        let (segments, limits) = state.withLock { ($0.segments, $0.configuration.segment.limits) }
         for segment in segments where segment.maxTimestamp >= timestamp {
             let scanFrom = max(segment.timeIndex.lookup(timestamp), logStartOffset)
             var offset = scanFrom
             while let bytes = try segment.read(from: offset, maxBytes: 1 << 20) {
                 var remaining = bytes
                 while remaining.readableBytes > 0 {
-                    let batch = try RecordBatch(validating: remaining, limits: configuration.segment.limits)
+                    let batch = try RecordBatch(validating: remaining, limits: limits)
                     remaining.moveReaderIndex(forwardBy: batch.sizeInBytes)
                     offset = batch.nextOffset
                     guard batch.maxTimestamp >= timestamp else { continue }
                     var found: Int64?
-                    try batch.forEachRecord(limits: configuration.segment.limits) { record in
+                    try batch.forEachRecord(limits: limits) { record in
                         if found == nil && record.offset >= scanFrom && record.timestamp >= timestamp { found = record.offset }
                     }
                     if let found { return found }
@@ -432,7 +461,7 @@ public final class PartitionLog: Sendable {
         if target.sealed {
             // It becomes active again: reopen it writable, with preallocated indexes.
             target = try Segment(
-                directory: directory, baseOffset: target.baseOffset, configuration: configuration.segmentSettings, writable: true, files: files,
+                directory: directory, baseOffset: target.baseOffset, configuration: state.configuration.segmentSettings, writable: true, files: files,
                 descriptors: descriptors)
             try target.loadEnd()
         }
@@ -488,7 +517,7 @@ public final class PartitionLog: Sendable {
                     }
                 }
                 let segment = try Segment(
-                    directory: directory, baseOffset: offset, configuration: configuration.segmentSettings, writable: true, files: files,
+                    directory: directory, baseOffset: offset, configuration: state.configuration.segmentSettings, writable: true, files: files,
                     descriptors: descriptors)
                 state.segments = [segment]
                 state.logStartOffset = offset

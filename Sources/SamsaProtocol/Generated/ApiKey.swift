@@ -18,9 +18,21 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
     case apiVersions = 18
     case createTopics = 19
     case deleteTopics = 20
+    case deleteRecords = 21
     case initProducerId = 22
     case offsetForLeaderEpoch = 23
     case describeConfigs = 32
+    case alterConfigs = 33
+    case describeLogDirs = 35
+    case createPartitions = 37
+    case deleteGroups = 42
+    case electLeaders = 43
+    case incrementalAlterConfigs = 44
+    case alterPartitionReassignments = 45
+    case listPartitionReassignments = 46
+    case offsetDelete = 47
+    case describeCluster = 60
+    case describeProducers = 61
 
     /// Kafka's name of the API.
     public var description: String {
@@ -41,9 +53,21 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
         case .apiVersions: "ApiVersions"
         case .createTopics: "CreateTopics"
         case .deleteTopics: "DeleteTopics"
+        case .deleteRecords: "DeleteRecords"
         case .initProducerId: "InitProducerId"
         case .offsetForLeaderEpoch: "OffsetForLeaderEpoch"
         case .describeConfigs: "DescribeConfigs"
+        case .alterConfigs: "AlterConfigs"
+        case .describeLogDirs: "DescribeLogDirs"
+        case .createPartitions: "CreatePartitions"
+        case .deleteGroups: "DeleteGroups"
+        case .electLeaders: "ElectLeaders"
+        case .incrementalAlterConfigs: "IncrementalAlterConfigs"
+        case .alterPartitionReassignments: "AlterPartitionReassignments"
+        case .listPartitionReassignments: "ListPartitionReassignments"
+        case .offsetDelete: "OffsetDelete"
+        case .describeCluster: "DescribeCluster"
+        case .describeProducers: "DescribeProducers"
         }
     }
 
@@ -66,9 +90,21 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
         case .apiVersions: ApiVersionsRequest.self
         case .createTopics: CreateTopicsRequest.self
         case .deleteTopics: DeleteTopicsRequest.self
+        case .deleteRecords: DeleteRecordsRequest.self
         case .initProducerId: InitProducerIdRequest.self
         case .offsetForLeaderEpoch: OffsetForLeaderEpochRequest.self
         case .describeConfigs: DescribeConfigsRequest.self
+        case .alterConfigs: AlterConfigsRequest.self
+        case .describeLogDirs: DescribeLogDirsRequest.self
+        case .createPartitions: CreatePartitionsRequest.self
+        case .deleteGroups: DeleteGroupsRequest.self
+        case .electLeaders: ElectLeadersRequest.self
+        case .incrementalAlterConfigs: IncrementalAlterConfigsRequest.self
+        case .alterPartitionReassignments: AlterPartitionReassignmentsRequest.self
+        case .listPartitionReassignments: ListPartitionReassignmentsRequest.self
+        case .offsetDelete: OffsetDeleteRequest.self
+        case .describeCluster: DescribeClusterRequest.self
+        case .describeProducers: DescribeProducersRequest.self
         }
     }
 
@@ -91,9 +127,21 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
         case .apiVersions: ApiVersionsResponse.self
         case .createTopics: CreateTopicsResponse.self
         case .deleteTopics: DeleteTopicsResponse.self
+        case .deleteRecords: DeleteRecordsResponse.self
         case .initProducerId: InitProducerIdResponse.self
         case .offsetForLeaderEpoch: OffsetForLeaderEpochResponse.self
         case .describeConfigs: DescribeConfigsResponse.self
+        case .alterConfigs: AlterConfigsResponse.self
+        case .describeLogDirs: DescribeLogDirsResponse.self
+        case .createPartitions: CreatePartitionsResponse.self
+        case .deleteGroups: DeleteGroupsResponse.self
+        case .electLeaders: ElectLeadersResponse.self
+        case .incrementalAlterConfigs: IncrementalAlterConfigsResponse.self
+        case .alterPartitionReassignments: AlterPartitionReassignmentsResponse.self
+        case .listPartitionReassignments: ListPartitionReassignmentsResponse.self
+        case .offsetDelete: OffsetDeleteResponse.self
+        case .describeCluster: DescribeClusterResponse.self
+        case .describeProducers: DescribeProducersResponse.self
         }
     }
 }

@@ -1277,6 +1277,693 @@ extension DescribeConfigsResponse: Sampled {
     static var sampleValue: Any { sample }
 }
 
+extension CreatePartitionsRequest {
+    static var sample: Self {
+        var value = Self()
+        value.topics = [CreatePartitionsRequest.CreatePartitionsTopic.sample]
+        value.timeoutMs = 7
+        value.validateOnly = true
+        return value
+    }
+}
+
+extension CreatePartitionsRequest.CreatePartitionsTopic {
+    static var sample: Self {
+        var value = Self()
+        value.name = "Name-sample"
+        value.count = 7
+        value.assignments = [CreatePartitionsRequest.CreatePartitionsAssignment.sample]
+        return value
+    }
+}
+
+extension CreatePartitionsRequest.CreatePartitionsAssignment {
+    static var sample: Self {
+        var value = Self()
+        value.brokerIds = [7]
+        return value
+    }
+}
+
+extension CreatePartitionsRequest: Sampled {
+    static var sampleValue: Any { sample }
+}
+
+extension CreatePartitionsResponse {
+    static var sample: Self {
+        var value = Self()
+        value.throttleTimeMs = 7
+        value.results = [CreatePartitionsResponse.CreatePartitionsTopicResult.sample]
+        return value
+    }
+}
+
+extension CreatePartitionsResponse.CreatePartitionsTopicResult {
+    static var sample: Self {
+        var value = Self()
+        value.name = "Name-sample"
+        value.errorCode = 7
+        value.errorMessage = "ErrorMessage-sample"
+        return value
+    }
+}
+
+extension CreatePartitionsResponse: Sampled {
+    static var sampleValue: Any { sample }
+}
+
+extension AlterConfigsRequest {
+    static var sample: Self {
+        var value = Self()
+        value.resources = [AlterConfigsRequest.AlterConfigsResource.sample]
+        value.validateOnly = true
+        return value
+    }
+}
+
+extension AlterConfigsRequest.AlterConfigsResource {
+    static var sample: Self {
+        var value = Self()
+        value.resourceType = 7
+        value.resourceName = "ResourceName-sample"
+        value.configs = [AlterConfigsRequest.AlterableConfig.sample]
+        return value
+    }
+}
+
+extension AlterConfigsRequest.AlterableConfig {
+    static var sample: Self {
+        var value = Self()
+        value.name = "Name-sample"
+        value.value = "Value-sample"
+        return value
+    }
+}
+
+extension AlterConfigsRequest: Sampled {
+    static var sampleValue: Any { sample }
+}
+
+extension AlterConfigsResponse {
+    static var sample: Self {
+        var value = Self()
+        value.throttleTimeMs = 7
+        value.responses = [AlterConfigsResponse.AlterConfigsResourceResponse.sample]
+        return value
+    }
+}
+
+extension AlterConfigsResponse.AlterConfigsResourceResponse {
+    static var sample: Self {
+        var value = Self()
+        value.errorCode = 7
+        value.errorMessage = "ErrorMessage-sample"
+        value.resourceType = 7
+        value.resourceName = "ResourceName-sample"
+        return value
+    }
+}
+
+extension AlterConfigsResponse: Sampled {
+    static var sampleValue: Any { sample }
+}
+
+extension IncrementalAlterConfigsRequest {
+    static var sample: Self {
+        var value = Self()
+        value.resources = [IncrementalAlterConfigsRequest.AlterConfigsResource.sample]
+        value.validateOnly = true
+        return value
+    }
+}
+
+extension IncrementalAlterConfigsRequest.AlterConfigsResource {
+    static var sample: Self {
+        var value = Self()
+        value.resourceType = 7
+        value.resourceName = "ResourceName-sample"
+        value.configs = [IncrementalAlterConfigsRequest.AlterableConfig.sample]
+        return value
+    }
+}
+
+extension IncrementalAlterConfigsRequest.AlterableConfig {
+    static var sample: Self {
+        var value = Self()
+        value.name = "Name-sample"
+        value.configOperation = 7
+        value.value = "Value-sample"
+        return value
+    }
+}
+
+extension IncrementalAlterConfigsRequest: Sampled {
+    static var sampleValue: Any { sample }
+}
+
+extension IncrementalAlterConfigsResponse {
+    static var sample: Self {
+        var value = Self()
+        value.throttleTimeMs = 7
+        value.responses = [IncrementalAlterConfigsResponse.AlterConfigsResourceResponse.sample]
+        return value
+    }
+}
+
+extension IncrementalAlterConfigsResponse.AlterConfigsResourceResponse {
+    static var sample: Self {
+        var value = Self()
+        value.errorCode = 7
+        value.errorMessage = "ErrorMessage-sample"
+        value.resourceType = 7
+        value.resourceName = "ResourceName-sample"
+        return value
+    }
+}
+
+extension IncrementalAlterConfigsResponse: Sampled {
+    static var sampleValue: Any { sample }
+}
+
+extension DeleteRecordsRequest {
+    static var sample: Self {
+        var value = Self()
+        value.topics = [DeleteRecordsRequest.DeleteRecordsTopic.sample]
+        value.timeoutMs = 7
+        return value
+    }
+}
+
+extension DeleteRecordsRequest.DeleteRecordsTopic {
+    static var sample: Self {
+        var value = Self()
+        value.name = "Name-sample"
+        value.partitions = [DeleteRecordsRequest.DeleteRecordsPartition.sample]
+        return value
+    }
+}
+
+extension DeleteRecordsRequest.DeleteRecordsPartition {
+    static var sample: Self {
+        var value = Self()
+        value.partitionIndex = 7
+        value.offset = 7
+        return value
+    }
+}
+
+extension DeleteRecordsRequest: Sampled {
+    static var sampleValue: Any { sample }
+}
+
+extension DeleteRecordsResponse {
+    static var sample: Self {
+        var value = Self()
+        value.throttleTimeMs = 7
+        value.topics = [DeleteRecordsResponse.DeleteRecordsTopicResult.sample]
+        return value
+    }
+}
+
+extension DeleteRecordsResponse.DeleteRecordsTopicResult {
+    static var sample: Self {
+        var value = Self()
+        value.name = "Name-sample"
+        value.partitions = [DeleteRecordsResponse.DeleteRecordsPartitionResult.sample]
+        return value
+    }
+}
+
+extension DeleteRecordsResponse.DeleteRecordsPartitionResult {
+    static var sample: Self {
+        var value = Self()
+        value.partitionIndex = 7
+        value.lowWatermark = 7
+        value.errorCode = 7
+        return value
+    }
+}
+
+extension DeleteRecordsResponse: Sampled {
+    static var sampleValue: Any { sample }
+}
+
+extension DeleteGroupsRequest {
+    static var sample: Self {
+        var value = Self()
+        value.groupsNames = ["GroupsNames-sample"]
+        return value
+    }
+}
+
+extension DeleteGroupsRequest: Sampled {
+    static var sampleValue: Any { sample }
+}
+
+extension DeleteGroupsResponse {
+    static var sample: Self {
+        var value = Self()
+        value.throttleTimeMs = 7
+        value.results = [DeleteGroupsResponse.DeletableGroupResult.sample]
+        return value
+    }
+}
+
+extension DeleteGroupsResponse.DeletableGroupResult {
+    static var sample: Self {
+        var value = Self()
+        value.groupId = "GroupId-sample"
+        value.errorCode = 7
+        return value
+    }
+}
+
+extension DeleteGroupsResponse: Sampled {
+    static var sampleValue: Any { sample }
+}
+
+extension OffsetDeleteRequest {
+    static var sample: Self {
+        var value = Self()
+        value.groupId = "GroupId-sample"
+        value.topics = [OffsetDeleteRequest.OffsetDeleteRequestTopic.sample]
+        return value
+    }
+}
+
+extension OffsetDeleteRequest.OffsetDeleteRequestTopic {
+    static var sample: Self {
+        var value = Self()
+        value.name = "Name-sample"
+        value.partitions = [OffsetDeleteRequest.OffsetDeleteRequestPartition.sample]
+        return value
+    }
+}
+
+extension OffsetDeleteRequest.OffsetDeleteRequestPartition {
+    static var sample: Self {
+        var value = Self()
+        value.partitionIndex = 7
+        return value
+    }
+}
+
+extension OffsetDeleteRequest: Sampled {
+    static var sampleValue: Any { sample }
+}
+
+extension OffsetDeleteResponse {
+    static var sample: Self {
+        var value = Self()
+        value.errorCode = 7
+        value.throttleTimeMs = 7
+        value.topics = [OffsetDeleteResponse.OffsetDeleteResponseTopic.sample]
+        return value
+    }
+}
+
+extension OffsetDeleteResponse.OffsetDeleteResponseTopic {
+    static var sample: Self {
+        var value = Self()
+        value.name = "Name-sample"
+        value.partitions = [OffsetDeleteResponse.OffsetDeleteResponsePartition.sample]
+        return value
+    }
+}
+
+extension OffsetDeleteResponse.OffsetDeleteResponsePartition {
+    static var sample: Self {
+        var value = Self()
+        value.partitionIndex = 7
+        value.errorCode = 7
+        return value
+    }
+}
+
+extension OffsetDeleteResponse: Sampled {
+    static var sampleValue: Any { sample }
+}
+
+extension ElectLeadersRequest {
+    static var sample: Self {
+        var value = Self()
+        value.electionType = 7
+        value.topicPartitions = [ElectLeadersRequest.TopicPartitions.sample]
+        value.timeoutMs = 7
+        return value
+    }
+}
+
+extension ElectLeadersRequest.TopicPartitions {
+    static var sample: Self {
+        var value = Self()
+        value.topic = "Topic-sample"
+        value.partitions = [7]
+        return value
+    }
+}
+
+extension ElectLeadersRequest: Sampled {
+    static var sampleValue: Any { sample }
+}
+
+extension ElectLeadersResponse {
+    static var sample: Self {
+        var value = Self()
+        value.throttleTimeMs = 7
+        value.errorCode = 7
+        value.replicaElectionResults = [ElectLeadersResponse.ReplicaElectionResult.sample]
+        return value
+    }
+}
+
+extension ElectLeadersResponse.ReplicaElectionResult {
+    static var sample: Self {
+        var value = Self()
+        value.topic = "Topic-sample"
+        value.partitionResult = [ElectLeadersResponse.PartitionResult.sample]
+        return value
+    }
+}
+
+extension ElectLeadersResponse.PartitionResult {
+    static var sample: Self {
+        var value = Self()
+        value.partitionId = 7
+        value.errorCode = 7
+        value.errorMessage = "ErrorMessage-sample"
+        return value
+    }
+}
+
+extension ElectLeadersResponse: Sampled {
+    static var sampleValue: Any { sample }
+}
+
+extension DescribeLogDirsRequest {
+    static var sample: Self {
+        var value = Self()
+        value.topics = [DescribeLogDirsRequest.DescribableLogDirTopic.sample]
+        return value
+    }
+}
+
+extension DescribeLogDirsRequest.DescribableLogDirTopic {
+    static var sample: Self {
+        var value = Self()
+        value.topic = "Topic-sample"
+        value.partitions = [7]
+        return value
+    }
+}
+
+extension DescribeLogDirsRequest: Sampled {
+    static var sampleValue: Any { sample }
+}
+
+extension DescribeLogDirsResponse {
+    static var sample: Self {
+        var value = Self()
+        value.throttleTimeMs = 7
+        value.errorCode = 7
+        value.results = [DescribeLogDirsResponse.DescribeLogDirsResult.sample]
+        return value
+    }
+}
+
+extension DescribeLogDirsResponse.DescribeLogDirsResult {
+    static var sample: Self {
+        var value = Self()
+        value.errorCode = 7
+        value.logDir = "LogDir-sample"
+        value.topics = [DescribeLogDirsResponse.DescribeLogDirsTopic.sample]
+        value.totalBytes = 7
+        value.usableBytes = 7
+        value.isCordoned = true
+        return value
+    }
+}
+
+extension DescribeLogDirsResponse.DescribeLogDirsTopic {
+    static var sample: Self {
+        var value = Self()
+        value.name = "Name-sample"
+        value.partitions = [DescribeLogDirsResponse.DescribeLogDirsPartition.sample]
+        return value
+    }
+}
+
+extension DescribeLogDirsResponse.DescribeLogDirsPartition {
+    static var sample: Self {
+        var value = Self()
+        value.partitionIndex = 7
+        value.partitionSize = 7
+        value.offsetLag = 7
+        value.isFutureKey = true
+        return value
+    }
+}
+
+extension DescribeLogDirsResponse: Sampled {
+    static var sampleValue: Any { sample }
+}
+
+extension DescribeProducersRequest {
+    static var sample: Self {
+        var value = Self()
+        value.topics = [DescribeProducersRequest.TopicRequest.sample]
+        return value
+    }
+}
+
+extension DescribeProducersRequest.TopicRequest {
+    static var sample: Self {
+        var value = Self()
+        value.name = "Name-sample"
+        value.partitionIndexes = [7]
+        return value
+    }
+}
+
+extension DescribeProducersRequest: Sampled {
+    static var sampleValue: Any { sample }
+}
+
+extension DescribeProducersResponse {
+    static var sample: Self {
+        var value = Self()
+        value.throttleTimeMs = 7
+        value.topics = [DescribeProducersResponse.TopicResponse.sample]
+        return value
+    }
+}
+
+extension DescribeProducersResponse.TopicResponse {
+    static var sample: Self {
+        var value = Self()
+        value.name = "Name-sample"
+        value.partitions = [DescribeProducersResponse.PartitionResponse.sample]
+        return value
+    }
+}
+
+extension DescribeProducersResponse.PartitionResponse {
+    static var sample: Self {
+        var value = Self()
+        value.partitionIndex = 7
+        value.errorCode = 7
+        value.errorMessage = "ErrorMessage-sample"
+        value.activeProducers = [DescribeProducersResponse.ProducerState.sample]
+        return value
+    }
+}
+
+extension DescribeProducersResponse.ProducerState {
+    static var sample: Self {
+        var value = Self()
+        value.producerId = 7
+        value.producerEpoch = 7
+        value.lastSequence = 7
+        value.lastTimestamp = 7
+        value.coordinatorEpoch = 7
+        value.currentTxnStartOffset = 7
+        return value
+    }
+}
+
+extension DescribeProducersResponse: Sampled {
+    static var sampleValue: Any { sample }
+}
+
+extension AlterPartitionReassignmentsRequest {
+    static var sample: Self {
+        var value = Self()
+        value.timeoutMs = 7
+        value.allowReplicationFactorChange = true
+        value.topics = [AlterPartitionReassignmentsRequest.ReassignableTopic.sample]
+        return value
+    }
+}
+
+extension AlterPartitionReassignmentsRequest.ReassignableTopic {
+    static var sample: Self {
+        var value = Self()
+        value.name = "Name-sample"
+        value.partitions = [AlterPartitionReassignmentsRequest.ReassignablePartition.sample]
+        return value
+    }
+}
+
+extension AlterPartitionReassignmentsRequest.ReassignablePartition {
+    static var sample: Self {
+        var value = Self()
+        value.partitionIndex = 7
+        value.replicas = [7]
+        return value
+    }
+}
+
+extension AlterPartitionReassignmentsRequest: Sampled {
+    static var sampleValue: Any { sample }
+}
+
+extension AlterPartitionReassignmentsResponse {
+    static var sample: Self {
+        var value = Self()
+        value.throttleTimeMs = 7
+        value.allowReplicationFactorChange = true
+        value.errorCode = 7
+        value.errorMessage = "ErrorMessage-sample"
+        value.responses = [AlterPartitionReassignmentsResponse.ReassignableTopicResponse.sample]
+        return value
+    }
+}
+
+extension AlterPartitionReassignmentsResponse.ReassignableTopicResponse {
+    static var sample: Self {
+        var value = Self()
+        value.name = "Name-sample"
+        value.partitions = [AlterPartitionReassignmentsResponse.ReassignablePartitionResponse.sample]
+        return value
+    }
+}
+
+extension AlterPartitionReassignmentsResponse.ReassignablePartitionResponse {
+    static var sample: Self {
+        var value = Self()
+        value.partitionIndex = 7
+        value.errorCode = 7
+        value.errorMessage = "ErrorMessage-sample"
+        return value
+    }
+}
+
+extension AlterPartitionReassignmentsResponse: Sampled {
+    static var sampleValue: Any { sample }
+}
+
+extension ListPartitionReassignmentsRequest {
+    static var sample: Self {
+        var value = Self()
+        value.timeoutMs = 7
+        value.topics = [ListPartitionReassignmentsRequest.ListPartitionReassignmentsTopics.sample]
+        return value
+    }
+}
+
+extension ListPartitionReassignmentsRequest.ListPartitionReassignmentsTopics {
+    static var sample: Self {
+        var value = Self()
+        value.name = "Name-sample"
+        value.partitionIndexes = [7]
+        return value
+    }
+}
+
+extension ListPartitionReassignmentsRequest: Sampled {
+    static var sampleValue: Any { sample }
+}
+
+extension ListPartitionReassignmentsResponse {
+    static var sample: Self {
+        var value = Self()
+        value.throttleTimeMs = 7
+        value.errorCode = 7
+        value.errorMessage = "ErrorMessage-sample"
+        value.topics = [ListPartitionReassignmentsResponse.OngoingTopicReassignment.sample]
+        return value
+    }
+}
+
+extension ListPartitionReassignmentsResponse.OngoingTopicReassignment {
+    static var sample: Self {
+        var value = Self()
+        value.name = "Name-sample"
+        value.partitions = [ListPartitionReassignmentsResponse.OngoingPartitionReassignment.sample]
+        return value
+    }
+}
+
+extension ListPartitionReassignmentsResponse.OngoingPartitionReassignment {
+    static var sample: Self {
+        var value = Self()
+        value.partitionIndex = 7
+        value.replicas = [7]
+        value.addingReplicas = [7]
+        value.removingReplicas = [7]
+        return value
+    }
+}
+
+extension ListPartitionReassignmentsResponse: Sampled {
+    static var sampleValue: Any { sample }
+}
+
+extension DescribeClusterRequest {
+    static var sample: Self {
+        var value = Self()
+        value.includeClusterAuthorizedOperations = true
+        value.endpointType = 7
+        value.includeFencedBrokers = true
+        return value
+    }
+}
+
+extension DescribeClusterRequest: Sampled {
+    static var sampleValue: Any { sample }
+}
+
+extension DescribeClusterResponse {
+    static var sample: Self {
+        var value = Self()
+        value.throttleTimeMs = 7
+        value.errorCode = 7
+        value.errorMessage = "ErrorMessage-sample"
+        value.endpointType = 7
+        value.clusterId = "ClusterId-sample"
+        value.controllerId = 7
+        value.brokers = [DescribeClusterResponse.DescribeClusterBroker.sample]
+        value.clusterAuthorizedOperations = 7
+        return value
+    }
+}
+
+extension DescribeClusterResponse.DescribeClusterBroker {
+    static var sample: Self {
+        var value = Self()
+        value.brokerId = 7
+        value.host = "Host-sample"
+        value.port = 7
+        value.rack = "Rack-sample"
+        value.isFenced = true
+        return value
+    }
+}
+
+extension DescribeClusterResponse: Sampled {
+    static var sampleValue: Any { sample }
+}
+
 extension RequestHeader {
     static var sample: Self {
         var value = Self()
