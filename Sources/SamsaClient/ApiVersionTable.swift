@@ -13,6 +13,25 @@ public struct ApiVersionTable: Sendable, Hashable {
         .apiVersions: 0...3,
         .createTopics: 2...5,
         .deleteTopics: 1...5,
+        // The admin API (issue 19) and the group calls its tools make.
+        .describeCluster: 0...2,
+        .describeConfigs: 1...4,
+        .alterConfigs: 0...2,
+        .incrementalAlterConfigs: 0...1,
+        .createPartitions: 0...3,
+        .deleteRecords: 0...2,
+        .electLeaders: 0...2,
+        .describeLogDirs: 1...4,
+        .describeProducers: 0...0,
+        .alterPartitionReassignments: 0...0,
+        .listPartitionReassignments: 0...0,
+        .findCoordinator: 0...4,
+        .listGroups: 0...4,
+        .describeGroups: 0...5,
+        .offsetFetch: 1...8,
+        .offsetCommit: 2...8,
+        .deleteGroups: 0...2,
+        .offsetDelete: 0...0,
     ]
 
     private let chosen: [ApiKey: Int16]

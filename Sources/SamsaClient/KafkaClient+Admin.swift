@@ -70,7 +70,7 @@ extension KafkaClient {
 
     /// Runs `body` on the controller's connection (Metadata's controller id), or on any broker when none
     /// is reported.
-    private func withController<T: Sendable>(_ body: (BrokerConnection) async throws -> T) async throws -> T {
+    func withController<T: Sendable>(_ body: (BrokerConnection) async throws -> T) async throws -> T {
         let metadata = try await refreshMetadata(topics: [])
         guard metadata.controllerId >= 0, metadata.brokers[metadata.controllerId] != nil else { return try await withAnyConnection(body) }
         return try await body(try await connection(node: metadata.controllerId))
