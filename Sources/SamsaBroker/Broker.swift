@@ -55,6 +55,7 @@ public final class Broker: Sendable {
         let producerIds: ProducerIdAllocator
         let topicConfigs: [String: TopicConfigFile.Entry]
         let epochs: LeaderEpochs?
+        let brokerConfigs = BrokerConfigs(configuration: configuration)
         do {
             (lock, logs, offsets, producerIds, topicConfigs, epochs) = try await io.runIfActive {
                 // Refused before anything is written: a foreign directory (no lock file made in it),
@@ -65,9 +66,11 @@ public final class Broker: Sendable {
                 let logs: LogManager
                 do {
                     topicConfigs = try TopicConfigFile.read(dataDirectory: configuration.dataDirectory)
+                    DynamicBrokerConfigFile.load(try DynamicBrokerConfigFile.read(dataDirectory: configuration.dataDirectory), into: brokerConfigs)
+                    let base = brokerConfigs.logConfiguration
                     logs = try LogManager.open(
-                        directory: configuration.dataDirectory, configuration: configuration.logConfiguration,
-                        configurations: TopicConfigFile.logConfigurations(topicConfigs, base: configuration.logConfiguration),
+                        directory: configuration.dataDirectory, configuration: base,
+                        configurations: TopicConfigFile.logConfigurations(topicConfigs, base: base),
                         maxOpenFiles: DescriptorCeiling.segmentFileCache(limit: descriptorLimit), files: configuration.fileSystem
                     ).manager
                 } catch {
@@ -149,7 +152,7 @@ public final class Broker: Sendable {
             let advertised = (configuration.advertisedHost ?? configuration.host, Int32(configuration.advertisedPort ?? address.port ?? configuration.port))
             let dispatcher = RequestDispatcher(
                 configuration: configuration, logs: logs, offsets: offsets, producerIds: producerIds, io: io, group: group,
-                advertised: advertised, topicConfigs: topicConfigs, cluster: session.flatMap { session in epochs.map { (session, $0) } })
+                advertised: advertised, brokerConfigs: brokerConfigs, topicConfigs: topicConfigs, cluster: session.flatMap { session in epochs.map { (session, $0) } })
             let metrics = BrokerMetrics(registry: registry, replication: dispatcher.cluster?.replicas)
             let endpoint: MetricsEndpoint?
             if let port = configuration.metricsPort {

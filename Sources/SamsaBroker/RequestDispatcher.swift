@@ -28,12 +28,16 @@ final class RequestDispatcher: Sendable {
     let catalog: any TopicCatalog
     /// Producer ids for InitProducerId: unique across the cluster's brokers, or this broker's restarts.
     let producerIds: any ProducerIdSource
+    /// Topic and broker configs for the AlterConfigs family: coordination in a cluster, the data
+    /// directory otherwise.
+    let configStore: any ConfigStore
 
     /// `cluster`: the coordination session and leader-epoch history of a broker in a cluster; without
     /// one the broker is a cluster of one (`Leadership.local`).
     init(
         configuration: BrokerConfiguration, logs: LogManager, offsets: CommittedOffsetLog, producerIds: ProducerIdAllocator, io: NIOThreadPool,
-        group: any EventLoopGroup, advertised: (host: String, port: Int32), topicConfigs: [String: TopicConfigFile.Entry] = [:],
+        group: any EventLoopGroup, advertised: (host: String, port: Int32), brokerConfigs: BrokerConfigs? = nil,
+        topicConfigs: [String: TopicConfigFile.Entry] = [:],
         cluster: (session: RenewableSession, epochs: LeaderEpochs)? = nil
     ) {
         self.configuration = configuration
@@ -47,7 +51,8 @@ final class RequestDispatcher: Sendable {
             fetchWaits: Purgatory(timers: timers), produceWaits: Purgatory(timers: timers), isrChanges: IsrChangeCounts(),
             producerIdExpiration: configuration.producerIdExpiration, decompression: DecompressionPermits())
         self.topics = TopicTable(
-            logs: logs, dataDirectory: configuration.dataDirectory, baseConfiguration: configuration.logConfiguration, configs: topicConfigs,
+            logs: logs, dataDirectory: configuration.dataDirectory, brokerConfigs: brokerConfigs ?? BrokerConfigs(configuration: configuration),
+            configs: topicConfigs,
             context: context, maxPartitions: configuration.maxBrokerPartitions)
         self.io = io
         self.retention = LogRetention(logs: logs, io: io, logger: configuration.logger)
@@ -62,6 +67,11 @@ final class RequestDispatcher: Sendable {
         catalog = self.cluster?.metadata
             ?? LocalCatalog(brokerId: BrokerID(configuration.brokerId), advertised: BrokerRegistration(host: advertised.host, port: advertised.port), topics: topics)
         self.producerIds = self.cluster?.producerIds ?? producerIds
+        if let cluster = self.cluster {
+            configStore = CoordinationConfigStore(session: cluster.session, paths: cluster.paths, topics: topics)
+        } else {
+            configStore = LocalConfigStore(topics: topics, dataDirectory: configuration.dataDirectory)
+        }
     }
 
     /// Long-polling fetches waiting for appends (tests: act once one waits).
@@ -110,7 +120,11 @@ final class RequestDispatcher: Sendable {
         case .deleteTopics:
             return encode(await deleteTopics(try decode(DeleteTopicsRequest.self), version: version), version, id)
         case .describeConfigs:
-            return encode(describeConfigs(try decode(DescribeConfigsRequest.self)), version, id)
+            return encode(await describeConfigs(try decode(DescribeConfigsRequest.self)), version, id)
+        case .alterConfigs:
+            return encode(await alterConfigs(try decode(AlterConfigsRequest.self)), version, id)
+        case .incrementalAlterConfigs:
+            return encode(await incrementalAlterConfigs(try decode(IncrementalAlterConfigsRequest.self)), version, id)
         case .offsetForLeaderEpoch:
             return encode(offsetForLeaderEpoch(try decode(OffsetForLeaderEpochRequest.self)), version, id)
         case .initProducerId:
@@ -137,7 +151,7 @@ final class RequestDispatcher: Sendable {
         case .describeCluster:
             return encode(await describeCluster(try decode(DescribeClusterRequest.self)), version, id)
         // Generated, not yet served (not in SupportedApis: the guard above answers them).
-        case .createPartitions, .alterConfigs, .incrementalAlterConfigs, .deleteRecords, .deleteGroups, .offsetDelete, .electLeaders,
+        case .createPartitions, .deleteRecords, .deleteGroups, .offsetDelete, .electLeaders,
             .describeLogDirs, .describeProducers, .alterPartitionReassignments, .listPartitionReassignments:
             return Self.unsupported(correlationId: id)
         }

@@ -28,6 +28,8 @@ enum SupportedApis {
         .describeConfigs: 0...4,
         .offsetForLeaderEpoch: 0...4,
         .describeCluster: 0...2,
+        .alterConfigs: 0...2,
+        .incrementalAlterConfigs: 0...1,
     ]
 
     /// The ApiVersions entries, by API key.

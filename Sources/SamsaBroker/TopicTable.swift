@@ -33,15 +33,17 @@ final class TopicTable: Sendable {
     /// Topics with config overrides (as stored in `TopicConfigFile`); changed only on `administration`.
     private let configs: Mutex<[String: TopicConfigFile.Entry]>
     private let dataDirectory: String
-    /// The broker's log settings, which a topic's overrides change.
-    let baseConfiguration: LogConfiguration
+    /// The broker-level settings, which a topic's overrides change.
+    let brokerConfigs: BrokerConfigs
+    /// The log settings a topic without overrides has now.
+    var baseConfiguration: LogConfiguration { brokerConfigs.logConfiguration }
     private let administration = DispatchQueue(label: "samsa.broker.topics")
     /// The most partitions this broker holds (`max.broker.partitions`, KIP-578): a create past it is
     /// refused whole, so no request can fill the disk or the descriptor table with partitions.
     let maxPartitions: Int
 
     init(
-        logs: LogManager, dataDirectory: String, baseConfiguration: LogConfiguration, configs: [String: TopicConfigFile.Entry],
+        logs: LogManager, dataDirectory: String, brokerConfigs: BrokerConfigs, configs: [String: TopicConfigFile.Entry],
         context: PartitionContext, maxPartitions: Int = BrokerConfiguration.defaultMaxBrokerPartitions
     ) {
         self.maxPartitions = maxPartitions
@@ -51,7 +53,7 @@ final class TopicTable: Sendable {
         }))
         self.logs = logs
         self.dataDirectory = dataDirectory
-        self.baseConfiguration = baseConfiguration
+        self.brokerConfigs = brokerConfigs
         self.configs = Mutex(configs)
         var counts: [String: Int32] = [:]
         for partition in logs.partitions { counts[partition.topic, default: 0] = max(counts[partition.topic, default: 0], partition.partition + 1) }
@@ -128,23 +130,49 @@ final class TopicTable: Sendable {
         return topic
     }
 
-    /// Puts a topic's new settings in force: stored first (so a restart opens its logs with them),
-    /// then applied to each of its open logs at once (`PartitionLog.reconfigure`). The settings checked
-    /// per request (`max.message.bytes`, `min.insync.replicas`) are read from here on the next one.
-    /// False if there is no such topic.
-    func replaceConfig(_ name: String, with config: TopicConfig) async throws(StorageError) -> Bool {
-        let result: Result<Bool, StorageError> = await withCheckedContinuation { continuation in
+    /// Puts a topic's new settings in force: `change` turns the current ones into the new ones (or
+    /// throws, and nothing changes; with `validateOnly` nothing is stored either); they are stored
+    /// first (so a restart opens the logs with them), then applied to each of the topic's open logs at
+    /// once (`PartitionLog.reconfigure`). The settings checked per request (`max.message.bytes`,
+    /// `min.insync.replicas`) are read from here on the next one. On one queue with creation and
+    /// deletion, so concurrent changes of one topic apply in turn, none lost. Nil if there is no such
+    /// topic, else the new settings.
+    func alterConfig(
+        _ name: String, validateOnly: Bool = false, _ change: @escaping @Sendable (TopicConfig) throws(ConfigChangeError) -> TopicConfig
+    ) async throws(ConfigChangeError) -> TopicConfig? {
+        let result: Result<TopicConfig?, ConfigChangeError> = await withCheckedContinuation { continuation in
             administration.async { [self] in
-                continuation.resume(returning: Result { () throws(StorageError) -> Bool in
-                    guard let topic = topic(name) else { return false }
-                    try storeConfig(name, config.overrides.isEmpty ? nil : TopicConfigFile.Entry(partitions: topic.partitionCount, config: config))
+                continuation.resume(returning: Result { () throws(ConfigChangeError) -> TopicConfig? in
+                    guard let topic = topic(name) else { return nil }
+                    let config = try change(self.config(name))
+                    if validateOnly { return config }
+                    do throws(StorageError) {
+                        try storeConfig(name, config.overrides.isEmpty ? nil : TopicConfigFile.Entry(partitions: topic.partitionCount, config: config))
+                    } catch {
+                        throw .storage(error)
+                    }
                     let configuration = config.logConfiguration(base: baseConfiguration)
                     for index in 0..<topic.partitionCount { log(name, index)?.reconfigure(configuration) }
-                    return true
+                    return config
                 })
             }
         }
         return try result.get()
+    }
+
+    /// Reconfigures every open log after the broker-level settings changed (`brokerConfigs`), on the
+    /// queue config changes take, so a topic's change and a broker's apply in turn.
+    func reapplyBrokerConfigs() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            administration.async { [self] in
+                let base = baseConfiguration
+                for topic in all {
+                    let configuration = config(topic.name).logConfiguration(base: base)
+                    for index in 0..<topic.partitionCount { log(topic.name, index)?.reconfigure(configuration) }
+                }
+                continuation.resume()
+            }
+        }
     }
 
     /// Replaces (nil: removes) the topic's stored settings. Runs on `administration`.

@@ -16,6 +16,8 @@ final class Cluster: Sendable {
     let controller: ClusterController
     let metadata: CoordinationCatalog
     let producerIds: ClusterProducerIds
+    /// Applies topic and broker config changes from coordination.
+    let configs: ConfigWatcher
     private let logger: Logger
     private let watchdog = BackgroundTasks()
 
@@ -35,6 +37,7 @@ final class Cluster: Sendable {
         controller = ClusterController(brokerId: brokerId, paths: paths, session: session, logger: logger)
         metadata = CoordinationCatalog(paths: paths, session: session)
         producerIds = ClusterProducerIds(session: session, paths: paths, brokerId: brokerId.rawValue)
+        configs = ConfigWatcher(session: session, paths: paths, topics: topics, logger: logger)
     }
 
     static func prepare(_ session: any CoordinationSession, paths: ClusterPaths) async throws {
@@ -45,6 +48,7 @@ final class Cluster: Sendable {
     /// coordination removes when that session ends), then starts following and competing for control.
     func start(host: String, port: Int32) async throws {
         try await register(host: host, port: port)
+        configs.start()
         replicas.start()
         controller.start()
         watchdog.start { await self.rejoinWhenSessionEnds(host: host, port: port) }
@@ -80,10 +84,12 @@ final class Cluster: Sendable {
             logger.warning("coordination session expired: giving up every partition, then rejoining with a new session")
             await replicas.stop()
             await controller.stop()
+            await configs.stop()
             while !Task.isCancelled {
                 do {
                     try await session.renew()
                     try await register(host: host, port: port)
+                    configs.start()
                     replicas.start()
                     controller.start()
                     logger.info("rejoined the cluster", metadata: ["session": "\(session.sessionID)"])
@@ -111,6 +117,7 @@ final class Cluster: Sendable {
         await watchdog.stop()
         await replicas.stop()
         await controller.stop()
+        await configs.stop()
         await session.close()
     }
 }

@@ -2,78 +2,100 @@ import SamsaProtocol
 import SamsaStorage
 
 extension RequestDispatcher {
-    static let topicResource: Int8 = 2
-    static let brokerResource: Int8 = 4
-
-    /// A topic's settings (the broker's, with the topic's own overrides marked as not default) and the
-    /// broker's own, under Kafka's names.
-    func describeConfigs(_ request: DescribeConfigsRequest) -> DescribeConfigsResponse {
+    /// Each topic config's value for a topic, or each broker config's for this broker, with where the
+    /// value comes from (its source) and, when asked (v1+), every layer that sets it, first wins
+    /// (Kafka's synonyms: the topic's own, this broker's dynamic, the cluster's dynamic default, the
+    /// broker's static, Kafka's default). A broker resource named "" describes the cluster-wide dynamic
+    /// defaults that are set, as Kafka does.
+    func describeConfigs(_ request: DescribeConfigsRequest) async -> DescribeConfigsResponse {
         var response = DescribeConfigsResponse()
         for resource in request.resources {
             var result = DescribeConfigsResponse.DescribeConfigsResult()
             result.resourceType = resource.resourceType
             result.resourceName = resource.resourceName
             result.errorMessage = nil
-            let entries: [(String, String)]
-            var overridden: Set<String> = []
-            switch resource.resourceType {
-            case Self.topicResource where topics.topic(resource.resourceName) != nil:
-                let own = topics.config(resource.resourceName).overrides
-                overridden = Set(own.keys)
-                entries = topicConfigs.map { name, value in (name, own[name] ?? value) }
-            case Self.topicResource:
-                result.errorCode = ErrorCode.unknownTopicOrPartition.rawValue
-                entries = []
-            case Self.brokerResource:
-                entries = topicConfigs + [
-                    ("auto.create.topics.enable", "\(configuration.autoCreateTopics)"), ("num.partitions", "\(configuration.defaultPartitions)"),
-                    ("socket.request.max.bytes", "\(configuration.maxRequestBytes)"), ("message.max.bytes", "\(configuration.maxMessageBytes)"),
-                ]
-            default:
-                result.errorCode = ErrorCode.invalidRequest.rawValue
-                result.errorMessage = "resource type \(resource.resourceType) is not described"
-                entries = []
-            }
-            let keys = resource.configurationKeys.map(Set.init)
-            result.configs = entries.filter { keys?.contains($0.0) ?? true }.map { name, value in
-                var config = DescribeConfigsResponse.DescribeConfigsResourceResult()
-                config.name = name
-                config.value = value
-                let own = overridden.contains(name)
-                config.readOnly = true  // no AlterConfigs
-                config.isDefault = !own
-                config.configSource = own ? 1 : 5  // DYNAMIC_TOPIC_CONFIG : DEFAULT_CONFIG
-                config.documentation = nil
-                return config
+            do throws(ConfigChangeError) {
+                let wanted = resource.configurationKeys.map(Set.init)
+                result.configs = try await describedConfigs(resource.resourceType, resource.resourceName).filter { wanted?.contains($0.name) ?? true }.map {
+                    entry(for: $0, synonyms: request.includeSynonyms, documentation: request.includeDocumentation)
+                }
+            } catch {
+                let (code, message) = ConfigResource.answer(error)
+                result.errorCode = code.rawValue
+                result.errorMessage = message
             }
             response.results.append(result)
         }
         return response
     }
 
-    /// Kafka's topic config names for the log settings in force.
-    private var topicConfigs: [(String, String)] {
-        let log = configuration.logConfiguration
-        var flushMessages = Int64.max
-        var flushMilliseconds = Int64.max
-        switch log.flushPolicy {
-        case .everyAppend: flushMessages = 1
-        case .messages(let count): flushMessages = Int64(count)
-        case .interval(let milliseconds): flushMilliseconds = Int64(milliseconds)
-        case .never: break
+    /// One config as described: its name for the resource, its resolution and definition.
+    private struct Described {
+        var name: String
+        var resolved: BrokerConfigs.Resolved
+        var readOnly: Bool
+        var key: ConfigKey?
+    }
+
+    private func describedConfigs(_ type: Int8, _ name: String) async throws(ConfigChangeError) -> [Described] {
+        let brokerConfigs = topics.brokerConfigs
+        switch try ConfigResource.parse(type: type, name: name, brokerId: brokerConfigs.brokerId) {
+        case .topic(let topic):
+            guard let own = try await configStore.topicOverrides(topic) else { throw .unknownTopic("topic '\(TopicTable.quoted(topic))' does not exist") }
+            return ConfigKeys.all.map { key in
+                Described(name: key.name, resolved: brokerConfigs.resolve(key, topicOverrides: own.overrides), readOnly: false, key: key)
+            }
+        case .broker(.clusterDefault):
+            return brokerConfigs.dynamicValues(.clusterDefault).sorted { $0.key < $1.key }.compactMap { name, value in
+                let layer = BrokerConfigs.Resolved.Layer(name: name, value: value, source: .dynamicDefaultBroker)
+                return Described(name: name, resolved: .init(value: value, source: .dynamicDefaultBroker, layers: [layer]), readOnly: false, key: ConfigKeys.byBrokerName[name])
+            }
+        case .broker:
+            let dynamic = ConfigKeys.all.map { key in Described(name: key.brokerName, resolved: brokerConfigs.resolve(key), readOnly: false, key: key) }
+            let fixed = staticBrokerConfigs.map { name, value in
+                Described(
+                    name: name, resolved: .init(value: value, source: .staticBroker, layers: [.init(name: name, value: value, source: .staticBroker)]),
+                    readOnly: true, key: nil)
+            }
+            return dynamic + fixed
         }
-        return [
-            ("cleanup.policy", "delete"),
-            ("retention.ms", "\(log.retentionMilliseconds ?? -1)"),
-            ("retention.bytes", "\(log.retentionBytes ?? -1)"),
-            ("segment.bytes", "\(log.segmentBytes)"),
-            ("segment.ms", "\(log.segmentMilliseconds ?? 604_800_000)"),
-            ("max.message.bytes", "\(configuration.maxMessageBytes)"),
-            ("min.insync.replicas", "1"),
-            ("unclean.leader.election.enable", "false"),
-            ("flush.messages", "\(flushMessages)"),
-            ("flush.ms", "\(flushMilliseconds)"),
-            ("message.timestamp.type", "CreateTime"),
+    }
+
+    /// Broker configs that only the broker's own configuration sets (read-only here).
+    private var staticBrokerConfigs: [(String, String)] {
+        [
+            ("broker.id", "\(configuration.brokerId)"), ("log.dirs", configuration.dataDirectory),
+            ("auto.create.topics.enable", "\(configuration.autoCreateTopics)"), ("num.partitions", "\(configuration.defaultPartitions)"),
+            ("socket.request.max.bytes", "\(configuration.maxRequestBytes)"), ("max.broker.partitions", "\(configuration.maxBrokerPartitions)"),
         ]
+    }
+
+    /// The type of a read-only broker config, from its value.
+    private static func inferredType(_ value: String) -> ConfigKey.ConfigType {
+        if Bool(value) != nil { return .boolean }
+        if Int32(value) != nil { return .int }
+        return Int64(value) != nil ? .long : .string
+    }
+
+    private func entry(for config: Described, synonyms: Bool, documentation: Bool) -> DescribeConfigsResponse.DescribeConfigsResourceResult {
+        var entry = DescribeConfigsResponse.DescribeConfigsResourceResult()
+        entry.name = config.name
+        entry.value = config.resolved.value
+        entry.readOnly = config.readOnly
+        entry.configSource = config.resolved.source.rawValue
+        // v0's only notion of a source: whether the value is this resource's own.
+        entry.isDefault = config.resolved.source != .topic && config.resolved.source != .dynamicBroker && config.resolved.source != .dynamicDefaultBroker
+        entry.configType = (config.key?.type ?? Self.inferredType(config.resolved.value)).rawValue
+        entry.documentation = documentation ? config.key?.documentation : nil
+        if synonyms {
+            entry.synonyms = config.resolved.layers.map { layer in
+                var synonym = DescribeConfigsResponse.DescribeConfigsSynonym()
+                synonym.name = layer.name
+                synonym.value = layer.value
+                synonym.source = layer.source.rawValue
+                return synonym
+            }
+        }
+        return entry
     }
 }

@@ -45,7 +45,7 @@ extension RequestDispatcher {
         do {
             let produced = try await partition.append(
                 data.records ?? ByteBuffer(), acks: request.acks, timeout: .milliseconds(max(0, Int(request.timeoutMs))),
-                minInsyncReplicas: config.minInsyncReplicas, maxMessageBytes: config.maxMessageBytes(default: configuration.maxMessageBytes),
+                minInsyncReplicas: topics.brokerConfigs.minInsyncReplicas(config), maxMessageBytes: topics.brokerConfigs.maxMessageBytes(config),
                 transactionalId: request.transactionalId)
             result.errorCode = produced.error.rawValue
             result.errorMessage = produced.message
