@@ -7,7 +7,7 @@ import SamsaStorage
 struct Topics: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Create, list, describe and delete the topics of a data directory or a Kafka-protocol broker.",
-        subcommands: [Create.self, List.self, Describe.self, Delete.self]
+        subcommands: [Create.self, List.self, Describe.self, Alter.self, Delete.self]
     )
 
     struct Create: AsyncParsableCommand {
@@ -90,6 +90,8 @@ struct Topics: AsyncParsableCommand {
         var topic: String?
         @Flag(help: "Only partitions with fewer in-sync replicas than replicas (with --bootstrap).")
         var underReplicatedPartitions = false
+        @Flag(help: "With --bootstrap: one JSON object per topic (partitions and configs with their sources).")
+        var json = false
 
         func validate() throws {
             try remote.requireOne(dir: dir)

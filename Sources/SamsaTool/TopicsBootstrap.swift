@@ -98,7 +98,14 @@ extension Topics.Describe {
                 // Under-replicated: fewer in-sync replicas than replicas (Kafka's --under-replicated-partitions).
                 let shown = entry.partitions.filter { !underReplicatedPartitions || $0.isr.count < $0.replicas.count }
                 if underReplicatedPartitions && shown.isEmpty { continue }
+                // The effective value of each config and where it comes from (kafka-configs.sh --describe --all).
+                let configs = entry.isInternal ? [] : try await client.describeConfigs(.topic(entry.name))
+                if json {
+                    print(Self.json(entry, shown, configs).rendered)
+                    continue
+                }
                 print("topic \(entry.name): partitions=\(entry.partitions.count)\(entry.isInternal ? " internal" : "")")
+                for config in configs { print(TopicConfigOutput.line(config)) }
                 for p in shown {
                     var line = "  partition \(p.partition): leader \(p.leader), leader epoch \(p.leaderEpoch), "
                     line += "replicas \(Self.list(p.replicas)), isr \(Self.list(p.isr))"
@@ -109,6 +116,20 @@ extension Topics.Describe {
                 }
             }
         }
+    }
+
+    private static func json(_ topic: TopicMetadata, _ partitions: [PartitionMetadata], _ configs: [ConfigDescription]) -> JSONLine {
+        JSONLine([
+            ("topic", .string(topic.name)), ("internal", .bool(topic.isInternal)),
+            ("partitions", .array(partitions.map { p in
+                .object([
+                    ("partition", .int(Int64(p.partition))), ("leader", .int(Int64(p.leader))), ("leader_epoch", .int(Int64(p.leaderEpoch))),
+                    ("replicas", .array(p.replicas.map { .int(Int64($0)) })), ("isr", .array(p.isr.map { .int(Int64($0)) })),
+                    ("offline", .array(p.offlineReplicas.map { .int(Int64($0)) })), ("error", .string(p.error.name)),
+                ])
+            })),
+            ("configs", TopicConfigOutput.json(configs)),
+        ])
     }
 
     private static func list(_ nodes: [Int32]) -> String {

@@ -50,12 +50,36 @@ struct BootstrapToolTests {
 
             let described = try await runSamsaTool(["topics", "describe", "--bootstrap", address, "--topic", "orders"])
             #expect(described.status == 0, "\(described.stderr)")
-            #expect(described.stdout == """
-                topic orders: partitions=2
-                  partition 0: leader 0, leader epoch 0, replicas 0, isr 0
-                  partition 1: leader 0, leader epoch 0, replicas 0, isr 0
+            let lines = described.stdout.split(separator: "\n").map(String.init)
+            #expect(lines.first == "topic orders: partitions=2")
+            #expect(Array(lines.suffix(2)) == ["  partition 0: leader 0, leader epoch 0, replicas 0, isr 0", "  partition 1: leader 0, leader epoch 0, replicas 0, isr 0"])
+            #expect(lines.contains("  config segment.bytes=1073741824 (DEFAULT_CONFIG)"), "\(lines)")
+
+            // alter: set and remove configs; the effective value and its source afterwards.
+            let altered = try await runSamsaTool([
+                "topics", "alter", "--bootstrap", address, "--topic", "orders", "--config", "retention.ms=60000", "--config", "segment.bytes=1048576",
+            ])
+            #expect(altered.status == 0, "\(altered.stderr)")
+            #expect(altered.stdout == """
+                changed the configs of topic orders
+                  config retention.ms=60000 (DYNAMIC_TOPIC_CONFIG)
+                  config segment.bytes=1048576 (DYNAMIC_TOPIC_CONFIG)
 
                 """)
+            let removed = try await runSamsaTool(["topics", "alter", "--bootstrap", address, "--topic", "orders", "--delete-config", "segment.bytes", "--json"])
+            #expect(removed.status == 0, "\(removed.stderr)")
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(removed.stdout.utf8)) as? [String: Any])
+            let configs = try #require(object["configs"] as? [[String: Any]])
+            #expect(configs.first { $0["name"] as? String == "segment.bytes" }?["source"] as? String == "DEFAULT_CONFIG")
+            #expect(configs.first { $0["name"] as? String == "retention.ms" }?["value"] as? String == "60000")
+            let invalid = try await runSamsaTool(["topics", "alter", "--bootstrap", address, "--topic", "orders", "--config", "segment.bytes=1"])
+            #expect(invalid.status == 1 && invalid.stderr.contains("INVALID_CONFIG"), "\(invalid.stderr)")
+            let unknown = try await runSamsaTool(["topics", "alter", "--bootstrap", address, "--topic", "orders", "--config", "no.such=1", "--validate-only"])
+            #expect(unknown.status == 1 && unknown.stderr.contains("INVALID_CONFIG"), "\(unknown.stderr)")
+            let json = try await runSamsaTool(["topics", "describe", "--bootstrap", address, "--topic", "orders", "--json"])
+            let topic = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+            #expect((topic["partitions"] as? [Any])?.count == 2)
+            #expect(((topic["configs"] as? [[String: Any]]) ?? []).contains { $0["name"] as? String == "retention.ms" && $0["source"] as? String == "DYNAMIC_TOPIC_CONFIG" })
 
             let again = try await runSamsaTool(["topics", "create", "--bootstrap", address, "--topic", "orders"])
             #expect(again.status == 1 && again.stderr.contains("TOPIC_ALREADY_EXISTS"), "\(again.stderr)")
