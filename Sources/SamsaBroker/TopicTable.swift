@@ -130,34 +130,51 @@ final class TopicTable: Sendable {
         return topic
     }
 
-    /// Puts a topic's new settings in force: `change` turns the current ones into the new ones (or
-    /// throws, and nothing changes; with `validateOnly` nothing is stored either); they are stored
-    /// first (so a restart opens the logs with them), then applied to each of the topic's open logs at
-    /// once (`PartitionLog.reconfigure`). The settings checked per request (`max.message.bytes`,
+    /// A change of one topic's settings: turns the current ones into the new ones, or throws.
+    typealias ConfigChange = @Sendable (TopicConfig) throws(ConfigChangeError) -> TopicConfig
+
+    /// Puts topics' new settings in force: each change turns a topic's current settings into its new
+    /// ones (or throws, and that topic is left as it was; with `validateOnly` nothing is stored
+    /// either). The new settings are stored first, in one write of `TopicConfigFile` for all of them
+    /// (so a request naming thousands of topics costs one file write, not thousands), so a restart
+    /// opens the logs with them; then applied to each topic's open logs at once
+    /// (`PartitionLog.reconfigure`). The settings checked per request (`max.message.bytes`,
     /// `min.insync.replicas`) are read from here on the next one. On one queue with creation and
-    /// deletion, so concurrent changes of one topic apply in turn, none lost. Nil if there is no such
-    /// topic, else the new settings.
-    func alterConfig(
-        _ name: String, validateOnly: Bool = false, _ change: @escaping @Sendable (TopicConfig) throws(ConfigChangeError) -> TopicConfig
-    ) async throws(ConfigChangeError) -> TopicConfig? {
-        let result: Result<TopicConfig?, ConfigChangeError> = await withCheckedContinuation { continuation in
+    /// deletion, so concurrent changes of one topic apply in turn, none lost. Per change, in order: nil
+    /// if there is no such topic, else the new settings, or why not.
+    func alterConfigs(_ changes: [(topic: String, change: ConfigChange)], validateOnly: Bool = false) async -> [Result<TopicConfig?, ConfigChangeError>] {
+        await withCheckedContinuation { continuation in
             administration.async { [self] in
-                continuation.resume(returning: Result { () throws(ConfigChangeError) -> TopicConfig? in
-                    guard let topic = topic(name) else { return nil }
-                    let config = try change(self.config(name))
-                    if validateOnly { return config }
-                    do throws(StorageError) {
-                        try storeConfig(name, config.overrides.isEmpty ? nil : TopicConfigFile.Entry(partitions: topic.partitionCount, config: config))
-                    } catch {
-                        throw .storage(error)
+                var outcomes: [Result<TopicConfig?, ConfigChangeError>] = []
+                var entries = configs.withLock { $0 }
+                for (name, change) in changes {
+                    guard let topic = topic(name) else {
+                        outcomes.append(.success(nil))
+                        continue
                     }
-                    let configuration = config.logConfiguration(base: baseConfiguration)
-                    for index in 0..<topic.partitionCount { log(name, index)?.reconfigure(configuration) }
-                    return config
-                })
+                    let outcome = Result { () throws(ConfigChangeError) -> TopicConfig in
+                        try change(entries[name]?.config ?? TopicConfig())
+                    }
+                    if case .success(let config) = outcome {
+                        entries[name] = config.overrides.isEmpty ? nil : TopicConfigFile.Entry(partitions: topic.partitionCount, config: config)
+                    }
+                    outcomes.append(outcome.map { $0 })
+                }
+                if validateOnly { return continuation.resume(returning: outcomes) }
+                do throws(StorageError) {
+                    try storeConfigs(entries)
+                } catch {
+                    return continuation.resume(returning: outcomes.map { outcome in outcome.flatMap { $0 == nil ? .success(nil) : .failure(.storage(error)) } })
+                }
+                let base = baseConfiguration
+                for (index, (name, _)) in changes.enumerated() {
+                    guard case .success(let config?) = outcomes[index], let topic = topic(name) else { continue }
+                    let configuration = config.logConfiguration(base: base)
+                    for partition in 0..<topic.partitionCount { log(name, partition)?.reconfigure(configuration) }
+                }
+                continuation.resume(returning: outcomes)
             }
         }
-        return try result.get()
     }
 
     /// Reconfigures every open log after the broker-level settings changed (`brokerConfigs`), on the
@@ -178,8 +195,13 @@ final class TopicTable: Sendable {
     /// Replaces (nil: removes) the topic's stored settings. Runs on `administration`.
     private func storeConfig(_ name: String, _ entry: TopicConfigFile.Entry?) throws(StorageError) {
         var updated = configs.withLock { $0 }
-        guard updated[name] != entry else { return }
         updated[name] = entry
+        try storeConfigs(updated)
+    }
+
+    /// Replaces every topic's stored settings (nothing is written when they are unchanged). Runs on `administration`.
+    private func storeConfigs(_ updated: [String: TopicConfigFile.Entry]) throws(StorageError) {
+        guard configs.withLock({ $0 }) != updated else { return }
         do {
             try TopicConfigFile.write(updated, dataDirectory: dataDirectory)
         } catch let error as StorageError {

@@ -61,7 +61,8 @@ final class ConfigWatcher: Sendable {
                 var applied = true
                 switch TopicConfig.validate(node.config.map { ($0.key, $0.value) }) {
                 case .success(let config):
-                    applied = try await topics.alterConfig(name) { _ in config } != nil
+                    let replace: TopicTable.ConfigChange = { _ in config }
+                    applied = try await topics.alterConfigs([(name, replace)]).first?.get() != nil
                 case .failure(let problem):
                     logger.error("a topic's configs in coordination are not valid: left as they were", metadata: ["topic": "\(name)", "error": "\(problem.message)"])
                 }

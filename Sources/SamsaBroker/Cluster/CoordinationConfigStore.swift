@@ -20,9 +20,20 @@ struct CoordinationConfigStore: ConfigStore {
         try await read(topic: name).map { TopicConfig(overrides: $0.values) }
     }
 
-    func alterTopic(_ name: String, validateOnly: Bool, _ change: @escaping @Sendable (TopicConfig) throws(ConfigChangeError) -> TopicConfig)
-        async throws(ConfigChangeError) -> TopicConfig?
-    {
+    /// One topic at a time: each is its own node (a conflict retries only that topic).
+    func alterTopics(_ changes: [(topic: String, change: TopicTable.ConfigChange)], validateOnly: Bool) async -> [Result<TopicConfig?, ConfigChangeError>] {
+        var outcomes: [Result<TopicConfig?, ConfigChangeError>] = []
+        for (name, change) in changes {
+            do throws(ConfigChangeError) {
+                outcomes.append(.success(try await alterTopic(name, validateOnly: validateOnly, change)))
+            } catch {
+                outcomes.append(.failure(error))
+            }
+        }
+        return outcomes
+    }
+
+    private func alterTopic(_ name: String, validateOnly: Bool, _ change: TopicTable.ConfigChange) async throws(ConfigChangeError) -> TopicConfig? {
         guard TopicTable.validate(name) == nil else { return nil }
         while true {
             guard let current = try await read(topic: name) else { return nil }

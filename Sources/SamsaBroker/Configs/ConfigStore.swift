@@ -9,10 +9,9 @@ import SamsaStorage
 protocol ConfigStore: Sendable {
     /// The topic's overrides, or nil if there is no such topic.
     func topicOverrides(_ name: String) async throws(ConfigChangeError) -> TopicConfig?
-    /// Replaces the topic's overrides by `change(current)`; with `validateOnly` only checks. Nil if there
-    /// is no such topic, else the new overrides.
-    func alterTopic(_ name: String, validateOnly: Bool, _ change: @escaping @Sendable (TopicConfig) throws(ConfigChangeError) -> TopicConfig)
-        async throws(ConfigChangeError) -> TopicConfig?
+    /// Replaces each topic's overrides by `change(current)`; with `validateOnly` only checks. Per
+    /// change, in order: nil if there is no such topic, else the new overrides, or why not.
+    func alterTopics(_ changes: [(topic: String, change: TopicTable.ConfigChange)], validateOnly: Bool) async -> [Result<TopicConfig?, ConfigChangeError>]
     /// Replaces `entity`'s dynamic broker configs (broker config names) by `change(current)`.
     func alterBroker(
         _ entity: BrokerConfigs.Entity, validateOnly: Bool,
@@ -37,10 +36,8 @@ struct LocalConfigStore: ConfigStore {
         topics.topic(name) == nil ? nil : topics.config(name)
     }
 
-    func alterTopic(_ name: String, validateOnly: Bool, _ change: @escaping @Sendable (TopicConfig) throws(ConfigChangeError) -> TopicConfig)
-        async throws(ConfigChangeError) -> TopicConfig?
-    {
-        try await topics.alterConfig(name, validateOnly: validateOnly, change)
+    func alterTopics(_ changes: [(topic: String, change: TopicTable.ConfigChange)], validateOnly: Bool) async -> [Result<TopicConfig?, ConfigChangeError>] {
+        await topics.alterConfigs(changes, validateOnly: validateOnly)
     }
 
     func alterBroker(

@@ -25,48 +25,65 @@ extension RequestDispatcher {
         var operations: [ConfigOperation]
     }
 
-    /// Applies each resource's change in turn (a resource named twice is INVALID_REQUEST, both times,
-    /// and unchanged); the answer per resource: type, name, error code, message (nil on success).
-    func applyConfigChanges(_ changes: [ConfigChange], replacing: Bool, validateOnly: Bool) async
-        -> [(type: Int8, name: String, code: Int16, message: String?)]
-    {
+    /// One resource's answer: type, name, error code, message (nil on success).
+    typealias ConfigChangeOutcome = (type: Int8, name: String, code: Int16, message: String?)
+
+    /// Applies each resource's change: all topics' in one batch (one stored write on a single broker),
+    /// then the broker entities'. A resource named twice is INVALID_REQUEST, both times, and unchanged.
+    /// Answers in request order.
+    func applyConfigChanges(_ changes: [ConfigChange], replacing: Bool, validateOnly: Bool) async -> [ConfigChangeOutcome] {
         var counts: [String: Int] = [:]
         for change in changes { counts["\(change.type)/\(change.name)", default: 0] += 1 }
-        var outcomes: [(type: Int8, name: String, code: Int16, message: String?)] = []
-        for change in changes {
+        var failures: [Int: ConfigChangeError] = [:]
+        var topicChanges: [(index: Int, topic: String, change: TopicTable.ConfigChange)] = []
+        var brokerChanges: [(index: Int, entity: BrokerConfigs.Entity)] = []
+        for (index, change) in changes.enumerated() {
             do throws(ConfigChangeError) {
                 if counts["\(change.type)/\(change.name)", default: 0] > 1 {
                     throw .invalidRequest("resource \(TopicTable.quoted(change.name)) of type \(change.type) appears more than once")
                 }
-                try await applyConfigChange(change, replacing: replacing, validateOnly: validateOnly)
-                outcomes.append((change.type, change.name, ErrorCode.none.rawValue, nil))
+                let operations = change.operations
+                switch try ConfigResource.parse(type: change.type, name: change.name, brokerId: BrokerID(configuration.brokerId)) {
+                case .topic(let name):
+                    topicChanges.append((index, name, { current throws(ConfigChangeError) in
+                        TopicConfig(overrides: try ConfigOperation.apply(operations, to: current.overrides, replacing: replacing, keys: ConfigKeys.byName, kind: "topic"))
+                    }))
+                case .broker(let entity):
+                    brokerChanges.append((index, entity))
+                }
             } catch {
-                let (code, message) = ConfigResource.answer(error)
-                outcomes.append((change.type, change.name, code.rawValue, message))
-                configuration.logger.info(
-                    "config change refused",
-                    metadata: ["resource": "\(TopicTable.quoted(change.name))", "type": "\(change.type)", "error": "\(code)", "reason": "\(message)"])
+                failures[index] = error
             }
         }
-        return outcomes
-    }
-
-    private func applyConfigChange(_ change: ConfigChange, replacing: Bool, validateOnly: Bool) async throws(ConfigChangeError) {
-        let operations = change.operations
-        switch try ConfigResource.parse(type: change.type, name: change.name, brokerId: BrokerID(configuration.brokerId)) {
-        case .topic(let name):
-            let altered = try await configStore.alterTopic(name, validateOnly: validateOnly) { current throws(ConfigChangeError) in
-                TopicConfig(overrides: try ConfigOperation.apply(operations, to: current.overrides, replacing: replacing, keys: ConfigKeys.byName, kind: "topic"))
+        let altered = await configStore.alterTopics(topicChanges.map { ($0.topic, $0.change) }, validateOnly: validateOnly)
+        for ((index, name, _), outcome) in zip(topicChanges, altered) {
+            switch outcome {
+            case .success(nil): failures[index] = .unknownTopic("topic '\(TopicTable.quoted(name))' does not exist")
+            case .success(let config?):
+                if !validateOnly {
+                    configuration.logger.info("topic configs changed", metadata: ["topic": "\(name)", "configs": "\(config.overrides.sorted { $0.key < $1.key })"])
+                }
+            case .failure(let error): failures[index] = error
             }
-            guard let altered else { throw .unknownTopic("topic '\(TopicTable.quoted(name))' does not exist") }
-            if !validateOnly {
-                configuration.logger.info("topic configs changed", metadata: ["topic": "\(name)", "configs": "\(altered.overrides.sorted { $0.key < $1.key })"])
+        }
+        for (index, entity) in brokerChanges {
+            let operations = changes[index].operations
+            do throws(ConfigChangeError) {
+                try await configStore.alterBroker(entity, validateOnly: validateOnly) { current throws(ConfigChangeError) in
+                    try ConfigOperation.apply(operations, to: current, replacing: replacing, keys: ConfigKeys.byBrokerName, kind: "dynamic broker")
+                }
+                if !validateOnly { configuration.logger.info("dynamic broker configs changed", metadata: ["entity": "\(entity)"]) }
+            } catch {
+                failures[index] = error
             }
-        case .broker(let entity):
-            try await configStore.alterBroker(entity, validateOnly: validateOnly) { current throws(ConfigChangeError) in
-                try ConfigOperation.apply(operations, to: current, replacing: replacing, keys: ConfigKeys.byBrokerName, kind: "dynamic broker")
-            }
-            if !validateOnly { configuration.logger.info("dynamic broker configs changed", metadata: ["entity": "\(entity)"]) }
+        }
+        return changes.enumerated().map { index, change in
+            guard let failure = failures[index] else { return (change.type, change.name, ErrorCode.none.rawValue, nil) }
+            let (code, message) = ConfigResource.answer(failure)
+            configuration.logger.info(
+                "config change refused",
+                metadata: ["resource": "\(TopicTable.quoted(change.name))", "type": "\(change.type)", "error": "\(code)", "reason": "\(message)"])
+            return (change.type, change.name, code.rawValue, message)
         }
     }
 }

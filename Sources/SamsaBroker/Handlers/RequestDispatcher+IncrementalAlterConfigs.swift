@@ -20,7 +20,7 @@ extension RequestDispatcher {
         // A resource with an unknown operation changes nothing; the others go ahead.
         let valid = changes.indices.filter { malformed[$0] == nil }
         let applied = await applyConfigChanges(valid.map { changes[$0] }, replacing: false, validateOnly: request.validateOnly)
-        var outcomes = Dictionary(uniqueKeysWithValues: zip(valid, applied))
+        var outcomes: [Int: ConfigChangeOutcome] = Dictionary(uniqueKeysWithValues: zip(valid, applied))
         for (index, message) in malformed {
             outcomes[index] = (changes[index].type, changes[index].name, ErrorCode.invalidRequest.rawValue, message)
         }
