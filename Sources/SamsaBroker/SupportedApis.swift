@@ -28,6 +28,8 @@ enum SupportedApis {
         .describeConfigs: 0...4,
         .offsetForLeaderEpoch: 0...4,
         .describeCluster: 0...2,
+        .deleteGroups: 0...2,
+        .offsetDelete: 0...0,
     ]
 
     /// The ApiVersions entries, by API key.
