@@ -394,13 +394,14 @@ actor GroupCoordinator {
     // MARK: - Offsets' generation check, listing
 
     /// Whether a commit with this generation and member may write: simple consumers (generation -1, no
-    /// member) commit to empty groups; group members only within their current generation.
+    /// member) commit to empty groups; group members only within their current generation. A simple
+    /// consumer's commit to a group with members gets UNKNOWN_MEMBER_ID, as in Kafka (it would undo
+    /// what the members commit: Kafka's reset-offsets tool relies on it).
     func commitCheck(groupId: String, memberId: String, generation: Int32) -> ErrorCode {
         guard !deleting.contains(groupId) else { return .coordinatorNotAvailable }
         guard let group = groups[groupId], !group.members.isEmpty else {
             return generation < 0 && memberId.isEmpty ? .none : .unknownMemberId
         }
-        if generation < 0 && memberId.isEmpty { return .none }
         guard group.members[memberId] != nil else { return .unknownMemberId }
         guard generation == group.generation else { return .illegalGeneration }
         if group.state == .preparingRebalance { return .rebalanceInProgress }
