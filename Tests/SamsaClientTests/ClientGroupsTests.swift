@@ -25,9 +25,6 @@ struct ClientGroupsTests {
         let connection = try await client.connection(node: try await client.findCoordinator(group: group))
         var subscription = ConsumerProtocolSubscription()
         subscription.topics = [topic]
-        var metadata = ByteBuffer()
-        metadata.writeInteger(Int16(0))
-        subscription.write(into: &metadata, version: 0)
         var join = JoinGroupRequest()
         join.groupId = group
         join.sessionTimeoutMs = 60_000
@@ -35,7 +32,7 @@ struct ClientGroupsTests {
         join.protocolType = "consumer"
         var range = JoinGroupRequest.JoinGroupRequestProtocol()
         range.name = "range"
-        range.metadata = metadata
+        range.metadata = Self.versioned(subscription)
         join.protocols = [range]
         // The client speaks no JoinGroup or SyncGroup (it has no consumer groups): sent raw, at v3 (no
         // MEMBER_ID_REQUIRED round trip).
@@ -46,20 +43,25 @@ struct ClientGroupsTests {
         owned.topic = topic
         owned.partitions = assigned
         assignment.assignedPartitions = [owned]
-        var bytes = ByteBuffer()
-        bytes.writeInteger(Int16(0))
-        assignment.write(into: &bytes, version: 0)
         var sync = SyncGroupRequest()
         sync.groupId = group
         sync.memberId = joined.memberId
         sync.generationId = joined.generationId
         var entry = SyncGroupRequest.SyncGroupRequestAssignment()
         entry.memberId = joined.memberId
-        entry.assignment = bytes
+        entry.assignment = Self.versioned(assignment)
         sync.assignments = [entry]
         let synced = try await connection.connection.send(sync, version: 3, expecting: SyncGroupResponse.self, timeout: .seconds(30)).get()
         #expect(synced.errorCode == 0)
         return joined.memberId
+    }
+
+    /// A consumer-protocol schema as members exchange it: an int16 version (0), then the schema.
+    static func versioned<Schema: KafkaSchema>(_ schema: Schema) -> ByteBuffer {
+        var bytes = ByteBuffer()
+        bytes.writeInteger(Int16(0))
+        schema.write(into: &bytes, version: 0)
+        return bytes
     }
 
     @Test("Commit, fetch, list, describe, delete offsets and delete groups")
