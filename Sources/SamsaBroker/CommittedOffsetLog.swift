@@ -7,8 +7,9 @@ import Synchronization
 
 /// Committed consumer-group offsets, durable in a log of their own (as Kafka's `__consumer_offsets`):
 /// `<data>/__consumer_offsets/offsets-0`, one record per committed partition (key: group, topic,
-/// partition; value: offset, leader epoch, metadata), fsynced before a commit is acknowledged. Opening
-/// replays the log; for each key the commit written last wins. The directory name has no
+/// partition; value: offset, leader epoch, metadata), fsynced before a commit is acknowledged; a
+/// deletion (DeleteGroups, OffsetDelete) is a record without a value, a tombstone. Opening replays the
+/// log; for each key the commit or deletion written last wins. The directory name has no
 /// `-<partition>` suffix, so the broker's own log manager does not take it for a topic.
 ///
 /// The log is compacted once it holds `compactionBytes` (see `compact`), so it stays about the size of
