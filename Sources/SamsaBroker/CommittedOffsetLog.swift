@@ -7,8 +7,9 @@ import Synchronization
 
 /// Committed consumer-group offsets, durable in a log of their own (as Kafka's `__consumer_offsets`):
 /// `<data>/__consumer_offsets/offsets-0`, one record per committed partition (key: group, topic,
-/// partition; value: offset, leader epoch, metadata), fsynced before a commit is acknowledged. Opening
-/// replays the log; for each key the commit written last wins. The directory name has no
+/// partition; value: offset, leader epoch, metadata), fsynced before a commit is acknowledged; a
+/// deletion (DeleteGroups, OffsetDelete) is a record without a value, a tombstone. Opening replays the
+/// log; for each key the commit or deletion written last wins. The directory name has no
 /// `-<partition>` suffix, so the broker's own log manager does not take it for a topic.
 ///
 /// The log is compacted once it holds `compactionBytes` (see `compact`), so it stays about the size of
@@ -37,10 +38,34 @@ final class CommittedOffsetLog: Sendable {
         var writtenAt: Int64
     }
 
-    /// The commits and the groups that have any (so `hasCommits` does not scan every commit).
+    /// The live commits by group, and the keys deleted (DeleteGroups, OffsetDelete) with the log offset
+    /// of their tombstone: a commit written before a deletion loses to it, in whichever order the two
+    /// are published or replayed. A tombstone is forgotten once compaction dropped the segments below
+    /// it and no write older than it still waits to be published.
     private struct Table {
-        var entries: [Key: Entry]
-        var groups: Set<String>
+        var groups: [String: [Key: Entry]] = [:]
+        var deleted: [Key: Int64] = [:]
+
+        /// Applies a commit (`entry`) or a deletion (nil) written at `offset`, unless a later one of
+        /// the key is already in.
+        mutating func apply(_ entry: Entry?, for key: Key, at offset: Int64) {
+            if let existing = groups[key.group]?[key], existing.writtenAt > offset { return }
+            if let deletedAt = deleted[key], deletedAt > offset { return }
+            if let entry {
+                groups[key.group, default: [:]][key] = entry
+                deleted[key] = nil
+            } else {
+                groups[key.group]?[key] = nil
+                if groups[key.group]?.isEmpty == true { groups[key.group] = nil }
+                deleted[key] = offset
+            }
+        }
+    }
+
+    /// A write's changes, each with the log offset it was written at, and the append to wait on.
+    struct Written: Sendable {
+        var changes: [(key: Key, committed: Committed?, offset: Int64)]
+        var last: AppendResult?
     }
 
     static let directoryName = "__consumer_offsets"
@@ -50,6 +75,8 @@ final class CommittedOffsetLog: Sendable {
     private let manager: LogManager
     private let log: PartitionLog
     private let offsets: Mutex<Table>
+    /// The first offsets of writes not yet published (tombstones at or past the oldest stay).
+    private let unpublished = Mutex<[Int64: Int]>([:])
     private let compactionBytes: Int
     /// The size of the log after the last compaction: the next one waits until the log is twice that
     /// (so a large live set is not rewritten on every commit).
@@ -68,52 +95,87 @@ final class CommittedOffsetLog: Sendable {
         return store
     }
 
-    private init(manager: LogManager, log: PartitionLog, offsets: [Key: Entry], compactionBytes: Int) {
+    private init(manager: LogManager, log: PartitionLog, offsets: Table, compactionBytes: Int) {
         self.manager = manager
         self.log = log
-        self.offsets = Mutex(Table(entries: offsets, groups: Set(offsets.keys.map(\.group))))
+        self.offsets = Mutex(offsets)
         self.compactionBytes = compactionBytes
     }
 
-    /// Writes the commits (blocking: on an I/O thread) and returns what to wait on for durability.
-    func write(_ commits: [(Key, Committed)]) throws -> AppendResult {
-        var builder = RecordBatchBuilder()
-        for (key, value) in commits { Self.append(key, Entry(committed: value, writtenAt: -1), to: &builder) }
-        return try log.appendWithoutWaiting(try builder.build())
+    /// Writes commits and deletions (nil), in batches of at most `maxBatchBytes` and 1,000 records
+    /// (blocking: on an I/O thread); `publish` then waits for durability and makes them visible.
+    func write(_ changes: [(Key, Committed?)]) throws -> Written {
+        var written = Written(changes: [], last: nil)
+        written.changes.reserveCapacity(changes.count)
+        var batch: [(Key, Committed?)] = []
+        var bytes = RecordBatchLayout.headerLength
+        func flushBatch() throws {
+            guard !batch.isEmpty else { return }
+            var builder = RecordBatchBuilder()
+            for (key, value) in batch { Self.append(key, value.map { Entry(committed: $0, writtenAt: -1) }, to: &builder) }
+            let result = try log.appendWithoutWaiting(try builder.build())
+            if written.last == nil { unpublished.withLock { $0[result.baseOffset, default: 0] += 1 } }
+            for (index, (key, value)) in batch.enumerated() { written.changes.append((key, value, result.baseOffset + Int64(index))) }
+            written.last = result
+            batch.removeAll(keepingCapacity: true)
+            bytes = RecordBatchLayout.headerLength
+        }
+        do {
+            for change in changes {
+                let size = Self.recordBytes(change.0, change.1)
+                if !batch.isEmpty && (batch.count == 1000 || bytes + size > Self.maxBatchBytes) { try flushBatch() }
+                batch.append(change)
+                bytes += size
+            }
+            try flushBatch()
+        } catch {
+            // Nothing will publish it: the log refuses writes after a failed one.
+            if let first = written.changes.first?.offset { unpublished.withLock { $0[first] = nil } }
+            throw error
+        }
+        return written
     }
 
-    /// Waits until written commits are durable, then makes them visible to OffsetFetch.
-    func publish(_ commits: [(Key, Committed)], after result: AppendResult) async throws {
-        try await log.waitForFlushPolicy(result)
-        offsets.withLock { table in
-            for (index, (key, value)) in commits.enumerated() {
-                Self.keepLatest(Entry(committed: value, writtenAt: result.baseOffset + Int64(index)), for: key, in: &table.entries)
-                table.groups.insert(key.group)
+    /// Waits until a write is durable, then makes it visible to OffsetFetch (each change unless a
+    /// later one of its key is already in).
+    func publish(_ written: Written) async throws {
+        guard let last = written.last, let first = written.changes.first?.offset else { return }
+        defer {
+            unpublished.withLock { pending in
+                pending[first, default: 1] -= 1
+                if pending[first] == 0 { pending[first] = nil }
             }
         }
-    }
-
-    func committed(_ key: Key) -> Committed? { offsets.withLock { $0.entries[key]?.committed } }
-
-    func committed(group: String) -> [Key: Committed] {
+        try await log.waitForFlushPolicy(last)
         offsets.withLock { table in
-            guard table.groups.contains(group) else { return [:] }
-            return table.entries.filter { $0.key.group == group }.mapValues(\.committed)
+            for change in written.changes { table.apply(change.committed.map { Entry(committed: $0, writtenAt: change.offset) }, for: change.key, at: change.offset) }
         }
     }
 
+    func committed(_ key: Key) -> Committed? { offsets.withLock { $0.groups[key.group]?[key]?.committed } }
+
+    func committed(group: String) -> [Key: Committed] {
+        offsets.withLock { $0.groups[group]?.mapValues(\.committed) ?? [:] }
+    }
+
+    /// Deletions remembered to win over older commits (tests: compaction forgets them).
+    var tombstoneCount: Int { offsets.withLock { $0.deleted.count } }
+
+    /// The groups that have committed offsets.
+    func groupIds() -> [String] { offsets.withLock { Array($0.groups.keys) } }
+
     /// Whether `group` has committed offsets.
-    func hasCommits(group: String) -> Bool { offsets.withLock { $0.groups.contains(group) } }
+    func hasCommits(group: String) -> Bool { offsets.withLock { $0.groups[group] != nil } }
 
     /// About the bytes `commits` take in a batch of the log (their keys and values plus each record's
     /// framing, at most 40 bytes), to refuse a commit past `maxBatchBytes` before building it.
     static func estimatedBytes(_ commits: [(Key, Committed)]) -> Int {
-        RecordBatchLayout.headerLength
-            + commits.reduce(0) { sum, commit in sum + recordBytes(commit.0, Entry(committed: commit.1, writtenAt: 0)) }
+        RecordBatchLayout.headerLength + commits.reduce(0) { sum, commit in sum + recordBytes(commit.0, commit.1) }
     }
 
-    private static func recordBytes(_ key: Key, _ entry: Entry) -> Int {
-        40 + 2 + key.group.utf8.count + 2 + key.topic.utf8.count + 4 + 8 + 4 + 2 + (entry.committed.metadata?.utf8.count ?? 0) + 8
+    /// A record's bytes at most: framing, key, and the value (a tombstone has none).
+    private static func recordBytes(_ key: Key, _ committed: Committed?) -> Int {
+        40 + 2 + key.group.utf8.count + 2 + key.topic.utf8.count + 4 + (committed.map { 8 + 4 + 2 + ($0.metadata?.utf8.count ?? 0) + 8 } ?? 0)
     }
 
     /// Whether the log has grown enough since the last compaction to compact it now.
@@ -140,14 +202,14 @@ final class CommittedOffsetLog: Sendable {
         // (a commit in them that failed to sync fails this, and the log refuses writes).
         let sealedEnd = log.segmentBaseOffsets.last ?? log.logStartOffset
         try log.flush()
-        let live = try Self.replay(log, below: sealedEnd)
+        let live = try Self.replay(log, below: sealedEnd).groups.values.flatMap { $0 }
         try afterSealing()
         // Copies go in batches of at most 1,000 records and `maxBatchBytes` (long group ids and
         // metadata would otherwise make a batch too large to read back).
         var builder = RecordBatchBuilder()
         var batched = (records: 0, bytes: RecordBatchLayout.headerLength)
         for (key, entry) in live {
-            let bytes = Self.recordBytes(key, entry)
+            let bytes = Self.recordBytes(key, entry.committed)
             if batched.records > 0 && (batched.records == 1000 || batched.bytes + bytes > Self.maxBatchBytes) {
                 _ = try log.appendWithoutWaiting(try builder.build())
                 builder = RecordBatchBuilder()
@@ -161,6 +223,10 @@ final class CommittedOffsetLog: Sendable {
         try log.flush()
         try log.advanceLogStart(to: sealedEnd)
         compactedBytes.store(log.sizeInBytes, ordering: .relaxed)
+        // Tombstones below the dropped segments and below every write still to be published have
+        // nothing left to win over.
+        let horizon = min(sealedEnd, unpublished.withLock { $0.keys.min() } ?? .max)
+        offsets.withLock { table in table.deleted = table.deleted.filter { $0.value >= horizon } }
         return live.count
     }
 
@@ -168,9 +234,9 @@ final class CommittedOffsetLog: Sendable {
 
     // MARK: - Records
 
-    /// The latest commit per key among the records below `end`.
-    private static func replay(_ log: PartitionLog, below end: Int64) throws -> [Key: Entry] {
-        var table: [Key: Entry] = [:]
+    /// The latest commit or deletion per key among the records below `end`.
+    private static func replay(_ log: PartitionLog, below end: Int64) throws -> Table {
+        var table = Table()
         var next = log.logStartOffset
         while next < end, let bytes = try log.read(from: next, maxBytes: 1 << 20) {
             var remaining = bytes
@@ -180,28 +246,31 @@ final class CommittedOffsetLog: Sendable {
                 guard batch.baseOffset < end else { return table }
                 next = batch.nextOffset
                 for record in try batch.decodeRecords() where record.offset < end {
-                    guard var key = record.key, var value = record.value else { continue }
+                    guard var key = record.key else { continue }
+                    guard var value = record.value else {
+                        table.apply(nil, for: try decodeKey(&key), at: record.offset)
+                        continue
+                    }
                     var entry = try decodeValue(&value)
                     if entry.writtenAt < 0 { entry.writtenAt = record.offset }
-                    keepLatest(entry, for: try decodeKey(&key), in: &table)
+                    table.apply(entry, for: try decodeKey(&key), at: entry.writtenAt)
                 }
             }
         }
         return table
     }
 
-    private static func keepLatest(_ entry: Entry, for key: Key, in table: inout [Key: Entry]) {
-        if let existing = table[key], existing.writtenAt > entry.writtenAt { return }
-        table[key] = entry
-    }
-
     /// Value layout: offset (int64), leader epoch (int32), metadata (nullable string), then, for a
-    /// compaction's copy only, the offset the commit was first written at (int64).
-    private static func append(_ key: Key, _ entry: Entry, to builder: inout RecordBatchBuilder) {
+    /// compaction's copy only, the offset the commit was first written at (int64). A deletion is a
+    /// record without a value (a tombstone, as in Kafka's `__consumer_offsets`).
+    private static func append(_ key: Key, _ entry: Entry?, to builder: inout RecordBatchBuilder) {
         var keyBytes = ByteBuffer()
         keyBytes.writeKafkaString(key.group, compact: false)
         keyBytes.writeKafkaString(key.topic, compact: false)
         keyBytes.writeInteger(key.partition)
+        guard let entry else {
+            return builder.append(timestamp: Int64(Date().timeIntervalSince1970 * 1000), key: keyBytes, value: nil as ByteBuffer?)
+        }
         var valueBytes = ByteBuffer()
         valueBytes.writeInteger(entry.committed.offset)
         valueBytes.writeInteger(entry.committed.leaderEpoch)

@@ -80,6 +80,9 @@ actor GroupCoordinator {
     /// Whether a group has committed offsets (an empty group without any is forgotten).
     private let hasOffsets: @Sendable (String) -> Bool
     private var groups: [String: Group] = [:]
+    /// Groups DeleteGroups is deleting (Kafka's Dead): joins and commits get COORDINATOR_NOT_AVAILABLE
+    /// until their offsets' tombstones are durable, so none lands on a group half deleted.
+    private var deleting: Set<String> = []
     private var pending: PendingMembers
     private let logger: Logger
 
@@ -105,6 +108,7 @@ actor GroupCoordinator {
 
     func join(_ request: JoinGroupRequest, version: Int16, clientId: String) async -> JoinGroupResponse {
         guard !request.groupId.isEmpty else { return .error(.invalidGroupId) }
+        guard !deleting.contains(request.groupId) else { return .error(.coordinatorNotAvailable) }
         guard limits.sessionTimeouts.contains(.milliseconds(Int(request.sessionTimeoutMs))) else {
             var response = JoinGroupResponse.error(.invalidSessionTimeout)
             response.memberId = request.memberId
@@ -390,12 +394,14 @@ actor GroupCoordinator {
     // MARK: - Offsets' generation check, listing
 
     /// Whether a commit with this generation and member may write: simple consumers (generation -1, no
-    /// member) commit to empty groups; group members only within their current generation.
+    /// member) commit to empty groups; group members only within their current generation. A simple
+    /// consumer's commit to a group with members gets UNKNOWN_MEMBER_ID, as in Kafka (it would undo
+    /// what the members commit: Kafka's reset-offsets tool relies on it).
     func commitCheck(groupId: String, memberId: String, generation: Int32) -> ErrorCode {
+        guard !deleting.contains(groupId) else { return .coordinatorNotAvailable }
         guard let group = groups[groupId], !group.members.isEmpty else {
             return generation < 0 && memberId.isEmpty ? .none : .unknownMemberId
         }
-        if generation < 0 && memberId.isEmpty { return .none }
         guard group.members[memberId] != nil else { return .unknownMemberId }
         guard generation == group.generation else { return .illegalGeneration }
         if group.state == .preparingRebalance { return .rebalanceInProgress }
@@ -420,6 +426,52 @@ actor GroupCoordinator {
                      member.assignment)
                 }
             })
+    }
+
+    // MARK: - DeleteGroups, OffsetDelete
+
+    /// DeleteGroups' first step, as Kafka's `handleDeleteGroups`: per group id, NON_EMPTY_GROUP while
+    /// it has members, GROUP_ID_NOT_FOUND when it has neither members nor committed offsets (or is being
+    /// deleted already), else none: the group is forgotten and marked deleting until `finishDeleting`.
+    func beginDeleting(_ groupIds: [String]) -> [ErrorCode] {
+        groupIds.map { id in
+            if deleting.contains(id) { return .groupIdNotFound }
+            if let group = groups[id], !group.members.isEmpty { return .nonEmptyGroup }
+            guard groups[id] != nil || hasOffsets(id) else { return .groupIdNotFound }
+            deadlines.cancel(.rebalance(group: id))
+            groups[id] = nil
+            deleting.insert(id)
+            return .none
+        }
+    }
+
+    /// The groups' offsets are deleted (or failed to be): they may be joined and committed to again.
+    func finishDeleting(_ groupIds: [String]) {
+        for id in groupIds { deleting.remove(id) }
+    }
+
+    /// What OffsetDelete may delete in a group (Kafka's `handleDeleteOffsets`).
+    enum OffsetDeletion: Equatable {
+        /// GROUP_ID_NOT_FOUND (or NON_EMPTY_GROUP: members, not of the consumer protocol).
+        case refused(ErrorCode)
+        /// Any partition: the group has no members.
+        case any
+        /// Partitions of topics none of its members subscribe to (nil: every topic is taken as
+        /// subscribed, a member's subscription not being readable).
+        case notSubscribed(Set<String>?)
+    }
+
+    func offsetDeletion(_ groupId: String) -> OffsetDeletion {
+        guard !deleting.contains(groupId) else { return .refused(.groupIdNotFound) }
+        guard let group = groups[groupId], !group.members.isEmpty else { return hasOffsets(groupId) ? .any : .refused(.groupIdNotFound) }
+        guard group.protocolType == ConsumerSubscription.protocolType else { return .refused(.nonEmptyGroup) }
+        var topics = Set<String>()
+        for member in group.members.values {
+            let metadata = member.protocols.first { $0.name == group.protocolName }?.metadata ?? member.protocols.first?.metadata
+            guard let metadata, let subscribed = ConsumerSubscription.topics(metadata) else { return .notSubscribed(nil) }
+            topics.formUnion(subscribed)
+        }
+        return .notSubscribed(topics)
     }
 
     func list() -> [(groupId: String, protocolType: String, state: String)] {

@@ -150,8 +150,12 @@ final class RequestDispatcher: Sendable {
             return encode(await describeGroups(try decode(DescribeGroupsRequest.self)), version, id)
         case .describeCluster:
             return encode(await describeCluster(try decode(DescribeClusterRequest.self)), version, id)
+        case .deleteGroups:
+            return encode(await deleteGroups(try decode(DeleteGroupsRequest.self)), version, id)
+        case .offsetDelete:
+            return encode(await offsetDelete(try decode(OffsetDeleteRequest.self)), version, id)
         // Generated, not yet served (not in SupportedApis: the guard above answers them).
-        case .createPartitions, .deleteRecords, .deleteGroups, .offsetDelete, .electLeaders,
+        case .createPartitions, .deleteRecords, .electLeaders,
             .describeLogDirs, .describeProducers, .alterPartitionReassignments, .listPartitionReassignments:
             return Self.unsupported(correlationId: id)
         }

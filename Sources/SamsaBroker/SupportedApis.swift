@@ -30,6 +30,8 @@ enum SupportedApis {
         .describeCluster: 0...2,
         .alterConfigs: 0...2,
         .incrementalAlterConfigs: 0...1,
+        .deleteGroups: 0...2,
+        .offsetDelete: 0...0,
     ]
 
     /// The ApiVersions entries, by API key.

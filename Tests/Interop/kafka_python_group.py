@@ -51,14 +51,18 @@ class Poller(threading.Thread):
         self.lock = threading.Lock()
         self.stopping = False
         self.assigned = []
+        self.error = None
 
     def run(self):
-        while not self.stopping:
-            with self.lock:
-                if self.stopping:
-                    break
-                self.consumer.poll(timeout_ms=100)
-                self.assigned = sorted(p.partition for p in self.consumer.assignment())
+        try:
+            while not self.stopping:
+                with self.lock:
+                    if self.stopping:
+                        break
+                    self.consumer.poll(timeout_ms=100)
+                    self.assigned = sorted(p.partition for p in self.consumer.assignment())
+        except Exception as error:  # a poll that raised ends the member: report it, not a stale assignment
+            self.error = repr(error)
 
     def close(self):
         with self.lock:
@@ -108,6 +112,7 @@ def main():
     print(json.dumps({
         "first": sorted(first_seen), "committed": {str(k): v for k, v in committed.items()}, "second": sorted(second_seen),
         "split": split, "afterLeave": after_leave, "groups": groups,
+        "pollErrors": [poller.error for poller in (second_poller, third) if poller.error],
     }))
 
 

@@ -16,7 +16,7 @@ struct OffsetStoreCompactionTests {
 
     static func commit(_ store: CommittedOffsetLog, group: String, partition: Int32, offset: Int64) async throws {
         let commits = [(CommittedOffsetLog.Key(group: group, topic: "t", partition: partition), CommittedOffsetLog.Committed(offset: offset, leaderEpoch: 3, metadata: "m\(offset)"))]
-        try await store.publish(commits, after: try store.write(commits))
+        try await store.publish(try store.write(commits.map { ($0.0, $0.1) }))
     }
 
     @Test("Many commits to a few keys: compacted, the log stays small and reopens to the latest commits")

@@ -129,7 +129,7 @@ struct OffsetCommitLimitTests {
                 CommittedOffsetLog.Key(group: String(repeating: "k", count: 30_000) + "\(index)", topic: "t", partition: 0),
                 CommittedOffsetLog.Committed(offset: Int64(index), leaderEpoch: 0, metadata: nil)
             )]
-            try await store.publish(commits, after: try store.write(commits))
+            try await store.publish(try store.write(commits.map { ($0.0, $0.1) }))
         }
         #expect(try store.compact() == 200)
         try store.close()

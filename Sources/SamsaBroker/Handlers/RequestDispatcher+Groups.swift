@@ -64,9 +64,14 @@ extension RequestDispatcher {
         return response
     }
 
+    /// The coordinator's groups and, as Empty, those known only by their committed offsets (after a
+    /// restart, or simple consumers'), as Kafka lists the groups it loaded from its offsets topic.
     func listGroups(_ request: ListGroupsRequest) async -> ListGroupsResponse {
         var response = ListGroupsResponse()
-        response.groups = await groups.list().filter { request.statesFilter.isEmpty || request.statesFilter.contains($0.state) }.map { group in
+        var listed = await groups.list()
+        let known = Set(listed.map(\.groupId))
+        listed += offsets.groupIds().filter { !known.contains($0) }.sorted().map { ($0, "", GroupCoordinator.State.empty.rawValue) }
+        response.groups = listed.filter { request.statesFilter.isEmpty || request.statesFilter.contains($0.state) }.map { group in
             var listed = ListGroupsResponse.ListedGroup()
             listed.groupId = group.groupId
             listed.protocolType = group.protocolType
@@ -95,6 +100,10 @@ extension RequestDispatcher {
                     entry.memberAssignment = member.assignment
                     return entry
                 }
+            } else if offsets.hasCommits(group: groupId) {
+                described.groupState = GroupCoordinator.State.empty.rawValue
+                described.protocolType = ""
+                described.protocolData = ""
             } else {
                 // Kafka describes an unknown group as a dead one, without an error.
                 described.groupState = "Dead"

@@ -50,8 +50,8 @@ extension RequestDispatcher {
         }
         do {
             let store = offsets
-            let written = try await onIOThread { try store.write(commits) }
-            try await store.publish(commits, after: written)
+            let written = try await onIOThread { try store.write(commits.map { ($0.0, $0.1) }) }
+            try await store.publish(written)
             // Compacting here (rarely: once the log doubled) keeps the work inside a request the
             // broker waits for at stop; the commits above are durable whatever it does.
             if store.compactionDue {
