@@ -273,6 +273,7 @@ public final class Broker: Sendable {
     ) async {
         let connection = accepted.channel
         let peer = connection.channel.remoteAddress.map { "\($0)" } ?? "?"
+        let clientHost = connection.channel.remoteAddress?.ipAddress.map { "/\($0)" } ?? ""
         let zeroCopy = dispatcher.configuration.zeroCopyFetch
         metrics.connectionOpened()
         defer {
@@ -291,7 +292,7 @@ public final class Broker: Sendable {
                         metrics.received(bytes: 4 + frame.readableBytes)
                         let started = ContinuousClock.now
                         var trailingBytes = 0
-                        let reply = try await dispatcher.respond(to: frame, trailingBytes: &trailingBytes)
+                        let reply = try await dispatcher.respond(to: frame, trailingBytes: &trailingBytes, clientHost: clientHost)
                         if trailingBytes > 0 {
                             metrics.trailingBytes(api: api)
                             logger.debug(

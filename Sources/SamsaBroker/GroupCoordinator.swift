@@ -40,6 +40,8 @@ actor GroupCoordinator {
         var id: String
         var instanceId: String?
         var clientId: String
+        /// Where its JoinGroup came from, as Kafka shows it ("/127.0.0.1").
+        var clientHost: String
         var sessionTimeout: Duration
         var rebalanceTimeout: Duration
         var protocols: [(name: String, metadata: ByteBuffer)]
@@ -106,7 +108,7 @@ actor GroupCoordinator {
 
     // MARK: - JoinGroup
 
-    func join(_ request: JoinGroupRequest, version: Int16, clientId: String) async -> JoinGroupResponse {
+    func join(_ request: JoinGroupRequest, version: Int16, clientId: String, clientHost: String = "") async -> JoinGroupResponse {
         guard !request.groupId.isEmpty else { return .error(.invalidGroupId) }
         guard !deleting.contains(request.groupId) else { return .error(.coordinatorNotAvailable) }
         guard limits.sessionTimeouts.contains(.milliseconds(Int(request.sessionTimeoutMs))) else {
@@ -148,7 +150,7 @@ actor GroupCoordinator {
         let previous = group.members[memberId]
         let waiter = Reply<JoinGroupResponse>(keys: [group.id], expired: .error(.notCoordinator)) { _ in nil }
         var member = Member(
-            id: memberId, instanceId: request.groupInstanceId, clientId: clientId, sessionTimeout: sessionTimeout,
+            id: memberId, instanceId: request.groupInstanceId, clientId: clientId, clientHost: clientHost, sessionTimeout: sessionTimeout,
             rebalanceTimeout: .milliseconds(Int(rebalanceMs)), protocols: request.protocols.map { ($0.name, $0.metadata) }, joinWaiter: waiter)
         member.assignment = previous?.assignment ?? ByteBuffer()
         if previous == nil { group.order.append(memberId) }
@@ -413,7 +415,7 @@ actor GroupCoordinator {
         var state: String
         var protocolType: String
         var protocolName: String
-        var members: [(id: String, instanceId: String?, clientId: String, metadata: ByteBuffer, assignment: ByteBuffer)]
+        var members: [(id: String, instanceId: String?, clientId: String, clientHost: String, metadata: ByteBuffer, assignment: ByteBuffer)]
     }
 
     func describe(_ groupId: String) -> Description? {
@@ -422,7 +424,7 @@ actor GroupCoordinator {
             groupId: groupId, state: group.state.rawValue, protocolType: group.protocolType ?? "", protocolName: group.protocolName ?? "",
             members: group.order.compactMap { id in
                 group.members[id].map { member in
-                    (id, member.instanceId, member.clientId, member.protocols.first { $0.name == group.protocolName }?.metadata ?? ByteBuffer(),
+                    (id, member.instanceId, member.clientId, member.clientHost, member.protocols.first { $0.name == group.protocolName }?.metadata ?? ByteBuffer(),
                      member.assignment)
                 }
             })

@@ -82,8 +82,9 @@ final class RequestDispatcher: Sendable {
     /// connection is then closed. Bytes after a request's last field are ignored, as Kafka ignores
     /// them (`decodeRequest`), and their count is left in `trailingBytes`. A fetch with
     /// `zeroCopyFetch` comes as encoded parts around file ranges of the segments (the caller writes
-    /// them in order and closes the ranges).
-    func respond(to frame: ByteBuffer, trailingBytes: inout Int) async throws -> ResponseFrame? {
+    /// them in order and closes the ranges). `clientHost` is where the connection comes from ("/IP",
+    /// as Kafka shows a group member's host).
+    func respond(to frame: ByteBuffer, trailingBytes: inout Int, clientHost: String = "") async throws -> ResponseFrame? {
         if let correlationId = Self.tooNewApiVersions(frame) { return .buffer(apiVersionsTooNew(correlationId: correlationId)) }
         let (header, body) = try KafkaFraming.decodeRequestHeader(frame)
         let version = header.requestApiVersion
@@ -133,7 +134,7 @@ final class RequestDispatcher: Sendable {
             return encode(await findCoordinator(try decode(FindCoordinatorRequest.self), version: version), version, id)
         case .joinGroup:
             let request = try decode(JoinGroupRequest.self)
-            return encode(await joinGroup(request, version: version, clientId: header.clientId ?? ""), version, id)
+            return encode(await joinGroup(request, version: version, clientId: header.clientId ?? "", clientHost: clientHost), version, id)
         case .syncGroup:
             return encode(await syncGroup(try decode(SyncGroupRequest.self)), version, id)
         case .heartbeat:

@@ -198,7 +198,7 @@ func table(_ rows: [[String]]) -> String {
 
 func printJSON<Value: Encodable>(_ value: Value) throws {
     let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys]
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
     print(String(decoding: try encoder.encode(value), as: UTF8.self))
 }
 

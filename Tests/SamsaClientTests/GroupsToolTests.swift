@@ -33,7 +33,7 @@ struct GroupsToolTests {
             let live = try await runSamsaTool(["groups", "describe", "--bootstrap", broker.bootstrap, "--group", "live", "--json"])
             #expect(live.status == 0, "\(live.stderr)")
             #expect(live.stdout == """
-                [{"group":"live","members":1,"partitions":[{"clientId":"samsa","consumerId":"\(member)","host":"-","logEndOffset":5,"partition":1,"topic":"orders"}],"state":"Stable"}]
+                [{"group":"live","members":1,"partitions":[{"clientId":"samsa","consumerId":"\(member)","host":"/127.0.0.1","logEndOffset":5,"partition":1,"topic":"orders"}],"state":"Stable"}]
 
                 """)
             let all = try await runSamsaTool(["groups", "describe", "--bootstrap", broker.bootstrap, "--all-groups"])

@@ -33,8 +33,8 @@ extension RequestDispatcher {
         return response
     }
 
-    func joinGroup(_ request: JoinGroupRequest, version: Int16, clientId: String) async -> JoinGroupResponse {
-        await groups.join(request, version: version, clientId: clientId)
+    func joinGroup(_ request: JoinGroupRequest, version: Int16, clientId: String, clientHost: String) async -> JoinGroupResponse {
+        await groups.join(request, version: version, clientId: clientId, clientHost: clientHost)
     }
 
     func syncGroup(_ request: SyncGroupRequest) async -> SyncGroupResponse {
@@ -96,6 +96,7 @@ extension RequestDispatcher {
                     entry.memberId = member.id
                     entry.groupInstanceId = member.instanceId
                     entry.clientId = member.clientId
+                    entry.clientHost = member.clientHost
                     entry.memberMetadata = member.metadata
                     entry.memberAssignment = member.assignment
                     return entry
