@@ -54,6 +54,8 @@ final class ConfigWatcher: Sendable {
     private func follow(topic name: String) async {
         defer { followed.withLock { _ = $0.remove(name) } }
         let path = paths.topicConfig(name)
+        // While the topic is not held here, how long until the next try (doubling up to 5 s).
+        var retry = Duration.milliseconds(100)
         while !Task.isCancelled {
             do {
                 let (data, _, watch) = try await session.data(path, watch: true)
@@ -66,8 +68,14 @@ final class ConfigWatcher: Sendable {
                 case .failure(let problem):
                     logger.error("a topic's configs in coordination are not valid: left as they were", metadata: ["topic": "\(name)", "error": "\(problem.message)"])
                 }
-                // Not held here yet (its logs are being made): try again shortly as well as on a change.
-                if applied { _ = try await watch?.event() } else { await Self.first(watch, orAfter: .milliseconds(200)) }
+                // Not held here yet (its logs are being made, or cannot be): try again later as well as on a change.
+                if applied {
+                    retry = .milliseconds(100)
+                    _ = try await watch?.event()
+                } else {
+                    await Self.first(watch, orAfter: retry)
+                    retry = min(retry * 2, .seconds(5))
+                }
             } catch let error as CoordinationError where error.code == .noNode {
                 return  // deleted with its topic
             } catch {
