@@ -136,8 +136,10 @@ final class RequestDispatcher: Sendable {
             return encode(await describeGroups(try decode(DescribeGroupsRequest.self)), version, id)
         case .describeCluster:
             return encode(await describeCluster(try decode(DescribeClusterRequest.self)), version, id)
+        case .createPartitions:
+            return encode(await createPartitions(try decode(CreatePartitionsRequest.self)), version, id)
         // Generated, not yet served (not in SupportedApis: the guard above answers them).
-        case .createPartitions, .alterConfigs, .incrementalAlterConfigs, .deleteRecords, .deleteGroups, .offsetDelete, .electLeaders,
+        case .alterConfigs, .incrementalAlterConfigs, .deleteRecords, .deleteGroups, .offsetDelete, .electLeaders,
             .describeLogDirs, .describeProducers, .alterPartitionReassignments, .listPartitionReassignments:
             return Self.unsupported(correlationId: id)
         }
