@@ -138,8 +138,10 @@ final class RequestDispatcher: Sendable {
             return encode(await describeCluster(try decode(DescribeClusterRequest.self)), version, id)
         case .createPartitions:
             return encode(await createPartitions(try decode(CreatePartitionsRequest.self)), version, id)
+        case .electLeaders:
+            return encode(await electLeaders(try decode(ElectLeadersRequest.self), version: version), version, id)
         // Generated, not yet served (not in SupportedApis: the guard above answers them).
-        case .alterConfigs, .incrementalAlterConfigs, .deleteRecords, .deleteGroups, .offsetDelete, .electLeaders,
+        case .alterConfigs, .incrementalAlterConfigs, .deleteRecords, .deleteGroups, .offsetDelete,
             .describeLogDirs, .describeProducers, .alterPartitionReassignments, .listPartitionReassignments:
             return Self.unsupported(correlationId: id)
         }

@@ -29,6 +29,7 @@ enum SupportedApis {
         .offsetForLeaderEpoch: 0...4,
         .describeCluster: 0...2,
         .createPartitions: 0...3,
+        .electLeaders: 0...2,
     ]
 
     /// The ApiVersions entries, by API key.

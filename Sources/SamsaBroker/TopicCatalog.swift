@@ -1,4 +1,5 @@
 import SamsaProtocol
+import SamsaStorage
 
 /// The cluster's brokers, topics and partition states as Metadata and CreateTopics see them, and
 /// where new topics are made: `CoordinationCatalog` reads and writes coordination; `LocalCatalog` is a
@@ -19,6 +20,9 @@ protocol TopicCatalog: Sendable {
     /// Grows the topic to `count` partitions, their replicas `manual` (one list per new partition)
     /// or spread over the brokers; checked by `PartitionGrowth`.
     func createPartitions(_ name: String, count: Int32, manual: [[BrokerID]]?, validateOnly: Bool) async throws(CatalogError)
+    /// Elects leaders (ElectLeaders): the preferred replica, or for `unclean` a leader of partitions
+    /// without one (never outside the ISR); nil partitions: all, answering only those that needed one.
+    func electLeaders(_ partitions: [TopicPartition]?, unclean: Bool) async throws(CatalogError) -> [ClusterController.Election]
     /// Deletes the topic: every replica's logs go (at once here; on other brokers when they see it).
     func deleteTopic(_ name: String) async throws(CatalogError)
 }
@@ -116,6 +120,16 @@ struct LocalCatalog: TopicCatalog {
             _ = try await topics.addPartitions(name, to: count, validateOnly: validateOnly)
         } catch {
             throw CatalogError(error, topic: name)
+        }
+    }
+
+    /// The one broker leads every partition and is its preferred replica: no election is ever needed.
+    func electLeaders(_ partitions: [TopicPartition]?, unclean: Bool) -> [ClusterController.Election] {
+        (partitions ?? []).map { partition in
+            guard let topic = topics.topic(partition.topic), partition.partition >= 0, partition.partition < topic.partitionCount else {
+                return ClusterController.Election(partition: partition, error: .unknownTopicOrPartition, message: "The partition does not exist.")
+            }
+            return ClusterController.Election(partition: partition, error: .electionNotNeeded, message: "Leader election not needed for topic partition.")
         }
     }
 

@@ -1,5 +1,6 @@
 import SamsaCoordination
 import SamsaProtocol
+import SamsaStorage
 
 /// Reads and writes the cluster's metadata in coordination for clients' requests: the live brokers,
 /// each partition's leader / replicas / ISR (Metadata), and new topics' replica assignments
@@ -7,6 +8,12 @@ import SamsaProtocol
 struct CoordinationCatalog: TopicCatalog {
     let paths: ClusterPaths
     let session: any CoordinationSession
+    /// This broker's controller side: elections on request run there (NOT_CONTROLLER elsewhere).
+    let elections: ClusterController
+
+    func electLeaders(_ partitions: [TopicPartition]?, unclean: Bool) async throws(CatalogError) -> [ClusterController.Election] {
+        try await elections.elect(partitions, unclean: unclean)
+    }
 
     func liveBrokers() async throws -> [BrokerID: BrokerRegistration] {
         var brokers: [BrokerID: BrokerRegistration] = [:]
