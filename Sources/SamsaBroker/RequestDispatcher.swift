@@ -155,8 +155,12 @@ final class RequestDispatcher: Sendable {
             return encode(await deleteGroups(try decode(DeleteGroupsRequest.self)), version, id)
         case .offsetDelete:
             return encode(await offsetDelete(try decode(OffsetDeleteRequest.self)), version, id)
+        case .createPartitions:
+            return encode(await createPartitions(try decode(CreatePartitionsRequest.self)), version, id)
+        case .electLeaders:
+            return encode(await electLeaders(try decode(ElectLeadersRequest.self), version: version), version, id)
         // Generated, not yet served (not in SupportedApis: the guard above answers them).
-        case .createPartitions, .deleteRecords, .electLeaders,
+        case .deleteRecords,
             .describeLogDirs, .describeProducers, .alterPartitionReassignments, .listPartitionReassignments:
             return Self.unsupported(correlationId: id)
         }

@@ -13,7 +13,7 @@ enum SupportedApis {
         .listOffsets: 1...7,
         .metadata: 0...12,
         .apiVersions: 0...3,
-        .createTopics: 0...5,
+        .createTopics: 0...7,
         .findCoordinator: 0...4,
         .joinGroup: 0...7,
         .syncGroup: 0...5,
@@ -24,7 +24,7 @@ enum SupportedApis {
         .listGroups: 0...4,
         .describeGroups: 0...5,
         .initProducerId: 0...4,
-        .deleteTopics: 0...4,
+        .deleteTopics: 0...6,
         .describeConfigs: 0...4,
         .offsetForLeaderEpoch: 0...4,
         .describeCluster: 0...2,
@@ -32,6 +32,8 @@ enum SupportedApis {
         .incrementalAlterConfigs: 0...1,
         .deleteGroups: 0...2,
         .offsetDelete: 0...0,
+        .createPartitions: 0...3,
+        .electLeaders: 0...2,
     ]
 
     /// The ApiVersions entries, by API key.

@@ -5,13 +5,14 @@ import Synchronization
 
 /// The topics the broker serves and their partitions (one `Partition` per log): each topic is the
 /// partition logs `<topic>-0 ... <topic>-(n-1)` in the data directory, so the set survives restarts;
-/// a topic's own settings are in `TopicConfigFile`. Creation
+/// a topic's own settings are in `TopicConfigFile`, its id in `TopicIdFile`. Creation
 /// runs on one serial queue (it makes directories and syncs them: never on an event loop), so two
 /// creates of one name cannot interleave.
 final class TopicTable: Sendable {
     struct Topic: Sendable, Hashable {
         var name: String
-        /// Stable for the name (derived from it), as the data directory stores no ids.
+        /// Random at creation (KIP-516), so a topic re-created under the same name is another topic.
+        /// Zero on a cluster's broker for a topic from before ids, until coordination's is adopted.
         var id: KafkaUUID
         var partitionCount: Int32
     }
@@ -20,6 +21,8 @@ final class TopicTable: Sendable {
         case invalidTopic(String)
         case alreadyExists
         case invalidPartitions
+        /// Adding partitions to a topic that does not exist.
+        case unknownTopic
         /// The broker would hold more than `max.broker.partitions`.
         case partitionLimit(String)
         case storage(StorageError)
@@ -32,6 +35,8 @@ final class TopicTable: Sendable {
     let context: PartitionContext
     /// Topics with config overrides (as stored in `TopicConfigFile`); changed only on `administration`.
     private let configs: Mutex<[String: TopicConfigFile.Entry]>
+    /// Every topic's id as stored in `TopicIdFile`; changed only on `administration`.
+    private let ids: Mutex<[String: KafkaUUID]>
     private let dataDirectory: String
     /// The broker-level settings, which a topic's overrides change.
     let brokerConfigs: BrokerConfigs
@@ -57,9 +62,21 @@ final class TopicTable: Sendable {
         self.configs = Mutex(configs)
         var counts: [String: Int32] = [:]
         for partition in logs.partitions { counts[partition.topic, default: 0] = max(counts[partition.topic, default: 0], partition.partition + 1) }
+        // Read here (a small file, once at start): the logs were opened just before, off the event loops.
+        var stored = (try? TopicIdFile.read(dataDirectory: dataDirectory)) ?? [:]
+        stored = stored.filter { counts[$0.key] != nil }
+        // Topics from before ids: a single broker gives them one now; a cluster's broker adopts coordination's.
+        let unnamed = counts.keys.filter { stored[$0] == nil }
+        if case .local = context.leadership, !unnamed.isEmpty {
+            for name in unnamed { stored[name] = .random() }
+        }
+        ids = Mutex(stored)
         topics = Mutex(counts.reduce(into: [:]) { table, entry in
-            table[entry.key] = Topic(name: entry.key, id: Self.id(for: entry.key), partitionCount: entry.value)
+            table[entry.key] = Topic(name: entry.key, id: stored[entry.key] ?? .zero, partitionCount: entry.value)
         })
+        if case .local = context.leadership, !unnamed.isEmpty {
+            administration.async { [self] in try? storeIds(ids.withLock { $0 }, force: true) }
+        }
     }
 
     func topic(_ name: String) -> Topic? { topics.withLock { $0[name] } }
@@ -93,30 +110,41 @@ final class TopicTable: Sendable {
     var partitionCount: Int { topics.withLock { $0.values.reduce(0) { $0 + Int($1.partitionCount) } } }
 
     /// Creates the topic's partition logs, or throws if it exists or cannot be made.
-    func create(_ name: String, partitions: Int32, config: TopicConfig = TopicConfig(), validateOnly: Bool = false) async throws(CreateError) -> Topic {
+    /// `id`: the topic's id (a cluster's, from coordination); nil makes a random one.
+    func create(
+        _ name: String, partitions: Int32, config: TopicConfig = TopicConfig(), validateOnly: Bool = false, id: KafkaUUID? = nil
+    ) async throws(CreateError) -> Topic {
         if let problem = Self.validate(name) { throw .invalidTopic(problem) }
         guard partitions > 0 else { throw .invalidPartitions }
-        let result: Result<Topic, CreateError> = await withCheckedContinuation { continuation in
-            administration.async { [self] in
-                continuation.resume(returning: Result { () throws(CreateError) -> Topic in try createNow(name, partitions, config, validateOnly) })
-            }
+        return try await administer { [self] () throws(CreateError) -> Topic in try createNow(name, partitions, config, validateOnly, id ?? .random()) }
+    }
+
+    /// Runs `work` on `administration`.
+    private func administer<Value: Sendable, Failure: Error>(_ work: @escaping @Sendable () throws(Failure) -> Value) async throws(Failure) -> Value {
+        let result: Result<Value, Failure> = await withCheckedContinuation { continuation in
+            administration.async { continuation.resume(returning: Result(catching: work)) }
         }
         return try result.get()
     }
 
-    /// Runs on `administration`.
-    private func createNow(_ name: String, _ partitions: Int32, _ config: TopicConfig, _ validateOnly: Bool) throws(CreateError) -> Topic {
-        guard topic(name) == nil else { throw .alreadyExists }
+    /// Refused unless `more` partitions fit under `max.broker.partitions`.
+    private func checkLimit(adding more: Int32) throws(CreateError) {
         let held = partitionCount
-        guard held + Int(partitions) <= maxPartitions else {
-            throw .partitionLimit(
-                "\(partitions) more partitions would exceed max.broker.partitions (\(maxPartitions)); this broker holds \(held)")
+        guard held + Int(more) <= maxPartitions else {
+            throw .partitionLimit("\(more) more partitions would exceed max.broker.partitions (\(maxPartitions)); this broker holds \(held)")
         }
-        let topic = Topic(name: name, id: Self.id(for: name), partitionCount: partitions)
+    }
+
+    /// Runs on `administration`.
+    private func createNow(_ name: String, _ partitions: Int32, _ config: TopicConfig, _ validateOnly: Bool, _ id: KafkaUUID) throws(CreateError) -> Topic {
+        guard topic(name) == nil else { throw .alreadyExists }
+        try checkLimit(adding: partitions)
+        let topic = Topic(name: name, id: id, partitionCount: partitions)
         if validateOnly { return topic }
         let configuration = config.logConfiguration(base: baseConfiguration)
         do {
-            // The settings first: a crash before the logs exist leaves an entry a later create replaces.
+            // The id and settings first: a crash before the logs exist leaves entries a later create replaces.
+            try storeId(name, id)
             try storeConfig(name, config.overrides.isEmpty ? nil : TopicConfigFile.Entry(partitions: partitions, config: config))
             // All partitions or none, also across a crash (see `LogManager.createLogs`).
             let ids = (0..<partitions).map { TopicPartition(topic: name, partition: $0) }
@@ -128,6 +156,61 @@ final class TopicTable: Sendable {
         }
         topics.withLock { $0[name] = topic }
         return topic
+    }
+
+    /// Grows the topic to `count` partitions (Kafka's CreatePartitions): the new partitions' logs are
+    /// made with the topic's settings, all or none; the existing ones are untouched. INVALID_PARTITIONS
+    /// unless `count` is larger than today's.
+    func addPartitions(_ name: String, to count: Int32, validateOnly: Bool = false) async throws(CreateError) -> Topic {
+        try await administer { [self] () throws(CreateError) -> Topic in
+            guard var topic = topic(name) else { throw .unknownTopic }
+            guard count > topic.partitionCount else { throw .invalidPartitions }
+            try checkLimit(adding: count - topic.partitionCount)
+            if validateOnly { return topic }
+            let config = self.config(name)
+            let ids = (topic.partitionCount..<count).map { TopicPartition(topic: name, partition: $0) }
+            do throws(StorageError) {
+                // The settings' partition count first, so a restart opens the new logs with them.
+                try storeConfig(name, config.overrides.isEmpty ? nil : TopicConfigFile.Entry(partitions: count, config: config))
+                try logs.createLogs(ids, configuration: config.logConfiguration(base: baseConfiguration))
+            } catch {
+                throw .storage(error)
+            }
+            let made = ids.compactMap { id in logs.log(id).map { (id, Partition(id, log: $0, context: context)) } }
+            partitions.withLock { $0.merge(made) { _, new in new } }
+            topic.partitionCount = count
+            topics.withLock { [topic] in $0[name] = topic }
+            return topic
+        }
+    }
+
+    /// Records the id coordination gives a topic held here from before ids (see `Topic.id`).
+    func adoptId(_ name: String, _ id: KafkaUUID) async throws(StorageError) {
+        try await administer { [self] () throws(StorageError) in
+            guard topic(name)?.id == .zero else { return }
+            try storeId(name, id)
+            topics.withLock { $0[name]?.id = id }
+        }
+    }
+
+    /// Replaces (nil: removes) the topic's stored id. Runs on `administration`.
+    private func storeId(_ name: String, _ id: KafkaUUID?) throws(StorageError) {
+        var updated = ids.withLock { $0 }
+        updated[name] = id
+        try storeIds(updated, force: false)
+    }
+
+    /// Runs on `administration`.
+    private func storeIds(_ updated: [String: KafkaUUID], force: Bool) throws(StorageError) {
+        guard force || updated != ids.withLock({ $0 }) else { return }
+        do {
+            try TopicIdFile.write(updated, dataDirectory: dataDirectory)
+        } catch let error as StorageError {
+            throw error
+        } catch {
+            throw StorageError(.io, path: dataDirectory, "writing \(TopicIdFile.name): \(error)")
+        }
+        ids.withLock { $0 = updated }
     }
 
     /// A change of one topic's settings: turns the current ones into the new ones, or throws.
@@ -143,51 +226,46 @@ final class TopicTable: Sendable {
     /// deletion, so concurrent changes of one topic apply in turn, none lost. Per change, in order: nil
     /// if there is no such topic, else the new settings, or why not.
     func alterConfigs(_ changes: [(topic: String, change: ConfigChange)], validateOnly: Bool = false) async -> [Result<TopicConfig?, ConfigChangeError>] {
-        await withCheckedContinuation { continuation in
-            administration.async { [self] in
-                var outcomes: [Result<TopicConfig?, ConfigChangeError>] = []
-                var entries = configs.withLock { $0 }
-                for (name, change) in changes {
-                    guard let topic = topic(name) else {
-                        outcomes.append(.success(nil))
-                        continue
-                    }
-                    let outcome = Result { () throws(ConfigChangeError) -> TopicConfig in
-                        try change(entries[name]?.config ?? TopicConfig())
-                    }
-                    if case .success(let config) = outcome {
-                        entries[name] = config.overrides.isEmpty ? nil : TopicConfigFile.Entry(partitions: topic.partitionCount, config: config)
-                    }
-                    outcomes.append(outcome.map { $0 })
+        await administer { [self] () -> [Result<TopicConfig?, ConfigChangeError>] in
+            var outcomes: [Result<TopicConfig?, ConfigChangeError>] = []
+            var entries = configs.withLock { $0 }
+            for (name, change) in changes {
+                guard let topic = topic(name) else {
+                    outcomes.append(.success(nil))
+                    continue
                 }
-                if validateOnly { return continuation.resume(returning: outcomes) }
-                do throws(StorageError) {
-                    try storeConfigs(entries)
-                } catch {
-                    return continuation.resume(returning: outcomes.map { outcome in outcome.flatMap { $0 == nil ? .success(nil) : .failure(.storage(error)) } })
+                let outcome = Result { () throws(ConfigChangeError) -> TopicConfig in
+                    try change(entries[name]?.config ?? TopicConfig())
                 }
-                let base = baseConfiguration
-                for (index, (name, _)) in changes.enumerated() {
-                    guard case .success(let config?) = outcomes[index], let topic = topic(name) else { continue }
-                    let configuration = config.logConfiguration(base: base)
-                    for partition in 0..<topic.partitionCount { log(name, partition)?.reconfigure(configuration) }
+                if case .success(let config) = outcome {
+                    entries[name] = config.overrides.isEmpty ? nil : TopicConfigFile.Entry(partitions: topic.partitionCount, config: config)
                 }
-                continuation.resume(returning: outcomes)
+                outcomes.append(outcome.map { $0 })
             }
+            if validateOnly { return outcomes }
+            do throws(StorageError) {
+                try storeConfigs(entries)
+            } catch {
+                return outcomes.map { outcome in outcome.flatMap { $0 == nil ? .success(nil) : .failure(.storage(error)) } }
+            }
+            let base = baseConfiguration
+            for (index, (name, _)) in changes.enumerated() {
+                guard case .success(let config?) = outcomes[index], let topic = topic(name) else { continue }
+                let configuration = config.logConfiguration(base: base)
+                for partition in 0..<topic.partitionCount { log(name, partition)?.reconfigure(configuration) }
+            }
+            return outcomes
         }
     }
 
     /// Reconfigures every open log after the broker-level settings changed (`brokerConfigs`), on the
     /// queue config changes take, so a topic's change and a broker's apply in turn.
     func reapplyBrokerConfigs() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            administration.async { [self] in
-                let base = baseConfiguration
-                for topic in all {
-                    let configuration = config(topic.name).logConfiguration(base: base)
-                    for index in 0..<topic.partitionCount { log(topic.name, index)?.reconfigure(configuration) }
-                }
-                continuation.resume()
+        await administer { [self] () -> Void in
+            let base = baseConfiguration
+            for topic in all {
+                let configuration = config(topic.name).logConfiguration(base: base)
+                for index in 0..<topic.partitionCount { log(topic.name, index)?.reconfigure(configuration) }
             }
         }
     }
@@ -212,38 +290,24 @@ final class TopicTable: Sendable {
         configs.withLock { $0 = updated }
     }
 
-    /// Deletes the topic's partition logs and files; false if there is no such topic.
-    func delete(_ name: String) async throws(StorageError) -> Bool {
-        let result: Result<Bool, StorageError> = await withCheckedContinuation { continuation in
-            administration.async { [self] in
-                continuation.resume(returning: Result { () throws(StorageError) -> Bool in
-                    guard let topic = topic(name) else { return false }
-                    // Gone from the table first, so no new request finds a log being deleted.
-                    topics.withLock { _ = $0.removeValue(forKey: name) }
-                    let ids = (0..<topic.partitionCount).map { TopicPartition(topic: name, partition: $0) }
-                    partitions.withLock { table in for id in ids { table[id] = nil } }
-                    // Every partition, also across a crash (see `LogManager.deleteLogs`).
-                    try logs.deleteLogs(ids)
-                    try storeConfig(name, nil)
-                    return true
-                })
-            }
+    /// Deletes the topic's partition logs and files; false if there is no such topic (or, with `id`,
+    /// none with that id: a topic re-created meanwhile stays). Its partitions leave their roles first,
+    /// so waiting produces and fetches are answered.
+    func delete(_ name: String, id: KafkaUUID? = nil) async throws(StorageError) -> Bool {
+        try await administer { [self] () throws(StorageError) -> Bool in
+            guard let topic = topic(name), id == nil || topic.id == id else { return false }
+            // Gone from the table first, so no new request finds a log being deleted.
+            topics.withLock { _ = $0.removeValue(forKey: name) }
+            let members = (0..<topic.partitionCount).map { TopicPartition(topic: name, partition: $0) }
+            let removed = partitions.withLock { table in members.compactMap { table.removeValue(forKey: $0) } }
+            for partition in removed { partition.resign() }
+            // Every partition, also across a crash (see `LogManager.deleteLogs`).
+            try logs.deleteLogs(members)
+            try storeConfig(name, nil)
+            try storeId(name, nil)
+            return true
         }
-        return try result.get()
     }
 
     func topic(id: KafkaUUID) -> Topic? { topics.withLock { $0.values.first { $0.id == id } } }
-
-    /// A UUID derived from the name (FNV-1a, two seeds), never the zero UUID.
-    static func id(for name: String) -> KafkaUUID {
-        func fnv(_ seed: UInt64) -> UInt64 {
-            var hash = seed
-            for byte in name.utf8 {
-                hash ^= UInt64(byte)
-                hash = hash &* 0x0000_0100_0000_01B3
-            }
-            return hash
-        }
-        return KafkaUUID(high: fnv(0xcbf2_9ce4_8422_2325) | 1, low: fnv(0x8422_2325_cbf2_9ce4))
-    }
 }

@@ -363,7 +363,7 @@ struct ReplicationTests {
             let controller = try await admin.request(request, version: 12, expecting: MetadataResponse.self).controllerId
             // A topic the controller leads (the assignment starts at the broker the name hashes to), so
             // that only the hand-over, not a controller, can move it before the new controller exists.
-            let name = try #require((0..<100).map { "handover-\($0)" }.first { Int32(TopicTable.id(for: $0).low % 3) + 1 == controller })
+            let name = try #require((0..<100).map { "handover-\($0)" }.first { Int32(CoordinationCatalog.placementOffset(for: $0, brokers: 3)) + 1 == controller })
             #expect(try await admin.createTopic(name, replicationFactor: 3, configs: ["min.insync.replicas": "2"]).errorCode == 0)
             try await admin.close()
             let before = try await cluster.settled(name)
@@ -446,7 +446,7 @@ struct ClusterClientTests {
         do {
             // Bootstrap at a broker that will not lead the topic (the assignment starts at the broker the
             // name hashes to): Metadata must route the client to the leader.
-            let leader = BrokerID(Int32(TopicTable.id(for: "replicated").low % 3) + 1)
+            let leader = BrokerID(Int32(CoordinationCatalog.placementOffset(for: "replicated", brokers: 3)) + 1)
             let port = try requireBroker(cluster.broker(BrokerID(leader.rawValue % 3 + 1))).localAddress.port!
             let count = 100
             let data = try await PythonClient.run("kafka_python_client.py", ["127.0.0.1:\(port)", "replicated", "\(count)", "lz4", "3"])

@@ -34,8 +34,8 @@ final class Cluster: Sendable {
         replicas = ReplicaManager(
             brokerId: brokerId, settings: settings, session: session, topics: topics, epochs: epochs, group: group, io: io,
             dataDirectory: dataDirectory, logger: logger)
-        controller = ClusterController(brokerId: brokerId, paths: paths, session: session, logger: logger)
-        metadata = CoordinationCatalog(paths: paths, session: session)
+        controller = ClusterController(brokerId: brokerId, paths: paths, session: session, settings: settings, logger: logger)
+        metadata = CoordinationCatalog(paths: paths, session: session, elections: controller)
         producerIds = ClusterProducerIds(session: session, paths: paths, brokerId: brokerId.rawValue)
         configs = ConfigWatcher(session: session, paths: paths, topics: topics, logger: logger)
     }

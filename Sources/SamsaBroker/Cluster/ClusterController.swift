@@ -12,15 +12,17 @@ import Synchronization
 /// epoch fences this one.
 final class ClusterController: Sendable {
     let brokerId: BrokerID
-    private let paths: ClusterPaths
-    private let session: any CoordinationSession
+    let paths: ClusterPaths
+    let session: any CoordinationSession
     private let tasks = BackgroundTasks()
     /// The controller epoch while this broker is the controller.
     private let epoch = Mutex<Int32?>(nil)
-    private let logger: Logger
+    let logger: Logger
+    let settings: ClusterSettings
 
-    init(brokerId: BrokerID, paths: ClusterPaths, session: any CoordinationSession, logger: Logger) {
+    init(brokerId: BrokerID, paths: ClusterPaths, session: any CoordinationSession, settings: ClusterSettings, logger: Logger) {
         self.brokerId = brokerId
+        self.settings = settings
         self.paths = paths
         self.session = session
         self.logger = logger
@@ -30,6 +32,7 @@ final class ClusterController: Sendable {
 
     func start() {
         tasks.start { await self.run() }
+        if settings.autoLeaderRebalanceEnable { tasks.start { await self.rebalanceLeaders() } }
     }
 
     func stop() async {

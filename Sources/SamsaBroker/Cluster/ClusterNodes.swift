@@ -1,4 +1,5 @@
 import Foundation
+import SamsaProtocol
 
 /// Kafka's ZooKeeper layout (the model for what the cluster stores), under `root`:
 /// `/brokers/ids/N` (ephemeral, the broker's listener), `/brokers/topics/T` (replica assignment),
@@ -38,13 +39,21 @@ struct BrokerRegistration: Codable, Sendable, Hashable {
     }
 }
 
-/// `/brokers/topics/T`: partition → replica broker ids, the first the preferred leader.
+/// `/brokers/topics/T`: the topic's id (KIP-516, Kafka's text form; nil in nodes from before ids)
+/// and partition → replica broker ids, the first the preferred leader.
 struct TopicAssignment: Codable, Sendable, Hashable {
-    var version = 2
+    var version = 3
+    var topicId: String?
     var partitions: [String: [BrokerID]]
+
+    enum CodingKeys: String, CodingKey {
+        case version, partitions
+        case topicId = "topic_id"
+    }
 
     func replicas(_ partition: Int32) -> [BrokerID] { partitions["\(partition)"] ?? [] }
     var partitionCount: Int32 { Int32(partitions.count) }
+    var id: KafkaUUID? { topicId.flatMap(KafkaUUID.init(text:)) }
 }
 
 /// `/brokers/topics/T/partitions/P/state`. `leader` is -1 while no ISR member is alive.

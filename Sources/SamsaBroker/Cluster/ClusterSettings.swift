@@ -18,13 +18,23 @@ public struct ClusterSettings: Sendable {
     /// The longest wait between two retries of a failing replica (30,000; Kafka has no such setting:
     /// it takes a failed log directory offline until a restart).
     public var replicaFetchBackoffMaxMs: Int
+    /// The controller moves each partition's leadership back to its preferred replica (the first
+    /// assigned) when a broker leads too few of the partitions it prefers (`auto.leader.rebalance.enable`).
+    public var autoLeaderRebalanceEnable: Bool
+    /// How often the controller checks the leaders' balance (`leader.imbalance.check.interval.seconds`, 300).
+    public var leaderImbalanceCheckInterval: Duration
+    /// A broker's share of preferred partitions led elsewhere above which they move back
+    /// (`leader.imbalance.per.broker.percentage`, 10).
+    public var leaderImbalancePerBrokerPercentage: Int
     /// Test seam: whether this broker may talk to broker `to` now (false cuts the link: the fetcher
     /// closes its connection and retries until it is true again).
     public var linkOpen: @Sendable (_ to: Int32) -> Bool
 
     public init(
         connect: @escaping @Sendable () async throws -> any CoordinationSession, root: String = "", replicaLagTimeMaxMs: Int = 30_000,
-        replicaFetchWaitMaxMs: Int = 500, replicaFetchBackoffMs: Int = 1000, replicaFetchBackoffMaxMs: Int = 30_000, linkOpen: @escaping @Sendable (_ to: Int32) -> Bool = { _ in true }
+        replicaFetchWaitMaxMs: Int = 500, replicaFetchBackoffMs: Int = 1000, replicaFetchBackoffMaxMs: Int = 30_000,
+        autoLeaderRebalanceEnable: Bool = true, leaderImbalanceCheckInterval: Duration = .seconds(300), leaderImbalancePerBrokerPercentage: Int = 10,
+        linkOpen: @escaping @Sendable (_ to: Int32) -> Bool = { _ in true }
     ) {
         self.connect = connect
         self.root = root
@@ -32,6 +42,9 @@ public struct ClusterSettings: Sendable {
         self.replicaFetchWaitMaxMs = replicaFetchWaitMaxMs
         self.replicaFetchBackoffMs = replicaFetchBackoffMs
         self.replicaFetchBackoffMaxMs = replicaFetchBackoffMaxMs
+        self.autoLeaderRebalanceEnable = autoLeaderRebalanceEnable
+        self.leaderImbalanceCheckInterval = leaderImbalanceCheckInterval
+        self.leaderImbalancePerBrokerPercentage = leaderImbalancePerBrokerPercentage
         self.linkOpen = linkOpen
     }
 }

@@ -26,12 +26,12 @@ final class ReplicaManager: Sendable {
     let epochs: LeaderEpochs
     let group: any EventLoopGroup
     private let io: NIOThreadPool
-    private let dataDirectory: String
+    let dataDirectory: String
     private let fetchers = Mutex<[BrokerID: ReplicaFetcher]>([:])
-    private let tasks = BackgroundTasks()
-    /// Topics whose logs exist here and whose assigned partitions follow their state nodes.
-    private let heldTopics = Mutex<Set<String>>([])
-    /// Topics whose logs could not be made here yet (retried by `holdAssignedReplicas`).
+    let tasks = BackgroundTasks()
+    /// Topics followed here, each by its own task (see `followTopic`).
+    let heldTopics = Mutex<Set<String>>([])
+    /// Topics whose logs could not be made here yet (retried by `followTopic`).
     let missingTopics: ReplicaFailures<String>
     /// Followed partitions whose fetched records could not be appended (their fetcher retries them).
     let offlinePartitions: ReplicaFailures<TopicPartition>
@@ -94,110 +94,10 @@ final class ReplicaManager: Sendable {
         try? await writeCheckpoint()
     }
 
-    // MARK: - Holding the assigned replicas
-
-    /// Makes this broker hold every replica its topics' assignments give it (as a Kafka broker
-    /// applies metadata): at start, at once for each new topic, and for a topic whose logs could not
-    /// be made here, again after its back-off, until they are.
-    private func holdAssignedReplicas() async {
-        var watch: Watch?
-        var names: [String] = []
-        while !Task.isCancelled {
-            do {
-                // A new watch only once the last one fired, so retries pile up no watches.
-                if watch == nil || watch?.firedEvent != nil {
-                    (names, _, watch) = try await session.children(paths.topics, watch: true)
-                }
-                let due = names.filter { name in !heldTopics.withLock { $0.contains(name) } && !missingTopics.isWaiting(name) }
-                // All at once (at start a broker may hold thousands); one failing to read is retried shortly.
-                let unread = await withTaskGroup(of: Bool.self) { group in
-                    for name in due { group.addTask { (try? await self.hold(name)) == nil } }
-                    return await group.contains(true)
-                }
-                if unread { throw CoordinationError(.connectionLoss, "a topic's assignment could not be read") }
-                await Self.first(watch, orUntil: missingTopics.nextRetry(among: names))
-            } catch {
-                if sessionEnded { return }
-                logger.debug("reading the topics from coordination failed (retrying)", metadata: ["broker": "\(brokerId)", "error": "\(error)"])
-                watch = nil
-                await pause(.milliseconds(200))
-            }
-        }
-    }
-
-    /// Returns when the watch fires or at `deadline` (nil: only when it fires), or when cancelled.
-    private static func first(_ watch: Watch?, orUntil deadline: ContinuousClock.Instant?) async {
-        await withTaskGroup(of: Void.self) { group in
-            if let watch { group.addTask { _ = try? await watch.event() } }
-            if let deadline { group.addTask { try? await Task.sleep(until: deadline) } }
-            if watch == nil && deadline == nil { return }
-            await group.next()
-            group.cancelAll()
-        }
-    }
-
-    /// Makes the topic's logs here (all partitions, so a broker can take any later) and follows the
-    /// state of each partition assigned to this broker. If they cannot be made (a full disk, the
-    /// partition limit), logs it once and leaves the ISR of those partitions; `holdAssignedReplicas`
-    /// tries again after the back-off.
-    private func hold(_ name: String) async throws {
-        let assignment: TopicAssignment
-        var config = TopicConfig()
-        do {
-            assignment = try ClusterJSON.decode(TopicAssignment.self, try await session.data(paths.topic(name)).data)
-            if let node = try? ClusterJSON.decode(TopicConfigNode.self, try await session.data(paths.topicConfig(name)).data) {
-                config.overrides = node.config
-            }
-        } catch let error as CoordinationError where error.code == .noNode {
-            return  // deleted meanwhile
-        }
-        let assigned = (0..<assignment.partitionCount).filter { assignment.replicas($0).contains(brokerId) }
-        do {
-            try await makeLogs(name, partitions: assignment.partitionCount, assigned: assigned, config: config)
-        } catch {
-            let failure = ReplicaFailure(error)
-            if missingTopics.failed(name, failure), let entry = missingTopics.failure(name) {
-                logger.error(
-                    "broker \(brokerId) cannot make the logs of topic \(name): \(failure); its replicas here leave their ISR until they can be made (next try in \(Self.milliseconds(until: entry.retryAt)) ms)",
-                    metadata: metadata(topic: name, partitions: assigned, failure: failure))
-            }
-            for index in assigned {
-                await withdraw(from: TopicPartition(topic: name, partition: index), replicas: assignment.replicas(index))
-            }
-            return
-        }
-        if let ended = missingTopics.succeeded(name) {
-            logger.info(
-                "broker \(brokerId) made the logs of topic \(name) after \(ended.failures) failed tries: following its leaders",
-                metadata: metadata(topic: name, partitions: assigned, failure: nil))
-        }
-        heldTopics.withLock { _ = $0.insert(name) }
-        for index in assigned {
-            guard let partition = topics.partition(name, index) else { continue }
-            let members = assignment.replicas(index)
-            tasks.start { await self.followState(of: partition, replicas: members) }
-        }
-    }
-
-    /// Creates the topic's logs unless it exists here; throws unless every assigned partition has one.
-    private func makeLogs(_ name: String, partitions: Int32, assigned: [Int32], config: TopicConfig) async throws {
-        if topics.topic(name) == nil {
-            do {
-                _ = try await topics.create(name, partitions: partitions, config: config)
-            } catch {
-                guard case .alreadyExists = error else { throw error }
-            }
-        }
-        // Only a data directory from before creation was all-or-nothing can hold part of a topic.
-        if let missing = assigned.first(where: { topics.log(name, $0) == nil }) {
-            throw StorageError(.io, path: "\(dataDirectory)/\(name)-\(missing)", "the partition's log is missing from a topic held here")
-        }
-    }
-
-    private static func milliseconds(until instant: ContinuousClock.Instant) -> Int { Int(max(.zero, instant - .now) / .milliseconds(1)) }
+    static func milliseconds(until instant: ContinuousClock.Instant) -> Int { Int(max(.zero, instant - .now) / .milliseconds(1)) }
 
     /// Log metadata of a replica failure.
-    private func metadata(topic: String, partitions: [Int32], failure: ReplicaFailure?) -> Logger.Metadata {
+    func metadata(topic: String, partitions: [Int32], failure: ReplicaFailure?) -> Logger.Metadata {
         var metadata: Logger.Metadata = ["broker": "\(brokerId)", "topic": "\(topic)", "partition": "\(partitions.map(String.init).joined(separator: ","))"]
         if let failure {
             metadata["errno"] = "\(failure.errno)"
@@ -206,10 +106,12 @@ final class ReplicaManager: Sendable {
         return metadata
     }
 
-    private func followState(of partition: Partition, replicas members: [BrokerID]) async {
+    /// Applies the partition's state node to it whenever it changes, until the node or the partition
+    /// (a deleted topic's: a re-created one has new `Partition`s) is gone.
+    func followState(of partition: Partition, replicas members: [BrokerID]) async {
         let id = partition.id
         let path = paths.state(id.topic, id.partition)
-        while !Task.isCancelled {
+        while !Task.isCancelled, topics.partition(id) === partition {
             do {
                 let (data, stat, watch) = try await session.data(path, watch: true)
                 let node = try ClusterJSON.decode(PartitionStateNode.self, data)
@@ -270,7 +172,7 @@ final class ReplicaManager: Sendable {
         return fetcher
     }
 
-    private func stopFetching(_ partition: TopicPartition, except leader: BrokerID?) {
+    func stopFetching(_ partition: TopicPartition, except leader: BrokerID?) {
         for (id, fetcher) in fetchers.withLock({ $0 }) where id != leader { fetcher.unfollow(partition) }
     }
 
@@ -406,12 +308,12 @@ final class ReplicaManager: Sendable {
         try await io.runIfActive { try OffsetCheckpoint.write(offsets, to: path, files: PosixFileSystem()) }
     }
 
-    private func pause(_ duration: Duration) async {
+    func pause(_ duration: Duration) async {
         try? await Task.sleep(for: duration)
     }
 
     /// Whether the session can no longer serve (its loops then end).
-    private var sessionEnded: Bool { session.state == .expired || session.state == .closed }
+    var sessionEnded: Bool { session.state == .expired || session.state == .closed }
 
     /// Connects to another broker's listener as registered in coordination.
     func connect(to broker: BrokerID) async throws -> BrokerLink {

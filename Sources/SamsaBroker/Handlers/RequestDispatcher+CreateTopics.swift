@@ -37,9 +37,8 @@ extension RequestDispatcher {
                 result.errorMessage = invalid.message
             } else if case .success(let config) = config {
                 do {
-                    result.replicationFactor = try await catalog.createTopic(
+                    (result.replicationFactor, result.topicId) = try await catalog.createTopic(
                         topic.name, partitions: partitions, replicationFactor: topic.replicationFactor, config: config, validateOnly: request.validateOnly)
-                    result.topicId = TopicTable.id(for: topic.name)
                     result.numPartitions = partitions
                 } catch {
                     if error.code == .kafkaStorageError || error.code == .unknown {

@@ -33,20 +33,20 @@ extension RequestDispatcher {
         for name in names {
             var entry = MetadataResponse.MetadataResponseTopic()
             entry.name = name
-            var partitions = try? await catalog.partitions(of: name)
-            if partitions == nil, configuration.autoCreateTopics, request.allowAutoTopicCreation || version < 4, TopicTable.validate(name) == nil {
+            var topic = try? await catalog.topic(name)
+            if topic == nil, configuration.autoCreateTopics, request.allowAutoTopicCreation || version < 4, TopicTable.validate(name) == nil {
                 // A concurrent create of the same name is as good as ours.
                 _ = try? await catalog.createTopic(
                     name, partitions: configuration.defaultPartitions, replicationFactor: 1, config: TopicConfig(), validateOnly: false)
-                partitions = try? await catalog.partitions(of: name)
+                topic = try? await catalog.topic(name)
             }
-            guard let partitions else {
+            guard let topic else {
                 entry.errorCode = (TopicTable.validate(name) == nil ? ErrorCode.unknownTopicOrPartition : .invalidTopic).rawValue
                 response.topics.append(entry)
                 continue
             }
-            entry.topicId = TopicTable.id(for: name)
-            entry.partitions = partitions.map { view in
+            entry.topicId = topic.id
+            entry.partitions = topic.partitions.map { view in
                 var partition = MetadataResponse.MetadataResponsePartition()
                 partition.partitionIndex = view.index
                 partition.replicaNodes = view.replicas.wire
