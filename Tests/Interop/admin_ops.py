@@ -38,9 +38,15 @@ def check(condition, message):
 
 
 def until(what, condition, timeout=DEADLINE):
+    """Polls `condition` until it holds; an error counts as "not yet" (a broker may not have applied a
+    change coordination already shows: clients retry such errors)."""
     deadline = time.monotonic() + timeout
     while True:
-        value = condition()
+        try:
+            value = condition()
+        except Exception as error:  # noqa: BLE001
+            value = None
+            print(f"until {what}: {error}", file=sys.stderr)
         if value:
             return value
         if time.monotonic() > deadline:
