@@ -136,9 +136,15 @@ final class RequestDispatcher: Sendable {
             return encode(await describeGroups(try decode(DescribeGroupsRequest.self)), version, id)
         case .describeCluster:
             return encode(await describeCluster(try decode(DescribeClusterRequest.self)), version, id)
+        case .deleteRecords:
+            return encode(await deleteRecords(try decode(DeleteRecordsRequest.self)), version, id)
+        case .describeLogDirs:
+            return encode(await describeLogDirs(try decode(DescribeLogDirsRequest.self)), version, id)
+        case .describeProducers:
+            return encode(await describeProducers(try decode(DescribeProducersRequest.self)), version, id)
         // Generated, not yet served (not in SupportedApis: the guard above answers them).
-        case .createPartitions, .alterConfigs, .incrementalAlterConfigs, .deleteRecords, .deleteGroups, .offsetDelete, .electLeaders,
-            .describeLogDirs, .describeProducers, .alterPartitionReassignments, .listPartitionReassignments:
+        case .createPartitions, .alterConfigs, .incrementalAlterConfigs, .deleteGroups, .offsetDelete, .electLeaders,
+            .alterPartitionReassignments, .listPartitionReassignments:
             return Self.unsupported(correlationId: id)
         }
     }

@@ -28,6 +28,9 @@ enum SupportedApis {
         .describeConfigs: 0...4,
         .offsetForLeaderEpoch: 0...4,
         .describeCluster: 0...2,
+        .deleteRecords: 0...2,
+        .describeLogDirs: 1...4,
+        .describeProducers: 0...0,
     ]
 
     /// The ApiVersions entries, by API key.
