@@ -94,9 +94,14 @@ struct ProducerState {
         producers[producerId] = entry
     }
 
+    /// The producers that appended something in the `expirationMs` before `nowMs`.
+    func active(at nowMs: Int64) -> [Int64: Entry] {
+        let cutoff = nowMs - expirationMs
+        return producers.filter { $0.value.lastAppendMs > cutoff }
+    }
+
     /// Forgets every producer that appended nothing in the `expirationMs` before `nowMs`.
     mutating func removeExpired(at nowMs: Int64) {
-        let cutoff = nowMs - expirationMs
-        producers = producers.filter { $0.value.lastAppendMs > cutoff }
+        producers = active(at: nowMs)
     }
 }

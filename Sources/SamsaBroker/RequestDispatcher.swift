@@ -159,9 +159,14 @@ final class RequestDispatcher: Sendable {
             return encode(await createPartitions(try decode(CreatePartitionsRequest.self)), version, id)
         case .electLeaders:
             return encode(await electLeaders(try decode(ElectLeadersRequest.self), version: version), version, id)
+        case .deleteRecords:
+            return encode(await deleteRecords(try decode(DeleteRecordsRequest.self)), version, id)
+        case .describeLogDirs:
+            return encode(await describeLogDirs(try decode(DescribeLogDirsRequest.self)), version, id)
+        case .describeProducers:
+            return encode(await describeProducers(try decode(DescribeProducersRequest.self)), version, id)
         // Generated, not yet served (not in SupportedApis: the guard above answers them).
-        case .deleteRecords,
-            .describeLogDirs, .describeProducers, .alterPartitionReassignments, .listPartitionReassignments:
+        case .alterPartitionReassignments, .listPartitionReassignments:
             return Self.unsupported(correlationId: id)
         }
     }

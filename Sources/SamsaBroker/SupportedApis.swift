@@ -34,6 +34,9 @@ enum SupportedApis {
         .offsetDelete: 0...0,
         .createPartitions: 0...3,
         .electLeaders: 0...2,
+        .deleteRecords: 0...2,
+        .describeLogDirs: 1...4,
+        .describeProducers: 0...0,
     ]
 
     /// The ApiVersions entries, by API key.

@@ -319,11 +319,26 @@ public final class LogManager: Sendable {
 
     /// Writes the recovery points (flushed offsets) and log start offsets of every partition.
     public func checkpoint() throws(StorageError) {
+        try writeCheckpoints(recoveryPoints: true)
+    }
+
+    /// Writes the log start offsets of every partition (`log-start-offset-checkpoint`) and returns once
+    /// they are durable: what makes a moved log start (`PartitionLog.advanceLogStart`, DeleteRecords)
+    /// survive a crash. Blocks on fsyncs: call it off the event loops. One write covers every move
+    /// made before it, so a caller moving many logs writes once.
+    public func checkpointLogStarts() throws(StorageError) {
+        try writeCheckpoints(recoveryPoints: false)
+    }
+
+    /// The offsets are read under the lock, so of two writers the later one writes the later values.
+    private func writeCheckpoints(recoveryPoints: Bool) throws(StorageError) {
         guard !isReadOnly else { return }
         let current = logs.withLock { $0 }
         try checkpointLock.withLock { _ in
             Result { () throws(StorageError) in
-                try OffsetCheckpoint.write(current.mapValues(\.recoveryCheckpoint), to: "\(directory)/\(Self.recoveryPointFile)", files: files)
+                if recoveryPoints {
+                    try OffsetCheckpoint.write(current.mapValues(\.recoveryCheckpoint), to: "\(directory)/\(Self.recoveryPointFile)", files: files)
+                }
                 try OffsetCheckpoint.write(current.mapValues(\.logStartOffset), to: "\(directory)/\(Self.logStartFile)", files: files)
             }
         }.get()

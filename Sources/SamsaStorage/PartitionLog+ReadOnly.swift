@@ -70,7 +70,7 @@ extension PartitionLog {
                 let bases = try files.listDirectory(directory).compactMap(SegmentFiles.baseOffset(ofLogFile:)).sorted().filter { $0 > last.baseOffset }
                 if let next = bases.first, next == last.nextOffset {
                     state.segments += try Self.readableSegments(
-                        directory: directory, bases: bases, configuration: configuration, files: files, descriptors: descriptors)
+                        directory: directory, bases: bases, configuration: state.configuration, files: files, descriptors: descriptors)
                 }
             }
             let end = state.segments[state.segments.count - 1].nextOffset

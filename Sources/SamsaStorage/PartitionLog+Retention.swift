@@ -7,6 +7,11 @@ extension PartitionLog {
     @discardableResult
     public func applyRetention(nowMilliseconds now: Int64) throws(StorageError) -> Int {
         if isReadOnly { return 0 }
+        let before = segmentCount
+        // Segments left below the log start by a failed rename in `advanceLogStart` go first.
+        var belowStartFailure: StorageError?
+        do throws(StorageError) { try deleteSegmentsBelowLogStart() } catch { belowStartFailure = error }
+        let belowStart = before - segmentCount
         let (removed, failure) = state.withLock { state -> (Int, StorageError?) in
             var removed = 0
             var failure: StorageError?
@@ -35,24 +40,46 @@ extension PartitionLog {
             return (removed, failure)
         }
         deletePendingFiles()
-        if let failure { throw failure }
-        return removed
+        if let failure = failure ?? belowStartFailure { throw failure }
+        return removed + belowStart
     }
 
-    /// Moves the log start forward (Kafka's DeleteRecords); whole segments below it are deleted by the
-    /// next retention pass.
-    public func advanceLogStart(to offset: Int64) throws(StorageError) {
+    /// Moves the log start forward to `offset` (Kafka's `maybeIncrementLogStartOffset`, for
+    /// DeleteRecords): reads below it are refused at once (OFFSET_OUT_OF_RANGE) and whole segments
+    /// below it are renamed `.deleted` (the segment holding it stays). Returns whether it moved; an
+    /// offset at or below the current start changes nothing.
+    ///
+    /// Durability: the new start is in memory only until the log manager's next checkpoint
+    /// (`LogManager.checkpointLogStarts`); a crash before it reopens the log at the first kept
+    /// segment's base, so a caller that promises the move (a DeleteRecords answer) checkpoints first.
+    /// A segment whose rename fails stays on disk below the start, unread, until the next retention
+    /// pass (`applyRetention`) removes it; the error is thrown after the start moved.
+    @discardableResult
+    public func advanceLogStart(to offset: Int64) throws(StorageError) -> Bool {
         try refuseIfDamaged()
-        try state.withLock { state throws(StorageError) in
+        let moved = try state.withLock { state throws(StorageError) -> Bool in
+            guard !state.closed else { throw StorageError(.closed, path: directory, "the log is closed") }
             guard offset <= logEndOffset else {
                 throw StorageError(.offsetOutOfRange, path: directory, "log start \(offset) past the log end \(logEndOffset)")
             }
-            state.logStartOffset = max(state.logStartOffset, offset)
-            publishLogStart(state.logStartOffset)
+            guard offset > state.logStartOffset else { return false }
+            state.logStartOffset = offset
+            publishLogStart(offset)
+            return true
+        }
+        defer { deletePendingFiles() }
+        try deleteSegmentsBelowLogStart()
+        return moved
+    }
+
+    /// Renames `.deleted` every segment wholly below the log start (the next one begins at or before
+    /// it); never the active one. A failed rename leaves that segment and the later ones.
+    func deleteSegmentsBelowLogStart() throws(StorageError) {
+        try state.withLock { state throws(StorageError) in
             while state.segments.count > 1 && state.segments[1].baseOffset <= state.logStartOffset {
-                state.pendingDeletion += try state.segments.removeFirst().markDeleted()
+                state.pendingDeletion += try state.segments[0].markDeleted()
+                state.segments.removeFirst()
             }
         }
-        deletePendingFiles()
     }
 }

@@ -230,7 +230,9 @@ final class ReplicaFetcher: Sendable {
                 switch ErrorCode(rawValue: result.errorCode) {
                 case .some(.none):
                     await writing(partition) {
-                        try await append(result.records ?? ByteBuffer(), to: replica, epoch: following.epoch, leaderHighWatermark: result.highWatermark)
+                        try await append(
+                            result.records ?? ByteBuffer(), to: replica, epoch: following.epoch, leaderHighWatermark: result.highWatermark,
+                            leaderLogStart: result.logStartOffset)
                         manager.replicaSucceeded(partition)
                     }
                 case .offsetOutOfRange where replica.log.logEndOffset < result.logStartOffset:
@@ -253,8 +255,10 @@ final class ReplicaFetcher: Sendable {
 
     /// Appends fetched batches that start at the log end while this broker still follows at `epoch`
     /// (each new leader epoch recorded where its first batch starts), then takes the leader's high
-    /// watermark.
-    private func append(_ records: ByteBuffer, to partition: Partition, epoch: LeaderEpoch, leaderHighWatermark: Int64) async throws {
+    /// watermark and log start (DeleteRecords moves it).
+    private func append(
+        _ records: ByteBuffer, to partition: Partition, epoch: LeaderEpoch, leaderHighWatermark: Int64, leaderLogStart: Int64
+    ) async throws {
         let diverged = try await partition.whileFollowing(leader, epoch: epoch) { follower -> Bool in
             let log = follower.log
             var remaining = records
@@ -278,6 +282,7 @@ final class ReplicaFetcher: Sendable {
                 last = try follower.append(batch)
             }
             follower.leaderHighWatermark(leaderHighWatermark)
+            try follower.leaderLogStart(leaderLogStart)
             return diverged
         }
         if diverged == true {

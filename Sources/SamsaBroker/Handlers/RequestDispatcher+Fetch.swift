@@ -179,12 +179,14 @@ extension RequestDispatcher {
     }
 
     /// A follower's fetch offsets tell the leader how far each follower has got (once per request):
-    /// the high watermark may rise and a caught-up follower rejoin the ISR.
+    /// the high watermark may rise and a caught-up follower rejoin the ISR. Its log starts may
+    /// satisfy a waiting DeleteRecords.
     fileprivate func followerFetched(_ partitions: [FetchedPartition], replicaId: Int32) {
+        let follower = BrokerID(replicaId)
         for entry in partitions {
-            guard let partition = topics.partition(entry.id), partition.checkLeader(epoch: entry.partition.currentLeaderEpoch) == nil,
-                let isr = partition.followerFetched(BrokerID(replicaId), offset: entry.partition.fetchOffset), let replicas = cluster?.replicas
-            else { continue }
+            guard let partition = topics.partition(entry.id), partition.checkLeader(epoch: entry.partition.currentLeaderEpoch) == nil else { continue }
+            if partition.followerLogStart(follower, entry.partition.logStartOffset) { recordDeletionWaits.checkAndComplete(entry.id) }
+            guard let isr = partition.followerFetched(follower, offset: entry.partition.fetchOffset), let replicas = cluster?.replicas else { continue }
             replicas.proposeIsrSoon(isr, for: partition)
         }
     }

@@ -41,6 +41,8 @@ final class Partition: Sendable {
         /// The leader's log end when the follower last fetched, and when (Kafka's lag rule).
         var lastFetchLeaderEnd: Int64 = -1
         var lastFetchTime: ContinuousClock.Instant
+        /// The follower's log start as its last fetch said (-1 until then): DeleteRecords' low watermark.
+        var logStart: Int64 = -1
     }
 
     struct State {
@@ -296,6 +298,8 @@ final class Partition: Sendable {
     func withState<Value>(_ body: (inout State) -> Value) -> Value { state.withLock { body(&$0) } }
 
     var isrChanges: IsrChangeCounts { context.isrChanges }
+
+    func activeProducers() async throws -> [Int64: ProducerState.Entry] { try await writer.activeProducers() }
 
     /// Runs `body` on the writer's queue, in order with appends.
     func perform<Value: Sendable>(_ body: @escaping @Sendable () throws -> Value) async throws -> Value {

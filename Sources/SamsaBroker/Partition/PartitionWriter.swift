@@ -84,6 +84,18 @@ final class PartitionWriter: @unchecked Sendable {
         rebuilt = false
     }
 
+    /// The producers not expired now, the state rebuilt from the log first if no append did yet
+    /// (DescribeProducers).
+    func activeProducers() async throws -> [Int64: ProducerState.Entry] {
+        try await perform { [self] in
+            if !rebuilt {
+                try rebuildProducerState()
+                rebuilt = true
+            }
+            return producers.active(at: WallClock.nowMilliseconds)
+        }
+    }
+
     /// Runs on `queue`.
     private func appendNow(_ records: ByteBuffer, maxMessageBytes: Int, transactionalId: String?, leaderEpoch: Int32?) throws -> Outcome {
         if !rebuilt {
