@@ -9,7 +9,7 @@ import SamsaProtocol
 enum SupportedApis {
     static let versions: [ApiKey: ClosedRange<Int16>] = [
         .produce: 0...9,
-        .fetch: 2...12,
+        .fetch: 2...16,
         .listOffsets: 1...7,
         .metadata: 0...12,
         .apiVersions: 0...3,

@@ -36,17 +36,25 @@ extension RequestDispatcher {
         // Before v4 a fetcher reads only message format v0/v1, which this broker does not convert to.
         if version < 4 { return (FetchResponse.failing(request, .unsupportedForMessageFormat), []) }
         let deadline = ContinuousClock.now + .milliseconds(max(0, Int(request.maxWaitMs)))
-        let partitions = request.distinctPartitions
-        if request.replicaId >= 0 { followerFetched(partitions, replicaId: request.replicaId) }
+        // v13+ names topics by id (KIP-516): resolved to the topics held here.
+        let partitions = request.distinctPartitions(version: version) { [topics] id in topics.topic(id: id)?.name }
+        // v15+ carries the fetching replica in ReplicaState.
+        let replicaId = version >= 15 ? request.replicaState.replicaId : request.replicaId
+        if replicaId >= 0 { followerFetched(partitions, replicaId: replicaId) }
         // Followers fetch past the high watermark, bytes that a truncation (this broker demoted, its
         // divergent tail cut) may take from under a range in flight, which would stall its sendfile:
         // they get copies. Consumers read below the high watermark, which is never truncated.
-        let zeroCopy = zeroCopy && request.replicaId < 0
+        let zeroCopy = zeroCopy && replicaId < 0
         // Followers read to the log end, consumers to the high watermark.
-        let limit: ReadLimit = request.replicaId < 0 ? .highWatermark : .logEnd
+        let limit: ReadLimit = replicaId < 0 ? .highWatermark : .logEnd
         while true {
             // Where the logs are before the read: what is appended after counts toward the wait.
-            let watches = partitions.map { FetchInterest.Watch($0.id, log: topics.partition($0.id), limit: limit) }
+            let watches = partitions.map { entry in
+                // A topic id not held here has no log to watch (and its error answers at once).
+                FetchInterest.Watch(
+                    entry.id ?? TopicPartition(topic: "", partition: entry.partition.partition), log: entry.id.flatMap { topics.partition($0) },
+                    limit: limit)
+            }
             let pass = await readFetch(partitions, request: request, limit: limit, zeroCopy: zeroCopy)
             let wanted = pass.budget.bytesToWaitFor(minBytes: request.minBytes)
             if pass.bytes >= wanted || ContinuousClock.now >= deadline || pass.response.hasErrors || Task.isCancelled {
@@ -99,8 +107,9 @@ extension RequestDispatcher {
         var result = FetchResponse.PartitionData()
         result.partitionIndex = entry.partition.partition
         result.abortedTransactions = nil
-        guard let partition = topics.partition(entry.id) else {
-            result.errorCode = ErrorCode.unknownTopicOrPartition.rawValue
+        guard let partition = entry.topic.map({ topics.partition($0, entry.partition.partition) }) ?? nil else {
+            // By id (v13+), a topic not held here is UNKNOWN_TOPIC_ID, as Kafka answers.
+            result.errorCode = (entry.topic == nil ? ErrorCode.unknownTopicId : .unknownTopicOrPartition).rawValue
             result.highWatermark = -1
             return (result, nil, nil)
         }
@@ -128,7 +137,7 @@ extension RequestDispatcher {
         } catch let error as StorageError where error.code == .offsetOutOfRange {
             result.errorCode = ErrorCode.offsetOutOfRange.rawValue
         } catch {
-            failure = "\(entry.id): \(error)"
+            failure = "\(entry.id.map { "\($0)" } ?? "?"): \(error)"
             result.errorCode = ErrorCode.kafkaStorageError.rawValue
         }
         result.highWatermark = log.highWatermark
@@ -184,8 +193,8 @@ extension RequestDispatcher {
     fileprivate func followerFetched(_ partitions: [FetchedPartition], replicaId: Int32) {
         let follower = BrokerID(replicaId)
         for entry in partitions {
-            guard let partition = topics.partition(entry.id), partition.checkLeader(epoch: entry.partition.currentLeaderEpoch) == nil else { continue }
-            if partition.followerLogStart(follower, entry.partition.logStartOffset) { recordDeletionWaits.checkAndComplete(entry.id) }
+            guard let id = entry.id, let partition = topics.partition(id), partition.checkLeader(epoch: entry.partition.currentLeaderEpoch) == nil else { continue }
+            if partition.followerLogStart(follower, entry.partition.logStartOffset) { recordDeletionWaits.checkAndComplete(id) }
             guard let isr = partition.followerFetched(follower, offset: entry.partition.fetchOffset), let replicas = cluster?.replicas else { continue }
             replicas.proposeIsrSoon(isr, for: partition)
         }
@@ -194,26 +203,38 @@ extension RequestDispatcher {
 
 /// One partition a fetch reads, as its request named it.
 struct FetchedPartition {
-    var topic: String
+    /// Its topic's name: as named (before v13), or the held topic with the named id (nil: none is held).
+    var topic: String?
     var topicId: KafkaUUID
     var partition: FetchRequest.FetchPartition
-    var id: TopicPartition { TopicPartition(topic: topic, partition: partition.partition) }
+    var id: TopicPartition? { topic.map { TopicPartition(topic: $0, partition: partition.partition) } }
+
+    /// What makes two entries the same partition: the name, or from v13 on the id.
+    struct Key: Hashable {
+        var topic: String?
+        var topicId: KafkaUUID
+        var partition: Int32
+    }
+
+    var key: Key { Key(topic: topic, topicId: topicId, partition: partition.partition) }
 }
 
 extension FetchRequest {
     /// The partitions to read, each once: where it first appears, with its last entry's parameters
     /// (Kafka keys them in a `LinkedHashMap`, whose `put` of a key already there keeps its place and
-    /// replaces its value). A request naming one partition 25,000 times reads it once.
-    var distinctPartitions: [FetchedPartition] {
+    /// replaces its value). A request naming one partition 25,000 times reads it once. From v13 on a
+    /// topic is named by its id, which `name` resolves (once per topic entry).
+    func distinctPartitions(version: Int16, name: (KafkaUUID) -> String?) -> [FetchedPartition] {
         var entries: [FetchedPartition] = []
-        var index: [TopicPartition: Int] = [:]
+        var index: [FetchedPartition.Key: Int] = [:]
         for topic in topics {
+            let resolved = version >= 13 ? (topic.topicId == .zero ? nil : name(topic.topicId)) : topic.topic
             for partition in topic.partitions {
-                let entry = FetchedPartition(topic: topic.topic, topicId: topic.topicId, partition: partition)
-                if let existing = index[entry.id] {
+                let entry = FetchedPartition(topic: resolved, topicId: version >= 13 ? topic.topicId : .zero, partition: partition)
+                if let existing = index[entry.key] {
                     entries[existing].partition = partition
                 } else {
-                    index[entry.id] = entries.count
+                    index[entry.key] = entries.count
                     entries.append(entry)
                 }
             }
@@ -224,15 +245,15 @@ extension FetchRequest {
 
 extension FetchResponse {
     /// The partitions' results in order, consecutive ones of a topic under one topic entry (as
-    /// Kafka's `FetchResponse.toMessage` groups them).
+    /// Kafka's `FetchResponse.toMessage` groups them); v13+ answers by id.
     init(grouping results: [(FetchedPartition, PartitionData)]) {
         self.init()
         for (entry, result) in results {
-            if responses.last?.topic == entry.topic {
+            if let last = responses.last, last.topic == (entry.topic ?? ""), last.topicId == entry.topicId {
                 responses[responses.count - 1].partitions.append(result)
             } else {
                 var topic = FetchableTopicResponse()
-                topic.topic = entry.topic
+                topic.topic = entry.topic ?? ""
                 topic.topicId = entry.topicId
                 topic.partitions = [result]
                 responses.append(topic)
