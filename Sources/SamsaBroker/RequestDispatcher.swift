@@ -159,9 +159,13 @@ final class RequestDispatcher: Sendable {
             return encode(await createPartitions(try decode(CreatePartitionsRequest.self)), version, id)
         case .electLeaders:
             return encode(await electLeaders(try decode(ElectLeadersRequest.self), version: version), version, id)
+        case .alterPartitionReassignments:
+            return encode(await alterPartitionReassignments(try decode(AlterPartitionReassignmentsRequest.self), version: version), version, id)
+        case .listPartitionReassignments:
+            return encode(await listPartitionReassignments(try decode(ListPartitionReassignmentsRequest.self)), version, id)
         // Generated, not yet served (not in SupportedApis: the guard above answers them).
         case .deleteRecords,
-            .describeLogDirs, .describeProducers, .alterPartitionReassignments, .listPartitionReassignments:
+            .describeLogDirs, .describeProducers:
             return Self.unsupported(correlationId: id)
         }
     }

@@ -34,6 +34,8 @@ enum SupportedApis {
         .offsetDelete: 0...0,
         .createPartitions: 0...3,
         .electLeaders: 0...2,
+        .alterPartitionReassignments: 0...1,
+        .listPartitionReassignments: 0...0,
     ]
 
     /// The ApiVersions entries, by API key.
