@@ -165,9 +165,10 @@ final class RequestDispatcher: Sendable {
             return encode(await describeLogDirs(try decode(DescribeLogDirsRequest.self)), version, id)
         case .describeProducers:
             return encode(await describeProducers(try decode(DescribeProducersRequest.self)), version, id)
-        // Generated, not yet served (not in SupportedApis: the guard above answers them).
-        case .alterPartitionReassignments, .listPartitionReassignments:
-            return Self.unsupported(correlationId: id)
+        case .alterPartitionReassignments:
+            return encode(await alterPartitionReassignments(try decode(AlterPartitionReassignmentsRequest.self), version: version), version, id)
+        case .listPartitionReassignments:
+            return encode(await listPartitionReassignments(try decode(ListPartitionReassignmentsRequest.self)), version, id)
         }
     }
 

@@ -37,6 +37,8 @@ enum SupportedApis {
         .deleteRecords: 0...2,
         .describeLogDirs: 1...4,
         .describeProducers: 0...0,
+        .alterPartitionReassignments: 0...1,
+        .listPartitionReassignments: 0...0,
     ]
 
     /// The ApiVersions entries, by API key.

@@ -25,6 +25,12 @@ protocol TopicCatalog: Sendable {
     func electLeaders(_ partitions: [TopicPartition]?, unclean: Bool) async throws(CatalogError) -> [ClusterController.Election]
     /// Deletes the topic: every replica's logs go (at once here; on other brokers when they see it).
     func deleteTopic(_ name: String) async throws(CatalogError)
+    /// Starts, redirects or (nil replicas) cancels partition reassignments (KIP-455); one answer per
+    /// partition. NOT_CONTROLLER on a broker that is not the controller.
+    func reassignPartitions(_ requests: [(TopicPartition, [BrokerID]?)], allowReplicationFactorChange: Bool) async throws(CatalogError)
+        -> [ClusterController.ReassignmentOutcome]
+    /// The ongoing reassignments of `partitions` (nil: all).
+    func ongoingReassignments(_ partitions: [TopicPartition]?) async throws(CatalogError) -> [ClusterController.OngoingReassignment]
 }
 
 extension TopicCatalog {
@@ -132,6 +138,23 @@ struct LocalCatalog: TopicCatalog {
             return ClusterController.Election(partition: partition, error: .electionNotNeeded, message: "Leader election not needed for topic partition.")
         }
     }
+
+    /// The one broker is every partition's only possible replica: the only valid target is [itself],
+    /// already in place, so nothing is ever being reassigned.
+    func reassignPartitions(_ requests: [(TopicPartition, [BrokerID]?)], allowReplicationFactorChange: Bool) -> [ClusterController.ReassignmentOutcome] {
+        ClusterController.lastPerPartition(requests).map { partition, target in
+            guard let topic = topics.topic(partition.topic), partition.partition >= 0, partition.partition < topic.partitionCount else {
+                return .init(partition: partition, error: .unknownTopicOrPartition, message: ClusterController.unknown(partition.topic, partition.partition))
+            }
+            guard let target else {
+                return .init(partition: partition, error: .noReassignmentInProgress, message: ClusterController.noReassignment(partition.topic, partition.partition))
+            }
+            let refusal = ClusterController.refusal(of: target, origin: [brokerId], live: [brokerId], allowReplicationFactorChange: allowReplicationFactorChange)
+            return .init(partition: partition, error: refusal?.0, message: refusal?.1)
+        }
+    }
+
+    func ongoingReassignments(_ partitions: [TopicPartition]?) -> [ClusterController.OngoingReassignment] { [] }
 
     func deleteTopic(_ name: String) async throws(CatalogError) {
         let deleted: Bool

@@ -107,16 +107,20 @@ final class TopicTable: Sendable {
     }
 
     /// Partitions held now (every topic's).
-    var partitionCount: Int { topics.withLock { $0.values.reduce(0) { $0 + Int($1.partitionCount) } } }
+    var partitionCount: Int { partitions.withLock { $0.count } }
 
     /// Creates the topic's partition logs, or throws if it exists or cannot be made.
-    /// `id`: the topic's id (a cluster's, from coordination); nil makes a random one.
+    /// `id`: the topic's id (a cluster's, from coordination); nil makes a random one. `holding`: the
+    /// partitions whose logs are made here (a cluster's broker holds those assigned to it); nil: all.
     func create(
-        _ name: String, partitions: Int32, config: TopicConfig = TopicConfig(), validateOnly: Bool = false, id: KafkaUUID? = nil
+        _ name: String, partitions: Int32, config: TopicConfig = TopicConfig(), validateOnly: Bool = false, id: KafkaUUID? = nil,
+        holding: Set<Int32>? = nil
     ) async throws(CreateError) -> Topic {
         if let problem = Self.validate(name) { throw .invalidTopic(problem) }
         guard partitions > 0 else { throw .invalidPartitions }
-        return try await administer { [self] () throws(CreateError) -> Topic in try createNow(name, partitions, config, validateOnly, id ?? .random()) }
+        return try await administer { [self] () throws(CreateError) -> Topic in
+            try createNow(name, partitions, config, validateOnly, id ?? .random(), holding: holding)
+        }
     }
 
     /// Runs `work` on `administration`.
@@ -136,9 +140,12 @@ final class TopicTable: Sendable {
     }
 
     /// Runs on `administration`.
-    private func createNow(_ name: String, _ partitions: Int32, _ config: TopicConfig, _ validateOnly: Bool, _ id: KafkaUUID) throws(CreateError) -> Topic {
+    private func createNow(
+        _ name: String, _ partitions: Int32, _ config: TopicConfig, _ validateOnly: Bool, _ id: KafkaUUID, holding: Set<Int32>?
+    ) throws(CreateError) -> Topic {
         guard topic(name) == nil else { throw .alreadyExists }
-        try checkLimit(adding: partitions)
+        let held = (0..<partitions).filter { holding?.contains($0) ?? true }
+        try checkLimit(adding: Int32(held.count))
         let topic = Topic(name: name, id: id, partitionCount: partitions)
         if validateOnly { return topic }
         let configuration = config.logConfiguration(base: baseConfiguration)
@@ -147,7 +154,7 @@ final class TopicTable: Sendable {
             try storeId(name, id)
             try storeConfig(name, config.overrides.isEmpty ? nil : TopicConfigFile.Entry(partitions: partitions, config: config))
             // All partitions or none, also across a crash (see `LogManager.createLogs`).
-            let ids = (0..<partitions).map { TopicPartition(topic: name, partition: $0) }
+            let ids = held.map { TopicPartition(topic: name, partition: $0) }
             try logs.createLogs(ids, configuration: configuration)
             let made = ids.compactMap { id in logs.log(id).map { (id, Partition(id, log: $0, context: context)) } }
             self.partitions.withLock { $0.merge(made) { _, new in new } }
@@ -160,15 +167,16 @@ final class TopicTable: Sendable {
 
     /// Grows the topic to `count` partitions (Kafka's CreatePartitions): the new partitions' logs are
     /// made with the topic's settings, all or none; the existing ones are untouched. INVALID_PARTITIONS
-    /// unless `count` is larger than today's.
-    func addPartitions(_ name: String, to count: Int32, validateOnly: Bool = false) async throws(CreateError) -> Topic {
+    /// unless `count` is larger than today's. `holding`: as for `create`.
+    func addPartitions(_ name: String, to count: Int32, validateOnly: Bool = false, holding: Set<Int32>? = nil) async throws(CreateError) -> Topic {
         try await administer { [self] () throws(CreateError) -> Topic in
             guard var topic = topic(name) else { throw .unknownTopic }
             guard count > topic.partitionCount else { throw .invalidPartitions }
-            try checkLimit(adding: count - topic.partitionCount)
+            let held = (topic.partitionCount..<count).filter { holding?.contains($0) ?? true }
+            try checkLimit(adding: Int32(held.count))
             if validateOnly { return topic }
             let config = self.config(name)
-            let ids = (topic.partitionCount..<count).map { TopicPartition(topic: name, partition: $0) }
+            let ids = held.map { TopicPartition(topic: name, partition: $0) }
             do throws(StorageError) {
                 // The settings' partition count first, so a restart opens the new logs with them.
                 try storeConfig(name, config.overrides.isEmpty ? nil : TopicConfigFile.Entry(partitions: count, config: config))
@@ -182,6 +190,36 @@ final class TopicTable: Sendable {
             topics.withLock { [topic] in $0[name] = topic }
             return topic
         }
+    }
+
+    /// Makes the log of one partition of a topic held here (a replica assigned to this broker later,
+    /// by a reassignment), empty and with the topic's settings; nothing if it is here already.
+    func hold(_ name: String, _ index: Int32) async throws(CreateError) {
+        try await administer { [self] () throws(CreateError) in
+            guard let topic = topic(name), index >= 0, index < topic.partitionCount else { throw .unknownTopic }
+            let id = TopicPartition(topic: name, partition: index)
+            guard partition(id) == nil else { return }
+            try checkLimit(adding: 1)
+            let log: PartitionLog
+            do throws(StorageError) {
+                log = try logs.createLog(id, configuration: config(name).logConfiguration(base: baseConfiguration))
+            } catch {
+                throw .storage(error)
+            }
+            partitions.withLock { $0[id] = Partition(id, log: log, context: context) }
+        }
+    }
+
+    /// Deletes one partition's log here (a replica a reassignment moved away): it is out of the table
+    /// first and leaves its role, so no new request finds it and waiting ones are answered; the
+    /// topic and its other partitions stay. False if it was not here.
+    func release(_ id: TopicPartition) async throws(StorageError) -> Bool {
+        guard let removed = partitions.withLock({ $0.removeValue(forKey: id) }) else { return false }
+        removed.resign()
+        // Writes already queued on its writer finish first (they then fail or find no role).
+        _ = try? await removed.perform {}
+        try await administer { [self] () throws(StorageError) in try logs.deleteLog(id) }
+        return true
     }
 
     /// Records the id coordination gives a topic held here from before ids (see `Topic.id`).

@@ -69,6 +69,8 @@ struct BrokerCommand: AsyncParsableCommand {
     var replicaFetchBackoffMs: Int?
     @Option(help: "Longest wait between two retries of a replica whose storage fails (default 30000).")
     var replicaFetchBackoffMaxMs: Int?
+    @Option(help: "Bytes per second this broker fetches for the partitions a reassignment is adding to it (follower.replication.throttled.rate; default: unthrottled).")
+    var followerReplicationThrottledRate: Int?
     // Connections (hostile clients): counts, idle time, request memory.
     @Option(help: "Client connections open at once; more wait to be accepted (max.connections; default no limit but the descriptor limit's).")
     var maxConnections: Int?
@@ -157,6 +159,8 @@ struct BrokerCommand: AsyncParsableCommand {
         guard replicaFetchBackoffMs > 0, replicaFetchBackoffMaxMs >= replicaFetchBackoffMs else {
             throw ValidationError("replica-fetch-backoff-ms must be positive and at most replica-fetch-backoff-max-ms")
         }
+        let throttledRate = try followerReplicationThrottledRate ?? file?.value("follower-replication-throttled-rate", as: Int.self)
+        guard (throttledRate ?? 1) > 0 else { throw ValidationError("follower-replication-throttled-rate must be positive") }
         let maxConnections = try option(maxConnections, "max-connections", default: Int.max)
         let maxConnectionsPerIp = try option(maxConnectionsPerIp, "max-connections-per-ip", default: Int.max)
         let connectionsMaxIdleMs = try option(connectionsMaxIdleMs, "connections-max-idle-ms", default: 600_000)
@@ -178,7 +182,8 @@ struct BrokerCommand: AsyncParsableCommand {
             let timeout = Duration.milliseconds(sessionTimeoutMs)
             settings.cluster = ClusterSettings(
                 connect: { try await ZooKeeperSession.connect(servers: servers, sessionTimeout: timeout) }, root: root,
-                replicaLagTimeMaxMs: replicaLagTimeMaxMs, replicaFetchBackoffMs: replicaFetchBackoffMs, replicaFetchBackoffMaxMs: replicaFetchBackoffMaxMs)
+                replicaLagTimeMaxMs: replicaLagTimeMaxMs, replicaFetchBackoffMs: replicaFetchBackoffMs, replicaFetchBackoffMaxMs: replicaFetchBackoffMaxMs,
+                followerReplicationThrottledRate: throttledRate)
         }
         // The service group traps SIGTERM and SIGINT before the broker starts (a stop asked for while
         // the logs recover is not missed) and turns the first into a graceful shutdown.

@@ -18,7 +18,7 @@ struct BrokerConfigFile {
         "group-min-session-timeout-ms", "group-max-session-timeout-ms", "group-max-pending-members", "offset-metadata-max-bytes",
         "producer-id-expiration-ms",
         // Replica storage failures in a cluster.
-        "replica-fetch-backoff-ms", "replica-fetch-backoff-max-ms",
+        "replica-fetch-backoff-ms", "replica-fetch-backoff-max-ms", "follower-replication-throttled-rate",
         // Fetch limits (issue 20: amplification, descriptors)
         "fetch-max-bytes", "zero-copy-fetch-max-files",
         // Connections (hostile clients)

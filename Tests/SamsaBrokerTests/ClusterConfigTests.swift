@@ -70,8 +70,9 @@ struct ClusterConfigTests {
             try await first.close()
 
             try await cluster.start(3)
+            // Broker 3 holds no replica of "events" (a broker holds only the partitions assigned to it): its base settings.
             try await eventually("the new broker applied the cluster default") {
-                cluster.log(3, "events")?.configuration.segmentBytes == 8192
+                cluster.broker(3)?.dispatcher.topics.baseConfiguration.segmentBytes == 8192
             }
             let third = try await cluster.connection(3)
             let described = try await AlterConfigsTests.describe(2, "events", on: third)

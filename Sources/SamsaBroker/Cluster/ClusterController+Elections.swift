@@ -19,7 +19,7 @@ extension ClusterController {
     /// needed an election (as Kafka's controller does). NOT_CONTROLLER unless this broker controls.
     func elect(_ partitions: [TopicPartition]?, unclean: Bool) async throws(CatalogError) -> [Election] {
         guard let controllerEpoch, await ownsController() else {
-            throw CatalogError(code: .notController, message: "broker \(brokerId) is not the controller")
+            throw Self.notController(brokerId)
         }
         do {
             let live = Set(try await session.children(paths.brokerIds).compactMap(BrokerID.init(name:)))
@@ -65,7 +65,7 @@ extension ClusterController {
     }
 
     /// Whether `/controller` is still this session's.
-    private func ownsController() async -> Bool {
+    func ownsController() async -> Bool {
         guard let stat = try? await session.exists(paths.controller) else { return false }
         return stat.ephemeralOwner == session.sessionID
     }

@@ -8,6 +8,7 @@ import Synchronization
 /// live brokers (`/brokers/ids` children) it elects, for each partition whose leader is gone, the
 /// first live ISR member in assignment order, with the leader epoch bumped and the ISR cut to live
 /// members; a partition whose leader lives loses its dead followers from the ISR (same epoch). With no live ISR member the partition goes offline (leader -1): no unclean election.
+/// Partition reassignments are completed here too (`ClusterController+Reassignments`).
 /// Every state write is checked against the node's version; a node written by a newer controller
 /// epoch fences this one.
 final class ClusterController: Sendable {
@@ -19,6 +20,8 @@ final class ClusterController: Sendable {
     private let epoch = Mutex<Int32?>(nil)
     let logger: Logger
     let settings: ClusterSettings
+    /// Wakes the task that completes partition reassignments.
+    let reassignmentWork = ReassignmentWork()
 
     init(brokerId: BrokerID, paths: ClusterPaths, session: any CoordinationSession, settings: ClusterSettings, logger: Logger) {
         self.brokerId = brokerId
@@ -32,6 +35,7 @@ final class ClusterController: Sendable {
 
     func start() {
         tasks.start { await self.run() }
+        tasks.start { await self.completeReassignments() }
         if settings.autoLeaderRebalanceEnable { tasks.start { await self.rebalanceLeaders() } }
     }
 
@@ -65,6 +69,7 @@ final class ClusterController: Sendable {
         let next = try await bumpControllerEpoch()
         epoch.withLock { $0 = next }
         logger.info("became the controller", metadata: ["controller_epoch": "\(next)"])
+        reassignmentWork.wake()  // finish the reassignments a previous controller left
         return true
     }
 

@@ -40,20 +40,68 @@ struct BrokerRegistration: Codable, Sendable, Hashable {
 }
 
 /// `/brokers/topics/T`: the topic's id (KIP-516, Kafka's text form; nil in nodes from before ids)
-/// and partition → replica broker ids, the first the preferred leader.
+/// and partition → replica broker ids, the first the preferred leader. A partition being reassigned
+/// (KIP-455) has, as in Kafka's ZooKeeper node, its full replica set (target first, then the
+/// original replicas leaving) under `partitions` and the difference under `adding_replicas` /
+/// `removing_replicas`: every broker reads the one node it already watches, and a new controller
+/// finds the reassignments it must finish there.
 struct TopicAssignment: Codable, Sendable, Hashable {
     var version = 3
     var topicId: String?
     var partitions: [String: [BrokerID]]
+    var addingReplicas: [String: [BrokerID]]?
+    var removingReplicas: [String: [BrokerID]]?
 
     enum CodingKeys: String, CodingKey {
         case version, partitions
         case topicId = "topic_id"
+        case addingReplicas = "adding_replicas"
+        case removingReplicas = "removing_replicas"
     }
 
     func replicas(_ partition: Int32) -> [BrokerID] { partitions["\(partition)"] ?? [] }
     var partitionCount: Int32 { Int32(partitions.count) }
     var id: KafkaUUID? { topicId.flatMap(KafkaUUID.init(text:)) }
+
+    func adding(_ partition: Int32) -> [BrokerID] { addingReplicas?["\(partition)"] ?? [] }
+    func removing(_ partition: Int32) -> [BrokerID] { removingReplicas?["\(partition)"] ?? [] }
+    func isReassigning(_ partition: Int32) -> Bool { !adding(partition).isEmpty || !removing(partition).isEmpty }
+    /// The partitions being reassigned, in order.
+    var reassigning: [Int32] { (0..<partitionCount).filter(isReassigning) }
+    /// Where a reassignment goes: the replicas without those leaving.
+    func target(_ partition: Int32) -> [BrokerID] { replicas(partition).filter { !removing(partition).contains($0) } }
+    /// The replicas before the reassignment began (Kafka's origin replicas): without those joining.
+    func origin(_ partition: Int32) -> [BrokerID] { replicas(partition).filter { !adding(partition).contains($0) } }
+
+    /// Begins (or redirects) a reassignment of `partition` from its origin replicas to `target`, as
+    /// Kafka's `ReplicaAssignment.reassignTo`: the full set is the target, then the origin replicas
+    /// not in it. A target equal to the origin ends the reassignment (a cancel).
+    mutating func reassign(_ partition: Int32, to target: [BrokerID]) {
+        let origin = origin(partition)
+        let key = "\(partition)"
+        partitions[key] = target + origin.filter { !target.contains($0) }
+        let adding = target.filter { !origin.contains($0) }
+        let removing = origin.filter { !target.contains($0) }
+        addingReplicas = Self.setting(addingReplicas, key, adding)
+        removingReplicas = Self.setting(removingReplicas, key, removing)
+    }
+
+    /// Ends the partition's reassignment at its target.
+    mutating func completeReassignment(_ partition: Int32) {
+        let target = target(partition)
+        let key = "\(partition)"
+        partitions[key] = target
+        addingReplicas = Self.setting(addingReplicas, key, [])
+        removingReplicas = Self.setting(removingReplicas, key, [])
+    }
+
+    /// `table` with `key` set to `value` (removed when empty); nil when nothing is left, so a node
+    /// without reassignments looks as before.
+    private static func setting(_ table: [String: [BrokerID]]?, _ key: String, _ value: [BrokerID]) -> [String: [BrokerID]]? {
+        var table = table ?? [:]
+        table[key] = value.isEmpty ? nil : value
+        return table.isEmpty ? nil : table
+    }
 }
 
 /// `/brokers/topics/T/partitions/P/state`. `leader` is -1 while no ISR member is alive.

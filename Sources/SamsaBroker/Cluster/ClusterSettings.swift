@@ -26,6 +26,10 @@ public struct ClusterSettings: Sendable {
     /// A broker's share of preferred partitions led elsewhere above which they move back
     /// (`leader.imbalance.per.broker.percentage`, 10).
     public var leaderImbalancePerBrokerPercentage: Int
+    /// Bytes per second this broker fetches, all together, for the partitions a reassignment is
+    /// adding to it (Kafka's `follower.replication.throttled.rate` with
+    /// `follower.replication.throttled.replicas` set to the adding replicas); nil: unthrottled.
+    public var followerReplicationThrottledRate: Int?
     /// Test seam: whether this broker may talk to broker `to` now (false cuts the link: the fetcher
     /// closes its connection and retries until it is true again).
     public var linkOpen: @Sendable (_ to: Int32) -> Bool
@@ -34,8 +38,9 @@ public struct ClusterSettings: Sendable {
         connect: @escaping @Sendable () async throws -> any CoordinationSession, root: String = "", replicaLagTimeMaxMs: Int = 30_000,
         replicaFetchWaitMaxMs: Int = 500, replicaFetchBackoffMs: Int = 1000, replicaFetchBackoffMaxMs: Int = 30_000,
         autoLeaderRebalanceEnable: Bool = true, leaderImbalanceCheckInterval: Duration = .seconds(300), leaderImbalancePerBrokerPercentage: Int = 10,
-        linkOpen: @escaping @Sendable (_ to: Int32) -> Bool = { _ in true }
+        followerReplicationThrottledRate: Int? = nil, linkOpen: @escaping @Sendable (_ to: Int32) -> Bool = { _ in true }
     ) {
+        self.followerReplicationThrottledRate = followerReplicationThrottledRate
         self.connect = connect
         self.root = root
         self.replicaLagTimeMaxMs = replicaLagTimeMaxMs

@@ -8,11 +8,21 @@ import SamsaStorage
 struct CoordinationCatalog: TopicCatalog {
     let paths: ClusterPaths
     let session: any CoordinationSession
-    /// This broker's controller side: elections on request run there (NOT_CONTROLLER elsewhere).
+    /// This broker's controller side: elections and reassignments on request run there (NOT_CONTROLLER elsewhere).
     let elections: ClusterController
 
     func electLeaders(_ partitions: [TopicPartition]?, unclean: Bool) async throws(CatalogError) -> [ClusterController.Election] {
         try await elections.elect(partitions, unclean: unclean)
+    }
+
+    func reassignPartitions(_ requests: [(TopicPartition, [BrokerID]?)], allowReplicationFactorChange: Bool) async throws(CatalogError)
+        -> [ClusterController.ReassignmentOutcome]
+    {
+        try await elections.reassign(requests, allowReplicationFactorChange: allowReplicationFactorChange)
+    }
+
+    func ongoingReassignments(_ partitions: [TopicPartition]?) async throws(CatalogError) -> [ClusterController.OngoingReassignment] {
+        try await elections.ongoingReassignments(partitions)
     }
 
     func liveBrokers() async throws -> [BrokerID: BrokerRegistration] {

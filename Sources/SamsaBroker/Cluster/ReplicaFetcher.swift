@@ -80,10 +80,10 @@ final class ReplicaFetcher: Sendable {
                 await waitForWork()
                 continue
             }
-            let waiting = manager.offlinePartitions.waiting(among: current.keys)
+            let waiting = manager.fetchPaused(among: current.keys)
             if waiting.count == current.count {
-                // Every partition waits out the back-off of a failed write.
-                await waitForWork(until: manager.offlinePartitions.nextRetry(among: current.keys))
+                // Every partition waits out the back-off of a failed write (or the reassignment throttle).
+                await waitForWork(until: manager.nextFetch(among: current.keys))
                 continue
             }
             guard manager.settings.linkOpen(leader.rawValue) else {

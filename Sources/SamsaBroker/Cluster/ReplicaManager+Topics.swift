@@ -37,9 +37,11 @@ extension ReplicaManager {
         }
     }
 
-    /// Makes the topic's logs here (all partitions, so a broker can take any later) and follows the
-    /// state of each partition assigned to this broker, again whenever the assignment changes (more
-    /// partitions); deletes the logs when the topic is deleted, and when coordination's topic has
+    /// Makes the logs here of the topic's partitions assigned to this broker and follows each one's
+    /// state, again whenever the assignment changes: more partitions, or a reassignment adding this
+    /// broker (a new, empty log that catches up from the leader) or removing it (the log is deleted,
+    /// as Kafka's StopReplica with deletion). Each held partition takes its replica set from the
+    /// assignment. Deletes the logs when the topic is deleted, and when coordination's topic has
     /// another id (re-created under the same name) before making the new one's. If the logs cannot be
     /// made (a full disk, the partition limit), logs it once, leaves the ISR of those partitions and
     /// tries again after the back-off.
@@ -62,6 +64,7 @@ extension ReplicaManager {
                 let assigned = (0..<assignment.partitionCount).filter { assignment.replicas($0).contains(brokerId) }
                 do {
                     if try await holdLogs(name, id: id, partitions: assignment.partitionCount, assigned: assigned, config: config) { followed = [] }
+                    followed.subtract(await releaseUnassigned(name, assigned: Set(assigned)))
                 } catch {
                     await logsFailed(name, error, assignment: assignment, assigned: assigned)
                     continue
@@ -71,10 +74,11 @@ extension ReplicaManager {
                         "broker \(brokerId) made the logs of topic \(name) after \(ended.failures) failed tries: following its leaders",
                         metadata: metadata(topic: name, partitions: assigned, failure: nil))
                 }
-                for index in assigned where followed.insert(index).inserted {
+                throttled.set(topic: name, (assignment.reassigning.filter { assignment.adding($0).contains(brokerId) }))
+                for index in assigned {
                     guard let partition = topics.partition(name, index) else { continue }
-                    let members = assignment.replicas(index)
-                    tasks.start { await self.followState(of: partition, replicas: members) }
+                    partition.assign(replicas: assignment.replicas(index))
+                    if followed.insert(index).inserted { tasks.start { await self.followState(of: partition) } }
                 }
                 _ = try await watch?.event()
             } catch let error as CoordinationError where error.code == .noNode {
@@ -102,22 +106,44 @@ extension ReplicaManager {
         var fresh = false
         if let local = topics.topic(name) {
             if local.partitionCount < partitions {
-                _ = try await topics.addPartitions(name, to: partitions)
+                _ = try await topics.addPartitions(name, to: partitions, holding: Set(assigned))
                 logger.info("added partitions", metadata: ["topic": "\(name)", "from": "\(local.partitionCount)", "to": "\(partitions)"])
             }
         } else {
             do {
-                _ = try await topics.create(name, partitions: partitions, config: config, id: id)
+                _ = try await topics.create(name, partitions: partitions, config: config, id: id, holding: Set(assigned))
                 fresh = true
             } catch {
                 guard case .alreadyExists = error else { throw error }
             }
         }
-        // Only a data directory from before creation was all-or-nothing can hold part of a topic.
-        if let missing = assigned.first(where: { topics.log(name, $0) == nil }) {
-            throw StorageError(.io, path: "\(dataDirectory)/\(name)-\(missing)", "the partition's log is missing from a topic held here")
+        // Assigned here since the logs were made (a reassignment): an empty log, which catches up.
+        for index in assigned where topics.log(name, index) == nil {
+            try await topics.hold(name, index)
+            logger.info("holds a new replica of the partition", metadata: Self.metadata(TopicPartition(topic: name, partition: index)))
         }
         return fresh
+    }
+
+    /// Deletes the logs here of the topic's partitions not assigned to this broker (a reassignment
+    /// moved them away): they stop fetching and leave their roles first. The partitions released.
+    private func releaseUnassigned(_ name: String, assigned: Set<Int32>) async -> Set<Int32> {
+        guard let topic = topics.topic(name) else { return [] }
+        var released: Set<Int32> = []
+        for index in 0..<topic.partitionCount where !assigned.contains(index) && topics.partition(name, index) != nil {
+            let id = TopicPartition(topic: name, partition: index)
+            stopFetching(id, except: nil)
+            _ = offlinePartitions.succeeded(id)
+            do {
+                guard try await topics.release(id) else { continue }
+                try? epochs.remove(id)
+                released.insert(index)
+                logger.info("deleted the partition's replica here: it was reassigned to other brokers", metadata: Self.metadata(id))
+            } catch {
+                logger.error("deleting a reassigned partition's replica here failed", metadata: Self.metadata(id, ["error": "\(error)"]))
+            }
+        }
+        return released
     }
 
     /// The topic's logs could not be made or grown here: logged once per kind of failure, this

@@ -35,6 +35,8 @@ final class ReplicaManager: Sendable {
     let missingTopics: ReplicaFailures<String>
     /// Followed partitions whose fetched records could not be appended (their fetcher retries them).
     let offlinePartitions: ReplicaFailures<TopicPartition>
+    /// The byte rate of the partitions a reassignment is adding here.
+    let throttled: ReplicationThrottle
     /// With the broker id in its metadata.
     let logger: Logger
     /// ISR shrinks and expands of the partitions led here (for the metrics).
@@ -57,6 +59,18 @@ final class ReplicaManager: Sendable {
         let (initial, maximum) = (Duration.milliseconds(settings.replicaFetchBackoffMs), Duration.milliseconds(settings.replicaFetchBackoffMaxMs))
         missingTopics = ReplicaFailures(initialBackoff: initial, maximumBackoff: maximum)
         offlinePartitions = ReplicaFailures(initialBackoff: initial, maximumBackoff: maximum)
+        throttled = ReplicationThrottle(rate: settings.followerReplicationThrottledRate)
+    }
+
+    /// The followed partitions a fetcher leaves out now: those waiting out a failed write's back-off,
+    /// and those being added by a reassignment while the throttle's budget is spent.
+    func fetchPaused(among partitions: some Collection<TopicPartition>) -> Set<TopicPartition> {
+        offlinePartitions.waiting(among: partitions).union(throttled.paused(among: partitions) { self.partition($0)?.appendedBytes })
+    }
+
+    /// When a partition `fetchPaused` left out may be fetched again.
+    func nextFetch(among partitions: some Collection<TopicPartition>) -> ContinuousClock.Instant? {
+        [offlinePartitions.nextRetry(among: partitions), throttled.resumesAt].compactMap { $0 }.min()
     }
 
     /// Sets every log's high watermark from the checkpoint (0 for a partition not in it), before the
@@ -107,14 +121,17 @@ final class ReplicaManager: Sendable {
     }
 
     /// Applies the partition's state node to it whenever it changes, until the node or the partition
-    /// (a deleted topic's: a re-created one has new `Partition`s) is gone.
-    func followState(of partition: Partition, replicas members: [BrokerID]) async {
+    /// (a deleted topic's, or one moved away: a re-created one has new `Partition`s) is gone. The
+    /// replica set is the partition's own, which the topic's assignment watch keeps current
+    /// (`Partition.assign(replicas:)`).
+    func followState(of partition: Partition) async {
         let id = partition.id
         let path = paths.state(id.topic, id.partition)
         while !Task.isCancelled, topics.partition(id) === partition {
             do {
                 let (data, stat, watch) = try await session.data(path, watch: true)
                 let node = try ClusterJSON.decode(PartitionStateNode.self, data)
+                let members = partition.snapshot.replicas
                 try await apply(node, version: stat.version, to: partition, replicas: members)
                 // Put back in the ISR while its appends fail (the leader saw it caught up): out again.
                 if node.isr.contains(brokerId) && offlinePartitions.isFailing(id) {

@@ -161,6 +161,21 @@ final class Partition: Sendable {
         return transition
     }
 
+    /// Takes the partition's replica set from its assignment (it changes while a reassignment adds
+    /// and removes replicas): a leader starts tracking a replica that joins (so it can catch up and
+    /// join the ISR the usual way) and forgets one that left.
+    func assign(replicas: [BrokerID], now: ContinuousClock.Instant = .now) {
+        state.withLock { state in
+            guard state.replicas != replicas else { return }
+            state.replicas = replicas
+            guard state.role == .leader else { return }
+            for member in replicas where member != brokerId && state.followers[member] == nil {
+                state.followers[member] = FollowerProgress(lastCaughtUp: now, lastFetchTime: now)
+            }
+            for member in state.followers.keys where !replicas.contains(member) { state.followers[member] = nil }
+        }
+    }
+
     /// Leaves every role (the broker is stopping or lost its coordination session).
     func resign() {
         state.withLock { state in

@@ -1,0 +1,42 @@
+import SamsaProtocol
+import SamsaStorage
+
+extension RequestDispatcher {
+    /// The ongoing partition reassignments (KIP-455) as the controller knows them: each partition's
+    /// full replica set and its adding and removing replicas. Null topics: every partition being
+    /// reassigned; otherwise those named that are (a partition that does not exist or is not being
+    /// reassigned is left out, as Kafka does). On a broker that is not the controller: NOT_CONTROLLER.
+    func listPartitionReassignments(_ request: ListPartitionReassignmentsRequest) async -> ListPartitionReassignmentsResponse {
+        var response = ListPartitionReassignmentsResponse()
+        response.errorMessage = nil
+        let wanted = request.topics.map { topics in
+            topics.flatMap { topic in topic.partitionIndexes.map { TopicPartition(topic: topic.name, partition: $0) } }
+        }
+        let ongoing: [ClusterController.OngoingReassignment]
+        do throws(CatalogError) {
+            ongoing = try await catalog.ongoingReassignments(wanted)
+        } catch {
+            response.errorCode = error.code.rawValue
+            response.errorMessage = error.message
+            return response
+        }
+        var byTopic: [String: Int] = [:]
+        for reassignment in ongoing {
+            var partition = ListPartitionReassignmentsResponse.OngoingPartitionReassignment()
+            partition.partitionIndex = reassignment.partition.partition
+            partition.replicas = reassignment.replicas.map(\.rawValue)
+            partition.addingReplicas = reassignment.adding.map(\.rawValue)
+            partition.removingReplicas = reassignment.removing.map(\.rawValue)
+            if let index = byTopic[reassignment.partition.topic] {
+                response.topics[index].partitions.append(partition)
+            } else {
+                byTopic[reassignment.partition.topic] = response.topics.count
+                var topic = ListPartitionReassignmentsResponse.OngoingTopicReassignment()
+                topic.name = reassignment.partition.topic
+                topic.partitions = [partition]
+                response.topics.append(topic)
+            }
+        }
+        return response
+    }
+}
