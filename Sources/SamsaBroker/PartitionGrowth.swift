@@ -48,7 +48,7 @@ enum PartitionGrowth {
         return manual
     }
 
-    private static func invalid(_ message: String) -> CatalogError { CatalogError(code: .invalidReplicationAssignment, message: message) }
+    private static func invalid(_ message: String) -> CatalogError { CatalogError(code: .invalidReplicaAssignment, message: message) }
 
     private static func list(_ brokers: [BrokerID]) -> String { brokers.map { "\($0)" }.joined(separator: ", ") }
 }

@@ -40,12 +40,12 @@ public enum KafkaClientError: Error, Sendable, Hashable, CustomStringConvertible
     }
 
     static let retriableCodes: Set<ErrorCode> = [
-        .unknownTopicOrPartition, .leaderNotAvailable, .notLeaderForPartition, .requestTimedOut, .networkException,
+        .unknownTopicOrPartition, .leaderNotAvailable, .notLeaderOrFollower, .requestTimedOut, .networkException,
         .notEnoughReplicas, .notEnoughReplicasAfterAppend, .kafkaStorageError, .notController,
     ]
 
     /// The errors after which the cached leader is likely stale.
-    static let staleMetadataCodes: Set<ErrorCode> = [.unknownTopicOrPartition, .leaderNotAvailable, .notLeaderForPartition, .notController]
+    static let staleMetadataCodes: Set<ErrorCode> = [.unknownTopicOrPartition, .leaderNotAvailable, .notLeaderOrFollower, .notController]
 }
 
 extension ErrorCode {

@@ -6,7 +6,7 @@ public struct SamsaCommand: AsyncParsableCommand {
         commandName: "samsa",
         abstract: "Samsa: a performance-first commit log with Kafka's record format.",
         subcommands: [
-            Topics.self, Groups.self, Reassign.self, Produce.self, Consume.self, Perf.self, DumpLog.self, Verify.self, GenerateLog.self, CrashWriter.self, BrokerCommand.self,
+            Topics.self, Groups.self, Reassign.self, Leaders.self, Produce.self, Consume.self, Perf.self, DumpLog.self, Verify.self, GenerateLog.self, CrashWriter.self, BrokerCommand.self,
             Torture.self, TortureChildCommand.self,
         ]
     )

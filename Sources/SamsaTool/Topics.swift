@@ -7,7 +7,7 @@ import SamsaStorage
 struct Topics: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Create, list, describe and delete the topics of a data directory or a Kafka-protocol broker.",
-        subcommands: [Create.self, List.self, Describe.self, Alter.self, Delete.self]
+        subcommands: [Create.self, List.self, Describe.self, Alter.self, AddPartitions.self, Delete.self]
     )
 
     struct Create: AsyncParsableCommand {

@@ -29,7 +29,7 @@ struct ClusterProcessTests {
         let deadline = ContinuousClock.now + .seconds(30)
         while true {
             let produced = try await connection.produce("events", count: count, startingAt: first)
-            let retriable = [ErrorCode.notLeaderForPartition, .unknownTopicOrPartition, .leaderNotAvailable].map(\.rawValue)
+            let retriable = [ErrorCode.notLeaderOrFollower, .unknownTopicOrPartition, .leaderNotAvailable].map(\.rawValue)
             guard retriable.contains(produced.errorCode), ContinuousClock.now < deadline else { return produced }
             try await Task.sleep(for: .milliseconds(100))
         }

@@ -30,11 +30,11 @@ struct ClusterTopicAdminTests {
 
             let unknownBroker = try await CreatePartitionsTests.createPartitions(
                 [CreatePartitionsTests.topic("grown", count: 3, assignments: [[1, 2, 9]])], on: connection)
-            #expect(unknownBroker.map(\.errorCode) == [ErrorCode.invalidReplicationAssignment.rawValue])
+            #expect(unknownBroker.map(\.errorCode) == [ErrorCode.invalidReplicaAssignment.rawValue])
             #expect(unknownBroker.first?.errorMessage == "Unknown broker(s) in replica assignment: 9.")
             let inconsistent = try await CreatePartitionsTests.createPartitions(
                 [CreatePartitionsTests.topic("grown", count: 3, assignments: [[1, 2]])], on: connection)
-            #expect(inconsistent.map(\.errorCode) == [ErrorCode.invalidReplicationAssignment.rawValue])
+            #expect(inconsistent.map(\.errorCode) == [ErrorCode.invalidReplicaAssignment.rawValue])
             let validated = try await CreatePartitionsTests.createPartitions([CreatePartitionsTests.topic("grown", count: 4)], validateOnly: true, on: connection)
             #expect(validated.map(\.errorCode) == [0])
             #expect(try await CreatePartitionsTests.partitionCount("grown", on: connection) == 2)

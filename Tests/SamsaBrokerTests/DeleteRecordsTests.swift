@@ -201,10 +201,10 @@ struct DeleteRecordsTests {
             let followers = state.isr.filter { $0 != state.leader }
             #expect(followers.count == 2)
             let follower = try await cluster.connection(followers[0])
-            #expect(try await Self.delete("replicated", before: 100, on: follower) == (ErrorCode.notLeaderForPartition.rawValue, -1))
+            #expect(try await Self.delete("replicated", before: 100, on: follower) == (ErrorCode.notLeaderOrFollower.rawValue, -1))
             // A follower keeps no producer state to describe; it does describe its log directory.
             let producers = try await DescribeProducersTests.describe([("replicated", [0])], on: follower)
-            #expect(producers.topics.first?.partitions.first?.errorCode == ErrorCode.notLeaderForPartition.rawValue)
+            #expect(producers.topics.first?.partitions.first?.errorCode == ErrorCode.notLeaderOrFollower.rawValue)
             let leaderProducers = try await DescribeProducersTests.describe([("replicated", [0])], on: connection)
             #expect(leaderProducers.topics.first?.partitions.first?.errorCode == 0)
             let dirs = try await follower.request(DescribeLogDirsTests.request(nil), version: 4, expecting: DescribeLogDirsResponse.self)

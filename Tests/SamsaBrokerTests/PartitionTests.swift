@@ -130,7 +130,7 @@ struct PartitionTests {
         #expect(try await fixture.partition.whileFollowing(2, epoch: 2) { _ in true } == nil, "an older epoch")
         #expect(try await fixture.partition.whileFollowing(3, epoch: 3) { _ in true } == nil, "another leader")
         // As a follower it refuses produces.
-        #expect(try await fixture.produce(1).error == .notLeaderForPartition)
+        #expect(try await fixture.produce(1).error == .notLeaderOrFollower)
         #expect(fixture.log.logEndOffset == 0)
     }
 
@@ -138,7 +138,7 @@ struct PartitionTests {
     func epochFencing() throws {
         let fixture = try Fixture(id, replicated: true)
         defer { fixture.close() }
-        #expect(fixture.partition.checkLeader(epoch: LeaderEpoch.none) == .notLeaderForPartition)
+        #expect(fixture.partition.checkLeader(epoch: LeaderEpoch.none) == .notLeaderOrFollower)
         _ = lead(fixture, epoch: 5)
         #expect(fixture.partition.checkLeader(epoch: LeaderEpoch.none) == nil)
         #expect(fixture.partition.checkLeader(epoch: LeaderEpoch(5)) == nil)
@@ -194,7 +194,7 @@ struct PartitionTests {
         async let demoted = fixture.produce(1, acks: -1)
         while fixture.context.produceWaits.waiting == 0 { await Task.yield() }
         _ = fixture.partition.applyNow(PartitionStateNode(leader: 2, leaderEpoch: 2, isr: [2], controllerEpoch: 1), version: 2, replicas: [1, 2])
-        #expect(try await demoted.error == .notLeaderForPartition)
+        #expect(try await demoted.error == .notLeaderOrFollower)
 
         _ = lead(fixture, epoch: 3, isr: [1, 2], version: 3)
         let timedOut = try await fixture.produce(1, acks: -1, timeout: .milliseconds(50))
@@ -210,6 +210,6 @@ struct PartitionTests {
         async let waiting = fixture.produce(1, acks: -1, timeout: .seconds(3_600))
         while fixture.context.produceWaits.waiting == 0 { await Task.yield() }
         fixture.partition.resign()
-        #expect(try await waiting.error == .notLeaderForPartition)
+        #expect(try await waiting.error == .notLeaderOrFollower)
     }
 }

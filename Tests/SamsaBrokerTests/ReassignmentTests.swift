@@ -197,7 +197,7 @@ struct ReassignmentTests {
             let before = try await Self.assignment(cluster, "fixed")
             let controller = try await ElectLeadersTests.controller(cluster)
             let connection = try await cluster.connection(controller)
-            let invalid = ErrorCode.invalidReplicationAssignment.rawValue
+            let invalid = ErrorCode.invalidReplicaAssignment.rawValue
             let unknown = ErrorCode.unknownTopicOrPartition.rawValue
             for replicas: [Int32] in [[], [1, 1], [1, 2, 9], [-1, 1], Array(1...1000)] {
                 #expect(try await Self.reassign([("fixed", 0, replicas)], version: version, on: connection).results == ["fixed-0": invalid], "\(replicas.prefix(4))")
@@ -269,7 +269,7 @@ struct ReassignmentTests {
                 [("solo", 0, [0]), ("solo", 1, [0]), ("absent", 0, [0])], version: version, on: connection)
             #expect(results.results == ["solo-0": 0, "solo-1": ErrorCode.unknownTopicOrPartition.rawValue, "absent-0": ErrorCode.unknownTopicOrPartition.rawValue])
             for replicas: [Int32] in [[1], [0, 1], [], [0, 0]] {
-                #expect(try await Self.reassign([("solo", 0, replicas)], version: version, on: connection).results == ["solo-0": ErrorCode.invalidReplicationAssignment.rawValue])
+                #expect(try await Self.reassign([("solo", 0, replicas)], version: version, on: connection).results == ["solo-0": ErrorCode.invalidReplicaAssignment.rawValue])
             }
             #expect(try await Self.reassign([("solo", 0, nil)], version: version, on: connection).results == ["solo-0": ErrorCode.noReassignmentInProgress.rawValue])
             let listed = try await Self.list(nil, on: connection)

@@ -96,10 +96,10 @@ struct ReplicationTests {
             #expect(state.leaderEpoch >= 1)
             let follower = try #require(cluster.running.first { $0 != state.leader })
             let other = try await cluster.connection(follower)
-            #expect(try await other.produce("led", count: 1, startingAt: 0).errorCode == ErrorCode.notLeaderForPartition.rawValue)
+            #expect(try await other.produce("led", count: 1, startingAt: 0).errorCode == ErrorCode.notLeaderOrFollower.rawValue)
             #expect(cluster.log(follower, "led")?.logEndOffset == 0)
             let fetched = try await other.request(ProduceFetchTests.fetchRequest("led", offset: 0), version: 12, expecting: FetchResponse.self)
-            #expect(fetched.responses.first?.partitions.first?.errorCode == ErrorCode.notLeaderForPartition.rawValue)
+            #expect(fetched.responses.first?.partitions.first?.errorCode == ErrorCode.notLeaderOrFollower.rawValue)
 
             let leader = try await cluster.connection(state.leader)
             #expect(try await leader.produce("led", count: 2, startingAt: 0).errorCode == 0)
@@ -327,7 +327,7 @@ struct ReplicationTests {
             // It gives up at once and comes back (a new session) as a follower: never the leader again here.
             try await eventually("the old leader gave up") { cluster.broker(before.leader)?.dispatcher.cluster?.replicas.partition(partition)?.role != .leader }
             let refused = try await old.produce("fenced", count: 3, startingAt: 100, timeoutMs: 2000)
-            #expect(refused.errorCode == ErrorCode.notLeaderForPartition.rawValue)
+            #expect(refused.errorCode == ErrorCode.notLeaderOrFollower.rawValue)
             try await old.close()
 
             let after = try await cluster.state("fenced")

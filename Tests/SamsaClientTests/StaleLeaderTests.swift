@@ -89,7 +89,7 @@ final class StaleLeaderBroker: Sendable {
             if first && silent { return nil }
             var result = ProduceResponse.PartitionProduceResponse()
             result.index = request.topicData[0].partitionData[0].index
-            if first { result.errorCode = ErrorCode.notLeaderForPartition.rawValue } else { result.baseOffset = 42 }
+            if first { result.errorCode = ErrorCode.notLeaderOrFollower.rawValue } else { result.baseOffset = 42 }
             var topic = ProduceResponse.TopicProduceResponse()
             topic.name = request.topicData[0].name
             topic.partitionResponses = [result]
@@ -104,7 +104,7 @@ final class StaleLeaderBroker: Sendable {
             }
             var data = FetchResponse.PartitionData()
             data.partitionIndex = request.topics[0].partitions[0].partition
-            if first { data.errorCode = ErrorCode.notLeaderForPartition.rawValue } else { data.highWatermark = 5 }
+            if first { data.errorCode = ErrorCode.notLeaderOrFollower.rawValue } else { data.highWatermark = 5 }
             data.records = ByteBuffer()
             var topic = FetchResponse.FetchableTopicResponse()
             topic.topic = request.topics[0].topic

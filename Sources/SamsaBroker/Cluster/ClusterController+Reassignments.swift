@@ -144,14 +144,14 @@ extension ClusterController {
 
     /// Why a target replica list is refused (Kafka's checks, in its order), or nil.
     static func refusal(of target: [BrokerID], origin: [BrokerID], live: Set<BrokerID>, allowReplicationFactorChange: Bool) -> (ErrorCode, String)? {
-        if target.isEmpty { return (.invalidReplicationAssignment, "Empty replica list specified in partition reassignment.") }
+        if target.isEmpty { return (.invalidReplicaAssignment, "Empty replica list specified in partition reassignment.") }
         if Set(target).count != target.count {
-            return (.invalidReplicationAssignment, "Duplicate replica ids in partition reassignment replica list: \(Self.listed(target))")
+            return (.invalidReplicaAssignment, "Duplicate replica ids in partition reassignment replica list: \(Self.listed(target))")
         }
-        if target.contains(where: { $0.rawValue < 0 }) { return (.invalidReplicationAssignment, "Invalid broker id in replica list: \(Self.listed(target))") }
+        if target.contains(where: { $0.rawValue < 0 }) { return (.invalidReplicaAssignment, "Invalid broker id in replica list: \(Self.listed(target))") }
         let missing = target.filter { !live.contains($0) }
         if !missing.isEmpty {
-            return (.invalidReplicationAssignment, "The proposed assignment contains non-existent brokerIDs: \(Self.listed(missing))")
+            return (.invalidReplicaAssignment, "The proposed assignment contains non-existent brokerIDs: \(Self.listed(missing))")
         }
         if !allowReplicationFactorChange && target.count != origin.count {
             return (.invalidReplicationFactor, "The replication factor is changed from \(origin.count) to \(target.count) but allowReplicationFactorChange is false")

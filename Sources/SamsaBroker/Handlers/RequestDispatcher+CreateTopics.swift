@@ -21,7 +21,7 @@ extension RequestDispatcher {
                 result.errorCode = ErrorCode.invalidRequest.rawValue
                 result.errorMessage = "found multiple entries for this topic"
             } else if !topic.assignments.isEmpty {
-                result.errorCode = ErrorCode.invalidReplicationAssignment.rawValue
+                result.errorCode = ErrorCode.invalidReplicaAssignment.rawValue
                 result.errorMessage = "manual replica assignment is not supported"
             } else if let problem = TopicTable.validate(topic.name) {
                 result.errorCode = ErrorCode.invalidTopic.rawValue

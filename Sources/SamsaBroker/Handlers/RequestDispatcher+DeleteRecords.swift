@@ -58,7 +58,7 @@ extension RequestDispatcher {
             // Each as it is now: reached, no longer led here, or still waiting at the deadline.
             for (id, entry) in waiting {
                 switch entry.partition.lowWatermark {
-                case nil: answers[id] = (.notLeaderForPartition, -1)
+                case nil: answers[id] = (.notLeaderOrFollower, -1)
                 case let low? where low >= entry.requested: answers[id] = (.none, low)
                 case let low?: answers[id] = (.requestTimedOut, low)
                 }
@@ -111,6 +111,6 @@ extension RequestDispatcher {
             known[id.topic] = .some(partitions.map { Int32($0.count) })
         }
         guard let count = known[id.topic] ?? nil, id.partition >= 0, id.partition < count else { return .unknownTopicOrPartition }
-        return .notLeaderForPartition
+        return .notLeaderOrFollower
     }
 }

@@ -41,7 +41,7 @@ extension RequestDispatcher {
             return result
         }
         guard partition.role == .leader else {
-            result.errorCode = ErrorCode.notLeaderForPartition.rawValue
+            result.errorCode = ErrorCode.notLeaderOrFollower.rawValue
             return result
         }
         do {

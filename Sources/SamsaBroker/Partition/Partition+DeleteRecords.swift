@@ -18,7 +18,7 @@ extension Partition {
     /// (`LogManager.checkpointLogStarts`). Throws what the log throws.
     func deleteRecords(before offset: Int64) async throws -> RecordsDeletion {
         try await perform { [self] () throws -> RecordsDeletion in
-            guard role == .leader else { return .refused(.notLeaderForPartition) }
+            guard role == .leader else { return .refused(.notLeaderOrFollower) }
             let requested = offset == -1 ? log.highWatermark : offset
             guard requested >= 0, requested <= log.highWatermark else { return .refused(.offsetOutOfRange) }
             try log.advanceLogStart(to: requested)

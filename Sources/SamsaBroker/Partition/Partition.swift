@@ -193,7 +193,7 @@ final class Partition: Sendable {
     /// Whether a request that names `epoch` (`.none`: none) may be served by the leader: nil if so.
     func checkLeader(epoch: LeaderEpoch) -> ErrorCode? {
         state.withLock { state in
-            guard state.role == .leader else { return .notLeaderForPartition }
+            guard state.role == .leader else { return .notLeaderOrFollower }
             if epoch != .none && epoch < state.leaderEpoch { return .fencedLeaderEpoch }
             if epoch > state.leaderEpoch { return .unknownLeaderEpoch }
             return nil
@@ -244,7 +244,7 @@ final class Partition: Sendable {
             await context.produceWaits.wait(on: [id], until: .now + timeout, expired: Replicated.timedOut, check: check)
         }
         switch outcome {
-        case .notLeader: return .notLeaderForPartition
+        case .notLeader: return .notLeaderOrFollower
         case .timedOut: return .requestTimedOut
         case .reached: return state.withLock({ $0.isr.count }) < minInsyncReplicas ? .notEnoughReplicasAfterAppend : nil
         }
@@ -299,7 +299,7 @@ final class Partition: Sendable {
     /// error to answer.
     private func admitProduce(acks: Int16, minInsyncReplicas: Int) -> Result<LeaderEpoch, BatchValidation.Failure> {
         state.withLock { state in
-            guard state.role == .leader else { return .failure(BatchValidation.Failure(code: .notLeaderForPartition, message: "not the leader")) }
+            guard state.role == .leader else { return .failure(BatchValidation.Failure(code: .notLeaderOrFollower, message: "not the leader")) }
             if acks == -1 && state.isr.count < minInsyncReplicas {
                 return .failure(BatchValidation.Failure(
                     code: .notEnoughReplicas, message: "in-sync replicas \(state.isr) are fewer than min.insync.replicas \(minInsyncReplicas)"))

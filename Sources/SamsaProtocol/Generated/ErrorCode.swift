@@ -9,7 +9,7 @@ public enum ErrorCode: Int16, Sendable, CaseIterable, CustomStringConvertible {
     case unknownTopicOrPartition = 3
     case invalidFetchSize = 4
     case leaderNotAvailable = 5
-    case notLeaderForPartition = 6
+    case notLeaderOrFollower = 6
     case requestTimedOut = 7
     case brokerNotAvailable = 8
     case replicaNotAvailable = 9
@@ -42,7 +42,7 @@ public enum ErrorCode: Int16, Sendable, CaseIterable, CustomStringConvertible {
     case topicAlreadyExists = 36
     case invalidPartitions = 37
     case invalidReplicationFactor = 38
-    case invalidReplicationAssignment = 39
+    case invalidReplicaAssignment = 39
     case invalidConfig = 40
     case notController = 41
     case invalidRequest = 42
@@ -142,7 +142,7 @@ public enum ErrorCode: Int16, Sendable, CaseIterable, CustomStringConvertible {
         case .unknownTopicOrPartition: "UNKNOWN_TOPIC_OR_PARTITION"
         case .invalidFetchSize: "INVALID_FETCH_SIZE"
         case .leaderNotAvailable: "LEADER_NOT_AVAILABLE"
-        case .notLeaderForPartition: "NOT_LEADER_FOR_PARTITION"
+        case .notLeaderOrFollower: "NOT_LEADER_OR_FOLLOWER"
         case .requestTimedOut: "REQUEST_TIMED_OUT"
         case .brokerNotAvailable: "BROKER_NOT_AVAILABLE"
         case .replicaNotAvailable: "REPLICA_NOT_AVAILABLE"
@@ -175,7 +175,7 @@ public enum ErrorCode: Int16, Sendable, CaseIterable, CustomStringConvertible {
         case .topicAlreadyExists: "TOPIC_ALREADY_EXISTS"
         case .invalidPartitions: "INVALID_PARTITIONS"
         case .invalidReplicationFactor: "INVALID_REPLICATION_FACTOR"
-        case .invalidReplicationAssignment: "INVALID_REPLICATION_ASSIGNMENT"
+        case .invalidReplicaAssignment: "INVALID_REPLICA_ASSIGNMENT"
         case .invalidConfig: "INVALID_CONFIG"
         case .notController: "NOT_CONTROLLER"
         case .invalidRequest: "INVALID_REQUEST"
