@@ -53,24 +53,30 @@ public final class Broker: Sendable {
         let logs: LogManager
         let offsets: CommittedOffsetLog
         let producerIds: ProducerIdAllocator
-        let topicConfigs: [String: TopicConfigFile.Entry]
+        /// The topics' stored settings and ids.
+        let stored: (configs: [String: TopicConfigFile.Entry], ids: [String: KafkaUUID])
         let epochs: LeaderEpochs?
         let brokerConfigs = BrokerConfigs(configuration: configuration)
         do {
-            (lock, logs, offsets, producerIds, topicConfigs, epochs) = try await io.runIfActive {
+            (lock, logs, offsets, producerIds, stored, epochs) = try await io.runIfActive {
                 // Refused before anything is written: a foreign directory (no lock file made in it),
                 // then one another writer holds; recovery runs only under the lock.
                 try DataDirectory.prepare(configuration.dataDirectory, files: PosixFileSystem())
                 let lock = try DirectoryLock(directory: configuration.dataDirectory)
-                let topicConfigs: [String: TopicConfigFile.Entry]
+                let stored: (configs: [String: TopicConfigFile.Entry], ids: [String: KafkaUUID])
                 let logs: LogManager
                 do {
-                    topicConfigs = try TopicConfigFile.read(dataDirectory: configuration.dataDirectory)
+                    // A topic id file that does not read (damaged) gives none: a single broker gives its
+                    // topics new ids, a cluster's adopts coordination's.
+                    stored = (
+                        try TopicConfigFile.read(dataDirectory: configuration.dataDirectory),
+                        (try? TopicIdFile.read(dataDirectory: configuration.dataDirectory)) ?? [:]
+                    )
                     DynamicBrokerConfigFile.load(try DynamicBrokerConfigFile.read(dataDirectory: configuration.dataDirectory), into: brokerConfigs)
                     let base = brokerConfigs.logConfiguration
                     logs = try LogManager.open(
                         directory: configuration.dataDirectory, configuration: base,
-                        configurations: TopicConfigFile.logConfigurations(topicConfigs, base: base),
+                        configurations: TopicConfigFile.logConfigurations(stored.configs, base: base),
                         maxOpenFiles: DescriptorCeiling.segmentFileCache(limit: descriptorLimit), files: configuration.fileSystem
                     ).manager
                 } catch {
@@ -85,7 +91,7 @@ public final class Broker: Sendable {
                         try ReplicaManager.loadHighWatermarks(dataDirectory: configuration.dataDirectory, logs: logs)
                         epochs = try LeaderEpochs(dataDirectory: configuration.dataDirectory, files: configuration.fileSystem)
                     }
-                    return (lock, logs, try CommittedOffsetLog.open(dataDirectory: configuration.dataDirectory), producerIds, topicConfigs, epochs)
+                    return (lock, logs, try CommittedOffsetLog.open(dataDirectory: configuration.dataDirectory), producerIds, stored, epochs)
                 } catch {
                     try? logs.close()
                     lock.release()
@@ -152,7 +158,7 @@ public final class Broker: Sendable {
             let advertised = (configuration.advertisedHost ?? configuration.host, Int32(configuration.advertisedPort ?? address.port ?? configuration.port))
             let dispatcher = RequestDispatcher(
                 configuration: configuration, logs: logs, offsets: offsets, producerIds: producerIds, io: io, group: group,
-                advertised: advertised, brokerConfigs: brokerConfigs, topicConfigs: topicConfigs, cluster: session.flatMap { session in epochs.map { (session, $0) } })
+                advertised: advertised, brokerConfigs: brokerConfigs, topicConfigs: stored.configs, topicIds: stored.ids, cluster: session.flatMap { session in epochs.map { (session, $0) } })
             let metrics = BrokerMetrics(registry: registry, replication: dispatcher.cluster?.replicas)
             let endpoint: MetricsEndpoint?
             if let port = configuration.metricsPort {

@@ -29,7 +29,7 @@ final class TopicTable: Sendable {
     }
 
     private let logs: LogManager
-    private let topics: Mutex<[String: Topic]>
+    private let topics: Mutex<TopicIndex>
     private let partitions: Mutex<[TopicPartition: Partition]>
     /// What every partition made here shares.
     let context: PartitionContext
@@ -48,7 +48,7 @@ final class TopicTable: Sendable {
     let maxPartitions: Int
 
     init(
-        logs: LogManager, dataDirectory: String, brokerConfigs: BrokerConfigs, configs: [String: TopicConfigFile.Entry],
+        logs: LogManager, dataDirectory: String, brokerConfigs: BrokerConfigs, configs: [String: TopicConfigFile.Entry], ids stored: [String: KafkaUUID],
         context: PartitionContext, maxPartitions: Int = BrokerConfiguration.defaultMaxBrokerPartitions
     ) {
         self.maxPartitions = maxPartitions
@@ -62,16 +62,15 @@ final class TopicTable: Sendable {
         self.configs = Mutex(configs)
         var counts: [String: Int32] = [:]
         for partition in logs.partitions { counts[partition.topic, default: 0] = max(counts[partition.topic, default: 0], partition.partition + 1) }
-        // Read here (a small file, once at start): the logs were opened just before, off the event loops.
-        var stored = (try? TopicIdFile.read(dataDirectory: dataDirectory)) ?? [:]
-        stored = stored.filter { counts[$0.key] != nil }
+        // Read with the logs, off the event loops and the cooperative pool (`Broker.start`).
+        var stored = stored.filter { counts[$0.key] != nil }
         // Topics from before ids: a single broker gives them one now; a cluster's broker adopts coordination's.
         let unnamed = counts.keys.filter { stored[$0] == nil }
         if case .local = context.leadership, !unnamed.isEmpty {
             for name in unnamed { stored[name] = .random() }
         }
         ids = Mutex(stored)
-        topics = Mutex(counts.reduce(into: [:]) { table, entry in
+        topics = Mutex(counts.reduce(into: TopicIndex()) { table, entry in
             table[entry.key] = Topic(name: entry.key, id: stored[entry.key] ?? .zero, partitionCount: entry.value)
         })
         if case .local = context.leadership, !unnamed.isEmpty {
@@ -84,7 +83,7 @@ final class TopicTable: Sendable {
     /// The topic's own settings (empty when it has none).
     func config(_ name: String) -> TopicConfig { configs.withLock { $0[name]?.config } ?? TopicConfig() }
 
-    var all: [Topic] { topics.withLock { $0.values.sorted { $0.name < $1.name } } }
+    var all: [Topic] { topics.withLock { $0.byName.values.sorted { $0.name < $1.name } } }
 
     func partition(_ id: TopicPartition) -> Partition? { partitions.withLock { $0[id] } }
 
@@ -335,7 +334,7 @@ final class TopicTable: Sendable {
         try await administer { [self] () throws(StorageError) -> Bool in
             guard let topic = topic(name), id == nil || topic.id == id else { return false }
             // Gone from the table first, so no new request finds a log being deleted.
-            topics.withLock { _ = $0.removeValue(forKey: name) }
+            topics.withLock { $0[name] = nil }
             let members = (0..<topic.partitionCount).map { TopicPartition(topic: name, partition: $0) }
             let removed = partitions.withLock { table in members.compactMap { table.removeValue(forKey: $0) } }
             for partition in removed { partition.resign() }
@@ -347,5 +346,23 @@ final class TopicTable: Sendable {
         }
     }
 
-    func topic(id: KafkaUUID) -> Topic? { topics.withLock { $0.values.first { $0.id == id } } }
+    /// The topic with this id (Fetch v13+ asks on every request: an index, not a scan).
+    func topic(id: KafkaUUID) -> Topic? { topics.withLock { $0.topic(id: id) } }
+}
+
+/// The topics by name, with an index by id kept with it.
+private struct TopicIndex {
+    private(set) var byName: [String: TopicTable.Topic] = [:]
+    private var names: [KafkaUUID: String] = [:]
+
+    subscript(name: String) -> TopicTable.Topic? {
+        get { byName[name] }
+        set {
+            if let old = byName[name], names[old.id] == name { names[old.id] = nil }
+            byName[name] = newValue
+            if let newValue, newValue.id != .zero { names[newValue.id] = name }
+        }
+    }
+
+    func topic(id: KafkaUUID) -> TopicTable.Topic? { names[id].flatMap { byName[$0] } }
 }
