@@ -107,6 +107,9 @@ extension RequestDispatcher {
         var result = FetchResponse.PartitionData()
         result.partitionIndex = entry.partition.partition
         result.abortedTransactions = nil
+        // Empty, never null, on every path (Kafka sends `MemoryRecords.EMPTY`): librdkafka drops a
+        // whole response holding a null records field and fetches again at once, forever.
+        result.records = ByteBuffer()
         guard let partition = entry.topic.map({ topics.partition($0, entry.partition.partition) }) ?? nil else {
             // By id (v13+), a topic not held here is UNKNOWN_TOPIC_ID, as Kafka answers.
             result.errorCode = (entry.topic == nil ? ErrorCode.unknownTopicId : .unknownTopicOrPartition).rawValue
@@ -132,7 +135,7 @@ extension RequestDispatcher {
                 result.records = bytes
                 budget.spend(bytes.readableBytes)
             case .none:
-                result.records = ByteBuffer()
+                break
             }
         } catch let error as StorageError where error.code == .offsetOutOfRange {
             result.errorCode = ErrorCode.offsetOutOfRange.rawValue
@@ -273,6 +276,7 @@ extension FetchResponse {
                 result.errorCode = code.rawValue
                 result.highWatermark = -1
                 result.abortedTransactions = nil
+                result.records = ByteBuffer()
                 return result
             }
             return entry

@@ -9,8 +9,8 @@ import Testing
 /// to 2.16.2) treats a null records field as "invalid MessageSetSize -1", discards the whole response
 /// and fetches again at once: a consumer below the log start (after DeleteRecords or retention) never
 /// sees OFFSET_OUT_OF_RANGE, never resets, and spins thousands of fetches a second.
-@Suite("Fetch error records (trial)")
-struct FetchErrorRecordsTrialTests {
+@Suite("Fetch error records")
+struct FetchErrorRecordsTests {
     @Test("OFFSET_OUT_OF_RANGE and UNKNOWN_TOPIC_ID partitions carry empty records, not null, at every version")
     func errorPartitionsCarryEmptyRecords() async throws {
         try await TestBroker.with { broker in
