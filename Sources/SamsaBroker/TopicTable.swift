@@ -93,6 +93,9 @@ final class TopicTable: Sendable {
 
     func log(_ topic: String, _ partition: Int32) -> PartitionLog? { self.partition(topic, partition)?.log }
 
+    /// Makes every log's start durable (`LogManager.checkpointLogStarts`). Blocks on fsyncs: call it on the I/O pool.
+    func checkpointLogStarts() throws(StorageError) { try logs.checkpointLogStarts() }
+
     /// Kafka's topic name rule, plus names the data directory layout cannot hold.
     static func validate(_ name: String) -> String? {
         if !TopicPartition.isValidTopic(name) { return "topic name '\(quoted(name))' is not 1-249 characters of [a-zA-Z0-9._-]" }

@@ -339,7 +339,9 @@ public final class LogManager: Sendable {
                 if recoveryPoints {
                     try OffsetCheckpoint.write(current.mapValues(\.recoveryCheckpoint), to: "\(directory)/\(Self.recoveryPointFile)", files: files)
                 }
-                try OffsetCheckpoint.write(current.mapValues(\.logStartOffset), to: "\(directory)/\(Self.logStartFile)", files: files)
+                let starts = current.mapValues(\.logStartOffset)
+                try OffsetCheckpoint.write(starts, to: "\(directory)/\(Self.logStartFile)", files: files)
+                for (partition, start) in starts { current[partition]?.logStartCheckpointed(start) }
             }
         }.get()
     }

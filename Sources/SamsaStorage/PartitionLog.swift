@@ -53,6 +53,8 @@ public final class PartitionLog: Sendable {
     let publishedEnd: Atomic<Int64>
     private let publishedHighWatermark: Atomic<Int64>
     private let publishedStart: Atomic<Int64>
+    /// The highest log start a checkpoint has made durable (see `durableLogStart`).
+    private let checkpointedStart: Atomic<Int64>
     private let groupCommit: GroupCommit
     /// Where `append` (async) writes: its pwrite blocks.
     private let appendQueue = BlockingQueue(label: "samsa.append")
@@ -67,6 +69,10 @@ public final class PartitionLog: Sendable {
     public var flushedOffset: Int64 { groupCommit.durableEnd }
     /// The first offset still retained.
     public var logStartOffset: Int64 { publishedStart.load(ordering: .acquiring) }
+    /// The log start a crash cannot take back: what the last `LogManager` checkpoint wrote (at open,
+    /// the start the log opened with). A follower reports this one to its leader, so a DeleteRecords
+    /// answered once every replica reached its offset stays answered after any crash.
+    public var durableLogStart: Int64 { min(checkpointedStart.load(ordering: .acquiring), logStartOffset) }
     /// Offsets below this are replicated (readers with `.highWatermark` see only these): 0 at open,
     /// then raised by the broker's partition (`raiseHighWatermark`), lowered only by a truncation.
     public var highWatermark: Int64 { publishedHighWatermark.load(ordering: .acquiring) }
@@ -102,6 +108,7 @@ public final class PartitionLog: Sendable {
         // Nothing is replicated until the partition's leader says so (`raiseHighWatermark`).
         publishedHighWatermark = Atomic(0)
         publishedStart = Atomic(logStartOffset)
+        checkpointedStart = Atomic(logStartOffset)
         intervalTimer = Mutex(nil)
         let box = WeakLog()
         groupCommit = GroupCommit(label: directory, durableEnd: min(flushed, end)) { () throws(StorageError) -> GroupCommit.Coverage in
@@ -387,6 +394,16 @@ public final class PartitionLog: Sendable {
     }
 
     // MARK: - High watermark, truncation, closing
+
+    /// A checkpoint wrote `offset` as this log's start (raise-only).
+    func logStartCheckpointed(_ offset: Int64) {
+        var current = checkpointedStart.load(ordering: .relaxed)
+        while current < offset {
+            let (exchanged, original) = checkpointedStart.compareExchange(expected: current, desired: offset, ordering: .acquiringAndReleasing)
+            if exchanged { return }
+            current = original
+        }
+    }
 
     func publishLogStart(_ offset: Int64) {
         publishedStart.store(offset, ordering: .releasing)

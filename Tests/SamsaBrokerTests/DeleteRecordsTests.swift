@@ -217,6 +217,9 @@ struct DeleteRecordsTests {
             for broker in state.isr {
                 let log = try #require(cluster.log(broker, "replicated"))
                 #expect(log.logStartOffset == 421, "broker \(broker)")
+                // On disk before the answer: a crash of every broker cannot bring the records back.
+                let checkpoint = try OffsetCheckpoint.read("\(cluster.directory(broker))/log-start-offset-checkpoint", files: PosixFileSystem())
+                #expect(checkpoint[TopicPartition(topic: "replicated", partition: 0)] == 421, "broker \(broker): \(checkpoint)")
                 let files = try Self.segmentFiles(log.directory)
                 #expect(files.first! <= 421 && files[1] > 421, "broker \(broker): \(files)")
             }

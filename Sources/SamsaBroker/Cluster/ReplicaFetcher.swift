@@ -216,7 +216,8 @@ final class ReplicaFetcher: Sendable {
             entry.currentLeaderEpoch = following.epoch.rawValue
             entry.fetchOffset = replica.log.logEndOffset
             entry.lastFetchedEpoch = manager.epochs.latest(partition)?.epoch.rawValue ?? -1
-            entry.logStartOffset = replica.log.logStartOffset
+            // The durable one: the leader counts a deletion done when every replica reports it.
+            entry.logStartOffset = replica.log.durableLogStart
             entry.partitionMaxBytes = 1 << 20
             entries.append((partition.topic, entry))
         }
@@ -285,6 +286,8 @@ final class ReplicaFetcher: Sendable {
             try follower.leaderLogStart(leaderLogStart)
             return diverged
         }
+        // A moved log start is made durable before the next fetch reports it.
+        if partition.log.durableLogStart < partition.log.logStartOffset { try await manager.checkpointLogStarts() }
         if diverged == true {
             partitions.withLock { table in
                 if table[partition.id] == Following(epoch: epoch, needsTruncation: false) { table[partition.id]?.needsTruncation = true }

@@ -319,6 +319,12 @@ final class ReplicaManager: Sendable {
         }
     }
 
+    /// Makes the log starts durable (a follower's start moved by its leader's DeleteRecords or
+    /// retention): one fsynced write on the I/O pool.
+    func checkpointLogStarts() async throws {
+        try await io.runIfActive { [topics] in try topics.checkpointLogStarts() }
+    }
+
     private func writeCheckpoint() async throws {
         let offsets = Dictionary(uniqueKeysWithValues: allPartitions.map { ($0.id, $0.log.highWatermark) })
         let path = "\(dataDirectory)/\(Self.checkpointFile)"

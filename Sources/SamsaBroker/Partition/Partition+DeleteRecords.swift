@@ -53,8 +53,9 @@ extension Partition {
 
 extension FollowerLog {
     /// Moves this log's start up to the leader's (Kafka's follower `maybeIncrementLogStartOffset`, which
-    /// is how DeleteRecords reaches the followers), never past this log's high watermark. In memory
-    /// until the next periodic checkpoint: a crash before it only keeps records the leader deleted.
+    /// is how DeleteRecords reaches the followers), never past this log's high watermark. The fetcher
+    /// checkpoints it before its next fetch, which reports only the durable start (`durableLogStart`):
+    /// a deletion the leader answered is on every replica's disk.
     func leaderLogStart(_ offset: Int64) throws {
         let target = min(offset, log.highWatermark)
         guard target > log.logStartOffset else { return }
