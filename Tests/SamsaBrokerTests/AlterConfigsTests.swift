@@ -238,6 +238,24 @@ struct AlterConfigsTests {
         try await restarted.stop()
     }
 
+    @Test("A resource named again in one DescribeConfigs is answered INVALID_REQUEST without configs: the answer grows with distinct resources only")
+    func describeRepeated() async throws {
+        try await Self.withTopic { _, connection in
+            var resource = DescribeConfigsRequest.DescribeConfigsResource()
+            resource.resourceType = 2
+            resource.resourceName = "t"
+            resource.configurationKeys = nil
+            var request = DescribeConfigsRequest()
+            request.resources = Array(repeating: resource, count: 10_000)
+            request.includeSynonyms = true
+            request.includeDocumentation = true
+            let response = try await connection.request(request, version: 4, expecting: DescribeConfigsResponse.self)
+            #expect(response.results.count == 10_000)
+            #expect(response.results.first?.errorCode == 0 && response.results.first?.configs.count == ConfigKeys.all.count)
+            #expect(response.results.dropFirst().allSatisfy { $0.errorCode == ErrorCode.invalidRequest.rawValue && $0.configs.isEmpty })
+        }
+    }
+
     @Test("A thousand resources and a thousand configs in one request are each answered")
     func atTheLimits() async throws {
         try await Self.withTopic { _, connection in
@@ -251,6 +269,9 @@ struct AlterConfigsTests {
             let repeated = Array(repeating: "delete", count: 4_000).joined(separator: ",")
             #expect(try await Self.incremental([(2, "t", [("cleanup.policy", .set, repeated)])], on: connection).map(\.errorCode) == [0])
             #expect(Self.values(try await Self.describe(2, "t", on: connection))["cleanup.policy"] == "delete", "a list is stored once per entry")
+            let padded = "+" + String(repeating: "0", count: 30_000) + "86400000"
+            #expect(try await Self.incremental([(2, "t", [("retention.ms", .set, padded)])], on: connection).map(\.errorCode) == [0])
+            #expect(Self.values(try await Self.describe(2, "t", on: connection))["retention.ms"] == "86400000", "a number is stored as its digits")
             let long = String(repeating: "x", count: 32 << 10)
             let longName = try await Self.incremental([(2, long, [(long, .set, long)])], on: connection)
             #expect(longName.first?.errorCode == ErrorCode.unknownTopicOrPartition.rawValue)

@@ -41,9 +41,7 @@ final class ConfigWatcher: Sendable {
         while !Task.isCancelled {
             do {
                 let (names, _, watch) = try await session.children(paths.topicConfigs, watch: true)
-                for name in names where followed.withLock({ $0.insert(name).inserted }) {
-                    tasks.start { await self.follow(topic: name) }
-                }
+                for name in names { startFollowing(name) }
                 _ = try await watch?.event()
             } catch {
                 if await retryLater(error, "following the topic configs failed (retrying)") { return }
@@ -51,9 +49,24 @@ final class ConfigWatcher: Sendable {
         }
     }
 
+    /// Starts a task following the topic's config node unless one does.
+    private func startFollowing(_ name: String) {
+        guard followed.withLock({ $0.insert(name).inserted }) else { return }
+        tasks.start { await self.follow(topic: name) }
+    }
+
     private func follow(topic name: String) async {
-        defer { followed.withLock { _ = $0.remove(name) } }
         let path = paths.topicConfig(name)
+        defer {
+            followed.withLock { _ = $0.remove(name) }
+            // Deleted and made again while this task was ending: `followTopics` saw the name while it
+            // was still followed here, so this one starts the next follower.
+            if !Task.isCancelled {
+                tasks.start { [self] in
+                    if (try? await session.exists(path)) != nil { startFollowing(name) }
+                }
+            }
+        }
         // While the topic is not held here, how long until the next try (doubling up to 5 s).
         var retry = Duration.milliseconds(100)
         while !Task.isCancelled {

@@ -39,7 +39,7 @@ struct CoordinationConfigStore: ConfigStore {
             guard let current = try await read(topic: name) else { return nil }
             let updated = try change(TopicConfig(overrides: current.values))
             if validateOnly { return updated }
-            if try await write(paths.topicConfig(name), updated.overrides, over: current.version) { return updated }
+            if try await write(paths.topicConfig(name), updated.overrides, over: current.version, whileExists: paths.topic(name)) { return updated }
         }
     }
 
@@ -78,12 +78,18 @@ struct CoordinationConfigStore: ConfigStore {
         }
     }
 
-    /// Writes a config node if it is still at `version` (nil: absent); false when another write came first.
-    private func write(_ path: String, _ values: [String: String], over version: Int32?) async throws(ConfigChangeError) -> Bool {
+    /// Writes a config node if it is still at `version` (nil: absent; then only while the node
+    /// `whileExists` names exists, in one transaction, so a topic deleted meanwhile is not left a
+    /// config node that would refuse its re-creation); false when another write came first.
+    private func write(_ path: String, _ values: [String: String], over version: Int32?, whileExists owner: String? = nil) async throws(ConfigChangeError)
+        -> Bool
+    {
         let data = ClusterJSON.encode(TopicConfigNode(config: values))
         do {
             if let version {
                 _ = try await session.setData(path, data: data, version: version)
+            } else if let owner {
+                _ = try await session.multi([.check(path: owner, version: -1), .create(path: path, data: data, mode: .persistent)])
             } else {
                 try await session.createPath(String(path[..<path.lastIndex(of: "/")!]))
                 _ = try await session.create(path, data: data, mode: .persistent)

@@ -91,8 +91,12 @@ struct ConfigOperation: Sendable, Hashable {
             if let problem = TopicConfig.check(operation.name, result[operation.name]!, key: key, kind: kind) {
                 throw .invalidConfig(problem.message)
             }
-            // A list is stored once per entry ("delete,delete,..." of any length is "delete"): what a
-            // request can make the broker store stays as small as the valid values.
+            // Stored in canonical form: a number as digits ("+0086400000" is "86400000"), a list once
+            // per entry ("delete,delete,..." of any length is "delete"), so what a request can make the
+            // broker store stays as small as the valid values.
+            if key.type == .int || key.type == .long, let value = result[operation.name], let number = Int64(value) {
+                result[operation.name] = String(number)
+            }
             if key.type == .list, let value = result[operation.name] {
                 var seen: Set<Substring> = []
                 result[operation.name] = value.split(separator: ",").map { $0.filter { $0 != " " } }.filter { seen.insert($0).inserted }.joined(separator: ",")

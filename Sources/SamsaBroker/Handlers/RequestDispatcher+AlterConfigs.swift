@@ -77,13 +77,20 @@ extension RequestDispatcher {
                 failures[index] = error
             }
         }
-        return changes.enumerated().map { index, change in
+        let outcomes: [ConfigChangeOutcome] = changes.enumerated().map { index, change in
             guard let failure = failures[index] else { return (change.type, change.name, ErrorCode.none.rawValue, nil) }
             let (code, message) = ConfigResource.answer(failure)
-            configuration.logger.info(
-                "config change refused",
-                metadata: ["resource": "\(TopicTable.quoted(change.name))", "type": "\(change.type)", "error": "\(code)", "reason": "\(message)"])
             return (change.type, change.name, code.rawValue, message)
         }
+        // One line per request however many resources it names (each refusal is in the answer).
+        if let first = outcomes.first(where: { $0.code != 0 }) {
+            configuration.logger.info(
+                "config changes refused",
+                metadata: [
+                    "refused": "\(failures.count)", "of": "\(changes.count)", "first": "\(TopicTable.quoted(first.name))",
+                    "error": "\(ErrorCode(rawValue: first.code) ?? .unknown)", "reason": "\(first.message ?? "")",
+                ])
+        }
+        return outcomes
     }
 }
