@@ -24,21 +24,16 @@ extension RequestDispatcher {
             response.errorMessage = error.message
             return response
         }
-        var byTopic: [String: Int] = [:]
-        for outcome in outcomes {
+        response.responses = groupedByTopic(outcomes, topic: \.partition.topic) { name in
+            var topic = AlterPartitionReassignmentsResponse.ReassignableTopicResponse()
+            topic.name = name
+            return topic
+        } add: { topic, outcome in
             var partition = AlterPartitionReassignmentsResponse.ReassignablePartitionResponse()
             partition.partitionIndex = outcome.partition.partition
             partition.errorCode = outcome.error?.rawValue ?? 0
             partition.errorMessage = outcome.message
-            if let index = byTopic[outcome.partition.topic] {
-                response.responses[index].partitions.append(partition)
-            } else {
-                byTopic[outcome.partition.topic] = response.responses.count
-                var topic = AlterPartitionReassignmentsResponse.ReassignableTopicResponse()
-                topic.name = outcome.partition.topic
-                topic.partitions = [partition]
-                response.responses.append(topic)
-            }
+            topic.partitions.append(partition)
         }
         return response
     }

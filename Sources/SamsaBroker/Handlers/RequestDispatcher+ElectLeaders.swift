@@ -25,21 +25,16 @@ extension RequestDispatcher {
             if version >= 1 { response.errorCode = error.code.rawValue }
             results = (requested ?? []).map { ClusterController.Election(partition: $0, error: error.code, message: error.message) }
         }
-        var byTopic: [String: Int] = [:]
-        for result in results {
+        response.replicaElectionResults = groupedByTopic(results, topic: \.partition.topic) { name in
+            var topic = ElectLeadersResponse.ReplicaElectionResult()
+            topic.topic = name
+            return topic
+        } add: { topic, result in
             var partition = ElectLeadersResponse.PartitionResult()
             partition.partitionId = result.partition.partition
             partition.errorCode = result.error?.rawValue ?? 0
             partition.errorMessage = result.message
-            if let index = byTopic[result.partition.topic] {
-                response.replicaElectionResults[index].partitionResult.append(partition)
-            } else {
-                byTopic[result.partition.topic] = response.replicaElectionResults.count
-                var topic = ElectLeadersResponse.ReplicaElectionResult()
-                topic.topic = result.partition.topic
-                topic.partitionResult = [partition]
-                response.replicaElectionResults.append(topic)
-            }
+            topic.partitionResult.append(partition)
         }
         return response
     }

@@ -20,22 +20,17 @@ extension RequestDispatcher {
             response.errorMessage = error.message
             return response
         }
-        var byTopic: [String: Int] = [:]
-        for reassignment in ongoing {
+        response.topics = groupedByTopic(ongoing, topic: \.partition.topic) { name in
+            var topic = ListPartitionReassignmentsResponse.OngoingTopicReassignment()
+            topic.name = name
+            return topic
+        } add: { topic, reassignment in
             var partition = ListPartitionReassignmentsResponse.OngoingPartitionReassignment()
             partition.partitionIndex = reassignment.partition.partition
             partition.replicas = reassignment.replicas.map(\.rawValue)
             partition.addingReplicas = reassignment.adding.map(\.rawValue)
             partition.removingReplicas = reassignment.removing.map(\.rawValue)
-            if let index = byTopic[reassignment.partition.topic] {
-                response.topics[index].partitions.append(partition)
-            } else {
-                byTopic[reassignment.partition.topic] = response.topics.count
-                var topic = ListPartitionReassignmentsResponse.OngoingTopicReassignment()
-                topic.name = reassignment.partition.topic
-                topic.partitions = [partition]
-                response.topics.append(topic)
-            }
+            topic.partitions.append(partition)
         }
         return response
     }
