@@ -85,6 +85,12 @@ actor GroupCoordinator {
     /// Groups DeleteGroups is deleting (Kafka's Dead): joins and commits get COORDINATOR_NOT_AVAILABLE
     /// until their offsets' tombstones are durable, so none lands on a group half deleted.
     private var deleting: Set<String> = []
+    /// Commits between their check (`commitCheck`) and their publish (`commitFinished`), per group. A
+    /// deletion waits for them (`commitsPublished`), as Kafka holds the group's lock over both: a
+    /// commit checked before a deletion began never lands after its tombstones.
+    private var commitsInFlight: [String: Int] = [:]
+    /// Deletions waiting for a group's commits in flight.
+    private var awaitingCommits: [String: [Reply<Bool>]] = [:]
     private var pending: PendingMembers
     private let logger: Logger
 
@@ -399,7 +405,37 @@ actor GroupCoordinator {
     /// member) commit to empty groups; group members only within their current generation. A simple
     /// consumer's commit to a group with members gets UNKNOWN_MEMBER_ID, as in Kafka (it would undo
     /// what the members commit: Kafka's reset-offsets tool relies on it).
+    /// An allowed commit is in flight until `commitFinished`.
     func commitCheck(groupId: String, memberId: String, generation: Int32) -> ErrorCode {
+        let allowed = commitAllowed(groupId: groupId, memberId: memberId, generation: generation)
+        if allowed == .none { commitsInFlight[groupId, default: 0] += 1 }
+        return allowed
+    }
+
+    /// A commit `commitCheck` allowed is written and published (or failed).
+    func commitFinished(groupId: String) {
+        guard let count = commitsInFlight[groupId] else { return }
+        if count > 1 {
+            commitsInFlight[groupId] = count - 1
+            return
+        }
+        commitsInFlight[groupId] = nil
+        for waiter in awaitingCommits.removeValue(forKey: groupId) ?? [] { waiter.complete(true) }
+    }
+
+    /// Returns once every commit to these groups that was allowed before now is published.
+    func commitsPublished(_ groupIds: [String]) async {
+        for id in groupIds where commitsInFlight[id] != nil {
+            let waiter = Reply<Bool>(keys: [id], expired: false) { _ in nil }
+            awaitingCommits[id, default: []].append(waiter)
+            _ = await waiter.outcome()
+        }
+    }
+
+    /// Whether a deletion waits for this group's commits in flight (tests).
+    func isAwaitingCommits(_ groupId: String) -> Bool { awaitingCommits[groupId] != nil }
+
+    private func commitAllowed(groupId: String, memberId: String, generation: Int32) -> ErrorCode {
         guard !deleting.contains(groupId) else { return .coordinatorNotAvailable }
         guard let group = groups[groupId], !group.members.isEmpty else {
             return generation < 0 && memberId.isEmpty ? .none : .unknownMemberId

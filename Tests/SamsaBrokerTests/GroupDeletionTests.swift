@@ -1,3 +1,5 @@
+import Synchronization
+import SamsaTestSupport
 import NIOCore
 import SamsaProtocol
 import Testing
@@ -245,6 +247,35 @@ struct GroupDeletionTests {
             let joined = await groups.join(GroupDeadlineTests.join("g", sessionMs: 6_000), version: 3, clientId: "c")
             #expect(joined.errorCode == 0 && joined.generationId == 1)
             #expect(await groups.beginDeleting(["g"]) == [.nonEmptyGroup])
+        }
+    }
+}
+
+/// A deletion and a commit checked before it: the commit lands first, the tombstones after it.
+@Suite("Group deletion after commits in flight")
+struct GroupDeletionInFlightTests {
+    @Test("commitsPublished waits for a commit allowed before the deletion began, and only for it")
+    func deletionWaitsForCommitsInFlight() async throws {
+        try await GroupStormTests.withCoordinator(offsets: ["g"]) { groups, _ in
+            // A simple consumer's commit is allowed (an empty group): in flight until finished.
+            #expect(await groups.commitCheck(groupId: "g", memberId: "", generation: -1) == .none)
+            #expect(await groups.beginDeleting(["g"]) == [.none])
+            // Commits after the deletion began are refused, so nothing else can hold it up.
+            #expect(await groups.commitCheck(groupId: "g", memberId: "", generation: -1) == .coordinatorNotAvailable)
+            let returned = Mutex(false)
+            let waited = Task {
+                await groups.commitsPublished(["g"])
+                returned.withLock { $0 = true }
+            }
+            try await eventually("the deletion waits for the commit in flight") { await groups.isAwaitingCommits("g") }
+            #expect(!returned.withLock { $0 }, "it cannot return before the commit finishes")
+            await groups.commitFinished(groupId: "g")
+            await waited.value
+            #expect(returned.withLock { $0 })
+            #expect(await groups.isAwaitingCommits("g") == false)
+            // No commit in flight: no wait at all.
+            await groups.commitsPublished(["other"])
+            await groups.finishDeleting(["g"])
         }
     }
 }

@@ -16,6 +16,8 @@ extension RequestDispatcher {
         var codes = await groups.beginDeleting(ids)
         let deletable = ids.indices.filter { codes[$0] == .none }
         if !deletable.isEmpty {
+            // Commits checked before the deletion began land first: the tombstones come after them.
+            await groups.commitsPublished(deletable.map { ids[$0] })
             let store = offsets
             let tombstones = deletable.flatMap { store.committed(group: ids[$0]).keys.map { ($0, CommittedOffsetLog.Committed?.none) } }
             do {

@@ -15,6 +15,8 @@ extension RequestDispatcher {
             response.errorCode = code.rawValue
             return response
         }
+        // Commits checked before now land first: what is deleted is what they left.
+        await groups.commitsPublished([request.groupId])
         // Distinct topics in request order, each with its distinct partitions in request order.
         var order: [String] = []
         var partitions: [String: (seen: Set<Int32>, list: [Int32])] = [:]

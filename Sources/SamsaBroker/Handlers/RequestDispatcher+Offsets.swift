@@ -10,6 +10,13 @@ extension RequestDispatcher {
     /// (as Kafka answers a commit too large for its offsets topic), and nothing is written.
     func offsetCommit(_ request: OffsetCommitRequest) async -> OffsetCommitResponse {
         let check = await groups.commitCheck(groupId: request.groupId, memberId: request.memberId, generation: request.generationIdOrMemberEpoch)
+        let response = await writeCommits(request, check: check)
+        // Written and published (or refused): a deletion waiting for it may write its tombstones.
+        if check == .none { await groups.commitFinished(groupId: request.groupId) }
+        return response
+    }
+
+    private func writeCommits(_ request: OffsetCommitRequest, check: ErrorCode) async -> OffsetCommitResponse {
         var latest: [CommittedOffsetLog.Key: CommittedOffsetLog.Committed] = [:]
         var keys: [CommittedOffsetLog.Key] = []
         var response = OffsetCommitResponse()
