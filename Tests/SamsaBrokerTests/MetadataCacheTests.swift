@@ -57,6 +57,17 @@ struct MetadataCacheTests {
         return try await connection.request(request, version: 12, expecting: MetadataResponse.self)
     }
 
+    /// Runs `body` on the cluster, then stops it (also when `body` throws).
+    static func using(_ cluster: TestCluster, _ body: (TestCluster) async throws -> Void) async throws {
+        do {
+            try await body(cluster)
+        } catch {
+            try await cluster.stopAll()
+            throw error
+        }
+        try await cluster.stopAll()
+    }
+
     static func cache(_ cluster: TestCluster, _ id: BrokerID) throws -> MetadataCache {
         try #require(cluster.broker(id)?.dispatcher.cluster?.metadataCache)
     }
@@ -75,7 +86,7 @@ struct MetadataCacheTests {
         }
         try await cluster.start(2)
         try await cluster.start(3)
-        do {
+        try await Self.using(cluster) { cluster in
             let topics = 20
             let partitions: Int32 = 3
             let other = try await cluster.connection(2)
@@ -116,17 +127,12 @@ struct MetadataCacheTests {
             print("metadata cache: 5 Metadata requests for every topic read \(session.reads - before) nodes once loaded")
             try await connection.close()
             try await other.close()
-        } catch {
-            try await cluster.stopAll()
-            throw error
         }
-        try await cluster.stopAll()
     }
 
     @Test("A topic made through another broker is answered at once; one deleted there goes from Metadata, the cache and its followers")
     func topicsMadeAndDeletedElsewhere() async throws {
-        let cluster = try await TestCluster.start(brokers: 3)
-        do {
+        try await Self.using(try await TestCluster.start(brokers: 3)) { cluster in
             let asked = try await cluster.connection(1)
             let other = try await cluster.connection(2)
             let cache = try Self.cache(cluster, 1)
@@ -150,17 +156,12 @@ struct MetadataCacheTests {
             }
             try await asked.close()
             try await other.close()
-        } catch {
-            try await cluster.stopAll()
-            throw error
         }
-        try await cluster.stopAll()
     }
 
     @Test("Metadata follows a killed leader's successor, a broker that stops and one that joins")
     func leaderAndBrokerChanges() async throws {
-        let cluster = try await TestCluster.start(brokers: 3)
-        do {
+        try await Self.using(try await TestCluster.start(brokers: 3)) { cluster in
             #expect(try await cluster.connection(1).createTopic("moving", partitions: 1, replicationFactor: 3).errorCode == 0)
             let old = try await cluster.settled("moving")
             let survivor = try #require(cluster.running.first { $0 != old.leader })
@@ -181,17 +182,12 @@ struct MetadataCacheTests {
             try await cluster.start(4)
             try await eventually("the new broker shows") { try await Self.metadata([], on: asked).brokers.map(\.nodeId).contains(4) }
             try await asked.close()
-        } catch {
-            try await cluster.stopAll()
-            throw error
         }
-        try await cluster.stopAll()
     }
 
     @Test("Metadata through a broker other than the controller follows a reassignment's replica changes")
     func reassignment() async throws {
-        let cluster = try await TestCluster.start(brokers: 4)
-        do {
+        try await Self.using(try await TestCluster.start(brokers: 4)) { cluster in
             let controller = try await ElectLeadersTests.controller(cluster)
             let asked = try #require(cluster.running.first { $0 != controller })
             let connection = try await cluster.connection(asked)
@@ -208,10 +204,29 @@ struct MetadataCacheTests {
             }
             try await connection.close()
             try await control.close()
-        } catch {
-            try await cluster.stopAll()
-            throw error
         }
-        try await cluster.stopAll()
+    }
+
+    @Test("A session expiry clears the cache; with the new session it loads again, without what was deleted meanwhile and with what was made")
+    func sessionExpiry() async throws {
+        try await Self.using(try await TestCluster.start(brokers: 3)) { cluster in
+            let other = try await cluster.connection(2)
+            for name in ["kept", "dropped"] { #expect(try await other.createTopic(name, partitions: 2, replicationFactor: 2).errorCode == 0) }
+            let cache = try Self.cache(cluster, 1)
+            try await eventually("broker 1's cache holds both topics") { cache.loaded && cache.held.topics == ["kept", "dropped"] }
+            let expired = try #require(cluster.broker(1)?.dispatcher.cluster?.session.sessionID)
+            await cluster.coordinator.expireSession(expired)
+            #expect(try await ClusterTopicAdminTests.deleteTopics(["dropped"], on: other) == [0])
+            #expect(try await other.createTopic("added", partitions: 2, replicationFactor: 2).errorCode == 0)
+            try await eventually("broker 1 rejoined and its cache holds what coordination has") {
+                guard let session = cluster.broker(1)?.dispatcher.cluster?.session, session.sessionID != expired, session.state == .connected else { return false }
+                let held = cache.held
+                return cache.loaded && held.topics == ["kept", "added"] && held.followed == ["kept", "added"]
+            }
+            let asked = try await cluster.connection(1)
+            #expect(try await Self.metadata(nil, on: asked).topics.compactMap(\.name).sorted() == ["added", "kept"])
+            try await asked.close()
+            try await other.close()
+        }
     }
 }
