@@ -25,12 +25,13 @@ final class MetadataCache: Sendable {
         var states: [Int32: Stamped<PartitionStateNode?>] = [:]
 
         /// The topic as Metadata shows it, once every partition's state has been read.
-        var view: TopicView? {
+        var view: TopicView? { (0..<assignment.value.partitionCount).allSatisfy { states[$0] != nil } ? shown : nil }
+
+        /// The topic as Metadata shows it, a partition whose state is not held without one.
+        var shown: TopicView {
             let assignment = assignment.value
-            var partitions: [PartitionView] = []
-            for index in 0..<assignment.partitionCount {
-                guard let state = states[index] else { return nil }
-                partitions.append(PartitionView(index: index, replicas: assignment.replicas(index), state: state.value))
+            let partitions = (0..<assignment.partitionCount).map { index in
+                PartitionView(index: index, replicas: assignment.replicas(index), state: states[index]?.value)
             }
             return TopicView(id: assignment.id ?? .zero, partitions: partitions)
         }
@@ -156,7 +157,7 @@ final class MetadataCache: Sendable {
             topic.states[index] = try await partitionState(name, index)
         }
         hold(name, topic)
-        return topic.view
+        return topic.shown
     }
 
     /// Forgets a topic this broker just deleted (its follower sees the deletion and ends).
