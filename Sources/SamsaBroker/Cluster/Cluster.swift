@@ -15,6 +15,8 @@ final class Cluster: Sendable {
     let replicas: ReplicaManager
     let controller: ClusterController
     let metadata: CoordinationCatalog
+    /// What `metadata` answers from: the cluster's metadata kept current by watches.
+    let metadataCache: MetadataCache
     let producerIds: ClusterProducerIds
     /// Applies topic and broker config changes from coordination.
     let configs: ConfigWatcher
@@ -35,7 +37,8 @@ final class Cluster: Sendable {
             brokerId: brokerId, settings: settings, session: session, topics: topics, epochs: epochs, group: group, io: io,
             dataDirectory: dataDirectory, logger: logger)
         controller = ClusterController(brokerId: brokerId, paths: paths, session: session, settings: settings, logger: logger)
-        metadata = CoordinationCatalog(paths: paths, session: session, elections: controller)
+        metadataCache = MetadataCache(session: session, paths: paths, logger: logger)
+        metadata = CoordinationCatalog(paths: paths, session: session, cache: metadataCache, elections: controller)
         producerIds = ClusterProducerIds(session: session, paths: paths, brokerId: brokerId.rawValue)
         configs = ConfigWatcher(session: session, paths: paths, topics: topics, logger: logger)
     }
@@ -48,6 +51,7 @@ final class Cluster: Sendable {
     /// coordination removes when that session ends), then starts following and competing for control.
     func start(host: String, port: Int32) async throws {
         try await register(host: host, port: port)
+        metadataCache.start()
         configs.start()
         replicas.start()
         controller.start()
@@ -85,10 +89,12 @@ final class Cluster: Sendable {
             await replicas.stop()
             await controller.stop()
             await configs.stop()
+            await metadataCache.stop()
             while !Task.isCancelled {
                 do {
                     try await session.renew()
                     try await register(host: host, port: port)
+                    metadataCache.start()
                     configs.start()
                     replicas.start()
                     controller.start()
@@ -118,6 +124,7 @@ final class Cluster: Sendable {
         await replicas.stop()
         await controller.stop()
         await configs.stop()
+        await metadataCache.stop()
         await session.close()
     }
 }

@@ -3,11 +3,13 @@ import SamsaProtocol
 import SamsaStorage
 
 /// Reads and writes the cluster's metadata in coordination for clients' requests: the live brokers,
-/// each partition's leader / replicas / ISR (Metadata), and new topics' replica assignments
-/// (CreateTopics). Read straight from coordination on each request (no metadata cache).
+/// each partition's leader / replicas / ISR (Metadata), read from the broker's `MetadataCache`, and
+/// new topics' replica assignments (CreateTopics), written to coordination and then held in the
+/// cache, so a request through this broker sees its own change at once.
 struct CoordinationCatalog: TopicCatalog {
     let paths: ClusterPaths
     let session: any CoordinationSession
+    let cache: MetadataCache
     /// This broker's controller side: elections and reassignments on request run there (NOT_CONTROLLER elsewhere).
     let elections: ClusterController
 
@@ -25,34 +27,13 @@ struct CoordinationCatalog: TopicCatalog {
         try await elections.ongoingReassignments(partitions)
     }
 
-    func liveBrokers() async throws -> [BrokerID: BrokerRegistration] {
-        var brokers: [BrokerID: BrokerRegistration] = [:]
-        for name in try await session.children(paths.brokerIds) {
-            guard let id = BrokerID(name: name) else { continue }
-            if let data = try? await session.data(paths.broker(id)).data, let registration = try? ClusterJSON.decode(BrokerRegistration.self, data) {
-                brokers[id] = registration
-            }
-        }
-        return brokers
-    }
+    func liveBrokers() async throws -> [BrokerID: BrokerRegistration] { try await cache.liveBrokers() }
 
-    func controller() async -> BrokerID? {
-        guard let data = try? await session.data(paths.controller).data else { return nil }
-        return (try? ClusterJSON.decode(ControllerNode.self, data))?.brokerid
-    }
+    func controller() async -> BrokerID? { await cache.controller() }
 
-    func topicNames() async throws -> [String] { try await session.children(paths.topics).sorted() }
+    func topicNames() async throws -> [String] { try await cache.topicNames() }
 
-    /// The topic's id and partitions, or nil if it does not exist.
-    func topic(_ name: String) async throws -> TopicView? {
-        guard let assignment = try await assignment(of: name)?.assignment else { return nil }
-        var views: [PartitionView] = []
-        for index in 0..<assignment.partitionCount {
-            let state = try? ClusterJSON.decode(PartitionStateNode.self, try await session.data(paths.state(name, index)).data)
-            views.append(PartitionView(index: index, replicas: assignment.replicas(index), state: state))
-        }
-        return TopicView(id: assignment.id ?? .zero, partitions: views)
-    }
+    func topic(_ name: String) async throws -> TopicView? { try await cache.topic(name) }
 
     /// The topic's assignment node and its version, or nil if it does not exist.
     private func assignment(of name: String) async throws -> (assignment: TopicAssignment, version: Int32)? {
@@ -64,11 +45,7 @@ struct CoordinationCatalog: TopicCatalog {
         }
     }
 
-    /// Reads every topic's assignment (ids are only there): DeleteTopics by id is rare.
-    func topicName(id: KafkaUUID) async throws -> String? {
-        for name in try await topicNames() where try await assignment(of: name)?.assignment.id == id { return name }
-        return nil
-    }
+    func topicName(id: KafkaUUID) async throws -> String? { try await cache.topicName(id: id) }
 
     /// Where a new topic's replicas start among the live brokers: from the name (FNV-1a), so
     /// leaders spread over topics and a test can tell where a topic's leader will be.
@@ -137,6 +114,7 @@ struct CoordinationCatalog: TopicCatalog {
         } catch {
             throw Self.coordinationFailed(error)
         }
+        _ = try? await cache.refresh(name)
         return (Int16(factor), id)
     }
 
@@ -163,6 +141,7 @@ struct CoordinationCatalog: TopicCatalog {
                 + partitionNodes(name, old..<count, of: assignment, controllerEpoch: await controllerEpoch())
             do {
                 _ = try await session.multi(operations)
+                _ = try? await cache.refresh(name)
                 return
             } catch let error as CoordinationError where error.code == .badVersion || error.code == .noNode || error.code == .nodeExists {
                 continue  // changed or deleted meanwhile: decide again on what is there now
@@ -200,6 +179,7 @@ struct CoordinationCatalog: TopicCatalog {
                     operations.append(.delete(path: paths.topicConfig(name), version: -1))
                 }
                 _ = try await session.multi(operations)
+                cache.forget(name)
                 return
             } catch let error as CatalogError {
                 throw error
