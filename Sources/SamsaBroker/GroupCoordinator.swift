@@ -125,6 +125,13 @@ actor GroupCoordinator {
         let at = loop.now
         let sessionTimeout = Duration.milliseconds(Int(request.sessionTimeoutMs))
         var group = groups[request.groupId] ?? Group(id: request.groupId)
+        // Only a member already in the group may join a full one (Kafka's `group.isFull`), also before
+        // it gets a member id.
+        guard group.members[request.memberId] != nil || group.members.count < limits.maxGroupSize else {
+            var response = JoinGroupResponse.error(.groupMaxSizeReached)
+            response.memberId = request.memberId
+            return response
+        }
         var memberId = request.memberId
         if memberId.isEmpty {
             memberId = Self.newMemberId(clientId: clientId)

@@ -10,6 +10,11 @@ public struct GroupLimits: Sendable, Hashable {
     /// caps their number (Kafka has no such bound): past it the oldest is forgotten, and its client, if
     /// it ever comes back with it, gets UNKNOWN_MEMBER_ID and asks for a new one.
     public var maxPendingMembers = 100_000
+    /// `group.max.size` (KIP-389): the most members one group may have; a new member past it gets
+    /// GROUP_MAX_SIZE_REACHED, members already in it go on. Kafka's default is unbounded; Samsa's bounds
+    /// what one group's member list (each with its protocol metadata, all of it in the leader's
+    /// JoinGroup answer) can hold.
+    public var maxGroupSize = 10_000
 
     public init() {}
 

@@ -60,6 +60,8 @@ struct BrokerCommand: AsyncParsableCommand {
     var groupMaxSessionTimeoutMs: Int?
     @Option(help: "Member ids handed out and not yet used, across all groups; past it the oldest is forgotten (default 100000).")
     var groupMaxPendingMembers: Int?
+    @Option(help: "Most members one consumer group may have; a new one past it gets GROUP_MAX_SIZE_REACHED (group.max.size; default 10000).")
+    var groupMaxSize: Int?
     @Option(help: "Longest metadata string of a committed offset, in bytes (offset.metadata.max.bytes; default 4096).")
     var offsetMetadataMaxBytes: Int?
     @Option(help: "A partition forgets an idempotent producer idle this long (producer.id.expiration.ms; default 86400000).")
@@ -131,13 +133,15 @@ struct BrokerCommand: AsyncParsableCommand {
         let minSessionMs = try option(groupMinSessionTimeoutMs, "group-min-session-timeout-ms", default: 6000)
         let maxSessionMs = try option(groupMaxSessionTimeoutMs, "group-max-session-timeout-ms", default: 1_800_000)
         settings.groupLimits.maxPendingMembers = try option(groupMaxPendingMembers, "group-max-pending-members", default: 100_000)
+        settings.groupLimits.maxGroupSize = try option(groupMaxSize, "group-max-size", default: 10_000)
         settings.offsetMetadataMaxBytes = try option(offsetMetadataMaxBytes, "offset-metadata-max-bytes", default: 4096)
         let producerIdExpirationMs = try option(producerIdExpirationMs, "producer-id-expiration-ms", default: 86_400_000)
-        guard minSessionMs > 0, maxSessionMs >= minSessionMs, settings.groupLimits.maxPendingMembers > 0, settings.offsetMetadataMaxBytes >= 0,
+        guard minSessionMs > 0, maxSessionMs >= minSessionMs, settings.groupLimits.maxPendingMembers > 0, settings.groupLimits.maxGroupSize > 0,
+            settings.offsetMetadataMaxBytes >= 0,
             producerIdExpirationMs > 0
         else {
             throw ValidationError(
-                "group-min-session-timeout-ms must be positive and at most group-max-session-timeout-ms; group-max-pending-members and "
+                "group-min-session-timeout-ms must be positive and at most group-max-session-timeout-ms; group-max-pending-members, group-max-size and "
                     + "producer-id-expiration-ms positive; offset-metadata-max-bytes not negative")
         }
         settings.groupLimits.minSessionTimeout = .milliseconds(minSessionMs)

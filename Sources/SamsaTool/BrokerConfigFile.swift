@@ -15,7 +15,7 @@ struct BrokerConfigFile {
         "log-requests", "metrics", "coordination", "session-timeout-ms", "replica-lag-time-max-ms", "retention-ms", "retention-bytes",
         "retention-check-interval-ms", "zero-copy-fetch",
         // Groups, committed offsets and producer state (hostile clients).
-        "group-min-session-timeout-ms", "group-max-session-timeout-ms", "group-max-pending-members", "offset-metadata-max-bytes",
+        "group-min-session-timeout-ms", "group-max-session-timeout-ms", "group-max-pending-members", "group-max-size", "offset-metadata-max-bytes",
         "producer-id-expiration-ms",
         // Replica storage failures in a cluster.
         "replica-fetch-backoff-ms", "replica-fetch-backoff-max-ms", "follower-replication-throttled-rate",
