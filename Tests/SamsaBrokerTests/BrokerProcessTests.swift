@@ -60,6 +60,11 @@ struct BrokerProcessTests {
             kill(process.processIdentifier, number)
             process.waitUntilExit()
         }
+
+        /// A test that failed before stopping its broker leaves no broker running (one did, once).
+        deinit {
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
     }
 
     struct Failed: Error {
