@@ -65,31 +65,29 @@ extension RequestDispatcher {
             }
         }
         var response = DeleteRecordsResponse()
-        var topicPositions: [String: Int] = [:]
-        for id in order {
-            let answer = answers[id]!
+        response.topics = groupedByTopic(order, topic: \.topic) { name in
+            var topic = DeleteRecordsResponse.DeleteRecordsTopicResult()
+            topic.name = name
+            return topic
+        } add: { topic, id in
             var result = DeleteRecordsResponse.DeleteRecordsPartitionResult()
             result.partitionIndex = id.partition
-            result.errorCode = answer.error.rawValue
-            result.lowWatermark = answer.lowWatermark
-            if let position = topicPositions[id.topic] {
-                response.topics[position].partitions.append(result)
-            } else {
-                topicPositions[id.topic] = response.topics.count
-                var topic = DeleteRecordsResponse.DeleteRecordsTopicResult()
-                topic.name = id.topic
-                topic.partitions = [result]
-                response.topics.append(topic)
-            }
+            result.errorCode = answers[id]!.error.rawValue
+            result.lowWatermark = answers[id]!.lowWatermark
+            topic.partitions.append(result)
         }
         return response
     }
 
     /// Makes the moved log starts durable before they are answered; if that fails, the moved
     /// partitions are answered KAFKA_STORAGE_ERROR (their reads below the new start are refused
-    /// already, but a crash could bring the records back).
+    /// already, but a crash could bring the records back). Nothing is written when every answered
+    /// start is durable already (a request that moved nothing costs no fsync).
     private func checkpointLogStarts(_ answers: inout [TopicPartition: (error: ErrorCode, lowWatermark: Int64)]) async {
-        guard answers.values.contains(where: { $0.error == .none }) else { return }
+        let moved = answers.contains { id, answer in
+            answer.error == .none && topics.partition(id).map { $0.log.durableLogStart < $0.log.logStartOffset } ?? false
+        }
+        guard moved else { return }
         do {
             try await onIOThread { [logs] in try logs.checkpointLogStarts() }
         } catch {
