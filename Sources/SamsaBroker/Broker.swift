@@ -51,14 +51,14 @@ public final class Broker: Sendable {
         let descriptorLimit = DescriptorCeiling.processLimit()
         let lock: DirectoryLock
         let logs: LogManager
-        let offsets: CommittedOffsetLog
+        let legacyOffsets: LegacyOffsets?
         let producerIds: ProducerIdAllocator
         /// The topics' stored settings and ids.
         let stored: (configs: [String: TopicConfigFile.Entry], ids: [String: KafkaUUID])
         let epochs: LeaderEpochs?
         let brokerConfigs = BrokerConfigs(configuration: configuration)
         do {
-            (lock, logs, offsets, producerIds, stored, epochs) = try await io.runIfActive {
+            (lock, logs, legacyOffsets, producerIds, stored, epochs) = try await io.runIfActive {
                 // Refused before anything is written: a foreign directory (no lock file made in it),
                 // then one another writer holds; recovery runs only under the lock.
                 try DataDirectory.prepare(configuration.dataDirectory, files: PosixFileSystem())
@@ -91,7 +91,7 @@ public final class Broker: Sendable {
                         try ReplicaManager.loadHighWatermarks(dataDirectory: configuration.dataDirectory, logs: logs)
                         epochs = try LeaderEpochs(dataDirectory: configuration.dataDirectory, files: configuration.fileSystem)
                     }
-                    return (lock, logs, try CommittedOffsetLog.open(dataDirectory: configuration.dataDirectory), producerIds, stored, epochs)
+                    return (lock, logs, try LegacyOffsets.open(dataDirectory: configuration.dataDirectory), producerIds, stored, epochs)
                 } catch {
                     try? logs.close()
                     lock.release()
@@ -157,7 +157,7 @@ public final class Broker: Sendable {
             let address = server.channel.localAddress!
             let advertised = (configuration.advertisedHost ?? configuration.host, Int32(configuration.advertisedPort ?? address.port ?? configuration.port))
             let dispatcher = RequestDispatcher(
-                configuration: configuration, logs: logs, offsets: offsets, producerIds: producerIds, io: io, group: group,
+                configuration: configuration, logs: logs, legacyOffsets: legacyOffsets, producerIds: producerIds, io: io, group: group,
                 advertised: advertised, brokerConfigs: brokerConfigs, topicConfigs: stored.configs, topicIds: stored.ids, cluster: session.flatMap { session in epochs.map { (session, $0) } })
             let metrics = BrokerMetrics(registry: registry, replication: dispatcher.cluster?.replicas)
             let endpoint: MetricsEndpoint?
@@ -187,6 +187,8 @@ public final class Broker: Sendable {
                     "client connections are capped below max.connections by the descriptor limit (ulimit -n)",
                     metadata: ["max_connections": "\(limits.ceiling)", "descriptor_limit": "\(descriptorLimit)"])
             }
+            // Before the cluster side applies partition states: the coordinator sees every role change.
+            dispatcher.groups.start()
             broker.startAccepting()
             dispatcher.retention.start(every: configuration.retentionCheckInterval)
             do {
@@ -200,7 +202,6 @@ public final class Broker: Sendable {
         } catch {
             await session?.close()
             try? logs.close()
-            try? offsets.close()
             lock.release()
             try? await group.shutdownGracefully()
             try? await io.shutdownGracefully()
@@ -373,12 +374,10 @@ public final class Broker: Sendable {
         await dispatcher.retention.stop()
         await dispatcher.cluster?.stop()
         let logs = logs
-        let offsets = dispatcher.offsets
         let lock = lock
         try await io.runIfActive {
             defer { lock.release() }
             try logs.close()
-            try offsets.close()
         }
         try await group.shutdownGracefully()
         try await io.shutdownGracefully()

@@ -68,6 +68,8 @@ public struct BrokerConfiguration: Sendable {
     /// The group coordinator's bounds: session timeouts (`group.min.session.timeout.ms`,
     /// `group.max.session.timeout.ms`) and member ids awaiting their join.
     public var groupLimits = GroupLimits()
+    /// `__consumer_offsets`: where groups and their committed offsets are kept.
+    public var offsetsTopic = OffsetsTopicSettings()
     /// The longest metadata string an OffsetCommit may store per partition, in UTF-8 bytes
     /// (`offset.metadata.max.bytes`, 4,096): a longer one gets OFFSET_METADATA_TOO_LARGE for its
     /// partition, the others are committed.

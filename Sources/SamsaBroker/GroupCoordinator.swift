@@ -95,7 +95,8 @@ actor GroupCoordinator {
     private let logger: Logger
 
     init(
-        limits: GroupLimits = GroupLimits(), hasOffsets: @escaping @Sendable (String) -> Bool = { _ in false }, loop: any EventLoop,
+        limits: GroupLimits = GroupLimits(), hasOffsets: @escaping @Sendable (String) -> Bool = { _ in false },
+        store: any GroupMetadataStore = NoGroupMetadataStore(), loop: any EventLoop,
         logger: Logger = Logger(label: "samsa.groups", factory: { _ in SwiftLogNoOpLogHandler() })
     ) {
         self.logger = logger
@@ -106,6 +107,8 @@ actor GroupCoordinator {
         self.deadlines = GroupDeadlines(loop: loop)
         self.pending = PendingMembers(capacity: limits.maxPendingMembers)
     }
+
+    func load(_ snapshots: [GroupSnapshot]) {}  // LEAD-TEMP: replaced by h-groups' merge
 
     nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 

@@ -13,8 +13,8 @@ final class RequestDispatcher: Sendable {
     let logs: LogManager
     /// The topics and their partitions: where each partition's state lives.
     let topics: TopicTable
-    let groups: GroupCoordinator
-    let offsets: CommittedOffsetLog
+    /// Every group's coordinator: the shards of the `__consumer_offsets` partitions led here.
+    let groups: GroupCoordinators
     let io: NIOThreadPool
     let retention: LogRetention
     /// Produces that failed in storage (a full disk fails every one): a warning a minute, with the count.
@@ -35,15 +35,12 @@ final class RequestDispatcher: Sendable {
     /// `cluster`: the coordination session and leader-epoch history of a broker in a cluster; without
     /// one the broker is a cluster of one (`Leadership.local`).
     init(
-        configuration: BrokerConfiguration, logs: LogManager, offsets: CommittedOffsetLog, producerIds: ProducerIdAllocator, io: NIOThreadPool,
+        configuration: BrokerConfiguration, logs: LogManager, legacyOffsets: LegacyOffsets? = nil, producerIds: ProducerIdAllocator, io: NIOThreadPool,
         group: any EventLoopGroup, advertised: (host: String, port: Int32), brokerConfigs: BrokerConfigs? = nil,
         topicConfigs: [String: TopicConfigFile.Entry] = [:], topicIds: [String: KafkaUUID] = [:],
         cluster: (session: RenewableSession, epochs: LeaderEpochs)? = nil
     ) {
         self.configuration = configuration
-        self.offsets = offsets
-        self.groups = GroupCoordinator(
-            limits: configuration.groupLimits, hasOffsets: { [offsets] in offsets.hasCommits(group: $0) }, loop: group.any(), logger: configuration.logger)
         self.logs = logs
         let timers = group.any()
         let context = PartitionContext(
@@ -72,6 +69,7 @@ final class RequestDispatcher: Sendable {
         } else {
             configStore = LocalConfigStore(topics: topics, dataDirectory: configuration.dataDirectory)
         }
+        groups = GroupCoordinators(configuration: configuration, catalog: catalog, topics: topics, io: io, group: group, legacy: legacyOffsets)
     }
 
     /// Long-polling fetches waiting for appends (tests: act once one waits).
@@ -144,7 +142,7 @@ final class RequestDispatcher: Sendable {
         case .offsetCommit:
             return encode(await offsetCommit(try decode(OffsetCommitRequest.self)), version, id)
         case .offsetFetch:
-            return encode(offsetFetch(try decode(OffsetFetchRequest.self), version: version), version, id)
+            return encode(await offsetFetch(try decode(OffsetFetchRequest.self), version: version), version, id)
         case .listGroups:
             return encode(await listGroups(try decode(ListGroupsRequest.self)), version, id)
         case .describeGroups:

@@ -51,11 +51,13 @@ struct OffsetCommitLimitTests {
         return response.topics.first?.partitions.map(\.committedOffset) ?? []
     }
 
-    /// The bytes of the offsets log's segments.
+    /// The bytes of the `__consumer_offsets` partitions' segments.
     static func offsetsLogBytes(in directory: String) throws -> Int {
-        let root = "\(directory)/\(CommittedOffsetLog.directoryName)"
-        return try FileManager.default.subpathsOfDirectory(atPath: root).filter { $0.hasSuffix(".log") }
-            .reduce(0) { $0 + ((try FileManager.default.attributesOfItem(atPath: "\(root)/\($1)")[.size] as? Int) ?? 0) }
+        try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasPrefix("\(GroupPlacement.topic)-") }.reduce(0) { sum, partition in
+            let root = "\(directory)/\(partition)"
+            return sum + (try FileManager.default.contentsOfDirectory(atPath: root).filter { $0.hasSuffix(".log") }
+                .reduce(0) { $0 + ((try FileManager.default.attributesOfItem(atPath: "\(root)/\($1)")[.size] as? Int) ?? 0) })
+        }
     }
 
     @Test("Metadata of 4,096 bytes is committed at every version; 4,097 gets OFFSET_METADATA_TOO_LARGE for its partition only")

@@ -2,38 +2,45 @@ import SamsaProtocol
 
 /// DeleteGroups (v0-2), as Kafka's `GroupCoordinator.handleDeleteGroups`.
 extension RequestDispatcher {
-    /// Deletes groups that have no members: their state and, durably, their committed offsets (one
-    /// tombstone per committed partition, in as few batches as fit). Each group id is answered once
-    /// (Kafka answers the distinct ids): GROUP_ID_NOT_FOUND for a group with neither members nor
-    /// commits, NON_EMPTY_GROUP for one with members, KAFKA_STORAGE_ERROR if the tombstones could not
-    /// be written. The empty group id is a group id here, as in Kafka (simple consumers commit to it).
+    /// Deletes groups that have no members: their state and, durably, their committed offsets and
+    /// metadata (tombstones in their `__consumer_offsets` partition). Each group id is answered once
+    /// (Kafka answers the distinct ids): NOT_COORDINATOR (or COORDINATOR_LOAD_IN_PROGRESS) for a group
+    /// coordinated elsewhere, GROUP_ID_NOT_FOUND for a group with neither members nor commits,
+    /// NON_EMPTY_GROUP for one with members, the write's error if the tombstones could not be written.
+    /// The empty group id is a group id here, as in Kafka (simple consumers commit to it).
     ///
-    /// Bounded by the frame: one coordinator call and one write for the whole request, work linear in
-    /// the ids and in the commits deleted.
+    /// Bounded by the frame: one coordinator call and one write per coordinator partition, work
+    /// linear in the ids and in the commits deleted.
     func deleteGroups(_ request: DeleteGroupsRequest) async -> DeleteGroupsResponse {
         var seen = Set<String>()
         let ids = request.groupsNames.filter { seen.insert($0).inserted }
-        var codes = await groups.beginDeleting(ids)
-        let deletable = ids.indices.filter { codes[$0] == .none }
-        if !deletable.isEmpty {
-            // Commits checked before the deletion began land first: the tombstones come after them.
-            await groups.commitsPublished(deletable.map { ids[$0] })
-            let store = offsets
-            let tombstones = deletable.flatMap { store.committed(group: ids[$0]).keys.map { ($0, CommittedOffsetLog.Committed?.none) } }
-            do {
-                let written = try await onIOThread { try store.write(tombstones) }
-                try await store.publish(written)
-            } catch {
-                configuration.logger.error("deleting groups' offsets failed", metadata: ["groups": "\(deletable.count)", "error": "\(error)"])
-                for index in deletable { codes[index] = .kafkaStorageError }
+        var codes = [String: ErrorCode]()
+        var byShard: [ObjectIdentifier: (shard: GroupShard, ids: [String])] = [:]
+        for id in ids {
+            switch await groups.shard(for: id) {
+            case .failure(let code): codes[id] = code
+            case .success(let shard): byShard[ObjectIdentifier(shard), default: (shard, [])].ids.append(id)
             }
-            await groups.finishDeleting(deletable.map { ids[$0] })
+        }
+        for (shard, shardIds) in byShard.values {
+            let begun = await shard.coordinator.beginDeleting(shardIds)
+            let deletable = zip(shardIds, begun).filter { $0.1 == .none }.map(\.0)
+            for (id, code) in zip(shardIds, begun) { codes[id] = code }
+            guard !deletable.isEmpty else { continue }
+            // Commits checked before the deletion began land first: the tombstones come after them.
+            await shard.coordinator.commitsPublished(deletable)
+            let written = await shard.delete(groups: deletable)
+            if written != .none {
+                configuration.logger.error("deleting groups' offsets failed", metadata: ["groups": "\(deletable.count)", "error": "\(written)"])
+                for id in deletable { codes[id] = written }
+            }
+            await shard.coordinator.finishDeleting(deletable)
         }
         var response = DeleteGroupsResponse()
-        response.results = zip(ids, codes).map { id, code in
+        response.results = ids.map { id in
             var result = DeleteGroupsResponse.DeletableGroupResult()
             result.groupId = id
-            result.errorCode = code.rawValue
+            result.errorCode = (codes[id] ?? .none).rawValue
             return result
         }
         return response

@@ -1,56 +1,89 @@
 import NIOCore
 import SamsaProtocol
 
-/// FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, ListGroups and DescribeGroups: this
-/// broker coordinates every group (`GroupCoordinator`).
+/// FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, ListGroups and DescribeGroups: each
+/// group is coordinated by the leader of its `__consumer_offsets` partition (`GroupCoordinators`);
+/// a request for a group coordinated elsewhere gets NOT_COORDINATOR (the client finds the
+/// coordinator again), COORDINATOR_LOAD_IN_PROGRESS while the partition is being replayed.
 extension RequestDispatcher {
-    /// This broker coordinates every group; in a cluster, the controller does (group state and
-    /// committed offsets are not replicated: one broker keeps them, so every member must meet there).
+    /// A group's coordinator: its partition's leader. Transaction keys (until transactions exist)
+    /// are answered with this broker's controller, as before.
     func findCoordinator(_ request: FindCoordinatorRequest, version: Int16) async -> FindCoordinatorResponse {
-        var advertised = (host: advertised.host, port: advertised.port)
-        var brokerId = configuration.brokerId
-        if let controller = await catalog.controller(), let registration = try? await catalog.liveBrokers()[controller] {
-            brokerId = controller.rawValue
-            advertised = (registration.host, registration.port)
-        }
         var response = FindCoordinatorResponse()
         if version >= 4 {
-            response.coordinators = request.coordinatorKeys.map { key in
+            for key in request.coordinatorKeys {
                 var coordinator = FindCoordinatorResponse.Coordinator()
                 coordinator.key = key
-                coordinator.nodeId = brokerId
-                coordinator.host = advertised.host
-                coordinator.port = advertised.port
+                switch await self.coordinator(for: key, type: request.keyType) {
+                case .success(let found):
+                    (coordinator.nodeId, coordinator.host, coordinator.port) = (found.id.rawValue, found.registration.host, found.registration.port)
+                case .failure(let code):
+                    (coordinator.nodeId, coordinator.host, coordinator.port, coordinator.errorCode) = (-1, "", -1, code.rawValue)
+                }
                 coordinator.errorMessage = nil
-                return coordinator
+                response.coordinators.append(coordinator)
             }
         } else {
-            response.nodeId = brokerId
-            response.host = advertised.host
-            response.port = advertised.port
+            switch await coordinator(for: request.key, type: request.keyType) {
+            case .success(let found):
+                (response.nodeId, response.host, response.port) = (found.id.rawValue, found.registration.host, found.registration.port)
+            case .failure(let code):
+                (response.nodeId, response.host, response.port, response.errorCode) = (-1, "", -1, code.rawValue)
+            }
             response.errorMessage = nil
         }
         return response
     }
 
+    private func coordinator(for key: String, type: Int8) async -> Result<(id: BrokerID, registration: BrokerRegistration), ErrorCode> {
+        guard type == 0 else {
+            guard type == 1 else { return .failure(.invalidRequest) }
+            let own = (BrokerID(configuration.brokerId), BrokerRegistration(host: advertised.host, port: advertised.port))
+            guard let controller = await catalog.controller(), let registration = try? await catalog.liveBrokers()[controller] else { return .success(own) }
+            return .success((controller, registration))
+        }
+        return await groups.coordinator(of: key)
+    }
+
     func joinGroup(_ request: JoinGroupRequest, version: Int16, clientId: String, clientHost: String) async -> JoinGroupResponse {
-        await groups.join(request, version: version, clientId: clientId, clientHost: clientHost)
+        switch await groups.shard(for: request.groupId) {
+        case .success(let shard): return await shard.coordinator.join(request, version: version, clientId: clientId, clientHost: clientHost)
+        case .failure(let code):
+            var response = JoinGroupResponse.error(code)
+            response.memberId = request.memberId
+            return response
+        }
     }
 
     func syncGroup(_ request: SyncGroupRequest) async -> SyncGroupResponse {
-        await groups.sync(request)
+        switch await groups.shard(for: request.groupId) {
+        case .success(let shard): return await shard.coordinator.sync(request)
+        case .failure(let code): return .error(code)
+        }
     }
 
     func heartbeat(_ request: HeartbeatRequest) async -> HeartbeatResponse {
         var response = HeartbeatResponse()
-        response.errorCode = await groups.heartbeat(groupId: request.groupId, memberId: request.memberId, generation: request.generationId).rawValue
+        switch await groups.shard(for: request.groupId) {
+        case .success(let shard):
+            response.errorCode = await shard.coordinator.heartbeat(groupId: request.groupId, memberId: request.memberId, generation: request.generationId).rawValue
+        case .failure(let code):
+            response.errorCode = code.rawValue
+        }
         return response
     }
 
     func leaveGroup(_ request: LeaveGroupRequest, version: Int16) async -> LeaveGroupResponse {
         var response = LeaveGroupResponse()
+        let coordinator: GroupCoordinator
+        switch await groups.shard(for: request.groupId) {
+        case .success(let shard): coordinator = shard.coordinator
+        case .failure(let code):
+            response.errorCode = code.rawValue
+            return response
+        }
         if version >= 3 {
-            let codes = await groups.leave(groupId: request.groupId, memberIds: request.members.map(\.memberId))
+            let codes = await coordinator.leave(groupId: request.groupId, memberIds: request.members.map(\.memberId))
             response.members = zip(request.members, codes).map { identity, code in
                 var member = LeaveGroupResponse.MemberResponse()
                 member.memberId = identity.memberId
@@ -59,18 +92,26 @@ extension RequestDispatcher {
                 return member
             }
         } else {
-            response.errorCode = (await groups.leave(groupId: request.groupId, memberIds: [request.memberId]).first ?? .none).rawValue
+            response.errorCode = (await coordinator.leave(groupId: request.groupId, memberIds: [request.memberId]).first ?? .none).rawValue
         }
         return response
     }
 
-    /// The coordinator's groups and, as Empty, those known only by their committed offsets (after a
-    /// restart, or simple consumers'), as Kafka lists the groups it loaded from its offsets topic.
+    /// The groups coordinated here (those of the `__consumer_offsets` partitions this broker
+    /// leads; tools ask every broker), and, as Empty, those known only by their committed offsets or
+    /// stored metadata, as Kafka lists the groups it loaded from its offsets topic.
     func listGroups(_ request: ListGroupsRequest) async -> ListGroupsResponse {
         var response = ListGroupsResponse()
-        var listed = await groups.list()
-        let known = Set(listed.map(\.groupId))
-        listed += offsets.groupIds().filter { !known.contains($0) }.sorted().map { ($0, "", GroupCoordinator.State.empty.rawValue) }
+        var listed: [(groupId: String, protocolType: String, state: String)] = []
+        for shard in groups.shards {
+            let live = await shard.coordinator.list()
+            let known = Set(live.map(\.groupId))
+            listed += live
+            listed += shard.state.groupIds.filter { !known.contains($0) }.map { id in
+                (id, shard.state.read { $0.groups[id]?.protocolType } ?? "", GroupCoordinator.State.empty.rawValue)
+            }
+        }
+        listed.sort { $0.groupId < $1.groupId }
         response.groups = listed.filter { request.statesFilter.isEmpty || request.statesFilter.contains($0.state) }.map { group in
             var listed = ListGroupsResponse.ListedGroup()
             listed.groupId = group.groupId
@@ -87,7 +128,15 @@ extension RequestDispatcher {
         for groupId in request.groups {
             var described = DescribeGroupsResponse.DescribedGroup()
             described.groupId = groupId
-            if let group = await groups.describe(groupId) {
+            let shard: GroupShard
+            switch await groups.shard(for: groupId) {
+            case .success(let found): shard = found
+            case .failure(let code):
+                described.errorCode = code.rawValue
+                response.groups.append(described)
+                continue
+            }
+            if let group = await shard.coordinator.describe(groupId) {
                 described.groupState = group.state
                 described.protocolType = group.protocolType
                 described.protocolData = group.protocolName
@@ -101,7 +150,7 @@ extension RequestDispatcher {
                     entry.memberAssignment = member.assignment
                     return entry
                 }
-            } else if offsets.hasCommits(group: groupId) {
+            } else if shard.state.groupIds.contains(groupId) {
                 described.groupState = GroupCoordinator.State.empty.rawValue
                 described.protocolType = ""
                 described.protocolData = ""

@@ -6,17 +6,25 @@ extension RequestDispatcher {
     /// topics): GROUP_ID_NOT_FOUND for a group with neither members nor commits, NON_EMPTY_GROUP for
     /// one with members that is not a consumer-protocol group. Per partition: UNKNOWN_TOPIC_OR_PARTITION
     /// for a partition that does not exist, GROUP_SUBSCRIBED_TO_TOPIC while a member subscribes to its
-    /// topic, KAFKA_STORAGE_ERROR if the tombstones could not be written. A partition named twice is
+    /// topic, the write's error if the tombstones could not be written. NOT_COORDINATOR (or
+    /// COORDINATOR_LOAD_IN_PROGRESS) for a group coordinated elsewhere. A partition named twice is
     /// answered once (Kafka keeps them in a map); work is linear in the partitions named.
     func offsetDelete(_ request: OffsetDeleteRequest) async -> OffsetDeleteResponse {
         var response = OffsetDeleteResponse()
-        let deletion = await groups.offsetDeletion(request.groupId)
+        let shard: GroupShard
+        switch await groups.shard(for: request.groupId) {
+        case .success(let found): shard = found
+        case .failure(let code):
+            response.errorCode = code.rawValue
+            return response
+        }
+        let deletion = await shard.coordinator.offsetDeletion(request.groupId)
         if case .refused(let code) = deletion {
             response.errorCode = code.rawValue
             return response
         }
         // Commits checked before now land first: what is deleted is what they left.
-        await groups.commitsPublished([request.groupId])
+        await shard.coordinator.commitsPublished([request.groupId])
         // Distinct topics in request order, each with its distinct partitions in request order.
         var order: [String] = []
         var partitions: [String: (seen: Set<Int32>, list: [Int32])] = [:]
@@ -27,7 +35,7 @@ extension RequestDispatcher {
             }
         }
         var codes: [String: [ErrorCode]] = [:]
-        var tombstones: [(CommittedOffsetLog.Key, CommittedOffsetLog.Committed?)] = []
+        var tombstones: [(OffsetKey, CommittedOffset?)] = []
         for name in order {
             let list = partitions[name]!.list
             let existing = Set((try? await catalog.partitions(of: name))??.map(\.index) ?? [])
@@ -40,19 +48,16 @@ extension RequestDispatcher {
             codes[name] = list.map { index in
                 if !existing.contains(index) { return .unknownTopicOrPartition }
                 if subscribed { return .groupSubscribedToTopic }
-                let key = CommittedOffsetLog.Key(group: request.groupId, topic: name, partition: index)
-                if offsets.committed(key) != nil { tombstones.append((key, nil)) }
+                let key = OffsetKey(group: request.groupId, topic: name, partition: index)
+                if shard.state.committed(key) != nil { tombstones.append((key, nil)) }
                 return .none
             }
         }
         if !tombstones.isEmpty {
-            do {
-                let store = offsets
-                let written = try await onIOThread { [tombstones] in try store.write(tombstones) }
-                try await store.publish(written)
-            } catch {
-                configuration.logger.error("deleting offsets failed", metadata: ["group": "\(request.groupId.prefix(256))", "error": "\(error)"])
-                for name in order { codes[name] = codes[name]!.map { $0 == .none ? .kafkaStorageError : $0 } }
+            let written = await shard.writeInBatches(tombstones.map { GroupRecord.offset($0.0, $0.1) })
+            if written != .none {
+                configuration.logger.error("deleting offsets failed", metadata: ["group": "\(request.groupId.prefix(256))", "error": "\(written)"])
+                for name in order { codes[name] = codes[name]!.map { $0 == .none ? written : $0 } }
             }
         }
         response.topics = order.map { name in

@@ -102,6 +102,7 @@ final class Partition: Sendable {
             state.isr = [brokerId]
         }
         advanceHighWatermark()
+        context.roleEvents.changed(self)
     }
 
     /// Applies a state node read from coordination (an older version than the one applied is
@@ -158,6 +159,7 @@ final class Partition: Sendable {
         // the ISR changed (the controller removed a dead follower): the high watermark may rise.
         context.produceWaits.checkAndComplete(id)
         advanceHighWatermark()
+        if transition != .unchanged { context.roleEvents.changed(self) }
         return transition
     }
 
@@ -183,6 +185,7 @@ final class Partition: Sendable {
             state.stateVersion = -1
         }
         context.produceWaits.checkAndComplete(id)
+        context.roleEvents.changed(self)
     }
 
     /// Whether a request that names `epoch` (-1: none) may be served by the leader: nil if so.
@@ -262,13 +265,16 @@ final class Partition: Sendable {
     /// Validates and appends a produce request's records as the leader and answers per its acks: 0
     /// and 1 once written, -1 once the flush policy is satisfied and the high watermark passed them
     /// (or REQUEST_TIMED_OUT after `timeout`). acks=-1 is refused before writing while the ISR is
-    /// below `minInsyncReplicas`. Throws what the log throws (the caller reports storage failures).
+    /// below `minInsyncReplicas`. With `requiredEpoch` (a coordinator's own writes) only that leader
+    /// epoch may append: a coordinator loaded under an epoch since lost never writes under a later one.
+    /// Throws what the log throws (the caller reports storage failures).
     func append(
-        _ records: ByteBuffer, acks: Int16, timeout: Duration, minInsyncReplicas: Int, maxMessageBytes: Int, transactionalId: String?
+        _ records: ByteBuffer, acks: Int16, timeout: Duration, minInsyncReplicas: Int, maxMessageBytes: Int, transactionalId: String?,
+        requiredEpoch: LeaderEpoch? = nil
     ) async throws -> Produced {
         let stamps = context.leadership.stampsEpochs
         let outcome = try await writer.append(records, maxMessageBytes: maxMessageBytes, transactionalId: transactionalId) { [self] in
-            admitProduce(acks: acks, minInsyncReplicas: minInsyncReplicas).map { stamps ? $0.rawValue : nil }
+            admitProduce(acks: acks, minInsyncReplicas: minInsyncReplicas, requiredEpoch: requiredEpoch).map { stamps ? $0.rawValue : nil }
         }
         switch outcome {
         case .rejected(let failure):
@@ -297,9 +303,11 @@ final class Partition: Sendable {
 
     /// Admits a produce (on the writer's queue, just before the append): the leader epoch, or the
     /// error to answer.
-    private func admitProduce(acks: Int16, minInsyncReplicas: Int) -> Result<LeaderEpoch, BatchValidation.Failure> {
+    private func admitProduce(acks: Int16, minInsyncReplicas: Int, requiredEpoch: LeaderEpoch?) -> Result<LeaderEpoch, BatchValidation.Failure> {
         state.withLock { state in
-            guard state.role == .leader else { return .failure(BatchValidation.Failure(code: .notLeaderOrFollower, message: "not the leader")) }
+            guard state.role == .leader, requiredEpoch.map({ $0 == state.leaderEpoch }) ?? true else {
+                return .failure(BatchValidation.Failure(code: .notLeaderOrFollower, message: "not the leader"))
+            }
             if acks == -1 && state.isr.count < minInsyncReplicas {
                 return .failure(BatchValidation.Failure(
                     code: .notEnoughReplicas, message: "in-sync replicas \(state.isr) are fewer than min.insync.replicas \(minInsyncReplicas)"))
@@ -335,6 +343,8 @@ struct PartitionContext: Sendable {
     let producerIdExpiration: Duration
     /// Decompression during validation, bounded broker-wide.
     let decompression: DecompressionPermits
+    /// Role changes of internal topics' partitions, for their coordinators.
+    var roleEvents = PartitionRoleEvents()
 }
 
 /// Who decides a partition's leader.

@@ -1,0 +1,198 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import SamsaProtocol
+import SamsaRecords
+import SamsaStorage
+import Synchronization
+
+/// Every group's coordinator, cluster-wide (Kafka's group coordinator over `__consumer_offsets`):
+/// a group belongs to the partition `GroupPlacement` gives it, and the leader of that partition
+/// coordinates it, in a `GroupShard` the coordinator runtime loads by replaying the partition when
+/// this broker becomes its leader. FindCoordinator answers that leader; group and offset requests
+/// here for a partition led elsewhere get NOT_COORDINATOR, and COORDINATOR_LOAD_IN_PROGRESS while
+/// the replay runs. A single broker is a cluster of one: it leads every partition (RF 1).
+///
+/// The topic is made on first use (a FindCoordinator or a group request), as Kafka makes it, with
+/// `OffsetsTopicSettings`. Committed offsets from a broker's local offsets log of an earlier
+/// version (`<data>/__consumer_offsets/offsets-0`) are moved into it when a partition is loaded
+/// here (only those the partition lacks); once every partition has taken its share the old log is
+/// renamed `__consumer_offsets.migrated`.
+final class GroupCoordinators: Sendable {
+    let runtime: CoordinatorRuntime<GroupShard>
+    let settings: OffsetsTopicSettings
+    private let catalog: any TopicCatalog
+    private let topics: TopicTable
+    private let io: NIOThreadPool
+    private let logger: Logger
+    private let tasks = BackgroundTasks()
+    /// The topic's partition count once known (it never changes: CreatePartitions refuses it).
+    private let knownPartitions = Atomic<Int32>(0)
+    /// One creation of the topic at a time.
+    private let creating = Mutex<Task<ErrorCode, Never>?>(nil)
+    private let legacy: LegacyOffsets?
+
+    init(
+        configuration: BrokerConfiguration, catalog: any TopicCatalog, topics: TopicTable, io: NIOThreadPool, group: any EventLoopGroup,
+        legacy: LegacyOffsets?
+    ) {
+        settings = configuration.offsetsTopic
+        self.catalog = catalog
+        self.topics = topics
+        self.io = io
+        self.legacy = legacy
+        var named = configuration.logger
+        named[metadataKey: "topic"] = "\(GroupPlacement.topic)"
+        let logger = named
+        self.logger = logger
+        let limits = configuration.groupLimits
+        let settings = configuration.offsetsTopic
+        let runtime = Mutex<CoordinatorRuntime<GroupShard>?>(nil)
+        self.runtime = CoordinatorRuntime(topic: GroupPlacement.topic, timers: group.any(), logger: logger) { [topics] partition, epoch in
+            let count = topics.topic(GroupPlacement.topic)?.partitionCount ?? settings.partitions
+            let shard = try await GroupShard.load(
+                partition, epoch: epoch, io: { work in try await io.runIfActive(work) }, limits: limits, loop: group.any(),
+                minInsyncReplicas: { topics.brokerConfigs.minInsyncReplicas(topics.config(GroupPlacement.topic)) },
+                legacy: legacy?.commits(partition: partition.id.partition, of: count) ?? [],
+                failed: { shard in runtime.withLock { $0 }?.reload(shard) }, logger: logger)
+            if let legacy { await legacy.migrated(partition: partition.id.partition, of: count, io: io, logger: logger) }
+            return shard
+        }
+        runtime.withLock { $0 = self.runtime }
+    }
+
+    /// Follows the roles of this broker's `__consumer_offsets` partitions (before the cluster side
+    /// starts applying states), and expires offsets every `retentionCheckInterval`.
+    func start() {
+        runtime.start(roleEvents: topics.context.roleEvents, existing: topics.allPartitions)
+        tasks.start { [self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: settings.retentionCheckInterval)
+                if Task.isCancelled { return }
+                await expireOffsets(nowMs: WallClock.nowMilliseconds)
+            }
+        }
+    }
+
+    func stop() async {
+        await tasks.stop()
+        await runtime.stop()
+    }
+
+    // MARK: - Finding a group's coordinator
+
+    /// The topic's partition count, making the topic if it does not exist (nil: it could not be
+    /// made or read now: COORDINATOR_NOT_AVAILABLE).
+    func partitionCount() async -> Int32? {
+        let known = knownPartitions.load(ordering: .relaxed)
+        if known > 0 { return known }
+        if let count = try? await catalog.topic(GroupPlacement.topic)?.partitions.count, count > 0 {
+            knownPartitions.store(Int32(count), ordering: .relaxed)
+            return Int32(count)
+        }
+        guard await createTopic() == .none else { return nil }
+        return knownPartitions.load(ordering: .relaxed) > 0 ? knownPartitions.load(ordering: .relaxed) : settings.partitions
+    }
+
+    /// Makes `__consumer_offsets` (once, however many requests ask at the same time).
+    private func createTopic() async -> ErrorCode {
+        let task = creating.withLock { running in
+            if let running { return running }
+            let task = Task { [self] in await makeTopic() }
+            running = task
+            return task
+        }
+        let code = await task.value
+        creating.withLock { if $0 == task { $0 = nil } }
+        return code
+    }
+
+    private func makeTopic() async -> ErrorCode {
+        let live = (try? await catalog.liveBrokers().count) ?? 0
+        guard live > 0 else { return .coordinatorNotAvailable }
+        let factor = min(Int(settings.replicationFactor), live)
+        if factor < settings.replicationFactor {
+            logger.warning(
+                "making __consumer_offsets with fewer replicas than offsets.topic.replication.factor: too few live brokers",
+                metadata: ["replication_factor": "\(factor)", "wanted": "\(settings.replicationFactor)", "live_brokers": "\(live)"])
+        }
+        var config = TopicConfig()
+        // Kept until compaction replaces this (see `GroupShard.compact`): never deleted by retention;
+        // every commit synced before it is acknowledged (a cluster of one has no other copy).
+        config.overrides = [
+            "retention.ms": "-1", "retention.bytes": "-1", "segment.bytes": "\(settings.segmentBytes)",
+            "min.insync.replicas": "\(min(settings.minInsyncReplicas, factor))", "flush.messages": "1",
+        ]
+        do {
+            _ = try await catalog.createTopic(
+                GroupPlacement.topic, partitions: settings.partitions, replicationFactor: Int16(factor), config: config, validateOnly: false)
+            knownPartitions.store(settings.partitions, ordering: .relaxed)
+            logger.info("made __consumer_offsets", metadata: ["partitions": "\(settings.partitions)", "replication_factor": "\(factor)"])
+            return .none
+        } catch where error.code == .topicAlreadyExists {
+            return .none
+        } catch {
+            logger.warning("making __consumer_offsets failed", metadata: ["error": "\(error.message)"])
+            return .coordinatorNotAvailable
+        }
+    }
+
+    /// The broker that coordinates `groupId`: its partition's leader (COORDINATOR_NOT_AVAILABLE
+    /// while it has none or the topic cannot be made).
+    func coordinator(of groupId: String) async -> Result<(id: BrokerID, registration: BrokerRegistration), ErrorCode> {
+        guard let count = await partitionCount() else { return .failure(.coordinatorNotAvailable) }
+        let index = GroupPlacement.partition(of: groupId, partitions: count)
+        guard let view = try? await catalog.topic(GroupPlacement.topic)?.partitions.first(where: { $0.index == index }),
+            let leader = view.state?.leader, leader != .none,
+            let registration = try? await catalog.liveBrokers()[leader]
+        else { return .failure(.coordinatorNotAvailable) }
+        return .success((leader, registration))
+    }
+
+    /// The shard coordinating `groupId` here, or NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS /
+    /// COORDINATOR_NOT_AVAILABLE. A partition led here whose replay is running or about to (its
+    /// role event not applied yet: a topic just made) is waited for, up to a few seconds.
+    func shard(for groupId: String) async -> Result<GroupShard, ErrorCode> {
+        guard let count = await partitionCount() else { return .failure(.coordinatorNotAvailable) }
+        let index = GroupPlacement.partition(of: groupId, partitions: count)
+        let now = runtime.shard(index)
+        guard case .failure = now, topics.partition(GroupPlacement.topic, index)?.role == .leader else { return now }
+        return await runtime.shard(index, waitingUpTo: .seconds(5))
+    }
+
+    // MARK: - Across the shards led here
+
+    var shards: [GroupShard] { runtime.activeShards }
+
+    /// Runs now the group deadlines due within `duration` on every shard (tests).
+    func expire(after duration: Duration) async {
+        for shard in shards { await shard.coordinator.expire(after: duration) }
+    }
+
+    /// Groups, member ids issued and not used, and timers, summed over the shards (tests, metrics).
+    var counts: (groups: Int, pendingMembers: Int, timers: Int) {
+        get async {
+            var total = (groups: 0, pendingMembers: 0, timers: 0)
+            for shard in shards {
+                let counts = await shard.coordinator.counts
+                total = (total.groups + counts.groups, total.pendingMembers + counts.pendingMembers, total.timers + counts.timers)
+            }
+            return total
+        }
+    }
+
+    /// Expires offsets on every shard (`offsets.retention.minutes`), then compacts those due.
+    func expireOffsets(nowMs: Int64) async {
+        for shard in shards {
+            await shard.expireOffsets(nowMs: nowMs, retentionMs: Int64(settings.retention / .milliseconds(1)))
+            await compactIfDue(shard)
+        }
+    }
+
+    /// Compacts the shard's partition if it has grown enough (see `GroupShard.compact`).
+    func compactIfDue(_ shard: GroupShard) async {
+        guard shard.compactionDue(bytes: settings.compactionBytes) else { return }
+        await shard.compact { [io, topics] in try await io.runIfActive { try topics.checkpointLogStarts() } }
+    }
+}

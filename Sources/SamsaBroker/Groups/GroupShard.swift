@@ -1,0 +1,219 @@
+import Synchronization
+import Logging
+import NIOCore
+import SamsaProtocol
+import SamsaStorage
+
+/// The groups of one `__consumer_offsets` partition led here (Kafka's group coordinator for the
+/// groups that hash to it): a `GroupCoordinator` actor for their membership and rebalances, their
+/// committed offsets and stored metadata (`GroupShardState`), and the writer through which every
+/// change becomes a record of the partition before it is answered.
+final class GroupShard: CoordinatorShard {
+    let partition: Partition
+    let epoch: LeaderEpoch
+    let coordinator: GroupCoordinator
+    let state: GroupShardState
+    let writer: CoordinatorWriter
+    let logger: Logger
+    /// The partition's size after the last compaction (the next waits until it doubled).
+    private let compacted = Atomic<Int>(0)
+    var compactedBytes: Int { compacted.load(ordering: .relaxed) }
+    func setCompactedBytes(_ bytes: Int) { compacted.store(bytes, ordering: .relaxed) }
+
+    /// Made by `load` from a replayed `table`.
+    private init(
+        partition: Partition, epoch: LeaderEpoch, table: GroupShardState.Table, limits: GroupLimits, loop: any EventLoop,
+        minInsyncReplicas: @escaping @Sendable () -> Int, failed: @escaping @Sendable (GroupShard) -> Void, logger: Logger
+    ) {
+        self.partition = partition
+        self.epoch = epoch
+        self.logger = logger
+        let state = GroupShardState(table)
+        self.state = state
+        let failure = FailureHook()
+        let writer = CoordinatorWriter(partition: partition, epoch: epoch, minInsyncReplicas: minInsyncReplicas) { failure.fire() }
+        self.writer = writer
+        coordinator = GroupCoordinator(
+            limits: limits, hasOffsets: { state.hasCommits(group: $0) }, store: GroupShardStore(writer: writer, state: state), loop: loop,
+            logger: logger)
+        failure.set { [unowned self] in failed(self) }
+    }
+
+    /// Replays `partition` (blocking reads on `io`) into a new shard whose coordinator carries on
+    /// the groups stored in it; `legacy` commits (from a broker's local offsets log before this
+    /// layout) that the partition lacks are written first.
+    static func load(
+        _ partition: Partition, epoch: LeaderEpoch, io: @escaping @Sendable (@escaping @Sendable () throws -> GroupShardState.Table) async throws -> GroupShardState.Table,
+        limits: GroupLimits, loop: any EventLoop, minInsyncReplicas: @escaping @Sendable () -> Int, legacy: [(OffsetKey, CommittedOffset)],
+        failed: @escaping @Sendable (GroupShard) -> Void, logger: Logger
+    ) async throws -> GroupShard {
+        var logger = logger
+        logger[metadataKey: "partition"] = "\(partition.id.partition)"
+        let log = partition.log
+        let table = try await io { [logger] in try GroupShardState.replay(log, logger: logger) }
+        let shard = GroupShard(
+            partition: partition, epoch: epoch, table: table, limits: limits, loop: loop, minInsyncReplicas: minInsyncReplicas, failed: failed, logger: logger)
+        shard.setCompactedBytes(log.sizeInBytes)
+        await shard.coordinator.load(Array(table.groups.values))
+        let missing = legacy.filter { key, _ in table.offsets[key.group]?[key] == nil && table.groups[key.group] == nil }
+        if !missing.isEmpty {
+            let code = await shard.commit(missing.map { ($0.0, $0.1) })
+            logger.info("moved committed offsets from the local offsets log", metadata: ["commits": "\(missing.count)", "error": "\(code)"])
+            guard code == .none else { throw LegacyMigrationFailed(code: code) }
+        }
+        return shard
+    }
+
+    struct LegacyMigrationFailed: Error {
+        var code: ErrorCode
+    }
+
+    func unload() async {
+        writer.close()
+        await coordinator.stop()
+    }
+
+    /// Writes commits and deletions (nil) as one write; answers once they are committed and visible
+    /// (or the error, see `CoordinatorWriter.write`). Callers keep one call within a batch.
+    func commit(_ changes: [(OffsetKey, CommittedOffset?)]) async -> ErrorCode {
+        let records = changes.map { GroupRecord.offset($0.0, $0.1) }
+        return await writer.write(records.map(\.record)) { [state] _ in state.apply(records) }
+    }
+
+    /// Deletes groups: their offsets and their metadata, as tombstones (DeleteGroups), in batches.
+    func delete(groups ids: [String]) async -> ErrorCode {
+        let records = ids.flatMap { id in
+            state.committed(group: id).keys.map { GroupRecord.offset($0, nil) } + (state.read { $0.groups[id] } != nil ? [GroupRecord.group(id, nil)] : [])
+        }
+        return await writeInBatches(records)
+    }
+
+    /// Writes records in as many writes as a batch allows.
+    func writeInBatches(_ records: [GroupRecord]) async -> ErrorCode {
+        for batch in Self.batches(records) {
+            let code = await writer.write(batch.map(\.record)) { [state] _ in state.apply(batch) }
+            guard code == .none else { return code }
+        }
+        return .none
+    }
+}
+
+/// Where a shard's coordinator stores group metadata: a record through the shard's writer.
+struct GroupShardStore: GroupMetadataStore {
+    let writer: CoordinatorWriter
+    let state: GroupShardState
+
+    func store(_ group: GroupSnapshot) async -> ErrorCode {
+        let record = GroupRecord.group(group.groupId, group)
+        switch await writer.write([record.record], apply: { [state] _ in state.apply([record]) }) {
+        case .messageSizeTooLarge, .recordListTooLarge: return .unknown
+        case .kafkaStorageError: return .notCoordinator
+        case let code: return code
+        }
+    }
+}
+
+/// The writer's failure callback, set once the shard exists (the writer is made before it).
+private final class FailureHook: Sendable {
+    private let action = Mutex<(@Sendable () -> Void)?>(nil)
+    func set(_ body: @escaping @Sendable () -> Void) { action.withLock { $0 = body } }
+    func fire() { action.withLock { $0 }?() }
+}
+
+// MARK: - Compaction and expiry: exclusive work of the shard's writer
+
+extension GroupShard {
+    /// Whether the partition has grown enough since the last compaction to compact it now: past
+    /// `bytes` and twice its size after the last one.
+    func compactionDue(bytes: Int) -> Bool {
+        let log = partition.log
+        return log.segmentCount > 1 && log.sizeInBytes >= max(bytes, 2 * compactedBytes)
+    }
+
+    /// Compacts the partition until log compaction exists (the compaction issue): alone on the
+    /// writer, so memory is exactly the committed log, the live records are written again after a
+    /// roll, and once they are committed the log start moves past everything before them (as
+    /// DeleteRecords moves it; followers follow). Replay time stays bounded by live state.
+    /// `checkpoint` makes the new log start durable (blocking work on an I/O thread).
+    func compact(checkpoint: @escaping @Sendable () async throws -> Void) async {
+        _ = await writer.exclusively { [self] in
+            do {
+                try await partition.perform { [log = partition.log] in try log.roll() }
+                let live = state.read { $0.records }
+                var first: Int64?
+                for batch in Self.batches(live) {
+                    switch await writer.append(batch.map(\.record)) {
+                    case .success(let base): first = first ?? base
+                    case .failure(let failure):
+                        logger.warning("compacting a coordinator partition failed", metadata: ["error": "\(failure.code)"])
+                        if failure.appended { writer.failed() }
+                        return
+                    }
+                }
+                let start = first ?? partition.log.logEndOffset
+                guard case .deleted = try await partition.deleteRecords(before: start) else { return }
+                try await checkpoint()
+                setCompactedBytes(partition.log.sizeInBytes)
+                logger.info("compacted a coordinator partition", metadata: ["live_records": "\(live.count)", "log_start": "\(start)"])
+            } catch {
+                logger.warning("compacting a coordinator partition failed", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// Expires committed offsets (Kafka's `offsets.retention.minutes`, KIP-211): all offsets of a
+    /// consumer group that has been Empty for `retentionMs`, and each offset of a group without
+    /// members or stored metadata (simple consumers) committed over `retentionMs` ago; a group left
+    /// with neither offsets nor members is deleted. Alone on the writer: no commit can slip between
+    /// the check and the tombstones.
+    func expireOffsets(nowMs: Int64, retentionMs: Int64) async {
+        let active = Set(await coordinator.list().filter { $0.state != GroupCoordinator.State.empty.rawValue }.map(\.groupId))
+        _ = await writer.exclusively { [self] in
+            let expired = state.read { table -> [GroupRecord] in
+                var records: [GroupRecord] = []
+                for (group, offsets) in table.offsets where !active.contains(group) {
+                    let stored = table.groups[group]
+                    // A consumer group's offsets expire together, `retentionMs` after it became Empty;
+                    // a simple consumer's each `retentionMs` after its commit.
+                    let gone: [OffsetKey]
+                    if let stored, stored.protocolType?.isEmpty == false {
+                        gone = nowMs - stored.stateTimestampMs >= retentionMs ? Array(offsets.keys) : []
+                    } else {
+                        gone = offsets.filter { nowMs - $0.value.commitTimestampMs >= retentionMs }.map(\.key)
+                    }
+                    records += gone.map { GroupRecord.offset($0, nil) }
+                    if gone.count == offsets.count && stored != nil { records.append(.group(group, nil)) }
+                }
+                return records
+            }
+            for batch in Self.batches(expired) {
+                switch await writer.append(batch.map(\.record)) {
+                case .success: state.apply(batch)
+                case .failure(let failure):
+                    if failure.appended { writer.failed() }
+                    return
+                }
+            }
+            if !expired.isEmpty { logger.info("expired committed offsets", metadata: ["records": "\(expired.count)"]) }
+        }
+    }
+
+    /// Records split into batches the writer takes.
+    static func batches(_ records: [GroupRecord]) -> [[GroupRecord]] {
+        var batches: [[GroupRecord]] = []
+        var batch: [GroupRecord] = []
+        var bytes = 100
+        for record in records {
+            let size = CoordinatorWriter.recordBytes(record.record)
+            if !batch.isEmpty && (batch.count == CoordinatorWriter.maxBatchRecords || bytes + size > CoordinatorWriter.maxBatchBytes) {
+                batches.append(batch)
+                batch = []
+                bytes = 100
+            }
+            batch.append(record)
+            bytes += size
+        }
+        if !batch.isEmpty { batches.append(batch) }
+        return batches
+    }
+}
