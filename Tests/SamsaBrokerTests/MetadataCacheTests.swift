@@ -78,23 +78,30 @@ struct MetadataCacheTests {
         let counting = Mutex<CountingSession?>(nil)
         let coordinator = cluster.coordinator
         try await cluster.start(1) { configuration in
+            configuration.offsetsTopic.partitions = 3
             configuration.cluster?.connect = {
                 let session = CountingSession(try coordinator.connect(sessionTimeout: .seconds(10)))
                 counting.withLock { $0 = session }
                 return session
             }
         }
-        try await cluster.start(2)
-        try await cluster.start(3)
+        try await cluster.start(2) { $0.offsetsTopic.partitions = 3 }
+        try await cluster.start(3) { $0.offsetsTopic.partitions = 3 }
         try await Self.using(cluster) { cluster in
-            let topics = 20
+            let created = 20
             let partitions: Int32 = 3
             let other = try await cluster.connection(2)
-            for index in 0..<topics {
+            for index in 0..<created {
                 #expect(try await other.createTopic("t\(index)", partitions: partitions, replicationFactor: 2).errorCode == 0)
             }
+            // The first FindCoordinator makes __consumer_offsets (3 partitions here): one topic more.
+            var find = FindCoordinatorRequest()
+            find.key = "group"
+            _ = try await other.request(find, version: 3, expecting: FindCoordinatorResponse.self)
+            let topics = created + 1
+            for partition in 0..<partitions { _ = try await cluster.settled(GroupPlacement.topic, partition) }
             // Settled, so no watch fires (and reads) while the requests are counted.
-            for index in 0..<topics {
+            for index in 0..<created {
                 for partition in 0..<partitions { _ = try await cluster.settled("t\(index)", partition) }
             }
             let cache = try Self.cache(cluster, 1)
@@ -119,9 +126,10 @@ struct MetadataCacheTests {
                 #expect(answer.topics.count == topics && answer.brokers.count == 3 && answer.controllerId >= 1)
                 #expect(answer.topics.allSatisfy { $0.partitions.count == Int(partitions) && $0.partitions.allSatisfy { $0.errorCode == 0 } })
                 _ = try await connection.request(DescribeClusterRequest(), version: 0, expecting: DescribeClusterResponse.self)
-                var find = FindCoordinatorRequest()
-                find.key = "group"
-                #expect(try await connection.request(find, version: 3, expecting: FindCoordinatorResponse.self).nodeId == answer.controllerId)
+                // The group's coordinator: the leader of its __consumer_offsets partition.
+                let placed = answer.topics.first { $0.name == GroupPlacement.topic }?.partitions
+                    .first { $0.partitionIndex == GroupPlacement.partition(of: "group", partitions: partitions) }
+                #expect(try await connection.request(find, version: 3, expecting: FindCoordinatorResponse.self).nodeId == placed?.leaderId)
             }
             #expect(session.reads - before == 0)
             print("metadata cache: 5 Metadata requests for every topic read \(session.reads - before) nodes once loaded")

@@ -64,13 +64,16 @@ struct ReplicationTests {
             #expect(partition.leaderId == state.leader.rawValue && partition.leaderEpoch == state.leaderEpoch.rawValue)
             #expect(Set(partition.replicaNodes) == [1, 2, 3] && Set(partition.isrNodes) == [1, 2, 3])
             #expect(partition.replicaNodes.first == state.leader.rawValue)
-            // Groups meet at one broker, the controller, whichever broker is asked.
+            // Groups meet at one broker, their __consumer_offsets partition's leader, whichever broker is asked.
             var find = FindCoordinatorRequest()
             find.key = "group"
+            var named = Set<Int32>()
             for asked in [connection, leader] {
                 let found = try await asked.request(find, version: 3, expecting: FindCoordinatorResponse.self)
-                #expect(found.nodeId == metadata.controllerId && metadata.controllerId >= 1)
+                named.insert(found.nodeId)
             }
+            let placed = try await cluster.state(GroupPlacement.topic, GroupPlacement.partition(of: "group", partitions: 50))
+            #expect(named == [placed.leader.rawValue])
             try await connection.close()
             try await leader.close()
         } catch {

@@ -15,7 +15,8 @@ struct TestBroker {
 
     static func start(
         autoCreateTopics: Bool = false, flushPolicy: FlushPolicy = .never, maxRequestBytes: Int = 100 << 20, directory existing: String? = nil,
-        zeroCopyFetch: Bool = true, segmentBytes: Int? = nil, maxBrokerPartitions: Int = BrokerConfiguration.defaultMaxBrokerPartitions
+        zeroCopyFetch: Bool = true, segmentBytes: Int? = nil, maxBrokerPartitions: Int = BrokerConfiguration.defaultMaxBrokerPartitions,
+        configure: (inout BrokerConfiguration) -> Void = { _ in }
     ) async throws -> TestBroker {
         let directory = existing ?? temporaryPath("samsa-broker")
         let configuration = BrokerConfiguration(
@@ -25,6 +26,7 @@ struct TestBroker {
         settings.zeroCopyFetch = zeroCopyFetch
         settings.maxBrokerPartitions = maxBrokerPartitions
         if let segmentBytes { settings.logConfiguration.segmentBytes = segmentBytes }
+        configure(&settings)
         return TestBroker(broker: try await Broker.start(settings), directory: directory)
     }
 

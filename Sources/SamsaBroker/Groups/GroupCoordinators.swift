@@ -151,13 +151,18 @@ final class GroupCoordinators: Sendable {
     }
 
     /// The shard coordinating `groupId` here, or NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS /
-    /// COORDINATOR_NOT_AVAILABLE. A partition led here whose replay is running or about to (its
-    /// role event not applied yet: a topic just made) is waited for, up to a few seconds.
+    /// COORDINATOR_NOT_AVAILABLE. A partition led here whose replay is running or about to (this
+    /// broker leads it, or coordination says it does and the state is on its way: a topic just made,
+    /// a failover FindCoordinator already answered) is waited for, up to a few seconds.
     func shard(for groupId: String) async -> Result<GroupShard, ErrorCode> {
         guard let count = await partitionCount() else { return .failure(.coordinatorNotAvailable) }
         let index = GroupPlacement.partition(of: groupId, partitions: count)
         let now = runtime.shard(index)
-        guard case .failure = now, topics.partition(GroupPlacement.topic, index)?.role == .leader else { return now }
+        guard case .failure = now else { return now }
+        if topics.partition(GroupPlacement.topic, index)?.role != .leader {
+            let view = try? await catalog.topic(GroupPlacement.topic)?.partitions.first { $0.index == index }
+            guard view?.state?.leader == topics.context.brokerId else { return now }
+        }
         return await runtime.shard(index, waitingUpTo: .seconds(5))
     }
 

@@ -33,6 +33,7 @@ extension RequestDispatcher {
         for name in names {
             var entry = MetadataResponse.MetadataResponseTopic()
             entry.name = name
+            entry.isInternal = name == GroupPlacement.topic
             var topic = try? await catalog.topic(name)
             if topic == nil, configuration.autoCreateTopics, request.allowAutoTopicCreation || version < 4, TopicTable.validate(name) == nil {
                 // A concurrent create of the same name is as good as ours.

@@ -37,6 +37,12 @@ extension RequestDispatcher {
     {
         var result = ProduceResponse.PartitionProduceResponse()
         result.index = data.index
+        // Kafka's rule: only the coordinator writes to an internal topic (its records are its state).
+        guard topic != GroupPlacement.topic else {
+            result.errorCode = ErrorCode.invalidTopic.rawValue
+            result.errorMessage = "Cannot append to internal topic \(topic)"
+            return result
+        }
         guard let partition = topics.partition(topic, data.index) else {
             result.errorCode = ErrorCode.unknownTopicOrPartition.rawValue
             return result
