@@ -65,10 +65,26 @@ extension KafkaClient {
         return response.nodeId
     }
 
-    /// Runs `body` on the connection to `group`'s coordinator.
+    /// Runs `body` on the connection to `group`'s coordinator. While the coordinator moves (NOT_COORDINATOR),
+    /// loads (COORDINATOR_LOAD_IN_PROGRESS) or has none (COORDINATOR_NOT_AVAILABLE), from FindCoordinator or
+    /// thrown by `body`, it finds the coordinator again and retries, backing off from 50 ms to 1 s, for up to
+    /// the request timeout, as Kafka's clients do.
     func withCoordinator<T: Sendable>(group: String, _ body: (BrokerConnection) async throws -> T) async throws -> T {
-        try await body(try await connection(node: try await findCoordinator(group: group)))
+        let deadline = ContinuousClock.now + .nanoseconds(requestTimeout().nanoseconds)
+        var backoff = Duration.milliseconds(50)
+        while true {
+            do {
+                return try await body(try await connection(node: try await findCoordinator(group: group)))
+            } catch KafkaClientError.broker(let code, let message) where Self.coordinatorMoving.contains(code) {
+                guard ContinuousClock.now + backoff < deadline else { throw KafkaClientError.broker(code, message) }
+                try await Task.sleep(for: backoff)
+                backoff = min(backoff * 2, .seconds(1))
+            }
+        }
     }
+
+    /// The errors after which a group request is retried at the coordinator found again.
+    static let coordinatorMoving: Set<ErrorCode> = [.notCoordinator, .coordinatorLoadInProgress, .coordinatorNotAvailable]
 
     // MARK: - Listing and describing
 
@@ -94,7 +110,12 @@ extension KafkaClient {
             var request = DescribeGroupsRequest()
             request.groups = [groupId]
             let response = try await withCoordinator(group: groupId) { connection in
-                try await connection.request(request, api: .describeGroups, expecting: DescribeGroupsResponse.self, timeout: requestTimeout())
+                let response = try await connection.request(request, api: .describeGroups, expecting: DescribeGroupsResponse.self, timeout: requestTimeout())
+                let code = response.groups.first { $0.groupId == groupId }?.errorCode ?? 0
+                if let failure = (ErrorCode(rawValue: code) ?? .unknown).failure("group \(groupId)"), Self.coordinatorMoving.contains(ErrorCode(rawValue: code) ?? .unknown) {
+                    throw failure
+                }
+                return response
             }
             guard let group = response.groups.first(where: { $0.groupId == groupId }) else {
                 throw KafkaClientError.badResponse("describe groups response without \(groupId)")
@@ -146,9 +167,11 @@ extension KafkaClient {
         }
         request.groups = [entry]
         let response = try await withCoordinator(group: group) { connection in
-            try await connection.request(request, api: .offsetFetch, expecting: OffsetFetchResponse.self, timeout: requestTimeout())
+            let response = try await connection.request(request, api: .offsetFetch, expecting: OffsetFetchResponse.self, timeout: requestTimeout())
+            if let failure = (ErrorCode(rawValue: response.errorCode) ?? .unknown).failure("offset fetch of group \(group)") { throw failure }
+            if let failure = (ErrorCode(rawValue: response.groups.first?.errorCode ?? 0) ?? .unknown).failure("offset fetch of group \(group)") { throw failure }
+            return response
         }
-        if let failure = (ErrorCode(rawValue: response.errorCode) ?? .unknown).failure("offset fetch of group \(group)") { throw failure }
         var offsets: [TopicPartitionID: Int64] = [:]
         // v8+ answers per group, older versions at the top level.
         if let answered = response.groups.first {
@@ -189,13 +212,13 @@ extension KafkaClient {
             }
             return topic
         }
-        let response = try await withCoordinator(group: group) { connection in
-            try await connection.request(request, api: .offsetCommit, expecting: OffsetCommitResponse.self, timeout: requestTimeout())
-        }
-        for topic in response.topics {
-            for partition in topic.partitions {
-                if let failure = (ErrorCode(rawValue: partition.errorCode) ?? .unknown).failure("commit \(topic.name)-\(partition.partitionIndex) of group \(group)") {
-                    throw failure
+        try await withCoordinator(group: group) { connection in
+            let response = try await connection.request(request, api: .offsetCommit, expecting: OffsetCommitResponse.self, timeout: requestTimeout())
+            for topic in response.topics {
+                for partition in topic.partitions {
+                    if let failure = (ErrorCode(rawValue: partition.errorCode) ?? .unknown).failure("commit \(topic.name)-\(partition.partitionIndex) of group \(group)") {
+                        throw failure
+                    }
                 }
             }
         }
@@ -234,9 +257,10 @@ extension KafkaClient {
             return topic
         }
         let response = try await withCoordinator(group: group) { connection in
-            try await connection.request(request, api: .offsetDelete, expecting: OffsetDeleteResponse.self, timeout: requestTimeout())
+            let response = try await connection.request(request, api: .offsetDelete, expecting: OffsetDeleteResponse.self, timeout: requestTimeout())
+            if let failure = (ErrorCode(rawValue: response.errorCode) ?? .unknown).failure("group \(group)") { throw failure }
+            return response
         }
-        if let failure = (ErrorCode(rawValue: response.errorCode) ?? .unknown).failure("group \(group)") { throw failure }
         var codes: [TopicPartitionID: ErrorCode] = [:]
         for topic in response.topics {
             for partition in topic.partitions {
