@@ -64,6 +64,12 @@ struct BrokerCommand: AsyncParsableCommand {
     var groupMaxSize: Int?
     @Option(help: "Longest metadata string of a committed offset, in bytes (offset.metadata.max.bytes; default 4096).")
     var offsetMetadataMaxBytes: Int?
+    @Option(help: "Partitions of __consumer_offsets, where groups and committed offsets live, when it is made (offsets.topic.num.partitions; default 50).")
+    var offsetsTopicNumPartitions: Int32?
+    @Option(help: "Replicas of each __consumer_offsets partition when it is made, capped by the live brokers (offsets.topic.replication.factor; default 3).")
+    var offsetsTopicReplicationFactor: Int16?
+    @Option(help: "An empty group's committed offsets are deleted this long after it became empty, a simple consumer's after its commit (offsets.retention.minutes; default 10080).")
+    var offsetsRetentionMinutes: Int?
     @Option(help: "A partition forgets an idempotent producer idle this long (producer.id.expiration.ms; default 86400000).")
     var producerIdExpirationMs: Int?
     // Replica storage failures in a cluster.
@@ -135,6 +141,13 @@ struct BrokerCommand: AsyncParsableCommand {
         settings.groupLimits.maxPendingMembers = try option(groupMaxPendingMembers, "group-max-pending-members", default: 100_000)
         settings.groupLimits.maxGroupSize = try option(groupMaxSize, "group-max-size", default: 10_000)
         settings.offsetMetadataMaxBytes = try option(offsetMetadataMaxBytes, "offset-metadata-max-bytes", default: 4096)
+        settings.offsetsTopic.partitions = try option(offsetsTopicNumPartitions, "offsets-topic-num-partitions", default: 50)
+        settings.offsetsTopic.replicationFactor = try option(offsetsTopicReplicationFactor, "offsets-topic-replication-factor", default: 3)
+        let retentionMinutes = try option(offsetsRetentionMinutes, "offsets-retention-minutes", default: 10080)
+        guard settings.offsetsTopic.partitions > 0, settings.offsetsTopic.replicationFactor > 0, retentionMinutes > 0, retentionMinutes <= Int.max / 60_000 else {
+            throw ValidationError("offsets-topic-num-partitions, offsets-topic-replication-factor and offsets-retention-minutes must be positive")
+        }
+        settings.offsetsTopic.retention = .seconds(retentionMinutes * 60)
         let producerIdExpirationMs = try option(producerIdExpirationMs, "producer-id-expiration-ms", default: 86_400_000)
         guard minSessionMs > 0, maxSessionMs >= minSessionMs, settings.groupLimits.maxPendingMembers > 0, settings.groupLimits.maxGroupSize > 0,
             settings.offsetMetadataMaxBytes >= 0,
