@@ -157,3 +157,30 @@ extension GroupOffsetsTopicTests {
         }
     }
 }
+
+extension GroupOffsetsTopicTests {
+    @Test("CreatePartitions of __consumer_offsets is refused (groups would move); deleted by an operator, it is made again on next use")
+    func partitionsFixed() async throws {
+        try await TestBroker.with { broker in
+            let connection = try await TestConnection(port: broker.port)
+            _ = try await ProduceFetchTests.createTopic("t", partitions: 1, on: connection)
+            #expect(try await GroupDeletionTests.commit("g", [0: 5], on: connection) == [0])
+            var grow = CreatePartitionsRequest()
+            var topic = CreatePartitionsRequest.CreatePartitionsTopic()
+            topic.name = GroupPlacement.topic
+            topic.count = 60
+            grow.topics = [topic]
+            let refused = try await connection.request(grow, version: 3, expecting: CreatePartitionsResponse.self)
+            #expect(refused.results.first?.errorCode == ErrorCode.invalidRequest.rawValue)
+            #expect(broker.broker.dispatcher.topics.topic(GroupPlacement.topic)?.partitionCount == 50)
+            var delete = DeleteTopicsRequest()
+            delete.topicNames = [GroupPlacement.topic]
+            _ = try await connection.request(delete, version: 4, expecting: DeleteTopicsResponse.self)
+            #expect(broker.broker.dispatcher.topics.topic(GroupPlacement.topic) == nil)
+            #expect(try await GroupDeletionTests.committed("g", [0], on: connection) == [-1])
+            #expect(try await GroupDeletionTests.commit("g", [0: 6], on: connection) == [0])
+            #expect(try await GroupDeletionTests.committed("g", [0], on: connection) == [6])
+            try await connection.close()
+        }
+    }
+}

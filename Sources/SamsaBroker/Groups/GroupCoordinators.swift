@@ -27,8 +27,6 @@ final class GroupCoordinators: Sendable {
     private let io: NIOThreadPool
     private let logger: Logger
     private let tasks = BackgroundTasks()
-    /// The topic's partition count once known (it never changes: CreatePartitions refuses it).
-    private let knownPartitions = Atomic<Int32>(0)
     /// One creation of the topic at a time.
     private let creating = Mutex<Task<ErrorCode, Never>?>(nil)
     private let legacy: LegacyOffsets?
@@ -83,16 +81,13 @@ final class GroupCoordinators: Sendable {
     // MARK: - Finding a group's coordinator
 
     /// The topic's partition count, making the topic if it does not exist (nil: it could not be
-    /// made or read now: COORDINATOR_NOT_AVAILABLE).
+    /// made or read now: COORDINATOR_NOT_AVAILABLE). Read each time (this broker's table, else the
+    /// cluster's metadata cache): a topic deleted by an operator is made again on next use.
     func partitionCount() async -> Int32? {
-        let known = knownPartitions.load(ordering: .relaxed)
-        if known > 0 { return known }
-        if let count = try? await catalog.topic(GroupPlacement.topic)?.partitions.count, count > 0 {
-            knownPartitions.store(Int32(count), ordering: .relaxed)
-            return Int32(count)
-        }
+        if let count = topics.topic(GroupPlacement.topic)?.partitionCount { return count }
+        if let count = try? await catalog.topic(GroupPlacement.topic)?.partitions.count, count > 0 { return Int32(count) }
         guard await createTopic() == .none else { return nil }
-        return knownPartitions.load(ordering: .relaxed) > 0 ? knownPartitions.load(ordering: .relaxed) : settings.partitions
+        return settings.partitions
     }
 
     /// Makes `__consumer_offsets` (once, however many requests ask at the same time).
@@ -127,7 +122,6 @@ final class GroupCoordinators: Sendable {
         do {
             _ = try await catalog.createTopic(
                 GroupPlacement.topic, partitions: settings.partitions, replicationFactor: Int16(factor), config: config, validateOnly: false)
-            knownPartitions.store(settings.partitions, ordering: .relaxed)
             logger.info("made __consumer_offsets", metadata: ["partitions": "\(settings.partitions)", "replication_factor": "\(factor)"])
             return .none
         } catch where error.code == .topicAlreadyExists {
@@ -169,6 +163,20 @@ final class GroupCoordinators: Sendable {
     // MARK: - Across the shards led here
 
     var shards: [GroupShard] { runtime.activeShards }
+
+    /// Every shard of the partitions led here, once loaded (each waited for up to a few seconds);
+    /// COORDINATOR_LOAD_IN_PROGRESS if one is still loading then, as Kafka's ListGroups answers.
+    func loadedShards() async -> Result<[GroupShard], ErrorCode> {
+        var loaded: [GroupShard] = []
+        for partition in topics.allPartitions where partition.id.topic == GroupPlacement.topic && partition.role == .leader {
+            switch await runtime.shard(partition.id.partition, waitingUpTo: .seconds(5)) {
+            case .success(let shard): loaded.append(shard)
+            case .failure(.notCoordinator): continue  // no longer led here
+            case .failure(let code): return .failure(code)
+            }
+        }
+        return .success(loaded)
+    }
 
     /// Runs now the group deadlines due within `duration` on every shard (tests).
     func expire(after duration: Duration) async {

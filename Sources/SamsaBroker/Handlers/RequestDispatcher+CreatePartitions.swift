@@ -17,6 +17,11 @@ extension RequestDispatcher {
             if seen[topic.name, default: 0] > 1 {
                 result.errorCode = ErrorCode.invalidRequest.rawValue
                 result.errorMessage = "Duplicate topic in request."
+            } else if topic.name == GroupPlacement.topic {
+                // A group's partition is its hash modulo the count: more partitions would move groups
+                // away from their offsets.
+                result.errorCode = ErrorCode.invalidRequest.rawValue
+                result.errorMessage = "The partitions of \(GroupPlacement.topic) cannot change: every group's place depends on their count."
             } else if Int(topic.count) > configuration.maxBrokerPartitions {
                 result.errorCode = ErrorCode.policyViolation.rawValue
                 result.errorMessage = "\(topic.count) partitions exceed max.broker.partitions (\(configuration.maxBrokerPartitions))"

@@ -100,10 +100,18 @@ extension RequestDispatcher {
     /// The groups coordinated here (those of the `__consumer_offsets` partitions this broker
     /// leads; tools ask every broker), and, as Empty, those known only by their committed offsets or
     /// stored metadata, as Kafka lists the groups it loaded from its offsets topic.
+    /// COORDINATOR_LOAD_IN_PROGRESS while a partition led here is still being replayed.
     func listGroups(_ request: ListGroupsRequest) async -> ListGroupsResponse {
         var response = ListGroupsResponse()
         var listed: [(groupId: String, protocolType: String, state: String)] = []
-        for shard in groups.shards {
+        let shards: [GroupShard]
+        switch await groups.loadedShards() {
+        case .success(let loaded): shards = loaded
+        case .failure(let code):
+            response.errorCode = code.rawValue
+            return response
+        }
+        for shard in shards {
             let live = await shard.coordinator.list()
             let known = Set(live.map(\.groupId))
             listed += live
