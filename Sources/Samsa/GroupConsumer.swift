@@ -129,6 +129,8 @@ public final class GroupConsumer: Sendable {
     /// Commits this member's positions (the offsets after the records polled so far) durably. A
     /// member whose partitions moved in a rebalance it has not polled since commits nothing.
     public func commit() throws(SamsaError) {
+        // The directory's close released the group: another process may own it now.
+        try samsa.checkOpen()
         let (generation, positions) = state.withLock { ($0.generation, $0.positions) }
         guard !positions.isEmpty else { return }
         let partitions = Array(positions.keys)

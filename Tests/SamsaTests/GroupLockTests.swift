@@ -93,12 +93,15 @@ struct GroupLockTests {
             try first.close()
             #expect(throws: SamsaError.self) { try samsa.consumer(group: "g", topics: ["t"]) }
             try second.close()
-            let taken = try samsa.consumer(group: "g", topics: ["t"])
-            try taken.close()
-            // Closing the directory releases what its members still held.
-            _ = try reader.consumer(group: "k", topics: ["t"])
+            try samsa.consumer(group: "g", topics: ["t"]).close()
+            // Closing the directory releases what its members still held; they commit nothing more.
+            let left = try reader.consumer(group: "k", topics: ["t"], configuration: ConsumerConfiguration(startPosition: .earliest))
+            _ = try await left.poll()
             try reader.close()
-            try samsa.consumer(group: "k", topics: ["t"]).close()
+            let taken = try samsa.consumer(group: "k", topics: ["t"])
+            #expect((#expect(throws: SamsaError.self) { try left.commit() })?.code == .closed)
+            try taken.close()
+            #expect(try samsa.committedOffset(group: "k", topic: "t", partition: 0) == nil)
         }
     }
 
