@@ -29,29 +29,34 @@ public struct ConsumerConfiguration: Sendable, Hashable {
 extension Samsa {
     /// Joins `group` as a new member consuming `topics`. The group's partitions are shared among its
     /// members (of this process) and rebalanced when members join or leave; each partition resumes
-    /// from the group's committed offset.
+    /// from the group's committed offset. The first member takes the group's lock and the last to
+    /// close releases it: a group another process consumes is refused with `.locked`.
     public func consumer(group: String, topics: [String], configuration: ConsumerConfiguration = ConsumerConfiguration()) throws(SamsaError)
         -> GroupConsumer
     {
-        // A group commits its offsets: it belongs to the process that writes the directory.
-        try checkWritable("consume as group '\(group)' (a group commits offsets; open the directory with Samsa.open)")
-        guard OffsetStore.isValidGroup(group) else { throw SamsaError(.invalidArgument, "invalid group name '\(group)'") }
+        try checkCommits("consume as group '\(group)' (a group commits offsets; open the directory with Samsa.open or Samsa.openForConsuming)")
+        try OffsetStore.checkGroup(group)
         guard !topics.isEmpty else { throw SamsaError(.invalidArgument, "a consumer needs at least one topic") }
         for topic in topics { _ = try self.configuration(of: topic) }
+        try offsets.open(group)
         let coordinator = coordinator(for: group)
         let member = coordinator.join(topics: topics, partitionsOf: partitionCount)
         return GroupConsumer(samsa: self, coordinator: coordinator, member: member, topics: topics, configuration: configuration)
     }
 
     /// The group's committed offset for a partition (the next offset it will consume), if any.
+    /// Read from the group's file unless this process owns the group, so it follows another
+    /// process's commits.
     public func committedOffset(group: String, topic: String, partition: Int) throws(SamsaError) -> Int64? {
-        try offsets.offsets(of: group)[TopicPartition(topic: topic, partition: Int32(partition))]
+        try OffsetStore.checkGroup(group)
+        return try offsets.offsets(of: group)[TopicPartition(topic: topic, partition: Int32(partition))]
     }
 
-    /// Commits offsets for a group directly (for apps that track their own positions).
+    /// Commits offsets for a group directly (for apps that track their own positions), under the
+    /// group's lock: `.locked` when another process consumes the group.
     public func commit(group: String, offsets committed: [TopicPartition: Int64]) throws(SamsaError) {
-        try checkWritable("commit offsets")
-        guard OffsetStore.isValidGroup(group) else { throw SamsaError(.invalidArgument, "invalid group name '\(group)'") }
+        try checkCommits("commit offsets")
+        try OffsetStore.checkGroup(group)
         try offsets.commit(committed, group: group)
     }
 
@@ -124,16 +129,23 @@ public final class GroupConsumer: Sendable {
     /// Commits this member's positions (the offsets after the records polled so far) durably. A
     /// member whose partitions moved in a rebalance it has not polled since commits nothing.
     public func commit() throws(SamsaError) {
+        // The directory's close released the group: another process may own it now.
+        try samsa.checkOpen()
         let (generation, positions) = state.withLock { ($0.generation, $0.positions) }
         guard !positions.isEmpty else { return }
         let partitions = Array(positions.keys)
         try samsa.offsets.commit(positions, group: group) { coordinator.owns(memberID, generation: generation, of: partitions) }
     }
 
-    /// Commits (with auto-commit) and leaves the group; its partitions go to the other members.
+    /// Commits (with auto-commit) and leaves the group; its partitions go to the other members. The
+    /// last member of the group to close releases the group's lock (a member never closed holds it
+    /// until the directory closes).
     public func close() throws(SamsaError) {
         guard !state.withLock({ state -> Bool in defer { state.closed = true }; return state.closed }) else { return }
-        defer { coordinator.leave(memberID, partitionsOf: samsa.partitionCount) }
+        defer {
+            coordinator.leave(memberID, partitionsOf: samsa.partitionCount)
+            samsa.offsets.close(group)
+        }
         if configuration.autoCommit && !samsa.closed { try commit() }
     }
 

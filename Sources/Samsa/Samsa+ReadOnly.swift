@@ -14,6 +14,22 @@ extension Samsa {
     /// the open are not seen; reopen for them. Everything that writes (topics, producers, consumer
     /// groups, commits, retention) throws `.readOnly`.
     public static func openReadOnly(directory: String, options: Options = Options()) throws(SamsaError) -> Samsa {
+        try openBesideWriter(directory: directory, options: options, commitsGroups: false)
+    }
+
+    /// Opens a data directory to consume as consumer groups beside its writer (`samsa consume
+    /// --group` beside `samsa produce`): it reads as `openReadOnly` does and takes no directory lock,
+    /// and its groups commit their offsets (`consumer(group:)`, `commit(group:offsets:)`). Each group
+    /// is owned by one process at a time through its lock file, `groups/<group>.lock`, held while a
+    /// member of the group is open here (or for one direct commit): a group another process (the
+    /// writer included) consumes is refused with `.locked`, at once rather than waiting, since its
+    /// owner may consume for as long as it likes. A process's death releases its groups. Topics,
+    /// producers and retention throw `.readOnly`.
+    public static func openForConsuming(directory: String, options: Options = Options()) throws(SamsaError) -> Samsa {
+        try openBesideWriter(directory: directory, options: options, commitsGroups: true)
+    }
+
+    private static func openBesideWriter(directory: String, options: Options, commitsGroups: Bool) throws(SamsaError) -> Samsa {
         let files = ReadOnlyFileSystem(base: PosixFileSystem())
         // A directory this user may not enter (0700, another owner) is that, not "no topics.json".
         if files.fileExists(directory) && access(directory, R_OK | X_OK) != 0 {
@@ -39,10 +55,12 @@ extension Samsa {
         let logs = try storage { () throws(StorageError) in
             try LogManager.openReadOnly(directory: directory, configurations: configurations, maxOpenFiles: options.maxOpenFiles, files: files)
         }
-        let offsets = try OffsetStore(directory: "\(directory)/groups", files: files)
+        // Only a group's offsets are written, each under its group's lock.
+        let offsets = try OffsetStore(
+            directory: "\(directory)/groups", files: commitsGroups ? PosixFileSystem(permissions: options.permissions) : files, logger: options.logger)
         let samsa = Samsa(
-            directory: directory, logs: logs, report: nil, registry: registry,
-            offsets: offsets, lock: nil, options: options, unregistered: logs.partitions.filter { registry.configuration(of: $0.topic) == nil })
+            directory: directory, logs: logs, report: nil, registry: registry, offsets: offsets, lock: nil, commitsGroups: commitsGroups,
+            options: options, unregistered: logs.partitions.filter { registry.configuration(of: $0.topic) == nil })
         samsa.startRefreshing(every: options.refreshInterval)
         return samsa
     }

@@ -18,7 +18,8 @@ import Synchronization
 ///
 /// Threads: every method may be called from any task or thread. One process at a time may open a
 /// directory for writing (an exclusive `flock` on `<dir>/.lock`); any number may open it read-only
-/// (`openReadOnly`) beside it, in other processes, without the lock.
+/// (`openReadOnly`) or to consume as groups (`openForConsuming`) beside it, in other processes,
+/// without that lock. A consumer group belongs to one process at a time (`groups/<group>.lock`).
 /// Durability: a producer's send is acknowledged when the topic's flush policy is satisfied; consumers
 /// never see a record before its producer could have been told it is committed.
 public final class Samsa: Sendable {
@@ -61,8 +62,11 @@ public final class Samsa: Sendable {
     let options: Options
     /// Nil for a read-only open.
     private let lock: DirectoryLock?
-    /// Opened with `openReadOnly`: every change is refused with `.readOnly`.
+    /// Opened with `openReadOnly` or `openForConsuming`: every change to topics and records is refused
+    /// with `.readOnly`.
     public let isReadOnly: Bool
+    /// Its consumer groups commit offsets: a writer, or opened with `openForConsuming`.
+    let commitsGroups: Bool
     private let topicSignals = Mutex<[String: Signal]>([:])
     private let groups = Mutex<[String: LocalGroupCoordinator]>([:])
     /// Retention for a writer, following the writer for a read-only open.
@@ -79,9 +83,10 @@ public final class Samsa: Sendable {
 
     init(
         directory: String, logs: LogManager, report: LogManager.OpenReport?, registry: TopicRegistry, offsets: OffsetStore, lock: DirectoryLock?,
-        options: Options, unregistered: [TopicPartition]
+        commitsGroups: Bool, options: Options, unregistered: [TopicPartition]
     ) {
         self.isReadOnly = lock == nil
+        self.commitsGroups = commitsGroups
         self.directory = directory
         self.logs = logs
         self.openReport = report
@@ -137,10 +142,10 @@ public final class Samsa: Sendable {
             for (partition, configuration) in configurations where logs.log(partition) == nil {
                 _ = try storage { () throws(StorageError) in try logs.createLog(partition, configuration: configuration) }
             }
-            let offsets = try OffsetStore(directory: "\(directory)/groups", files: files)
+            let offsets = try OffsetStore(directory: "\(directory)/groups", files: files, logger: options.logger)
             let samsa = Samsa(
-                directory: directory, logs: logs, report: report, registry: registry, offsets: offsets, lock: lock, options: options,
-                unregistered: unregistered)
+                directory: directory, logs: logs, report: report, registry: registry, offsets: offsets, lock: lock, commitsGroups: true,
+                options: options, unregistered: unregistered)
             samsa.startRetention(every: options.retentionCheckInterval)
             return samsa
         } catch {
@@ -151,11 +156,12 @@ public final class Samsa: Sendable {
 
     /// Flushes and closes every partition and marks the directory cleanly closed. Producers should be
     /// closed first (`await producer.close()`): records they still hold are not written. Tailing
-    /// consumers end.
+    /// consumers end; groups' locks are released (members still open commit nothing more).
     public func close() throws(SamsaError) {
         guard !isClosed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         retentionTimer.withLock { $0?.cancel() }
         defer {
+            offsets.closeAll()
             lock?.release()
             for signal in topicSignals.withLock({ Array($0.values) }) { signal.notify() }
             for group in groups.withLock({ Array($0.values) }) { group.signal.notify() }
@@ -173,6 +179,12 @@ public final class Samsa: Sendable {
     func checkWritable(_ what: String) throws(SamsaError) {
         try checkOpen()
         if isReadOnly { throw SamsaError(.readOnly, "\(directory) was opened read-only: cannot \(what)") }
+    }
+
+    /// Refuses a group's commits in a directory opened only to read (`openReadOnly`).
+    func checkCommits(_ what: String) throws(SamsaError) {
+        try checkOpen()
+        if !commitsGroups { throw SamsaError(.readOnly, "\(directory) was opened read-only: cannot \(what)") }
     }
 
     // MARK: - Topics

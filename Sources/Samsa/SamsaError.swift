@@ -54,7 +54,10 @@ public struct SamsaError: Error, Sendable, Hashable, CustomStringConvertible {
         case .locked: .locked
         default: .storage
         }
-        self.init(code, error.description, underlying: error)
+        // "locked: locked: ..." says it twice.
+        let repeated = "\(error.code): "
+        let message = code.name == error.code.name && error.description.hasPrefix(repeated) ? String(error.description.dropFirst(repeated.count)) : error.description
+        self.init(code, message, underlying: error)
     }
 
     public var description: String { "\(code): \(message)" }

@@ -12,8 +12,10 @@ struct Consume: AsyncParsableCommand {
             records that arrive from now on (as kafka-console-consumer); it opens the directory read-only, \
             so it runs beside a producer in another process (and on a read-only copy). With --group, reads \
             the partitions the group assigns, resuming from its committed offsets, and commits what it \
-            printed; committing writes the directory, so it takes the directory's lock (one writer at a \
-            time). Stops at the end of the log unless --follow is given. Exits 1 when the output cannot be \
+            printed (durably, before reading on); it too runs beside a producer, and beside consumers of \
+            other groups, but one process at a time consumes a group: a second is refused (it holds \
+            <dir>/groups/<group>.lock, which the kernel releases however the process ends). Stops at \
+            the end of the log unless --follow is given. Exits 1 when the output cannot be \
             written (a group then commits only what was written); ^C or SIGTERM stops it cleanly (130/143).
             """
     )
@@ -42,9 +44,9 @@ struct Consume: AsyncParsableCommand {
     func run() async throws {
         let stop = StopSignals()
         ignoreBrokenPipes()
-        // A group commits offsets, so it opens the directory as its writer; plain reading is
-        // read-only and runs beside a producer.
-        let samsa = try group == nil ? openForReading(dir) : openExisting(dir)
+        // Both run beside a producer: plain reading writes nothing; a group writes only its offsets,
+        // under its own lock.
+        let samsa = try group == nil ? openForReading(dir) : openForConsuming(dir)
         defer { try? samsa.close() }
         let command = self
         let work = Task { try await command.consume(samsa) }
@@ -155,4 +157,10 @@ struct Consume: AsyncParsableCommand {
         let value = record.valueString ?? ""
         return printKey ? "\(record.keyString ?? "")\t\(value)" : value
     }
+}
+
+/// Opens a data directory that must exist already, to consume as a group beside its writer.
+func openForConsuming(_ directory: String) throws -> Samsa {
+    guard PosixFileSystem().fileExists(directory) else { throw ValidationError("no such data directory: \(directory)") }
+    return try Samsa.openForConsuming(directory: directory)
 }

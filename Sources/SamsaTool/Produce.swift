@@ -14,7 +14,8 @@ struct Produce: AsyncParsableCommand {
             {"line":N,"partition":P,"offset":O} for each line (N counts from 1) as soon as it is \
             acknowledged. A line that cannot be sent (too large, no key separator) stops the command: \
             the lines before it are acknowledged, the directory is closed, and it exits 1. ^C or SIGTERM \
-            stops reading, waits for what was sent, closes cleanly and exits 130 or 143.
+            stops reading, waits for what was sent, closes cleanly and exits 130 or 143. One process at a \
+            time writes a directory (it holds <dir>/.lock); consumers, with or without --group, run beside it.
             """
     )
 
