@@ -119,32 +119,4 @@ struct OffsetCommitLimitTests {
             try await connection.close()
         }
     }
-
-    @Test("Compaction copies long keys in batches of at most the batch limit, and the log reopens")
-    func compactionBatchesAreBounded() async throws {
-        let directory = try OffsetStoreCompactionTests.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let store = try CommittedOffsetLog.open(dataDirectory: directory, segmentBytes: 1 << 20, compactionBytes: 0)
-        // 200 keys of ~30 KB (6 MB live): one copy batch of all of them would be 6 MB.
-        for index in 0..<200 {
-            let commits = [(
-                CommittedOffsetLog.Key(group: String(repeating: "k", count: 30_000) + "\(index)", topic: "t", partition: 0),
-                CommittedOffsetLog.Committed(offset: Int64(index), leaderEpoch: 0, metadata: nil)
-            )]
-            try await store.publish(try store.write(commits.map { ($0.0, $0.1) }))
-        }
-        #expect(try store.compact() == 200)
-        try store.close()
-        let root = "\(directory)/\(CommittedOffsetLog.directoryName)/offsets-0"
-        for file in try FileManager.default.contentsOfDirectory(atPath: root) where file.hasSuffix(".log") {
-            var bytes = ByteBuffer(bytes: try Data(contentsOf: URL(fileURLWithPath: "\(root)/\(file)")))
-            while bytes.readableBytes > 0, let size = try RecordBatch.size(ofBatchAtStartOf: bytes) {
-                #expect(size <= CommittedOffsetLog.maxBatchBytes, "\(file): a batch of \(size) bytes")
-                bytes.moveReaderIndex(forwardBy: size)
-            }
-        }
-        let reopened = try CommittedOffsetLog.open(dataDirectory: directory, segmentBytes: 1 << 20, compactionBytes: 0)
-        defer { try? reopened.close() }
-        #expect(reopened.committed(CommittedOffsetLog.Key(group: String(repeating: "k", count: 30_000) + "199", topic: "t", partition: 0))?.offset == 199)
-    }
 }
