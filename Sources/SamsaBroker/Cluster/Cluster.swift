@@ -64,11 +64,19 @@ final class Cluster: Sendable {
         while true {
             do {
                 _ = try await session.create(paths.broker(brokerId), data: registration, mode: .ephemeral)
-                return
             } catch let error as CoordinationError where error.code == .nodeExists && ContinuousClock.now < deadline {
                 let (stat, watch) = try await session.exists(paths.broker(brokerId), watch: true)
-                if stat != nil { _ = try? await watch?.event() }
+                // Another session's (this broker's previous one): wait until it goes.
+                if let stat, stat.ephemeralOwner != session.sessionID {
+                    _ = try? await watch?.event()
+                    continue
+                }
             }
+            // The broker epoch (KIP-380): the registration's creating transaction.
+            guard let stat = try await session.exists(paths.broker(brokerId)), stat.ephemeralOwner == session.sessionID else { continue }
+            replicas.ownEpoch.set(stat.czxid)
+            logger.info("registered", metadata: ["broker_epoch": "\(stat.czxid)"])
+            return
         }
     }
 

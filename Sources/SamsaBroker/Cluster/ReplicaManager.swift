@@ -24,6 +24,8 @@ final class ReplicaManager: Sendable {
     let session: any CoordinationSession
     let topics: TopicTable
     let epochs: LeaderEpochs
+    /// This broker's epoch (its registration's czxid), set by `Cluster` when it registers.
+    let ownEpoch = OwnBrokerEpoch()
     let group: any EventLoopGroup
     private let io: NIOThreadPool
     let dataDirectory: String
@@ -89,6 +91,7 @@ final class ReplicaManager: Sendable {
     func start() {
         tasks.start { await self.holdAssignedReplicas() }
         tasks.start { await self.expireIsrMembers() }
+        tasks.start { await self.removeGoneFollowers() }
         tasks.start { await self.checkpointHighWatermarks() }
     }
 
@@ -131,6 +134,12 @@ final class ReplicaManager: Sendable {
             do {
                 let (data, stat, watch) = try await session.data(path, watch: true)
                 let node = try ClusterJSON.decode(PartitionStateNode.self, data)
+                if node.leader == brokerId && ownEpoch.predates(stat.mzxid) {
+                    // Elected before this broker (re)registered: the controller elects anew (BrokerEpochs).
+                    logger.info("not leading from a state written before this broker registered", metadata: Self.metadata(id, ["epoch": "\(node.leaderEpoch)"]))
+                    _ = try await watch?.event()
+                    continue
+                }
                 let members = partition.snapshot.replicas
                 try await apply(node, version: stat.version, to: partition, replicas: members)
                 // Put back in the ISR while its appends fail (the leader saw it caught up): out again.
@@ -303,6 +312,36 @@ final class ReplicaManager: Sendable {
                 if let isr = partition.shrunkIsr(maxLag: maxLag) { await proposeIsr(isr, for: partition) }
             }
         }
+    }
+
+    /// Takes a follower whose process is gone out of the ISRs of the partitions led here as soon as
+    /// that is known, rather than when its session expires or after `replica.lag.time.max.ms`, so
+    /// acks=all stops waiting for it: a follower that sent no fetch for twice
+    /// `replica.fetch.wait.max.ms` (at least 500 ms) is probed, and out if its listener refuses
+    /// connections (`ListenerProbe`). Safe whatever the cause: the ISR only shrinks through the
+    /// leader's conditional write, and the follower rejoins once caught up.
+    private func removeGoneFollowers() async {
+        let silence = Duration.milliseconds(max(500, 2 * settings.replicaFetchWaitMaxMs))
+        while !Task.isCancelled {
+            await pause(silence / 2)
+            var silent: Set<BrokerID> = []
+            for partition in allPartitions { silent.formUnion(partition.silentIsrFollowers(silence: silence)) }
+            var gone: Set<BrokerID> = []
+            for follower in silent where await listenerRefuses(follower) { gone.insert(follower) }
+            guard !gone.isEmpty, !Task.isCancelled else { continue }
+            logger.warning("followers' listeners refuse connections: out of the isr of the partitions led here", metadata: ["followers": "\(gone.sorted())"])
+            for partition in allPartitions {
+                if let isr = partition.isr(without: gone) { await proposeIsr(isr, for: partition) }
+            }
+        }
+    }
+
+    /// Whether `broker`'s registered listener refuses connections (false if that cannot be told).
+    func listenerRefuses(_ broker: BrokerID) async -> Bool {
+        guard let data = try? await session.data(paths.broker(broker)).data, let registration = try? ClusterJSON.decode(BrokerRegistration.self, data) else {
+            return false
+        }
+        return await ListenerProbe.refuses(host: registration.host, port: Int(registration.port), group: group)
     }
 
     // MARK: - High-watermark checkpoint
