@@ -33,11 +33,11 @@ final class Cluster: Sendable {
         var logger = logger
         logger[metadataKey: "broker"] = "\(brokerId)"
         self.logger = logger
+        metadataCache = MetadataCache(session: session, paths: paths, logger: logger)
         replicas = ReplicaManager(
-            brokerId: brokerId, settings: settings, session: session, topics: topics, epochs: epochs, group: group, io: io,
+            brokerId: brokerId, settings: settings, session: session, topics: topics, epochs: epochs, metadata: metadataCache, group: group, io: io,
             dataDirectory: dataDirectory, logger: logger)
         controller = ClusterController(brokerId: brokerId, paths: paths, session: session, settings: settings, logger: logger)
-        metadataCache = MetadataCache(session: session, paths: paths, logger: logger)
         metadata = CoordinationCatalog(paths: paths, session: session, cache: metadataCache, elections: controller)
         producerIds = ClusterProducerIds(session: session, paths: paths, brokerId: brokerId.rawValue)
         configs = ConfigWatcher(session: session, paths: paths, topics: topics, logger: logger)

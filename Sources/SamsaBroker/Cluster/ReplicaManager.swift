@@ -24,6 +24,8 @@ final class ReplicaManager: Sendable {
     let session: any CoordinationSession
     let topics: TopicTable
     let epochs: LeaderEpochs
+    /// The live brokers' listeners, without reading coordination (it may be unreachable).
+    let metadata: MetadataCache
     /// This broker's epoch (its registration's czxid), set by `Cluster` when it registers.
     let ownEpoch = OwnBrokerEpoch()
     let group: any EventLoopGroup
@@ -46,8 +48,9 @@ final class ReplicaManager: Sendable {
 
     init(
         brokerId: BrokerID, settings: ClusterSettings, session: any CoordinationSession, topics: TopicTable, epochs: LeaderEpochs,
-        group: any EventLoopGroup, io: NIOThreadPool, dataDirectory: String, logger: Logger
+        metadata: MetadataCache, group: any EventLoopGroup, io: NIOThreadPool, dataDirectory: String, logger: Logger
     ) {
+        self.metadata = metadata
         self.brokerId = brokerId
         self.settings = settings
         self.paths = ClusterPaths(root: settings.root)
@@ -338,9 +341,7 @@ final class ReplicaManager: Sendable {
 
     /// Whether `broker`'s registered listener refuses connections (false if that cannot be told).
     func listenerRefuses(_ broker: BrokerID) async -> Bool {
-        guard let data = try? await session.data(paths.broker(broker)).data, let registration = try? ClusterJSON.decode(BrokerRegistration.self, data) else {
-            return false
-        }
+        guard let registration = try? await metadata.liveBrokers()[broker] else { return false }
         return await ListenerProbe.refuses(host: registration.host, port: Int(registration.port), group: group)
     }
 
@@ -377,9 +378,10 @@ final class ReplicaManager: Sendable {
     /// Whether the session can no longer serve (its loops then end).
     var sessionEnded: Bool { session.state == .expired || session.state == .closed }
 
-    /// Connects to another broker's listener as registered in coordination.
+    /// Connects to another broker's listener as registered in coordination (as the metadata cache
+    /// holds it, so a fetcher reconnects while coordination is unreachable).
     func connect(to broker: BrokerID) async throws -> BrokerLink {
-        let registration = try ClusterJSON.decode(BrokerRegistration.self, try await session.data(paths.broker(broker)).data)
+        guard let registration = try await metadata.liveBrokers()[broker] else { throw CoordinationError(.noNode, path: paths.broker(broker)) }
         return try await BrokerLink.connect(host: registration.host, port: Int(registration.port), group: group, clientId: "samsa-replica-\(brokerId)")
     }
 }
