@@ -93,7 +93,6 @@ extension ZooKeeperSession {
             guard state.generation == generation, state.closedGeneration < generation, !state.closing, !broadcaster.isFinal else {
                 throw CoordinationError(.connectionLoss, "the connection to \(connection.server) closed after the handshake")
             }
-            if state.sessionID == 0 { state.lastAnswer = .now }
             state.connection = connection
             state.reconnecting = false
             state.sessionID = sessionID
@@ -136,15 +135,16 @@ extension ZooKeeperSession {
         if startReconnect { Task { await reconnect() } }
     }
 
-    /// Tries the ensemble's servers in turn, from the next one, until one takes the session back, a
-    /// server says it expired, or no server answered for a whole session timeout.
+    /// Tries the ensemble's servers in turn, from the next one, until one takes the session back or a
+    /// server says it expired. Never gives up on its own: as in ZooKeeper's Java client, only a server
+    /// knows whether the session expired (an ensemble that lost its quorum for longer than the
+    /// timeout renews every session's deadline when it elects a leader again), so a session no server
+    /// answers stays `suspended` and its owner decides what that means.
     private func reconnect() async {
         var attempt = guarded.withLock { $0.serverIndex } + 1
         while true {
             await waitWhileReconnectHeld()
-            let (deadline, closing) = guarded.withLock { ($0.lastAnswer + $0.timeout, $0.closing) }
-            if closing || broadcaster.isFinal { return }
-            if ContinuousClock.now >= deadline { return finish(as: .expired) }
+            if guarded.withLock({ $0.closing }) || broadcaster.isFinal { return }
             do {
                 try await establish(serverIndex: attempt)
                 return

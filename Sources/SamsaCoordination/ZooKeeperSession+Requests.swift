@@ -77,7 +77,6 @@ extension ZooKeeperSession {
                 resume = { handshake.resume(returning: frame) }
                 return
             }
-            state.lastAnswer = .now
             var reader = JuteReader(buffer: frame)
             guard let xid = try? reader.int(), let zxid = try? reader.long(), let error = try? reader.int() else {
                 protocolError = true

@@ -12,9 +12,10 @@ import Synchronization
 /// ensemble with its id and password, re-registering its watches (`SetWatches`, in chunks of at most
 /// 128 KB). Requests made while suspended wait for the session to reconnect.
 ///
-/// Expiry: reported when a server says so, or (a local decision, as no server could say) when no
-/// server answered for a whole session timeout; handshakes alone do not count as answers. A server
-/// restarted after that timeout may still hold the session for a while, and its ephemeral nodes.
+/// Expiry: reported only when a server says so (it refuses the session's handshake), as the Java
+/// client reports `Expired` only on reconnecting. While no server answers the session stays
+/// `suspended`, however long that lasts: the ensemble may have lost its quorum, which expires
+/// nobody (its next leader gives every session a fresh timeout).
 ///
 /// Requests larger than ZooKeeper's default `jute.maxbuffer` (1,048,575 bytes) are refused here with
 /// `badArguments`: the server would drop the connection, failing other requests with it.
@@ -52,8 +53,6 @@ public final class ZooKeeperSession: CoordinationSession {
         var lastHeard: ContinuousClock.Instant = .now
         /// The last frame sent: pings fill silences.
         var lastSent: ContinuousClock.Instant = .now
-        /// The last answer (not a handshake) from any server: local expiry counts from it.
-        var lastAnswer: ContinuousClock.Instant = .now
         var connectedWaiters: [CheckedContinuation<Void, any Error>] = []
         var serverIndex = 0
         /// True while no connection is stored and a task (connect or reconnect) is getting one.

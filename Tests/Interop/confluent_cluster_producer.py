@@ -1,11 +1,12 @@
 """confluent-kafka producing to a cluster until told to stop, then consuming everything, for
-SamsaBrokerTests.EnsembleFailoverTests.
+SamsaBrokerTests.EnsembleFailoverTests and ZooKeeperOutageProcessTests.
 
     confluent_cluster_producer.py BOOTSTRAP TOPIC PARTITIONS
 
 Produces records with unique values "r-<n>" round-robin over the partitions of an existing TOPIC with
 acks=all and idempotence, paced (about 1,000 a second), until stdin closes. Then it flushes, reads every partition from offset 0 to
-its end with a consumer, and prints one JSON object: the delivered [partition, offset, value] triples,
+its end with a consumer, and prints one JSON object: the delivered [partition, offset, value, time]
+entries (time: the wall-clock time of the delivery report, for stalls),
 the delivery errors, how many were left undelivered, and the consumed [partition, offset, value]
 triples.
 """
@@ -34,7 +35,7 @@ def main():
         if error is not None:
             errors.append(f"{message.partition()}: {error}")
         else:
-            delivered.append([message.partition(), message.offset(), message.value().decode()])
+            delivered.append([message.partition(), message.offset(), message.value().decode(), time.time()])
 
     stop = threading.Event()
 

@@ -33,11 +33,11 @@ final class Cluster: Sendable {
         var logger = logger
         logger[metadataKey: "broker"] = "\(brokerId)"
         self.logger = logger
+        metadataCache = MetadataCache(session: session, paths: paths, logger: logger)
         replicas = ReplicaManager(
-            brokerId: brokerId, settings: settings, session: session, topics: topics, epochs: epochs, group: group, io: io,
+            brokerId: brokerId, settings: settings, session: session, topics: topics, epochs: epochs, metadata: metadataCache, group: group, io: io,
             dataDirectory: dataDirectory, logger: logger)
         controller = ClusterController(brokerId: brokerId, paths: paths, session: session, settings: settings, logger: logger)
-        metadataCache = MetadataCache(session: session, paths: paths, logger: logger)
         metadata = CoordinationCatalog(paths: paths, session: session, cache: metadataCache, elections: controller)
         producerIds = ClusterProducerIds(session: session, paths: paths, brokerId: brokerId.rawValue)
         configs = ConfigWatcher(session: session, paths: paths, topics: topics, logger: logger)
@@ -64,11 +64,19 @@ final class Cluster: Sendable {
         while true {
             do {
                 _ = try await session.create(paths.broker(brokerId), data: registration, mode: .ephemeral)
-                return
             } catch let error as CoordinationError where error.code == .nodeExists && ContinuousClock.now < deadline {
                 let (stat, watch) = try await session.exists(paths.broker(brokerId), watch: true)
-                if stat != nil { _ = try? await watch?.event() }
+                // Another session's (this broker's previous one): wait until it goes.
+                if let stat, stat.ephemeralOwner != session.sessionID {
+                    _ = try? await watch?.event()
+                    continue
+                }
             }
+            // The broker epoch (KIP-380): the registration's creating transaction.
+            guard let stat = try await session.exists(paths.broker(brokerId)), stat.ephemeralOwner == session.sessionID else { continue }
+            replicas.ownEpoch.set(stat.czxid)
+            logger.info("registered", metadata: ["broker_epoch": "\(stat.czxid)"])
+            return
         }
     }
 

@@ -18,6 +18,8 @@ final class ClusterController: Sendable {
     private let tasks = BackgroundTasks()
     /// The controller epoch while this broker is the controller.
     private let epoch = Mutex<Int32?>(nil)
+    /// The live brokers' epochs as of the last round (a changed one is a restarted broker).
+    private let brokerEpochs = Mutex<BrokerEpochs?>(nil)
     let logger: Logger
     let settings: ClusterSettings
     /// Wakes the task that completes partition reassignments.
@@ -42,6 +44,7 @@ final class ClusterController: Sendable {
     func stop() async {
         await tasks.stop()
         epoch.withLock { $0 = nil }
+        brokerEpochs.withLock { $0 = nil }
     }
 
     private func run() async {
@@ -63,8 +66,14 @@ final class ClusterController: Sendable {
             _ = try await session.create(paths.controller, data: ClusterJSON.encode(node), mode: .ephemeral)
         } catch let error as CoordinationError where error.code == .nodeExists {
             let (stat, watch) = try await session.exists(paths.controller, watch: true)
-            if stat != nil { _ = try await watch?.event() }
-            return false
+            guard let stat else { return false }
+            // Another broker's node: wait until it goes. Our own (made by a create whose answer a
+            // lost connection took, or kept through a ZooKeeper outage the session survived): still
+            // the controller, at a new epoch.
+            if stat.ephemeralOwner != session.sessionID {
+                _ = try await watch?.event()
+                return false
+            }
         }
         let next = try await bumpControllerEpoch()
         epoch.withLock { $0 = next }
@@ -93,16 +102,21 @@ final class ClusterController: Sendable {
         }
     }
 
-    /// Elects leaders whenever the live brokers change, while `/controller` is still this session's.
+    /// Elects leaders whenever the live brokers (or their epochs) change, while `/controller` is
+    /// still this session's.
     private func control() async throws {
         while !Task.isCancelled {
             guard let stat = try await session.exists(paths.controller), stat.ephemeralOwner == session.sessionID else {
                 epoch.withLock { $0 = nil }
                 return
             }
-            let (ids, _, watch) = try await session.children(paths.brokerIds, watch: true)
-            let live = Set(ids.compactMap(BrokerID.init(name:)))
-            try await electLeaders(live: live)
+            let (_, _, watch) = try await session.children(paths.brokerIds, watch: true)
+            let epochs = try await BrokerEpochs.read(session, paths: paths, previous: brokerEpochs.withLock { $0 })
+            if !epochs.bounced.isEmpty {
+                logger.warning("brokers re-registered since the last look (restarted): treated as failed, then joined", metadata: ["brokers": "\(epochs.bounced.sorted())"])
+            }
+            try await electLeaders(epochs)
+            brokerEpochs.withLock { $0 = epochs }
             // Also wake when /controller goes (the session lost it): the loop then re-checks.
             let (_, controllerWatch) = try await session.exists(paths.controller, watch: true)
             await Self.first(watch, controllerWatch)
@@ -118,61 +132,73 @@ final class ClusterController: Sendable {
         }
     }
 
-    private func electLeaders(live: Set<BrokerID>) async throws {
+    private func electLeaders(_ epochs: BrokerEpochs) async throws {
         guard let controllerEpoch = controllerEpoch else { return }
         for topic in try await session.children(paths.topics) {
             guard let assignment = try? ClusterJSON.decode(TopicAssignment.self, try await session.data(paths.topic(topic)).data) else { continue }
             for partition in 0..<assignment.partitionCount {
-                try await elect(topic, partition, replicas: assignment.replicas(partition), live: live, controllerEpoch: controllerEpoch)
+                try await elect(topic, partition, replicas: assignment.replicas(partition), epochs: epochs, controllerEpoch: controllerEpoch)
             }
         }
     }
 
-    /// One partition: a new leader if its leader is not live; retried on a version conflict.
-    private func elect(_ topic: String, _ partition: Int32, replicas: [BrokerID], live: Set<BrokerID>, controllerEpoch: Int32) async throws {
+    /// One partition: a new leader if its leader is not live, dead followers out of the ISR; retried
+    /// on a version conflict. Brokers the state must not count on (`BrokerEpochs.stale`) count as
+    /// dead first (Kafka's `onBrokerFailure` for a bounced broker), then as live (`onBrokerStartup`),
+    /// so a restarted leader that was the only ISR member leads again, at a new epoch.
+    private func elect(_ topic: String, _ partition: Int32, replicas: [BrokerID], epochs: BrokerEpochs, controllerEpoch: Int32) async throws {
         let path = paths.state(topic, partition)
+        let live = Set(epochs.live.keys)
+        var fencing = true
         while !Task.isCancelled {
             let (data, stat) = try await session.data(path)
             let current = try ClusterJSON.decode(PartitionStateNode.self, data)
             if current.controllerEpoch > controllerEpoch {
                 throw CoordinationError(.badVersion, "a newer controller (epoch \(current.controllerEpoch)) wrote \(path)")
             }
-            let candidates = replicas.filter { current.isr.contains($0) && live.contains($0) }
-            var next = current
-            if live.contains(current.leader) {
-                // Dead followers leave the ISR at once (Kafka's OfflineReplica transition), so acks=all
-                // waits for no dead broker until replica.lag.time.max.ms: the leader and its epoch stay.
-                let kept = current.isr.filter { live.contains($0) }
-                guard kept != current.isr else { return }
-                next.isr = kept
+            let stale = fencing ? epochs.stale(current, writtenAt: stat.mzxid) : []
+            if var next = current.electing(replicas: replicas, live: live.subtracting(stale)) {
                 next.controllerEpoch = controllerEpoch
                 do {
                     _ = try await session.setData(path, data: ClusterJSON.encode(next), version: stat.version)
-                    logger.info(
-                        "removed dead replicas from the isr", metadata: ["topic": "\(topic)", "partition": "\(partition)", "isr": "\(next.isr)"])
-                    return
                 } catch let error as CoordinationError where error.code == .badVersion {
-                    continue
+                    continue  // the leader changed the ISR meanwhile: decide again on the new state
                 }
-            } else if let leader = candidates.first {
-                next.leader = leader
-                next.isr = current.isr.filter { live.contains($0) }
-            } else if current.leader >= 0 {
-                next.leader = -1  // offline until an ISR member comes back
-            } else {
-                return
+                let metadata: Logger.Metadata = ["topic": "\(topic)", "partition": "\(partition)", "leader": "\(next.leader)", "epoch": "\(next.leaderEpoch)", "isr": "\(next.isr)"]
+                if next.leaderEpoch == current.leaderEpoch {
+                    logger.info("removed dead replicas from the isr", metadata: metadata)
+                } else {
+                    logger.info("elected a leader", metadata: metadata)
+                }
             }
-            next.leaderEpoch = current.leaderEpoch.next
-            next.controllerEpoch = controllerEpoch
-            do {
-                _ = try await session.setData(path, data: ClusterJSON.encode(next), version: stat.version)
-                logger.info(
-                    "elected a leader",
-                    metadata: ["topic": "\(topic)", "partition": "\(partition)", "leader": "\(next.leader)", "epoch": "\(next.leaderEpoch)", "isr": "\(next.isr)"])
-                return
-            } catch let error as CoordinationError where error.code == .badVersion {
-                continue  // the leader changed the ISR meanwhile: decide again on the new state
-            }
+            guard !stale.isEmpty else { return }
+            fencing = false
         }
+    }
+}
+
+extension PartitionStateNode {
+    /// The controller's decision for this state given the live brokers, nil when none is needed. A
+    /// live leader keeps its epoch and loses its dead followers from the ISR (Kafka's
+    /// OfflineReplica transition, so acks=all waits for no dead broker); a dead leader is replaced by
+    /// the first live ISR member in assignment order at the next epoch, the ISR cut to live members;
+    /// with none the partition goes offline (leader -1) until an ISR member returns: no unclean
+    /// election.
+    func electing(replicas: [BrokerID], live: Set<BrokerID>) -> PartitionStateNode? {
+        var next = self
+        if live.contains(leader) {
+            next.isr = isr.filter { live.contains($0) }
+            return next.isr == isr ? nil : next
+        }
+        if let successor = replicas.first(where: { isr.contains($0) && live.contains($0) }) {
+            next.leader = successor
+            next.isr = isr.filter { live.contains($0) }
+        } else if leader >= 0 {
+            next.leader = -1
+        } else {
+            return nil
+        }
+        next.leaderEpoch = leaderEpoch.next
+        return next
     }
 }

@@ -24,6 +24,10 @@ final class ReplicaManager: Sendable {
     let session: any CoordinationSession
     let topics: TopicTable
     let epochs: LeaderEpochs
+    /// The live brokers' listeners, without reading coordination (it may be unreachable).
+    let metadata: MetadataCache
+    /// This broker's epoch (its registration's czxid), set by `Cluster` when it registers.
+    let ownEpoch = OwnBrokerEpoch()
     let group: any EventLoopGroup
     private let io: NIOThreadPool
     let dataDirectory: String
@@ -44,8 +48,9 @@ final class ReplicaManager: Sendable {
 
     init(
         brokerId: BrokerID, settings: ClusterSettings, session: any CoordinationSession, topics: TopicTable, epochs: LeaderEpochs,
-        group: any EventLoopGroup, io: NIOThreadPool, dataDirectory: String, logger: Logger
+        metadata: MetadataCache, group: any EventLoopGroup, io: NIOThreadPool, dataDirectory: String, logger: Logger
     ) {
+        self.metadata = metadata
         self.brokerId = brokerId
         self.settings = settings
         self.paths = ClusterPaths(root: settings.root)
@@ -89,6 +94,7 @@ final class ReplicaManager: Sendable {
     func start() {
         tasks.start { await self.holdAssignedReplicas() }
         tasks.start { await self.expireIsrMembers() }
+        tasks.start { await self.removeGoneFollowers() }
         tasks.start { await self.checkpointHighWatermarks() }
     }
 
@@ -131,6 +137,12 @@ final class ReplicaManager: Sendable {
             do {
                 let (data, stat, watch) = try await session.data(path, watch: true)
                 let node = try ClusterJSON.decode(PartitionStateNode.self, data)
+                if node.leader == brokerId && ownEpoch.predates(stat.mzxid) {
+                    // Elected before this broker (re)registered: the controller elects anew (BrokerEpochs).
+                    logger.info("not leading from a state written before this broker registered", metadata: Self.metadata(id, ["epoch": "\(node.leaderEpoch)"]))
+                    _ = try await watch?.event()
+                    continue
+                }
                 let members = partition.snapshot.replicas
                 try await apply(node, version: stat.version, to: partition, replicas: members)
                 // Put back in the ISR while its appends fail (the leader saw it caught up): out again.
@@ -305,6 +317,34 @@ final class ReplicaManager: Sendable {
         }
     }
 
+    /// Takes a follower whose process is gone out of the ISRs of the partitions led here as soon as
+    /// that is known, rather than when its session expires or after `replica.lag.time.max.ms`, so
+    /// acks=all stops waiting for it: a follower that sent no fetch for twice
+    /// `replica.fetch.wait.max.ms` (at least 500 ms) is probed, and out if its listener refuses
+    /// connections (`ListenerProbe`). Safe whatever the cause: the ISR only shrinks through the
+    /// leader's conditional write, and the follower rejoins once caught up.
+    private func removeGoneFollowers() async {
+        let silence = Duration.milliseconds(max(500, 2 * settings.replicaFetchWaitMaxMs))
+        while !Task.isCancelled {
+            await pause(silence / 2)
+            var silent: Set<BrokerID> = []
+            for partition in allPartitions { silent.formUnion(partition.silentIsrFollowers(silence: silence)) }
+            var gone: Set<BrokerID> = []
+            for follower in silent where await listenerRefuses(follower) { gone.insert(follower) }
+            guard !gone.isEmpty, !Task.isCancelled else { continue }
+            logger.warning("followers' listeners refuse connections: out of the isr of the partitions led here", metadata: ["followers": "\(gone.sorted())"])
+            for partition in allPartitions {
+                if let isr = partition.isr(without: gone) { await proposeIsr(isr, for: partition) }
+            }
+        }
+    }
+
+    /// Whether `broker`'s registered listener refuses connections (false if that cannot be told).
+    func listenerRefuses(_ broker: BrokerID) async -> Bool {
+        guard let registration = try? await metadata.liveBrokers()[broker] else { return false }
+        return await ListenerProbe.refuses(host: registration.host, port: Int(registration.port), group: group)
+    }
+
     // MARK: - High-watermark checkpoint
 
     private func checkpointHighWatermarks() async {
@@ -338,9 +378,10 @@ final class ReplicaManager: Sendable {
     /// Whether the session can no longer serve (its loops then end).
     var sessionEnded: Bool { session.state == .expired || session.state == .closed }
 
-    /// Connects to another broker's listener as registered in coordination.
+    /// Connects to another broker's listener as registered in coordination (as the metadata cache
+    /// holds it, so a fetcher reconnects while coordination is unreachable).
     func connect(to broker: BrokerID) async throws -> BrokerLink {
-        let registration = try ClusterJSON.decode(BrokerRegistration.self, try await session.data(paths.broker(broker)).data)
+        guard let registration = try await metadata.liveBrokers()[broker] else { throw CoordinationError(.noNode, path: paths.broker(broker)) }
         return try await BrokerLink.connect(host: registration.host, port: Int(registration.port), group: group, clientId: "samsa-replica-\(brokerId)")
     }
 }

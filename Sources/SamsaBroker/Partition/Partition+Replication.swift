@@ -41,6 +41,24 @@ extension Partition {
         }
     }
 
+    /// The ISR followers no fetch has come from within `silence` (a live follower sends its next
+    /// fetch as soon as the last is answered, within `replica.fetch.wait.max.ms`).
+    func silentIsrFollowers(silence: Duration, now: ContinuousClock.Instant = .now) -> Set<BrokerID> {
+        withState { state in
+            guard state.role == .leader else { return [] }
+            return Set(state.isr.filter { member in member != brokerId && state.followers[member].map { now - $0.lastFetchTime > silence } ?? false })
+        }
+    }
+
+    /// The ISR without `gone`, if that removes any.
+    func isr(without gone: Set<BrokerID>) -> [BrokerID]? {
+        withState { state in
+            guard state.role == .leader, !state.isrChangeInFlight else { return nil }
+            let kept = state.isr.filter { !gone.contains($0) }
+            return kept.count < state.isr.count ? kept : nil
+        }
+    }
+
     /// Starts an ISR write: the node to write and the version it must replace, or nil if another
     /// write is under way or this broker no longer leads.
     func beginIsrChange(_ isr: [BrokerID]) -> (node: PartitionStateNode, version: Int32)? {
