@@ -14,7 +14,7 @@ import Testing
 /// session. Each partition has one owner at a time, every record is processed, only the uncommitted
 /// windows twice, the committed offsets read through every broker's named coordinator are the log end,
 /// the other brokers answer NOT_COORDINATOR, and a new member reads nothing.
-@Suite("Consumer groups on a ZooKeeper ensemble through a coordinator's SIGKILL")
+@Suite("Consumer groups on a ZooKeeper ensemble through a coordinator's SIGKILL", .serialized)
 struct GroupFailoverProcessTests {
     static let partitions: Int32 = 6
 

@@ -317,15 +317,20 @@ final class GroupSchedule {
             let got = offsets[partition] ?? -2
             let acknowledged = model.acknowledged[partition] ?? -1
             let allowed = model.inDoubt[partition, default: []].union([acknowledged])
-            if let before = model.fetched[partition], got < before {
-                fail("\(group)-\(partition)'s committed offset went back from \(before) to \(got) (at \(answer.at))")
-            }
             if got < acknowledged {
                 fail("\(group)-\(partition): the acknowledged commit \(acknowledged) is lost: \(answer.at) answers \(got)")
+            } else if let before = model.fetched[partition], got < before {
+                fail("\(group)-\(partition)'s committed offset went back from \(before), answered earlier, to \(got) (at \(answer.at))")
             } else if !allowed.contains(got) {
                 fail("\(group)-\(partition): \(answer.at) answers \(got), neither the acknowledged \(acknowledged) nor one in doubt \(allowed.sorted())")
+            } else {
+                models[group, default: Model()].fetched[partition] = got
+                continue
             }
-            models[group, default: Model()].fetched[partition] = max(got, model.fetched[partition] ?? got)
+            // Reported once: from here the model follows the answer, so the next report is a new loss.
+            models[group, default: Model()].acknowledged[partition] = got
+            models[group, default: Model()].inDoubt[partition] = []
+            models[group, default: Model()].fetched[partition] = got
         }
         schedule.append("fetch \(group) v\(version) at \(answer.at): \(offsets.sorted { $0.key < $1.key }.map(\.value))")
     }
