@@ -1,9 +1,8 @@
-import NIOCore
 import SamsaProtocol
 
 /// Raw group requests for the coordinator tests, through the Kafka protocol only (no broker types):
 /// which broker coordinates a group (FindCoordinator, one key at v0-v3, batched at v4+), and
-/// OffsetCommit / OffsetFetch / JoinGroup / SyncGroup / Heartbeat / LeaveGroup sent to a chosen broker.
+/// OffsetCommit / OffsetFetch / LeaveGroup sent to a chosen broker (JoinGroup, SyncGroup and Heartbeat: GroupTests').
 enum GroupWire {
     /// The coordinator each group's FindCoordinator names: (node id, error code) by group.
     static func findCoordinator(_ groups: [String], version: Int16, on connection: TestConnection) async throws -> [String: (node: Int32, error: Int16)] {
@@ -82,50 +81,6 @@ enum GroupWire {
             }
         }
         return (error, offsets)
-    }
-
-    /// JoinGroup v5 as a consumer with one protocol; `instance` makes it a static member (KIP-345).
-    static func join(_ group: String, member: String, instance: String? = nil, sessionMs: Int32, on connection: TestConnection) async throws
-        -> JoinGroupResponse
-    {
-        var request = JoinGroupRequest()
-        request.groupId = group
-        request.memberId = member
-        request.groupInstanceId = instance
-        request.sessionTimeoutMs = sessionMs
-        request.rebalanceTimeoutMs = sessionMs
-        request.protocolType = "consumer"
-        var range = JoinGroupRequest.JoinGroupRequestProtocol()
-        range.name = "range"
-        range.metadata = ByteBuffer(bytes: [0, 1])
-        request.protocols = [range]
-        return try await connection.request(request, version: 5, expecting: JoinGroupResponse.self)
-    }
-
-    /// SyncGroup v3; the leader hands itself `assignment`.
-    static func sync(_ group: String, member: String, instance: String? = nil, generation: Int32, assignment: [UInt8]?, on connection: TestConnection)
-        async throws -> Int16
-    {
-        var request = SyncGroupRequest()
-        request.groupId = group
-        request.memberId = member
-        request.groupInstanceId = instance
-        request.generationId = generation
-        if let assignment {
-            var mine = SyncGroupRequest.SyncGroupRequestAssignment()
-            mine.memberId = member
-            mine.assignment = ByteBuffer(bytes: assignment)
-            request.assignments = [mine]
-        }
-        return try await connection.request(request, version: 3, expecting: SyncGroupResponse.self).errorCode
-    }
-
-    static func heartbeat(_ group: String, member: String, generation: Int32, on connection: TestConnection) async throws -> Int16 {
-        var request = HeartbeatRequest()
-        request.groupId = group
-        request.memberId = member
-        request.generationId = generation
-        return try await connection.request(request, version: 3, expecting: HeartbeatResponse.self).errorCode
     }
 
     /// LeaveGroup v3 of one member: the member's error code (else the request's).

@@ -231,7 +231,7 @@ final class GroupSchedule {
         for _ in 0..<6 {
             let asked = memberId
             let joined = try await atCoordinator(group, deadline: .seconds(30)) { connection -> (Int16, JoinGroupResponse) in
-                let response = try await GroupWire.join(group, member: asked, sessionMs: GroupSchedule.sessionMs, on: connection)
+                let response = try await GroupTests.join(group, member: asked, on: connection, version: 5, sessionMs: GroupSchedule.sessionMs)
                 return (response.errorCode, response)
             }
             guard let response = joined.value else { break }
@@ -246,7 +246,7 @@ final class GroupSchedule {
             guard joined.code == 0 else { break }
             let (id, generation) = (response.memberId, response.generationId)
             let synced = try await atCoordinator(group) { connection -> (Int16, Bool) in
-                (try await GroupWire.sync(group, member: id, generation: generation, assignment: [0, 1], on: connection), true)
+                (try await GroupTests.sync(group, member: id, generation: generation, assignments: [id: [0, 1]], on: connection).errorCode, true)
             }
             schedule.append("join \(group) as \(id) generation \(generation) at \(joined.at): sync \(synced.code)")
             if let last = generations[group], generation <= last { fail("\(group)'s generation went from \(last) to \(generation)") }
@@ -269,7 +269,7 @@ final class GroupSchedule {
     func heartbeats() async throws {
         for (group, member) in members.sorted(by: { $0.key < $1.key }) {
             let beat = try await atCoordinator(group) { connection -> (Int16, Bool) in
-                (try await GroupWire.heartbeat(group, member: member.id, generation: member.generation, on: connection), true)
+                (try await GroupTests.heartbeat(group, member: member.id, generation: member.generation, on: connection), true)
             }
             if beat.code != 0 {
                 schedule.append("heartbeat \(group) \(member.id) generation \(member.generation) at \(beat.at): \(beat.code)")
