@@ -1,4 +1,3 @@
-import Foundation
 import Logging
 import NIOCore
 import SamsaCoordination
@@ -51,8 +50,6 @@ final class ListenerWatch: Sendable {
     }
 
     func start() {
-        // TEMPORARY (measurement of the before figures): removed before merging.
-        if ProcessInfo.processInfo.environment["SAMSA_NO_LISTENER_WATCH"] != nil { return }
         tasks.start { await self.run() }
     }
 
