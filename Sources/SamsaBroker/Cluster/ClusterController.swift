@@ -1,5 +1,7 @@
 import Logging
 import Foundation
+import NIOCore
+import NIOPosix
 import SamsaCoordination
 import Synchronization
 
@@ -8,6 +10,8 @@ import Synchronization
 /// live brokers (`/brokers/ids` children) it elects, for each partition whose leader is gone, the
 /// first live ISR member in assignment order, with the leader epoch bumped and the ISR cut to live
 /// members; a partition whose leader lives loses its dead followers from the ISR (same epoch). With no live ISR member the partition goes offline (leader -1): no unclean election.
+/// A broker counts as dead from its registration's deletion, or earlier, from the moment its
+/// listener refuses connections (`ListenerWatch`) until it registers again.
 /// Partition reassignments are completed here too (`ClusterController+Reassignments`).
 /// Every state write is checked against the node's version; a node written by a newer controller
 /// epoch fences this one.
@@ -24,18 +28,27 @@ final class ClusterController: Sendable {
     let settings: ClusterSettings
     /// Wakes the task that completes partition reassignments.
     let reassignmentWork = ReassignmentWork()
+    /// Wakes the election loop when a broker's listener starts or stops refusing connections.
+    private let listenerNews = ReassignmentWork()
+    /// Which registered brokers' processes are gone (their listeners refuse connections).
+    let listeners: ListenerWatch
 
-    init(brokerId: BrokerID, paths: ClusterPaths, session: any CoordinationSession, settings: ClusterSettings, logger: Logger) {
+    init(
+        brokerId: BrokerID, paths: ClusterPaths, session: any CoordinationSession, settings: ClusterSettings, logger: Logger,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) {
         self.brokerId = brokerId
         self.settings = settings
         self.paths = paths
         self.session = session
         self.logger = logger
+        listeners = ListenerWatch(brokerId: brokerId, paths: paths, session: session, group: group, news: listenerNews, logger: logger)
     }
 
     var controllerEpoch: Int32? { epoch.withLock { $0 } }
 
     func start() {
+        listeners.start()
         tasks.start { await self.run() }
         tasks.start { await self.completeReassignments() }
         if settings.autoLeaderRebalanceEnable { tasks.start { await self.rebalanceLeaders() } }
@@ -43,6 +56,7 @@ final class ClusterController: Sendable {
 
     func stop() async {
         await tasks.stop()
+        await listeners.stop()
         epoch.withLock { $0 = nil }
         brokerEpochs.withLock { $0 = nil }
     }
@@ -102,8 +116,8 @@ final class ClusterController: Sendable {
         }
     }
 
-    /// Elects leaders whenever the live brokers (or their epochs) change, while `/controller` is
-    /// still this session's.
+    /// Elects leaders whenever the live brokers (or their epochs, or which of them refuse
+    /// connections) change, while `/controller` is still this session's.
     private func control() async throws {
         while !Task.isCancelled {
             guard let stat = try await session.exists(paths.controller), stat.ephemeralOwner == session.sessionID else {
@@ -119,21 +133,18 @@ final class ClusterController: Sendable {
             brokerEpochs.withLock { $0 = epochs }
             // Also wake when /controller goes (the session lost it): the loop then re-checks.
             let (_, controllerWatch) = try await session.exists(paths.controller, watch: true)
-            await Self.first(watch, controllerWatch)
-        }
-    }
-
-    /// Returns when either watch fires.
-    private static func first(_ a: Watch?, _ b: Watch?) async {
-        await withTaskGroup(of: Void.self) { group in
-            for watch in [a, b].compactMap({ $0 }) { group.addTask { _ = try? await watch.event() } }
-            await group.next()
-            group.cancelAll()
+            await listenerNews.wait(orAny: [watch, controllerWatch].compactMap { $0 })
         }
     }
 
     private func electLeaders(_ epochs: BrokerEpochs) async throws {
         guard let controllerEpoch = controllerEpoch else { return }
+        var epochs = epochs
+        let gone = listeners.gone(epochs)
+        if !gone.isEmpty {
+            logger.warning("registered brokers whose listeners refuse connections count as failed", metadata: ["brokers": "\(gone.sorted())"])
+            for broker in gone { epochs.live.removeValue(forKey: broker) }
+        }
         for topic in try await session.children(paths.topics) {
             guard let assignment = try? ClusterJSON.decode(TopicAssignment.self, try await session.data(paths.topic(topic)).data) else { continue }
             for partition in 0..<assignment.partitionCount {
