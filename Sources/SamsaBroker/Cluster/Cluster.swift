@@ -37,7 +37,7 @@ final class Cluster: Sendable {
         replicas = ReplicaManager(
             brokerId: brokerId, settings: settings, session: session, topics: topics, epochs: epochs, metadata: metadataCache, group: group, io: io,
             dataDirectory: dataDirectory, logger: logger)
-        controller = ClusterController(brokerId: brokerId, paths: paths, session: session, settings: settings, logger: logger)
+        controller = ClusterController(brokerId: brokerId, paths: paths, session: session, settings: settings, logger: logger, group: group)
         metadata = CoordinationCatalog(paths: paths, session: session, cache: metadataCache, elections: controller)
         producerIds = ClusterProducerIds(session: session, paths: paths, brokerId: brokerId.rawValue)
         configs = ConfigWatcher(session: session, paths: paths, topics: topics, logger: logger)
