@@ -43,14 +43,15 @@ extension RequestDispatcher {
 
     func heartbeat(_ request: HeartbeatRequest) async -> HeartbeatResponse {
         var response = HeartbeatResponse()
-        response.errorCode = await groups.heartbeat(groupId: request.groupId, memberId: request.memberId, generation: request.generationId).rawValue
+        response.errorCode = await groups.heartbeat(
+            groupId: request.groupId, memberId: request.memberId, instanceId: request.groupInstanceId, generation: request.generationId).rawValue
         return response
     }
 
     func leaveGroup(_ request: LeaveGroupRequest, version: Int16) async -> LeaveGroupResponse {
         var response = LeaveGroupResponse()
         if version >= 3 {
-            let codes = await groups.leave(groupId: request.groupId, memberIds: request.members.map(\.memberId))
+            let codes = await groups.leave(groupId: request.groupId, members: request.members.map { ($0.memberId, $0.groupInstanceId) })
             response.members = zip(request.members, codes).map { identity, code in
                 var member = LeaveGroupResponse.MemberResponse()
                 member.memberId = identity.memberId
@@ -59,7 +60,7 @@ extension RequestDispatcher {
                 return member
             }
         } else {
-            response.errorCode = (await groups.leave(groupId: request.groupId, memberIds: [request.memberId]).first ?? .none).rawValue
+            response.errorCode = (await groups.leave(groupId: request.groupId, members: [(request.memberId, nil)]).first ?? .none).rawValue
         }
         return response
     }
