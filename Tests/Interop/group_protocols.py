@@ -147,7 +147,8 @@ def main():
     producer.start()
     ledger = Ledger()
     group = f"{topic}-group"
-    result = {"client": confluent_kafka.version()[0], "librdkafka": confluent_kafka.libversion()[0], "scenario": scenario}
+    version = confluent_kafka.version()  # a string in 2.16, (string, int) before
+    result = {"client": version if isinstance(version, str) else version[0], "librdkafka": confluent_kafka.libversion()[0], "scenario": scenario}
     members = {}
     if scenario == "cooperative":
         for name in ["m1", "m2", "m3"]:
