@@ -105,14 +105,22 @@ struct GroupPersistenceTests {
         }, answered)
     }
 
+    /// Two members at generation 1 (group "g"), the follower's SyncGroup waiting for the leader's, and
+    /// an assignment of one byte each.
+    static func followerSyncing(_ groups: GroupCoordinator, _ loop: NIOAsyncTestingEventLoop) async
+        -> (leader: JoinGroupResponse, follower: JoinGroupResponse, waiting: (task: Task<SyncGroupResponse, Never>, answered: Flag), [String: [UInt8]])
+    {
+        let (leader, follower) = await Self.twoMembers("g", groups, loop)
+        let waiting = Self.syncing(Deadlines.sync("g", member: follower.memberId, generation: 1), groups)
+        while await groups.waiting(in: "g") != [follower.memberId] { await Task.yield() }
+        return (leader, follower, waiting, [leader.memberId: [1], follower.memberId: [2]])
+    }
+
     @Test("The leader's assignment is stored before any member is answered; the record has the generation, leader, protocol and assignments")
     func rebalanceStored() async throws {
         let store = RecordingGroupStore(held: true)
         try await GroupStormTests.withCoordinator(limits: GroupLimits(), store: store) { groups, loop in
-            let (leader, follower) = await Self.twoMembers("g", groups, loop)
-            let waiting = Self.syncing(Deadlines.sync("g", member: follower.memberId, generation: 1), groups)
-            while await groups.waiting(in: "g") != [follower.memberId] { await Task.yield() }
-            let assignments = [leader.memberId: [1], follower.memberId: [2]] as [String: [UInt8]]
+            let (leader, follower, waiting, assignments) = await Self.followerSyncing(groups, loop)
             let leading = Task { await groups.sync(Self.sync("g", member: leader.memberId, generation: 1, assigning: assignments)) }
             await store.untilWritten(1)
             let record = try #require(store.written.first)
@@ -141,10 +149,7 @@ struct GroupPersistenceTests {
     func failedStore(stored: ErrorCode, answered: ErrorCode) async throws {
         let store = RecordingGroupStore(error: stored)
         try await GroupStormTests.withCoordinator(limits: GroupLimits(), store: store) { groups, loop in
-            let (leader, follower) = await Self.twoMembers("g", groups, loop)
-            let waiting = Self.syncing(Deadlines.sync("g", member: follower.memberId, generation: 1), groups)
-            while await groups.waiting(in: "g") != [follower.memberId] { await Task.yield() }
-            let assignments = [leader.memberId: [1], follower.memberId: [2]] as [String: [UInt8]]
+            let (leader, follower, waiting, assignments) = await Self.followerSyncing(groups, loop)
             let leading = await groups.sync(Self.sync("g", member: leader.memberId, generation: 1, assigning: assignments))
             #expect(leading.errorCode == answered.rawValue)
             #expect(await waiting.task.value.errorCode == answered.rawValue)
