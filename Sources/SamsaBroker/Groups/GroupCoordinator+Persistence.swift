@@ -14,7 +14,11 @@ extension GroupCoordinator {
     func load(_ snapshots: [GroupSnapshot]) {
         for snapshot in snapshots {
             if let replaced = groups[snapshot.groupId] {
-                for id in replaced.order { deadlines.cancel(.session(group: replaced.id, member: id)) }
+                for member in replaced.members.values {
+                    member.joinWaiter?.complete(.error(.notCoordinator))
+                    member.syncWaiter?.complete(.error(.notCoordinator))
+                    deadlines.cancel(.session(group: replaced.id, member: member.id))
+                }
                 deadlines.cancel(.rebalance(group: replaced.id))
             }
             guard !snapshot.members.isEmpty || hasOffsets(snapshot.groupId) else {
