@@ -15,6 +15,11 @@ public struct GroupLimits: Sendable, Hashable {
     /// what one group's member list (each with its protocol metadata, all of it in the leader's
     /// JoinGroup answer) can hold.
     public var maxGroupSize = 10_000
+    /// `group.initial.rebalance.delay.ms` (3,000, Kafka's InitialDelayedJoin): the first rebalance of
+    /// an Empty group completes no sooner than this, and each member joining meanwhile extends it by
+    /// this again, up to the rebalance timeout, so members started together form one generation
+    /// instead of one rebalance each. Zero completes it as soon as every member has joined.
+    public var initialRebalanceDelay: Duration = .milliseconds(3000)
 
     public init() {}
 

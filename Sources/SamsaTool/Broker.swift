@@ -62,6 +62,8 @@ struct BrokerCommand: AsyncParsableCommand {
     var groupMaxPendingMembers: Int?
     @Option(help: "Most members one consumer group may have; a new one past it gets GROUP_MAX_SIZE_REACHED (group.max.size; default 10000).")
     var groupMaxSize: Int?
+    @Option(help: "How long the first rebalance of an empty consumer group waits for more members (group.initial.rebalance.delay.ms; default 3000).")
+    var groupInitialRebalanceDelayMs: Int?
     @Option(help: "Longest metadata string of a committed offset, in bytes (offset.metadata.max.bytes; default 4096).")
     var offsetMetadataMaxBytes: Int?
     @Option(help: "Partitions of __consumer_offsets, where groups and committed offsets live, when it is made (offsets.topic.num.partitions; default 50).")
@@ -140,6 +142,9 @@ struct BrokerCommand: AsyncParsableCommand {
         let maxSessionMs = try option(groupMaxSessionTimeoutMs, "group-max-session-timeout-ms", default: 1_800_000)
         settings.groupLimits.maxPendingMembers = try option(groupMaxPendingMembers, "group-max-pending-members", default: 100_000)
         settings.groupLimits.maxGroupSize = try option(groupMaxSize, "group-max-size", default: 10_000)
+        let initialRebalanceDelayMs = try option(groupInitialRebalanceDelayMs, "group-initial-rebalance-delay-ms", default: 3000)
+        guard initialRebalanceDelayMs >= 0 else { throw ValidationError("group-initial-rebalance-delay-ms must not be negative") }
+        settings.groupLimits.initialRebalanceDelay = .milliseconds(initialRebalanceDelayMs)
         settings.offsetMetadataMaxBytes = try option(offsetMetadataMaxBytes, "offset-metadata-max-bytes", default: 4096)
         settings.offsetsTopic.partitions = try option(offsetsTopicNumPartitions, "offsets-topic-num-partitions", default: 50)
         settings.offsetsTopic.replicationFactor = try option(offsetsTopicReplicationFactor, "offsets-topic-replication-factor", default: 3)

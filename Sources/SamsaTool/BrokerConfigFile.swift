@@ -17,7 +17,7 @@ struct BrokerConfigFile {
         // Groups, committed offsets and producer state (hostile clients).
         "group-min-session-timeout-ms", "group-max-session-timeout-ms", "group-max-pending-members", "group-max-size", "offset-metadata-max-bytes",
         "offsets-topic-num-partitions", "offsets-topic-replication-factor", "offsets-retention-minutes",
-        "producer-id-expiration-ms",
+        "group-initial-rebalance-delay-ms", "producer-id-expiration-ms",
         // Replica storage failures in a cluster.
         "replica-fetch-backoff-ms", "replica-fetch-backoff-max-ms", "follower-replication-throttled-rate",
         // Fetch limits (issue 20: amplification, descriptors)

@@ -120,7 +120,7 @@ struct GroupDeadlineTests {
 
     @Test("On a broker's event loop the session timer fires by itself (no one calls in)")
     func realLoop() async throws {
-        var limits = GroupLimits()
+        var limits = GroupLimits.immediate
         limits.minSessionTimeout = .milliseconds(1)
         let loop = MultiThreadedEventLoopGroup.singleton.any()
         let groups = GroupCoordinator(limits: limits, loop: loop)

@@ -21,13 +21,14 @@ struct GroupStormTests {
     }
 
     /// Runs `body` with a coordinator on a loop whose clock the test moves (`advanceTime` fires the
-    /// timers it passes), then stops both (a testing loop freed with timers armed traps).
+    /// timers it passes), then stops both (a testing loop freed with timers armed traps). Its groups'
+    /// first rebalances complete as soon as every member joined unless `limits` say otherwise.
     static func withCoordinator(
-        limits: GroupLimits = GroupLimits(), offsets: Set<String> = [],
+        limits: GroupLimits = .immediate, offsets: Set<String> = [], store: any GroupMetadataStore = NoGroupMetadataStore(),
         _ body: (GroupCoordinator, NIOAsyncTestingEventLoop) async throws -> Void
     ) async throws {
         let loop = NIOAsyncTestingEventLoop()
-        let groups = GroupCoordinator(limits: limits, hasOffsets: { offsets.contains($0) }, loop: loop)
+        let groups = GroupCoordinator(limits: limits, hasOffsets: { offsets.contains($0) }, store: store, loop: loop)
         do {
             try await body(groups, loop)
         } catch {
@@ -63,7 +64,7 @@ struct GroupStormTests {
 
     @Test("Past the cap of pending member ids the oldest is forgotten; a fresh one still joins")
     func pendingMembersCapped() async throws {
-        var limits = GroupLimits()
+        var limits = GroupLimits.immediate
         limits.maxPendingMembers = 100
         try await Self.withCoordinator(limits: limits) { groups, _ in
             var issued: [String] = []
@@ -143,6 +144,15 @@ struct GroupStormTests {
             #expect(listed.groups.map(\.groupId) == [])
             try await connection.close()
         }
+    }
+}
+
+extension GroupLimits {
+    /// Kafka's limits without `group.initial.rebalance.delay.ms` (tests that form groups).
+    static var immediate: GroupLimits {
+        var limits = GroupLimits()
+        limits.initialRebalanceDelay = .zero
+        return limits
     }
 }
 

@@ -66,6 +66,7 @@ final class TestCluster: Sendable {
             logger.logLevel = .trace
             configuration.logger = logger
         }
+        configuration.groupLimits.initialRebalanceDelay = .zero
         configure(&configuration)
         links.heal(to: id)
         let broker = try await Broker.start(configuration)

@@ -25,6 +25,8 @@ struct TestBroker {
         var settings = configuration
         settings.zeroCopyFetch = zeroCopyFetch
         settings.maxBrokerPartitions = maxBrokerPartitions
+        // Groups form at once in tests (Kafka's 3 s initial delay is tested on its own).
+        settings.groupLimits.initialRebalanceDelay = .zero
         if let segmentBytes { settings.logConfiguration.segmentBytes = segmentBytes }
         configure(&settings)
         return TestBroker(broker: try await Broker.start(settings), directory: directory)

@@ -66,7 +66,8 @@ extension RequestDispatcher {
         var response = HeartbeatResponse()
         switch await groups.shard(for: request.groupId) {
         case .success(let shard):
-            response.errorCode = await shard.coordinator.heartbeat(groupId: request.groupId, memberId: request.memberId, generation: request.generationId).rawValue
+            response.errorCode = await shard.coordinator.heartbeat(
+                groupId: request.groupId, memberId: request.memberId, instanceId: request.groupInstanceId, generation: request.generationId).rawValue
         case .failure(let code):
             response.errorCode = code.rawValue
         }
@@ -83,7 +84,7 @@ extension RequestDispatcher {
             return response
         }
         if version >= 3 {
-            let codes = await coordinator.leave(groupId: request.groupId, memberIds: request.members.map(\.memberId))
+            let codes = await coordinator.leave(groupId: request.groupId, members: request.members.map { ($0.memberId, $0.groupInstanceId) })
             response.members = zip(request.members, codes).map { identity, code in
                 var member = LeaveGroupResponse.MemberResponse()
                 member.memberId = identity.memberId
@@ -92,7 +93,7 @@ extension RequestDispatcher {
                 return member
             }
         } else {
-            response.errorCode = (await coordinator.leave(groupId: request.groupId, memberIds: [request.memberId]).first ?? .none).rawValue
+            response.errorCode = (await coordinator.leave(groupId: request.groupId, members: [(request.memberId, nil)]).first ?? .none).rawValue
         }
         return response
     }

@@ -16,7 +16,8 @@ extension RequestDispatcher {
         case .success(let found): shard = found
         case .failure(let code): return await writeCommits(request, check: code, to: nil)
         }
-        let check = await shard.coordinator.commitCheck(groupId: request.groupId, memberId: request.memberId, generation: request.generationIdOrMemberEpoch)
+        let check = await shard.coordinator.commitCheck(
+            groupId: request.groupId, memberId: request.memberId, instanceId: request.groupInstanceId, generation: request.generationIdOrMemberEpoch)
         let response = await writeCommits(request, check: check, to: shard)
         // Written and visible (or refused): a deletion waiting for it may write its tombstones.
         if check == .none { await shard.coordinator.commitFinished(groupId: request.groupId) }
