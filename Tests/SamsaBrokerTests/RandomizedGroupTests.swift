@@ -263,6 +263,9 @@ final class GroupSchedule {
         let left = try await atCoordinator(group) { connection -> (Int16, Bool) in (try await GroupWire.leave(group, member: member.id, on: connection), true) }
         schedule.append("leave \(group) \(member.id) at \(left.at): \(left.code)")
         if left.code != 0 { fail("\(member.id) could not leave \(group): error \(left.code)") }
+        // Left with neither members nor committed offsets, the group is gone (Samsa forgets it at once, Kafka
+        // at its next cleanup): a group of that id made later starts again at generation 1, as in Kafka.
+        if models[group]?.acknowledged.isEmpty ?? true { generations[group] = nil }
     }
 
     /// Each member heartbeats (through failovers its generation must still be current).

@@ -103,8 +103,11 @@ struct GroupShardStore: GroupMetadataStore {
     let writer: CoordinatorWriter
     let state: GroupShardState
 
+    /// An Empty group without committed offsets is removed (Kafka's Dead group): its record is a
+    /// tombstone, so neither a replay nor the log keeps it.
     func store(_ group: GroupSnapshot) async -> ErrorCode {
-        let record = GroupRecord.group(group.groupId, group)
+        let removed = group.members.isEmpty && !state.hasCommits(group: group.groupId)
+        let record = GroupRecord.group(group.groupId, removed ? nil : group)
         switch await writer.write([record.record], apply: { [state] _ in state.apply([record]) }) {
         case .messageSizeTooLarge, .recordListTooLarge: return .unknown
         case .kafkaStorageError: return .notCoordinator
