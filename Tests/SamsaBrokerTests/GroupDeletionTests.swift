@@ -11,19 +11,8 @@ import Testing
 struct GroupDeletionTests {
     /// A simple consumer's commit (no member, generation -1) of `offsets` by partition.
     static func commit(_ group: String, topic: String = "t", _ offsets: [Int32: Int64], on connection: TestConnection) async throws -> [Int16] {
-        var request = OffsetCommitRequest()
-        request.groupId = group
-        request.generationIdOrMemberEpoch = -1
-        var entry = OffsetCommitRequest.OffsetCommitRequestTopic()
-        entry.name = topic
-        entry.partitions = offsets.sorted { $0.key < $1.key }.map { index, offset in
-            var partition = OffsetCommitRequest.OffsetCommitRequestPartition()
-            partition.partitionIndex = index
-            partition.committedOffset = offset
-            return partition
-        }
-        request.topics = [entry]
-        return try await connection.request(request, version: 8, expecting: OffsetCommitResponse.self).topics.flatMap(\.partitions).map(\.errorCode)
+        let codes = try await GroupWire.commit(group, topic: topic, offsets: offsets, on: connection)
+        return offsets.keys.sorted().map { codes[$0] ?? -1 }
     }
 
     /// The committed offsets of `partitions` of `topic` (-1: none).
