@@ -36,7 +36,7 @@ final class GroupShard: CoordinatorShard {
         coordinator = GroupCoordinator(
             limits: limits, hasOffsets: { state.hasCommits(group: $0) }, store: GroupShardStore(writer: writer, state: state), loop: loop,
             logger: logger)
-        failure.set { [unowned self] in failed(self) }
+        failure.set { [weak self] in if let self { failed(self) } }
     }
 
     /// Replays `partition` (blocking reads on `io`) into a new shard whose coordinator carries on
