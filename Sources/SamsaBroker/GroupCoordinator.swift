@@ -4,7 +4,8 @@ import Logging
 import NIOCore
 import SamsaProtocol
 
-/// Consumer groups with Kafka's classic rebalance protocol, for one coordinator (this broker).
+/// Consumer groups with Kafka's classic rebalance protocol, for the groups of one `__consumer_offsets`
+/// partition led here (`GroupShard`; one actor per partition).
 ///
 /// States as Kafka names them: Empty -> PreparingRebalance (members rejoin; JoinGroup responses wait)
 /// -> CompletingRebalance (the new generation is out; SyncGroup responses wait for the leader's
@@ -461,7 +462,7 @@ actor GroupCoordinator {
     }
 
     /// Answers every waiting JoinGroup and SyncGroup with NOT_COORDINATOR (their members look for
-    /// the coordinator again) and cancels every timer: the broker is stopping.
+    /// the coordinator again) and cancels every timer: the partition moved away or the broker stops.
     func stop() {
         for member in groups.values.flatMap(\.members.values) {
             member.joinWaiter?.complete(.error(.notCoordinator))

@@ -143,7 +143,9 @@ struct BrokerCommand: AsyncParsableCommand {
         settings.groupLimits.maxPendingMembers = try option(groupMaxPendingMembers, "group-max-pending-members", default: 100_000)
         settings.groupLimits.maxGroupSize = try option(groupMaxSize, "group-max-size", default: 10_000)
         let initialRebalanceDelayMs = try option(groupInitialRebalanceDelayMs, "group-initial-rebalance-delay-ms", default: 3000)
-        guard initialRebalanceDelayMs >= 0 else { throw ValidationError("group-initial-rebalance-delay-ms must not be negative") }
+        guard initialRebalanceDelayMs >= 0, initialRebalanceDelayMs <= Int(Int32.max) else {
+            throw ValidationError("group-initial-rebalance-delay-ms must be between 0 and 2147483647")
+        }
         settings.groupLimits.initialRebalanceDelay = .milliseconds(initialRebalanceDelayMs)
         settings.offsetMetadataMaxBytes = try option(offsetMetadataMaxBytes, "offset-metadata-max-bytes", default: 4096)
         settings.offsetsTopic.partitions = try option(offsetsTopicNumPartitions, "offsets-topic-num-partitions", default: 50)

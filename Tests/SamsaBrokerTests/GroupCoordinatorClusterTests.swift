@@ -116,3 +116,37 @@ struct GroupCoordinatorClusterTests {
         try await cluster.stopAll()
     }
 }
+
+extension GroupCoordinatorClusterTests {
+    @Test("A commit its followers cannot copy times out (COORDINATOR_NOT_AVAILABLE) and the partition reloads; once they fetch again it is there. A coordinator no follower fetches from stops answering")
+    func commitOutlivesItsTimeout() async throws {
+        let cluster = try await Self.cluster()
+        do {
+            let admin = try await cluster.connection(1)
+            #expect(try await admin.createTopic("t", partitions: 2, replicationFactor: 3).errorCode == 0)
+            let group = "cut-off"
+            let coordinator = try await Self.agreedCoordinator(of: group, in: cluster)
+            let connection = try await cluster.connection(coordinator)
+            #expect(try await GroupDeletionTests.commit(group, [0: 1], on: connection) == [0])
+            // No follower can fetch from the coordinator: the commit is appended there, never replicated.
+            let followers = cluster.running.filter { $0 != coordinator }
+            for follower in followers { cluster.links.cut(follower, coordinator) }
+            #expect(try await GroupDeletionTests.commit(group, [0: 2], on: connection) == [ErrorCode.coordinatorNotAvailable.rawValue])
+            // Silent followers: another leader may exist; this coordinator answers NOT_COORDINATOR.
+            #expect(try await Self.fetchError(group, on: connection) == ErrorCode.notCoordinator.rawValue)
+            cluster.links.heal(to: coordinator)
+            // The reloaded partition has the commit whose answer timed out: it was in the log, and is now replicated.
+            let again = try await Self.agreedCoordinator(of: group, in: cluster)
+            #expect(again == coordinator)
+            #expect(try await GroupDeletionTests.committed(group, [0], on: connection) == [2])
+            #expect(try await GroupDeletionTests.commit(group, [0: 3], on: connection) == [0])
+            #expect(try await GroupDeletionTests.committed(group, [0], on: connection) == [3])
+            try await connection.close()
+            try await admin.close()
+        } catch {
+            try await cluster.stopAll()
+            throw error
+        }
+        try await cluster.stopAll()
+    }
+}

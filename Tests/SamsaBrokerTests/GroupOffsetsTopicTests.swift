@@ -152,6 +152,18 @@ extension GroupOffsetsTopicTests {
             produce.topicData = [data]
             let answer = try await connection.request(produce, version: 9, expecting: ProduceResponse.self)
             #expect(answer.responses.first?.partitionResponses.first?.errorCode == ErrorCode.invalidTopic.rawValue)
+            // DeleteRecords of it: INVALID_TOPIC_EXCEPTION, as Kafka; CreateTopics of it: INVALID_REQUEST (it is the coordinator's).
+            var delete = DeleteRecordsRequest()
+            var deleted = DeleteRecordsRequest.DeleteRecordsTopic()
+            deleted.name = GroupPlacement.topic
+            var cut = DeleteRecordsRequest.DeleteRecordsPartition()
+            cut.partitionIndex = partition.index
+            cut.offset = -1
+            deleted.partitions = [cut]
+            delete.topics = [deleted]
+            let refused = try await connection.request(delete, version: 2, expecting: DeleteRecordsResponse.self)
+            #expect(refused.topics.first?.partitions.first?.errorCode == ErrorCode.invalidTopic.rawValue)
+            #expect(try await ProduceFetchTests.createTopic(GroupPlacement.topic, partitions: 1, on: connection).errorCode == ErrorCode.invalidRequest.rawValue)
             #expect(try await GroupDeletionTests.committed("g", [0], on: connection) == [5])
             try await connection.close()
         }

@@ -118,11 +118,15 @@ final class ListenerWatch: Sendable {
             switch await ListenerProbe.connect(host: registration.host, port: registration.port, group: group) {
             case .accepted(let channel):
                 accepted(registration)
+                let opened = ContinuousClock.now
                 await withTaskCancellationHandler {
                     try? await channel.closeFuture.get()
                 } onCancel: {
                     channel.close(promise: nil)
                 }
+                // Closed at once (a peer's connection limit, or a peer stopping that still accepts):
+                // wait before the next try rather than spin on both brokers.
+                if ContinuousClock.now - opened < .seconds(1) { try? await Task.sleep(for: Self.retry) }
             case .refused:
                 await refused(registration)
                 try? await Task.sleep(for: Self.retry)

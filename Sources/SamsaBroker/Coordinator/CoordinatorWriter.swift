@@ -11,7 +11,8 @@ import Synchronization
 /// what replaying the committed log gives: the state a compaction copies is exact.
 ///
 /// A round that fails after appending (a timeout, the ISR shrinking, storage) leaves records whose
-/// fate is unknown: the writes get the error, and `failed` makes the runtime reload the partition.
+/// fate is unknown: the writes get the error, the writer closes (later writes get NOT_COORDINATOR,
+/// clients retry) and `failed` makes the runtime reload the partition once it has stopped.
 final class CoordinatorWriter: Sendable {
     /// One record: a key and a value (nil: a tombstone).
     typealias Record = (key: ByteBuffer, value: ByteBuffer?)
@@ -33,6 +34,8 @@ final class CoordinatorWriter: Sendable {
         var pending: [Work] = []
         var running = false
         var closed = false
+        /// The task running the rounds, while one runs (`close` waits for it).
+        var draining: Task<Void, Never>?
     }
 
     /// The largest batch written (Kafka's `message.max.bytes` default, which `__consumer_offsets` inherits).
@@ -45,7 +48,7 @@ final class CoordinatorWriter: Sendable {
     let epoch: LeaderEpoch
     private let minInsyncReplicas: @Sendable () -> Int
     /// Tells the runtime the shard's memory may no longer match the log (it reloads the partition).
-    let failed: @Sendable () -> Void
+    private let failed: @Sendable () -> Void
     private let queue = Mutex(Queue())
 
     /// `failed` runs after a round whose records may be in the log though unanswered.
@@ -93,13 +96,30 @@ final class CoordinatorWriter: Sendable {
             return true
         }
         guard let start else { return false }
-        if start { Task { await self.drain() } }
+        if start {
+            let task = Task { await self.drain() }
+            queue.withLock { $0.draining = task }
+        }
         return true
     }
 
-    /// Answers every queued write NOT_COORDINATOR and refuses new ones (the shard unloads); a round
-    /// already appending finishes.
-    func close() {
+    /// Answers every queued write NOT_COORDINATOR, refuses new ones, and returns once the round or
+    /// exclusive work already running has ended: after it, nothing of this writer reaches the log,
+    /// so a replay (the shard loaded again) sees everything it wrote.
+    func close() async {
+        refuseFurtherWork()
+        await queue.withLock { $0.draining }?.value
+    }
+
+    /// Closes the writer without waiting (from inside a round) and has the runtime reload the
+    /// partition: records whose fate is unknown may be in the log, and no later write may be applied
+    /// to memory that lacks them.
+    func failAndReload() {
+        refuseFurtherWork()
+        failed()
+    }
+
+    private func refuseFurtherWork() {
         let waiting = queue.withLock { queue in
             queue.closed = true
             defer { queue.pending.removeAll() }
@@ -130,7 +150,7 @@ final class CoordinatorWriter: Sendable {
                     }
                 case .failure(let failure):
                     for write in writes { write.reply.resume(returning: failure.code) }
-                    if failure.appended { failed() }
+                    if failure.appended { failAndReload() }
                 }
             }
         }

@@ -30,11 +30,16 @@ final class GroupCoordinators: Sendable {
     /// One creation of the topic at a time.
     private let creating = Mutex<Task<ErrorCode, Never>?>(nil)
     private let legacy: LegacyOffsets?
+    /// How long a partition led here may go without a fetch from any of its followers before its
+    /// coordinator stops answering (nil: a cluster of one, which has none). See `shard(for:)`.
+    private let isolation: Duration?
 
     init(
         configuration: BrokerConfiguration, catalog: any TopicCatalog, topics: TopicTable, io: NIOThreadPool, group: any EventLoopGroup,
         legacy: LegacyOffsets?
     ) {
+        // Followers fetch again as soon as they are answered, at most replica.fetch.wait.max.ms later.
+        isolation = configuration.cluster.map { .milliseconds(max(2000, 4 * $0.replicaFetchWaitMaxMs)) }
         settings = configuration.offsetsTopic
         self.catalog = catalog
         self.topics = topics
@@ -148,10 +153,17 @@ final class GroupCoordinators: Sendable {
     /// COORDINATOR_NOT_AVAILABLE. A partition led here whose replay is running or about to (this
     /// broker leads it, or coordination says it does and the state is on its way: a topic just made,
     /// a failover FindCoordinator already answered) is waited for, up to a few seconds.
+    ///
+    /// A partition none of whose followers has fetched from this leader for 4 x
+    /// `replica.fetch.wait.max.ms` (at least 2 s) is isolated: the controller may have elected another leader it could not tell this broker about
+    /// (a broker cut off from coordination keeps leading, see README), whose followers no longer fetch
+    /// here. Its writes could not commit anyway; its heartbeats and fetches must not go on either (two
+    /// coordinators would give a partition two owners), so it answers NOT_COORDINATOR.
     func shard(for groupId: String) async -> Result<GroupShard, ErrorCode> {
         guard let count = await partitionCount() else { return .failure(.coordinatorNotAvailable) }
         let index = GroupPlacement.partition(of: groupId, partitions: count)
         let now = runtime.shard(index)
+        if case .success(let shard) = now, let isolation, shard.partition.followersSilent(for: isolation) { return .failure(.notCoordinator) }
         guard case .failure = now else { return now }
         if topics.partition(GroupPlacement.topic, index)?.role != .leader {
             let view = try? await catalog.topic(GroupPlacement.topic)?.partitions.first { $0.index == index }
@@ -205,7 +217,6 @@ final class GroupCoordinators: Sendable {
 
     /// Compacts the shard's partition if it has grown enough (see `GroupShard.compact`).
     func compactIfDue(_ shard: GroupShard) async {
-        guard shard.compactionDue(bytes: settings.compactionBytes) else { return }
-        await shard.compact { [io, topics] in try await io.runIfActive { try topics.checkpointLogStarts() } }
+        await shard.compactIfDue(bytes: settings.compactionBytes) { [io, topics] in try await io.runIfActive { try topics.checkpointLogStarts() } }
     }
 }

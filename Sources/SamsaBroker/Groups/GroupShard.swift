@@ -17,6 +17,7 @@ final class GroupShard: CoordinatorShard {
     let logger: Logger
     /// The partition's size after the last compaction (the next waits until it doubled).
     private let compacted = Atomic<Int>(0)
+    private let compacting = Atomic<Bool>(false)
     var compactedBytes: Int { compacted.load(ordering: .relaxed) }
     func setCompactedBytes(_ bytes: Int) { compacted.store(bytes, ordering: .relaxed) }
 
@@ -57,7 +58,7 @@ final class GroupShard: CoordinatorShard {
         await shard.coordinator.load(Array(table.groups.values))
         let missing = legacy.filter { key, _ in table.offsets[key.group]?[key] == nil && table.groups[key.group] == nil }
         if !missing.isEmpty {
-            let code = await shard.commit(missing.map { ($0.0, $0.1) })
+            let code = await shard.writeInBatches(missing.map { GroupRecord.offset($0.0, $0.1) })
             logger.info("moved committed offsets from the local offsets log", metadata: ["commits": "\(missing.count)", "error": "\(code)"])
             guard code == .none else { throw LegacyMigrationFailed(code: code) }
         }
@@ -69,7 +70,7 @@ final class GroupShard: CoordinatorShard {
     }
 
     func unload() async {
-        writer.close()
+        await writer.close()
         await coordinator.stop()
     }
 
@@ -138,8 +139,13 @@ extension GroupShard {
     /// roll, and once they are committed the log start moves past everything before them (as
     /// DeleteRecords moves it; followers follow). Replay time stays bounded by live state.
     /// `checkpoint` makes the new log start durable (blocking work on an I/O thread).
-    func compact(checkpoint: @escaping @Sendable () async throws -> Void) async {
+    /// One at a time, and only if still due once alone on the writer (many commits crossing the
+    /// threshold together make one compaction, not one each).
+    func compactIfDue(bytes: Int, checkpoint: @escaping @Sendable () async throws -> Void) async {
+        guard compactionDue(bytes: bytes), !compacting.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        defer { compacting.store(false, ordering: .releasing) }
         _ = await writer.exclusively { [self] in
+            guard compactionDue(bytes: bytes) else { return }
             do {
                 try await partition.perform { [log = partition.log] in try log.roll() }
                 let live = state.read { $0.records }
@@ -149,7 +155,7 @@ extension GroupShard {
                     case .success(let base): first = first ?? base
                     case .failure(let failure):
                         logger.warning("compacting a coordinator partition failed", metadata: ["error": "\(failure.code)"])
-                        if failure.appended { writer.failed() }
+                        if failure.appended { writer.failAndReload() }
                         return
                     }
                 }
@@ -170,22 +176,29 @@ extension GroupShard {
     /// with neither offsets nor members is deleted. Alone on the writer: no commit can slip between
     /// the check and the tombstones.
     func expireOffsets(nowMs: Int64, retentionMs: Int64) async {
-        let active = Set(await coordinator.list().filter { $0.state != GroupCoordinator.State.empty.rawValue }.map(\.groupId))
         _ = await writer.exclusively { [self] in
+            // The coordinator's own view, taken alone on the writer: a group with members keeps its
+            // offsets; an Empty one's clock starts when it became Empty in memory (its Empty record may
+            // still be on its way, or have failed); one it does not hold goes by its stored record.
+            var live: [String: GroupSnapshot] = [:]
+            for group in state.read({ Array($0.offsets.keys) }) {
+                if let snapshot = await coordinator.snapshot(of: group) { live[group] = snapshot }
+            }
             let expired = state.read { table -> [GroupRecord] in
                 var records: [GroupRecord] = []
-                for (group, offsets) in table.offsets where !active.contains(group) {
-                    let stored = table.groups[group]
+                for (group, offsets) in table.offsets {
+                    let known = live[group] ?? table.groups[group]
+                    guard known?.members.isEmpty ?? true else { continue }
                     // A consumer group's offsets expire together, `retentionMs` after it became Empty;
                     // a simple consumer's each `retentionMs` after its commit.
                     let gone: [OffsetKey]
-                    if let stored, stored.protocolType?.isEmpty == false {
-                        gone = nowMs - stored.stateTimestampMs >= retentionMs ? Array(offsets.keys) : []
+                    if let known, known.protocolType?.isEmpty == false {
+                        gone = nowMs - known.stateTimestampMs >= retentionMs ? Array(offsets.keys) : []
                     } else {
                         gone = offsets.filter { nowMs - $0.value.commitTimestampMs >= retentionMs }.map(\.key)
                     }
                     records += gone.map { GroupRecord.offset($0, nil) }
-                    if gone.count == offsets.count && stored != nil { records.append(.group(group, nil)) }
+                    if gone.count == offsets.count && table.groups[group] != nil { records.append(.group(group, nil)) }
                 }
                 return records
             }
@@ -193,7 +206,7 @@ extension GroupShard {
                 switch await writer.append(batch.map(\.record)) {
                 case .success: state.apply(batch)
                 case .failure(let failure):
-                    if failure.appended { writer.failed() }
+                    if failure.appended { writer.failAndReload() }
                     return
                 }
             }

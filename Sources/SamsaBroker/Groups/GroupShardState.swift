@@ -48,6 +48,9 @@ final class GroupShardState: Sendable {
 
     func hasCommits(group: String) -> Bool { table.withLock { $0.offsets[group] != nil } }
 
+    /// Whether `group` has committed offsets or stored metadata.
+    func knows(_ group: String) -> Bool { table.withLock { $0.offsets[group] != nil || $0.groups[group] != nil } }
+
     /// Groups with committed offsets or stored metadata.
     var groupIds: Set<String> { table.withLock { Set($0.offsets.keys).union($0.groups.keys) } }
 

@@ -26,6 +26,11 @@ extension RequestDispatcher {
             } else if let problem = TopicTable.validate(topic.name) {
                 result.errorCode = ErrorCode.invalidTopic.rawValue
                 result.errorMessage = problem
+            } else if topic.name == GroupPlacement.topic {
+                // Made by the group coordinator on first use, with its own settings (a client's would
+                // have the default retention and RF, and lose every group's offsets).
+                result.errorCode = ErrorCode.invalidRequest.rawValue
+                result.errorMessage = "\(GroupPlacement.topic) is internal: the group coordinator makes it on first use"
             } else if partitions <= 0 {
                 result.errorCode = ErrorCode.invalidPartitions.rawValue
                 result.errorMessage = "number of partitions must be larger than 0"

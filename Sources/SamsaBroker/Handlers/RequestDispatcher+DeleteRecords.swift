@@ -30,6 +30,11 @@ extension RequestDispatcher {
         var pending: [TopicPartition: (partition: Partition, requested: Int64)] = [:]
         var known: [String: Int32?] = [:]
         for id in order {
+            // Kafka's rule: an internal topic's records are its coordinator's state.
+            guard id.topic != GroupPlacement.topic else {
+                answers[id] = (.invalidTopic, -1)
+                continue
+            }
             guard let partition = topics.partition(id) else {
                 answers[id] = (await missingPartitionError(id, known: &known), -1)
                 continue

@@ -159,7 +159,7 @@ extension RequestDispatcher {
                     entry.memberAssignment = member.assignment
                     return entry
                 }
-            } else if shard.state.groupIds.contains(groupId) {
+            } else if shard.state.knows(groupId) {
                 described.groupState = GroupCoordinator.State.empty.rawValue
                 described.protocolType = ""
                 described.protocolData = ""

@@ -35,7 +35,9 @@ extension RequestDispatcher {
             entry.name = name
             entry.isInternal = name == GroupPlacement.topic
             var topic = try? await catalog.topic(name)
-            if topic == nil, configuration.autoCreateTopics, request.allowAutoTopicCreation || version < 4, TopicTable.validate(name) == nil {
+            if topic == nil, configuration.autoCreateTopics, request.allowAutoTopicCreation || version < 4, TopicTable.validate(name) == nil,
+                name != GroupPlacement.topic
+            {
                 // A concurrent create of the same name is as good as ours.
                 _ = try? await catalog.createTopic(
                     name, partitions: configuration.defaultPartitions, replicationFactor: 1, config: TopicConfig(), validateOnly: false)

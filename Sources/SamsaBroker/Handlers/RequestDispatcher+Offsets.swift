@@ -7,7 +7,7 @@ extension RequestDispatcher {
     /// written once, its last entry winning (Kafka's broker kept a commit's partitions in a map), so
     /// repeating one partition cannot multiply what a commit writes. Metadata longer than
     /// `offsetMetadataMaxBytes` gets OFFSET_METADATA_TOO_LARGE for its partition; a commit that would
-    /// write more than `CommittedOffsetLog.maxBatchBytes` gets INVALID_COMMIT_OFFSET_SIZE for every partition
+    /// write more than `CoordinatorWriter.maxBatchBytes` gets INVALID_COMMIT_OFFSET_SIZE for every partition
     /// (as Kafka answers a commit too large for its offsets topic), and nothing is written. Every
     /// partition gets NOT_COORDINATOR (or COORDINATOR_LOAD_IN_PROGRESS) for a group coordinated elsewhere.
     func offsetCommit(_ request: OffsetCommitRequest) async -> OffsetCommitResponse {

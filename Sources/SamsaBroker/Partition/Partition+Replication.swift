@@ -41,6 +41,14 @@ extension Partition {
         }
     }
 
+    /// Whether this leader has followers and none of them has fetched within `silence`: another
+    /// leader may have been elected (its followers fetch there), or they are all gone.
+    func followersSilent(for silence: Duration, now: ContinuousClock.Instant = .now) -> Bool {
+        withState { state in
+            state.role == .leader && !state.followers.isEmpty && state.followers.values.allSatisfy { now - $0.lastFetchTime > silence }
+        }
+    }
+
     /// The ISR followers no fetch has come from within `silence` (a live follower sends its next
     /// fetch as soon as the last is answered, within `replica.fetch.wait.max.ms`).
     func silentIsrFollowers(silence: Duration, now: ContinuousClock.Instant = .now) -> Set<BrokerID> {
