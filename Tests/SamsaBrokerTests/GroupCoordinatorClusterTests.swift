@@ -11,12 +11,19 @@ import Testing
 struct GroupCoordinatorClusterTests {
     static let partitions: Int32 = 5
 
-    static func cluster() async throws -> TestCluster {
+    /// Runs `body` on three brokers (5 `__consumer_offsets` partitions) and stops them however it ends.
+    static func withCluster(_ body: (TestCluster) async throws -> Void) async throws {
         let cluster = try TestCluster(lagMs: 30_000)
-        for id in Int32(1)...3 {
-            try await cluster.start(BrokerID(id)) { $0.offsetsTopic.partitions = partitions }
+        do {
+            for id in Int32(1)...3 {
+                try await cluster.start(BrokerID(id)) { $0.offsetsTopic.partitions = partitions }
+            }
+            try await body(cluster)
+        } catch {
+            try await cluster.stopAll()
+            throw error
         }
-        return cluster
+        try await cluster.stopAll()
     }
 
     /// The coordinator `connection`'s broker names for `group` (v3 single key, v4 batched), or its error.
@@ -66,8 +73,7 @@ struct GroupCoordinatorClusterTests {
 
     @Test("Every broker names the same coordinator; elsewhere group and offset requests get NOT_COORDINATOR; commits survive the coordinator's crash")
     func oneCoordinatorPerGroup() async throws {
-        let cluster = try await Self.cluster()
-        do {
+        try await Self.withCluster { cluster in
             let admin = try await cluster.connection(1)
             #expect(try await admin.createTopic("t", partitions: 2, replicationFactor: 3).errorCode == 0)
             let groups = (0..<8).map { "group-\($0)" }
@@ -109,19 +115,14 @@ struct GroupCoordinatorClusterTests {
             #expect(try await GroupDeletionTests.committed(group, [0, 1], on: connection) == [7, 6])
             try await connection.close()
             try await admin.close()
-        } catch {
-            try await cluster.stopAll()
-            throw error
         }
-        try await cluster.stopAll()
     }
 }
 
 extension GroupCoordinatorClusterTests {
     @Test("A commit its followers cannot copy times out (COORDINATOR_NOT_AVAILABLE) and the partition reloads; once they fetch again it is there. A coordinator no follower fetches from stops answering")
     func commitOutlivesItsTimeout() async throws {
-        let cluster = try await Self.cluster()
-        do {
+        try await Self.withCluster { cluster in
             let admin = try await cluster.connection(1)
             #expect(try await admin.createTopic("t", partitions: 2, replicationFactor: 3).errorCode == 0)
             let group = "cut-off"
@@ -143,10 +144,6 @@ extension GroupCoordinatorClusterTests {
             #expect(try await GroupDeletionTests.committed(group, [0], on: connection) == [3])
             try await connection.close()
             try await admin.close()
-        } catch {
-            try await cluster.stopAll()
-            throw error
         }
-        try await cluster.stopAll()
     }
 }

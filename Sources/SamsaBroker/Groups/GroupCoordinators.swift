@@ -162,14 +162,16 @@ final class GroupCoordinators: Sendable {
     func shard(for groupId: String) async -> Result<GroupShard, ErrorCode> {
         guard let count = await partitionCount() else { return .failure(.coordinatorNotAvailable) }
         let index = GroupPlacement.partition(of: groupId, partitions: count)
-        let now = runtime.shard(index)
-        if case .success(let shard) = now, let isolation, shard.partition.followersSilent(for: isolation) { return .failure(.notCoordinator) }
-        guard case .failure = now else { return now }
-        if topics.partition(GroupPlacement.topic, index)?.role != .leader {
-            let view = try? await catalog.topic(GroupPlacement.topic)?.partitions.first { $0.index == index }
-            guard view?.state?.leader == topics.context.brokerId else { return now }
+        var found = runtime.shard(index)
+        if case .failure = found {
+            if topics.partition(GroupPlacement.topic, index)?.role != .leader {
+                let view = try? await catalog.topic(GroupPlacement.topic)?.partitions.first { $0.index == index }
+                guard view?.state?.leader == topics.context.brokerId else { return found }
+            }
+            found = await runtime.shard(index, waitingUpTo: .seconds(5))
         }
-        return await runtime.shard(index, waitingUpTo: .seconds(5))
+        if case .success(let shard) = found, let isolation, shard.partition.followersSilent(for: isolation) { return .failure(.notCoordinator) }
+        return found
     }
 
     // MARK: - Across the shards led here
