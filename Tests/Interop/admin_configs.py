@@ -107,7 +107,7 @@ def confluent(bootstrap, topic):
 def kafka_python(bootstrap, topic):
     import kafka
     from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000, api_version_auto_timeout_ms=30000)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
     modern = int(kafka.__version__.split(".")[0]) >= 3  # dict answers; alter_configs is incremental
 
     def described():

@@ -127,7 +127,7 @@ def kafka_python(bootstrap, topic):
     from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
     from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000, api_version_auto_timeout_ms=30000)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
     idempotent = "enable_idempotence" in KafkaProducer.DEFAULT_CONFIG
 
     @step("list_topics")

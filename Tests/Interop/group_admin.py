@@ -92,7 +92,7 @@ def kafka_python():
     from kafka.structs import OffsetAndMetadata
 
     out = {"client": "kafka-python", "version": kafka.__version__}
-    admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP, api_version_auto_timeout_ms=30000)
+    admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP)
     admin.create_topics([NewTopic(TOPIC, num_partitions=2, replication_factor=1)])
     producer = KafkaProducer(bootstrap_servers=BOOTSTRAP)
     for index in range(6):

@@ -16,7 +16,7 @@ from kafka.admin import NewTopic
 def main():
     bootstrap, topic, count, compression = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     replication = int(sys.argv[5]) if len(sys.argv) > 5 else 1
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000, api_version_auto_timeout_ms=30000)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
     admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=replication)])
     listed = sorted(admin.list_topics())
     admin.close()

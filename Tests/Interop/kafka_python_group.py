@@ -84,7 +84,7 @@ def wait_for_split(pollers, timeout=30):
 
 def main():
     bootstrap, topic = sys.argv[1], sys.argv[2]
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, api_version_auto_timeout_ms=30000)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])
     produce(bootstrap, topic, [f"first-{i}" for i in range(10)])
 

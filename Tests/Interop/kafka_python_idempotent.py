@@ -13,7 +13,7 @@ from kafka.admin import NewTopic
 
 def main():
     bootstrap, topic, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, api_version_auto_timeout_ms=30000)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
     admin.close()
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=2)

@@ -64,7 +64,7 @@ def kafka_python(bootstrap, topic, replicas):
     from kafka.admin import NewTopic
     from kafka.errors import KafkaError
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, api_version_auto_timeout_ms=30000)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     admin.create_topics([NewTopic(topic, 1, replicas)])
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
     for index in range(COUNT):

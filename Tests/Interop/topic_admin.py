@@ -66,7 +66,7 @@ except ImportError:
     from kafka.errors import InvalidPartitionsError
 
     client, version = "kafka-python", kafka.__version__
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, api_version_auto_timeout_ms=30000)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
 
     def count():
         # kafka-python 3 names the key "name", 2.x "topic".
