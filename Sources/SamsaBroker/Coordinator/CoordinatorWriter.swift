@@ -103,6 +103,9 @@ final class CoordinatorWriter: Sendable {
         return true
     }
 
+    /// Whether the writer refuses work (closed, or failed and waiting for its reload).
+    var isClosed: Bool { queue.withLock { $0.closed } }
+
     /// Answers every queued write NOT_COORDINATOR, refuses new ones, and returns once the round or
     /// exclusive work already running has ended: after it, nothing of this writer reaches the log,
     /// so a replay (the shard loaded again) sees everything it wrote.

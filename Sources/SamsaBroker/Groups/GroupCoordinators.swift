@@ -54,12 +54,12 @@ final class GroupCoordinators: Sendable {
         let runtime = Mutex<CoordinatorRuntime<GroupShard>?>(nil)
         self.runtime = CoordinatorRuntime(topic: GroupPlacement.topic, timers: group.any(), logger: logger) { [topics] partition, epoch in
             let count = topics.topic(GroupPlacement.topic)?.partitionCount ?? settings.partitions
-            let shard = try await GroupShard.load(
+            let (shard, migrated) = try await GroupShard.load(
                 partition, epoch: epoch, io: { work in try await io.runIfActive(work) }, limits: limits, loop: group.any(),
                 minInsyncReplicas: { topics.brokerConfigs.minInsyncReplicas(topics.config(GroupPlacement.topic)) },
                 legacy: legacy?.commits(partition: partition.id.partition, of: count) ?? [],
                 failed: { shard in runtime.withLock { $0 }?.reload(shard) }, logger: logger)
-            if let legacy { await legacy.migrated(partition: partition.id.partition, of: count, io: io, logger: logger) }
+            if let legacy, migrated { await legacy.migrated(partition: partition.id.partition, of: count, io: io, logger: logger) }
             return shard
         }
         runtime.withLock { $0 = self.runtime }

@@ -47,7 +47,7 @@ final class GroupShard: CoordinatorShard {
         _ partition: Partition, epoch: LeaderEpoch, io: @escaping @Sendable (@escaping @Sendable () throws -> GroupShardState.Table) async throws -> GroupShardState.Table,
         limits: GroupLimits, loop: any EventLoop, minInsyncReplicas: @escaping @Sendable () -> Int, legacy: [(OffsetKey, CommittedOffset)],
         failed: @escaping @Sendable (GroupShard) -> Void, logger: Logger
-    ) async throws -> GroupShard {
+    ) async throws -> (GroupShard, migrated: Bool) {
         var logger = logger
         logger[metadataKey: "partition"] = "\(partition.id.partition)"
         let log = partition.log
@@ -59,10 +59,17 @@ final class GroupShard: CoordinatorShard {
         let missing = legacy.filter { key, _ in table.offsets[key.group]?[key] == nil && table.groups[key.group] == nil }
         if !missing.isEmpty {
             let code = await shard.writeInBatches(missing.map { GroupRecord.offset($0.0, $0.1) })
-            logger.info("moved committed offsets from the local offsets log", metadata: ["commits": "\(missing.count)", "error": "\(code)"])
-            guard code == .none else { throw LegacyMigrationFailed(code: code) }
+            guard code == .none else {
+                // Records whose fate is unknown: load again (the log is the truth).
+                if shard.writer.isClosed { throw LegacyMigrationFailed(code: code) }
+                // Too few replicas in sync: the partition serves meanwhile (its groups must not wait for
+                // the old log); the commits are offered again at its next load here.
+                logger.warning("moving committed offsets from the local offsets log failed", metadata: ["commits": "\(missing.count)", "error": "\(code)"])
+                return (shard, migrated: false)
+            }
+            logger.info("moved committed offsets from the local offsets log", metadata: ["commits": "\(missing.count)"])
         }
-        return shard
+        return (shard, migrated: true)
     }
 
     struct LegacyMigrationFailed: Error {

@@ -40,6 +40,14 @@ extension RequestDispatcher {
                 response.responses.append(result)
                 continue
             }
+            // Kafka's tools refuse it ("a kafka internal topic ... not allowed to be marked for deletion"):
+            // it holds every group's committed offsets.
+            if name == GroupPlacement.topic {
+                result.errorCode = ErrorCode.invalidRequest.rawValue
+                result.errorMessage = "\(GroupPlacement.topic) is internal: it holds every group's committed offsets and cannot be deleted"
+                response.responses.append(result)
+                continue
+            }
             do {
                 if let id = try await catalog.topic(name)?.id, id != .zero { result.topicId = id }
                 try await catalog.deleteTopic(name)
