@@ -291,9 +291,20 @@ final class GroupSchedule {
         try await verifyAll()
     }
 
+    /// Starts a killed broker and waits until it is back in the ISR of every `__consumer_offsets`
+    /// partition it holds: one failure at a time. (A kill while a restarted broker still catches up
+    /// leaves a partition one in-sync replica, below its min.insync.replicas of 2: its coordinator
+    /// then refuses every write with COORDINATOR_NOT_AVAILABLE, as Kafka's does, and a member whose
+    /// assignment could not be stored is rebalanced away; that is unavailability, not a loss.)
     func restart(_ id: BrokerID) async throws {
         schedule.append("start \(id)")
         try await cluster.start(id)
+        let deadline = ContinuousClock.now + .seconds(30)
+        for partition in Int32(0)..<50 {
+            while let state = try? await cluster.state(GroupPlacement.topic, partition), !state.isr.contains(id), ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
         try await verifyAll()
     }
 
