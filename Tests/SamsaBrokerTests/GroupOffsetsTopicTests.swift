@@ -105,6 +105,10 @@ struct GroupOffsetsTopicTests {
 
         let upgraded = try await TestBroker.start(directory: directory)
         connection = try await TestConnection(port: upgraded.port)
+        // The first group request makes the topic; its 50 partitions load (each moving its share of the
+        // old commits) one after another: wait for them, as a client retries COORDINATOR_LOAD_IN_PROGRESS.
+        _ = try await GroupDeletionTests.committed("g1", [0, 1], on: connection)
+        _ = await upgraded.broker.dispatcher.groups.loadedShards()
         for index in 1..<60 {
             let wanted: [Int64] = index % 2 == 0 ? [Int64(index) + 100, -1] : [-1, Int64(index) + 100]
             #expect(try await GroupDeletionTests.committed("g\(index)", [0, 1], on: connection) == wanted)
