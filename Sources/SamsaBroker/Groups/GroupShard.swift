@@ -2,6 +2,7 @@ import Synchronization
 import Logging
 import NIOCore
 import SamsaProtocol
+import SamsaRecords
 import SamsaStorage
 
 /// The groups of one `__consumer_offsets` partition led here (Kafka's group coordinator for the
@@ -225,13 +226,13 @@ extension GroupShard {
     static func batches(_ records: [GroupRecord]) -> [[GroupRecord]] {
         var batches: [[GroupRecord]] = []
         var batch: [GroupRecord] = []
-        var bytes = 100
+        var bytes = RecordBatchLayout.headerLength
         for record in records {
             let size = CoordinatorWriter.recordBytes(record.record)
             if !batch.isEmpty && (batch.count == CoordinatorWriter.maxBatchRecords || bytes + size > CoordinatorWriter.maxBatchBytes) {
                 batches.append(batch)
                 batch = []
-                bytes = 100
+                bytes = RecordBatchLayout.headerLength
             }
             batch.append(record)
             bytes += size
