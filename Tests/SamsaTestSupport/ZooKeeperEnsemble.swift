@@ -146,6 +146,15 @@ public final class ZooKeeperEnsemble: @unchecked Sendable {
         servers.indices.first { servers[$0].process != nil && (mode(of: $0) == "leader" || mode(of: $0) == "standalone") }
     }
 
+    /// The last `bytes` of each server's log, for a failure message: what the servers said while a
+    /// test waited on them (an election that does not finish says why only there).
+    public func logTails(bytes: Int = 3000) -> String {
+        servers.map { server in
+            let log = (try? String(contentsOfFile: server.directory + "/server.log", encoding: .utf8)) ?? ""
+            return "ZooKeeper server \(server.id) (\(server.process == nil ? "killed" : "running")), \(server.directory)/server.log:\n\(log.suffix(bytes))"
+        }.joined(separator: "\n")
+    }
+
     /// Kills a server with SIGKILL.
     public func kill(_ index: Int) {
         guard let process = servers[index].process else { return }
