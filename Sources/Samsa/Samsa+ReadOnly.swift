@@ -35,7 +35,8 @@ extension Samsa {
         if files.fileExists(directory) && access(directory, R_OK | X_OK) != 0 {
             throw SamsaError(.invalidArgument, "cannot read \(directory): \(String(cString: strerror(errno)))")
         }
-        guard files.fileExists("\(directory)/\(TopicRegistry.fileName)") else {
+        // A broker's directory from before the one registry counts: it is read as its conversion would make it.
+        guard files.fileExists("\(directory)/\(TopicRegistry.fileName)") || TopicsConversion.isNeeded(directory, files: files) else {
             let why = files.fileExists(directory) ? "it has no \(TopicRegistry.fileName)" : "it does not exist"
             throw SamsaError(.notADataDirectory, "\(directory) is not a Samsa data directory: \(why)")
         }

@@ -118,6 +118,10 @@ public final class Samsa: Sendable {
         try storage { () throws(StorageError) in try DataDirectory.prepare(directory, files: files) }
         let lock = try storage { () throws(StorageError) in try DirectoryLock(directory: directory) }
         do throws(SamsaError) {
+            // An older registry (the embedded queue's first, a broker's) becomes the one registry, once.
+            if let conversion = try storage({ () throws(StorageError) in try TopicsConversion.convert(directory, files: files) }) {
+                options.logger.notice("\(directory): \(conversion)", metadata: ["directory": "\(directory)"])
+            }
             let registry = try TopicRegistry(directory: directory, files: files)
             let topics = registry.all
             try DescriptorBudget.check(partitions: topics.values.reduce(0) { $0 + $1.partitions }, directory: directory)

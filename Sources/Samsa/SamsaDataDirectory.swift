@@ -15,11 +15,12 @@ enum SamsaDataDirectory {
     ]
 
     /// Whether `directory` (which exists) is new, or refuses it.
-    /// - Returns: true when it holds no `topics.json` yet (a new directory).
+    /// - Returns: true when it holds no topic registry yet (a new directory). A broker's directory from
+    ///   before the one registry (`topic-configs.json`, `topic-ids.json`) is not new: it is converted.
     static func recognise(_ directory: String, files: any FileSystem) throws(SamsaError) -> Bool {
         guard files.fileExists(directory) else { return true }
         let names = try storage { () throws(StorageError) in try files.listDirectory(directory) }
-        if names.contains(TopicRegistry.fileName) { return false }
+        if names.contains(TopicRegistry.fileName) || TopicsConversion.isNeeded(directory, files: files) { return false }
         let foreign = names.filter { !bookkeeping.contains($0) }.sorted()
         guard foreign.isEmpty else {
             let shown = foreign.prefix(3).map { "'\($0)'" }.joined(separator: ", ")

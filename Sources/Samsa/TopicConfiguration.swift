@@ -36,10 +36,13 @@ public struct TopicConfiguration: Sendable, Hashable, Codable {
         self.retentionMilliseconds = retentionMilliseconds
     }
 
+    /// The most partitions a topic may have here.
+    static let maxPartitions = 10_000
+
     /// Refuses settings no log could honour.
     func validate() throws(SamsaError) {
         func refuse(_ why: String) -> SamsaError { SamsaError(.invalidArgument, why) }
-        guard (1...10_000).contains(partitions) else { throw refuse("partitions must be 1...10000, not \(partitions)") }
+        guard (1...Self.maxPartitions).contains(partitions) else { throw refuse("partitions must be 1...\(Self.maxPartitions), not \(partitions)") }
         guard compression.isSupported else { throw refuse("compression must be none, lz4 or zstd, not \(compression)") }
         guard maxRecordBytes > 0 else { throw refuse("max record bytes must be positive") }
         guard segmentBytes >= 4096 else { throw refuse("segment bytes must be at least 4096, not \(segmentBytes)") }
@@ -54,6 +57,40 @@ public struct TopicConfiguration: Sendable, Hashable, Codable {
         LogConfiguration(
             segmentBytes: segmentBytes, flushPolicy: flushPolicy, retentionBytes: retentionBytes, retentionMilliseconds: retentionMilliseconds,
             writeAheadBytes: writeAheadBytes)
+    }
+
+    /// The settings under Kafka's topic config names, as `topics.json` keeps them (every one written,
+    /// so a broker opening the directory applies these, not its defaults).
+    var configs: [String: String] {
+        var configs = TopicConfigNames.flushConfigs(flushPolicy)
+        configs[TopicConfigNames.compressionType] = compression == .none ? "uncompressed" : compression.description
+        configs[TopicConfigNames.maxMessageBytes] = String(maxRecordBytes)
+        configs[TopicConfigNames.segmentBytes] = String(segmentBytes)
+        configs[TopicConfigNames.retentionBytes] = TopicConfigNames.limitText(retentionBytes)
+        configs[TopicConfigNames.retentionMs] = TopicConfigNames.limitText(retentionMilliseconds)
+        if writeAheadBytes > 0 { configs[TopicConfigNames.writeAheadBytes] = String(writeAheadBytes) }
+        return configs
+    }
+
+    /// A stored topic's settings (a broker's too): a setting it does not have, or whose value this
+    /// side cannot use, is the embedded default, which keeps at least as much and syncs at least as
+    /// often (no retention, a sync per append). A codec the embedded producer does not write (gzip,
+    /// snappy, the broker's "producer") makes it write uncompressed batches.
+    init(stored: StoredTopic) {
+        let defaults = TopicConfiguration()
+        let configs = stored.configs
+        func int(_ name: String) -> Int? { configs[name].flatMap { Int($0) } }
+        partitions = Int(stored.partitions)
+        flushPolicy = TopicConfigNames.flushPolicy(configs, fallback: defaults.flushPolicy)
+        let codec = configs[TopicConfigNames.compressionType].flatMap { CompressionCodec(name: $0) }
+        compression = codec.map { $0.isSupported ? $0 : .none } ?? defaults.compression
+        maxRecordBytes = int(TopicConfigNames.maxMessageBytes).map { max(1, $0) } ?? defaults.maxRecordBytes
+        segmentBytes = int(TopicConfigNames.segmentBytes).map { max(4096, $0) } ?? defaults.segmentBytes
+        retentionBytes = TopicConfigNames.limit(configs, TopicConfigNames.retentionBytes) ?? defaults.retentionBytes
+        retentionMilliseconds = TopicConfigNames.limit(configs, TopicConfigNames.retentionMs) ?? defaults.retentionMilliseconds
+        writeAheadBytes = int(TopicConfigNames.writeAheadBytes).map { max(0, $0) } ?? defaults.writeAheadBytes
+        // A broker's small segments with Kafka's default record limit: records must still fit a segment.
+        maxRecordBytes = max(1, min(maxRecordBytes, segmentBytes - 4096))
     }
 
     /// How far consumers may read: never past what producers were told is committed.

@@ -2,46 +2,29 @@ import Foundation
 import SamsaStorage
 import Synchronization
 
-/// The topics of a data directory and their configurations, kept in `topics.json` (written
-/// atomically: temp file, fsync, rename, fsync of the directory).
+/// The topics of a data directory and their configurations: the directory's one registry,
+/// `topics.json` (`TopicsFile`, shared with every `samsa` command and the broker). Each topic's
+/// stored form is kept as read, so settings this side has no name for (a broker's) survive a rewrite.
 final class TopicRegistry: Sendable {
-    static let fileName = "topics.json"
+    static let fileName = TopicsFile.name
 
-    private let path: String
+    private let directory: String
     private let files: any FileSystem
-    private let topics: Mutex<[String: TopicConfiguration]>
+    private let topics: Mutex<[String: StoredTopic]>
     /// Bumped after every change: lets a producer keep what it looked up until a topic comes or goes.
     let generation = Atomic<UInt64>(0)
 
+    /// Reads the registry (none yet: empty). A writer's open converted an older layout first; a
+    /// read-only open reads one as its conversion would make it (`TopicsConversion.topics`).
     init(directory: String, files: any FileSystem) throws(SamsaError) {
-        let path = "\(directory)/\(Self.fileName)"
-        self.path = path
+        self.directory = directory
         self.files = files
-        var loaded: [String: TopicConfiguration] = [:]
-        if files.fileExists(path) {
-            let bytes = try storage { () throws(StorageError) in try files.readFile(path) }
-            do {
-                loaded = try JSONDecoder().decode([String: TopicConfiguration].self, from: Data(bytes))
-            } catch {
-                throw SamsaError(.corrupt, "\(path) cannot be read: \(error)")
-            }
-            try Self.check(loaded, path: path)
+        let loaded = try storage { () throws(StorageError) in try TopicsConversion.topics(directory, files: files) } ?? [:]
+        // The embedded queue's own bound (a topic's partitions are opened here at once).
+        for (name, stored) in loaded.sorted(by: { $0.key < $1.key }) where !(1...TopicConfiguration.maxPartitions).contains(Int(stored.partitions)) {
+            throw SamsaError(.corrupt, "\(directory)/\(Self.fileName): topic '\(name)': partitions must be 1...\(TopicConfiguration.maxPartitions), not \(stored.partitions)")
         }
         topics = Mutex(loaded)
-    }
-
-    /// Refuses a registry no Samsa could have written (edited by hand, damaged): every topic must
-    /// pass the checks `createTopic` makes, so a bad number fails here, clearly, instead of trapping
-    /// or exhausting file descriptors later.
-    static func check(_ topics: [String: TopicConfiguration], path: String) throws(SamsaError) {
-        for (name, configuration) in topics.sorted(by: { $0.key < $1.key }) {
-            guard TopicPartition.isValidTopic(name) else { throw SamsaError(.corrupt, "\(path): invalid topic name '\(name)'") }
-            do {
-                try configuration.validate()
-            } catch {
-                throw SamsaError(.corrupt, "\(path): topic '\(name)': \(error.message)")
-            }
-        }
     }
 
     /// Writes the registry as it is (a new directory's empty one).
@@ -49,16 +32,23 @@ final class TopicRegistry: Sendable {
         try topics.withLock { topics throws(SamsaError) in try save(topics) }
     }
 
-    var all: [String: TopicConfiguration] { topics.withLock { $0 } }
+    var all: [String: TopicConfiguration] { topics.withLock { $0.mapValues(TopicConfiguration.init(stored:)) } }
 
-    func configuration(of topic: String) -> TopicConfiguration? { topics.withLock { $0[topic] } }
+    func configuration(of topic: String) -> TopicConfiguration? { topics.withLock { $0[topic].map(TopicConfiguration.init(stored:)) } }
 
-    /// Adds a topic and persists the registry before returning.
+    /// The topic as stored (id, partitions, Kafka-named configs).
+    func stored(_ topic: String) -> StoredTopic? { topics.withLock { $0[topic] } }
+
+    /// Adds a topic (with a new id) and persists the registry before returning.
     func add(_ topic: String, _ configuration: TopicConfiguration) throws(SamsaError) {
+        try add(topic, StoredTopic(id: TopicId.random(), partitions: Int32(configuration.partitions), configs: configuration.configs))
+    }
+
+    func add(_ topic: String, _ stored: StoredTopic) throws(SamsaError) {
         try topics.withLock { topics throws(SamsaError) in
             guard topics[topic] == nil else { throw SamsaError(.topicExists, "topic '\(topic)' exists already") }
             var updated = topics
-            updated[topic] = configuration
+            updated[topic] = stored
             try save(updated)
             topics = updated
             generation.add(1, ordering: .releasing)
@@ -78,15 +68,7 @@ final class TopicRegistry: Sendable {
         }
     }
 
-    private func save(_ topics: [String: TopicConfiguration]) throws(SamsaError) {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let data: Data
-        do {
-            data = try encoder.encode(topics)
-        } catch {
-            throw SamsaError(.invalidArgument, "cannot encode the topic registry: \(error)")
-        }
-        try storage { () throws(StorageError) in try files.writeFileAtomically(path, Array(data)) }
+    private func save(_ topics: [String: StoredTopic]) throws(SamsaError) {
+        try storage { () throws(StorageError) in try TopicsFile.write(topics, directory, files: files) }
     }
 }

@@ -53,8 +53,8 @@ public final class Broker: Sendable {
         let logs: LogManager
         let legacyOffsets: LegacyOffsets?
         let producerIds: ProducerIdAllocator
-        /// The topics' stored settings and ids.
-        let stored: (configs: [String: TopicConfigFile.Entry], ids: [String: KafkaUUID])
+        /// The topics as the data directory's registry records them.
+        let stored: [String: StoredTopic]
         let epochs: LeaderEpochs?
         let brokerConfigs = BrokerConfigs(configuration: configuration)
         do {
@@ -63,20 +63,27 @@ public final class Broker: Sendable {
                 // then one another writer holds; recovery runs only under the lock.
                 try DataDirectory.prepare(configuration.dataDirectory, files: PosixFileSystem())
                 let lock = try DirectoryLock(directory: configuration.dataDirectory)
-                let stored: (configs: [String: TopicConfigFile.Entry], ids: [String: KafkaUUID])
+                let stored: [String: StoredTopic]
                 let logs: LogManager
                 do {
-                    // A topic id file that does not read (damaged) gives none: a single broker gives its
-                    // topics new ids, a cluster's adopts coordination's.
-                    stored = (
-                        try TopicConfigFile.read(dataDirectory: configuration.dataDirectory),
-                        (try? TopicIdFile.read(dataDirectory: configuration.dataDirectory)) ?? [:]
-                    )
+                    // The one registry (`topics.json`), converted once from a broker's or the embedded
+                    // queue's older files, and written empty for a new directory, so every `samsa`
+                    // command recognises the directory.
+                    let files = PosixFileSystem()
+                    if let conversion = try TopicsConversion.convert(configuration.dataDirectory, files: files, adoptingPartitions: true) {
+                        configuration.logger.notice("\(conversion)", metadata: ["directory": "\(configuration.dataDirectory)"])
+                    }
+                    if let topics = try TopicsFile.read(configuration.dataDirectory, files: files) {
+                        stored = topics
+                    } else {
+                        try TopicsFile.write([:], configuration.dataDirectory, files: files)
+                        stored = [:]
+                    }
                     DynamicBrokerConfigFile.load(try DynamicBrokerConfigFile.read(dataDirectory: configuration.dataDirectory), into: brokerConfigs)
                     let base = brokerConfigs.logConfiguration
                     logs = try LogManager.open(
                         directory: configuration.dataDirectory, configuration: base,
-                        configurations: TopicConfigFile.logConfigurations(stored.configs, base: base),
+                        configurations: TopicTable.logConfigurations(stored, base: base),
                         maxOpenFiles: DescriptorCeiling.segmentFileCache(limit: descriptorLimit), files: configuration.fileSystem
                     ).manager
                 } catch {
@@ -158,7 +165,7 @@ public final class Broker: Sendable {
             let advertised = (configuration.advertisedHost ?? configuration.host, Int32(configuration.advertisedPort ?? address.port ?? configuration.port))
             let dispatcher = RequestDispatcher(
                 configuration: configuration, logs: logs, legacyOffsets: legacyOffsets, producerIds: producerIds, io: io, group: group,
-                advertised: advertised, brokerConfigs: brokerConfigs, topicConfigs: stored.configs, topicIds: stored.ids, cluster: session.flatMap { session in epochs.map { (session, $0) } })
+                advertised: advertised, brokerConfigs: brokerConfigs, topics: stored, cluster: session.flatMap { session in epochs.map { (session, $0) } })
             let metrics = BrokerMetrics(registry: registry, replication: dispatcher.cluster?.replicas)
             let endpoint: MetricsEndpoint?
             if let port = configuration.metricsPort {

@@ -37,7 +37,7 @@ final class RequestDispatcher: Sendable {
     init(
         configuration: BrokerConfiguration, logs: LogManager, legacyOffsets: LegacyOffsets? = nil, producerIds: ProducerIdAllocator, io: NIOThreadPool,
         group: any EventLoopGroup, advertised: (host: String, port: Int32), brokerConfigs: BrokerConfigs? = nil,
-        topicConfigs: [String: TopicConfigFile.Entry] = [:], topicIds: [String: KafkaUUID] = [:],
+        topics stored: [String: StoredTopic] = [:],
         cluster: (session: RenewableSession, epochs: LeaderEpochs)? = nil
     ) {
         self.configuration = configuration
@@ -49,7 +49,7 @@ final class RequestDispatcher: Sendable {
             producerIdExpiration: configuration.producerIdExpiration, decompression: DecompressionPermits())
         self.topics = TopicTable(
             logs: logs, dataDirectory: configuration.dataDirectory, brokerConfigs: brokerConfigs ?? BrokerConfigs(configuration: configuration),
-            configs: topicConfigs, ids: topicIds,
+            stored: stored,
             context: context, maxPartitions: configuration.maxBrokerPartitions)
         self.io = io
         self.retention = LogRetention(logs: logs, io: io, logger: configuration.logger)

@@ -5,7 +5,8 @@ import Synchronization
 
 /// The topics the broker serves and their partitions (one `Partition` per log): each topic is the
 /// partition logs `<topic>-0 ... <topic>-(n-1)` in the data directory, so the set survives restarts;
-/// a topic's own settings are in `TopicConfigFile`, its id in `TopicIdFile`. Creation
+/// its id, partition count and own settings are in the directory's one registry, `topics.json`
+/// (`TopicsFile`, shared with the embedded queue and every `samsa` command). Creation
 /// runs on one serial queue (it makes directories and syncs them: never on an event loop), so two
 /// creates of one name cannot interleave.
 final class TopicTable: Sendable {
@@ -33,10 +34,8 @@ final class TopicTable: Sendable {
     private let partitions: Mutex<[TopicPartition: Partition]>
     /// What every partition made here shares.
     let context: PartitionContext
-    /// Topics with config overrides (as stored in `TopicConfigFile`); changed only on `administration`.
-    private let configs: Mutex<[String: TopicConfigFile.Entry]>
-    /// Every topic's id as stored in `TopicIdFile`; changed only on `administration`.
-    private let ids: Mutex<[String: KafkaUUID]>
+    /// Every topic held here as `topics.json` records it; changed only on `administration`.
+    private let registry: Mutex<[String: StoredTopic]>
     private let dataDirectory: String
     /// The broker-level settings, which a topic's overrides change.
     let brokerConfigs: BrokerConfigs
@@ -48,7 +47,7 @@ final class TopicTable: Sendable {
     let maxPartitions: Int
 
     init(
-        logs: LogManager, dataDirectory: String, brokerConfigs: BrokerConfigs, configs: [String: TopicConfigFile.Entry], ids stored: [String: KafkaUUID],
+        logs: LogManager, dataDirectory: String, brokerConfigs: BrokerConfigs, stored: [String: StoredTopic],
         context: PartitionContext, maxPartitions: Int = BrokerConfiguration.defaultMaxBrokerPartitions
     ) {
         self.maxPartitions = maxPartitions
@@ -59,29 +58,44 @@ final class TopicTable: Sendable {
         self.logs = logs
         self.dataDirectory = dataDirectory
         self.brokerConfigs = brokerConfigs
-        self.configs = Mutex(configs)
         var counts: [String: Int32] = [:]
         for partition in logs.partitions { counts[partition.topic, default: 0] = max(counts[partition.topic, default: 0], partition.partition + 1) }
-        // Read with the logs, off the event loops and the cooperative pool (`Broker.start`).
-        var stored = stored.filter { counts[$0.key] != nil }
-        // Topics from before ids: a single broker gives them one now; a cluster's broker adopts coordination's.
-        let unnamed = counts.keys.filter { stored[$0] == nil }
-        if case .local = context.leadership, !unnamed.isEmpty {
-            for name in unnamed { stored[name] = .random() }
+        // Read with the logs, off the event loops and the cooperative pool (`Broker.start`). Every topic
+        // with logs here is in the registry (a directory the embedded queue made lists its topics; a
+        // partition directory from before the registry adds its topic), none without (a creation a
+        // crash cut short before its logs is made again on request).
+        var registry = stored.filter { counts[$0.key] != nil }
+        for (name, count) in counts {
+            var entry = registry[name] ?? StoredTopic(id: nil, partitions: count)
+            entry.partitions = max(entry.partitions, count)
+            // Topics from before ids: a single broker gives them one now; a cluster's broker adopts coordination's.
+            if case .local = context.leadership, entry.id.flatMap(KafkaUUID.init(text:)) == nil { entry.id = KafkaUUID.random().text }
+            registry[name] = entry
         }
-        ids = Mutex(stored)
+        self.registry = Mutex(registry)
         topics = Mutex(counts.reduce(into: TopicIndex()) { table, entry in
-            table[entry.key] = Topic(name: entry.key, id: stored[entry.key] ?? .zero, partitionCount: entry.value)
+            let id = registry[entry.key]?.id.flatMap(KafkaUUID.init(text:)) ?? .zero
+            table[entry.key] = Topic(name: entry.key, id: id, partitionCount: entry.value)
         })
-        if case .local = context.leadership, !unnamed.isEmpty {
-            administration.async { [self] in try? storeIds(ids.withLock { $0 }, force: true) }
+        if registry != stored {
+            administration.async { [self] in try? store(force: true) { _ in } }
         }
     }
 
     func topic(_ name: String) -> Topic? { topics.withLock { $0[name] } }
 
     /// The topic's own settings (empty when it has none).
-    func config(_ name: String) -> TopicConfig { configs.withLock { $0[name]?.config } ?? TopicConfig() }
+    func config(_ name: String) -> TopicConfig { TopicConfig(overrides: registry.withLock { $0[name]?.configs } ?? [:]) }
+
+    /// Each partition's log settings from the registry: the topic's overrides over `base`.
+    static func logConfigurations(_ stored: [String: StoredTopic], base: LogConfiguration) -> [TopicPartition: LogConfiguration] {
+        var configurations: [TopicPartition: LogConfiguration] = [:]
+        for (topic, entry) in stored where !entry.configs.isEmpty {
+            let configuration = TopicConfig(overrides: entry.configs).logConfiguration(base: base)
+            for partition in 0..<entry.partitions { configurations[TopicPartition(topic: topic, partition: partition)] = configuration }
+        }
+        return configurations
+    }
 
     var all: [Topic] { topics.withLock { $0.byName.values.sorted { $0.name < $1.name } } }
 
@@ -152,9 +166,8 @@ final class TopicTable: Sendable {
         if validateOnly { return topic }
         let configuration = config.logConfiguration(base: baseConfiguration)
         do {
-            // The id and settings first: a crash before the logs exist leaves entries a later create replaces.
-            try storeId(name, id)
-            try storeConfig(name, config.overrides.isEmpty ? nil : TopicConfigFile.Entry(partitions: partitions, config: config))
+            // The id and settings first: a crash before the logs exist leaves an entry a later create replaces.
+            try store { $0[name] = StoredTopic(id: id.text, partitions: partitions, configs: config.overrides) }
             // All partitions or none, also across a crash (see `LogManager.createLogs`).
             let ids = held.map { TopicPartition(topic: name, partition: $0) }
             try logs.createLogs(ids, configuration: configuration)
@@ -181,7 +194,7 @@ final class TopicTable: Sendable {
             let ids = held.map { TopicPartition(topic: name, partition: $0) }
             do throws(StorageError) {
                 // The settings' partition count first, so a restart opens the new logs with them.
-                try storeConfig(name, config.overrides.isEmpty ? nil : TopicConfigFile.Entry(partitions: count, config: config))
+                try store { $0[name]?.partitions = count }
                 try logs.createLogs(ids, configuration: config.logConfiguration(base: baseConfiguration))
             } catch {
                 throw .storage(error)
@@ -228,29 +241,20 @@ final class TopicTable: Sendable {
     func adoptId(_ name: String, _ id: KafkaUUID) async throws(StorageError) {
         try await administer { [self] () throws(StorageError) in
             guard topic(name)?.id == .zero else { return }
-            try storeId(name, id)
+            try store { $0[name]?.id = id.text }
             topics.withLock { $0[name]?.id = id }
         }
     }
 
-    /// Replaces (nil: removes) the topic's stored id. Runs on `administration`.
-    private func storeId(_ name: String, _ id: KafkaUUID?) throws(StorageError) {
-        var updated = ids.withLock { $0 }
-        updated[name] = id
-        try storeIds(updated, force: false)
-    }
-
-    /// Runs on `administration`.
-    private func storeIds(_ updated: [String: KafkaUUID], force: Bool) throws(StorageError) {
-        guard force || updated != ids.withLock({ $0 }) else { return }
-        do {
-            try TopicIdFile.write(updated, dataDirectory: dataDirectory)
-        } catch let error as StorageError {
-            throw error
-        } catch {
-            throw StorageError(.io, path: dataDirectory, "writing \(TopicIdFile.name): \(error)")
-        }
-        ids.withLock { $0 = updated }
+    /// Writes the registry as `change` makes it (nothing when it is unchanged, unless `force`), then
+    /// keeps it. Runs on `administration`.
+    private func store(force: Bool = false, _ change: (inout [String: StoredTopic]) -> Void) throws(StorageError) {
+        let current = registry.withLock { $0 }
+        var updated = current
+        change(&updated)
+        guard force || updated != current else { return }
+        try TopicsFile.write(updated, dataDirectory, files: PosixFileSystem())
+        registry.withLock { $0 = updated }
     }
 
     /// A change of one topic's settings: turns the current ones into the new ones, or throws.
@@ -258,7 +262,7 @@ final class TopicTable: Sendable {
 
     /// Puts topics' new settings in force: each change turns a topic's current settings into its new
     /// ones (or throws, and that topic is left as it was; with `validateOnly` nothing is stored
-    /// either). The new settings are stored first, in one write of `TopicConfigFile` for all of them
+    /// either). The new settings are stored first, in one write of `topics.json` for all of them
     /// (so a request naming thousands of topics costs one file write, not thousands), so a restart
     /// opens the logs with them; then applied to each topic's open logs at once
     /// (`PartitionLog.reconfigure`). The settings checked per request (`max.message.bytes`,
@@ -268,23 +272,23 @@ final class TopicTable: Sendable {
     func alterConfigs(_ changes: [(topic: String, change: ConfigChange)], validateOnly: Bool = false) async -> [Result<TopicConfig?, ConfigChangeError>] {
         await administer { [self] () -> [Result<TopicConfig?, ConfigChangeError>] in
             var outcomes: [Result<TopicConfig?, ConfigChangeError>] = []
-            var entries = configs.withLock { $0 }
+            var entries = registry.withLock { $0 }
             for (name, change) in changes {
                 guard let topic = topic(name) else {
                     outcomes.append(.success(nil))
                     continue
                 }
                 let outcome = Result { () throws(ConfigChangeError) -> TopicConfig in
-                    try change(entries[name]?.config ?? TopicConfig())
+                    try change(TopicConfig(overrides: entries[name]?.configs ?? [:]))
                 }
                 if case .success(let config) = outcome {
-                    entries[name] = config.overrides.isEmpty ? nil : TopicConfigFile.Entry(partitions: topic.partitionCount, config: config)
+                    entries[name, default: StoredTopic(id: topic.id == .zero ? nil : topic.id.text, partitions: topic.partitionCount)].configs = config.overrides
                 }
                 outcomes.append(outcome.map { $0 })
             }
             if validateOnly { return outcomes }
             do throws(StorageError) {
-                try storeConfigs(entries)
+                try store { $0 = entries }
             } catch {
                 return outcomes.map { outcome in outcome.flatMap { $0 == nil ? .success(nil) : .failure(.storage(error)) } }
             }
@@ -310,26 +314,6 @@ final class TopicTable: Sendable {
         }
     }
 
-    /// Replaces (nil: removes) the topic's stored settings. Runs on `administration`.
-    private func storeConfig(_ name: String, _ entry: TopicConfigFile.Entry?) throws(StorageError) {
-        var updated = configs.withLock { $0 }
-        updated[name] = entry
-        try storeConfigs(updated)
-    }
-
-    /// Replaces every topic's stored settings (nothing is written when they are unchanged). Runs on `administration`.
-    private func storeConfigs(_ updated: [String: TopicConfigFile.Entry]) throws(StorageError) {
-        guard configs.withLock({ $0 }) != updated else { return }
-        do {
-            try TopicConfigFile.write(updated, dataDirectory: dataDirectory)
-        } catch let error as StorageError {
-            throw error
-        } catch {
-            throw StorageError(.io, path: dataDirectory, "writing \(TopicConfigFile.name): \(error)")
-        }
-        configs.withLock { $0 = updated }
-    }
-
     /// Deletes the topic's partition logs and files; false if there is no such topic (or, with `id`,
     /// none with that id: a topic re-created meanwhile stays). Its partitions leave their roles first,
     /// so waiting produces and fetches are answered.
@@ -343,8 +327,7 @@ final class TopicTable: Sendable {
             for partition in removed { partition.resign() }
             // Every partition, also across a crash (see `LogManager.deleteLogs`).
             try logs.deleteLogs(members)
-            try storeConfig(name, nil)
-            try storeId(name, nil)
+            try store { $0[name] = nil }
             return true
         }
     }

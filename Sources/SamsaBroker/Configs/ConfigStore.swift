@@ -19,7 +19,7 @@ protocol ConfigStore: Sendable {
     ) async throws(ConfigChangeError)
 }
 
-/// A single broker's configs: topics' in `TopicConfigFile` (through `TopicTable.alterConfig`), the
+/// A single broker's configs: topics' in `topics.json` (through `TopicTable.alterConfigs`), the
 /// broker's in `DynamicBrokerConfigFile`; both applied to the open logs before the answer.
 struct LocalConfigStore: ConfigStore {
     let topics: TopicTable
