@@ -175,6 +175,7 @@ public final class Producer: Sendable {
             for index in records.indices {
                 if last?.name != records[index].topic {
                     let topic = records[index].topic
+                    try Samsa.refuseInternal(topic, "produce to")
                     let configuration = try configurations[topic] ?? samsa.configuration(of: topic)
                     configurations[topic] = configuration
                     last = (topic, configuration)
@@ -267,6 +268,7 @@ public final class Producer: Sendable {
     /// lock (only lookups in Samsa's tables, no I/O), so concurrent refreshes cannot each install an
     /// accumulator for one partition.
     private func refresh(_ record: ProducerRecord, generation: UInt64) throws(SamsaError) {
+        try Samsa.refuseInternal(record.topic, "produce to")
         let configuration = try samsa.configuration(of: record.topic)
         if let explicit = record.partition { try checkPartition(explicit, of: record.topic, partitions: configuration.partitions) }
         let replaced = try topics.withLock { topics throws(SamsaError) -> [Accumulator] in

@@ -57,8 +57,10 @@ extension Samsa {
             try LogManager.openReadOnly(directory: directory, configurations: configurations, maxOpenFiles: options.maxOpenFiles, files: files)
         }
         // Only a group's offsets are written, each under its group's lock.
+        let offsetsLog = ConsumerOffsetsLog(logs: logs, partitions: registry.stored(ConsumerOffsetsLog.topic)?.partitions ?? 1)
         let offsets = try OffsetStore(
-            directory: "\(directory)/groups", files: commitsGroups ? PosixFileSystem(permissions: options.permissions) : files, logger: options.logger)
+            directory: "\(directory)/groups", files: commitsGroups ? PosixFileSystem(permissions: options.permissions) : files,
+            role: .beside(offsetsLog, commits: commitsGroups), logger: options.logger)
         let samsa = Samsa(
             directory: directory, logs: logs, report: nil, registry: registry, offsets: offsets, lock: nil, commitsGroups: commitsGroups,
             options: options, unregistered: logs.partitions.filter { registry.configuration(of: $0.topic) == nil })

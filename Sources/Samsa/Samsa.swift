@@ -41,11 +41,16 @@ public final class Samsa: Sendable {
         public var permissions: FilePermissions
         /// How often a read-only open looks for what the writer appended (`openReadOnly`).
         public var refreshInterval: Duration
+        /// Partitions of `__consumer_offsets`, where the groups' committed offsets are kept, when a
+        /// directory's writer makes it (1...1000; Kafka's `offsets.topic.num.partitions`, whose broker
+        /// default is 50). A broker serving the directory later keeps the count it finds.
+        public var offsetsTopicPartitions: Int
 
         public init(
             retentionCheckInterval: Duration = .seconds(60), maxOpenFiles: Int = 256, permissions: FilePermissions = .owner,
-            refreshInterval: Duration = .milliseconds(100), logger: Logger = Logger(label: "samsa")
+            refreshInterval: Duration = .milliseconds(100), offsetsTopicPartitions: Int = 1, logger: Logger = Logger(label: "samsa")
         ) {
+            self.offsetsTopicPartitions = offsetsTopicPartitions
             self.refreshInterval = refreshInterval
             self.retentionCheckInterval = retentionCheckInterval
             self.maxOpenFiles = maxOpenFiles
@@ -123,6 +128,7 @@ public final class Samsa: Sendable {
                 options.logger.notice("\(directory): \(conversion)", metadata: ["directory": "\(directory)"])
             }
             let registry = try TopicRegistry(directory: directory, files: files)
+            try ConsumerOffsetsLog.register(in: registry, partitions: options.offsetsTopicPartitions)
             let topics = registry.all
             try DescriptorBudget.check(partitions: topics.values.reduce(0) { $0 + $1.partitions }, directory: directory)
             var configurations: [TopicPartition: LogConfiguration] = [:]
@@ -146,7 +152,12 @@ public final class Samsa: Sendable {
             for (partition, configuration) in configurations where logs.log(partition) == nil {
                 _ = try storage { () throws(StorageError) in try logs.createLog(partition, configuration: configuration) }
             }
-            let offsets = try OffsetStore(directory: "\(directory)/groups", files: files, logger: options.logger)
+            let offsets = try OffsetStore(
+                directory: "\(directory)/groups", files: files,
+                role: .writer(ConsumerOffsetsLog(logs: logs, partitions: registry.stored(ConsumerOffsetsLog.topic)?.partitions ?? 1)),
+                logger: options.logger)
+            // Commits staged beside the writer (or kept in `groups/` by an older Samsa) go into the log.
+            try offsets.foldStaged()
             let samsa = Samsa(
                 directory: directory, logs: logs, report: report, registry: registry, offsets: offsets, lock: lock, commitsGroups: true,
                 options: options, unregistered: unregistered)
@@ -196,6 +207,7 @@ public final class Samsa: Sendable {
     /// Creates a topic with `configuration.partitions` empty partitions.
     public func createTopic(_ name: String, _ configuration: TopicConfiguration = TopicConfiguration()) throws(SamsaError) {
         try checkWritable("create a topic")
+        try Self.refuseInternal(name, "create")
         guard TopicPartition.isValidTopic(name) else {
             throw SamsaError(.invalidArgument, "invalid topic name '\(name)': use 1-249 of a-z A-Z 0-9 . _ -")
         }
@@ -213,6 +225,7 @@ public final class Samsa: Sendable {
     /// directory aside before removing it) and its groups' committed offsets for it.
     public func deleteTopic(_ name: String) throws(SamsaError) {
         try checkWritable("delete a topic")
+        try Self.refuseInternal(name, "delete")
         guard let configuration = registry.configuration(of: name) else { throw SamsaError(.unknownTopic, "no topic '\(name)'") }
         // Partitions first, registry last: a crash in between leaves the topic with partitions to
         // recreate (empty) at the next open, never partition directories that no topic names.
@@ -224,8 +237,16 @@ public final class Samsa: Sendable {
         signal(for: name).notify()
     }
 
-    /// Names of every topic, sorted.
-    public var topics: [String] { registry.all.keys.sorted() }
+    /// Names of every topic, sorted; the internal `__consumer_offsets` (the groups' committed
+    /// offsets) is left out, as Kafka's admin client leaves it out of its topic list.
+    public var topics: [String] { registry.all.keys.filter { $0 != ConsumerOffsetsLog.topic }.sorted() }
+
+    /// Refuses what only Samsa may do to its internal topic.
+    static func refuseInternal(_ topic: String, _ what: String) throws(SamsaError) {
+        if topic == ConsumerOffsetsLog.topic {
+            throw SamsaError(.invalidArgument, "cannot \(what) '\(topic)': it is internal (the groups' committed offsets)")
+        }
+    }
 
     /// A topic's configuration and the state of its partitions.
     public func describeTopic(_ name: String) throws(SamsaError) -> TopicDescription {

@@ -52,17 +52,26 @@ public final class Broker: Sendable {
         let lock: DirectoryLock
         let logs: LogManager
         let legacyOffsets: LegacyOffsets?
+        let stagedOffsets: StagedOffsets
         let producerIds: ProducerIdAllocator
         /// The topics as the data directory's registry records them.
         let stored: [String: StoredTopic]
         let epochs: LeaderEpochs?
         let brokerConfigs = BrokerConfigs(configuration: configuration)
         do {
-            (lock, logs, legacyOffsets, producerIds, stored, epochs) = try await io.runIfActive {
+            (lock, logs, legacyOffsets, stagedOffsets, producerIds, stored, epochs) = try await io.runIfActive {
                 // Refused before anything is written: a foreign directory (no lock file made in it),
                 // then one another writer holds; recovery runs only under the lock.
                 try DataDirectory.prepare(configuration.dataDirectory, files: PosixFileSystem())
                 let lock = try DirectoryLock(directory: configuration.dataDirectory)
+                // The groups are served here from now on; what the embedded queue staged is folded in.
+                let staged: StagedOffsets
+                do {
+                    staged = try StagedOffsets.open(dataDirectory: configuration.dataDirectory)
+                } catch {
+                    lock.release()
+                    throw error
+                }
                 let stored: [String: StoredTopic]
                 let logs: LogManager
                 do {
@@ -87,6 +96,7 @@ public final class Broker: Sendable {
                         maxOpenFiles: DescriptorCeiling.segmentFileCache(limit: descriptorLimit), files: configuration.fileSystem
                     ).manager
                 } catch {
+                    staged.close()
                     lock.release()
                     throw error
                 }
@@ -98,9 +108,10 @@ public final class Broker: Sendable {
                         try ReplicaManager.loadHighWatermarks(dataDirectory: configuration.dataDirectory, logs: logs)
                         epochs = try LeaderEpochs(dataDirectory: configuration.dataDirectory, files: configuration.fileSystem)
                     }
-                    return (lock, logs, try LegacyOffsets.open(dataDirectory: configuration.dataDirectory), producerIds, stored, epochs)
+                    return (lock, logs, try LegacyOffsets.open(dataDirectory: configuration.dataDirectory), staged, producerIds, stored, epochs)
                 } catch {
                     try? logs.close()
+                    staged.close()
                     lock.release()
                     throw error
                 }
@@ -164,7 +175,7 @@ public final class Broker: Sendable {
             let address = server.channel.localAddress!
             let advertised = (configuration.advertisedHost ?? configuration.host, Int32(configuration.advertisedPort ?? address.port ?? configuration.port))
             let dispatcher = RequestDispatcher(
-                configuration: configuration, logs: logs, legacyOffsets: legacyOffsets, producerIds: producerIds, io: io, group: group,
+                configuration: configuration, logs: logs, legacyOffsets: legacyOffsets, stagedOffsets: stagedOffsets, producerIds: producerIds, io: io, group: group,
                 advertised: advertised, brokerConfigs: brokerConfigs, topics: stored, cluster: session.flatMap { session in epochs.map { (session, $0) } })
             let metrics = BrokerMetrics(registry: registry, replication: dispatcher.cluster?.replicas)
             let endpoint: MetricsEndpoint?
@@ -209,6 +220,7 @@ public final class Broker: Sendable {
         } catch {
             await session?.close()
             try? logs.close()
+            stagedOffsets.close()
             lock.release()
             try? await group.shutdownGracefully()
             try? await io.shutdownGracefully()

@@ -35,7 +35,7 @@ final class RequestDispatcher: Sendable {
     /// `cluster`: the coordination session and leader-epoch history of a broker in a cluster; without
     /// one the broker is a cluster of one (`Leadership.local`).
     init(
-        configuration: BrokerConfiguration, logs: LogManager, legacyOffsets: LegacyOffsets? = nil, producerIds: ProducerIdAllocator, io: NIOThreadPool,
+        configuration: BrokerConfiguration, logs: LogManager, legacyOffsets: LegacyOffsets? = nil, stagedOffsets: StagedOffsets? = nil, producerIds: ProducerIdAllocator, io: NIOThreadPool,
         group: any EventLoopGroup, advertised: (host: String, port: Int32), brokerConfigs: BrokerConfigs? = nil,
         topics stored: [String: StoredTopic] = [:],
         cluster: (session: RenewableSession, epochs: LeaderEpochs)? = nil
@@ -69,7 +69,7 @@ final class RequestDispatcher: Sendable {
         } else {
             configStore = LocalConfigStore(topics: topics, dataDirectory: configuration.dataDirectory)
         }
-        groups = GroupCoordinators(configuration: configuration, catalog: catalog, topics: topics, io: io, group: group, legacy: legacyOffsets)
+        groups = GroupCoordinators(configuration: configuration, catalog: catalog, topics: topics, io: io, group: group, legacy: legacyOffsets, staged: stagedOffsets)
     }
 
     /// Long-polling fetches waiting for appends (tests: act once one waits).

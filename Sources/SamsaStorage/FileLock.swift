@@ -1,10 +1,11 @@
 import Glibc
 import Synchronization
 
-/// An exclusive `flock` on a file, taken without waiting. `flock` locks belong to the open file, so
-/// the kernel drops one when its process dies, however it dies: a `kill -9` leaves nothing that
-/// blocks the next holder (the file stays; its presence means nothing). The lock file is never
-/// deleted, since a process could lock a file just unlinked while another locks its replacement.
+/// A `flock` on a file (exclusive unless asked for a shared one), taken without waiting. `flock`
+/// locks belong to the open file, so the kernel drops one when its process dies, however it dies: a
+/// `kill -9` leaves nothing that blocks the next holder (the file stays; its presence means nothing).
+/// The lock file is never deleted, since a process could lock a file just unlinked while another
+/// locks its replacement.
 ///
 /// The file is created 0600 and narrowed to 0600 if it was wider: `flock` needs only a descriptor,
 /// and any user who can open the file could take the lock and keep the owner out. A symlink in its
@@ -15,8 +16,9 @@ public final class FileLock: Sendable {
     private let released = Atomic<Bool>(false)
 
     /// Takes the lock on `path` without waiting; throws `.locked` with `held` (and `heldPath`) when
-    /// another open holds it (another process, or another open of it in this one).
-    public init(path: String, held: @autoclosure () -> String, heldPath: String? = nil) throws(StorageError) {
+    /// another open holds it (another process, or another open of it in this one). `shared`: a shared
+    /// lock, which any number of holders take together and which keeps out only an exclusive one.
+    public init(path: String, held: @autoclosure () -> String, heldPath: String? = nil, shared: Bool = false) throws(StorageError) {
         self.path = path
         let fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard fd >= 0 else { throw StorageError(.io, path: path, errno: errno, "cannot open the lock file") }
@@ -24,7 +26,7 @@ public final class FileLock: Sendable {
         if fstat(fd, &info) == 0, info.st_uid == geteuid(), info.st_mode & 0o077 != 0 {
             _ = fchmod(fd, 0o600)
         }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+        guard flock(fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) == 0 else {
             let reason = errno
             Glibc.close(fd)
             if reason == EWOULDBLOCK { throw StorageError(.locked, path: heldPath ?? path, held()) }

@@ -117,10 +117,10 @@ struct DataDirectoryTests {
         try samsa.commit(group: "g", offsets: [TopicPartition(topic: "t", partition: 0): 1])
         try samsa.close()
         #expect(try mode(lock) == 0o600)
-        for file in ["topics.json", "meta.properties", "groups/g.offsets", "t-0/00000000000000000000.log"] {
+        for file in ["topics.json", "meta.properties", "__consumer_offsets-0/00000000000000000000.log", "t-0/00000000000000000000.log"] {
             #expect(try mode("\(data)/\(file)") == 0o600, "\(file)")
         }
-        for directory in ["", "/groups", "/t-0"] { #expect(try mode("\(data)\(directory)") == 0o700, "\(directory)") }
+        for directory in ["", "/groups", "/t-0", "/__consumer_offsets-0"] { #expect(try mode("\(data)\(directory)") == 0o700, "\(directory)") }
     }
 
     @Test("Options.permissions widens Samsa's files for a group or everyone, never the lock file")
@@ -134,7 +134,7 @@ struct DataDirectoryTests {
         let old = umask(0o022)
         defer { umask(old) }
         #expect(try mode("\(data)/topics.json") == 0o644)
-        #expect(try mode("\(data)/groups/g.offsets") == 0o644)
+        #expect(try mode("\(data)/__consumer_offsets-0/00000000000000000000.log") == 0o644)
         #expect(try mode("\(data)/groups") == 0o755)
         #expect(try mode("\(data)/.lock") == 0o600)
     }

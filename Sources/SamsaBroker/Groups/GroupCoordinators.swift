@@ -30,13 +30,14 @@ final class GroupCoordinators: Sendable {
     /// One creation of the topic at a time.
     private let creating = Mutex<Task<ErrorCode, Never>?>(nil)
     private let legacy: LegacyOffsets?
+    private let staged: StagedOffsets?
     /// How long a partition led here may go without a fetch from any of its followers before its
     /// coordinator stops answering (nil: a cluster of one, which has none). See `shard(for:)`.
     private let isolation: Duration?
 
     init(
         configuration: BrokerConfiguration, catalog: any TopicCatalog, topics: TopicTable, io: NIOThreadPool, group: any EventLoopGroup,
-        legacy: LegacyOffsets?
+        legacy: LegacyOffsets?, staged: StagedOffsets?
     ) {
         // Followers fetch again as soon as they are answered, at most replica.fetch.wait.max.ms later.
         isolation = configuration.cluster.map { .milliseconds(max(2000, 4 * $0.replicaFetchWaitMaxMs)) }
@@ -45,6 +46,7 @@ final class GroupCoordinators: Sendable {
         self.topics = topics
         self.io = io
         self.legacy = legacy
+        self.staged = staged
         var named = configuration.logger
         named[metadataKey: "topic"] = "\(GroupPlacement.topic)"
         let logger = named
@@ -54,11 +56,19 @@ final class GroupCoordinators: Sendable {
         let runtime = Mutex<CoordinatorRuntime<GroupShard>?>(nil)
         self.runtime = CoordinatorRuntime(topic: GroupPlacement.topic, timers: group.any(), logger: logger) { [topics] partition, epoch in
             let count = topics.topic(GroupPlacement.topic)?.partitionCount ?? settings.partitions
+            let maps = staged?.maps(partition: partition.id.partition, of: count) ?? [:]
             let (shard, migrated) = try await GroupShard.load(
                 partition, epoch: epoch, io: { work in try await io.runIfActive(work) }, limits: limits, loop: group.any(),
                 minInsyncReplicas: { topics.brokerConfigs.minInsyncReplicas(topics.config(GroupPlacement.topic)) },
-                legacy: legacy?.commits(partition: partition.id.partition, of: count) ?? [],
+                legacy: legacy?.commits(partition: partition.id.partition, of: count) ?? [], staged: maps,
                 failed: { shard in runtime.withLock { $0 }?.reload(shard) }, logger: logger)
+            do {
+                // Renamed before the partition serves: a later load must not write them over newer commits.
+                try await staged?.folded(Array(maps.keys), io: io)
+            } catch {
+                await shard.unload()
+                throw error
+            }
             if let legacy, migrated { await legacy.migrated(partition: partition.id.partition, of: count, io: io, logger: logger) }
             return shard
         }
@@ -81,6 +91,7 @@ final class GroupCoordinators: Sendable {
     func stop() async {
         await tasks.stop()
         await runtime.stop()
+        staged?.close()
     }
 
     // MARK: - Finding a group's coordinator

@@ -1,5 +1,6 @@
 import NIOCore
 import SamsaProtocol
+import SamsaRecords
 
 /// The records of `__consumer_offsets`, in Kafka's own layouts (its `OffsetCommitKey`/`Value` and
 /// `GroupMetadataKey`/`Value` schemas), so Kafka's tools read them: a key starts with its version
@@ -9,25 +10,21 @@ enum GroupRecord: Equatable {
     case offset(OffsetKey, CommittedOffset?)
     case group(String, GroupSnapshot?)
 
-    /// Kafka's versions: OffsetCommitKey v1, GroupMetadataKey v2, OffsetCommitValue v3, GroupMetadataValue v3.
-    static let offsetKeyVersion: Int16 = 1
-    static let groupKeyVersion: Int16 = 2
-    static let offsetValueVersion: Int16 = 3
+    /// Kafka's versions: GroupMetadataKey v2 and GroupMetadataValue v3 here; the offset commits' are
+    /// `ConsumerOffsetsRecord`'s, shared with the embedded queue.
+    static let groupKeyVersion = ConsumerOffsetsRecord.groupKeyVersion
     static let groupValueVersion: Int16 = 3
 
     var key: ByteBuffer {
-        var bytes = ByteBuffer()
         switch self {
         case .offset(let key, _):
-            bytes.writeInteger(Self.offsetKeyVersion)
-            bytes.writeKafkaString(key.group, compact: false)
-            bytes.writeKafkaString(key.topic, compact: false)
-            bytes.writeInteger(key.partition)
+            return ConsumerOffsetsRecord.key(ConsumerOffsetsRecord.Key(group: key.group, topic: key.topic, partition: key.partition))
         case .group(let id, _):
+            var bytes = ByteBuffer()
             bytes.writeInteger(Self.groupKeyVersion)
             bytes.writeKafkaString(id, compact: false)
+            return bytes
         }
-        return bytes
     }
 
     var value: ByteBuffer? {
@@ -35,13 +32,10 @@ enum GroupRecord: Equatable {
         case .offset(_, nil), .group(_, nil):
             return nil
         case .offset(_, let committed?):
-            var bytes = ByteBuffer()
-            bytes.writeInteger(Self.offsetValueVersion)
-            bytes.writeInteger(committed.offset)
-            bytes.writeInteger(committed.leaderEpoch)
-            bytes.writeKafkaString(committed.metadata ?? "", compact: false)
-            bytes.writeInteger(committed.commitTimestampMs)
-            return bytes
+            return ConsumerOffsetsRecord.value(
+                ConsumerOffsetsRecord.Value(
+                    offset: committed.offset, leaderEpoch: committed.leaderEpoch, metadata: committed.metadata ?? "",
+                    commitTimestampMs: committed.commitTimestampMs))
         case .group(_, let group?):
             var bytes = ByteBuffer()
             bytes.writeInteger(Self.groupValueVersion)
@@ -69,29 +63,20 @@ enum GroupRecord: Equatable {
 
     /// Reads a record of the partition (throws for bytes in no layout Kafka or Samsa writes).
     init(key: ByteBuffer, value: ByteBuffer?) throws(ProtocolError) {
-        var key = key
-        let version: Int16 = try key.readKafkaInteger()
-        switch version {
-        case 0, 1:
-            let offsetKey = OffsetKey(group: try key.readKafkaString(compact: false), topic: try key.readKafkaString(compact: false), partition: try key.readKafkaInteger())
-            self = .offset(offsetKey, try value.map { value throws(ProtocolError) in try Self.offsetValue(value) })
-        case 2:
-            let id = try key.readKafkaString(compact: false)
-            self = .group(id, try value.map { value throws(ProtocolError) in try Self.groupValue(value, id: id) })
-        default:
-            throw ProtocolError("an __consumer_offsets key of version \(version)")
+        let decoded: ConsumerOffsetsRecord.Decoded
+        do {
+            decoded = try ConsumerOffsetsRecord.decode(key: key, value: value)
+        } catch {
+            throw ProtocolError(error.description)
         }
-    }
-
-    private static func offsetValue(_ value: ByteBuffer) throws(ProtocolError) -> CommittedOffset {
-        var value = value
-        let version: Int16 = try value.readKafkaInteger()
-        guard (1...3).contains(version) else { throw ProtocolError("an offset commit value of version \(version)") }
-        let offset: Int64 = try value.readKafkaInteger()
-        let leaderEpoch: Int32 = version >= 3 ? try value.readKafkaInteger() : -1
-        let metadata = try value.readKafkaString(compact: false)
-        let timestamp: Int64 = try value.readKafkaInteger()
-        return CommittedOffset(offset: offset, leaderEpoch: leaderEpoch, metadata: metadata, commitTimestampMs: timestamp)
+        switch decoded {
+        case .offset(let key, let value):
+            self = .offset(
+                OffsetKey(group: key.group, topic: key.topic, partition: key.partition),
+                value.map { CommittedOffset(offset: $0.offset, leaderEpoch: $0.leaderEpoch, metadata: $0.metadata, commitTimestampMs: $0.commitTimestampMs) })
+        case .group(let id):
+            self = .group(id, try value.map { value throws(ProtocolError) in try Self.groupValue(value, id: id) })
+        }
     }
 
     private static func groupValue(_ value: ByteBuffer, id: String) throws(ProtocolError) -> GroupSnapshot {

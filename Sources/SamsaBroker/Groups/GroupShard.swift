@@ -42,12 +42,14 @@ final class GroupShard: CoordinatorShard {
     }
 
     /// Replays `partition` (blocking reads on `io`) into a new shard whose coordinator carries on
-    /// the groups stored in it; `legacy` commits (from a broker's local offsets log before this
-    /// layout) that the partition lacks are written first.
+    /// the groups stored in it. Then `staged` maps (the embedded queue's, `StagedOffsets`: newer
+    /// than the log) are written over what the log holds for their groups (a failure throws and the
+    /// load is retried: a group must not serve older offsets), and `legacy` commits (from a broker's
+    /// local offsets log before this layout) that the partition still lacks.
     static func load(
         _ partition: Partition, epoch: LeaderEpoch, io: @escaping @Sendable (@escaping @Sendable () throws -> GroupShardState.Table) async throws -> GroupShardState.Table,
         limits: GroupLimits, loop: any EventLoop, minInsyncReplicas: @escaping @Sendable () -> Int, legacy: [(OffsetKey, CommittedOffset)],
-        failed: @escaping @Sendable (GroupShard) -> Void, logger: Logger
+        staged: [String: [OffsetKey: CommittedOffset]] = [:], failed: @escaping @Sendable (GroupShard) -> Void, logger: Logger
     ) async throws -> (GroupShard, migrated: Bool) {
         var logger = logger
         logger[metadataKey: "partition"] = "\(partition.id.partition)"
@@ -57,7 +59,19 @@ final class GroupShard: CoordinatorShard {
             partition: partition, epoch: epoch, table: table, limits: limits, loop: loop, minInsyncReplicas: minInsyncReplicas, failed: failed, logger: logger)
         shard.setCompactedBytes(log.sizeInBytes)
         await shard.coordinator.load(Array(table.groups.values))
-        let missing = legacy.filter { key, _ in table.offsets[key.group]?[key] == nil && table.groups[key.group] == nil }
+        if !staged.isEmpty {
+            let records = staged.flatMap { group, offsets in
+                offsets.map { GroupRecord.offset($0.key, $0.value) }
+                    + shard.state.committed(group: group).keys.filter { offsets[$0] == nil }.map { GroupRecord.offset($0, nil) }
+            }
+            let code = await shard.writeInBatches(records)
+            guard code == .none else {
+                await shard.unload()
+                throw LegacyMigrationFailed(code: code)
+            }
+            logger.info("moved commits staged by the embedded queue into the log", metadata: ["groups": "\(staged.count)", "commits": "\(records.count)"])
+        }
+        let missing = legacy.filter { key, _ in shard.state.committed(group: key.group)[key] == nil && table.groups[key.group] == nil }
         if !missing.isEmpty {
             let code = await shard.writeInBatches(missing.map { GroupRecord.offset($0.0, $0.1) })
             guard code == .none else {
