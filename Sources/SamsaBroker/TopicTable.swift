@@ -59,7 +59,9 @@ final class TopicTable: Sendable {
         self.dataDirectory = dataDirectory
         self.brokerConfigs = brokerConfigs
         var counts: [String: Int32] = [:]
-        for partition in logs.partitions { counts[partition.topic, default: 0] = max(counts[partition.topic, default: 0], partition.partition + 1) }
+        for partition in logs.partitions {
+            counts[partition.topic] = Int32(clamping: max(Int(counts[partition.topic] ?? 0), Int(partition.partition) + 1))
+        }
         // Read with the logs, off the event loops and the cooperative pool (`Broker.start`). Every topic
         // with logs here is in the registry (a directory the embedded queue made lists its topics; a
         // partition directory from before the registry adds its topic), none without (a creation a

@@ -171,6 +171,11 @@ public final class LogManager: Sendable {
             guard let partition = TopicPartition(directoryName: name), TopicPartition.isValidTopic(partition.topic), partition.partition >= 0,
                 !known.contains(partition)
             else { continue }
+            // A partition number no topic can have (a registry holds at most a million): not ours to open.
+            guard partition.partition < TopicsFile.maxPartitions else {
+                ignored.append(name)
+                continue
+            }
             let path = "\(directory)/\(name)"
             guard let contents = try? files.listDirectory(path) else { continue }  // a file, not a directory
             if contents.isEmpty || contents.contains(where: { SegmentFiles.baseOffset(ofLogFile: $0) != nil }) {

@@ -93,6 +93,7 @@ public enum TopicsConversion {
     }
 
     static func embeddedTopics(_ bytes: [UInt8], path: String) throws(StorageError) -> [String: StoredTopic] {
+        if let key = JSONDuplicateKeys.first(in: bytes) { throw StorageError(.corrupt, path: path, "the key '\(key)' is given twice") }
         let old: [String: EmbeddedTopic]
         do {
             old = try JSONDecoder().decode([String: EmbeddedTopic].self, from: Data(bytes))
@@ -126,8 +127,10 @@ public enum TopicsConversion {
         func decode<Value: Decodable>(_ name: String, as type: Value.Type) throws(StorageError) -> Value? {
             let path = "\(directory)/\(name)"
             guard files.fileExists(path) else { return nil }
+            let bytes = try files.readFile(path)
+            if let key = JSONDuplicateKeys.first(in: bytes) { throw StorageError(.corrupt, path: path, "the key '\(key)' is given twice") }
             do {
-                return try JSONDecoder().decode(Value.self, from: Data(try files.readFile(path)))
+                return try JSONDecoder().decode(Value.self, from: Data(bytes))
             } catch let error as StorageError {
                 throw error
             } catch {
@@ -136,9 +139,19 @@ public enum TopicsConversion {
         }
         let entries = try decode(brokerConfigs, as: [String: BrokerEntry].self) ?? [:]
         let ids = try decode(brokerIds, as: [String: String].self) ?? [:]
+        // What the old broker wrote: a name or an id it could not have written is damage, not data to drop.
+        for (file, names) in [(brokerConfigs, Array(entries.keys)), (brokerIds, Array(ids.keys))] {
+            for name in names where !TopicPartition.isValidTopic(name) {
+                throw StorageError(.corrupt, path: "\(directory)/\(file)", "invalid topic name '\(name.prefix(64))'")
+            }
+        }
+        for (name, id) in ids where !TopicId.isValid(id) {
+            throw StorageError(.corrupt, path: "\(directory)/\(brokerIds)", "topic '\(name)': '\(id.prefix(64))' is not a topic id")
+        }
         var counts: [String: Int32] = [:]
         for partition in try LogManager.partitionDirectories(in: directory, files: files).partitions {
-            counts[partition.topic] = max(counts[partition.topic] ?? 0, partition.partition + 1)
+            // Counted wide: a directory numbered 2^31-1 is refused by the check below, not an overflow.
+            counts[partition.topic] = Int32(clamping: max(Int(counts[partition.topic] ?? 0), Int(partition.partition) + 1))
         }
         // A topic without partition directories was being created when the broker stopped: the old
         // broker would have made it again on request, so it is left out, as it would have been.
@@ -146,7 +159,7 @@ public enum TopicsConversion {
         for (name, count) in counts {
             let entry = entries[name]
             topics[name] = StoredTopic(
-                id: ids[name].flatMap { TopicId.isValid($0) ? $0 : nil }, partitions: max(count, entry?.partitions ?? 0),
+                id: ids[name], partitions: max(count, entry?.partitions ?? 0),
                 configs: entry?.config.overrides ?? [:])
         }
         try TopicsFile.check(topics, path: "\(directory)/\(brokerConfigs)")

@@ -43,6 +43,7 @@ public enum TopicsFile {
         let path = "\(directory)/\(name)"
         guard files.fileExists(path) else { return nil }
         let bytes = try files.readFile(path)
+        if let key = JSONDuplicateKeys.first(in: bytes) { throw StorageError(.corrupt, path: path, "the key '\(key)' is given twice") }
         // The first layout is a bare object of topics, so "format" there names a topic (an object), not a number.
         let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any]
         guard let object else { throw StorageError(.corrupt, path: path, "not a JSON object") }
@@ -85,13 +86,20 @@ public enum TopicsFile {
         try files.writeFileAtomically("\(directory)/\(name)", Array(bytes))
     }
 
-    /// Refuses what no Samsa writes: a bad name, a partition count outside 1...1,000,000, a config
-    /// name or value past Kafka's sizes. A hand-edited file fails here, clearly, instead of later.
+    /// The most partitions a topic may have in a registry.
+    public static let maxPartitions: Int32 = 1_000_000
+
+    /// Refuses what no Samsa writes: a bad name, a partition count outside 1...1,000,000, an id not
+    /// in Kafka's form, a config name or value past Kafka's sizes. A hand-edited file fails here,
+    /// clearly, instead of later.
     static func check(_ topics: [String: StoredTopic], path: String) throws(StorageError) {
         for (topic, stored) in topics {
             guard TopicPartition.isValidTopic(topic) else { throw StorageError(.corrupt, path: path, "invalid topic name '\(topic.prefix(64))'") }
-            guard (1...1_000_000).contains(stored.partitions) else {
-                throw StorageError(.corrupt, path: path, "topic '\(topic)': partitions must be 1...1000000, not \(stored.partitions)")
+            guard (1...maxPartitions).contains(stored.partitions) else {
+                throw StorageError(.corrupt, path: path, "topic '\(topic)': partitions must be 1...\(maxPartitions), not \(stored.partitions)")
+            }
+            if let id = stored.id, !TopicId.isValid(id) {
+                throw StorageError(.corrupt, path: path, "topic '\(topic)': '\(id.prefix(64))' is not a topic id (22 characters of URL-safe base64)")
             }
             for (key, value) in stored.configs where key.utf8.count > 255 || value.utf8.count > 32_767 {
                 throw StorageError(.corrupt, path: path, "topic '\(topic)': config '\(key.prefix(64))' is longer than a config may be")

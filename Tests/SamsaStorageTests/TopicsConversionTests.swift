@@ -187,21 +187,23 @@ struct TopicsConversionTests {
         #expect(try DirectoryTree(dir.path) == before)
     }
 
-    @Test("a partition directory numbered 2^31-1 is refused with .corrupt, not an overflow trap")
+    @Test("a partition directory numbered 2^31-1 (or any past a registry's million) is left alone, not an overflow trap")
     func partitionDirectoryAtInt32Max() async {
         // In a child process: an overflow trap would take the whole test run with it.
         await #expect(processExitsWith: .success) {
             let dir = try TemporaryDirectory("samsa-conversion")
             try BrokerFixture.make(in: dir.path)
-            try FileManager.default.createDirectory(atPath: "\(dir.path)/clicks-2147483647", withIntermediateDirectories: false)
-            do {
-                _ = try TopicsConversion.topics(dir.path, files: ReadOnlyFileSystem(base: PosixFileSystem()))
-                exit(2)
-            } catch let error as StorageError where error.code == .corrupt {}
-            do {
-                _ = try TopicsConversion.convert(dir.path, files: PosixFileSystem(), adoptingPartitions: true)
-                exit(3)
-            } catch let error as StorageError where error.code == .corrupt {}
+            for name in ["clicks-2147483647", "clicks-1000000"] {
+                try FileManager.default.createDirectory(atPath: "\(dir.path)/\(name)", withIntermediateDirectories: false)
+            }
+            let listed = try LogManager.partitionDirectories(in: dir.path, files: PosixFileSystem())
+            guard listed.ignored.contains("clicks-2147483647"), listed.ignored.contains("clicks-1000000"),
+                !listed.partitions.contains(where: { $0.topic == "clicks" && $0.partition >= 1_000_000 })
+            else { exit(2) }
+            let viewed = try TopicsConversion.topics(dir.path, files: ReadOnlyFileSystem(base: PosixFileSystem()))
+            let converted = try TopicsConversion.convert(dir.path, files: PosixFileSystem(), adoptingPartitions: true)
+            guard converted != nil, (viewed?["clicks"]?.partitions ?? 0) < 1_000_000, FileManager.default.fileExists(atPath: "\(dir.path)/clicks-2147483647")
+            else { exit(3) }
         }
     }
 
