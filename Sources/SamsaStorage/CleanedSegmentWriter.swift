@@ -21,7 +21,6 @@ final class CleanedSegmentWriter {
     private(set) var nextOffset: Int64
     private var maxTimestamp: Int64 = -1
     private var bytesSinceIndexEntry = 0
-    private var finished = false
 
     /// The three `.cleaned` paths of the segment at `baseOffset` (the `.log` first).
     static func paths(directory: String, baseOffset: Int64) -> [String] {
@@ -90,7 +89,6 @@ final class CleanedSegmentWriter {
         }
         files.close(fd)
         self.fd = nil
-        finished = true
     }
 
     /// Removes the `.cleaned` files (an aborted or failed clean). Best effort: the next open removes
