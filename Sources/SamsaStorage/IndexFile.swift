@@ -30,6 +30,8 @@ final class IndexFile<Layout: IndexEntryLayout>: EvictableMapping, @unchecked Se
     private let mapping = Mutex<MappedRegion?>(nil)
     private let published = Atomic<Int>(0)
     private let evictable = Atomic<Bool>(false)
+    /// Set once the file carries its `.deleted` name (see `markRenamed`).
+    private let renamedAway = Atomic<Bool>(false)
     private let slots: Atomic<Int>
     /// Entries the file may grow to hold (its room now, for an index that is not written to).
     private let maxSlots: Int
@@ -140,9 +142,25 @@ final class IndexFile<Layout: IndexEntryLayout>: EvictableMapping, @unchecked Se
     }
 
     private func map() throws(StorageError) -> MappedRegion {
-        let fd = try files.open(path, flags: O_RDWR | O_CLOEXEC, mode: 0)
+        // After the rename the original name may belong to another segment's index (a cleaned segment
+        // swapped in at the same base offset): this index maps only its own file, checked again once
+        // it is open.
+        if !renamedAway.load(ordering: .sequentiallyConsistent) {
+            let fd = try files.open(path, flags: O_RDWR | O_CLOEXEC, mode: 0)
+            defer { files.close(fd) }
+            if !renamedAway.load(ordering: .sequentiallyConsistent) {
+                return try MappedRegion(fd: fd, length: capacity * Layout.entrySize, path: path)
+            }
+        }
+        let renamed = path + SegmentFiles.deletedSuffix
+        let fd = try files.open(renamed, flags: O_RDONLY | O_CLOEXEC, mode: 0)
         defer { files.close(fd) }
-        return try MappedRegion(fd: fd, length: capacity * Layout.entrySize, path: path)
+        return try MappedRegion(fd: fd, length: capacity * Layout.entrySize, path: renamed)
+    }
+
+    /// The file was renamed to its `.deleted` name: later mappings open that name.
+    func markRenamed() {
+        renamedAway.store(true, ordering: .sequentiallyConsistent)
     }
 
     func dropMapping() {

@@ -1,6 +1,7 @@
 import Glibc
 import Dispatch
 import Synchronization
+import SamsaRecords
 
 /// A data directory of partition logs (`<topic>-<partition>/`), with Kafka's layout: the
 /// `recovery-point-offset-checkpoint` and `log-start-offset-checkpoint` files and a `.clean-shutdown`
@@ -31,6 +32,9 @@ public final class LogManager: Sendable {
     private let checkpointLock = Mutex(())
     /// Opened with `openReadOnly`: nothing is written; `refresh` follows a writer in another process.
     public let isReadOnly: Bool
+    /// Compacts the logs whose cleanup policy includes `compact` (started by `open` unless its
+    /// configuration says otherwise, stopped by `close`); its `statistics` are the cleaner metrics.
+    public let cleaner: LogCleaner
 
     /// What opening found, per partition, and whether the last shutdown was clean.
     public struct OpenReport: Sendable {
@@ -44,14 +48,19 @@ public final class LogManager: Sendable {
 
     private init(
         directory: String, configuration: LogConfiguration, files: any FileSystem, descriptors: DescriptorCache,
-        logs: [TopicPartition: PartitionLog], readOnly: Bool = false
+        logs: [TopicPartition: PartitionLog], readOnly: Bool = false,
+        cleaner: LogCleanerConfiguration = LogCleanerConfiguration(enabled: false), clock: (@Sendable () -> Int64)? = nil
     ) {
         self.isReadOnly = readOnly
+        self.cleaner = LogCleaner(directory: directory, files: files, configuration: cleaner, clock: clock ?? { WallClock.nowMilliseconds })
         self.directory = directory
         self.defaultConfiguration = configuration
         self.files = files
         self.descriptors = descriptors
         self.logs = Mutex(logs)
+        let box = WeakManager(nil)
+        box.manager = self
+        self.cleaner.attach { box.manager?.logs.withLock { $0 } ?? [:] }
     }
 
     deinit {
@@ -67,10 +76,13 @@ public final class LogManager: Sendable {
     ///   - maxOpenFiles, maxMappedIndexes: bounds on open segment files and on mapped sealed indexes
     ///     (active segments' are always open and mapped), so many thousands of segments fit the
     ///     process's descriptor limit and `vm.max_map_count`.
+    ///   - cleaner: the log cleaner's settings; it starts now unless `enabled` is false.
+    ///   - clock: wall-clock milliseconds for the cleaner (tombstone horizons, compaction lags).
     public static func open(
         directory: String, configuration: LogConfiguration = LogConfiguration(),
         configurations: [TopicPartition: LogConfiguration] = [:], checkpointInterval: Duration? = .seconds(5),
-        maxOpenFiles: Int = 256, maxMappedIndexes: Int = 2048, files: any FileSystem = PosixFileSystem()
+        maxOpenFiles: Int = 256, maxMappedIndexes: Int = 2048, files: any FileSystem = PosixFileSystem(),
+        cleaner: LogCleanerConfiguration = LogCleanerConfiguration(), clock: (@Sendable () -> Int64)? = nil
     ) throws(StorageError) -> (manager: LogManager, report: OpenReport) {
         let descriptors = DescriptorCache(capacity: maxOpenFiles, maxMappings: maxMappedIndexes, files: files)
         try DataDirectory.prepare(directory, files: files)
@@ -105,7 +117,8 @@ public final class LogManager: Sendable {
             logs[partition] = log
             reports[partition] = report
         }
-        let manager = LogManager(directory: directory, configuration: configuration, files: files, descriptors: descriptors, logs: logs)
+        let manager = LogManager(
+            directory: directory, configuration: configuration, files: files, descriptors: descriptors, logs: logs, cleaner: cleaner, clock: clock)
         for log in logs.values { manager.watchTruncations(of: log) }
         // Record where recovery left each partition, so the next recovery starts from here. On a full
         // disk this may fail: the checkpoints on disk are still true (recovery only cuts past them), so
@@ -114,6 +127,7 @@ public final class LogManager: Sendable {
             try manager.checkpoint()
         } catch where error.errno == ENOSPC || error.errno == EDQUOT {}
         if let checkpointInterval { manager.startCheckpoints(every: checkpointInterval) }
+        manager.cleaner.start()
         return (manager, OpenReport(cleanShutdown: clean, partitions: reports, ignoredDirectories: ignored))
     }
 
@@ -291,6 +305,7 @@ public final class LogManager: Sendable {
     public func deleteLog(_ partition: TopicPartition) throws(StorageError) {
         guard !isReadOnly else { throw StorageError(.readOnly, path: directory, "the data directory was opened read-only") }
         guard let log = logs.withLock({ $0.removeValue(forKey: partition) }) else { return }
+        cleaner.forget(partition)
         try log.close()
         let path = "\(directory)/\(partition.directoryName)"
         let doomed = "\(directory)/\(Self.deletedName(of: partition))"
@@ -303,7 +318,14 @@ public final class LogManager: Sendable {
     /// A truncation lowers a log's recovery point: write it at once, so a crash before the next periodic
     /// checkpoint cannot leave recovery starting past appends made after the truncation.
     private func watchTruncations(of log: PartitionLog) {
-        log.observeTruncation { [weak self] () throws(StorageError) in try self?.checkpoint() }
+        log.observeTruncation { [weak self, weak log] () throws(StorageError) in
+            guard let self else { return }
+            // The cleaner's clean point may not stay past the new end.
+            if let log, let partition = self.logs.withLock({ logs in logs.first { $0.value === log }?.key }) {
+                self.cleaner.truncated(partition, logEnd: log.logEndOffset)
+            }
+            try self.checkpoint()
+        }
     }
 
     private func startCheckpoints(every interval: Duration) {
@@ -355,6 +377,7 @@ public final class LogManager: Sendable {
     public func close() throws(StorageError) {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing), !isReadOnly else { return }
         checkpointTimer.withLock { $0?.cancel() }
+        cleaner.stop()
         for log in logs.withLock({ Array($0.values) }) { try log.close() }
         try checkpoint()
         try files.writeFileAtomically("\(directory)/\(Self.cleanShutdownMarker)", [])
@@ -363,7 +386,7 @@ public final class LogManager: Sendable {
 
 /// Lets the checkpoint timer reach its manager without keeping it alive.
 private final class WeakManager: @unchecked Sendable {
-    // @unchecked: set once before the timer starts.
+    // @unchecked: set once before the timer (or the cleaner) starts.
     weak var manager: LogManager?
-    init(_ manager: LogManager) { self.manager = manager }
+    init(_ manager: LogManager?) { self.manager = manager }
 }

@@ -110,4 +110,5 @@ final class OffsetIndex: Sendable {
     func sync() throws(StorageError) { try file.sync() }
     func trim() throws(StorageError) { try file.trim() }
     func close() { file.close() }
+    func markRenamed() { file.markRenamed() }
 }

@@ -68,6 +68,8 @@ extension PartitionLog {
     ) throws(StorageError) -> (log: PartitionLog, report: RecoveryReport) {
         let descriptors = descriptors ?? DescriptorCache(files: files)
         try files.makeDirectory(directory)
+        // A clean interrupted by a crash: its `.cleaned` files go, a committed `.swap` is finished.
+        try finishInterruptedCleaning(in: directory, files: files)
         let bases = try segmentBases(in: directory, files: files)
         var report = RecoveryReport()
         var segments: [Segment] = []

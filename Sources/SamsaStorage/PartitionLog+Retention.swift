@@ -1,7 +1,8 @@
 extension PartitionLog {
     /// Deletes whole segments past the retention limits, oldest first, never the active one: while the
     /// log is over `retentionBytes` without its oldest segment, and while the oldest segment's newest
-    /// record is older than `retentionMilliseconds` before `now`. Files are renamed `.deleted` at once
+    /// record is older than `retentionMilliseconds` before `now` (both only when the cleanup policy
+    /// includes `delete`). Files are renamed `.deleted` at once
     /// and unlinked in the background, so readers of a deleted segment are not cut off.
     /// Returns how many segments went.
     @discardableResult
@@ -20,7 +21,8 @@ extension PartitionLog {
                 let oldest = state.segments[0]
                 let overSize = state.configuration.retentionBytes.map { total - Int64(oldest.size) >= $0 } ?? false
                 let expired = state.configuration.retentionMilliseconds.map { oldest.maxTimestamp < now - $0 } ?? false
-                guard overSize || expired else { break }
+                // Retention bounds apply only where the cleanup policy includes `delete` (Kafka).
+                guard (overSize || expired) && state.configuration.cleanupPolicy.deletes else { break }
                 do throws(StorageError) {
                     state.pendingDeletion += try oldest.markDeleted()
                 } catch {

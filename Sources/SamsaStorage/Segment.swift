@@ -50,6 +50,10 @@ final class Segment: @unchecked Sendable {
     private let publishedMaxTimestamp = Atomic<Int64>(-1)
     /// Set once the files are renamed for deletion: a flush that raced with it has nothing to sync.
     private let deleted = Atomic<Bool>(false)
+    /// Set once the `.log` file carries its `.deleted` name: reads then open that name, because the
+    /// original one may already belong to another segment (a cleaned segment swapped in at the same
+    /// base offset, or one rolled there after a truncation).
+    private let renamedAway = Atomic<Bool>(false)
     private(set) var sealed = false
     /// See `keepDamaged`.
     private var keepsDamage = false
@@ -240,7 +244,7 @@ final class Segment: @unchecked Sendable {
     func slice(from offset: Int64, maxBytes: Int, wholeFirstBatch: Bool = true, visibleEnd: Int64 = .max) throws(StorageError) -> SegmentSlice? {
         let end = size
         guard (offset > baseOffset ? offsetIndex.lookup(offset).position : 0) < end else { return nil }
-        let file = try descriptors.withDescriptor(logPath) { fd throws(StorageError) in try SegmentSlice.File(duplicating: fd, path: logPath) }
+        let file = try withReadDescriptor { fd throws(StorageError) in try SegmentSlice.File(duplicating: fd, path: logPath) }
         let span = try batchSpan(from: offset, maxBytes: maxBytes, wholeFirstBatch: wholeFirstBatch, end: end, visibleEnd: visibleEnd) {
             position throws(StorageError) in
             guard position + RecordBatchLayout.headerLength <= end else { return nil }
@@ -329,10 +333,23 @@ final class Segment: @unchecked Sendable {
         return BatchHeader(baseOffset: baseOffset, lastOffset: baseOffset + Int64(lastDelta), size: size, maxTimestamp: maxTimestamp)
     }
 
+    /// Runs `body` with a descriptor of this segment's own `.log` file, under whichever name it has.
+    /// The flag is checked again once the descriptor is held: a rename (and a new file taking the
+    /// name) between the first check and the open would otherwise hand out the other segment's file.
+    private func withReadDescriptor<R>(_ body: (Int32) throws(StorageError) -> R) throws(StorageError) -> R {
+        if !renamedAway.load(ordering: .sequentiallyConsistent) {
+            let result: R? = try descriptors.withDescriptor(logPath) { fd throws(StorageError) -> R? in
+                renamedAway.load(ordering: .sequentiallyConsistent) ? nil : try body(fd)
+            }
+            if let result { return result }
+        }
+        return try descriptors.withDescriptor(logPath + SegmentFiles.deletedSuffix, body)
+    }
+
     func readBytes(at position: Int, count: Int) throws(StorageError) -> ByteBuffer {
         var buffer = ByteBufferAllocator().buffer(capacity: count)
         var result: Result<Int, StorageError> = .success(0)
-        _ = try descriptors.withDescriptor(logPath) { fd throws(StorageError) in
+        _ = try withReadDescriptor { fd throws(StorageError) in
             buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { raw in
                 result = Result { () throws(StorageError) in
                     try files.pread(fd, into: UnsafeMutableRawBufferPointer(rebasing: raw[..<count]), at: position, path: logPath)
@@ -561,8 +578,9 @@ final class Segment: @unchecked Sendable {
         // segment, so a failure before it leaves a whole, readable segment (lookups without an index
         // scan from its start), and the next open removes the renamed leftovers.
         var renamed: [String] = []
-        for path in [offsetIndex.path, timeIndex.path] where files.fileExists(path) {
+        for (path, markRenamed) in [(offsetIndex.path, offsetIndex.markRenamed), (timeIndex.path, timeIndex.markRenamed)] where files.fileExists(path) {
             try files.rename(path, to: path + SegmentFiles.deletedSuffix)
+            markRenamed()
             renamed.append(path + SegmentFiles.deletedSuffix)
         }
         deleted.store(true, ordering: .releasing)
@@ -572,6 +590,7 @@ final class Segment: @unchecked Sendable {
             deleted.store(false, ordering: .releasing)
             throw error
         }
+        renamedAway.store(true, ordering: .sequentiallyConsistent)
         renamed.append(logPath + SegmentFiles.deletedSuffix)
         if let pinned { descriptors.unpin(logPath, pinned) }
         pinned = nil

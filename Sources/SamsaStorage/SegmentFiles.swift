@@ -4,6 +4,11 @@ enum SegmentFiles {
     static let indexSuffix = ".index"
     static let timeIndexSuffix = ".timeindex"
     static let deletedSuffix = ".deleted"
+    /// A segment the cleaner is writing (Kafka's `.cleaned`): discarded by the next open.
+    static let cleanedSuffix = ".cleaned"
+    /// A cleaned segment committed to replace the segments its offsets cover (Kafka's `.swap`): the
+    /// next open finishes the replacement.
+    static let swapSuffix = ".swap"
 
     static func name(_ baseOffset: Int64) -> String {
         let digits = String(baseOffset)
@@ -25,10 +30,11 @@ enum SegmentFiles {
     }
 
     /// Files the partition log itself writes in a partition directory: segment files (also renamed
-    /// `.deleted`) and checkpoint files with their `.tmp` copies. Nothing else is ever removed there.
+    /// `.deleted`, or the cleaner's `.cleaned` and `.swap`) and checkpoint files with their `.tmp`
+    /// copies. Nothing else is ever removed there.
     static func isSamsaFile(_ name: String) -> Bool {
         var name = Substring(name)
-        for suffix in [deletedSuffix, ".tmp"] where name.hasSuffix(suffix) { name = name.dropLast(suffix.count) }
+        for suffix in [deletedSuffix, ".tmp", cleanedSuffix, swapSuffix] where name.hasSuffix(suffix) { name = name.dropLast(suffix.count) }
         if partitionFiles.contains(String(name)) { return true }
         for suffix in [logSuffix, indexSuffix, timeIndexSuffix] where name.hasSuffix(suffix) {
             let stem = name.dropLast(suffix.count)

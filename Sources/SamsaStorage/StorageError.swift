@@ -31,6 +31,9 @@ public struct StorageError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let locked = Code("locked")
         /// No space left on the device (ENOSPC, EDQUOT): nothing was acknowledged past what was kept.
         public static let noSpace = Code("noSpace")
+        /// A record the log refuses by its configuration (a keyless record on a compacted log: Kafka's
+        /// INVALID_RECORD).
+        public static let invalidRecord = Code("invalidRecord")
     }
 
     public let code: Code

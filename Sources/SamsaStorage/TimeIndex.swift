@@ -100,4 +100,5 @@ final class TimeIndex: Sendable {
     func sync() throws(StorageError) { try file.sync() }
     func trim() throws(StorageError) { try file.trim() }
     func close() { file.close() }
+    func markRenamed() { file.markRenamed() }
 }
