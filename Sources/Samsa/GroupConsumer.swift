@@ -52,6 +52,19 @@ extension Samsa {
         return try offsets.offsets(of: group)[TopicPartition(topic: topic, partition: Int32(partition))]
     }
 
+    /// The groups with committed offsets (whoever committed them: this queue, a process beside it,
+    /// or a broker's clients when a broker served the directory), sorted.
+    public func groupIds() throws(SamsaError) -> [String] {
+        try checkOpen()
+        return try offsets.allGroups()
+    }
+
+    /// Every committed offset of a group (the next offset it will consume, per partition).
+    public func committedOffsets(group: String) throws(SamsaError) -> [TopicPartition: Int64] {
+        try OffsetStore.checkGroup(group)
+        return try offsets.offsets(of: group)
+    }
+
     /// Commits offsets for a group directly (for apps that track their own positions), under the
     /// group's lock: `.locked` when another process consumes the group.
     public func commit(group: String, offsets committed: [TopicPartition: Int64]) throws(SamsaError) {

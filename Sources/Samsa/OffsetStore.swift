@@ -271,6 +271,22 @@ final class OffsetStore: Sendable {
         }
     }
 
+    /// Every group with committed offsets: in the log, or staged.
+    func allGroups() throws(SamsaError) -> [String] {
+        var names: Set<String>
+        switch role {
+        case .writer: names = Set(logged.withLock { $0.keys })
+        case .beside(let log, _): names = Set(try log.replay(logger: logger).keys)
+        }
+        if files.fileExists(directory) {
+            for name in try storage({ () throws(StorageError) in try files.listDirectory(directory) }) where name.hasSuffix(Self.stagedSuffix) {
+                let group = String(name.dropLast(Self.stagedSuffix.count))
+                if Self.isValidGroup(group) { names.insert(group) }
+            }
+        }
+        return names.sorted()
+    }
+
     /// Merges `offsets` into the group's and writes them durably before returning, if `admit` (asked
     /// in the group's write order, so a commit admitted later is also written later) allows it. A
     /// group not open here is locked for this commit only. Returns whether it was admitted.

@@ -1,4 +1,6 @@
+import Samsa
 import SamsaClient
+import SamsaStorage
 
 /// What `samsa groups describe` shows of a group: its state and, per partition it committed or is
 /// assigned, the committed (current) offset, the log end offset, the lag and the member holding it.
@@ -39,6 +41,20 @@ struct GroupStatusJSON: Encodable {
                     host: member.map { $0.clientHost.isEmpty ? "-" : $0.clientHost }, clientId: member?.clientId))
         }
         return GroupStatusJSON(group: description.groupId, state: description.state, members: description.members.count, partitions: rows)
+    }
+
+    /// A group as a data directory holds it: its committed offsets (no members: nothing runs there).
+    static func read(group: String, in samsa: Samsa) throws -> GroupStatusJSON {
+        let committed = try samsa.committedOffsets(group: group)
+        let rows = committed.keys.sorted().map { id -> Partition in
+            // A partition deleted since it was committed has no end: shown without one.
+            let end = (try? samsa.describeTopic(id.topic))?.partitions.first { $0.partition == Int(id.partition) }?.logEndOffset
+            let current = committed[id]
+            return Partition(
+                topic: id.topic, partition: id.partition, currentOffset: current, logEndOffset: end,
+                lag: current.flatMap { current in end.map { max(0, $0 - current) } }, consumerId: nil, host: nil, clientId: nil)
+        }
+        return GroupStatusJSON(group: group, state: "Empty", members: 0, partitions: rows)
     }
 
     /// Kafka's layout: a note for a group without members, then one row per partition.

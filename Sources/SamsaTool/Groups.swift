@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Samsa
 import SamsaClient
 import SamsaProtocol
 
@@ -17,6 +18,14 @@ struct Groups: AsyncParsableCommand {
         @OptionGroup var options: GroupsOptions
 
         func run() async throws {
+            if let dir = options.dir {
+                let samsa = try openForReading(dir)
+                defer { try? samsa.close() }
+                let groups = try samsa.groupIds()
+                if options.json { return try printJSON(groups.map { GroupListingJSON(group: $0, state: "Empty", protocolType: "consumer") }) }
+                for group in groups { print("\(group) Empty consumer") }
+                return
+            }
             try await options.withClient(command: "list") { client in
                 let groups = try await client.listGroups()
                 if options.json { return try printJSON(groups.map { GroupListingJSON(group: $0.groupId, state: $0.state, protocolType: $0.protocolType) }) }
@@ -40,6 +49,18 @@ struct Groups: AsyncParsableCommand {
         }
 
         func run() async throws {
+            if let dir = options.dir {
+                let samsa = try openForReading(dir)
+                defer { try? samsa.close() }
+                let ids = allGroups ? try samsa.groupIds() : group
+                let described = try ids.map { try GroupStatusJSON.read(group: $0, in: samsa) }
+                if options.json { return try printJSON(described) }
+                for (index, status) in described.enumerated() {
+                    if index > 0 { print("") }
+                    print(status.text)
+                }
+                return
+            }
             try await options.withClient(command: "describe") { client in
                 let ids = allGroups ? try await client.listGroups().map(\.groupId) : group
                 var described: [GroupStatusJSON] = []
@@ -113,17 +134,21 @@ struct Groups: AsyncParsableCommand {
 /// `--bootstrap` and `--json`, shared by the groups subcommands.
 struct GroupsOptions: ParsableArguments {
     @Option(help: "HOST:PORT[,HOST:PORT...] of a Kafka-protocol broker.")
-    var bootstrap: String
+    var bootstrap: String?
+    @Option(help: "Instead of a broker: a data directory (the embedded queue's, or a stopped or running broker's), whose groups' committed offsets list and describe read.")
+    var dir: String?
     @Flag(help: "Print JSON instead of text.")
     var json = false
 
     func validate() throws {
-        if BrokerAddress.list(bootstrap) == nil { throw ValidationError("--bootstrap expects HOST:PORT[,HOST:PORT...]") }
+        guard (bootstrap == nil) != (dir == nil) else { throw ValidationError("give --bootstrap HOST:PORT or --dir DIR") }
+        if let bootstrap, BrokerAddress.list(bootstrap) == nil { throw ValidationError("--bootstrap expects HOST:PORT[,HOST:PORT...]") }
     }
 
     /// Runs `body` with a client of the broker, closing it however `body` ends; a broker's error is one
     /// line on stderr and exit status 1.
     func withClient(command: String, _ body: (KafkaClient) async throws -> Void) async throws {
+        guard let bootstrap else { throw ValidationError("samsa groups \(command) changes a group: it needs --bootstrap (a broker), not --dir") }
         let client: KafkaClient
         do {
             client = try await KafkaClient.connect(bootstrap: bootstrap, configuration: ClientConfiguration(clientId: "samsa-groups", retries: 3))
