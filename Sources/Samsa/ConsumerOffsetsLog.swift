@@ -12,14 +12,11 @@ import Synchronization
 /// partitions: the last record of a key wins, a tombstone deletes.
 ///
 /// The topic is made with the directory (1 partition unless `Samsa.Options.offsetsTopicPartitions`
-/// says otherwise; a broker keeps the count it finds). Until log compaction runs on it, a partition
-/// whose log has grown past twice its live records (and 16 MiB) is compacted here: its live records
-/// are written again after a roll and the log start moves past the old ones (Kafka's log cleaner
-/// keeps the same records), so a replay reads about the live state, not the history.
+/// says otherwise; a broker keeps the count it finds), compacted as Kafka's is (`cleanup.policy=
+/// compact`): the log cleaner keeps each key's latest record, so a replay reads about the live
+/// state, not the history.
 final class ConsumerOffsetsLog: Sendable {
     static let topic = ConsumerOffsetsRecord.topic
-    /// A log below this is never compacted (a replay of it is quick anyway).
-    static let compactionFloor = 16 << 20
 
     /// The settings `__consumer_offsets` is made with here (the broker's, for one replica).
     static func configs() -> [String: String] {
@@ -27,6 +24,7 @@ final class ConsumerOffsetsLog: Sendable {
         configs[TopicConfigNames.retentionMs] = "-1"
         configs[TopicConfigNames.retentionBytes] = "-1"
         configs[TopicConfigNames.segmentBytes] = "104857600"
+        configs[TopicConfigNames.cleanupPolicy] = CleanupPolicy.compact.rawValue
         configs["min.insync.replicas"] = "1"
         return configs
     }
@@ -34,7 +32,13 @@ final class ConsumerOffsetsLog: Sendable {
     /// Adds `__consumer_offsets` to a writer's registry if it is not there (a new directory, or one
     /// from before it); its logs are made with the others' at open.
     static func register(in registry: TopicRegistry, partitions: Int) throws(SamsaError) {
-        guard registry.stored(topic) == nil else { return }
+        if var stored = registry.stored(topic) {
+            // One made before it was compacted (by an earlier Samsa or broker) is compacted from now on.
+            guard stored.configs[TopicConfigNames.cleanupPolicy].flatMap({ CleanupPolicy($0) })?.compacts != true else { return }
+            stored.configs[TopicConfigNames.cleanupPolicy] = CleanupPolicy.compact.rawValue
+            try registry.replace(topic, stored)
+            return
+        }
         guard (1...1000).contains(partitions) else {
             throw SamsaError(.invalidArgument, "offsets topic partitions must be 1...1000, not \(partitions)")
         }
@@ -44,13 +48,10 @@ final class ConsumerOffsetsLog: Sendable {
     private let logs: LogManager
     /// The topic's partition count (the writer's, for placement).
     private let partitions: Int32
-    /// Per partition, the log size past which it is looked at for compaction again.
-    private let compactionThresholds: Mutex<[Int32: Int]>
 
     init(logs: LogManager, partitions: Int32) {
         self.logs = logs
         self.partitions = partitions
-        compactionThresholds = Mutex([:])
     }
 
     func partition(of group: String) -> Int32 { ConsumerOffsetsRecord.partition(of: group, partitions: partitions) }
@@ -112,14 +113,10 @@ final class ConsumerOffsetsLog: Sendable {
     }
 
     /// Appends the group's changes (nil: deleted) as records and syncs them before returning.
-    /// `live`: every group's offsets after the change, for compaction.
-    func append(group: String, _ changes: [TopicPartition: Int64?], live: () -> [String: [TopicPartition: Int64]]) throws(SamsaError) {
+    func append(group: String, _ changes: [TopicPartition: Int64?]) throws(SamsaError) {
         guard !changes.isEmpty else { return }
-        let partition = partition(of: group)
-        let log = try log(partition)
-        let now = WallClock.nowMilliseconds
-        try write(changes.sorted { $0.key < $1.key }.map { (group, $0.key, $0.value) }, to: log, at: now)
-        try compactIfGrown(partition, log, live: live)
+        let log = try log(partition(of: group))
+        try write(changes.sorted { $0.key < $1.key }.map { (group, $0.key, $0.value) }, to: log, at: WallClock.nowMilliseconds)
     }
 
     /// Writes records in batches of at most 1,000 records and 1 MiB, then syncs.
@@ -143,22 +140,5 @@ final class ConsumerOffsetsLog: Sendable {
             _ = try storage { () throws(StorageError) in try log.appendWithoutWaiting(batch) }
         }
         try storage { () throws(StorageError) in try log.flush() }
-    }
-
-    private func compactIfGrown(_ partition: Int32, _ log: PartitionLog, live: () -> [String: [TopicPartition: Int64]]) throws(SamsaError) {
-        let size = log.sizeInBytes
-        guard size > compactionThresholds.withLock({ $0[partition] ?? Self.compactionFloor }) else { return }
-        let records = live().filter { self.partition(of: $0.key) == partition }.sorted { $0.key < $1.key }
-            .flatMap { group, offsets in offsets.sorted { $0.key < $1.key }.map { (group: group, partition: $0.key, offset: Optional($0.value)) } }
-        // About what the live records take in the log (key, value and a record's framing).
-        let liveBytes = records.reduce(0) { $0 + 40 + $1.group.utf8.count + $1.partition.topic.utf8.count }
-        defer { compactionThresholds.withLock { $0[partition] = max(Self.compactionFloor, 2 * (liveBytes + 64 * 1024)) } }
-        guard size > 2 * liveBytes else { return }
-        try storage { () throws(StorageError) in try log.roll() }
-        let start = log.logEndOffset
-        try write(records, to: log, at: WallClock.nowMilliseconds)
-        // A crash before the new start is checkpointed reopens the log from its first segment: the
-        // replay then reads the old records and the rewritten ones after them, the same state.
-        _ = try storage { () throws(StorageError) in try log.advanceLogStart(to: start) }
     }
 }

@@ -176,7 +176,7 @@ final class OffsetStore: Sendable {
         var offsets = updated[group] ?? [:]
         for (partition, offset) in changes { offsets[partition] = offset }
         updated[group] = offsets.isEmpty ? nil : offsets
-        try log.append(group: group, changes) { updated }
+        try log.append(group: group, changes)
         logged.withLock { $0[group] = updated[group] }
     }
 

@@ -210,6 +210,10 @@ public final class Producer: Sendable {
     }
 
     private func checkedSize(_ record: ProducerRecord, _ topic: TopicConfiguration) throws(SamsaError) -> Int {
+        // Kafka refuses these too (INVALID_RECORD): compaction keeps the latest record per key.
+        if record.key == nil && topic.cleanupPolicy.compacts {
+            throw SamsaError(.invalidArgument, "topic '\(record.topic)' is compacted (cleanup.policy=\(topic.cleanupPolicy)): a record needs a key")
+        }
         let size = Self.encodedSize(record)
         guard size <= topic.maxRecordBytes else {
             throw SamsaError(.recordTooLarge, "a record of \(size) bytes exceeds topic '\(record.topic)''s maximum of \(topic.maxRecordBytes)")

@@ -255,7 +255,8 @@ public final class Samsa: Sendable {
             let log = logs.log(TopicPartition(topic: name, partition: Int32(partition)))
             return TopicDescription.Partition(
                 partition: partition, logStartOffset: log?.logStartOffset ?? 0, logEndOffset: log?.logEndOffset ?? 0,
-                flushedOffset: log?.flushedOffset ?? 0, sizeInBytes: log?.sizeInBytes ?? 0, segments: log?.segmentCount ?? 0)
+                flushedOffset: log?.flushedOffset ?? 0, sizeInBytes: log?.sizeInBytes ?? 0, segments: log?.segmentCount ?? 0,
+                cleaning: logs.cleaningState(TopicPartition(topic: name, partition: Int32(partition))))
         }
         return TopicDescription(name: name, configuration: configuration, partitions: partitions)
     }
@@ -335,6 +336,9 @@ public struct TopicDescription: Sendable, Hashable {
         public var flushedOffset: Int64
         public var sizeInBytes: Int
         public var segments: Int
+        /// A compacted partition's dirty ratio and clean point (with the last clean's time when this
+        /// process cleaned it); nil when the topic is not compacted.
+        public var cleaning: PartitionCleaningState?
     }
 
     public var name: String

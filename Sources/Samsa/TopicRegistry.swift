@@ -55,6 +55,18 @@ final class TopicRegistry: Sendable {
         }
     }
 
+    /// Replaces an existing topic's stored form and persists the registry before returning.
+    func replace(_ topic: String, _ stored: StoredTopic) throws(SamsaError) {
+        try topics.withLock { topics throws(SamsaError) in
+            guard topics[topic] != nil else { throw SamsaError(.unknownTopic, "no topic '\(topic)'") }
+            var updated = topics
+            updated[topic] = stored
+            try save(updated)
+            topics = updated
+            generation.add(1, ordering: .releasing)
+        }
+    }
+
     /// Removes a topic and persists the registry before returning; false when it did not exist.
     func remove(_ topic: String) throws(SamsaError) -> Bool {
         try topics.withLock { topics throws(SamsaError) -> Bool in

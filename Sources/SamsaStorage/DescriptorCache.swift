@@ -20,6 +20,10 @@ public final class DescriptorCache: Sendable {
         var entries: [String: Entry] = [:]
         var forgotten: [Int32: Entry] = [:]
         var clock: UInt64 = 0
+        /// Bumped by every `forget`: a descriptor opened across one may be of the file that name had
+        /// before a rename (a segment swapped out by the cleaner, a truncation's roll), so it is not
+        /// cached for later users of the name.
+        var forgets: UInt64 = 0
     }
 
     private let state = Mutex(State())
@@ -63,6 +67,7 @@ public final class DescriptorCache: Sendable {
     /// The file was renamed or removed: close its descriptor once no one uses it.
     func forget(_ path: String) {
         let toClose: Int32? = state.withLock { state in
+            state.forgets += 1
             guard var entry = state.entries.removeValue(forKey: path) else { return nil }
             if entry.users == 0 { return entry.fd }
             entry.forgotten = true
@@ -73,13 +78,13 @@ public final class DescriptorCache: Sendable {
     }
 
     private func acquire(_ path: String, create: Bool) throws(StorageError) -> Int32 {
-        let existing: Int32? = state.withLock { state in
+        let (existing, forgets) = state.withLock { state -> (Int32?, UInt64) in
             state.clock += 1
-            guard var entry = state.entries[path] else { return nil }
+            guard var entry = state.entries[path] else { return (nil, state.forgets) }
             entry.users += 1
             entry.lastUse = state.clock
             state.entries[path] = entry
-            return entry.fd
+            return (entry.fd, state.forgets)
         }
         if let existing { return existing }
         let fd: Int32
@@ -92,6 +97,12 @@ public final class DescriptorCache: Sendable {
         var evicted: [Int32] = []
         let chosen = state.withLock { state -> Int32 in
             state.clock += 1
+            if state.forgets != forgets {
+                // A name was forgotten while this one was opened: this caller's alone (its segment
+                // checks it is its own file), closed when it is done, never handed to another.
+                state.forgotten[fd] = Entry(fd: fd, users: 1, lastUse: state.clock, forgotten: true)
+                return fd
+            }
             if var raced = state.entries[path] {
                 // Another thread opened it meanwhile: use theirs.
                 raced.users += 1

@@ -22,7 +22,7 @@ public final class LogManager: Sendable {
 
     public let directory: String
     public let defaultConfiguration: LogConfiguration
-    private let files: any FileSystem
+    let files: any FileSystem
     /// Open segment files of every partition: one bounded set for the whole directory.
     public let descriptors: DescriptorCache
     private let logs: Mutex<[TopicPartition: PartitionLog]>

@@ -10,6 +10,12 @@ public enum TopicConfigNames {
     public static let segmentBytes = "segment.bytes"
     public static let retentionBytes = "retention.bytes"
     public static let retentionMs = "retention.ms"
+    public static let segmentMs = "segment.ms"
+    public static let cleanupPolicy = "cleanup.policy"
+    public static let deleteRetentionMs = "delete.retention.ms"
+    public static let minCleanableDirtyRatio = "min.cleanable.dirty.ratio"
+    public static let minCompactionLagMs = "min.compaction.lag.ms"
+    public static let maxCompactionLagMs = "max.compaction.lag.ms"
     /// Samsa's own (no Kafka name): zeros kept written ahead of appends.
     public static let writeAheadBytes = "samsa.write.ahead.bytes"
 

@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import Samsa
 import SamsaRecords
@@ -35,6 +36,16 @@ struct Topics: AsyncParsableCommand {
         var retentionMilliseconds: Int64?
         @Option(help: "Zeros kept synced ahead of appends, in bytes (0: off); speeds up small durable appends.")
         var writeAheadBytes = 0
+        @Option(help: "delete (retention), compact (the latest record per key; records need keys) or compact,delete.")
+        var cleanupPolicy = CleanupPolicyArgument(argument: "delete")!
+        @Option(name: .customLong("delete-retention-ms"), help: "With compact: how long a tombstone stays readable after the clean that kept it.")
+        var deleteRetentionMilliseconds: Int64 = 86_400_000
+        @Option(help: "With compact: clean a partition once this share of it is dirty (0-1).")
+        var minCleanableDirtyRatio = 0.5
+        @Option(name: .customLong("min-compaction-lag-ms"), help: "With compact: records younger than this are not compacted away.")
+        var minCompactionLagMilliseconds: Int64 = 0
+        @Option(name: .customLong("segment-ms"), help: "Roll the active segment once it is this old (so its records become cleanable).")
+        var segmentMilliseconds: Int64?
 
         func validate() throws {
             try remote.requireOne(dir: dir)
@@ -57,7 +68,9 @@ struct Topics: AsyncParsableCommand {
                 TopicConfiguration(
                     partitions: partitions, flushPolicy: flush.policy, compression: compression.codec, maxRecordBytes: maxRecordBytes,
                     segmentBytes: segmentBytes, retentionBytes: retentionBytes, retentionMilliseconds: retentionMilliseconds,
-                    writeAheadBytes: writeAheadBytes))
+                    writeAheadBytes: writeAheadBytes, cleanupPolicy: cleanupPolicy.policy, deleteRetentionMilliseconds: deleteRetentionMilliseconds,
+                    minCleanableDirtyRatio: minCleanableDirtyRatio, minCompactionLagMilliseconds: minCompactionLagMilliseconds,
+                    segmentMilliseconds: segmentMilliseconds))
             try samsa.close()
             print("created topic \(topic) with \(partitions) partition\(partitions == 1 ? "" : "s")")
         }
@@ -109,9 +122,20 @@ struct Topics: AsyncParsableCommand {
                 if let bytes = c.retentionBytes { settings += " retention-bytes=\(bytes)" }
                 if let ms = c.retentionMilliseconds { settings += " retention-ms=\(ms)" }
                 if c.writeAheadBytes > 0 { settings += " write-ahead-bytes=\(c.writeAheadBytes)" }
+                if let ms = c.segmentMilliseconds { settings += " segment-ms=\(ms)" }
+                settings += " cleanup-policy=\(c.cleanupPolicy)"
+                if c.cleanupPolicy.compacts {
+                    settings += " delete-retention-ms=\(c.deleteRetentionMilliseconds) min-cleanable-dirty-ratio=\(c.minCleanableDirtyRatio)"
+                    settings += " min-compaction-lag-ms=\(c.minCompactionLagMilliseconds)"
+                }
                 print("topic \(name): \(settings)")
                 for p in description.partitions {
-                    print("  partition \(p.partition): start \(p.logStartOffset), end \(p.logEndOffset), flushed \(p.flushedOffset), \(p.sizeInBytes) bytes in \(p.segments) segment\(p.segments == 1 ? "" : "s")")
+                    var line = "  partition \(p.partition): start \(p.logStartOffset), end \(p.logEndOffset), flushed \(p.flushedOffset), \(p.sizeInBytes) bytes in \(p.segments) segment\(p.segments == 1 ? "" : "s")"
+                    if let cleaning = p.cleaning {
+                        line += String(format: ", dirty ratio %.3f, cleaned below %lld", cleaning.dirtyRatio, cleaning.cleanPoint)
+                        if let at = cleaning.lastCleanMilliseconds { line += ", last clean at \(Date(timeIntervalSince1970: Double(at) / 1000))" }
+                    }
+                    print(line)
                 }
             }
         }
@@ -162,4 +186,13 @@ struct CompressionArgument: ExpressibleByArgument {
     }
 
     static var allValueStrings: [String] { ["none", "lz4", "zstd"] }
+}
+
+/// `--cleanup-policy`: Kafka's spelling (`delete`, `compact`, `compact,delete`).
+struct CleanupPolicyArgument: ExpressibleByArgument {
+    let policy: CleanupPolicy
+    init?(argument: String) {
+        guard let policy = CleanupPolicy(argument) else { return nil }
+        self.policy = policy
+    }
 }

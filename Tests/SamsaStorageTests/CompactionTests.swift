@@ -260,7 +260,11 @@ struct CompactionTests {
     @Test("reads racing cleans see whole batches holding what was written at their offsets")
     func readsRacingSwaps() async throws {
         let dir = try TemporaryDirectory()
-        let (log, _) = try PartitionLog.open(directory: dir.path, configuration: compactedConfiguration())
+        // Kafka's file.delete.delay.ms (the default 10 s here): a reader holding a swapped-out segment
+        // reads its `.deleted` files until then (with no delay they could vanish under a slow reader).
+        var configuration = compactedConfiguration()
+        configuration.fileDeleteDelayMilliseconds = 10_000
+        let (log, _) = try PartitionLog.open(directory: dir.path, configuration: configuration)
         var model = try await fill(log, rounds: 40, keys: 8)
         try log.roll()
         let written = model.written
