@@ -131,8 +131,10 @@ public final class GroupConsumer: Sendable {
                 return (signal, signal.version)
             }
             try refreshAssignment()
-            let records = try readAssigned()
+            let (records, moved) = try readAssigned()
             if !records.isEmpty { return records }
+            // Past batches compaction emptied: there may be records after them, read on.
+            if moved { continue }
             let remaining = ContinuousClock.now.duration(to: deadline)
             if remaining <= .zero { return [] }
             await Signal.wait(forAny: signals, timeout: remaining)
@@ -204,28 +206,37 @@ public final class GroupConsumer: Sendable {
         }
     }
 
-    private func readAssigned() throws(SamsaError) -> [ConsumerRecord] {
+    /// The records read, and whether a position moved (it can without records, past what compaction removed).
+    private func readAssigned() throws(SamsaError) -> (records: [ConsumerRecord], moved: Bool) {
         var (assigned, positions, cursor) = state.withLock { ($0.assigned, $0.positions, $0.cursor) }
-        guard !assigned.isEmpty else { return [] }
+        guard !assigned.isEmpty else { return ([], false) }
+        var moved = false
         var records: [ConsumerRecord] = []
         for step in 0..<assigned.count where records.count < configuration.maxPollRecords {
             let partition = assigned[(cursor + step) % assigned.count]
             guard var position = positions[partition] else { continue }
-            var read = try samsa.readForConsumer(
+            var (read, next) = try samsa.readForConsumer(
                 topic: partition.topic, partition: Int(partition.partition), position: &position, maxBytes: configuration.maxPartitionFetchBytes)
-            if read.count > configuration.maxPollRecords - records.count { read.removeLast(read.count - (configuration.maxPollRecords - records.count)) }
-            if let last = read.last { position = last.offset + 1 }
+            if read.count > configuration.maxPollRecords - records.count {
+                read.removeLast(read.count - (configuration.maxPollRecords - records.count))
+                position = read.last.map { $0.offset + 1 } ?? position
+            } else {
+                // Everything read was taken: past it all, also what compaction removed from its end.
+                position = max(position, next)
+            }
+            if position != positions[partition] { moved = true }
             positions[partition] = position
             records += read
         }
         cursor = (cursor + 1) % assigned.count
-        state.withLock { state in
+        let kept = state.withLock { state -> Bool in
             // A rebalance while reading: the new assignment's positions win.
-            guard state.assigned == assigned else { return }
+            guard state.assigned == assigned else { return false }
             state.positions = positions
             state.cursor = cursor
+            return true
         }
-        return records
+        return (records, moved && kept)
     }
 }
 

@@ -171,13 +171,12 @@ final class OffsetStore: Sendable {
         }
     }
 
+    /// Writes the group's changes to the log, then to the writer's view (the caller holds the group's state lock).
     private func append(_ group: String, _ changes: [TopicPartition: Int64?], to log: ConsumerOffsetsLog) throws(SamsaError) {
-        var updated = logged.withLock { $0 }
-        var offsets = updated[group] ?? [:]
+        var offsets = logged.withLock { $0[group] } ?? [:]
         for (partition, offset) in changes { offsets[partition] = offset }
-        updated[group] = offsets.isEmpty ? nil : offsets
         try log.append(group: group, changes)
-        logged.withLock { $0[group] = updated[group] }
+        logged.withLock { $0[group] = offsets.isEmpty ? nil : offsets }
     }
 
     /// Folds every staged group no other process holds (the writer's open of an older directory, or

@@ -6,10 +6,17 @@ extension Samsa {
     /// Records of one partition from `offset` on, in whole batches up to about `maxBytes` (at least
     /// one batch), never past what producers were told is committed. Empty at the end of the log.
     public func read(topic: String, partition: Int, from offset: Int64, maxBytes: Int = 1 << 20) throws(SamsaError) -> [ConsumerRecord] {
+        try readRecords(topic: topic, partition: partition, from: offset, maxBytes: maxBytes).records
+    }
+
+    /// `read`, and the offset to read from next: the last batch's `nextOffset`, which in a compacted
+    /// log can lie past the last record returned (records the cleaner removed, batches it left empty);
+    /// `offset` when nothing was read.
+    func readRecords(topic: String, partition: Int, from offset: Int64, maxBytes: Int) throws(SamsaError) -> (records: [ConsumerRecord], next: Int64) {
         let log = try log(topic, partition)
         let configuration = try configuration(of: topic)
         guard let bytes = try storage({ () throws(StorageError) in try log.read(from: offset, maxBytes: maxBytes, limit: readLimit(configuration)) }) else {
-            return []
+            return ([], offset)
         }
         return try decode(bytes, topic: topic, partition: partition, from: offset)
     }
@@ -121,15 +128,19 @@ extension Samsa {
     }
 
     /// Reads for a consumer at `position`: moves a position that retention passed to the log start.
-    func readForConsumer(topic: String, partition: Int, position: inout Int64, maxBytes: Int) throws(SamsaError) -> [ConsumerRecord] {
+    /// Returns the records and the offset after everything read (see `readRecords`): a consumer that
+    /// takes every record moves there, so it passes what compaction removed instead of reading the
+    /// same empty range again.
+    func readForConsumer(topic: String, partition: Int, position: inout Int64, maxBytes: Int) throws(SamsaError) -> (records: [ConsumerRecord], next: Int64) {
         let (start, end) = try offsets(topic: topic, partition: partition)
         if position < start { position = start }
-        guard position < end else { return [] }
-        return try read(topic: topic, partition: partition, from: position, maxBytes: maxBytes)
+        guard position < end else { return ([], position) }
+        return try readRecords(topic: topic, partition: partition, from: position, maxBytes: maxBytes)
     }
 
-    private func decode(_ bytes: ByteBuffer, topic: String, partition: Int, from offset: Int64) throws(SamsaError) -> [ConsumerRecord] {
+    private func decode(_ bytes: ByteBuffer, topic: String, partition: Int, from offset: Int64) throws(SamsaError) -> (records: [ConsumerRecord], next: Int64) {
         var records: [ConsumerRecord] = []
+        var next = offset
         do {
             var batches: [RecordBatch] = []
             var count = 0
@@ -139,6 +150,7 @@ extension Samsa {
                 remaining.moveReaderIndex(forwardBy: batch.sizeInBytes)
                 guard batch.lastOffset >= offset else { continue }
                 batches.append(batch)
+                next = max(next, batch.nextOffset)
                 count += min(Int(batch.recordCount), 1 << 16)
             }
             // Sized once: growing the array as records arrive copies and faults it in repeatedly.
@@ -155,7 +167,7 @@ extension Samsa {
         } catch {
             throw SamsaError(.corrupt, "\(topic)-\(partition): a batch read back is invalid: \(error)")
         }
-        return records
+        return (records, next)
     }
 }
 
@@ -196,9 +208,15 @@ public struct PartitionRecords: AsyncSequence, Sendable {
                 // below cannot miss it.
                 let signal = samsa.signal(for: topic)
                 let seen = signal.version
-                buffered = try samsa.readForConsumer(topic: topic, partition: partition, position: &position, maxBytes: 1 << 20)
+                let (records, next) = try samsa.readForConsumer(topic: topic, partition: partition, position: &position, maxBytes: 1 << 20)
+                buffered = records
                 index = 0
-                if buffered.isEmpty { await Signal.wait(forAny: [(signal, seen)]) }
+                if records.isEmpty && next > position {
+                    // Batches whose records compaction removed: past them, then read on.
+                    position = next
+                    continue
+                }
+                if records.isEmpty { await Signal.wait(forAny: [(signal, seen)]) }
             }
         }
     }
