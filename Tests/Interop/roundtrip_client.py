@@ -9,6 +9,8 @@
         CreateTopics with the configs. Prints {"errors"}.
     roundtrip_client.py describe BOOTSTRAP TOPIC
         DescribeConfigs of the topic. Prints {"configs": {name: value}, "errors"}.
+    roundtrip_client.py alter BOOTSTRAP TOPIC CONFIGS_JSON
+        IncrementalAlterConfigs: SET each config. Prints {"errors"}.
     roundtrip_client.py produce BOOTSTRAP TOPIC PARTITIONS FIRST COUNT
         acks=all, record i (value "TOPIC-i") to partition i % PARTITIONS. Prints {"delivered", "errors"}.
     roundtrip_client.py idempotent BOOTSTRAP TOPIC
@@ -98,6 +100,19 @@ def describe(bootstrap, topic):
     print(json.dumps({"configs": configs, "errors": errors}))
 
 
+def alter(bootstrap, topic, configs):
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry
+    errors = []
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    entries = [ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET) for name, value in configs.items()]
+    try:
+        for future in admin.incremental_alter_configs([ConfigResource("topic", topic, incremental_configs=entries)]).values():
+            future.result(timeout=15)
+    except Exception as error:
+        errors.append(f"incremental_alter_configs: {error}")
+    print(json.dumps({"errors": errors}))
+
+
 def deliveries(producer, topic, records, errors):
     """Produces (partition, value) pairs, flushes, returns the deliveries."""
     delivered = []
@@ -156,6 +171,8 @@ def main(argv):
         create(argv[2], argv[3], int(argv[4]), json.loads(argv[5]))
     elif mode == "describe":
         describe(argv[2], argv[3])
+    elif mode == "alter":
+        alter(argv[2], argv[3], json.loads(argv[4]))
     elif mode == "produce":
         produce(argv[2], argv[3], int(argv[4]), int(argv[5]), int(argv[6]))
     elif mode == "idempotent":

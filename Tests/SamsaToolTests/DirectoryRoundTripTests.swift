@@ -44,6 +44,9 @@ struct DirectoryRoundTripTests {
         let described = try RoundTripClient.describe(broker.bootstrap, topic: Self.orders)
         #expect(described.errors == [], "\(described.errors)")
         for (name, value) in Self.ordersKafkaConfigs { #expect(described.configs[name] == value, "\(name): \(described.configs[name] ?? "absent")") }
+        // A client changes one setting (IncrementalAlterConfigs): the others stay as the CLI made them.
+        let altered = try RoundTripClient.alter(broker.bootstrap, topic: Self.orders, configs: ["retention.ms": "86400000"])
+        #expect(altered.errors == [], "\(altered.errors)")
 
         // The broker's client committed further: to the end of every partition.
         #expect(resumed.committed == embedded.ends, "\(resumed.committed)")
@@ -54,6 +57,11 @@ struct DirectoryRoundTripTests {
         #expect(broker.exitStatus == 0, "\(broker.logTail)")
         let viaDirectory = try groupOffsets(["--dir", data], group: Self.group)
         #expect(viaDirectory == embedded.ends, "samsa groups describe --dir after the broker stopped: \(viaDirectory)")
+        let settings = try runSamsa(["topics", "describe", "--dir", data, "--topic", Self.orders])
+        #expect(
+            settings.stdout.hasPrefix(
+                "topic orders: partitions=3 flush=messages:7 compression=lz4 max-record-bytes=65536 segment-bytes=1048576 retention-ms=86400000\n"),
+            "topics describe --dir after the broker altered retention.ms: \(settings)")
     }
 
     @Test("broker → embedded → broker: the CLI reads the broker's topic, configs and commits; resumes and appends; a second broker serves it all, the idempotent producer continuing")
@@ -160,6 +168,8 @@ struct DirectoryRoundTripTests {
         #expect(refused.stderr.contains("a broker serves this directory's groups"), "\(refused.stderr)")
         #expect(try stagedFiles(data) == [], "staged commits beside a broker")
         #expect(try groupOffsets(["--bootstrap", broker.bootstrap], group: Self.group) == embedded.commits, "the group's offsets changed")
+        // Reading a group's offsets needs no lock: `groups describe --dir` works beside the broker.
+        #expect(try groupOffsets(["--dir", data], group: Self.group) == embedded.commits, "groups describe --dir beside a broker")
 
         let plain = try runSamsa(["consume", "--dir", data, "--topic", Self.orders, "--from-beginning", "--json"])
         #expect(plain.status == 0, "\(plain.stderr)")
@@ -230,6 +240,10 @@ struct DirectoryRoundTripTests {
         #expect(registry?["format"] as? Int == 2, "\(String(describing: registry))")
         let described = try runSamsa(["topics", "describe", "--dir", data, "--topic", topic])
         #expect(described.stdout.hasPrefix("topic t: partitions=2 flush=every-append compression=none max-record-bytes=1048576 segment-bytes=1073741824"), "\(described)")
+        // The CLI reads what the broker's client committed on the converted directory.
+        var ends: [Slot: Int64] = [:]
+        for record in records { ends[record.slot] = max(ends[record.slot] ?? 0, record.offset + 1) }
+        #expect(try groupOffsets(["--dir", data], group: "g") == ends, "groups describe --dir after the broker")
     }
 }
 
@@ -511,7 +525,7 @@ enum RoundTripClient {
         var errors: [String]
     }
 
-    static func consume(_ bootstrap: String, group: String, topics: [String], count: Int, settleMilliseconds: Int = 500) throws -> Consumed {
+    static func consume(_ bootstrap: String, group: String, topics: [String], count: Int, settleMilliseconds: Int = 200) throws -> Consumed {
         try run(["consume", bootstrap, group, topics.joined(separator: ","), "\(count)", "\(settleMilliseconds)"])
     }
 
@@ -522,6 +536,10 @@ enum RoundTripClient {
     static func describe(_ bootstrap: String, topic: String) throws -> (configs: [String: String], errors: [String]) {
         let described: Described = try run(["describe", bootstrap, topic])
         return (described.configs.compactMapValues { $0 }, described.errors)
+    }
+
+    static func alter(_ bootstrap: String, topic: String, configs: [String: String]) throws -> Outcome {
+        try run(["alter", bootstrap, topic, String(decoding: try JSONEncoder().encode(configs), as: UTF8.self)])
     }
 
     static func produce(_ bootstrap: String, topic: String, partitions: Int, first: Int, count: Int) throws -> Produced {
