@@ -67,9 +67,10 @@ struct CompactedTopicTests {
             #expect(try await TopicConfigTests.create("compacted", configs: [("cleanup.policy", "compact,delete")], on: connection).errorCode == 0)
             _ = try await ProduceFetchTests.createTopic("plain", partitions: 1, on: connection)
             #expect(try await connection.createTopic("two", partitions: 2, replicationFactor: 1, configs: ["cleanup.policy": "compact"]).errorCode == 0)
-            var mixed = RecordBatchBuilder()
-            mixed.append(timestamp: 1, key: ByteBuffer(string: "a"), value: ByteBuffer(string: "1"))
-            mixed.append(timestamp: 2, key: nil, value: ByteBuffer(string: "2"))
+            var builder = RecordBatchBuilder()
+            builder.append(timestamp: 1, key: ByteBuffer(string: "a"), value: ByteBuffer(string: "1"))
+            builder.append(timestamp: 2, key: nil, value: ByteBuffer(string: "2"))
+            let mixed = try builder.build()
             // Two partitions of one topic in one request: the keyless one fails alone.
             var request = ProduceRequest()
             request.acks = -1
@@ -78,7 +79,7 @@ struct CompactedTopicTests {
             topicData.name = "two"
             var keyless = ProduceRequest.PartitionProduceData()
             keyless.index = 0
-            keyless.records = try mixed.build().buffer
+            keyless.records = mixed.buffer
             var keyed = ProduceRequest.PartitionProduceData()
             keyed.index = 1
             keyed.records = try Self.keyedBatch([("a", "1"), ("b", nil)]).buffer
@@ -89,7 +90,7 @@ struct CompactedTopicTests {
             #expect(answers[0].errorMessage == "Compacted topic cannot accept message without key in topic partition two-0.")
             #expect(broker.broker.dispatcher.topics.log("two", 0)?.logEndOffset == 0, "nothing of the refused batch is written")
             #expect(broker.broker.dispatcher.topics.log("two", 1)?.logEndOffset == 2)
-            #expect(try await ProduceFetchTests.produce([try mixed.build()], to: "compacted", on: connection).errorCode == ErrorCode.invalidRecord.rawValue)
+            #expect(try await ProduceFetchTests.produce([mixed], to: "compacted", on: connection).errorCode == ErrorCode.invalidRecord.rawValue)
             // A topic that does not compact takes keyless records.
             #expect(try await ProduceFetchTests.produce([try makeBatch(count: 2)], to: "plain", on: connection).errorCode == 0)
             try await connection.close()
@@ -114,6 +115,7 @@ struct CompactedTopicTests {
             var resource = DescribeConfigsRequest.DescribeConfigsResource()
             resource.resourceType = 2
             resource.resourceName = "c"
+            resource.configurationKeys = nil
             describe.resources = [resource]
             let described = try await connection.request(describe, version: 4, expecting: DescribeConfigsResponse.self)
             let values = Dictionary(uniqueKeysWithValues: (described.results.first?.configs ?? []).map { ($0.name, $0.value) })
@@ -179,9 +181,9 @@ struct CompactedTopicTests {
                 let wanted = expected.filter { $0.offset >= start }
                 #expect(outcome.parsed.map{ $0.offset } == wanted.map{ $0.offset }, "\(client) from \(start)")
                 #expect(outcome.parsed.map{ $0.key } == wanted.map{ $0.key } && outcome.parsed.map{ $0.value } == wanted.map{ $0.value }, "\(client) from \(start)")
-                #expect(
-                    ["INVALID_RECORD", "InvalidRecordError", "InvalidRecord"].contains(outcome.keyless) || outcome.keyless.contains("87"),
-                    "\(client): a keyless record is refused (\(outcome.keyless))")
+                // aiokafka and kafka-python 2.0 have no error class for code 87: they raise UnknownError for it.
+                let refusals = client.hasPrefix("aiokafka") || client == "kafka-python-2.0.2" ? ["UnknownError"] : ["INVALID_RECORD", "InvalidRecordError"]
+                #expect(refusals.contains(outcome.keyless), "\(client): a keyless record is refused (\(outcome.keyless))")
             }
             try await connection.close()
         } catch {
