@@ -11,7 +11,7 @@ import Testing
 /// second round of updates is cleaned while the broker is SIGKILLed (as soon as a `.cleaned` or
 /// `.swap` file shows a clean under way), and after the restart no key's latest value is lost and
 /// the deleted keys are gone (their tombstones past delete.retention.ms).
-@Suite("Compaction with a samsa broker process and confluent-kafka")
+@Suite("Compaction with a samsa broker process and confluent-kafka", .offCooperativePool)
 struct CompactionProcessTests {
     typealias BrokerProcess = BrokerProcessTests.BrokerProcess
     static let topic = "compacted"
