@@ -93,7 +93,8 @@ public final class Broker: Sendable {
                     logs = try LogManager.open(
                         directory: configuration.dataDirectory, configuration: base,
                         configurations: TopicTable.logConfigurations(stored, base: base),
-                        maxOpenFiles: DescriptorCeiling.segmentFileCache(limit: descriptorLimit), files: configuration.fileSystem
+                        maxOpenFiles: DescriptorCeiling.segmentFileCache(limit: descriptorLimit), files: configuration.fileSystem,
+                        cleaner: configuration.cleaner
                     ).manager
                 } catch {
                     staged.close()

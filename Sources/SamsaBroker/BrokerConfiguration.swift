@@ -19,6 +19,10 @@ public struct BrokerConfiguration: Sendable {
     public var defaultPartitions: Int32
     /// Settings of new partition logs (segment size, flush policy, retention).
     public var logConfiguration: LogConfiguration
+    /// The log cleaner of compacted topics (`log.cleaner.enable`, `log.cleaner.threads`,
+    /// `log.cleaner.dedupe.buffer.size`, `log.cleaner.io.max.bytes.per.second`, `log.cleaner.backoff.ms`);
+    /// the per-topic settings (`log.cleaner.min.cleanable.ratio`, ...) are in `logConfiguration`.
+    public var cleaner = LogCleanerConfiguration()
     /// The largest request accepted; a larger one closes its connection (`socket.request.max.bytes`).
     public var maxRequestBytes: Int
     /// The largest record batch accepted (`message.max.bytes`).

@@ -9,7 +9,8 @@ import Synchronization
 /// latency per API, bytes in and out, open connections, and per partition its log start, log end and
 /// high watermark (read from the logs when scraped, so the hot path does not update them). In a
 /// cluster also replication's (read from the replica manager when scraped): partitions led here that
-/// are under-replicated, ISR shrinks and expands of them, and each follower's lag in messages.
+/// are under-replicated, ISR shrinks and expands of them, and each follower's lag in messages. And
+/// the log cleaner's (`CleanerMetrics`).
 ///
 /// The per-API handles are made once, up front, for every served API and version: recording is a
 /// dictionary read and an atomic add, with no lock.
@@ -28,6 +29,7 @@ final class BrokerMetrics: Sendable {
     private let partitionGauges = Mutex<[TopicPartition: PartitionGauges]>([:])
     private let replication: ReplicaManager?
     private let replicationGauges: ReplicationGauges?
+    private let cleaner: CleanerMetrics
 
     /// Replication's series; the counters follow the replica manager's totals (added at each scrape).
     private final class ReplicationGauges: Sendable {
@@ -86,6 +88,7 @@ final class BrokerMetrics: Sendable {
         connections = CoreMetrics.Meter(label: "samsa_connections", factory: factory)
         malformed = CoreMetrics.Counter(label: "samsa_request_errors_total", dimensions: [("reason", "malformed")], factory: factory)
         unsupported = CoreMetrics.Counter(label: "samsa_request_errors_total", dimensions: [("reason", "unsupported")], factory: factory)
+        cleaner = CleanerMetrics(factory: factory)
         self.replication = replication
         replicationGauges = replication.map { _ in
             ReplicationGauges(
@@ -142,6 +145,7 @@ final class BrokerMetrics: Sendable {
             }
         }
         if let replication, let replicationGauges { recordReplication(replication, replicationGauges) }
+        cleaner.record(logs.cleaner.statistics)
         return registry.emitToBuffer()
     }
 

@@ -69,7 +69,9 @@ final class RequestDispatcher: Sendable {
         } else {
             configStore = LocalConfigStore(topics: topics, dataDirectory: configuration.dataDirectory)
         }
-        groups = GroupCoordinators(configuration: configuration, catalog: catalog, topics: topics, io: io, group: group, legacy: legacyOffsets, staged: stagedOffsets)
+        groups = GroupCoordinators(
+            configuration: configuration, catalog: catalog, topics: topics, configStore: configStore, io: io, group: group, legacy: legacyOffsets,
+            staged: stagedOffsets)
     }
 
     /// Long-polling fetches waiting for appends (tests: act once one waits).

@@ -36,6 +36,27 @@ struct BrokerCommand: AsyncParsableCommand {
     var retentionBytes: Int64?
     @Option(help: "How often old segments are deleted by retention (log.retention.check.interval.ms; default 300000, 0 never).")
     var retentionCheckIntervalMs: Int?
+    // Log compaction (Kafka's log.cleanup.policy and log.cleaner.* names).
+    @Option(help: "Default cleanup.policy of topics: delete, compact or compact,delete (log.cleanup.policy; default delete).")
+    var logCleanupPolicy: String?
+    @Option(help: "Run the log cleaner of compacted topics: true or false (log.cleaner.enable; default true).")
+    var logCleanerEnable: Bool?
+    @Option(help: "Log cleaner threads (log.cleaner.threads; default 1).")
+    var logCleanerThreads: Int?
+    @Option(help: "Memory of the cleaner's offset maps, all threads together, in bytes (log.cleaner.dedupe.buffer.size; default 134217728).")
+    var logCleanerDedupeBufferSize: Int?
+    @Option(help: "Bytes per second the cleaner reads and writes, all threads together (log.cleaner.io.max.bytes.per.second; default no limit).")
+    var logCleanerIoMaxBytesPerSecond: Int64?
+    @Option(help: "Pause of a cleaner thread that found nothing to clean (log.cleaner.backoff.ms; default 15000).")
+    var logCleanerBackoffMs: Int?
+    @Option(help: "Default delete.retention.ms of compacted topics: how long tombstones stay (log.cleaner.delete.retention.ms; default 86400000).")
+    var logCleanerDeleteRetentionMs: Int64?
+    @Option(help: "Default min.cleanable.dirty.ratio of compacted topics, 0 to 1 (log.cleaner.min.cleanable.ratio; default 0.5).")
+    var logCleanerMinCleanableRatio: Double?
+    @Option(help: "Default min.compaction.lag.ms of compacted topics (log.cleaner.min.compaction.lag.ms; default 0).")
+    var logCleanerMinCompactionLagMs: Int64?
+    @Option(help: "Default max.compaction.lag.ms of compacted topics (log.cleaner.max.compaction.lag.ms; default no bound).")
+    var logCleanerMaxCompactionLagMs: Int64?
     @Option(help: "Send fetched records from the segment files with sendfile (true) or copy them through memory (false; default true).")
     var zeroCopyFetch: Bool?
     // Fetch limits (issue 20: amplification, descriptors)
@@ -135,6 +156,7 @@ struct BrokerCommand: AsyncParsableCommand {
             logger: Self.logger())
         var settings = configuration
         settings.retentionCheckInterval = .milliseconds(retentionCheckIntervalMs)
+        try applyCompactionOptions(to: &settings, file: file)
         settings.logRequests = try logRequests || file?.value("log-requests", as: Bool.self) == true
         settings.zeroCopyFetch = try option(zeroCopyFetch, "zero-copy-fetch", default: true)
         // Groups, committed offsets and producer state (hostile clients).
@@ -232,6 +254,43 @@ struct BrokerCommand: AsyncParsableCommand {
             try await group.run()
             tasks.cancelAll()
         }
+    }
+
+    /// `--log-cleanup-policy` and the `--log-cleaner-*` options, with Kafka's validation ranges.
+    private func applyCompactionOptions(to settings: inout BrokerConfiguration, file: BrokerConfigFile?) throws {
+        func option<Value: ExpressibleByArgument>(_ given: Value?, _ key: String, default fallback: Value) throws -> Value {
+            try given ?? file?.value(key) ?? fallback
+        }
+        let policyText = try option(logCleanupPolicy, "log-cleanup-policy", default: "delete")
+        guard let policy = CleanupPolicy(policyText) else { throw ValidationError("log-cleanup-policy must be delete, compact or compact,delete") }
+        var log = settings.logConfiguration
+        log.cleanupPolicy = policy
+        log.deleteRetentionMilliseconds = try option(logCleanerDeleteRetentionMs, "log-cleaner-delete-retention-ms", default: 86_400_000)
+        log.minCleanableDirtyRatio = try option(logCleanerMinCleanableRatio, "log-cleaner-min-cleanable-ratio", default: 0.5)
+        log.minCompactionLagMilliseconds = try option(logCleanerMinCompactionLagMs, "log-cleaner-min-compaction-lag-ms", default: 0)
+        log.maxCompactionLagMilliseconds = try option(logCleanerMaxCompactionLagMs, "log-cleaner-max-compaction-lag-ms", default: .max)
+        guard log.deleteRetentionMilliseconds >= 0, (0...1).contains(log.minCleanableDirtyRatio), log.minCompactionLagMilliseconds >= 0,
+            log.maxCompactionLagMilliseconds >= 1, log.minCompactionLagMilliseconds <= log.maxCompactionLagMilliseconds
+        else {
+            throw ValidationError(
+                "log-cleaner-delete-retention-ms and log-cleaner-min-compaction-lag-ms must not be negative, log-cleaner-min-cleanable-ratio must be "
+                    + "from 0 to 1, log-cleaner-max-compaction-lag-ms positive and at least log-cleaner-min-compaction-lag-ms")
+        }
+        settings.logConfiguration = log
+        let threads = try option(logCleanerThreads, "log-cleaner-threads", default: 1)
+        let dedupeBytes = try option(logCleanerDedupeBufferSize, "log-cleaner-dedupe-buffer-size", default: 128 << 20)
+        let rate = try logCleanerIoMaxBytesPerSecond ?? file?.value("log-cleaner-io-max-bytes-per-second", as: Int64.self)
+        let backoffMs = try option(logCleanerBackoffMs, "log-cleaner-backoff-ms", default: 15_000)
+        // Kafka: threads at least 1 (`atLeast(0)`, but 0 would never clean), the buffer at least 1 MiB
+        // per thread (`LogCleaner`'s "... must be at least 1MB per cleaner thread"), backoff at least 0.
+        guard threads >= 1, dedupeBytes >= threads << 20, (rate ?? 1) > 0, backoffMs >= 0 else {
+            throw ValidationError(
+                "log-cleaner-threads must be positive, log-cleaner-dedupe-buffer-size at least 1 MiB per thread, "
+                    + "log-cleaner-io-max-bytes-per-second positive, log-cleaner-backoff-ms not negative")
+        }
+        settings.cleaner = LogCleanerConfiguration(
+            enabled: try option(logCleanerEnable, "log-cleaner-enable", default: true), threads: threads, dedupeBufferBytes: dedupeBytes,
+            ioMaxBytesPerSecond: rate, backoffMilliseconds: backoffMs)
     }
 
     /// Raises the soft descriptor limit to the hard one (connections are held below it: `DescriptorCeiling`).

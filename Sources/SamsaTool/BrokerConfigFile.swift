@@ -14,6 +14,10 @@ struct BrokerConfigFile {
         "dir", "listen", "advertised-listener", "broker-id", "default-partitions", "auto-create-topics", "flush", "segment-bytes",
         "log-requests", "metrics", "coordination", "session-timeout-ms", "replica-lag-time-max-ms", "retention-ms", "retention-bytes",
         "retention-check-interval-ms", "zero-copy-fetch",
+        // Log compaction.
+        "log-cleanup-policy", "log-cleaner-enable", "log-cleaner-threads", "log-cleaner-dedupe-buffer-size", "log-cleaner-io-max-bytes-per-second",
+        "log-cleaner-backoff-ms", "log-cleaner-delete-retention-ms", "log-cleaner-min-cleanable-ratio", "log-cleaner-min-compaction-lag-ms",
+        "log-cleaner-max-compaction-lag-ms",
         // Groups, committed offsets and producer state (hostile clients).
         "group-min-session-timeout-ms", "group-max-session-timeout-ms", "group-max-pending-members", "group-max-size", "offset-metadata-max-bytes",
         "offsets-topic-num-partitions", "offsets-topic-replication-factor", "offsets-retention-minutes",

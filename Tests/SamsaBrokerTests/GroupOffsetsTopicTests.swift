@@ -12,7 +12,7 @@ import Testing
 /// moved into it on upgrade.
 @Suite("Groups on __consumer_offsets, single broker")
 struct GroupOffsetsTopicTests {
-    @Test("The first group request makes __consumer_offsets (50 partitions, RF 1, never deleted by retention); Metadata lists it as internal")
+    @Test("The first group request makes __consumer_offsets (50 partitions, RF 1, cleanup.policy=compact); Metadata lists it as internal")
     func madeOnFirstUse() async throws {
         try await TestBroker.with { broker in
             let connection = try await TestConnection(port: broker.port)
@@ -22,7 +22,7 @@ struct GroupOffsetsTopicTests {
             let topic = try #require(broker.broker.dispatcher.topics.topic(GroupPlacement.topic))
             #expect(topic.partitionCount == 50)
             let config = broker.broker.dispatcher.topics.config(GroupPlacement.topic)
-            #expect(config.overrides["retention.ms"] == "-1" && config.overrides["min.insync.replicas"] == "1")
+            #expect(config.overrides["cleanup.policy"] == "compact" && config.overrides["min.insync.replicas"] == "1")
             #expect(try await GroupDeletionTests.committed("g", [0, 1], on: connection) == [5, -1])
             var find = FindCoordinatorRequest()
             find.key = "g"
@@ -32,21 +32,31 @@ struct GroupOffsetsTopicTests {
         }
     }
 
-    @Test("A partition that doubled is compacted: its log start moves past the old records, and the offsets read the same, also after a restart")
+    @Test("The log cleaner compacts a partition: each group's latest offsets survive it and a restart's replay of the cleaned log")
     func compaction() async throws {
         let broker = try await TestBroker.start { settings in
             settings.offsetsTopic.partitions = 1
             settings.offsetsTopic.segmentBytes = 4096
-            settings.offsetsTopic.compactionBytes = 16384
+            settings.cleaner.enabled = false  // cleaned below, when the test asks
         }
         var connection = try await TestConnection(port: broker.port)
         _ = try await ProduceFetchTests.createTopic("t", partitions: 4, on: connection)
         for round in 0..<400 {
             #expect(try await GroupDeletionTests.commit("g\(round % 3)", [Int32(round % 4): Int64(round)], on: connection) == [0])
         }
+        // A deleted group: its tombstones stay (delete.retention.ms) and its offsets must not come back.
+        #expect(try await GroupDeletionTests.commit("gone", [0: 7], on: connection) == [0])
+        var delete = DeleteGroupsRequest()
+        delete.groupsNames = ["gone"]
+        _ = try await connection.request(delete, version: 2, expecting: DeleteGroupsResponse.self)
         let log = try #require(broker.broker.dispatcher.topics.log(GroupPlacement.topic, 0))
-        #expect(log.logStartOffset > 0, "compacted: the log start moved")
-        #expect(log.sizeInBytes < 64 << 10, "\(log.sizeInBytes) bytes after compaction")
+        let before = log.sizeInBytes
+        let cleaner = broker.broker.dispatcher.logs.cleaner
+        let partition = TopicPartition(topic: GroupPlacement.topic, partition: 0)
+        let cleaned = await withCheckedContinuation { done in DispatchQueue.global().async { done.resume(returning: cleaner.clean(partition)) } }
+        #expect(cleaned)
+        #expect(log.sizeInBytes < before / 4, "\(before) bytes before the clean, \(log.sizeInBytes) after")
+        #expect(log.logStartOffset == 0, "a clean keeps offsets: the log start stays")
         func expected(_ group: Int) -> [Int64] {
             (0..<4).map { partition in (0..<400).last { $0 % 3 == group && $0 % 4 == partition }.map(Int64.init) ?? -1 }
         }
@@ -56,8 +66,34 @@ struct GroupOffsetsTopicTests {
         let restarted = try await TestBroker.start(directory: broker.directory) { settings in settings.offsetsTopic.partitions = 1 }
         connection = try await TestConnection(port: restarted.port)
         for group in 0..<3 { #expect(try await GroupDeletionTests.committed("g\(group)", [0, 1, 2, 3], on: connection) == expected(group)) }
+        #expect(try await GroupDeletionTests.committed("gone", [0], on: connection) == [-1])
         try await connection.close()
         try await restarted.stop()
+    }
+
+    @Test("An __consumer_offsets made without cleanup.policy=compact gets it when its partitions load, durably")
+    func existingTopicCompacted() async throws {
+        let broker = try await TestBroker.start { settings in settings.offsetsTopic.partitions = 2 }
+        var connection = try await TestConnection(port: broker.port)
+        _ = try await ProduceFetchTests.createTopic("t", partitions: 1, on: connection)
+        #expect(try await GroupDeletionTests.commit("g", [0: 3], on: connection) == [0])
+        // What an earlier version made: retention off, no cleanup policy.
+        let old: TopicTable.ConfigChange = { _ in TopicConfig(overrides: ["retention.ms": "-1", "retention.bytes": "-1", "flush.messages": "1"]) }
+        _ = await broker.broker.dispatcher.topics.alterConfigs([(GroupPlacement.topic, old)])
+        #expect(broker.broker.dispatcher.topics.config(GroupPlacement.topic).overrides["cleanup.policy"] == nil)
+        try await connection.close()
+        try await broker.stop(keepingData: true)
+        let restarted = try await TestBroker.start(directory: broker.directory) { settings in settings.offsetsTopic.partitions = 2 }
+        connection = try await TestConnection(port: restarted.port)
+        #expect(try await GroupDeletionTests.committed("g", [0], on: connection) == [3])
+        let topics = restarted.broker.dispatcher.topics
+        #expect(topics.config(GroupPlacement.topic).overrides["cleanup.policy"] == "compact")
+        #expect(topics.log(GroupPlacement.topic, 0)?.configuration.cleanupPolicy == .compact)
+        try await connection.close()
+        try await restarted.stop(keepingData: true)
+        let stored = try #require(try TopicsFile.read(broker.directory, files: PosixFileSystem()))
+        #expect(stored[GroupPlacement.topic]?.configs["cleanup.policy"] == "compact", "kept in topics.json")
+        try? FileManager.default.removeItem(atPath: broker.directory)
     }
 
     @Test("offsets.retention.minutes: a simple consumer's offsets expire after their retention, durably; younger ones stay")

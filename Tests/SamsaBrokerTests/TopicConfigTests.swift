@@ -81,12 +81,14 @@ struct TopicConfigTests {
         try await second.stop()
     }
 
-    @Test("Compaction, unknown names, bad and null values are INVALID_CONFIG and create nothing")
+    @Test("Unknown names, bad and null values, and compaction lags that conflict are INVALID_CONFIG and create nothing")
     func refused() async throws {
         try await TestBroker.with { broker in
             let connection = try await TestConnection(port: broker.port)
             let refused: [[(String, String?)]] = [
-                [("cleanup.policy", "compact")], [("cleanup.policy", "compact,delete")], [("cleanup.policy", "other")],
+                [("cleanup.policy", "other")], [("cleanup.policy", "compact,other")], [("cleanup.policy", "")],
+                [("min.cleanable.dirty.ratio", "1.5")], [("min.cleanable.dirty.ratio", "nan")], [("delete.retention.ms", "-1")],
+                [("max.compaction.lag.ms", "0")], [("min.compaction.lag.ms", "10"), ("max.compaction.lag.ms", "5")],
                 [("no.such.config", "1")], [("retention.ms", "soon")], [("min.insync.replicas", "0")], [("segment.bytes", "10")],
                 [("segment.bytes", nil)], [("message.timestamp.type", "LogAppendTime")],
             ]

@@ -254,7 +254,8 @@ final class ReplicaFetcher: Sendable {
         if backOff { try await Task.sleep(for: .milliseconds(50)) }
     }
 
-    /// Appends fetched batches that start at the log end while this broker still follows at `epoch`
+    /// Appends fetched batches that start at the log end (or past it: a cleaned gap, see `OffsetGap`)
+    /// while this broker still follows at `epoch`
     /// (each new leader epoch recorded where its first batch starts), then takes the leader's high
     /// watermark and log start (DeleteRecords moves it).
     private func append(
@@ -276,6 +277,11 @@ final class ReplicaFetcher: Sendable {
                 }
                 remaining.moveReaderIndex(forwardBy: batch.sizeInBytes)
                 if batch.nextOffset <= log.logEndOffset { continue }
+                // Past the log end: offsets the leader's cleaner removed (a compacted log keeps its
+                // offsets, gaps included). Before it: a batch this log holds only part of.
+                if batch.baseOffset > log.logEndOffset {
+                    last = try follower.skip(to: batch.baseOffset, epoch: batch.partitionLeaderEpoch) ?? last
+                }
                 guard batch.baseOffset == log.logEndOffset else {
                     diverged = true
                     break

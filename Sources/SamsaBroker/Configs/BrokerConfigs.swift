@@ -122,6 +122,11 @@ final class BrokerConfigs: Sendable {
             "max.message.bytes": "\(maxMessageBytes)",
             "flush.messages": "\(flushMessages)",
             "flush.ms": "\(flushMilliseconds)",
+            "cleanup.policy": log.cleanupPolicy.rawValue,
+            "delete.retention.ms": "\(log.deleteRetentionMilliseconds)",
+            "min.cleanable.dirty.ratio": "\(log.minCleanableDirtyRatio)",
+            "min.compaction.lag.ms": "\(log.minCompactionLagMilliseconds)",
+            "max.compaction.lag.ms": "\(log.maxCompactionLagMilliseconds)",
         ]
     }
 }

@@ -102,6 +102,7 @@ struct ConfigOperation: Sendable, Hashable {
                 result[operation.name] = value.split(separator: ",").map { $0.filter { $0 != " " } }.filter { seen.insert($0).inserted }.joined(separator: ",")
             }
         }
+        if kind == "topic", let problem = TopicConfig(overrides: result).conflict(base: [:]) { throw .invalidConfig(problem.message) }
         return result
     }
 }

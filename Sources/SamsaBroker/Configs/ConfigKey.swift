@@ -16,7 +16,7 @@ struct ConfigKey: Sendable {
 
     /// DescribeConfigs' `ConfigType` (v3+).
     enum ConfigType: Int8, Sendable {
-        case boolean = 1, string = 2, int = 3, long = 5, list = 7
+        case boolean = 1, string = 2, int = 3, long = 5, double = 6, list = 7
     }
 }
 
@@ -33,17 +33,27 @@ enum ConfigSource: Int8, Sendable, Comparable {
 
 enum ConfigKeys {
     static let all: [ConfigKey] = [
+        // Kafka's `ValidList.in("compact", "delete")`: either, or both in either order.
         ConfigKey(
             name: "cleanup.policy", brokerName: "log.cleanup.policy", type: .list, kafkaDefault: "delete",
-            documentation: "What happens to old segments: delete (compaction is not implemented).",
+            documentation: "What happens to old segments: delete (by retention), compact (the latest record per key is kept), or both.",
             check: { value in
                 let policies = value.split(separator: ",", omittingEmptySubsequences: false).map { $0.filter { $0 != " " } }
-                if policies.allSatisfy({ $0 == "delete" }) { return nil }
-                if policies.contains("compact") {
-                    return "cleanup.policy=compact is not supported (log compaction is not implemented)"
-                }
-                return "cleanup.policy must be delete"
+                guard let bad = policies.first(where: { $0 != "delete" && $0 != "compact" }) else { return nil }
+                return "String must be one of: compact, delete (not '\(bad)')"
             }),
+        ConfigKey(
+            name: "delete.retention.ms", brokerName: "log.cleaner.delete.retention.ms", type: .long, kafkaDefault: "86400000",
+            documentation: "How long a tombstone stays in a compacted log after the cleaner first kept it.", check: { atLeast(0, $0) }),
+        ConfigKey(
+            name: "min.cleanable.dirty.ratio", brokerName: "log.cleaner.min.cleanable.ratio", type: .double, kafkaDefault: "0.5",
+            documentation: "Clean a compacted log once this share of it has not been cleaned.", check: { ratio($0) }),
+        ConfigKey(
+            name: "min.compaction.lag.ms", brokerName: "log.cleaner.min.compaction.lag.ms", type: .long, kafkaDefault: "0",
+            documentation: "Records younger than this are never compacted.", check: { atLeast(0, $0) }),
+        ConfigKey(
+            name: "max.compaction.lag.ms", brokerName: "log.cleaner.max.compaction.lag.ms", type: .long, kafkaDefault: "9223372036854775807",
+            documentation: "A record is compacted at the latest this long after it was written, whatever the dirty ratio.", check: { atLeast(1, $0) }),
         ConfigKey(
             name: "retention.ms", brokerName: "log.retention.ms", type: .long, kafkaDefault: "604800000",
             documentation: "Delete segments whose newest record is older than this (-1: keep forever).", check: { atLeast(-1, $0) }),
@@ -85,6 +95,12 @@ enum ConfigKeys {
 
     private static func between(_ minimum: Int64, _ maximum: Int64, _ value: String) -> String? {
         guard let number = Int64(value), number >= minimum, number <= maximum else { return "must be an integer from \(minimum) to \(maximum)" }
+        return nil
+    }
+
+    /// Kafka's `Range.between(0, 1)` on a DOUBLE.
+    private static func ratio(_ value: String) -> String? {
+        guard let number = Double(value), number.isFinite, number >= 0, number <= 1 else { return "must be a number from 0 to 1" }
         return nil
     }
 

@@ -1,8 +1,8 @@
 import SamsaStorage
 
 /// A topic's own settings (CreateTopics' and AlterConfigs' configs), under Kafka's topic config names.
-/// Only the names in `ConfigKeys` are accepted; everything else is INVALID_CONFIG, as is compaction
-/// (not implemented), so a topic never holds a setting it would silently ignore.
+/// Only the names in `ConfigKeys` are accepted; everything else is INVALID_CONFIG, so a topic never
+/// holds a setting it would silently ignore.
 struct TopicConfig: Sendable, Hashable, Codable {
     /// Validated name → value.
     var overrides: [String: String] = [:]
@@ -19,7 +19,17 @@ struct TopicConfig: Sendable, Hashable, Codable {
             if let problem = check(name, value, key: ConfigKeys.byName[name], kind: "topic") { return .failure(problem) }
             config.overrides[name] = value
         }
+        if let problem = config.conflict(base: [:]) { return .failure(problem) }
         return .success(config)
+    }
+
+    /// Kafka's `LogConfig.validateValues` across configs: `min.compaction.lag.ms` may not exceed
+    /// `max.compaction.lag.ms`. `base` holds the values the topic falls back to (topic names).
+    func conflict(base: [String: String]) -> Invalid? {
+        let minimum = Int64(overrides["min.compaction.lag.ms"] ?? base["min.compaction.lag.ms"] ?? "0") ?? 0
+        let maximum = Int64(overrides["max.compaction.lag.ms"] ?? base["max.compaction.lag.ms"] ?? "\(Int64.max)") ?? .max
+        guard minimum > maximum else { return nil }
+        return Invalid(message: "conflict topic config setting min.compaction.lag.ms (\(minimum)) > max.compaction.lag.ms (\(maximum))")
     }
 
     /// Why `value` is not valid for the config `name` (`key` is its definition, nil for an unknown
@@ -39,6 +49,11 @@ struct TopicConfig: Sendable, Hashable, Codable {
         if let ms = number("segment.ms") { log.segmentMilliseconds = ms }
         if let ms = number("retention.ms") { log.retentionMilliseconds = ms < 0 ? nil : ms }
         if let bytes = number("retention.bytes") { log.retentionBytes = bytes < 0 ? nil : bytes }
+        if let policy = overrides["cleanup.policy"].flatMap({ CleanupPolicy($0) }) { log.cleanupPolicy = policy }
+        if let ms = number("delete.retention.ms") { log.deleteRetentionMilliseconds = ms }
+        if let ratio = overrides["min.cleanable.dirty.ratio"].flatMap({ Double($0) }) { log.minCleanableDirtyRatio = ratio }
+        if let ms = number("min.compaction.lag.ms") { log.minCompactionLagMilliseconds = ms }
+        if let ms = number("max.compaction.lag.ms") { log.maxCompactionLagMilliseconds = ms }
         if overrides["flush.messages"] != nil || overrides["flush.ms"] != nil {
             let (baseMessages, baseMs) = Self.flushSettings(base.flushPolicy)
             let messages = number("flush.messages") ?? baseMessages

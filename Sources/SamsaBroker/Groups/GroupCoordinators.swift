@@ -15,7 +15,8 @@ import Synchronization
 /// the replay runs. A single broker is a cluster of one: it leads every partition (RF 1).
 ///
 /// The topic is made on first use (a FindCoordinator or a group request), as Kafka makes it, with
-/// `OffsetsTopicSettings`. Committed offsets from a broker's local offsets log of an earlier
+/// `OffsetsTopicSettings` and `cleanup.policy=compact` (the log cleaner bounds its partitions; an
+/// older topic without it gets it, `OffsetsTopicCompaction`). Committed offsets from a broker's local offsets log of an earlier
 /// version (`<data>/__consumer_offsets/offsets-0`) are moved into it when a partition is loaded
 /// here (only those the partition lacks); once every partition has taken its share the old log is
 /// renamed `__consumer_offsets.migrated`.
@@ -36,8 +37,8 @@ final class GroupCoordinators: Sendable {
     private let isolation: Duration?
 
     init(
-        configuration: BrokerConfiguration, catalog: any TopicCatalog, topics: TopicTable, io: NIOThreadPool, group: any EventLoopGroup,
-        legacy: LegacyOffsets?, staged: StagedOffsets?
+        configuration: BrokerConfiguration, catalog: any TopicCatalog, topics: TopicTable, configStore: any ConfigStore, io: NIOThreadPool,
+        group: any EventLoopGroup, legacy: LegacyOffsets?, staged: StagedOffsets?
     ) {
         // Followers fetch again as soon as they are answered, at most replica.fetch.wait.max.ms later.
         isolation = configuration.cluster.map { .milliseconds(max(2000, 4 * $0.replicaFetchWaitMaxMs)) }
@@ -54,6 +55,7 @@ final class GroupCoordinators: Sendable {
         let limits = configuration.groupLimits
         let settings = configuration.offsetsTopic
         let runtime = Mutex<CoordinatorRuntime<GroupShard>?>(nil)
+        let compaction = OffsetsTopicCompaction(configStore: configStore, topics: topics, logger: logger)
         self.runtime = CoordinatorRuntime(topic: GroupPlacement.topic, timers: group.any(), logger: logger) { [topics] partition, epoch in
             let count = topics.topic(GroupPlacement.topic)?.partitionCount ?? settings.partitions
             let maps = staged?.maps(partition: partition.id.partition, of: count) ?? [:]
@@ -70,6 +72,7 @@ final class GroupCoordinators: Sendable {
                 throw error
             }
             if let legacy, migrated { await legacy.migrated(partition: partition.id.partition, of: count, io: io, logger: logger) }
+            await compaction.ensure()
             return shard
         }
         runtime.withLock { $0 = self.runtime }
@@ -129,10 +132,10 @@ final class GroupCoordinators: Sendable {
                 metadata: ["replication_factor": "\(factor)", "wanted": "\(settings.replicationFactor)", "live_brokers": "\(live)"])
         }
         var config = TopicConfig()
-        // Kept until compaction replaces this (see `GroupShard.compact`): never deleted by retention;
-        // every commit synced before it is acknowledged (a cluster of one has no other copy).
+        // Kafka's: compacted (the latest record per group and offset key), never deleted by retention;
+        // here also every commit synced before it is acknowledged (a cluster of one has no other copy).
         config.overrides = [
-            "retention.ms": "-1", "retention.bytes": "-1", "segment.bytes": "\(settings.segmentBytes)",
+            "cleanup.policy": "compact", "segment.bytes": "\(settings.segmentBytes)",
             "min.insync.replicas": "\(min(settings.minInsyncReplicas, factor))", "flush.messages": "1",
         ]
         do {
@@ -220,16 +223,10 @@ final class GroupCoordinators: Sendable {
         }
     }
 
-    /// Expires offsets on every shard (`offsets.retention.minutes`), then compacts those due.
+    /// Expires offsets on every shard (`offsets.retention.minutes`).
     func expireOffsets(nowMs: Int64) async {
         for shard in shards {
             await shard.expireOffsets(nowMs: nowMs, retentionMs: Int64(settings.retention / .milliseconds(1)))
-            await compactIfDue(shard)
         }
-    }
-
-    /// Compacts the shard's partition if it has grown enough (see `GroupShard.compact`).
-    func compactIfDue(_ shard: GroupShard) async {
-        await shard.compactIfDue(bytes: settings.compactionBytes) { [io, topics] in try await io.runIfActive { try topics.checkpointLogStarts() } }
     }
 }

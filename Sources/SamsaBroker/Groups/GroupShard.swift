@@ -16,11 +16,6 @@ final class GroupShard: CoordinatorShard {
     let state: GroupShardState
     let writer: CoordinatorWriter
     let logger: Logger
-    /// The partition's size after the last compaction (the next waits until it doubled).
-    private let compacted = Atomic<Int>(0)
-    private let compacting = Atomic<Bool>(false)
-    var compactedBytes: Int { compacted.load(ordering: .relaxed) }
-    func setCompactedBytes(_ bytes: Int) { compacted.store(bytes, ordering: .relaxed) }
 
     /// Made by `load` from a replayed `table`.
     private init(
@@ -57,7 +52,6 @@ final class GroupShard: CoordinatorShard {
         let table = try await io { [logger] in try GroupShardState.replay(log, logger: logger) }
         let shard = GroupShard(
             partition: partition, epoch: epoch, table: table, limits: limits, loop: loop, minInsyncReplicas: minInsyncReplicas, failed: failed, logger: logger)
-        shard.setCompactedBytes(log.sizeInBytes)
         await shard.coordinator.load(Array(table.groups.values))
         if !staged.isEmpty {
             let records = staged.flatMap { group, offsets in
@@ -146,52 +140,13 @@ private final class FailureHook: Sendable {
     func fire() { action.withLock { $0 }?() }
 }
 
-// MARK: - Compaction and expiry: exclusive work of the shard's writer
+// MARK: - Expiry: exclusive work of the shard's writer
+//
+// The partition is compacted by the log cleaner (`cleanup.policy=compact`, as Kafka's), like any
+// compacted topic: it keeps each key's latest record and drops tombstones after
+// `delete.retention.ms`, so a replay sees the same live state from fewer records.
 
 extension GroupShard {
-    /// Whether the partition has grown enough since the last compaction to compact it now: past
-    /// `bytes` and twice its size after the last one.
-    func compactionDue(bytes: Int) -> Bool {
-        let log = partition.log
-        return log.segmentCount > 1 && log.sizeInBytes >= max(bytes, 2 * compactedBytes)
-    }
-
-    /// Compacts the partition until log compaction exists (the compaction issue): alone on the
-    /// writer, so memory is exactly the committed log, the live records are written again after a
-    /// roll, and once they are committed the log start moves past everything before them (as
-    /// DeleteRecords moves it; followers follow). Replay time stays bounded by live state.
-    /// `checkpoint` makes the new log start durable (blocking work on an I/O thread).
-    /// One at a time, and only if still due once alone on the writer (many commits crossing the
-    /// threshold together make one compaction, not one each).
-    func compactIfDue(bytes: Int, checkpoint: @escaping @Sendable () async throws -> Void) async {
-        guard compactionDue(bytes: bytes), !compacting.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        defer { compacting.store(false, ordering: .releasing) }
-        _ = await writer.exclusively { [self] in
-            guard compactionDue(bytes: bytes) else { return }
-            do {
-                try await partition.perform { [log = partition.log] in try log.roll() }
-                let live = state.read { $0.records }
-                var first: Int64?
-                for batch in Self.batches(live) {
-                    switch await writer.append(batch.map(\.record)) {
-                    case .success(let base): first = first ?? base
-                    case .failure(let failure):
-                        logger.warning("compacting a coordinator partition failed", metadata: ["error": "\(failure.code)"])
-                        if failure.appended { writer.failAndReload() }
-                        return
-                    }
-                }
-                let start = first ?? partition.log.logEndOffset
-                guard case .deleted = try await partition.deleteRecords(before: start) else { return }
-                try await checkpoint()
-                setCompactedBytes(partition.log.sizeInBytes)
-                logger.info("compacted a coordinator partition", metadata: ["live_records": "\(live.count)", "log_start": "\(start)"])
-            } catch {
-                logger.warning("compacting a coordinator partition failed", metadata: ["error": "\(error)"])
-            }
-        }
-    }
-
     /// Expires committed offsets (Kafka's `offsets.retention.minutes`, KIP-211): all offsets of a
     /// consumer group that has been Empty for `retentionMs`, and each offset of a group without
     /// members or stored metadata (simple consumers) committed over `retentionMs` ago; a group left

@@ -25,11 +25,6 @@ final class GroupShardState: Sendable {
                 groups[id] = snapshot
             }
         }
-
-        /// Every live record, as a compaction copies them.
-        var records: [GroupRecord] {
-            groups.values.map { GroupRecord.group($0.groupId, $0) } + offsets.values.flatMap { $0.map { GroupRecord.offset($0.key, $0.value) } }
-        }
     }
 
     private let table: Mutex<Table>
@@ -69,6 +64,9 @@ final class GroupShardState: Sendable {
                 let batch = try RecordBatch(validating: remaining)
                 remaining.moveReaderIndex(forwardBy: batch.sizeInBytes)
                 next = batch.nextOffset
+                // The cleaner keeps emptied batches (their offsets and producer state) and leaves gaps
+                // between batches: both are simply read past.
+                if batch.recordCount == 0 { continue }
                 guard let records = try? batch.decodeRecords() else {
                     skipped += 1
                     continue

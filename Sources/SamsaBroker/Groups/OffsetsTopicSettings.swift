@@ -14,8 +14,6 @@ public struct OffsetsTopicSettings: Sendable, Hashable {
     public var retention = Duration.seconds(7 * 24 * 3600)
     /// `offsets.retention.check.interval.ms` (10 minutes).
     public var retentionCheckInterval = Duration.seconds(600)
-    /// A partition is compacted once it holds this much and twice what it held after the last compaction.
-    public var compactionBytes = 16 << 20
 
     public init() {}
 }

@@ -75,6 +75,11 @@ extension RequestDispatcher {
             ("broker.id", "\(configuration.brokerId)"), ("log.dirs", configuration.dataDirectory),
             ("auto.create.topics.enable", "\(configuration.autoCreateTopics)"), ("num.partitions", "\(configuration.defaultPartitions)"),
             ("socket.request.max.bytes", "\(configuration.maxRequestBytes)"), ("max.broker.partitions", "\(configuration.maxBrokerPartitions)"),
+            // The log cleaner (Kafka's names; its default rate is Double.MAX_VALUE, "no limit").
+            ("log.cleaner.enable", "\(configuration.cleaner.enabled)"), ("log.cleaner.threads", "\(configuration.cleaner.threads)"),
+            ("log.cleaner.dedupe.buffer.size", "\(configuration.cleaner.dedupeBufferBytes)"),
+            ("log.cleaner.io.max.bytes.per.second", configuration.cleaner.ioMaxBytesPerSecond.map { "\(Double($0))" } ?? "\(Double.greatestFiniteMagnitude)"),
+            ("log.cleaner.backoff.ms", "\(configuration.cleaner.backoffMilliseconds)"),
         ]
     }
 
@@ -82,7 +87,8 @@ extension RequestDispatcher {
     private static func inferredType(_ value: String) -> ConfigKey.ConfigType {
         if Bool(value) != nil { return .boolean }
         if Int32(value) != nil { return .int }
-        return Int64(value) != nil ? .long : .string
+        if Int64(value) != nil { return .long }
+        return Double(value) != nil ? .double : .string
     }
 
     private func entry(for config: Described, synonyms: Bool, documentation: Bool) -> DescribeConfigsResponse.DescribeConfigsResourceResult {

@@ -2,6 +2,7 @@ import SamsaWaiting
 import Glibc
 import NIOCore
 import SamsaProtocol
+import SamsaRecords
 import SamsaStorage
 
 extension RequestDispatcher {
@@ -162,13 +163,16 @@ extension RequestDispatcher {
     private func readRecords(
         _ log: PartitionLog, _ partition: FetchRequest.FetchPartition, budget: FetchBudget, limit: ReadLimit, splice: Bool
     ) async throws -> Records {
-        let offset = partition.fetchOffset
+        let fetchOffset = partition.fetchOffset
         let maxBytes = budget.limit(partitionMaxBytes: partition.partitionMaxBytes)
         let whole = budget.wholeFirstBatch
         if budget.exhausted {
-            _ = try log.read(from: offset, maxBytes: 0, wholeFirstBatch: false, limit: limit)
+            _ = try log.read(from: fetchOffset, maxBytes: 0, wholeFirstBatch: false, limit: limit)
             return .none
         }
+        let offset =
+            limit == .highWatermark && log.configuration.cleanupPolicy.compacts
+            ? try await onIOThread { try Self.pastEmptyBatches(log, from: fetchOffset, limit: limit) } : fetchOffset
         if splice {
             do {
                 // The descriptor is duplicated and the batch headers read here, on the I/O pool.
@@ -188,6 +192,27 @@ extension RequestDispatcher {
             throw StorageError(.invalidArgument, path: log.directory, "a batch of \(bytes.readableBytes) bytes at offset \(offset) is too large to send")
         }
         return .bytes(bytes)
+    }
+
+    /// Where a consumer's read of a cleaned log starts: past the batches without records (a cleaned
+    /// segment keeps its last one, emptied, for its end offset) when records follow them, so a
+    /// response carries records rather than only empty batches, which some clients cannot take
+    /// (kafka-python 2.0's fetcher fails on a response without records). A response may start past
+    /// the fetch offset, as it does after any gap of a compacted log. Checks the fetch offset first
+    /// (OFFSET_OUT_OF_RANGE); looks at most 1,000 batches ahead. Blocking: on the I/O pool.
+    private static func pastEmptyBatches(_ log: PartitionLog, from offset: Int64, limit: ReadLimit) throws -> Int64 {
+        var position = offset
+        var lastEmpty: Int64?
+        for _ in 0..<1000 {
+            guard let bytes = try log.read(from: position, maxBytes: 1, limit: limit), let batch = try? RecordBatch(validating: bytes) else {
+                // Only empty batches up to the end: the last is served, so the reader still moves past its offsets.
+                return lastEmpty ?? offset
+            }
+            if batch.recordCount > 0 { return position }
+            lastEmpty = position
+            position = batch.nextOffset
+        }
+        return position
     }
 
     /// A follower's fetch offsets tell the leader how far each follower has got (once per request):

@@ -80,9 +80,6 @@ extension RequestDispatcher {
             configuration.logger.info("committing offsets failed", metadata: ["group": "\(request.groupId.prefix(256))", "error": "\(written)"])
             return response.failingCommitted(with: written == .messageSizeTooLarge ? .invalidCommitOffsetSize : written)
         }
-        // Compacting here (rarely: once the partition doubled) keeps the work inside a request the
-        // broker waits for at stop; the commits above are committed whatever it does.
-        await groups.compactIfDue(shard)
         return response
     }
 

@@ -121,6 +121,16 @@ struct FollowerLog {
         return appended
     }
 
+    /// Fills the offsets from the log end up to `offset` (a gap a leader's cleaner left) with batches
+    /// without records (`OffsetGap`), stamped with this log's latest epoch (else `epoch`), so the
+    /// leader's next batch lands at its own offset. Returns the last filler's append.
+    func skip(to offset: Int64, epoch: Int32) throws -> AppendResult? {
+        let stamp = latestEpoch != .none ? latestEpoch.rawValue : epoch
+        var last: AppendResult?
+        for filler in OffsetGap.fillers(count: offset - log.logEndOffset, leaderEpoch: stamp) { last = try append(filler) }
+        return last
+    }
+
     /// Cuts the log at `offset` (if it is shorter, nothing) and the epochs that began there or later.
     func truncate(to offset: Int64) throws {
         guard offset < log.logEndOffset else { return }

@@ -11,6 +11,7 @@ import Synchronization
 final class PartitionWriter: @unchecked Sendable {
     // @unchecked: `producers` is only touched on `queue`.
     private let queue: BlockingQueue
+    private let partition: TopicPartition
     private let log: PartitionLog
     private var producers: ProducerState
     /// `producer.id.expiration.ms`, in milliseconds.
@@ -38,6 +39,7 @@ final class PartitionWriter: @unchecked Sendable {
         decompression: DecompressionPermits = DecompressionPermits()
     ) {
         self.queue = BlockingQueue(label: "samsa.broker.writer.\(partition)")
+        self.partition = partition
         self.log = log
         self.decompression = decompression
         self.producerIdExpirationMs = ProducerState.milliseconds(producerIdExpiration)
@@ -106,6 +108,18 @@ final class PartitionWriter: @unchecked Sendable {
         switch BatchValidation.batches(in: records, maxMessageBytes: maxMessageBytes, transactionalId: transactionalId) {
         case .failure(let failure): return .rejected(failure)
         case .success(let valid): batches = valid
+        }
+        // Kafka's `LogValidator`: a compacted log keeps the latest record per key, so every record needs one.
+        let configuration = log.configuration
+        if configuration.requiresKeys {
+            for batch in batches {
+                do throws(StorageError) {
+                    try configuration.checkKeys(of: batch)
+                } catch {
+                    return .rejected(BatchValidation.Failure(
+                        code: .invalidRecord, message: "Compacted topic cannot accept message without key in topic partition \(partition)."))
+                }
+            }
         }
         // Sequence checks for all batches first, so a rejected one leaves nothing written.
         let now = WallClock.nowMilliseconds
