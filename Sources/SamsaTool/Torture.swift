@@ -28,7 +28,10 @@ struct Torture: AsyncParsableCommand {
     @Option(help: "Flush policy: every-append, interval:MS, messages:N or never.")
     var flush: FlushPolicyArgument = FlushPolicyArgument(argument: "every-append")!
 
-    @Option(help: "power-cut, sigkill, io-error, queue (the embedded queue under SIGKILL) or all.")
+    @Option(
+        help:
+            "power-cut, sigkill, io-error, queue (the embedded queue under SIGKILL), compaction (its three: compaction-power-cut, compaction-sigkill, compaction-io-error) or all."
+    )
     var mode: ModeArgument = ModeArgument(argument: "power-cut")!
 
     @Option(help: "Directory for the rounds' logs (default: a new one under /tmp).")
@@ -49,6 +52,8 @@ struct Torture: AsyncParsableCommand {
         init?(argument: String) {
             if argument == "all" {
                 modes = TortureMode.allCases
+            } else if argument == "compaction" {
+                modes = TortureMode.compaction
             } else if let mode = TortureMode(rawValue: argument) {
                 modes = [mode]
             } else {
@@ -56,7 +61,7 @@ struct Torture: AsyncParsableCommand {
             }
         }
 
-        static var allValueStrings: [String] { TortureMode.allCases.map(\.rawValue) + ["all"] }
+        static var allValueStrings: [String] { TortureMode.allCases.map(\.rawValue) + ["compaction", "all"] }
     }
 
     func run() async throws {
@@ -110,9 +115,12 @@ struct TortureChildCommand: AsyncParsableCommand {
     @Option var life: Int
     @Option var batches = 1_000_000
     @Flag var queue = false
+    @Flag var compaction = false
 
     func run() async throws {
-        if queue {
+        if compaction {
+            try await CompactionChild.run(directory: dir, policy: flush.policy, seed: seed, round: round, life: life, batchCount: batches)
+        } else if queue {
             try await QueueChild.run(directory: dir, policy: flush.policy, seed: seed, round: round, life: life)
         } else {
             try await TortureChild.run(directory: dir, policy: flush.policy, seed: seed, round: round, life: life, batches: batches)

@@ -9,6 +9,8 @@ public struct RoundTally: Sendable, Hashable {
     public var checked = 0
     /// Power cuts, kills or injected failures the round survived.
     public var events = 0
+    /// Of `events`, those that struck during a cleaning pass (compaction rounds).
+    public var cutsWhileCleaning = 0
 
     public init() {}
 
@@ -16,6 +18,7 @@ public struct RoundTally: Sendable, Hashable {
         left.acknowledged += right.acknowledged
         left.checked += right.checked
         left.events += right.events
+        left.cutsWhileCleaning += right.cutsWhileCleaning
     }
 }
 

@@ -8,6 +8,13 @@ public enum TortureMode: String, CaseIterable, Sendable {
     case sigkill
     case ioError = "io-error"
     case queue
+    /// Compaction (issue 23): power cuts, SIGKILLs and I/O errors while the log cleaner cleans and swaps.
+    case compactionPowerCut = "compaction-power-cut"
+    case compactionSigkill = "compaction-sigkill"
+    case compactionIOError = "compaction-io-error"
+
+    /// `--mode compaction`: its three kinds of round.
+    public static let compaction: [TortureMode] = [.compactionPowerCut, .compactionSigkill, .compactionIOError]
 }
 
 /// What to run.
@@ -52,6 +59,8 @@ public struct TortureSummary: Sendable {
     public var powerCuts = 0
     public var kills = 0
     public var injectedFailures = 0
+    /// Power cuts and kills that struck in the middle of a cleaning pass (compaction rounds).
+    public var duringCleaning = 0
     public var recordsAcknowledged = 0
     public var recordsChecked = 0
     /// Acknowledged records missing afterwards: a run stops at the first, so 0 or 1 batch's worth.
@@ -71,7 +80,8 @@ public struct TortureSummary: Sendable {
     public var summaryLines: [String] {
         var lines = [
             "torture: seed \(seed), flush \(flush), modes \(modes.map(\.rawValue).joined(separator: ",")), rounds \(startRound)..<\(startRound + rounds)",
-            "  power cuts \(powerCuts), SIGKILLs \(kills), injected I/O failures \(injectedFailures)",
+            "  power cuts \(powerCuts), SIGKILLs \(kills), injected I/O failures \(injectedFailures)"
+                + (modes.contains(where: TortureMode.compaction.contains) ? " (power cuts and kills in the middle of a cleaning pass: \(duringCleaning))" : ""),
             "  records acknowledged \(recordsAcknowledged), records checked \(recordsChecked), lost \(lost), failures \(failures)",
             "  run time \(oneDecimal(seconds)) s",
         ]
@@ -123,7 +133,20 @@ public enum TortureRunner {
                             try QueueRound(policy: options.policy, seed: options.seed, round: round, directory: directory, executable: executable).run()
                         }
                         summary.kills += tally.events
+                    case .compactionPowerCut:
+                        tally = try await CompactionPowerCutRound(policy: options.policy, seed: options.seed, round: round, directory: directory).run()
+                        summary.powerCuts += tally.events
+                    case .compactionIOError:
+                        tally = try await CompactionIOErrorRound(policy: options.policy, seed: options.seed, round: round, directory: directory).run()
+                        summary.injectedFailures += tally.events
+                    case .compactionSigkill:
+                        guard let executable = options.executable else { throw TortureViolation("SIGKILL rounds need the samsa executable") }
+                        tally = try await childRounds.run {
+                            try CompactionSigkillRound(policy: options.policy, seed: options.seed, round: round, directory: directory, executable: executable).run()
+                        }
+                        summary.kills += tally.events
                     }
+                    summary.duringCleaning += tally.cutsWhileCleaning
                     summary.recordsAcknowledged += tally.acknowledged
                     summary.recordsChecked += tally.checked
                     removeTree(directory)

@@ -10,7 +10,7 @@ let quick = CommandLine.arguments.contains("--quick")
 let runs = quick ? 3 : 5
 print("Samsa storage benchmarks (\(quick ? "quick" : "full") run, medians of \(runs))")
 
-// `--only NAME` runs one group: append, durable, writepath, read, lookup, open.
+// `--only NAME` runs one group: append, durable, writepath, read, lookup, open, cleaner.
 let only = CommandLine.arguments.firstIndex(of: "--only").map { CommandLine.arguments[$0 + 1] }
 func selected(_ name: String) -> Bool { only == nil || only == name }
 
@@ -20,4 +20,5 @@ if selected("writepath") { durableWritePath() }
 if selected("read") { try sequentialRead() }
 if selected("lookup") { try randomLookups() }
 if selected("open") { try await openAndRecovery() }
+if selected("cleaner") { try cleanerBenchmarks() }
 
