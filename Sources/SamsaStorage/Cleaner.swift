@@ -81,11 +81,25 @@ final class Cleaner {
         let firstDirty = max(requested, view.logStart)
         let uncleanable = Self.firstUncleanableOffset(view, now: now)
         guard firstDirty < uncleanable else { return nil }
+        // Only durable records are cleaned: a swap is durable at once, so cleaning a sealed segment whose
+        // last records a flush policy other than every-append has not synced yet could keep an older
+        // value of a key (removing it) while a power cut takes the newer one. Kafka flushes a segment
+        // when it rolls; here the cleaner syncs what it is about to clean.
+        if log.flushedOffset < uncleanable { try log.flush() }
         var statistics = CleaningPassStatistics()
         var producers: [Int64: Int64] = [:]
         try buildOffsetMap(view, from: firstDirty, to: uncleanable, producers: &producers, statistics: &statistics)
         let end = map.latestOffset + 1
-        guard end > firstDirty else { return nil }
+        guard end > firstDirty else {
+            // Not one batch fit the map (Kafka: "Unable to build the offset map"): the partition is
+            // uncleanable, said so, rather than retried without progress forever.
+            if map.size > 0 {
+                throw StorageError(
+                    .invalidArgument, path: log.directory,
+                    "a batch at offset \(firstDirty) or after holds more distinct keys than the cleaner's offset map takes (\(map.capacity) slots): raise log.cleaner.dedupe.buffer.size")
+            }
+            return nil
+        }
         // Producers' last batches in the clean section too: one of them may be a producer's last.
         for segment in view.sealed where segment.baseOffset < firstDirty {
             try forEachBatch(of: segment, path: log.directory) { batch, _ throws(StorageError) in

@@ -232,10 +232,11 @@ struct EnsembleFailoverTests {
                     zooKeeperKilled = true
                     let leader = try await eventually("the ensemble has a leader") { () -> Int? in try await blocking { ensemble.leaderIndex() } }
                     try await blocking { ensemble.kill(leader) }
-                    // ZooKeeper's own recovery, not Samsa's: an election whose new leader cannot sync a
-                    // follower within initLimit (20 s here) is run again. One CI run (two cores, the whole
-                    // suite) waited 60 s for it in vain without the servers' logs; now three such rounds
-                    // fit in the wait, and a timeout carries the logs, which say why.
+                    // ZooKeeper's own recovery, not Samsa's. One CI run waited 60 s for it in vain: a server
+                    // whose election port an outgoing connection had taken at start stays deaf to its peers
+                    // (seen in a later run's logs), so the two left could not elect; `freePort` now takes
+                    // ports outside the ephemeral range. The wait fits three election rounds of initLimit
+                    // (20 s here), and a timeout carries the servers' logs, which say why.
                     do {
                         _ = try await eventually("the two other ZooKeeper servers elect a leader", timeout: .seconds(150)) { () -> Int? in
                             try await blocking { ensemble.leaderIndex() }

@@ -79,7 +79,8 @@ public final class ZooKeeperEnsemble: @unchecked Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/java")
         process.arguments = [
-            "-Xmx128m", "-Dzookeeper.log.dir=\(servers[index].directory)", "-cp", Self.classpath,
+            // A busy election port is retried until it is free (0: no limit), not given up after 3 tries.
+            "-Xmx128m", "-Dzookeeper.log.dir=\(servers[index].directory)", "-Dzookeeper.electionPortBindRetry=0", "-cp", Self.classpath,
             "org.apache.zookeeper.server.quorum.QuorumPeerMain", servers[index].directory + "/zoo.cfg",
         ]
         let logPath = servers[index].directory + "/server.log"
@@ -210,19 +211,30 @@ public final class StartedServers: @unchecked Sendable {
     public func addDirectory(_ directory: String) { lock.withLock { directories.append(directory) } }
 }
 
-/// A TCP port nothing listens on now.
+/// A TCP port nothing listens on now, for a server a test starts (or restarts) on it later. Taken
+/// below the kernel's ephemeral range (`ip_local_port_range`), at random: a port from that range
+/// (what binding port 0 gives) is soon handed to some outgoing connection of the busy test process,
+/// and a ZooKeeper server whose election port was taken that way starts deaf to its peers ("Leaving
+/// listener thread ... after 3 errors"), so its ensemble cannot elect a leader once another server dies.
 public func freePort() throws -> Int {
+    let ephemeralLow = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))
+        .flatMap { $0.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first.flatMap { Int($0) } } ?? 32768
+    let range = 10_000..<max(10_001, ephemeralLow)
+    for _ in 0..<200 {
+        let port = Int.random(in: range)
+        if canBind(port) { return port }
+    }
+    throw CoordinationError(.systemError, "no free port below \(ephemeralLow)")
+}
+
+/// Whether a listening socket could bind `port` on 127.0.0.1 now.
+private func canBind(_ port: Int) -> Bool {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return false }
     defer { Glibc.close(fd) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = 0
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-    guard bound == 0 else { throw CoordinationError(.systemError, "no free port") }
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    withUnsafeMutablePointer(to: &address) { pointer in
-        _ = pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-    }
-    return Int(UInt16(bigEndian: address.sin_port))
+    return withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } == 0
 }

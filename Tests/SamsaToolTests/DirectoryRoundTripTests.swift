@@ -60,7 +60,7 @@ struct DirectoryRoundTripTests {
         let settings = try runSamsa(["topics", "describe", "--dir", data, "--topic", Self.orders])
         #expect(
             settings.stdout.hasPrefix(
-                "topic orders: partitions=3 flush=messages:7 compression=lz4 max-record-bytes=65536 segment-bytes=1048576 retention-ms=86400000\n"),
+                "topic orders: partitions=3 flush=messages:7 compression=lz4 max-record-bytes=65536 segment-bytes=1048576 retention-ms=86400000 cleanup-policy=delete\n"),
             "topics describe --dir after the broker altered retention.ms: \(settings)")
     }
 
@@ -107,7 +107,7 @@ struct DirectoryRoundTripTests {
         let orders = try runSamsa(["topics", "describe", "--dir", data, "--topic", Self.orders])
         #expect(
             orders.stdout.hasPrefix(
-                "topic orders: partitions=3 flush=messages:7 compression=lz4 max-record-bytes=65536 segment-bytes=1048576 retention-ms=604800000\n"),
+                "topic orders: partitions=3 flush=messages:7 compression=lz4 max-record-bytes=65536 segment-bytes=1048576 retention-ms=604800000 cleanup-policy=delete\n"),
             "\(orders)")
         #expect(try groupOffsets(["--dir", data], group: Self.group) == brokerCommits, "groups describe --dir")
 
