@@ -34,7 +34,7 @@ struct DirectoryRoundTripTests {
         let data = dir.path("data")
         let embedded = try EmbeddedOrders.make(data)
 
-        let broker = try RoundTripBroker.serving(data, log: dir.path("broker.log"))
+        let broker = try BrokerChild.serving(data, log: dir.path("broker.log"))
         // auto.offset.reset=earliest: a commit the broker did not find would show as records read again.
         let resumed = try RoundTripClient.consume(broker.bootstrap, group: Self.group, topics: [Self.orders], count: embedded.afterCommits.count)
         #expect(resumed.errors == [], "\(resumed.errors)")
@@ -70,7 +70,7 @@ struct DirectoryRoundTripTests {
         let data = dir.path("data")
         let embedded = try EmbeddedOrders.make(data)
 
-        let first = try RoundTripBroker.serving(data, log: dir.path("broker-1.log"))
+        let first = try BrokerChild.serving(data, log: dir.path("broker-1.log"))
         let created = try RoundTripClient.create(first.bootstrap, topic: Self.shipments, partitions: 2, configs: Self.shipmentsConfigs)
         #expect(created.errors == [], "\(created.errors)")
         let plain = try RoundTripClient.produce(first.bootstrap, topic: Self.shipments, partitions: 2, first: 0, count: 10)
@@ -125,7 +125,7 @@ struct DirectoryRoundTripTests {
         let appendedShipments = try produceEmbedded(data, topic: Self.shipments, values: (0..<3).map { "emb-ship-\($0)" }, partition: 0)
 
         // A second broker on the same address, so the idempotent producer (the same process) reconnects.
-        let second = try RoundTripBroker.serving(data, log: dir.path("broker-2.log"), port: first.port)
+        let second = try BrokerChild.serving(data, log: dir.path("broker-2.log"), port: first.port)
         let idempotentSecond = try idempotent.produce(partition: 0, first: 5, count: 5)
         #expect(idempotentSecond.errors == [] && idempotentSecond.delivered.count == 5, "\(idempotentSecond)")
         idempotent.finish()
@@ -161,7 +161,7 @@ struct DirectoryRoundTripTests {
         let dir = try TemporaryDirectory()
         let data = dir.path("data")
         let embedded = try EmbeddedOrders.make(data)
-        let broker = try RoundTripBroker.serving(data, log: dir.path("broker.log"))
+        let broker = try BrokerChild.serving(data, log: dir.path("broker.log"))
 
         let refused = try runSamsa(["consume", "--dir", data, "--topic", Self.orders, "--group", Self.group, "--json"])
         #expect(refused.status != 0 && refused.stdout.isEmpty, "consume --group beside a broker: \(refused)")
@@ -185,12 +185,12 @@ struct DirectoryRoundTripTests {
         let follower = try SamsaChild(["consume", "--dir", data, "--topic", Self.orders, "--group", other, "--from-beginning", "--follow"])
         #expect(follower.waitForLines(embedded.records.count + 1), "consume --group --follow: \(follower.stderr)")
 
-        let besideWriter = try RoundTripBroker.launch(data, log: dir.path("refused-1.log"))
+        let besideWriter = try BrokerChild.launch(data, log: dir.path("refused-1.log"))
         #expect(besideWriter.refusal?.contains("open in another process") == true, "a broker beside the writer: \(besideWriter.refusal ?? "it started")")
         // The writer gone, the group still consumed beside: the served lock alone refuses the broker.
         writer.closeInput()
         #expect(writer.wait() == 0, "produce: \(writer.stderr)")
-        let besideGroup = try RoundTripBroker.launch(data, log: dir.path("refused-2.log"))
+        let besideGroup = try BrokerChild.launch(data, log: dir.path("refused-2.log"))
         #expect(
             besideGroup.refusal?.contains("consumes this directory's groups beside it") == true,
             "a broker beside samsa consume --group: \(besideGroup.refusal ?? "it started")")
@@ -198,7 +198,7 @@ struct DirectoryRoundTripTests {
         follower.send(SIGTERM)
         #expect(follower.wait() == 143, "consume --group --follow: \(follower.stderr)")
         // Once it stopped, a broker starts and serves what it committed.
-        let after = try RoundTripBroker.serving(data, log: dir.path("broker-after.log"))
+        let after = try BrokerChild.serving(data, log: dir.path("broker-after.log"))
         var ends = embedded.ends
         ends[Slot(topic: Self.orders, partition: 0), default: 0] += 1
         #expect(try groupOffsets(["--bootstrap", after.bootstrap], group: other) == ends, "the beside consumer's commits")
@@ -224,7 +224,7 @@ struct DirectoryRoundTripTests {
         try fm.createDirectory(atPath: "\(data)/groups", withIntermediateDirectories: false)
         try Data("0\n2\nt 0 3\nt 1 5\n".utf8).write(to: URL(fileURLWithPath: "\(data)/groups/g.offsets"))
 
-        let broker = try RoundTripBroker.serving(data, log: dir.path("broker.log"))
+        let broker = try BrokerChild.serving(data, log: dir.path("broker.log"))
         let expected = records.filter { $0.offset >= ($0.partition == 0 ? 3 : 5) }
         let resumed = try RoundTripClient.consume(broker.bootstrap, group: "g", topics: [topic], count: expected.count)
         #expect(resumed.errors == [], "\(resumed.errors)")
@@ -397,86 +397,8 @@ struct ProducerBatches: CustomStringConvertible {
     }
 }
 
-// MARK: - The broker and the client
+// MARK: - The client
 
-/// A `samsa broker` child process on a data directory (a single broker, groups rebalancing at once),
-/// stopped by its pid.
-final class RoundTripBroker {
-    let process: Process
-    let port: Int
-    let log: String
-    var bootstrap: String { "127.0.0.1:\(port)" }
-
-    /// A broker that listens, or the refusal it printed when it exited instead.
-    struct Launch {
-        var broker: RoundTripBroker?
-        var refusal: String?
-    }
-
-    private init(process: Process, port: Int, log: String) {
-        self.process = process
-        self.port = port
-        self.log = log
-    }
-
-    static func launch(_ data: String, log: String, port: Int = 0) throws -> Launch {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("samsa")
-        process.arguments = ["broker", "--dir", data, "--listen", "127.0.0.1:\(port)", "--group-initial-rebalance-delay-ms", "0"]
-        let output = Pipe()
-        process.standardOutput = output
-        _ = FileManager.default.createFile(atPath: log, contents: nil)
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        try process.run()
-        // The broker prints "listening on HOST:PORT" once it accepts connections.
-        var line = Data()
-        while !line.contains(UInt8(ascii: "\n")) {
-            let chunk = output.fileHandleForReading.availableData
-            if chunk.isEmpty {
-                process.waitUntilExit()
-                let stderr = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-                return Launch(broker: nil, refusal: "exit \(process.terminationStatus): \(stderr)")
-            }
-            line.append(chunk)
-        }
-        let text = String(decoding: line, as: UTF8.self)
-        guard text.hasPrefix("listening on "), let bound = text.split(separator: ":").last.flatMap({ Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
-        else {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-            throw RoundTripFailure("samsa broker printed \(text)")
-        }
-        return Launch(broker: RoundTripBroker(process: process, port: bound, log: log), refusal: nil)
-    }
-
-    /// A broker that must start.
-    static func serving(_ data: String, log: String, port: Int = 0) throws -> RoundTripBroker {
-        let launched = try launch(data, log: log, port: port)
-        guard let broker = launched.broker else { throw RoundTripFailure("samsa broker did not start: \(launched.refusal ?? "")") }
-        return broker
-    }
-
-    /// SIGTERM, then waits for the exit.
-    func stop() {
-        kill(process.processIdentifier, SIGTERM)
-        process.waitUntilExit()
-    }
-
-    var exitStatus: Int32 { process.terminationReason == .exit ? process.terminationStatus : 128 + process.terminationStatus }
-    var logTail: String { String(((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").suffix(3000)) }
-
-    deinit {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
-    }
-}
-
-struct RoundTripFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
-}
 
 /// Tests/Interop/roundtrip_client.py with the test virtualenv's interpreter (`SAMSA_PYTHON`).
 enum RoundTripClient {
@@ -560,7 +482,7 @@ enum RoundTripClient {
         process.waitUntilExit()
         let stderr = errors.text()
         guard process.terminationStatus == 0, let result = try? JSONDecoder().decode(Result.self, from: stdout) else {
-            throw RoundTripFailure("roundtrip_client.py \(arguments.first ?? "") failed (\(process.terminationStatus)): \(String(decoding: stdout, as: UTF8.self)) \(stderr.suffix(2000))")
+            throw BrokerChildFailure("roundtrip_client.py \(arguments.first ?? "") failed (\(process.terminationStatus)): \(String(decoding: stdout, as: UTF8.self)) \(stderr.suffix(2000))")
         }
         return result
     }
@@ -617,7 +539,7 @@ final class IdempotentProducer {
         input.write(Data("\(partition) \(first) \(count)\n".utf8))
         while !pending.contains(UInt8(ascii: "\n")) {
             let chunk = output.availableData
-            guard !chunk.isEmpty else { throw RoundTripFailure("the idempotent producer exited: \(errors.text().suffix(2000))") }
+            guard !chunk.isEmpty else { throw BrokerChildFailure("the idempotent producer exited: \(errors.text().suffix(2000))") }
             pending.append(chunk)
         }
         let newline = pending.firstIndex(of: UInt8(ascii: "\n"))!

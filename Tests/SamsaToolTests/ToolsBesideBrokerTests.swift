@@ -18,7 +18,7 @@ struct ToolsBesideBrokerTests {
     func toolsBesideLiveBroker() throws {
         let dir = try TemporaryDirectory()
         let data = dir.path("data")
-        let broker = try LiveBroker(directory: data, log: dir.path("broker.log"))
+        let broker = try BrokerChild.serving(data, log: dir.path("broker.log"), arguments: ["--flush", "every-append"])
         let bootstrap = "127.0.0.1:\(broker.port)"
 
         let first = try ConfluentProducer.run(bootstrap: bootstrap, topic: Self.topic, create: Self.configs, from: 0, count: 40)
@@ -114,52 +114,6 @@ struct BrokerDirectoryListing {
     }
 }
 
-/// A `samsa broker` child process on `directory`, listening on a free port; stopped by its pid.
-final class LiveBroker {
-    let process = Process()
-    let port: Int
-
-    init(directory: String, log: String) throws {
-        process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("samsa")
-        process.arguments = ["broker", "--dir", directory, "--listen", "127.0.0.1:0", "--flush", "every-append"]
-        let output = Pipe()
-        process.standardOutput = output
-        _ = FileManager.default.createFile(atPath: log, contents: nil)
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        try process.run()
-        // The broker prints "listening on HOST:PORT" once it accepts connections.
-        var line = Data()
-        while !line.contains(UInt8(ascii: "\n")) {
-            let chunk = output.fileHandleForReading.availableData
-            guard !chunk.isEmpty else { throw BrokerFailure(message: "samsa broker exited before listening") }
-            line.append(chunk)
-        }
-        let text = String(decoding: line, as: UTF8.self)
-        guard text.hasPrefix("listening on "), let port = text.split(separator: ":").last.flatMap({ Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
-        else { throw BrokerFailure(message: "unexpected first line: \(text)") }
-        self.port = port
-    }
-
-    /// SIGTERM, then waits for the exit.
-    func stop() {
-        kill(process.processIdentifier, SIGTERM)
-        process.waitUntilExit()
-    }
-
-    var exitStatus: Int32 { process.terminationReason == .exit ? process.terminationStatus : 128 + process.terminationStatus }
-
-    deinit {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
-    }
-
-    struct BrokerFailure: Error {
-        let message: String
-    }
-}
-
 /// confluent-kafka from the test virtualenv (`SAMSA_PYTHON`): creates the topic with configs (2
 /// partitions) when asked, then produces `count` records with acks=all, record i to partition i % 2.
 enum ConfluentProducer {
@@ -212,7 +166,7 @@ enum ConfluentProducer {
         let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         guard process.terminationStatus == 0, let outcome = try? JSONDecoder().decode(Outcome.self, from: stdout) else {
-            throw LiveBroker.BrokerFailure(message: "confluent-kafka producer failed (\(process.terminationStatus)): \(stderr.suffix(2000))")
+            throw BrokerChildFailure("confluent-kafka producer failed (\(process.terminationStatus)): \(stderr.suffix(2000))")
         }
         return outcome
     }
