@@ -9,7 +9,7 @@ import SamsaRecords
 /// (this broker has no transactions: without a transactional id Kafka answers
 /// TRANSACTIONAL_ID_AUTHORIZATION_FAILED, with one the partition cannot be in a transaction).
 enum BatchValidation {
-    struct Failure: Error {
+    struct Failure: Error, Sendable {
         var code: ErrorCode
         var message: String
     }
@@ -19,7 +19,12 @@ enum BatchValidation {
     /// always recoverable. `max.message.bytes` above it is refused (TopicConfig) or clamped.
     static let maxBatchBytes = RecordBatchLimits.default.maxBatchSize
 
-    static func batches(in records: ByteBuffer, maxMessageBytes: Int, transactionalId: String? = nil) -> Result<[RecordBatch], Failure> {
+    /// The request's batches, checked, each in the topic's codec: with a `compression` other than
+    /// `producer`, a batch in another codec is recompressed (`BatchRecompression`), its records checked
+    /// in the same walk.
+    static func batches(
+        in records: ByteBuffer, maxMessageBytes: Int, transactionalId: String? = nil, compression: BrokerCompressionType = .producer
+    ) -> Result<[RecordBatch], Failure> {
         var remaining = records
         var batches: [RecordBatch] = []
         guard remaining.readableBytes > 0 else { return .failure(Failure(code: .corruptMessage, message: "no record batch")) }
@@ -38,23 +43,52 @@ enum BatchValidation {
                 return .failure(Failure(code: .messageSizeTooLarge, message: "batch of \(length) bytes exceeds message.max.bytes \(maxMessageBytes)"))
             }
             let batch: RecordBatch
-            do {
+            do throws(RecordBatchError) {
                 batch = try RecordBatch(validating: remaining, limits: limits)
-                // The header's promises first: a refused batch is never decompressed.
-                if let refusal = refusal(of: batch, transactionalId: transactionalId) { return .failure(refusal) }
-                let count = try batch.checkRecords()
-                guard count == batch.recordCount, count > 0 else {
-                    return .failure(Failure(code: .invalidRecord, message: "batch holds \(count) records, header says \(batch.recordCount)"))
-                }
-            } catch where error.code == .checksumMismatch || error.code == .lengthOutOfBounds || error.code == .badMagic {
-                return .failure(Failure(code: .corruptMessage, message: error.description))
             } catch {
-                return .failure(Failure(code: .invalidRecord, message: "\(error)"))
+                return .failure(failure(for: error))
+            }
+            // The header's promises first: a refused batch is never decompressed.
+            if let refusal = refusal(of: batch, transactionalId: transactionalId) { return .failure(refusal) }
+            do throws(Failure) {
+                if let codec = compression.codec, compression.recompresses(batch.compression) {
+                    batches.append(try BatchRecompression.recompress(batch, to: codec, maxMessageBytes: maxMessageBytes))
+                } else {
+                    try checkRecords(of: batch)
+                    batches.append(batch)
+                }
+            } catch {
+                return .failure(error)
             }
             remaining.moveReaderIndex(forwardBy: batch.sizeInBytes)
-            batches.append(batch)
         }
         return .success(batches)
+    }
+
+    /// Checks every record of a batch stored as produced (decompressing it if compressed).
+    private static func checkRecords(of batch: RecordBatch) throws(Failure) {
+        let count: Int32
+        do throws(RecordBatchError) {
+            count = try batch.checkRecords()
+        } catch {
+            throw failure(for: error)
+        }
+        try checkCount(count, of: batch)
+    }
+
+    /// The records found must be the count the header gives, and at least one.
+    static func checkCount(_ count: Int32, of batch: RecordBatch) throws(Failure) {
+        guard count == batch.recordCount, count > 0 else {
+            throw Failure(code: .invalidRecord, message: "batch holds \(count) records, header says \(batch.recordCount)")
+        }
+    }
+
+    /// A malformed batch's answer: damaged bytes are CORRUPT_MESSAGE, anything else INVALID_RECORD.
+    static func failure(for error: RecordBatchError) -> Failure {
+        if error.code == .checksumMismatch || error.code == .lengthOutOfBounds || error.code == .badMagic {
+            return Failure(code: .corruptMessage, message: error.description)
+        }
+        return Failure(code: .invalidRecord, message: "\(error)")
     }
 
     /// What Kafka refuses in a client's well-formed batch, or nil.

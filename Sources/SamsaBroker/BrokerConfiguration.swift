@@ -27,6 +27,9 @@ public struct BrokerConfiguration: Sendable {
     public var maxRequestBytes: Int
     /// The largest record batch accepted (`message.max.bytes`).
     public var maxMessageBytes: Int
+    /// The codec topics without their own `compression.type` store batches in (`compression.type`;
+    /// Kafka's default `producer`: as each producer wrote them).
+    public var compressionType = BrokerCompressionType.kafkaDefault
     /// Event loop threads; nil uses one per core.
     public var eventLoopThreads: Int?
     /// Threads of the I/O pool: blocking file work off the event loops and the cooperative pool (fetch and

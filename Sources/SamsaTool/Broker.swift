@@ -57,6 +57,8 @@ struct BrokerCommand: AsyncParsableCommand {
     var logCleanerMinCompactionLagMs: Int64?
     @Option(help: "Default max.compaction.lag.ms of compacted topics (log.cleaner.max.compaction.lag.ms; default no bound).")
     var logCleanerMaxCompactionLagMs: Int64?
+    @Option(help: "Default compression.type of topics: producer (batches kept as written), uncompressed, lz4 or zstd, which recompress batches in another codec (compression.type; default producer).")
+    var compressionType: String?
     @Option(help: "Send fetched records from the segment files with sendfile (true) or copy them through memory (false; default true).")
     var zeroCopyFetch: Bool?
     // Fetch limits (issue 20: amplification, descriptors)
@@ -157,6 +159,11 @@ struct BrokerCommand: AsyncParsableCommand {
         var settings = configuration
         settings.retentionCheckInterval = .milliseconds(retentionCheckIntervalMs)
         try applyCompactionOptions(to: &settings, file: file)
+        let compressionText = try option(compressionType, "compression-type", default: BrokerCompressionType.kafkaDefault.configValue)
+        guard let compression = BrokerCompressionType(configValue: compressionText) else {
+            throw ValidationError("compression-type must be producer, uncompressed, lz4 or zstd (Samsa cannot store gzip or snappy batches), not '\(compressionText)'")
+        }
+        settings.compressionType = compression
         settings.logRequests = try logRequests || file?.value("log-requests", as: Bool.self) == true
         settings.zeroCopyFetch = try option(zeroCopyFetch, "zero-copy-fetch", default: true)
         // Groups, committed offsets and producer state (hostile clients).

@@ -13,7 +13,7 @@ struct BrokerConfigFile {
     static let keys: Set<String> = [
         "dir", "listen", "advertised-listener", "broker-id", "default-partitions", "auto-create-topics", "flush", "segment-bytes",
         "log-requests", "metrics", "coordination", "session-timeout-ms", "replica-lag-time-max-ms", "retention-ms", "retention-bytes",
-        "retention-check-interval-ms", "zero-copy-fetch",
+        "retention-check-interval-ms", "zero-copy-fetch", "compression-type",
         // Log compaction.
         "log-cleanup-policy", "log-cleaner-enable", "log-cleaner-threads", "log-cleaner-dedupe-buffer-size", "log-cleaner-io-max-bytes-per-second",
         "log-cleaner-backoff-ms", "log-cleaner-delete-retention-ms", "log-cleaner-min-cleanable-ratio", "log-cleaner-min-compaction-lag-ms",

@@ -53,7 +53,8 @@ final class BrokerConfigs: Sendable {
     init(configuration: BrokerConfiguration) {
         brokerId = BrokerID(configuration.brokerId)
         staticLog = configuration.logConfiguration
-        staticValues = Self.values(of: configuration.logConfiguration, maxMessageBytes: configuration.maxMessageBytes)
+        staticValues = Self.values(
+            of: configuration.logConfiguration, maxMessageBytes: configuration.maxMessageBytes, compressionType: configuration.compressionType)
         dynamic = Mutex([:])
     }
 
@@ -103,16 +104,23 @@ final class BrokerConfigs: Sendable {
     /// A topic's `min.insync.replicas`, else the broker's.
     func minInsyncReplicas(_ topic: TopicConfig) -> Int { Int(clamping: number("min.insync.replicas", topic) ?? 1) }
 
-    /// `resolve(...).value` without building the layers: produce requests read it per partition.
-    private func number(_ name: String, _ topic: TopicConfig) -> Int64? {
-        if let value = topic.overrides[name] { return Int64(value) }
-        guard let key = ConfigKeys.byName[name] else { return nil }
-        let dynamicValue = dynamic.withLock { $0[.broker(brokerId)]?[key.brokerName] ?? $0[.clusterDefault]?[key.brokerName] }
-        return Int64(dynamicValue ?? staticValues[name] ?? key.kafkaDefault)
+    /// The codec a topic's batches are stored in (`compression.type`, else the broker's).
+    func compressionType(_ topic: TopicConfig) -> BrokerCompressionType {
+        value("compression.type", topic).flatMap(BrokerCompressionType.init(configValue:)) ?? .kafkaDefault
     }
 
-    /// Kafka's topic config values for log settings and a batch limit.
-    static func values(of log: LogConfiguration, maxMessageBytes: Int) -> [String: String] {
+    private func number(_ name: String, _ topic: TopicConfig) -> Int64? { value(name, topic).flatMap { Int64($0) } }
+
+    /// `resolve(...).value` without building the layers: produce requests read it per partition.
+    private func value(_ name: String, _ topic: TopicConfig) -> String? {
+        if let value = topic.overrides[name] { return value }
+        guard let key = ConfigKeys.byName[name] else { return nil }
+        let dynamicValue = dynamic.withLock { $0[.broker(brokerId)]?[key.brokerName] ?? $0[.clusterDefault]?[key.brokerName] }
+        return dynamicValue ?? staticValues[name] ?? key.kafkaDefault
+    }
+
+    /// Kafka's topic config values for log settings, a batch limit and the stored codec.
+    static func values(of log: LogConfiguration, maxMessageBytes: Int, compressionType: BrokerCompressionType = .kafkaDefault) -> [String: String] {
         let (flushMessages, flushMilliseconds) = TopicConfig.flushSettings(log.flushPolicy)
         return [
             "retention.ms": "\(log.retentionMilliseconds ?? -1)",
@@ -127,6 +135,7 @@ final class BrokerConfigs: Sendable {
             "min.cleanable.dirty.ratio": "\(log.minCleanableDirtyRatio)",
             "min.compaction.lag.ms": "\(log.minCompactionLagMilliseconds)",
             "max.compaction.lag.ms": "\(log.maxCompactionLagMilliseconds)",
+            "compression.type": compressionType.configValue,
         ]
     }
 }

@@ -84,6 +84,12 @@ enum ConfigKeys {
         ConfigKey(
             name: "flush.ms", brokerName: "log.flush.interval.ms", type: .long, kafkaDefault: "9223372036854775807",
             documentation: "Sync a partition this often (milliseconds; 0: every append).", check: { atLeast(0, $0) }),
+        // Kafka's `compression.type` (topic and broker, the same name): the codec batches are stored
+        // in; gzip and snappy are Kafka values Samsa cannot write (BrokerCompressionType).
+        ConfigKey(
+            name: "compression.type", brokerName: "compression.type", type: .string, kafkaDefault: BrokerCompressionType.kafkaDefault.configValue,
+            documentation: "The codec batches are stored in: producer (each as its producer wrote it), uncompressed, lz4 or zstd (a batch in another codec is recompressed when appended).",
+            check: { BrokerCompressionType.problem($0) }),
         ConfigKey(
             name: "message.timestamp.type", brokerName: "log.message.timestamp.type", type: .string, kafkaDefault: "CreateTime",
             documentation: "Which timestamp records keep: CreateTime (LogAppendTime is not implemented).",

@@ -52,7 +52,7 @@ extension RequestDispatcher {
             let produced = try await partition.append(
                 data.records ?? ByteBuffer(), acks: request.acks, timeout: .milliseconds(max(0, Int(request.timeoutMs))),
                 minInsyncReplicas: topics.brokerConfigs.minInsyncReplicas(config), maxMessageBytes: topics.brokerConfigs.maxMessageBytes(config),
-                transactionalId: request.transactionalId)
+                transactionalId: request.transactionalId, compression: topics.brokerConfigs.compressionType(config))
             result.errorCode = produced.error.rawValue
             result.errorMessage = produced.message
             result.baseOffset = produced.baseOffset

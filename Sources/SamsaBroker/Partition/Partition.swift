@@ -267,13 +267,15 @@ final class Partition: Sendable {
     /// (or REQUEST_TIMED_OUT after `timeout`). acks=-1 is refused before writing while the ISR is
     /// below `minInsyncReplicas`. With `requiredEpoch` (a coordinator's own writes) only that leader
     /// epoch may append: a coordinator loaded under an epoch since lost never writes under a later one.
-    /// Throws what the log throws (the caller reports storage failures).
+    /// Batches are stored in the topic's `compression` codec (`producer`: as written; coordinators'
+    /// own writes, as Kafka's internal topics are `producer`). Throws what the log throws (the caller
+    /// reports storage failures).
     func append(
         _ records: ByteBuffer, acks: Int16, timeout: Duration, minInsyncReplicas: Int, maxMessageBytes: Int, transactionalId: String?,
-        requiredEpoch: LeaderEpoch? = nil
+        compression: BrokerCompressionType = .producer, requiredEpoch: LeaderEpoch? = nil
     ) async throws -> Produced {
         let stamps = context.leadership.stampsEpochs
-        let outcome = try await writer.append(records, maxMessageBytes: maxMessageBytes, transactionalId: transactionalId) { [self] in
+        let outcome = try await writer.append(records, maxMessageBytes: maxMessageBytes, transactionalId: transactionalId, compression: compression) { [self] in
             admitProduce(acks: acks, minInsyncReplicas: minInsyncReplicas, requiredEpoch: requiredEpoch).map { stamps ? $0.rawValue : nil }
         }
         switch outcome {
@@ -284,8 +286,8 @@ final class Partition: Sendable {
             guard acks == -1 else { return Produced(baseOffset: baseOffset) }
             let error = await waitForHighWatermark(baseOffset + 1, epoch: leaderEpoch, minInsyncReplicas: minInsyncReplicas, timeout: timeout)
             return Produced(error: error ?? .none, baseOffset: baseOffset)
-        case .appended(let baseOffset, let last, let stamped):
-            countAppended(records.readableBytes)
+        case .appended(let baseOffset, let last, let stamped, let bytes):
+            countAppended(bytes)
             // One event for the append and the high watermark it moved: followers read to the log
             // end, consumers to the high watermark.
             _ = raiseHighWatermark()

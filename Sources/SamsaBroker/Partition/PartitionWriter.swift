@@ -23,9 +23,10 @@ final class PartitionWriter: @unchecked Sendable {
     private var activeSegment: Int64?
 
     enum Outcome: Sendable {
-        /// Written: the first batch's base offset and the last append, to wait on for durability, and
-        /// the leader epoch the batches were stamped with (nil: their own).
-        case appended(baseOffset: Int64, last: AppendResult, leaderEpoch: Int32?)
+        /// Written: the first batch's base offset and the last append, to wait on for durability, the
+        /// leader epoch the batches were stamped with (nil: their own), and the bytes written (not the
+        /// request's when batches were recompressed).
+        case appended(baseOffset: Int64, last: AppendResult, leaderEpoch: Int32?, bytes: Int)
         /// Every batch was a duplicate of one already written at `baseOffset`.
         case duplicate(baseOffset: Int64)
         case rejected(BatchValidation.Failure)
@@ -46,29 +47,33 @@ final class PartitionWriter: @unchecked Sendable {
         self.producers = ProducerState(expirationMs: producerIdExpirationMs)
     }
 
-    /// Validates and appends a produce request's batches. `admit` runs on the queue just before: the
-    /// leader epoch to stamp the batches with (nil: keep theirs), or a refusal (nothing is written).
-    /// Records holding a compressed batch wait for a decompression permit first.
+    /// Validates and appends a produce request's batches, each in the topic's codec (`compression`:
+    /// recompressed when the producer's differs, see `BatchRecompression`). `admit` runs on the queue
+    /// just before: the leader epoch to stamp the batches with (nil: keep theirs), or a refusal
+    /// (nothing is written). Records holding a compressed batch, and any for a topic that compresses,
+    /// wait for a decompression permit first: (de)compressing is CPU and memory the permits bound.
     func append(
-        _ records: ByteBuffer, maxMessageBytes: Int, transactionalId: String? = nil,
+        _ records: ByteBuffer, maxMessageBytes: Int, transactionalId: String? = nil, compression: BrokerCompressionType = .producer,
         admit: @escaping @Sendable () -> Result<Int32?, BatchValidation.Failure> = { .success(nil) }
     ) async throws -> Outcome {
-        guard DecompressionPermits.holdsCompressedBatch(records) else {
-            return try await enqueue(records, maxMessageBytes: maxMessageBytes, transactionalId: transactionalId, admit: admit)
+        let compresses = compression.codec.map { $0 != .none } ?? false
+        guard compresses || DecompressionPermits.holdsCompressedBatch(records) else {
+            return try await enqueue(records, maxMessageBytes: maxMessageBytes, transactionalId: transactionalId, compression: compression, admit: admit)
         }
         return try await decompression.withPermit {
-            try await enqueue(records, maxMessageBytes: maxMessageBytes, transactionalId: transactionalId, admit: admit)
+            try await enqueue(records, maxMessageBytes: maxMessageBytes, transactionalId: transactionalId, compression: compression, admit: admit)
         }
     }
 
     private func enqueue(
-        _ records: ByteBuffer, maxMessageBytes: Int, transactionalId: String?,
+        _ records: ByteBuffer, maxMessageBytes: Int, transactionalId: String?, compression: BrokerCompressionType,
         admit: @escaping @Sendable () -> Result<Int32?, BatchValidation.Failure>
     ) async throws -> Outcome {
         try await queue.run {
             switch admit() {
             case .failure(let refusal): return .rejected(refusal)
-            case .success(let epoch): return try self.appendNow(records, maxMessageBytes: maxMessageBytes, transactionalId: transactionalId, leaderEpoch: epoch)
+            case .success(let epoch):
+                return try self.appendNow(records, maxMessageBytes: maxMessageBytes, transactionalId: transactionalId, compression: compression, leaderEpoch: epoch)
             }
         }
     }
@@ -99,13 +104,15 @@ final class PartitionWriter: @unchecked Sendable {
     }
 
     /// Runs on `queue`.
-    private func appendNow(_ records: ByteBuffer, maxMessageBytes: Int, transactionalId: String?, leaderEpoch: Int32?) throws -> Outcome {
+    private func appendNow(
+        _ records: ByteBuffer, maxMessageBytes: Int, transactionalId: String?, compression: BrokerCompressionType, leaderEpoch: Int32?
+    ) throws -> Outcome {
         if !rebuilt {
             try rebuildProducerState()
             rebuilt = true
         }
         let batches: [RecordBatch]
-        switch BatchValidation.batches(in: records, maxMessageBytes: maxMessageBytes, transactionalId: transactionalId) {
+        switch BatchValidation.batches(in: records, maxMessageBytes: maxMessageBytes, transactionalId: transactionalId, compression: compression) {
         case .failure(let failure): return .rejected(failure)
         case .success(let valid): batches = valid
         }
@@ -142,6 +149,7 @@ final class PartitionWriter: @unchecked Sendable {
         }
         var first: Int64?
         var lastAppend: AppendResult?
+        var written = 0
         for (batch, verdict) in zip(batches, verdicts) {
             switch verdict {
             case .duplicate(let baseOffset):
@@ -150,6 +158,7 @@ final class PartitionWriter: @unchecked Sendable {
                 let appended = try log.appendWithoutWaiting(batch, leaderEpoch: leaderEpoch)
                 first = first ?? appended.baseOffset
                 lastAppend = appended
+                written += batch.sizeInBytes
                 if batch.producerId >= 0 {
                     producers.record(
                         producerId: batch.producerId, epoch: batch.producerEpoch, firstSequence: batch.baseSequence,
@@ -161,7 +170,7 @@ final class PartitionWriter: @unchecked Sendable {
         }
         if let lastAppend {
             snapshotIfRolled(after: lastAppend)
-            return .appended(baseOffset: first!, last: lastAppend, leaderEpoch: leaderEpoch)
+            return .appended(baseOffset: first!, last: lastAppend, leaderEpoch: leaderEpoch, bytes: written)
         }
         return .duplicate(baseOffset: first!)
     }
