@@ -60,8 +60,9 @@ extension Samsa {
     }
 
     /// Every committed offset of a group (the next offset it will consume, per partition).
+    /// Any group id a broker's clients used is read (only groups this queue consumes name files).
     public func committedOffsets(group: String) throws(SamsaError) -> [TopicPartition: Int64] {
-        try OffsetStore.checkGroup(group)
+        try checkOpen()
         return try offsets.offsets(of: group)
     }
 

@@ -152,19 +152,19 @@ final class OffsetStore: Sendable {
         }
     }
 
-    /// The group's offsets from the files: a staged map if there is one, else the log's.
+    /// The group's offsets from the files: a staged map if there is one, else the log's. A group id
+    /// that cannot name a file (a broker's clients may use any) has no staged file.
     private func read(_ group: String) throws(SamsaError) -> [TopicPartition: Int64] {
-        if let staged = try staged(group) { return staged }
+        if Self.isValidGroup(group), let staged = try staged(group) { return staged }
         return try fromLog(group)
     }
 
     /// The writer, holding the group's lock: moves a staged map into the log (then renames the file).
     private func fold(_ group: String, into log: ConsumerOffsetsLog) throws(SamsaError) {
         guard let staged = try staged(group) else { return }
-        let current = logged.withLock { $0[group] } ?? [:]
-        var changes: [TopicPartition: Int64?] = staged.mapValues { $0 }
-        for partition in current.keys where staged[partition] == nil { changes[partition] = .some(nil) }
-        try append(group, changes, to: log)
+        // Upserts only: a stager only ever adds to the map it read, so a partition it does not list was
+        // not deleted by it (its view of the log may have been short), and stays.
+        try append(group, staged.mapValues { $0 }, to: log)
         try storage { () throws(StorageError) in
             try files.rename(stagedPath(group), to: "\(directory)/\(group)\(Self.foldedSuffix)")
             try files.syncDirectory(directory)

@@ -94,7 +94,9 @@ public struct TopicConfiguration: Sendable, Hashable, Codable {
     /// so a broker opening the directory applies these, not its defaults).
     var configs: [String: String] {
         var configs = TopicConfigNames.flushConfigs(flushPolicy)
-        configs[TopicConfigNames.compressionType] = compression == .none ? "uncompressed" : compression.description
+        // No codec: Kafka's `producer` (batches stored as sent), not `uncompressed`, which would make a
+        // broker serving the directory decompress its clients' batches.
+        configs[TopicConfigNames.compressionType] = compression == .none ? "producer" : compression.description
         configs[TopicConfigNames.maxMessageBytes] = String(maxRecordBytes)
         configs[TopicConfigNames.segmentBytes] = String(segmentBytes)
         configs[TopicConfigNames.retentionBytes] = TopicConfigNames.limitText(retentionBytes)

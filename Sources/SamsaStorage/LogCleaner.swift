@@ -200,6 +200,9 @@ public final class LogCleaner: Sendable {
                 memoryBytes: configuration.dedupeBufferBytes / configuration.threads, throttler: throttler,
                 shouldStop: { [weak self] in self?.stopping.load(ordering: .acquiring) ?? true })
         }
+        // A truncation (a follower's, an unclean shutdown's recovery) bumps this: a pass it cut short failed
+        // for that, not for damage.
+        let truncations = log.groupCommit.generation
         do throws(StorageError) {
             guard let result = try worker.cleaner!.clean(log, firstDirty: firstDirty, now: now) else { return false }
             state.withLock { state in
@@ -218,8 +221,15 @@ public final class LogCleaner: Sendable {
             return true
         } catch where error.code == .closed {
             return false  // stopping, or the log changed under the pass: the next pass starts afresh
+        } catch where error.code == .io || error.code == .noSpace || log.groupCommit.generation != truncations {
+            // Ordinary events, not damage: a segment retention or a truncation removed under the pass, a
+            // full disk. The next pass (after the backoff) starts afresh.
+            return false
         } catch {
-            state.withLock { $0.statistics.uncleanablePartitions[partition] = error.description }
+            // Damage: given up on until the next open, unless the partition was deleted meanwhile (a
+            // topic re-created under its name starts clean).
+            let current = logs.withLock { $0 }?()[partition]
+            if current === log { state.withLock { $0.statistics.uncleanablePartitions[partition] = error.description } }
             return true
         }
     }

@@ -92,6 +92,11 @@ public struct LogConfiguration: Sendable, Hashable {
     /// A record is compacted at the latest this long after it was written, whatever the dirty ratio
     /// (`max.compaction.lag.ms`; Int64.max: no bound).
     public var maxCompactionLagMilliseconds: Int64
+    /// The log's high watermark bounds what the cleaner cleans (Kafka's: a clean never goes past the
+    /// last stable offset): a replica may yet be truncated to its high watermark, and a key's older value
+    /// removed in favour of a newer one past it would then be lost. Set by the broker, whose partitions
+    /// keep a high watermark; the embedded queue's logs have none.
+    public var cleansBelowHighWatermark = false
 
     public init(
         segmentBytes: Int = 1 << 30, segmentMilliseconds: Int64? = nil, flushPolicy: FlushPolicy = .everyAppend,

@@ -49,7 +49,8 @@ public enum OffsetCheckpoint {
         guard files.fileExists(path) else { return [:] }
         let lines = String(decoding: try files.readFile(path), as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
         func malformed(_ why: String) -> StorageError { StorageError(.corrupt, path: path, "malformed checkpoint: \(why)") }
-        guard lines.count >= 2, lines[0] == "0", let count = Int(lines[1]), count >= 0, lines.count >= count + 2 else {
+        // `count <= lines.count - 2`, not `lines.count >= count + 2`: a count of Int.max must not overflow.
+        guard lines.count >= 2, lines[0] == "0", let count = Int(lines[1]), count >= 0, count <= lines.count - 2 else {
             throw malformed("bad header")
         }
         var offsets: [TopicPartition: Int64] = [:]

@@ -3,8 +3,11 @@ import SamsaRecords
 
 /// What the cleaner needs to know about a log, read at one moment under the writer lock.
 struct CleaningView {
-    /// Every segment but the active one, oldest first (sealed: their files do not change).
+    /// Every segment but the active one that may be cleaned, oldest first (sealed: their files do not
+    /// change); not those past the high watermark when it bounds the cleaner.
     var sealed: [Segment]
+    /// Where the uncleanable part begins: the active segment's base, or the first segment past the
+    /// high watermark.
     var activeBase: Int64
     var activeSize: Int
     var activeAge: Duration
@@ -16,10 +19,18 @@ extension PartitionLog {
     /// The log as the cleaner sees it now; nil when it cannot be cleaned (closed, damaged, read-only).
     func cleaningView() -> CleaningView? {
         guard !isReadOnly, damage == nil else { return nil }
+        let highWatermark = self.highWatermark
         return state.withLock { state -> CleaningView? in
             guard !state.closed, let active = state.segments.last else { return nil }
+            var sealed = Array(state.segments.dropLast())
+            var cleanableEnd = active.baseOffset
+            // Segments past the high watermark count as uncleanable, as the active segment does.
+            if state.configuration.cleansBelowHighWatermark, let first = sealed.firstIndex(where: { $0.nextOffset > highWatermark }) {
+                cleanableEnd = sealed[first].baseOffset
+                sealed.removeSubrange(first...)
+            }
             return CleaningView(
-                sealed: Array(state.segments.dropLast()), activeBase: active.baseOffset, activeSize: active.size,
+                sealed: sealed, activeBase: cleanableEnd, activeSize: active.size,
                 activeAge: state.activeCreated.duration(to: .now), logStart: state.logStartOffset, configuration: state.configuration)
         }
     }

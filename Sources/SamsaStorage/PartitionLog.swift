@@ -55,7 +55,7 @@ public final class PartitionLog: Sendable {
     private let publishedStart: Atomic<Int64>
     /// The highest log start a checkpoint has made durable (see `durableLogStart`).
     private let checkpointedStart: Atomic<Int64>
-    private let groupCommit: GroupCommit
+    let groupCommit: GroupCommit
     /// Where `append` (async) writes: its pwrite blocks.
     private let appendQueue = BlockingQueue(label: "samsa.append")
     private let intervalTimer: Mutex<(any DispatchSourceTimer)?>

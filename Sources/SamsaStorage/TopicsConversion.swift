@@ -104,7 +104,7 @@ public enum TopicsConversion {
         for (name, topic) in old {
             guard let flush = FlushPolicy(topic.flush) else { throw StorageError(.corrupt, path: path, "topic '\(name)': unknown flush policy '\(topic.flush)'") }
             var configs = TopicConfigNames.flushConfigs(flush)
-            configs[TopicConfigNames.compressionType] = topic.compression == "none" ? "uncompressed" : topic.compression
+            configs[TopicConfigNames.compressionType] = topic.compression == "none" ? "producer" : topic.compression
             configs[TopicConfigNames.maxMessageBytes] = String(topic.maxRecordBytes)
             configs[TopicConfigNames.segmentBytes] = String(topic.segmentBytes)
             configs[TopicConfigNames.retentionBytes] = TopicConfigNames.limitText(topic.retentionBytes)

@@ -32,7 +32,7 @@ struct TopicsConversionTests {
         for topic in EmbeddedFixture.topics {
             let configs = try #require(converted[topic.name]).configs
             #expect(TopicConfigNames.flushPolicy(configs, fallback: .interval(milliseconds: 987_654)) == topic.flush, "\(topic.name)")
-            let codec = configs[TopicConfigNames.compressionType] == "uncompressed" ? CompressionCodec.none : configs[TopicConfigNames.compressionType].flatMap(CompressionCodec.init(name:))
+            let codec = configs[TopicConfigNames.compressionType] == "producer" ? CompressionCodec.none : configs[TopicConfigNames.compressionType].flatMap(CompressionCodec.init(name:))
             #expect(codec == topic.compression, "\(topic.name)")
             #expect(TopicConfigNames.limit(configs, TopicConfigNames.retentionBytes) == .some(topic.retentionBytes), "\(topic.name)")
             #expect(TopicConfigNames.limit(configs, TopicConfigNames.retentionMs) == .some(topic.retentionMilliseconds), "\(topic.name)")
@@ -370,7 +370,7 @@ enum EmbeddedFixture {
         "orders": StoredTopic(
             id: nil, partitions: 3,
             configs: [
-                "flush.messages": "1", "flush.ms": never, "compression.type": "uncompressed", "max.message.bytes": "1048576",
+                "flush.messages": "1", "flush.ms": never, "compression.type": "producer", "max.message.bytes": "1048576",
                 "segment.bytes": "1073741824", "retention.bytes": "-1", "retention.ms": "-1",
             ]),
         "metrics": StoredTopic(
@@ -388,7 +388,7 @@ enum EmbeddedFixture {
         "scratch_1-x": StoredTopic(
             id: nil, partitions: 1,
             configs: [
-                "flush.messages": never, "flush.ms": never, "compression.type": "uncompressed", "max.message.bytes": "1000", "segment.bytes": "8192",
+                "flush.messages": never, "flush.ms": never, "compression.type": "producer", "max.message.bytes": "1000", "segment.bytes": "8192",
                 "retention.bytes": "0", "retention.ms": "-1",
             ]),
     ]

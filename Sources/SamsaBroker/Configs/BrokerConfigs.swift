@@ -96,7 +96,12 @@ final class BrokerConfigs: Sendable {
     }
 
     /// The log settings every topic starts from: the static ones with the dynamic broker configs applied.
-    var logConfiguration: LogConfiguration { brokerLevel.logConfiguration(base: staticLog) }
+    var logConfiguration: LogConfiguration {
+        var configuration = brokerLevel.logConfiguration(base: staticLog)
+        // Every broker partition keeps a high watermark (a single broker's follows its log end).
+        configuration.cleansBelowHighWatermark = true
+        return configuration
+    }
 
     /// A topic's largest batch (`max.message.bytes`, else the broker's `message.max.bytes`).
     func maxMessageBytes(_ topic: TopicConfig) -> Int { Int(clamping: number("max.message.bytes", topic) ?? 1_048_588) }

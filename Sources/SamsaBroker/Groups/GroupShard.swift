@@ -54,10 +54,8 @@ final class GroupShard: CoordinatorShard {
             partition: partition, epoch: epoch, table: table, limits: limits, loop: loop, minInsyncReplicas: minInsyncReplicas, failed: failed, logger: logger)
         await shard.coordinator.load(Array(table.groups.values))
         if !staged.isEmpty {
-            let records = staged.flatMap { group, offsets in
-                offsets.map { GroupRecord.offset($0.key, $0.value) }
-                    + shard.state.committed(group: group).keys.filter { offsets[$0] == nil }.map { GroupRecord.offset($0, nil) }
-            }
+            // Upserts only: a partition a staged map does not list was not deleted by its stager.
+            let records = staged.flatMap { _, offsets in offsets.map { GroupRecord.offset($0.key, $0.value) } }
             let code = await shard.writeInBatches(records)
             guard code == .none else {
                 await shard.unload()
