@@ -101,6 +101,10 @@ enum BatchValidation {
         if batch.isControlBatch {
             return Failure(code: .invalidRecord, message: "clients are not allowed to write control records")
         }
+        if batch.hasDeleteHorizon {
+            // Else the cleaner would take the client's base timestamp for a horizon it set, and drop tombstones early.
+            return Failure(code: .invalidRecord, message: "clients are not allowed to set the delete horizon attribute (it is the log cleaner's)")
+        }
         if batch.producerId >= 0 && batch.baseSequence < 0 {
             return Failure(code: .invalidRecord, message: "invalid sequence number \(batch.baseSequence) in record batch with producerId \(batch.producerId)")
         }

@@ -124,6 +124,9 @@ public struct RecordBatch: Sendable, Hashable {
     public var magic: UInt8 { field(Layout.magicOffset) }
     public var crc: UInt32 { field(Layout.crcOffset) }
     public var attributes: UInt16 { field(Layout.attributesOffset) }
+    /// Attribute bit 6 (KIP-534): the log cleaner set the base timestamp to the batch's delete horizon.
+    /// Only a cleaner writes it; a client's batch carrying it is refused.
+    public var hasDeleteHorizon: Bool { attributes & Layout.deleteHorizonMask != 0 }
     public var lastOffsetDelta: Int32 { field(Layout.lastOffsetDeltaOffset) }
     public var baseTimestamp: Int64 { field(Layout.baseTimestampOffset) }
     public var maxTimestamp: Int64 { field(Layout.maxTimestampOffset) }

@@ -45,6 +45,15 @@ struct HostileProduceTests {
         #expect(end == 0)
     }
 
+    @Test("A client's batch with the delete-horizon attribute (KIP-534, the cleaner's) is refused with INVALID_RECORD")
+    func deleteHorizonBatch() async throws {
+        let marked = Self.tampered(try makeBatch(count: 1), attributes: 0x40)
+        #expect(try RecordBatch(validating: marked).hasDeleteHorizon)
+        let (result, end) = try await Self.produceOne(marked)
+        #expect(result.errorCode == ErrorCode.invalidRecord.rawValue)
+        #expect(end == 0)
+    }
+
     @Test("A transactional batch: TRANSACTIONAL_ID_AUTHORIZATION_FAILED without a transactional id, INVALID_TXN_STATE with one")
     func transactionalBatch() async throws {
         var builder = RecordBatchBuilder()
