@@ -73,7 +73,10 @@ public enum LogVerifier {
         let size = try files.fileSize(fd, path: path)
         report.segments += 1
         report.bytes += size
-        if let next = report.nextOffset, baseOffset != next {
+        // Unless a follower's roll left the gap on purpose (`SegmentGap`).
+        if let next = report.nextOffset, baseOffset != next,
+            !(try SegmentGap.isForced(previousEnd: next, nextBase: baseOffset, directory: directory, limits: .default, files: files))
+        {
             report.problems.append(Problem(path: path, position: 0, message: "segment starts at offset \(baseOffset) but the previous one ends at \(next)"))
         }
         report.firstOffset = report.firstOffset ?? baseOffset

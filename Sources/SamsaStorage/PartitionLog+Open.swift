@@ -108,7 +108,12 @@ extension PartitionLog {
             // (a tail of zeros only, where the segment still ends at the next one's base, is
             // write-ahead space whose cut a power cut undid: nothing was lost).
             let garbage = scan.map { $0.truncatedBytes > $0.zeroTailBytes } ?? false
-            let endsEarly = !isLast && segment.nextOffset != nextBase
+            // (A follower's roll past a gap too large for one segment ends one early on purpose: `SegmentGap`.)
+            var endsEarly = !isLast && segment.nextOffset != nextBase
+            if endsEarly {
+                endsEarly = try !SegmentGap.isForced(
+                    previousEnd: segment.nextOffset, nextBase: nextBase, directory: directory, limits: configuration.segment.limits, files: files)
+            }
             if garbage || endsEarly {
                 // Below the recovery point every record had been made durable: missing ones are damage.
                 // Past it, the end of what a crash kept (data may reach the disk out of order, so valid

@@ -37,13 +37,17 @@ extension PartitionLog {
     }
 
     /// Segments from `bases` on, each up to its last whole batch, stopping after one that ends before
-    /// the next begins.
+    /// the next begins (unless a follower's roll left that gap: `SegmentGap`).
     private static func readableSegments(
         directory: String, bases: [Int64], configuration: LogConfiguration, files: any FileSystem, descriptors: DescriptorCache
     ) throws(StorageError) -> [Segment] {
         var segments: [Segment] = []
         for (index, base) in bases.enumerated() {
-            if let previous = segments.last, previous.nextOffset != base { break }
+            if let previous = segments.last, previous.nextOffset != base {
+                let gap = try SegmentGap.isForced(
+                    previousEnd: previous.nextOffset, nextBase: base, directory: directory, limits: configuration.segment.limits, files: files)
+                if !gap { break }
+            }
             // The last segment may be a live writer's active one, whose index it trims on roll: not
             // read at all (lookups in it scan from its start). The others' are copied, not mapped.
             let segment = try Segment(
@@ -68,7 +72,12 @@ extension PartitionLog {
             let whole = try last.loadEndForReading(continuing: true)
             if whole {
                 let bases = try files.listDirectory(directory).compactMap(SegmentFiles.baseOffset(ofLogFile:)).sorted().filter { $0 > last.baseOffset }
-                if let next = bases.first, next == last.nextOffset {
+                var follows = bases.first == last.nextOffset
+                if let next = bases.first, !follows {
+                    follows = try SegmentGap.isForced(
+                        previousEnd: last.nextOffset, nextBase: next, directory: directory, limits: state.configuration.segment.limits, files: files)
+                }
+                if follows {
                     state.segments += try Self.readableSegments(
                         directory: directory, bases: bases, configuration: state.configuration, files: files, descriptors: descriptors)
                 }

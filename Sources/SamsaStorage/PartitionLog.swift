@@ -177,6 +177,20 @@ public final class PartitionLog: Sendable {
 
     /// Writes a batch and returns without waiting for any flush.
     public func appendWithoutWaiting(_ batch: RecordBatch, leaderEpoch: Int32? = nil) throws(StorageError) -> AppendResult {
+        try write(batch, at: .logEnd(leaderEpoch: leaderEpoch))
+    }
+
+    /// Where `write` puts a batch.
+    enum Placement {
+        /// At the log end, stamped with the epoch given (else its own): the leader's appends.
+        case logEnd(leaderEpoch: Int32?)
+        /// At its own base offset, at or past the log end, unchanged: a follower's (`appendAsFollower`).
+        case ownOffsets
+    }
+
+    /// Writes `batch` where `placement` says, rolling first when the active segment cannot take it,
+    /// and publishes the new log end. Does not wait for any flush.
+    func write(_ batch: RecordBatch, at placement: Placement) throws(StorageError) -> AppendResult {
         if let failure = groupCommit.failure {
             throw StorageError(.closed, path: directory, errno: failure.errno, "the log refuses writes after a failed sync: \(failure.message)")
         }
@@ -190,12 +204,28 @@ public final class PartitionLog: Sendable {
                 throw StorageError(
                     .invalidArgument, path: directory, "a batch of \(batch.sizeInBytes) bytes exceeds the log's limit of \(limit) bytes")
             }
-            let base = publishedEnd.load(ordering: .relaxed)
+            let end = publishedEnd.load(ordering: .relaxed)
+            let base: Int64
+            let epoch: Int32
+            switch placement {
+            case .logEnd(let leaderEpoch):
+                base = end
+                epoch = leaderEpoch ?? batch.partitionLeaderEpoch
+            case .ownOffsets:
+                // Offsets are never reused: a batch below the log end is one this log holds already
+                // (or a divergence, which the caller resolves by truncating first).
+                guard batch.baseOffset >= end else {
+                    throw StorageError(
+                        .invalidArgument, path: directory, "a batch at offset \(batch.baseOffset) is below the log end \(end)")
+                }
+                base = batch.baseOffset
+                epoch = batch.partitionLeaderEpoch
+            }
             let result = AppendResult(baseOffset: base, lastOffset: base + Int64(batch.lastOffsetDelta))
-            try rollIfNeeded(&state, adding: batch.sizeInBytes)
-            // The segment writes the assigned offset and epoch without copying or changing `batch`.
-            try state.segments[state.segments.count - 1].append(
-                batch, baseOffset: base, leaderEpoch: leaderEpoch ?? batch.partitionLeaderEpoch)
+            try rollIfNeeded(&state, adding: batch.sizeInBytes, offsets: result)
+            // The segment writes the offset and epoch without copying or changing `batch` (for
+            // `.ownOffsets` they are the batch's own, so the bytes on disk are the batch's bytes).
+            try state.segments[state.segments.count - 1].append(batch, baseOffset: base, leaderEpoch: epoch)
             publishedEnd.store(result.nextOffset, ordering: .releasing)
             if case .messages(let count) = state.configuration.flushPolicy {
                 state.recordsSinceFlush += Int(batch.recordCount)
@@ -217,24 +247,35 @@ public final class PartitionLog: Sendable {
         if let damage { throw StorageError(.corrupt, path: damage.path, "the log is \(damage)") }
     }
 
-    private func rollIfNeeded(_ state: inout State, adding bytes: Int) throws(StorageError) {
+    /// Rolls before a batch taking `offsets` and `bytes` is written: on size, age or a full index (a
+    /// new segment at the log end), and when its offsets do not fit the active segment's 32-bit
+    /// relative offsets (a follower's batch far past a gap: Kafka rolls on that overflow too).
+    private func rollIfNeeded(_ state: inout State, adding bytes: Int, offsets: AppendResult) throws(StorageError) {
         let active = state.segments[state.segments.count - 1]
+        let end = publishedEnd.load(ordering: .relaxed)
+        guard Segment.fitsRelativeOffsets(last: offsets.lastOffset, base: active.baseOffset) else {
+            // At the log end when the batch fits a segment based there, so segments stay contiguous;
+            // else at the batch's own base offset (Kafka's), leaving a gap between segments that
+            // recovery recognises by the same rule (`SegmentGap`).
+            try roll(&state, at: Segment.fitsRelativeOffsets(last: offsets.lastOffset, base: end) ? end : offsets.baseOffset)
+            return
+        }
         guard active.size > 0 else { return }
         let tooBig = active.size + bytes > state.configuration.segmentBytes
         let tooOld = state.configuration.segmentMilliseconds.map { state.activeCreated.duration(to: .now) >= .milliseconds($0) } ?? false
         if tooBig || tooOld || active.indexIsFull {
-            try roll(&state)
+            try roll(&state, at: end)
         }
     }
 
-    /// Seals the active segment and starts a new one at the log end. No fsync here: the old segment's
-    /// unflushed bytes are synced by the next flush, which covers every segment past the flushed offset.
-    private func roll(_ state: inout State) throws(StorageError) {
-        let end = publishedEnd.load(ordering: .relaxed)
+    /// Seals the active segment and starts a new one at `base` (the log end, or past it for a
+    /// follower's batch that fits no segment based there). No fsync here: the old segment's unflushed
+    /// bytes are synced by the next flush, which covers every segment past the flushed offset.
+    private func roll(_ state: inout State, at base: Int64) throws(StorageError) {
         // The new segment first: if it cannot be made (a full disk), the active one stays active and
         // writable, instead of sealed with nothing after it.
         let segment = try Segment(
-            directory: directory, baseOffset: end, configuration: state.configuration.segmentSettings, writable: true, files: files, descriptors: descriptors)
+            directory: directory, baseOffset: base, configuration: state.configuration.segmentSettings, writable: true, files: files, descriptors: descriptors)
         do throws(StorageError) {
             try state.segments[state.segments.count - 1].seal()
         } catch {
@@ -251,7 +292,7 @@ public final class PartitionLog: Sendable {
         try refuseIfDamaged()
         try state.withLock { state throws(StorageError) in
             guard state.segments[state.segments.count - 1].size > 0 else { return }
-            try roll(&state)
+            try roll(&state, at: publishedEnd.load(ordering: .relaxed))
         }
     }
 
@@ -425,7 +466,9 @@ public final class PartitionLog: Sendable {
     }
 
     /// Removes every record at and after `offset` (replication truncates a follower to its leader's
-    /// epoch boundary). Whole batches go; the log end becomes the start of the batch holding `offset`.
+    /// epoch boundary). Whole batches go; the log end becomes the start of the batch holding `offset`
+    /// (in a log with gaps, a compacted one's or `appendAsFollower`'s: the end of the last batch
+    /// before the one holding `offset` or the first after it).
     /// The cut is synced before this returns.
     ///
     /// Order, for crashes and failures: (1) the recovery point is checkpointed at or below `offset`
@@ -444,9 +487,10 @@ public final class PartitionLog: Sendable {
             guard offset >= state.logStartOffset else {
                 throw StorageError(.offsetOutOfRange, path: directory, "cannot truncate to \(offset), before the log start \(state.logStartOffset)")
             }
-            // The new end: the start of the batch holding `offset` (whole batches go).
+            // The new end: the start of the batch holding `offset` (whole batches go), or, past a
+            // gap, the end of the last batch that stays.
             let keep = state.segments.lastIndex { $0.baseOffset < offset } ?? 0
-            let end = try state.segments[keep].batchBase(holding: offset) ?? offset
+            let end = try state.segments[keep].endAfterTruncating(from: offset)
             truncationFloor.store(end, ordering: .releasing)
             return true
         }

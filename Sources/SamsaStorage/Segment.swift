@@ -139,6 +139,11 @@ final class Segment: @unchecked Sendable {
         guard baseOffset >= nextOffset else {
             throw StorageError(.invalidArgument, path: logPath, "batch at offset \(baseOffset) is before the segment's end \(nextOffset)")
         }
+        guard Self.fitsRelativeOffsets(last: baseOffset + Int64(batch.lastOffsetDelta), base: self.baseOffset) else {
+            throw StorageError(
+                .invalidArgument, path: logPath,
+                "batch at offset \(baseOffset) ends more than \(Int32.max) offsets past the segment's base \(self.baseOffset)")
+        }
         let position = size
         // Room for the index entries this batch adds, before anything is written (growing an index
         // needs disk space, which may be gone).
@@ -300,10 +305,28 @@ final class Segment: @unchecked Sendable {
         return nil
     }
 
-    /// The base offset of the batch holding `offset` (nil when no batch at or after it is here).
-    func batchBase(holding offset: Int64) throws(StorageError) -> Int64? {
-        guard let position = try position(of: offset), let header = try readHeader(at: position, end: size) else { return nil }
-        return min(header.baseOffset, offset)
+    /// The segment's end once `truncate(from: offset)` has cut it: the end of the last batch before
+    /// the one holding `offset` (or the first after it): that batch's base offset in a contiguous
+    /// log, lower when a gap (offsets a cleaner removed) comes first; the segment's base when no batch
+    /// stays.
+    func endAfterTruncating(from offset: Int64) throws(StorageError) -> Int64 {
+        // From the index entry before the one for `offset`, so the batch before it is read too
+        // (an entry is a batch's base offset: the batch there ends before the entry after it).
+        let hint = offsetIndex.lookup(offset)
+        var position = hint.offset > baseOffset ? offsetIndex.lookup(hint.offset - 1).position : 0
+        var previousEnd = baseOffset
+        while position < size, let header = try readHeader(at: position, end: size) {
+            if header.lastOffset >= offset { return previousEnd }
+            previousEnd = header.lastOffset + 1
+            position += header.size
+        }
+        return nextOffset
+    }
+
+    /// Whether offsets up to `last` fit a segment based at `base`: index entries hold offsets relative
+    /// to the base in 32 bits, and Kafka keeps them to Int32 (`LogSegment.canConvertToRelativeOffset`).
+    static func fitsRelativeOffsets(last: Int64, base: Int64) -> Bool {
+        last >= base && last - base <= Int64(Int32.max)
     }
 
     /// What the first bytes of a batch say about it.

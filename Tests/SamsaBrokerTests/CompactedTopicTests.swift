@@ -40,6 +40,23 @@ struct CompactedTopicTests {
         return result
     }
 
+    /// Every batch of `log` whose base offset is at or past `start`: its base offset, the offset after
+    /// it and its bytes as stored.
+    static func batches(_ log: PartitionLog, from start: Int64) throws -> [(baseOffset: Int64, nextOffset: Int64, bytes: [UInt8])] {
+        var result: [(baseOffset: Int64, nextOffset: Int64, bytes: [UInt8])] = []
+        var offset = start
+        while offset < log.logEndOffset, let bytes = try log.read(from: offset, maxBytes: 1 << 20) {
+            var remaining = bytes
+            while remaining.readableBytes > 0 {
+                let batch = try RecordBatch(validating: remaining)
+                remaining.moveReaderIndex(forwardBy: batch.sizeInBytes)
+                offset = batch.nextOffset
+                if batch.baseOffset >= start { result.append((batch.baseOffset, batch.nextOffset, Array(batch.buffer.readableBytesView))) }
+            }
+        }
+        return result
+    }
+
     /// `updates` updates in batches of 5 over `keys` keys (`k<i>` = `v<n>`), then a tombstone of `k0`.
     /// Returns each key's latest record (offset, value) by key.
     static func fill(
@@ -229,6 +246,13 @@ struct CompactedTopicTests {
             let onFollower = try Self.records(followerLog).filter { $0.offset >= 500 }
             #expect(onFollower.map{ $0.offset } == onLeader.filter { $0.offset >= 500 }.map{ $0.offset }, "every record at the leader's offset")
             #expect(onFollower.map{ $0.value } == onLeader.filter { $0.offset >= 500 }.map{ $0.value })
+            // Kafka's follower appends the leader's batches as they are (`appendAsFollower`): from the
+            // follower's fetch offset on, the same batches, at the same base offsets, byte for byte, gaps included.
+            let leaderBatches = try Self.batches(leaderLog, from: 500)
+            let followerBatches = try Self.batches(followerLog, from: 500)
+            #expect(followerBatches.map(\.baseOffset) == leaderBatches.map(\.baseOffset))
+            #expect(followerBatches.map(\.bytes) == leaderBatches.map(\.bytes), "the follower's batches are the leader's bytes")
+            #expect(leaderBatches.count > 1 && zip(leaderBatches, leaderBatches.dropFirst()).contains { $1.baseOffset > $0.nextOffset }, "gaps were copied")
             // Each key's latest value on the follower, at its offset, and the follower cleans itself to the same view.
             var newest: [String: (offset: Int64, value: String?)] = [:]
             for record in try Self.records(followerLog) { newest[record.key] = (record.offset, record.value) }

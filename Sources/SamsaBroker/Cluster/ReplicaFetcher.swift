@@ -254,10 +254,10 @@ final class ReplicaFetcher: Sendable {
         if backOff { try await Task.sleep(for: .milliseconds(50)) }
     }
 
-    /// Appends fetched batches that start at the log end (or past it: a cleaned gap, see `OffsetGap`)
-    /// while this broker still follows at `epoch`
-    /// (each new leader epoch recorded where its first batch starts), then takes the leader's high
-    /// watermark and log start (DeleteRecords moves it).
+    /// Appends fetched batches that start at the log end, or past it (offsets the leader's cleaner
+    /// removed: kept as a gap, the batch written as the leader has it), while this broker still
+    /// follows at `epoch` (each new leader epoch recorded where its first batch starts), then takes
+    /// the leader's high watermark and log start (DeleteRecords moves it).
     private func append(
         _ records: ByteBuffer, to partition: Partition, epoch: LeaderEpoch, leaderHighWatermark: Int64, leaderLogStart: Int64
     ) async throws {
@@ -277,12 +277,9 @@ final class ReplicaFetcher: Sendable {
                 }
                 remaining.moveReaderIndex(forwardBy: batch.sizeInBytes)
                 if batch.nextOffset <= log.logEndOffset { continue }
-                // Past the log end: offsets the leader's cleaner removed (a compacted log keeps its
-                // offsets, gaps included). Before it: a batch this log holds only part of.
-                if batch.baseOffset > log.logEndOffset {
-                    last = try follower.skip(to: batch.baseOffset, epoch: batch.partitionLeaderEpoch) ?? last
-                }
-                guard batch.baseOffset == log.logEndOffset else {
+                // Past the log end is a gap the leader's cleaner left (a compacted log keeps its
+                // offsets); before it, a batch this log holds only part of.
+                guard batch.baseOffset >= log.logEndOffset else {
                     diverged = true
                     break
                 }

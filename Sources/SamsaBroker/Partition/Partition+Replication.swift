@@ -111,24 +111,16 @@ struct FollowerLog {
     var log: PartitionLog { partition.log }
     var latestEpoch: LeaderEpoch { partition.epochs?.latest(partition.id)?.epoch ?? .none }
 
-    /// Appends a batch as the leader sent it, recording its leader epoch where a new one starts.
+    /// Appends a batch as the leader sent it, at the leader's offsets (past the log end when the
+    /// leader's cleaner removed the offsets between: `PartitionLog.appendAsFollower`), recording its
+    /// leader epoch where a new one starts.
     func append(_ batch: RecordBatch) throws -> AppendResult {
         if LeaderEpoch(batch.partitionLeaderEpoch) > latestEpoch {
             try partition.epochs?.assign(partition.id, epoch: LeaderEpoch(batch.partitionLeaderEpoch), startOffset: batch.baseOffset)
         }
-        let appended = try log.appendWithoutWaiting(batch)
+        let appended = try log.appendAsFollower(batch)
         partition.countAppended(batch.sizeInBytes)
         return appended
-    }
-
-    /// Fills the offsets from the log end up to `offset` (a gap a leader's cleaner left) with batches
-    /// without records (`OffsetGap`), stamped with this log's latest epoch (else `epoch`), so the
-    /// leader's next batch lands at its own offset. Returns the last filler's append.
-    func skip(to offset: Int64, epoch: Int32) throws -> AppendResult? {
-        let stamp = latestEpoch != .none ? latestEpoch.rawValue : epoch
-        var last: AppendResult?
-        for filler in OffsetGap.fillers(count: offset - log.logEndOffset, leaderEpoch: stamp) { last = try append(filler) }
-        return last
     }
 
     /// Cuts the log at `offset` (if it is shorter, nothing) and the epochs that began there or later.
