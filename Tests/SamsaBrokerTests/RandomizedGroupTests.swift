@@ -69,7 +69,10 @@ final class GroupSchedule {
     var generations: [String: Int32] = [:]
     /// FindCoordinator requests sent (their version rotates through 1-4; not from the seed, as retries vary).
     var finds = 0
-    static let sessionMs: Int32 = 20_000
+    /// Long enough that a member's session outlives the slowest step seen on two loaded cores (a full
+    /// suite beside release builds made one step take ~25x its usual time and a 20 s session expired,
+    /// which the checks read as a lost generation); no step waits for an expiry.
+    static let sessionMs: Int32 = 60_000
 
     init(cluster: TestCluster, seed: UInt64) {
         self.cluster = cluster
