@@ -62,8 +62,8 @@ final class OffsetMap {
         latestOffset = -1
     }
 
-    /// Share of the slots in use.
-    var utilization: Double { Double(size) / Double(capacity) }
+    /// Share of the budget's slots in use (Kafka's buffer utilization), whatever this pass's capacity.
+    var utilization: Double { Double(size) / Double(maximumCapacity) }
 
     /// The home slot of `key`: the high half of `low × capacity` (Lemire's reduction, no division).
     @inline(__always)
