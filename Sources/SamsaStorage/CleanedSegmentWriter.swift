@@ -21,6 +21,10 @@ final class CleanedSegmentWriter {
     private(set) var nextOffset: Int64
     private var maxTimestamp: Int64 = -1
     private var bytesSinceIndexEntry = 0
+    /// Log bytes appended but not yet written, from `size - pending.readableBytes` on: one `pwrite`
+    /// per `chunkBytes` rather than one per batch (a cleaned batch is often a few kilobytes).
+    private var pending: ByteBuffer
+    private static let chunkBytes = 1 << 20
 
     /// The three `.cleaned` paths of the segment at `baseOffset` (the `.log` first).
     static func paths(directory: String, baseOffset: Int64) -> [String] {
@@ -34,6 +38,7 @@ final class CleanedSegmentWriter {
         self.files = files
         self.configuration = configuration
         self.nextOffset = baseOffset
+        pending = ByteBufferAllocator().buffer(capacity: Self.chunkBytes)
         let paths = Self.paths(directory: directory, baseOffset: baseOffset)
         logPath = paths[0]
         // Leftovers of an interrupted clean would be counted as entries: start from nothing.
@@ -68,15 +73,30 @@ final class CleanedSegmentWriter {
             try timeIndex.appendIfLarger(timestamp: maxTimestamp, offset: lastOffset)
             bytesSinceIndexEntry = 0
         }
-        try batch.withUnsafeReadableBytes { raw throws(StorageError) in try files.pwrite(fd, raw, at: position, path: logPath) }
+        if pending.readableBytes + batch.readableBytes > Self.chunkBytes { try writePending(fd) }
+        if batch.readableBytes >= Self.chunkBytes {
+            try batch.withUnsafeReadableBytes { raw throws(StorageError) in try files.pwrite(fd, raw, at: position, path: logPath) }
+        } else {
+            var bytes = batch
+            pending.writeBuffer(&bytes)
+        }
         bytesSinceIndexEntry += batch.readableBytes
         size += batch.readableBytes
         nextOffset = lastOffset + 1
     }
 
+    /// Writes the buffered bytes where they belong: just before `size`.
+    private func writePending(_ fd: Int32) throws(StorageError) {
+        guard pending.readableBytes > 0 else { return }
+        let position = size - pending.readableBytes
+        try pending.withUnsafeReadableBytes { raw throws(StorageError) in try files.pwrite(fd, raw, at: position, path: logPath) }
+        pending.clear()
+    }
+
     /// Trims the indexes to their entries and makes all three files durable.
     func finish() throws(StorageError) {
         guard let fd else { return }
+        try writePending(fd)
         try offsetIndex.trim()
         try timeIndex.trim()
         offsetIndex.close()
@@ -98,6 +118,7 @@ final class CleanedSegmentWriter {
         timeIndex.close()
         if let fd { files.close(fd) }
         fd = nil
+        pending.clear()
         for path in Self.paths(directory: directory, baseOffset: baseOffset) { try? files.unlink(path) }
     }
 }

@@ -96,7 +96,7 @@ final class Cleaner {
             if map.size > 0 {
                 throw StorageError(
                     .invalidArgument, path: log.directory,
-                    "a batch at offset \(firstDirty) or after holds more distinct keys than the cleaner's offset map takes (\(map.capacity) slots): raise log.cleaner.dedupe.buffer.size")
+                    "a batch at offset \(firstDirty) or after holds more distinct keys than the cleaner's offset map takes (\(map.maximumCapacity) slots): raise log.cleaner.dedupe.buffer.size")
             }
             return nil
         }
@@ -121,9 +121,13 @@ final class Cleaner {
     private func buildOffsetMap(
         _ view: CleaningView, from start: Int64, to end: Int64, producers: inout [Int64: Int64], statistics: inout CleaningPassStatistics
     ) throws(StorageError) {
-        map.clear()
-        let maxKeys = max(1, Int(Double(map.capacity) * loadFactor))
         let dirty = view.sealed.filter { $0.nextOffset > start && $0.baseOffset < end }
+        // Every record has its own offset, so the dirty section holds at most `end - start` keys: a map
+        // of that many slots over the load factor (plus slack for rounding) never fills before the
+        // budget's would, and a small pass touches few pages.
+        let mostSlots = Double(end - start) / loadFactor + 2
+        map.clear(capacity: mostSlots >= Double(map.maximumCapacity) ? map.maximumCapacity : Int(mostSlots))
+        let maxKeys = max(1, Int(Double(map.capacity) * loadFactor))
         for (index, segment) in dirty.enumerated() {
             let nextBase = index + 1 < dirty.count ? dirty[index + 1].baseOffset : end
             var full = false

@@ -1,6 +1,7 @@
 import Glibc
-/// The cleaner's map from key to the latest offset seen for it (Kafka's `SkimpyOffsetMap`): a fixed
-/// array of slots, sized once from a memory budget, with open addressing (linear probing).
+/// The cleaner's map from key to the latest offset seen for it (Kafka's `SkimpyOffsetMap`): an array
+/// of slots with open addressing (linear probing), mapped once for a memory budget and sized per pass
+/// (`clear(capacity:)`) to what that pass can need, within the budget.
 ///
 /// A key is stored as a 128-bit hash, not as its bytes, so every key costs the same 24 bytes (hash and
 /// offset) however long it is. Two keys with the same 128-bit hash would make the cleaner drop the
@@ -20,7 +21,12 @@ final class OffsetMap {
     /// half its time in `get` and `put` and a sixth zeroing the array.
     private let slots: UnsafeMutablePointer<UInt64>
     private let mappedBytes: Int
-    let capacity: Int
+    /// Slots the memory budget holds: no pass uses more.
+    let maximumCapacity: Int
+    /// Slots of this pass. Only their pages are touched, so a pass over a few thousand records faults
+    /// in (and the kernel zeroes) a page or two, not the whole budget: the profile of small passes was
+    /// a third kernel page zeroing.
+    private(set) var capacity: Int
     /// Keys stored.
     private(set) var size = 0
     /// The last offset the map covers: every record at or below it was offered to the map.
@@ -28,30 +34,36 @@ final class OffsetMap {
 
     /// A map whose slots fit in `memoryBytes` (at least one slot).
     init(memoryBytes: Int) {
-        capacity = max(1, memoryBytes / Self.bytesPerEntry)
+        maximumCapacity = max(1, memoryBytes / Self.bytesPerEntry)
+        capacity = maximumCapacity
         let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
-        mappedBytes = (capacity * Self.bytesPerEntry + pageSize - 1) / pageSize * pageSize
+        mappedBytes = (maximumCapacity * Self.bytesPerEntry + pageSize - 1) / pageSize * pageSize
         let region = mmap(nil, mappedBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
         guard let region, region != MAP_FAILED else { fatalError("the cleaner cannot map \(mappedBytes) bytes for its offset map: errno \(errno)") }
         _ = madvise(region, mappedBytes, MADV_HUGEPAGE)
-        slots = region.bindMemory(to: UInt64.self, capacity: capacity * 3)
+        slots = region.bindMemory(to: UInt64.self, capacity: maximumCapacity * 3)
     }
 
     deinit {
         munmap(slots, mappedBytes)
     }
 
-    /// Forgets every key; the pages go back to the system (zero again when next touched).
-    func clear() {
-        if size > 0 && madvise(slots, mappedBytes, MADV_DONTNEED) != 0 {
-            slots.update(repeating: 0, count: capacity * 3)
+    /// Forgets every key and takes `requested` slots (at least one, at most `maximumCapacity`) for the
+    /// next pass; the pages used go back to the system (zero again when next touched).
+    func clear(capacity requested: Int) {
+        if size > 0 {
+            // Whole huge pages: handing back part of one would split it.
+            let hugePage = 2 << 20
+            let used = (capacity * Self.bytesPerEntry + hugePage - 1) / hugePage * hugePage
+            if madvise(slots, min(used, mappedBytes), MADV_DONTNEED) != 0 { slots.update(repeating: 0, count: capacity * 3) }
         }
+        capacity = min(max(1, requested), maximumCapacity)
         size = 0
         latestOffset = -1
     }
 
-    /// Share of the slots in use.
-    var utilization: Double { Double(size) / Double(capacity) }
+    /// Share of the budget's slots in use (Kafka's buffer utilization), whatever this pass's capacity.
+    var utilization: Double { Double(size) / Double(maximumCapacity) }
 
     /// The home slot of `key`: the high half of `low × capacity` (Lemire's reduction, no division).
     @inline(__always)
