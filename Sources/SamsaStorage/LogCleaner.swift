@@ -259,7 +259,8 @@ public final class LogCleaner: Sendable {
             state.statistics.maxDirtyRatio = maxRatio
             for (partition, ratio) in ratios {
                 state.statistics.partitions[partition, default: PartitionCleaningState(dirtyRatio: 0, cleanPoint: 0)].dirtyRatio = ratio
-                state.statistics.partitions[partition]?.cleanPoint = points[partition] ?? 0
+                // The clean point now, not the snapshot above: another worker may have moved it since.
+                state.statistics.partitions[partition]?.cleanPoint = state.cleanPoints[partition] ?? 0
             }
             guard let best, !state.inProgress.contains(best.partition) else { return nil }
             state.inProgress.insert(best.partition)

@@ -59,7 +59,8 @@ extension PartitionLog {
     ///    old ones in the list readers take.
     /// A failure in 1 removes the `.swap`/`.cleaned` files and changes nothing. A failure after it
     /// leaves the old segments in the list (still readable, under whichever name they have) and the
-    /// files for the next open to finish; the error says so and the cleaner leaves the log alone.
+    /// files for the next open to finish, and the log refuses writes until then; the error says so and
+    /// the cleaner leaves the log alone.
     func replaceSegments(_ replaced: [Segment], with cleaned: CleanedSegmentWriter) throws(StorageError) -> Bool {
         let base = cleaned.baseOffset
         precondition(replaced.first?.baseOffset == base)
@@ -79,16 +80,27 @@ extension PartitionLog {
                 for path in cleanedPaths + swapPaths { try? files.unlink(path) }
                 throw error
             }
-            // 2. The old segments go (their paths are deleted only once the swap is whole: until then
-            // they may still be what readers are given).
+            // Past the commit point the next open finishes this swap from the `.swap` files, whatever
+            // happened to the range since: a failure from here on makes the log refuse writes and
+            // truncations until it is opened again (a truncation below the group's end and new appends
+            // there would otherwise be overwritten by the stale cleaned group at that open).
+            let segment: Segment
             var doomed: [String] = []
-            for segment in replaced { doomed += try segment.markDeleted() }
-            // 3. The new segment takes the name.
-            for (from, to) in zip(swapPaths, finalPaths) { try files.rename(from, to: to) }
-            let segment = try Segment(
-                directory: directory, baseOffset: base, configuration: state.configuration.segmentSettings, writable: false, files: files,
-                descriptors: descriptors)
-            try segment.loadEnd()
+            do throws(StorageError) {
+                // 2. The old segments go (their paths are deleted only once the swap is whole: until then
+                // they may still be what readers are given), durably before the swap takes their place.
+                for old in replaced { doomed += try old.markDeleted() }
+                try files.syncDirectory(directory)
+                // 3. The new segment takes the name.
+                for (from, to) in zip(swapPaths, finalPaths) { try files.rename(from, to: to) }
+                segment = try Segment(
+                    directory: directory, baseOffset: base, configuration: state.configuration.segmentSettings, writable: false, files: files,
+                    descriptors: descriptors)
+                try segment.loadEnd()
+            } catch {
+                groupCommit.refuseWrites(after: error)
+                throw error
+            }
             state.segments.replaceSubrange(first..<(first + replaced.count), with: [segment])
             state.pendingDeletion += doomed
             return doomed
